@@ -1,0 +1,147 @@
+"""Typed helpers for the calls the CLI and the launcher make (ClearML's shapes, plain dicts)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from clearml_task.api.session import Session
+from clearml_task.errors import APICallError, UserError
+
+ID = re.compile(r"^[-a-f0-9]{30,}$")  # what ClearML's clients take for an id rather than a name
+
+
+def _exact(name: str) -> str:
+    return f"^{re.escape(name)}$"
+
+
+class Client:
+    def __init__(self, session: Session | None = None) -> None:
+        self.session = session or Session()
+
+    def call(
+        self, endpoint: str, data: dict[str, Any] | list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        return self.session.call(endpoint, data)
+
+    # projects -------------------------------------------------------------------------------------
+    def project_id(self, name: str, *, create: bool = True) -> str:
+        found = self.call("projects.get_all", {"name": _exact(name), "only_fields": ["id", "name"]})
+        for project in found.get("projects", []):
+            if project.get("name") == name:
+                return str(project["id"])
+        if not create:
+            raise UserError(f"no project named {name!r}")
+        return str(self.call("projects.create", {"name": name})["id"])
+
+    # tasks ----------------------------------------------------------------------------------------
+    def create_task(self, document: dict[str, Any]) -> str:
+        return str(self.call("tasks.create", document)["id"])
+
+    def edit_task(self, task_id: str, *, force: bool = False, **fields: Any) -> None:
+        self.call("tasks.edit", {"task": task_id, "force": force, **fields})
+
+    def get_task(self, task_id: str) -> dict[str, Any]:
+        try:
+            task: dict[str, Any] = self.call("tasks.get_by_id", {"task": task_id})["task"]
+        except APICallError as e:
+            if e.subcode == 101:
+                raise UserError(
+                    f"no task with id {task_id}", "list tasks with `clearml-launcher tasks`"
+                ) from None
+            raise
+        return task
+
+    def tasks(self, **filters: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.call("tasks.get_all", filters)["tasks"]
+        return found
+
+    def clone_task(self, task_id: str, **overrides: Any) -> str:
+        return str(self.call("tasks.clone", {"task": task_id, **overrides})["id"])
+
+    def enqueue(self, task_id: str, queue_id: str) -> dict[str, Any]:
+        return self.call("tasks.enqueue", {"task": task_id, "queue": queue_id})
+
+    def set_status(self, task_id: str, status: str, *, force: bool = False, message: str = "") -> None:
+        """`status` is one of started, stopped, failed, completed (ClearML's endpoint names)."""
+        self.call(f"tasks.{status}", {"task": task_id, "force": force, "status_message": message})
+
+    def ping(self, task_id: str) -> None:
+        self.call("tasks.ping", {"task": task_id})
+
+    def set_requirements(self, task_id: str, requirements: dict[str, Any]) -> None:
+        self.call("tasks.set_requirements", {"task": task_id, "requirements": requirements})
+
+    # queues ---------------------------------------------------------------------------------------
+    def queues(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.call("queues.get_all", {})["queues"]
+        return found
+
+    def queue_id(self, name_or_id: str, *, create: bool = False) -> str:
+        """The id of a queue given by name or id; an unknown one is an error listing the known ones."""
+        known = self.queues()
+        for queue in known:
+            if name_or_id in (queue["id"], queue["name"]):
+                return str(queue["id"])
+        if create:
+            return str(self.call("queues.create", {"name": name_or_id})["id"])
+        names = ", ".join(sorted(q["name"] for q in known)) or "none"
+        raise UserError(
+            f"no queue named {name_or_id!r} (known queues: {names})", "create it with --create-queue"
+        )
+
+    def next_task(self, queue_id: str) -> str | None:
+        entry = self.call("queues.get_next_task", {"queue": queue_id}).get("entry")
+        return str(entry["task"]) if entry else None
+
+    # workers --------------------------------------------------------------------------------------
+    def register_worker(self, worker: str, queue_ids: Iterable[str], timeout: int = 600) -> None:
+        self.call("workers.register", {"worker": worker, "queues": list(queue_ids), "timeout": timeout})
+
+    def status_report(
+        self,
+        worker: str,
+        *,
+        task_id: str | None = None,
+        queue_id: str | None = None,
+        machine_stats: dict[str, Any] | None = None,
+    ) -> None:
+        report: dict[str, Any] = {"worker": worker, "timestamp": int(time.time() * 1000)}
+        if task_id:
+            report["task"] = task_id
+        if queue_id:
+            report["queue"] = queue_id
+        if machine_stats:
+            report["machine_stats"] = machine_stats
+        self.call("workers.status_report", report)
+
+    def unregister_worker(self, worker: str) -> None:
+        self.call("workers.unregister", {"worker": worker})
+
+    # logs -----------------------------------------------------------------------------------------
+    def send_log(self, task_id: str, lines: Iterable[tuple[str, str]], *, worker: str = "") -> int:
+        """Ship (level, message) lines as log events; returns how many the server took."""
+        stamp = int(time.time() * 1000)
+        events = [
+            {"type": "log", "task": task_id, "level": level, "msg": msg, "timestamp": stamp, "worker": worker}
+            for level, msg in lines
+        ]
+        if not events:
+            return 0
+        return int(self.call("events.add_batch", events).get("added", 0))
+
+    def task_log(self, task_id: str, *, batch_size: int = 5000) -> list[dict[str, Any]]:
+        """The whole log of a task, oldest first."""
+        out: list[dict[str, Any]] = []
+        start: int | None = None
+        while True:
+            request: dict[str, Any] = {"task": task_id, "batch_size": batch_size, "navigate_earlier": False}
+            if start is not None:
+                request["from_timestamp"] = start
+            events = self.call("events.get_task_log", request)["events"]
+            out.extend(events)
+            if len(events) < batch_size:
+                return out
+            start = events[-1]["timestamp"]

@@ -1,0 +1,117 @@
+"""One Session per server: finds it, logs in, keeps the token fresh, retries what is worth retrying."""
+
+from __future__ import annotations
+
+import base64
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from clearml_task import config as config_module
+from clearml_task.api.transport import HttpTransport, InProcessTransport, Transport, TransportError, encode
+from clearml_task.errors import APICallError, UserError
+
+RETRY_CODES = frozenset({429, 502, 503, 504})
+
+
+def _warn(message: str) -> None:
+    print(f"clearml-task: {message}", file=sys.stderr)
+
+
+class Session:
+    """Calls `<service>.<action>` endpoints and returns their `data`, or raises APICallError."""
+
+    def __init__(
+        self,
+        server: config_module.ServerConfig | None = None,
+        *,
+        retries: int = 6,
+        backoff: float = 0.5,
+        on_retry: Callable[[str], None] = _warn,
+    ) -> None:
+        self.config = server or config_module.resolve()
+        self.retries = retries
+        self.backoff = backoff
+        self.on_retry = on_retry
+        self._token: str | None = None
+        self.transport: Transport
+        if self.config.api_server is None:
+            inprocess = InProcessTransport(self.config.home / "server")
+            self.transport = inprocess
+            self._keys = (inprocess.app.keys.access_key, inprocess.app.keys.secret_key)
+        else:
+            self.transport = HttpTransport(self.config.api_server)
+            self._keys = (self.config.access_key or "", self.config.secret_key or "")
+
+    @property
+    def where(self) -> str:
+        return self.transport.where
+
+    def call(
+        self, endpoint: str, data: dict[str, Any] | list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        body, content_type = encode(data if data is not None else {})
+        for attempt in (1, 2):
+            headers = {"Content-Type": content_type, "Authorization": f"Bearer {self.token()}"}
+            code, envelope = self._send(endpoint, body, headers)
+            if code == 401 and attempt == 1:  # the token expired or the server was reset: log in again
+                self._token = None
+                continue
+            return self._data(endpoint, code, envelope)
+        raise AssertionError("unreachable")
+
+    def token(self) -> str:
+        if self._token is None:
+            self._token = self._login()
+        return self._token
+
+    def _login(self) -> str:
+        basic = base64.b64encode(f"{self._keys[0]}:{self._keys[1]}".encode()).decode()
+        headers = {"Content-Type": "application/json", "Authorization": f"Basic {basic}"}
+        code, envelope = self._send("auth.login", b"{}", headers)
+        if code == 401:
+            raise UserError(
+                f"the server at {self.where} rejected the credentials from {self.config.source}",
+                "check the access key and secret key (CLEARML_API_ACCESS_KEY / CLEARML_API_SECRET_KEY or "
+                "api.credentials in clearml.conf)",
+            )
+        token = self._data("auth.login", code, envelope).get("token")
+        if not isinstance(token, str):
+            raise UserError(f"the server at {self.where} answered auth.login without a token")
+        return token
+
+    def _send(self, endpoint: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        delay = self.backoff
+        for attempt in range(1, self.retries + 1):
+            last = attempt == self.retries
+            try:
+                code, envelope = self.transport.send(endpoint, body, headers)
+            except TransportError as e:
+                if last:
+                    raise UserError(
+                        f"cannot reach the ClearML server at {self.where} ({endpoint}: {e})",
+                        "start one with `clearml-launcher server`, or fix CLEARML_API_HOST / api.api_server",
+                    ) from None
+                problem = str(e)
+            else:
+                if code not in RETRY_CODES or last:
+                    return code, envelope
+                problem = f"HTTP {code}"
+            self.on_retry(f"{endpoint}: {problem}; retrying in {delay:.1f}s ({attempt}/{self.retries - 1})")
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _data(endpoint: str, code: int, envelope: dict[str, Any]) -> dict[str, Any]:
+        meta = envelope.get("meta") or {}
+        if code != 200 or meta.get("result_code", 200) != 200:
+            raise APICallError(
+                endpoint,
+                int(meta.get("result_code", code)),
+                int(meta.get("result_subcode", 0)),
+                str(meta.get("result_msg", "")),
+            )
+        data = envelope.get("data")
+        return data if isinstance(data, dict) else {}

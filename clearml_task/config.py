@@ -1,0 +1,111 @@
+"""Which server: CLEARML_API_HOST, else CLEARML_CONFIG_FILE or ~/clearml.conf, else the embedded default.
+
+The embedded default keeps its SQLite file and keys under $CLEARML_TASK_HOME (default: the platform's
+user data dir); `clearml-launcher server` serves that same directory over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from clearml_task.errors import UserError
+
+DEFAULT_CONFIG = "~/clearml.conf"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    api_server: str | None  # None: the embedded server, in process
+    web_server: str | None
+    files_server: str | None
+    access_key: str | None
+    secret_key: str | None
+    source: str  # where this came from, for messages: "environment", a file path, or "embedded"
+    home: Path  # the data dir of the embedded server
+
+    @property
+    def embedded(self) -> bool:
+        return self.api_server is None
+
+    def task_url(self, project_id: str | None, task_id: str) -> str | None:
+        if not self.web_server:
+            return None
+        return f"{self.web_server.rstrip('/')}/projects/{project_id or '*'}/tasks/{task_id}/output/log"
+
+
+def home(environ: Mapping[str, str] = os.environ) -> Path:
+    given = environ.get("CLEARML_TASK_HOME")
+    if given:
+        return Path(given).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("clearml-task", appauthor=False))
+
+
+def server_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the embedded server keeps its database and keys."""
+    return home(environ) / "server"
+
+
+def resolve(environ: Mapping[str, str] = os.environ) -> ServerConfig:
+    data = home(environ)
+    env_host = environ.get("CLEARML_API_HOST")
+    conf_path = Path(environ.get("CLEARML_CONFIG_FILE") or DEFAULT_CONFIG).expanduser()
+    if environ.get("CLEARML_CONFIG_FILE") and not conf_path.is_file():
+        raise UserError(
+            f"CLEARML_CONFIG_FILE points to {conf_path}, which does not exist",
+            "fix the path or unset CLEARML_CONFIG_FILE",
+        )
+    conf = _read_conf(conf_path) if conf_path.is_file() else {}
+    api_server = env_host or conf.get("api_server")
+    if not api_server:
+        return ServerConfig(None, None, None, None, None, "embedded", data)
+    access = environ.get("CLEARML_API_ACCESS_KEY") or conf.get("access_key")
+    secret = environ.get("CLEARML_API_SECRET_KEY") or conf.get("secret_key")
+    source = "environment" if env_host else str(conf_path)
+    if not access or not secret:
+        raise UserError(
+            f"no credentials for the ClearML server {api_server} (from {source})",
+            "set CLEARML_API_ACCESS_KEY and CLEARML_API_SECRET_KEY, or api.credentials in clearml.conf",
+        )
+    web = environ.get("CLEARML_WEB_HOST") or conf.get("web_server") or _derive(api_server, "8080", "app.")
+    files = (
+        environ.get("CLEARML_FILES_HOST") or conf.get("files_server") or _derive(api_server, "8081", "files.")
+    )
+    return ServerConfig(api_server.rstrip("/"), web, files, access, secret, source, data)
+
+
+def _derive(api_server: str, port: str, prefix: str) -> str:
+    """ClearML's rule: the web (files) server is the API host with :8008 -> :8080 (:8081), api. -> app."""
+    url = re.sub(r":8008\b", f":{port}", api_server)
+    return re.sub(r"//api\.", f"//{prefix}", url)
+
+
+def _read_conf(path: Path) -> dict[str, str]:
+    from pyhocon import ConfigFactory
+    from pyhocon.exceptions import ConfigException
+    from pyparsing import ParseBaseException
+
+    try:
+        tree = ConfigFactory.parse_file(str(path), resolve=True)
+    except (ConfigException, ParseBaseException, OSError) as e:
+        raise UserError(f"cannot read {path}: {e}", "fix the file's HOCON syntax") from None
+    api = tree.get_config("api", None) if "api" in tree else None
+    if api is None:
+        return {}
+    out = {}
+    for key in ("api_server", "web_server", "files_server"):
+        value = api.get_string(key, None)
+        if value:
+            out[key] = value
+    credentials = api.get_config("credentials", None) if "credentials" in api else None
+    if credentials is not None:
+        for key in ("access_key", "secret_key"):
+            value = credentials.get_string(key, None)
+            if value:
+                out[key] = value
+    return out

@@ -1,0 +1,43 @@
+"""What both commands show a person: errors as one line, tables, and the command wrapper that does it."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from clearml_task.errors import UserError
+
+
+def error(prog: str, message: str, hint: str = "") -> None:
+    line = f"{prog}: error: {message}"
+    if hint:
+        line += f" (hint: {hint})"
+    print(line, file=sys.stderr)
+
+
+def run(prog: str, command: Callable[[], int | None], *, debug: bool = False) -> int:
+    """Run a command; a UserError becomes one line on stderr and its exit code, never a traceback."""
+    try:
+        return command() or 0
+    except UserError as e:
+        if debug:
+            traceback.print_exc()
+        error(prog, e.message, e.hint)
+        return e.exit_code
+    except KeyboardInterrupt:
+        error(prog, "interrupted")
+        return 130
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(title=title, title_justify="left")
+    for column in columns:
+        view.add_column(column, overflow="fold")
+    for row in rows:
+        view.add_row(*("" if cell is None else str(cell) for cell in row))
+    Console().print(view)

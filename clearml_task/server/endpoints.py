@@ -1,0 +1,123 @@
+"""What an endpoint is: the registry the services fill, and the Call each handler receives."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from clearml_task.server import errors
+
+if TYPE_CHECKING:
+    from clearml_task.server.app import App
+    from clearml_task.server.store import Tx
+
+Handler = Callable[["Call"], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    handler: Handler
+    write: bool
+    auth: bool
+    batch: bool  # accepts a JSON list / json-lines body, handed over as data["requests"]
+
+
+ENDPOINTS: dict[str, Endpoint] = {}
+
+
+def endpoint(
+    name: str, *, write: bool = True, auth: bool = True, batch: bool = False
+) -> Callable[[Handler], Handler]:
+    """Register a handler as `<service>.<action>`; write=False runs it in a read transaction."""
+
+    def register(handler: Handler) -> Handler:
+        ENDPOINTS[name] = Endpoint(name, handler, write, auth, batch)
+        return handler
+
+    return register
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+@dataclass
+class Call:
+    """One API call: its request body, its transaction and who makes it."""
+
+    endpoint: str
+    data: dict[str, Any]
+    tx: Tx
+    app: App
+    identity: dict[str, Any] = field(default_factory=dict)
+
+    def required(self, name: str) -> Any:
+        value = self.data.get(name)
+        if value is None or value == "":
+            raise errors.missing_field(field=name)
+        return value
+
+    def text(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.required(name) if required else self.data.get(name, default)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise errors.validation_error(f"{name} must be a string")
+        return value
+
+    def id(self, name: str) -> str:
+        """A required id field (a list of one id is accepted too, as the clients sometimes send)."""
+        value = self.required(name)
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if not isinstance(value, str):
+            raise errors.validation_error(f"{name} must be an id string")
+        return value
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self.data.get(name, default)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        if isinstance(value, int):
+            return bool(value)
+        if value is None:
+            return default
+        raise errors.validation_error(f"{name} must be a boolean")
+
+    def integer(self, name: str, default: int | None = None) -> int | None:
+        value = self.data.get(name, default)
+        if value is None:
+            return default
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise errors.validation_error(f"{name} must be an integer") from None
+
+    def items(self, name: str) -> list[Any] | None:
+        """A list field; a single value is taken as a list of one."""
+        value = self.data.get(name)
+        if value is None:
+            return None
+        return value if isinstance(value, list) else [value]
+
+    def mapping(self, name: str) -> dict[str, Any] | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise errors.validation_error(f"{name} must be an object")
+        return value

@@ -1,0 +1,101 @@
+"""What every `*.get_all` shares: name regexes, tag filters, ordering, paging, dotted only_fields."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from clearml_task.server import errors
+
+
+def name_filter(pattern: str | None) -> re.Pattern[str] | None:
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise errors.validation_error(f"name is not a valid regular expression ({e})") from None
+
+
+def tags_match(have: Iterable[str], wanted: list[str] | None) -> bool:
+    """ClearML's tag filter: any of the listed tags; `-tag` or `__$not tag` excludes; `__$all` needs all."""
+    if not wanted:
+        return True
+    have = set(have)
+    include: list[str] = []
+    exclude: list[str] = []
+    need_all = negate = False
+    for tag in wanted:
+        if tag == "__$all":
+            need_all = True
+        elif tag == "__$any":
+            need_all = False
+        elif tag == "__$not":
+            negate = True
+        elif tag.startswith("-") or negate:
+            exclude.append(tag[1:] if tag.startswith("-") else tag)
+            negate = False
+        else:
+            include.append(tag)
+    if have & set(exclude):
+        return False
+    if not include:
+        return True
+    return set(include) <= have if need_all else bool(have & set(include))
+
+
+def order(docs: list[dict[str, Any]], order_by: list[str] | None) -> list[dict[str, Any]]:
+    """Sort by each field in turn (`-field` descending); documents lacking a field sort first."""
+    for spec in reversed(order_by or []):
+        if not isinstance(spec, str) or not spec.strip("-"):
+            raise errors.validation_error(f"order_by entries must be field names, got {spec!r}")
+        descending = spec.startswith("-")
+        path = spec.lstrip("-").split(".")
+        docs.sort(key=lambda d, p=path: _sort_key(_get(d, p)), reverse=descending)  # type: ignore[misc]
+    return docs
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, "")
+    if isinstance(value, bool | int | float):
+        return (1, value)
+    return (2, str(value))
+
+
+def page(docs: list[dict[str, Any]], page_no: int | None, page_size: int | None) -> list[dict[str, Any]]:
+    if page_size is None or page_size <= 0:
+        return docs
+    start = max(page_no or 0, 0) * page_size
+    return docs[start : start + page_size]
+
+
+def project(doc: dict[str, Any], only_fields: list[str] | None) -> dict[str, Any]:
+    """Keep only the (dotted) fields asked for, nested as in the document; `id` is always kept."""
+    if not only_fields:
+        return doc
+    out: dict[str, Any] = {"id": doc.get("id")}
+    for spec in only_fields:
+        if not isinstance(spec, str):
+            raise errors.validation_error("only_fields entries must be strings")
+        path = spec.split(".")
+        value = _get(doc, path, missing=_MISSING)
+        if value is _MISSING:
+            continue
+        target = out
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        target[path[-1]] = value
+    return out
+
+
+_MISSING = object()
+
+
+def _get(doc: Any, path: list[str], missing: Any = None) -> Any:
+    for key in path:
+        if not isinstance(doc, dict) or key not in doc:
+            return missing
+        doc = doc[key]
+    return doc

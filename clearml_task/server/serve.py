@@ -1,0 +1,60 @@
+"""Serving the app over HTTP with waitress (`clearml-launcher server`), and the config block it prints."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clearml_task.server.app import App
+
+
+@dataclass
+class Served:
+    app: App
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def api_block(url: str, access_key: str, secret_key: str) -> str:
+    """A ready `api { ... }` section for ~/clearml.conf."""
+    return (
+        "api {\n"
+        f"    api_server: {url}\n"
+        f"    credentials {{\n"
+        f'        "access_key" = "{access_key}"\n'
+        f'        "secret_key" = "{secret_key}"\n'
+        "    }\n"
+        "}\n"
+    )
+
+
+def create_server(
+    data_dir: Path, host: str = "127.0.0.1", port: int = 8008, threads: int = 8
+) -> tuple[Any, Served]:
+    """A waitress server bound to host:port (port 0 = any free port), not yet serving."""
+    from waitress.server import create_server as waitress_server
+
+    app = App(data_dir)
+    try:
+        server = waitress_server(app, host=host, port=port, threads=threads, ident="clearml-task")
+    except OSError as e:
+        from clearml_task.errors import UserError
+
+        raise UserError(
+            f"cannot listen on {host}:{port}: {e.strerror}", "pick another --port, or stop what uses it"
+        ) from None
+    bound_port = server.effective_port if isinstance(server.effective_port, int) else port
+    return server, Served(app, host, int(bound_port))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])

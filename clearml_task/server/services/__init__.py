@@ -1,0 +1,17 @@
+"""One module per ClearML service; importing them registers their endpoints."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from clearml_task.server.services import auth, debug, events, projects, queues, tasks, workers
+
+if TYPE_CHECKING:
+    from clearml_task.server.store import Tx
+
+__all__ = ["auth", "bootstrap", "debug", "events", "projects", "queues", "tasks", "workers"]
+
+
+def bootstrap(tx: Tx) -> None:
+    """What a fresh database needs: a queue tagged `default` (agents without --queue take it)."""
+    queues.ensure_default(tx)

@@ -1,0 +1,12 @@
+"""auth.*: log in with the key pair (HTTP Basic) and get a token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clearml_task.server.endpoints import Call, endpoint
+
+
+@endpoint("auth.login", write=False)
+def login(call: Call) -> dict[str, Any]:
+    return {"token": call.app.tokens.issue(call.integer("expiration_sec"))}

@@ -1,0 +1,97 @@
+"""events.*: a task's console log and metrics; events.add_batch takes json-lines."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from clearml_task.server import errors
+from clearml_task.server.endpoints import Call, endpoint, now
+from clearml_task.server.store import Tx
+
+MAX_LOG_MSG = 64 * 1024
+DEFAULT_LOG_BATCH = 5000
+TYPES = ("log", "training_stats_scalar", "training_stats_vector", "training_debug_image", "plot")
+
+
+class _Rejected(Exception):
+    pass
+
+
+def _checked(event: Any, tasks: dict[str, dict[str, Any] | None], tx: Tx) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise _Rejected("Event must be a JSON object")
+    task_id, kind = event.get("task"), event.get("type")
+    if not kind:
+        raise _Rejected("Event must have a 'type' field")
+    if kind not in TYPES:
+        raise _Rejected(f"Invalid event type {kind}")
+    if not isinstance(task_id, str) or not task_id:
+        raise _Rejected("Event must have a 'task' field")
+    if task_id not in tasks:
+        tasks[task_id] = tx.get("tasks", task_id)
+    if tasks[task_id] is None:
+        raise _Rejected(f"Invalid task id {task_id}")
+    out = dict(event)
+    timestamp = out.pop("ts", None) if "timestamp" not in out else out["timestamp"]
+    out["timestamp"] = int(timestamp) if isinstance(timestamp, int | float) else int(time.time() * 1000)
+    out.setdefault("worker", "<unknown>")
+    out.setdefault("metric", "")
+    out.setdefault("variant", "")
+    if kind == "log":
+        out["msg"] = str(out.get("msg", ""))[:MAX_LOG_MSG]
+        out.setdefault("level", "info")
+    return out
+
+
+@endpoint("events.add_batch", batch=True)
+def add_batch(call: Call) -> dict[str, Any]:
+    given = call.data.get("requests")
+    if given is None:  # one event posted as a JSON object
+        given = [call.data] if call.data else []
+    if not given:
+        raise errors.empty_batch()
+    accepted, problems = [], {}
+    tasks: dict[str, dict[str, Any] | None] = {}
+    for event in given:
+        try:
+            accepted.append(_checked(event, tasks, call.tx))
+        except _Rejected as e:
+            problems[str(e)] = problems.get(str(e), 0) + 1
+    if not accepted:
+        raise errors.events_not_added(", ".join(problems))
+    call.tx.add_events(accepted)
+    _touch_tasks(call.tx, accepted, tasks)
+    return {"added": len(accepted), "errors": sum(problems.values()), "errors_info": problems}
+
+
+def _touch_tasks(tx: Tx, events: list[dict[str, Any]], tasks: dict[str, dict[str, Any] | None]) -> None:
+    """Metric events move the task's last_iteration (and last_update) forward."""
+    iterations: dict[str, int] = {}
+    for event in events:
+        if event["type"] != "log" and isinstance(event.get("iter"), int):
+            iterations[event["task"]] = max(iterations.get(event["task"], 0), event["iter"])
+    for task_id, iteration in iterations.items():
+        task = tasks[task_id]
+        if task is not None:
+            task["last_iteration"] = max(int(task.get("last_iteration") or 0), iteration)
+            task["last_update"] = now()
+            tx.put("tasks", task)
+
+
+@endpoint("events.get_task_log", write=False)
+def get_task_log(call: Call) -> dict[str, Any]:
+    """A batch of log events: with navigate_earlier (the default) newest first, going back from the end
+    or from from_timestamp; otherwise oldest first, going forward. Events sharing the last returned
+    timestamp are all included, so paging by from_timestamp never skips a line."""
+    task_id = call.id("task")
+    if call.tx.get("tasks", task_id) is None:
+        raise errors.invalid_task_id(id=task_id)
+    batch = call.integer("batch_size", DEFAULT_LOG_BATCH) or DEFAULT_LOG_BATCH
+    earlier = call.flag("navigate_earlier", True)
+    start = call.integer("from_timestamp")
+    events = call.tx.events(task_id, "log", from_timestamp=start, limit=batch, newest_first=earlier)
+    order = call.text("order")
+    if (order == "asc" and earlier) or (order == "desc" and not earlier):
+        events.reverse()
+    return {"events": events, "returned": len(events), "total": call.tx.count_events(task_id, "log")}

@@ -1,0 +1,94 @@
+"""projects.*: create, look up and list projects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clearml_task.server import errors, query
+from clearml_task.server.endpoints import Call, endpoint, new_id, now
+from clearml_task.server.store import Tx
+
+
+def get(tx: Tx, project_id: str) -> dict[str, Any]:
+    doc = tx.get("projects", project_id)
+    if doc is None:
+        raise errors.invalid_project_id(id=project_id)
+    return doc
+
+
+def create(tx: Tx, call: Call, name: str, **fields: Any) -> str:
+    """A project named `name`; the parents of a nested name (`a/b/c`) are created when missing."""
+    parts = [part.strip() for part in name.split("/") if part.strip()]
+    name = "/".join(parts)
+    if not parts:
+        raise errors.invalid_project_name(name=name)
+    if len(parts[-1]) < 3:
+        raise errors.validation_error("project name must be at least 3 characters long", name=name)
+    if tx.name_taken("projects", name):
+        raise errors.not_unique("a project with this name exists", name=name)
+    path: list[str] = []
+    for depth in range(1, len(parts)):
+        ancestor = "/".join(parts[:depth])
+        found = tx.find("projects", "name = ?", (ancestor,))
+        path.append(str(found[0]["id"]) if found else create(tx, call, ancestor))
+    stamp = now()
+    doc = {
+        "id": new_id(),
+        "name": name,
+        "basename": parts[-1],
+        "parent": path[-1] if path else None,
+        "path": path,
+        "description": fields.get("description") or "",
+        "created": stamp,
+        "last_update": stamp,
+        "tags": list(fields.get("tags") or []),
+        "system_tags": list(fields.get("system_tags") or []),
+        "default_output_destination": fields.get("default_output_destination"),
+        "user": call.identity.get("user"),
+        "company": call.identity.get("company"),
+    }
+    tx.put("projects", doc)
+    return str(doc["id"])
+
+
+@endpoint("projects.create")
+def create_endpoint(call: Call) -> dict[str, Any]:
+    name = call.text("name", required=True) or ""
+    fields = {
+        k: call.data.get(k) for k in ("description", "tags", "system_tags", "default_output_destination")
+    }
+    return {"id": create(call.tx, call, name, **fields)}
+
+
+@endpoint("projects.get_by_id", write=False)
+def get_by_id(call: Call) -> dict[str, Any]:
+    return {"project": get(call.tx, call.id("project"))}
+
+
+@endpoint("projects.get_all", write=False)
+def get_all(call: Call) -> dict[str, Any]:
+    ids = call.items("id")
+    pattern = query.name_filter(call.text("name"))
+    hidden = call.flag("search_hidden") or ids is not None
+    docs = [
+        doc
+        for doc in call.tx.find("projects")
+        if (ids is None or doc["id"] in ids)
+        and (pattern is None or pattern.search(doc["name"]))
+        and query.tags_match(doc.get("tags", []), call.items("tags"))
+        and query.tags_match(doc.get("system_tags", []), call.items("system_tags"))
+        and (hidden or "hidden" not in doc.get("system_tags", []))
+    ]
+    docs = query.order(docs, call.items("order_by"))
+    docs = query.page(docs, call.integer("page"), call.integer("page_size"))
+    return {"projects": [query.project(doc, call.items("only_fields")) for doc in docs]}
+
+
+@endpoint("projects.delete")
+def delete(call: Call) -> dict[str, Any]:
+    project_id = call.id("project")
+    get(call.tx, project_id)
+    tasks = call.tx.find("tasks", "project = ?", (project_id,))
+    if tasks and not call.flag("force"):
+        raise errors.validation_error(f"project has {len(tasks)} tasks; pass force to delete it anyway")
+    return {"deleted": call.tx.delete("projects", project_id), "disassociated_tasks": len(tasks)}

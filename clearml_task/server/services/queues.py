@@ -1,0 +1,255 @@
+"""queues.*: named, ordered lists of task entries; get_next_task pops the head atomically."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clearml_task.server import errors, query
+from clearml_task.server.endpoints import Call, endpoint, new_id, now
+from clearml_task.server.store import Tx
+
+DEFAULT_TAG = "default"
+
+
+def get(tx: Tx, queue_id: str) -> dict[str, Any]:
+    doc = tx.get("queues", queue_id)
+    if doc is None:
+        raise errors.invalid_queue_id(queue_id=queue_id)
+    return doc
+
+
+def by_name(tx: Tx, name: str) -> dict[str, Any] | None:
+    found = tx.find("queues", "name = ?", (name,))
+    return found[0] if found else None
+
+
+def create(
+    tx: Tx,
+    name: str,
+    *,
+    tags: list[str] | None = None,
+    system_tags: list[str] | None = None,
+    user: str | None = None,
+    company: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> str:
+    name = name.strip()
+    if not name:
+        raise errors.validation_error("queue name must not be empty")
+    if tx.name_taken("queues", name):
+        raise errors.not_unique("a queue with this name exists", name=name)
+    stamp = now()
+    doc = {
+        "id": new_id(),
+        "name": name,
+        "display_name": name,
+        "created": stamp,
+        "last_update": stamp,
+        "tags": list(tags or []),
+        "system_tags": list(system_tags or []),
+        "entries": [],
+        "metadata": metadata or {},
+        "user": user,
+        "company": company,
+    }
+    tx.put("queues", doc)
+    return str(doc["id"])
+
+
+def ensure_default(tx: Tx) -> None:
+    if any(DEFAULT_TAG in q.get("system_tags", []) for q in tx.find("queues")):
+        return
+    existing = by_name(tx, "default")
+    if existing is None:
+        create(tx, "default", system_tags=[DEFAULT_TAG])
+    else:
+        existing["system_tags"] = [*existing.get("system_tags", []), DEFAULT_TAG]
+        tx.put("queues", existing)
+
+
+def default(tx: Tx) -> dict[str, Any]:
+    found = [q for q in tx.find("queues") if DEFAULT_TAG in q.get("system_tags", [])]
+    if not found:
+        raise errors.no_default_queue()
+    if len(found) > 1:
+        raise errors.multiple_default_queues()
+    return found[0]
+
+
+def add_entry(tx: Tx, queue: dict[str, Any], task_id: str) -> None:
+    if any(e["task"] == task_id for e in queue["entries"]):
+        raise errors.task_already_queued(task=task_id, queue=queue["id"])
+    queue["entries"].append({"task": task_id, "added": now()})
+    queue["last_update"] = now()
+    tx.put("queues", queue)
+
+
+def remove_entry(tx: Tx, queue: dict[str, Any], task_id: str) -> int:
+    kept = [e for e in queue["entries"] if e["task"] != task_id]
+    removed = len(queue["entries"]) - len(kept)
+    if removed:
+        queue["entries"] = kept
+        queue["last_update"] = now()
+        tx.put("queues", queue)
+    return removed
+
+
+def remove_from_all(tx: Tx, task_id: str) -> int:
+    # Entries live inside the queue documents; LIKE narrows the scan to queues that mention the task.
+    return sum(remove_entry(tx, q, task_id) for q in tx.find("queues", "doc LIKE ?", (f"%{task_id}%",)))
+
+
+def _limited(doc: dict[str, Any], max_entries: int | None) -> dict[str, Any]:
+    if max_entries is not None:
+        doc["entries"] = doc["entries"][:max_entries]
+    return doc
+
+
+@endpoint("queues.create")
+def create_endpoint(call: Call) -> dict[str, Any]:
+    queue_id = create(
+        call.tx,
+        call.text("name", required=True) or "",
+        tags=call.items("tags"),
+        system_tags=call.items("system_tags"),
+        user=call.identity.get("user"),
+        company=call.identity.get("company"),
+        metadata=call.mapping("metadata"),
+    )
+    return {"id": queue_id}
+
+
+@endpoint("queues.get_by_id", write=False)
+def get_by_id(call: Call) -> dict[str, Any]:
+    return {"queue": _limited(get(call.tx, call.id("queue")), call.integer("max_task_entries"))}
+
+
+@endpoint("queues.get_all", write=False)
+def get_all(call: Call) -> dict[str, Any]:
+    ids = call.items("id")
+    pattern = query.name_filter(call.text("name"))
+    docs = [
+        doc
+        for doc in call.tx.find("queues")
+        if (ids is None or doc["id"] in ids)
+        and (pattern is None or pattern.search(doc["name"]))
+        and query.tags_match(doc.get("tags", []), call.items("tags"))
+        and query.tags_match(doc.get("system_tags", []), call.items("system_tags"))
+    ]
+    docs = query.order(docs, call.items("order_by"))
+    docs = query.page(docs, call.integer("page"), call.integer("page_size"))
+    limit = call.integer("max_task_entries")
+    return {"queues": [query.project(_limited(d, limit), call.items("only_fields")) for d in docs]}
+
+
+@endpoint("queues.get_default", write=False)
+def get_default(call: Call) -> dict[str, Any]:
+    queue = default(call.tx)
+    return {"id": queue["id"], "name": queue["name"]}
+
+
+@endpoint("queues.update")
+def update(call: Call) -> dict[str, Any]:
+    queue = get(call.tx, call.id("queue"))
+    fields: dict[str, Any] = {}
+    name = call.text("name")
+    if name and name != queue["name"]:
+        if call.tx.name_taken("queues", name):
+            raise errors.not_unique("a queue with this name exists", name=name)
+        fields["name"] = fields["display_name"] = name
+    for key in ("tags", "system_tags"):
+        if call.items(key) is not None:
+            fields[key] = call.items(key)
+    if call.mapping("metadata") is not None:
+        fields["metadata"] = call.mapping("metadata")
+    queue.update(fields, last_update=now())
+    call.tx.put("queues", queue)
+    return {"updated": 1 if fields else 0, "fields": fields}
+
+
+@endpoint("queues.delete")
+def delete(call: Call) -> dict[str, Any]:
+    queue = get(call.tx, call.id("queue"))
+    if queue["entries"] and not call.flag("force"):
+        raise errors.queue_not_empty(
+            "use force=true to delete", queue=queue["id"], entries=len(queue["entries"])
+        )
+    from clearml_task.server.services import tasks
+
+    for entry in queue["entries"]:
+        task = call.tx.get("tasks", entry["task"])
+        if task is not None and task["status"] == "queued":
+            reason = f"Queue {queue['id']} was deleted"
+            tasks.set_status(
+                call.tx, task, task.get("enqueue_status") or "created", force=True, reason=reason
+            )
+    return {"deleted": call.tx.delete("queues", queue["id"])}
+
+
+@endpoint("queues.add_task")
+def add_task(call: Call) -> dict[str, Any]:
+    queue = get(call.tx, call.id("queue"))
+    task_id = call.id("task")
+    if call.tx.get("tasks", task_id) is None:
+        raise errors.invalid_task_id(id=task_id)
+    add_entry(call.tx, queue, task_id)
+    return {"added": 1}
+
+
+@endpoint("queues.remove_task")
+def remove_task(call: Call) -> dict[str, Any]:
+    queue = get(call.tx, call.id("queue"))
+    return {"removed": remove_entry(call.tx, queue, call.id("task"))}
+
+
+@endpoint("queues.get_next_task")
+def get_next_task(call: Call) -> dict[str, Any]:
+    """Pop the head entry. The write transaction (BEGIN IMMEDIATE) makes the pop exclusive."""
+    queue = get(call.tx, call.id("queue"))
+    if not queue["entries"]:
+        return {}
+    entry = queue["entries"].pop(0)
+    queue["last_update"] = now()
+    call.tx.put("queues", queue)
+    return {"entry": entry}
+
+
+def _move(call: Call, where: str) -> dict[str, Any]:
+    queue = get(call.tx, call.id("queue"))
+    task_id = call.id("task")
+    entries = queue["entries"]
+    index = next((i for i, e in enumerate(entries) if e["task"] == task_id), None)
+    if index is None:
+        raise errors.task_not_queued(task=task_id, queue=queue["id"])
+    count = call.integer("count", 1) or 1
+    target = {
+        "forward": index - count,
+        "backward": index + count,
+        "front": 0,
+        "back": len(entries) - 1,
+    }[where]
+    target = min(max(target, 0), len(entries) - 1)
+    entries.insert(target, entries.pop(index))
+    queue["last_update"] = now()
+    call.tx.put("queues", queue)
+    return {"position": target}
+
+
+@endpoint("queues.move_task_forward")
+def move_task_forward(call: Call) -> dict[str, Any]:
+    return _move(call, "forward")
+
+
+@endpoint("queues.move_task_backward")
+def move_task_backward(call: Call) -> dict[str, Any]:
+    return _move(call, "backward")
+
+
+@endpoint("queues.move_task_to_front")
+def move_task_to_front(call: Call) -> dict[str, Any]:
+    return _move(call, "front")
+
+
+@endpoint("queues.move_task_to_back")
+def move_task_to_back(call: Call) -> dict[str, Any]:
+    return _move(call, "back")

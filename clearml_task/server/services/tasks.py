@@ -1,0 +1,566 @@
+"""tasks.*: the task document, its status state machine, cloning, queueing and hyperparameters."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timezone
+from typing import Any
+
+from clearml_task.server import errors, query
+from clearml_task.server.endpoints import Call, endpoint, new_id, now
+from clearml_task.server.services import projects, queues, workers
+from clearml_task.server.store import Tx
+
+TYPES = (
+    "training",
+    "testing",
+    "inference",
+    "data_processing",
+    "application",
+    "monitor",
+    "controller",
+    "optimizer",
+    "service",
+    "qc",
+    "custom",
+)
+
+# Allowed status changes (ClearML's table); the same status is always allowed, `force` skips the check.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "created": frozenset({"queued", "in_progress"}),
+    "queued": frozenset({"created", "in_progress", "stopped"}),
+    "in_progress": frozenset({"stopped", "failed", "created", "completed"}),
+    "stopped": frozenset(
+        {"closed", "created", "failed", "queued", "in_progress", "published", "publishing", "completed"}
+    ),
+    "closed": frozenset({"created", "failed", "published", "publishing", "stopped"}),
+    "failed": frozenset({"created", "stopped", "published", "queued"}),
+    "publishing": frozenset({"published"}),
+    "published": frozenset(),
+    "completed": frozenset({"published", "in_progress", "created"}),
+    "unknown": frozenset(),
+}
+FINISHED = ("stopped", "failed", "completed", "published", "closed")
+
+# tasks.edit: these are merged key by key into what the task has; every other field is replaced.
+MERGED_ON_EDIT = ("script", "execution", "output", "models")
+EDITABLE = (
+    "name",
+    "type",
+    "project",
+    "comment",
+    "parent",
+    "tags",
+    "system_tags",
+    "script",
+    "execution",
+    "output",
+    "models",
+    "hyperparams",
+    "configuration",
+    "runtime",
+    "container",
+)
+OBJECT_FIELDS = (
+    "script",
+    "execution",
+    "output",
+    "models",
+    "hyperparams",
+    "configuration",
+    "runtime",
+    "container",
+)
+
+
+def can_change(old: str, new: str) -> bool:
+    return old == new or new in TRANSITIONS.get(old, frozenset())
+
+
+def get(tx: Tx, task_id: str) -> dict[str, Any]:
+    doc = tx.get("tasks", task_id)
+    if doc is None:
+        raise errors.invalid_task_id(id=task_id)
+    return doc
+
+
+def set_status(
+    tx: Tx,
+    task: dict[str, Any],
+    new: str,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    message: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Move `task` to `new` if the table allows it; returns the fields that changed."""
+    old = task["status"]
+    if not force and not can_change(old, new):
+        raise errors.invalid_task_status(
+            f"cannot change status from {old} to {new}", current_status=old, new_status=new
+        )
+    stamp = now()
+    fields: dict[str, Any] = {
+        "status": new,
+        "status_changed": stamp,
+        "status_reason": reason or "",
+        "status_message": message or "",
+        "last_update": stamp,
+        "last_change": stamp,
+    }
+    if new == "in_progress" and old != "in_progress":
+        fields["started"] = stamp
+        fields["completed"] = None
+    if new in FINISHED and old not in FINISHED:
+        fields["completed"] = stamp
+    if old == "queued" and new != "queued":
+        queues.remove_from_all(tx, task["id"])
+    fields.update(extra or {})
+    task.update(fields)
+    tx.put("tasks", task)
+    return fields
+
+
+def _validated(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
+    """Check the shapes of the document fields a client sends; fill hyperparam section/name."""
+    name = fields.get("name")
+    if name is not None and (not isinstance(name, str) or len(name.strip()) < 3):
+        raise errors.validation_error("name must be a string of at least 3 characters")
+    task_type = fields.get("type")
+    if task_type is not None and task_type not in TYPES:
+        raise errors.validation_error(f"type must be one of {', '.join(TYPES)}", type=task_type)
+    for key in OBJECT_FIELDS:
+        if fields.get(key) is not None and not isinstance(fields[key], dict):
+            raise errors.validation_error(f"{key} must be an object")
+    for key in ("tags", "system_tags"):
+        if fields.get(key) is not None and not (
+            isinstance(fields[key], list) and all(isinstance(t, str) for t in fields[key])
+        ):
+            raise errors.validation_error(f"{key} must be a list of strings")
+    if fields.get("project"):
+        projects.get(call.tx, fields["project"])
+    if fields.get("parent") and call.tx.get("tasks", fields["parent"]) is None:
+        raise errors.invalid_task_id("parent", id=fields["parent"])
+    if fields.get("hyperparams") is not None:
+        fields["hyperparams"] = _normalised_hyperparams(fields["hyperparams"])
+    if fields.get("configuration") is not None:
+        fields["configuration"] = _normalised_configuration(fields["configuration"])
+    return fields
+
+
+def _normalised_hyperparams(hyperparams: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for section, params in hyperparams.items():
+        if not isinstance(params, dict):
+            raise errors.validation_error(f"hyperparams.{section} must be an object of parameters")
+        out[section] = {}
+        for name, param in params.items():
+            if not isinstance(param, dict):
+                raise errors.validation_error(f"hyperparams.{section}.{name} must be an object")
+            out[section][name] = {**param, "section": section, "name": name}
+    return out
+
+
+def _normalised_configuration(configuration: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, item in configuration.items():
+        if not isinstance(item, dict):
+            raise errors.validation_error(f"configuration.{name} must be an object")
+        out[name] = {**item, "name": name}
+    return out
+
+
+def _new_task(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
+    stamp = now()
+    output = dict(fields.get("output") or {})
+    if fields.get("output_dest"):
+        output["destination"] = fields["output_dest"]
+    return {
+        "id": new_id(),
+        "name": fields["name"].strip(),
+        "type": fields["type"],
+        "status": "created",
+        "status_reason": "",
+        "status_message": "",
+        "status_changed": stamp,
+        "project": fields.get("project"),
+        "parent": fields.get("parent"),
+        "comment": fields.get("comment") or "",
+        "user": call.identity.get("user"),
+        "company": call.identity.get("company"),
+        "created": stamp,
+        "last_update": stamp,
+        "last_change": stamp,
+        "last_iteration": 0,
+        "tags": list(fields.get("tags") or []),
+        "system_tags": list(fields.get("system_tags") or []),
+        "output": output,
+        "models": fields.get("models") or {"input": [], "output": []},
+        "script": fields.get("script") or {},
+        "execution": fields.get("execution") or {},
+        "hyperparams": fields.get("hyperparams") or {},
+        "configuration": fields.get("configuration") or {},
+        "container": fields.get("container") or {},
+        "runtime": fields.get("runtime") or {},
+    }
+
+
+@endpoint("tasks.create")
+def create(call: Call) -> dict[str, Any]:
+    call.required("name")
+    call.required("type")
+    fields = {k: call.data.get(k) for k in (*EDITABLE, "output_dest")}
+    doc = _new_task(call, _validated(call, fields))
+    call.tx.put("tasks", doc)
+    return {"id": doc["id"]}
+
+
+@endpoint("tasks.edit")
+def edit(call: Call) -> dict[str, Any]:
+    task = get(call.tx, call.id("task"))
+    if task["status"] != "created" and not call.flag("force"):
+        raise errors.invalid_task_status(
+            "only tasks in status created can be edited (pass force to override)",
+            current_status=task["status"],
+        )
+    given = _validated(call, {k: call.data[k] for k in EDITABLE if k in call.data})
+    fields: dict[str, Any] = {}
+    for key, value in given.items():
+        if key in MERGED_ON_EDIT and isinstance(value, dict):
+            fields[key] = {**(task.get(key) or {}), **value}
+        else:
+            fields[key] = value
+    if fields:
+        fields["last_update"] = fields["last_change"] = now()
+        task.update(fields)
+        call.tx.put("tasks", task)
+    return {"updated": 1 if fields else 0, "fields": fields}
+
+
+@endpoint("tasks.get_by_id", write=False)
+def get_by_id(call: Call) -> dict[str, Any]:
+    return {"task": get(call.tx, call.id("task"))}
+
+
+@endpoint("tasks.get_all", write=False)
+def get_all(call: Call) -> dict[str, Any]:
+    where, params = [], []
+    for column in ("id", "project", "status"):
+        values = call.items(column)
+        if values is not None:
+            where.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "0")
+            params.extend(values)
+    pattern = query.name_filter(call.text("name"))
+    types, parents = call.items("type"), call.items("parent")
+    hidden = call.flag("search_hidden") or call.items("id") is not None
+    docs = [
+        doc
+        for doc in call.tx.find("tasks", " AND ".join(where), params)
+        if (pattern is None or pattern.search(doc["name"]))
+        and (types is None or doc.get("type") in types)
+        and (parents is None or doc.get("parent") in parents)
+        and query.tags_match(doc.get("tags", []), call.items("tags"))
+        and query.tags_match(doc.get("system_tags", []), call.items("system_tags"))
+        and (hidden or "hidden" not in doc.get("system_tags", []))
+    ]
+    docs = query.order(docs, call.items("order_by"))
+    docs = query.page(docs, call.integer("page"), call.integer("page_size"))
+    return {"tasks": [query.project(doc, call.items("only_fields")) for doc in docs]}
+
+
+@endpoint("tasks.clone")
+def clone(call: Call) -> dict[str, Any]:
+    source = get(call.tx, call.id("task"))
+    data = call.data
+    fields = {k: copy.deepcopy(source.get(k)) for k in EDITABLE if k != "runtime"}
+    fields["output"] = {"destination": (source.get("output") or {}).get("destination")}
+    fields["models"] = {"input": (source.get("models") or {}).get("input", []), "output": []}
+    fields["execution"] = {k: v for k, v in (fields.get("execution") or {}).items() if k != "queue"}
+    fields["system_tags"] = [
+        t for t in source.get("system_tags") or [] if t not in ("development", "archived")
+    ]
+    fields["parent"] = data.get("new_task_parent") or source.get("parent") or source["id"]
+    overrides = {
+        "name": "new_task_name",
+        "comment": "new_task_comment",
+        "tags": "new_task_tags",
+        "system_tags": "new_task_system_tags",
+        "project": "new_task_project",
+        "hyperparams": "new_task_hyperparams",
+        "configuration": "new_task_configuration",
+        "container": "new_task_container",
+    }
+    for key, param in overrides.items():
+        if data.get(param) is not None:
+            fields[key] = data[param]
+    if call.mapping("execution_overrides"):
+        fields["execution"] = {**fields["execution"], **(call.mapping("execution_overrides") or {})}
+    result: dict[str, Any] = {}
+    project_name = call.text("new_project_name")
+    if project_name and not data.get("new_task_project"):
+        found = call.tx.find("projects", "name = ?", (project_name,))
+        fields["project"] = found[0]["id"] if found else projects.create(call.tx, call, project_name)
+        result["new_project"] = {"id": fields["project"], "name": project_name}
+    doc = _new_task(call, _validated(call, fields))
+    call.tx.put("tasks", doc)
+    return {"id": doc["id"], **result}
+
+
+def _status_call(call: Call, new: str, *, extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict]:
+    task = get(call.tx, call.id("task"))
+    fields = set_status(
+        call.tx,
+        task,
+        new,
+        force=call.flag("force"),
+        reason=call.text("status_reason"),
+        message=call.text("status_message"),
+        extra=extra,
+    )
+    return task, fields
+
+
+@endpoint("tasks.started")
+def started(call: Call) -> dict[str, Any]:
+    _, fields = _status_call(call, "in_progress")
+    return {"updated": 1, "fields": fields, "started": 1}
+
+
+@endpoint("tasks.stopped")
+def stopped(call: Call) -> dict[str, Any]:
+    _, fields = _status_call(call, "stopped")
+    return {"updated": 1, "fields": fields}
+
+
+@endpoint("tasks.failed")
+def failed(call: Call) -> dict[str, Any]:
+    _, fields = _status_call(call, "failed")
+    return {"updated": 1, "fields": fields}
+
+
+@endpoint("tasks.completed")
+def completed(call: Call) -> dict[str, Any]:
+    task, fields = _status_call(call, "completed")
+    published = 0
+    if call.flag("publish"):
+        fields.update(set_status(call.tx, task, "published", force=call.flag("force")))
+        published = 1
+    return {"updated": 1, "fields": fields, "published": published}
+
+
+@endpoint("tasks.publish")
+def publish(call: Call) -> dict[str, Any]:
+    _, fields = _status_call(call, "published")
+    return {"updated": 1, "fields": fields}
+
+
+@endpoint("tasks.close")
+def close(call: Call) -> dict[str, Any]:
+    _, fields = _status_call(call, "closed")
+    return {"updated": 1, "fields": fields}
+
+
+TASK_UPDATE_TIMEOUT = 600  # seconds: a task a worker reported on within this is "held" by it
+
+
+def _held_by_worker(task: dict[str, Any]) -> bool:
+    if not task.get("last_worker") or not task.get("last_update"):
+        return False
+    age = datetime.now(timezone.utc) - datetime.fromisoformat(task["last_update"])
+    return age.total_seconds() < TASK_UPDATE_TIMEOUT
+
+
+@endpoint("tasks.stop")
+def stop(call: Call) -> dict[str, Any]:
+    """A task held by a live worker is asked to stop (status_message "stopping": the worker kills it and
+    reports tasks.stopped); a queued or unattended task is stopped at once."""
+    task = get(call.tx, call.id("task"))
+    reason = call.text("status_reason") or ""
+    if (
+        task["status"] != "queued"
+        and "development" not in task.get("system_tags", [])
+        and _held_by_worker(task)
+    ):
+        fields = {"status_reason": reason, "status_message": "stopping", "last_update": now()}
+        task.update(fields)
+        call.tx.put("tasks", task)
+        return {"updated": 1, "fields": fields}
+    user = call.identity.get("user_name") or "user"
+    fields = set_status(
+        call.tx, task, "stopped", force=call.flag("force"), reason=reason, message=f"Stopped by {user}"
+    )
+    return {"updated": 1, "fields": fields}
+
+
+@endpoint("tasks.enqueue")
+def enqueue(call: Call) -> dict[str, Any]:
+    task = get(call.tx, call.id("task"))
+    queue_id, queue_name = call.text("queue"), call.text("queue_name")
+    if queue_id and queue_name:
+        raise errors.validation_error("pass either queue or queue_name, not both")
+    if queue_id:
+        queue = queues.get(call.tx, queue_id)
+    elif queue_name:
+        queue = queues.by_name(call.tx, queue_name) or queues.get(
+            call.tx, queues.create(call.tx, queue_name, user=call.identity.get("user"))
+        )
+    else:
+        queue = queues.default(call.tx)
+    previous = task["status"]
+    queues.remove_from_all(call.tx, task["id"])
+    execution = {**(task.get("execution") or {}), "queue": queue["id"]}
+    system_tags = [t for t in task.get("system_tags", []) if t != "development"]
+    fields = set_status(
+        call.tx,
+        task,
+        "queued",
+        force=call.flag("force"),
+        reason=call.text("status_reason"),
+        message=call.text("status_message"),
+        extra={"execution": execution, "enqueue_status": previous, "system_tags": system_tags},
+    )
+    queues.add_entry(call.tx, queues.get(call.tx, queue["id"]), task["id"])
+    result: dict[str, Any] = {"updated": 1, "fields": fields, "queued": 1}
+    if call.flag("verify_watched_queue"):
+        result["queue_watched"] = any(
+            q["id"] == queue["id"] for w in workers.live(call.tx) for q in w.get("queues", [])
+        )
+    return result
+
+
+@endpoint("tasks.dequeue")
+def dequeue(call: Call) -> dict[str, Any]:
+    task_id = call.id("task")
+    task = call.tx.get("tasks", task_id)
+    if task is None:
+        queues.remove_from_all(call.tx, task_id)
+        return {"dequeued": 1, "updated": 0}
+    queue_id = (task.get("execution") or {}).get("queue")
+    if call.flag("remove_from_all_queues") or not queue_id:
+        queues.remove_from_all(call.tx, task_id)
+    elif call.tx.get("queues", queue_id):
+        queues.remove_entry(call.tx, queues.get(call.tx, queue_id), task_id)
+    if task["status"] not in ("queued", "in_progress"):
+        return {"dequeued": 1, "updated": 0}
+    new_status = call.text("new_status") or task.get("enqueue_status") or "created"
+    if new_status not in TRANSITIONS:
+        raise errors.validation_error("new_status is not a task status", new_status=new_status)
+    fields = set_status(
+        call.tx,
+        task,
+        new_status,
+        force=True,
+        reason=call.text("status_reason"),
+        message=call.text("status_message"),
+        extra={"enqueue_status": None},
+    )
+    return {"dequeued": 1, "updated": 1, "fields": fields}
+
+
+@endpoint("tasks.reset")
+def reset(call: Call) -> dict[str, Any]:
+    task = get(call.tx, call.id("task"))
+    was_queued = task["status"] == "queued"
+    dequeued = queues.remove_from_all(call.tx, task["id"])
+    cleared = {
+        "started": None,
+        "completed": None,
+        "last_iteration": 0,
+        "last_worker": None,
+        "last_worker_report": None,
+        "enqueue_status": None,
+        "runtime": {},
+        "output": {"destination": (task.get("output") or {}).get("destination")},
+        "execution": {k: v for k, v in (task.get("execution") or {}).items() if k != "queue"},
+    }
+    cleared["models"] = {"input": (task.get("models") or {}).get("input", []), "output": []}
+    if call.flag("clear_all"):
+        cleared["execution"] = {}
+        cleared["script"] = {}
+    fields = set_status(
+        call.tx, task, "created", force=call.flag("force"), reason="reset", message="reset", extra=cleared
+    )
+    call.tx.delete_events(task["id"])
+    result: dict[str, Any] = {"updated": 1, "fields": fields, "deleted_models": 0}
+    if was_queued:
+        result["dequeued"] = {"removed": dequeued}
+    return result
+
+
+@endpoint("tasks.delete")
+def delete(call: Call) -> dict[str, Any]:
+    task = get(call.tx, call.id("task"))
+    if task["status"] == "in_progress" and not call.flag("force"):
+        raise errors.invalid_task_status("task is running; pass force to delete it", task=task["id"])
+    queues.remove_from_all(call.tx, task["id"])
+    call.tx.delete_events(task["id"])
+    return {"deleted": call.tx.delete("tasks", task["id"])}
+
+
+@endpoint("tasks.ping")
+def ping(call: Call) -> dict[str, Any]:
+    task = get(call.tx, call.id("task"))
+    task["last_update"] = now()
+    call.tx.put("tasks", task)
+    return {}
+
+
+@endpoint("tasks.set_requirements")
+def set_requirements(call: Call) -> dict[str, Any]:
+    task = get(call.tx, call.id("task"))
+    requirements = call.mapping("requirements")
+    if requirements is None:
+        raise errors.missing_field(field="requirements")
+    script = {**(task.get("script") or {}), "requirements": requirements}
+    fields = {"script": script, "last_update": now()}
+    task.update(fields)
+    call.tx.put("tasks", task)
+    return {"updated": 1, "fields": fields}
+
+
+@endpoint("tasks.get_hyper_params", write=False)
+def get_hyper_params(call: Call) -> dict[str, Any]:
+    ids = call.items("tasks") or []
+    if not ids:
+        raise errors.missing_field(field="tasks")
+    params = []
+    for task_id in ids:
+        task = get(call.tx, task_id)
+        flat = [p for section in (task.get("hyperparams") or {}).values() for p in section.values()]
+        params.append({"task": task_id, "hyperparams": flat})
+    return {"params": params}
+
+
+@endpoint("tasks.edit_hyper_params")
+def edit_hyper_params(call: Call) -> dict[str, Any]:
+    task = get(call.tx, call.id("task"))
+    given = call.items("hyperparams")
+    if not given:
+        raise errors.missing_field(field="hyperparams")
+    only_properties = all(
+        isinstance(p, dict) and str(p.get("section", "")).lower() == "properties" for p in given
+    )
+    if task["status"] != "created" and not call.flag("force") and not only_properties:
+        raise errors.invalid_task_status(
+            "only tasks in status created can be edited", current_status=task["status"]
+        )
+    replace = call.text("replace_hyperparams") or "none"
+    if replace not in ("none", "section", "all"):
+        raise errors.validation_error("replace_hyperparams must be none, section or all")
+    current: dict[str, dict[str, Any]] = (
+        {} if replace == "all" else copy.deepcopy(task.get("hyperparams") or {})
+    )
+    if replace == "section":
+        for param in given:
+            current.pop(str(param.get("section", "")), None)
+    for param in given:
+        if not isinstance(param, dict) or not param.get("section") or not param.get("name"):
+            raise errors.validation_error("each hyperparam needs a section and a name")
+        value = param.get("value")
+        entry = {**param, "value": "" if value is None else str(value)}
+        current.setdefault(param["section"], {})[param["name"]] = entry
+    task["hyperparams"] = current
+    task["last_update"] = task["last_change"] = now()
+    call.tx.put("tasks", task)
+    return {"updated": 1}

@@ -1,0 +1,148 @@
+"""The SQLite store: documents in ClearML's shape, one transaction per API call.
+
+Every kind of document (project, task, queue, worker) lives in its own table as JSON text, with the
+columns queries filter on copied out beside it. Write transactions start with BEGIN IMMEDIATE, so two
+processes on one file serialise their read-modify-write cycles (this is what makes
+queues.get_next_task hand each entry to exactly one caller).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS projects (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, project TEXT, status TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
+CREATE TABLE IF NOT EXISTS queues (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, name TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, task TEXT NOT NULL, type TEXT NOT NULL,
+    timestamp INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_task ON events (task, type, timestamp, seq);
+"""
+
+# Which document fields each table copies into its own columns.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "projects": ("name",),
+    "tasks": ("name", "project", "status"),
+    "queues": ("name",),
+    "workers": ("name",),
+}
+
+
+class Tx:
+    """One open transaction: typed access to the documents."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(f"SELECT doc FROM {kind} WHERE id = ?", (doc_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def find(self, kind: str, where: str = "", params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        sql = f"SELECT doc FROM {kind}" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
+        return [json.loads(row[0]) for row in self.conn.execute(sql, tuple(params))]
+
+    def put(self, kind: str, doc: dict[str, Any]) -> None:
+        """Insert or replace a document."""
+        cols = COLUMNS[kind]
+        values = [doc["id"], *(doc.get(c) or ("" if c == "name" else None) for c in cols), json.dumps(doc)]
+        names = ", ".join(("id", *cols, "doc"))
+        marks = ", ".join("?" * len(values))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in (*cols, "doc"))
+        self.conn.execute(
+            f"INSERT INTO {kind} ({names}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}", values
+        )
+
+    def delete(self, kind: str, doc_id: str) -> int:
+        return self.conn.execute(f"DELETE FROM {kind} WHERE id = ?", (doc_id,)).rowcount
+
+    def name_taken(self, kind: str, name: str) -> bool:
+        return self.conn.execute(f"SELECT 1 FROM {kind} WHERE name = ?", (name,)).fetchone() is not None
+
+    # events ---------------------------------------------------------------------------------------
+    def add_events(self, events: list[dict[str, Any]]) -> None:
+        self.conn.executemany(
+            "INSERT INTO events (task, type, timestamp, doc) VALUES (?, ?, ?, ?)",
+            [(e["task"], e["type"], int(e["timestamp"]), json.dumps(e)) for e in events],
+        )
+
+    def events(
+        self, task: str, type_: str, *, from_timestamp: int | None, limit: int, newest_first: bool
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` events of one task and type, strictly past `from_timestamp` in the walking
+        direction, plus every further event that shares the last one's timestamp."""
+        op, order = ("<", "DESC") if newest_first else (">", "ASC")
+        sql = "SELECT timestamp, doc FROM events WHERE task = ? AND type = ?"
+        params: list[Any] = [task, type_]
+        if from_timestamp is not None:
+            sql += f" AND timestamp {op} ?"
+            params.append(from_timestamp)
+        rows = self.conn.execute(f"{sql} ORDER BY timestamp {order}, seq {order} LIMIT ?", [*params, limit])
+        found = rows.fetchall()
+        if len(found) == limit:
+            boundary = found[-1][0]
+            rest = self.conn.execute(
+                f"SELECT timestamp, doc FROM events WHERE task = ? AND type = ? AND timestamp = ? "
+                f"ORDER BY seq {order} LIMIT -1 OFFSET ?",
+                (task, type_, boundary, sum(1 for ts, _ in found if ts == boundary)),
+            )
+            found.extend(rest.fetchall())
+        return [json.loads(doc) for _, doc in found]
+
+    def count_events(self, task: str, type_: str) -> int:
+        row = self.conn.execute("SELECT COUNT(*) FROM events WHERE task = ? AND type = ?", (task, type_))
+        return int(row.fetchone()[0])
+
+    def delete_events(self, task: str) -> int:
+        return self.conn.execute("DELETE FROM events WHERE task = ?", (task,)).rowcount
+
+
+class Store:
+    """A SQLite file shared by every thread and process that opens it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self.transaction(write=True) as tx:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    tx.conn.execute(statement)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Tx]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield Tx(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
