@@ -89,7 +89,8 @@ class Client:
             return str(self.call("queues.create", {"name": name_or_id})["id"])
         names = ", ".join(sorted(q["name"] for q in known)) or "none"
         raise UserError(
-            f"no queue named {name_or_id!r} (known queues: {names})", "create it with --create-queue"
+            f"no queue named {name_or_id!r} (known queues: {names})",
+            "check the name; `clearml-launcher queues` lists them",
         )
 
     def next_task(self, queue_id: str) -> str | None:

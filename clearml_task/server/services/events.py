@@ -51,7 +51,8 @@ def add_batch(call: Call) -> dict[str, Any]:
         given = [call.data] if call.data else []
     if not given:
         raise errors.empty_batch()
-    accepted, problems = [], {}
+    accepted: list[dict[str, Any]] = []
+    problems: dict[str, int] = {}
     tasks: dict[str, dict[str, Any] | None] = {}
     for event in given:
         try:

@@ -294,8 +294,9 @@ def clone(call: Call) -> dict[str, Any]:
     for key, param in overrides.items():
         if data.get(param) is not None:
             fields[key] = data[param]
-    if call.mapping("execution_overrides"):
-        fields["execution"] = {**fields["execution"], **(call.mapping("execution_overrides") or {})}
+    execution_overrides = call.mapping("execution_overrides")
+    if execution_overrides:
+        fields["execution"] = {**(fields["execution"] or {}), **execution_overrides}
     result: dict[str, Any] = {}
     project_name = call.text("new_project_name")
     if project_name and not data.get("new_task_project"):
