@@ -9,15 +9,18 @@ from clearml_task import config, console
 
 
 def server(args: argparse.Namespace) -> int:
+    from clearml_task.server.auth import CREDENTIALS_FILE
     from clearml_task.server.serve import api_block, create_server
 
     data_dir = args.data_dir or config.server_dir()
     httpd, served = create_server(data_dir, args.host, args.port, threads=args.threads)
     keys = served.app.keys
     print(f"clearml-launcher: serving the ClearML API at {served.url} (data: {data_dir})", flush=True)
-    if keys.generated:
-        print("Point clearml.conf (or CLEARML_API_* variables) at it with:\n", flush=True)
+    if keys.fresh:
+        print("New credentials were generated. Point clearml.conf at this server with:\n", flush=True)
         print(api_block(served.url, keys.access_key, keys.secret_key), flush=True)
+    elif keys.generated:
+        print(f"credentials: {data_dir / CREDENTIALS_FILE} (printed in full on first start only)", flush=True)
     try:
         httpd.run()
     except KeyboardInterrupt:

@@ -27,37 +27,39 @@ class Keys:
     secret_key: str
     jwt_secret: str
     generated: bool  # True when the key pair was generated (not given in the environment)
+    fresh: bool = False  # True when this process generated it just now (first start)
 
 
 def load_keys(data_dir: Path, environ: Mapping[str, str] = os.environ) -> Keys:
     """The key pair from CLEARML_API_ACCESS_KEY/SECRET_KEY, else the one kept in the data dir."""
-    stored = _load_or_create(Path(data_dir) / CREDENTIALS_FILE)
+    path = Path(data_dir) / CREDENTIALS_FILE
+    fresh = _create(path) if not path.exists() else False
+    stored: dict[str, str] = json.loads(path.read_text())
     access, secret = environ.get("CLEARML_API_ACCESS_KEY"), environ.get("CLEARML_API_SECRET_KEY")
     if access and secret:
         return Keys(access, secret, stored["jwt_secret"], generated=False)
-    return Keys(stored["access_key"], stored["secret_key"], stored["jwt_secret"], generated=True)
+    return Keys(stored["access_key"], stored["secret_key"], stored["jwt_secret"], generated=True, fresh=fresh)
 
 
-def _load_or_create(path: Path) -> dict[str, str]:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = {
-            "access_key": secrets.token_hex(10).upper(),
-            "secret_key": secrets.token_urlsafe(36),
-            "jwt_secret": secrets.token_hex(32),
-        }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(fresh, f)
-        try:
-            os.link(tmp, path)  # atomic, and loses to a concurrent creator instead of overwriting it
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    data: dict[str, str] = json.loads(path.read_text())
-    return data
+def _create(path: Path) -> bool:
+    """Write a new key pair (mode 0600); False if another process won the race to create it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = {
+        "access_key": secrets.token_hex(10).upper(),
+        "secret_key": secrets.token_urlsafe(36),
+        "jwt_secret": secrets.token_hex(32),
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(keys, f)
+    try:
+        os.link(tmp, path)  # atomic, and loses to a concurrent creator instead of overwriting it
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
+    return True
 
 
 def identity(keys: Keys) -> dict[str, str]:

@@ -72,10 +72,11 @@ def page(docs: list[dict[str, Any]], page_no: int | None, page_size: int | None)
 
 
 def project(doc: dict[str, Any], only_fields: list[str] | None) -> dict[str, Any]:
-    """Keep only the (dotted) fields asked for, nested as in the document; `id` is always kept."""
+    """Keep only the (dotted) fields asked for, nested as in the document (as ClearML does, `id` too
+    is left out unless asked for)."""
     if not only_fields:
         return doc
-    out: dict[str, Any] = {"id": doc.get("id")}
+    out: dict[str, Any] = {}
     for spec in only_fields:
         if not isinstance(spec, str):
             raise errors.validation_error("only_fields entries must be strings")

@@ -50,8 +50,7 @@ def create_server(
         raise UserError(
             f"cannot listen on {host}:{port}: {e.strerror}", "pick another --port, or stop what uses it"
         ) from None
-    bound_port = server.effective_port if isinstance(server.effective_port, int) else port
-    return server, Served(app, host, int(bound_port))
+    return server, Served(app, host, int(server.effective_port))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
