@@ -1,0 +1,77 @@
+"""events.*: add_batch (json-lines) and get_task_log's paging in both directions."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from clearml_task.api import Client
+from clearml_task.errors import APICallError
+
+from .conftest import api_error
+
+
+def log_events(task_id: str, stamps: list[int]) -> list[dict]:
+    return [{"type": "log", "task": task_id, "msg": f"line {i}", "timestamp": ts, "level": "info"}
+            for i, ts in enumerate(stamps)]
+
+
+def test_add_batch_counts_and_explains_rejects(client: Client) -> None:
+    task_id = client.create_task({"name": "events", "type": "training"})
+    batch = [
+        *log_events(task_id, [1, 2]),
+        {"type": "log", "task": uuid.uuid4().hex, "msg": "unknown task"},
+        {"task": task_id, "msg": "no type"},
+        {"type": "bogus", "task": task_id},
+    ]
+    result = client.call("events.add_batch", batch)
+    assert (result["added"], result["errors"]) == (2, 3)
+    assert len(result["errors_info"]) == 3
+
+
+def test_add_batch_with_nothing_valid_fails(client: Client) -> None:
+    with pytest.raises(APICallError) as e:
+        client.call("events.add_batch", [{"type": "log", "task": uuid.uuid4().hex, "msg": "x"}])
+    assert api_error(e) == (400, 131)
+
+
+def test_missing_timestamp_and_worker_are_filled(client: Client) -> None:
+    task_id = client.create_task({"name": "events", "type": "training"})
+    client.call("events.add_batch", [{"type": "log", "task": task_id, "msg": "hello"}])
+    (event,) = client.task_log(task_id)
+    assert event["timestamp"] > 1_600_000_000_000 and event["worker"] == "<unknown>" and event["level"] == "info"
+
+
+def test_get_task_log_newest_first_by_default(client: Client) -> None:
+    task_id = client.create_task({"name": "events", "type": "training"})
+    client.call("events.add_batch", log_events(task_id, [10, 20, 30, 40]))
+    got = client.call("events.get_task_log", {"task": task_id, "batch_size": 2})
+    assert [e["msg"] for e in got["events"]] == ["line 3", "line 2"]
+    assert (got["returned"], got["total"]) == (2, 4)
+    earlier = client.call("events.get_task_log", {"task": task_id, "batch_size": 2, "from_timestamp": 30})
+    assert [e["msg"] for e in earlier["events"]] == ["line 1", "line 0"]
+
+
+def test_get_task_log_forward_paging_loses_nothing_on_equal_timestamps(client: Client) -> None:
+    task_id = client.create_task({"name": "events", "type": "training"})
+    stamps = [5, 5, 5, 6, 7, 7, 8]
+    client.call("events.add_batch", log_events(task_id, stamps))
+    first = client.call("events.get_task_log", {"task": task_id, "batch_size": 2, "navigate_earlier": False})
+    assert [e["msg"] for e in first["events"]] == ["line 0", "line 1", "line 2"]  # the whole timestamp 5
+    assert [e["msg"] for e in client.task_log(task_id, batch_size=2)] == [f"line {i}" for i in range(len(stamps))]
+
+
+def test_metric_events_move_last_iteration(client: Client) -> None:
+    task_id = client.create_task({"name": "metrics", "type": "training"})
+    client.call("events.add_batch", [
+        {"type": "training_stats_scalar", "task": task_id, "metric": "loss", "variant": "train", "iter": i,
+         "value": 1.0 / (i + 1)} for i in range(4)
+    ])
+    assert client.get_task(task_id)["last_iteration"] == 3
+
+
+def test_unknown_task_log_is_400_101(client: Client) -> None:
+    with pytest.raises(APICallError) as e:
+        client.call("events.get_task_log", {"task": uuid.uuid4().hex})
+    assert api_error(e) == (400, 101)
