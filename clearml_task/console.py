@@ -32,12 +32,19 @@ def run(prog: str, command: Callable[[], int | None], *, debug: bool = False) ->
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A rich table on a terminal; plain aligned columns when piped (nothing folded, easy to grep)."""
+    cells = [[("" if cell is None else str(cell)) for cell in row] for row in rows]
+    if not sys.stdout.isatty():
+        widths = [max(len(c) for c in column) for column in zip(columns, *cells, strict=False)]
+        for line in [list(columns), *cells]:
+            print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)).rstrip())
+        return
     from rich.console import Console
     from rich.table import Table
 
     view = Table(title=title, title_justify="left")
     for column in columns:
         view.add_column(column, overflow="fold")
-    for row in rows:
-        view.add_row(*("" if cell is None else str(cell) for cell in row))
+    for row in cells:
+        view.add_row(*row)
     Console().print(view)

@@ -34,8 +34,14 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("CLEARML_TASK_HOME", str(tmp_path / "clearml-task-home"))
-    for var in ("CLEARML_CONFIG_FILE", "CLEARML_API_HOST", "CLEARML_WEB_HOST", "CLEARML_FILES_HOST",
-                "CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY"):
+    for var in (
+        "CLEARML_CONFIG_FILE",
+        "CLEARML_API_HOST",
+        "CLEARML_WEB_HOST",
+        "CLEARML_FILES_HOST",
+        "CLEARML_API_ACCESS_KEY",
+        "CLEARML_API_SECRET_KEY",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 
@@ -61,7 +67,10 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "launcher", "server", "--port", "0", "--data-dir", str(data_dir), *extra],
-            stdout=out, stderr=subprocess.STDOUT, env=environ, cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environ,
+            cwd=ROOT,
         )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -119,17 +128,30 @@ class Raw:
         self.mode, self.app, self.url, self.keys = mode, app, url, keys
 
     def send(
-        self, path: str, body: bytes = b"", *, method: str = "POST", headers: dict[str, str] | None = None,
+        self,
+        path: str,
+        body: bytes = b"",
+        *,
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
         query: str = "",
     ) -> tuple[int, dict[str, Any]]:
         headers = headers or {}
         if self.app is not None:
             return self.app.handle(
-                path, body, method=method, authorization=headers.get("Authorization"),
-                content_type=headers.get("Content-Type", ""), query=parse_qsl(query),
+                path,
+                body,
+                method=method,
+                authorization=headers.get("Authorization"),
+                content_type=headers.get("Content-Type", ""),
+                query=parse_qsl(query),
             )
         response = requests.request(
-            method, f"{self.url}{path}" + (f"?{query}" if query else ""), data=body, headers=headers, timeout=30
+            method,
+            f"{self.url}{path}" + (f"?{query}" if query else ""),
+            data=body,
+            headers=headers,
+            timeout=30,
         )
         return response.status_code, response.json()
 
@@ -138,7 +160,9 @@ class Raw:
         return "Basic " + base64.b64encode(pair.encode()).decode()
 
     def token(self, **login: Any) -> str:
-        code, envelope = self.send("/auth.login", json.dumps(login).encode(), headers={"Authorization": self.basic()})
+        code, envelope = self.send(
+            "/auth.login", json.dumps(login).encode(), headers={"Authorization": self.basic()}
+        )
         assert code == 200, envelope
         token: str = envelope["data"]["token"]
         return token

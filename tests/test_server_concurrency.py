@@ -105,7 +105,6 @@ def test_processes_draining_one_queue_get_each_entry_exactly_once(tmp_path: Path
                 process.wait()
 
     got = [out.read_text().split() for out in outs]
-    print("SHARES", [len(s) for s in got])
     handed_out = Counter(task for share in got for task in share)
     twice = [task for task, count in handed_out.items() if count > 1]
     assert not twice, f"{len(twice)} entries were handed out more than once"

@@ -13,8 +13,10 @@ from .conftest import api_error
 
 
 def log_events(task_id: str, stamps: list[int]) -> list[dict]:
-    return [{"type": "log", "task": task_id, "msg": f"line {i}", "timestamp": ts, "level": "info"}
-            for i, ts in enumerate(stamps)]
+    return [
+        {"type": "log", "task": task_id, "msg": f"line {i}", "timestamp": ts, "level": "info"}
+        for i, ts in enumerate(stamps)
+    ]
 
 
 def test_add_batch_counts_and_explains_rejects(client: Client) -> None:
@@ -40,7 +42,9 @@ def test_missing_timestamp_and_worker_are_filled(client: Client) -> None:
     task_id = client.create_task({"name": "events", "type": "training"})
     client.call("events.add_batch", [{"type": "log", "task": task_id, "msg": "hello"}])
     (event,) = client.task_log(task_id)
-    assert event["timestamp"] > 1_600_000_000_000 and event["worker"] == "<unknown>" and event["level"] == "info"
+    assert (
+        event["timestamp"] > 1_600_000_000_000 and event["worker"] == "<unknown>" and event["level"] == "info"
+    )
 
 
 def test_get_task_log_newest_first_by_default(client: Client) -> None:
@@ -59,15 +63,27 @@ def test_get_task_log_forward_paging_loses_nothing_on_equal_timestamps(client: C
     client.call("events.add_batch", log_events(task_id, stamps))
     first = client.call("events.get_task_log", {"task": task_id, "batch_size": 2, "navigate_earlier": False})
     assert [e["msg"] for e in first["events"]] == ["line 0", "line 1", "line 2"]  # the whole timestamp 5
-    assert [e["msg"] for e in client.task_log(task_id, batch_size=2)] == [f"line {i}" for i in range(len(stamps))]
+    assert [e["msg"] for e in client.task_log(task_id, batch_size=2)] == [
+        f"line {i}" for i in range(len(stamps))
+    ]
 
 
 def test_metric_events_move_last_iteration(client: Client) -> None:
     task_id = client.create_task({"name": "metrics", "type": "training"})
-    client.call("events.add_batch", [
-        {"type": "training_stats_scalar", "task": task_id, "metric": "loss", "variant": "train", "iter": i,
-         "value": 1.0 / (i + 1)} for i in range(4)
-    ])
+    client.call(
+        "events.add_batch",
+        [
+            {
+                "type": "training_stats_scalar",
+                "task": task_id,
+                "metric": "loss",
+                "variant": "train",
+                "iter": i,
+                "value": 1.0 / (i + 1),
+            }
+            for i in range(4)
+        ],
+    )
     assert client.get_task(task_id)["last_iteration"] == 3
 
 

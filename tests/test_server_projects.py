@@ -16,7 +16,12 @@ def test_create_and_get(client: Client) -> None:
     name = f"proj-{uuid.uuid4().hex[:6]}"
     project_id = client.call("projects.create", {"name": name, "description": "d", "tags": ["x"]})["id"]
     project = client.call("projects.get_by_id", {"project": project_id})["project"]
-    assert (project["name"], project["basename"], project["description"], project["tags"]) == (name, name, "d", ["x"])
+    assert (project["name"], project["basename"], project["description"], project["tags"]) == (
+        name,
+        name,
+        "d",
+        ["x"],
+    )
     assert project["created"] and project["last_update"]
 
 
@@ -56,7 +61,9 @@ def test_get_all_only_fields_and_regex(client: Client) -> None:
     prefix = f"pre-{uuid.uuid4().hex[:6]}"
     for suffix in ("one", "two"):
         client.call("projects.create", {"name": f"{prefix}-{suffix}"})
-    found = client.call("projects.get_all", {"name": f"^{prefix}-", "only_fields": ["name"], "order_by": ["-name"]})
+    found = client.call(
+        "projects.get_all", {"name": f"^{prefix}-", "only_fields": ["name"], "order_by": ["-name"]}
+    )
     assert found["projects"] == [{"name": f"{prefix}-two"}, {"name": f"{prefix}-one"}]
 
 

@@ -23,7 +23,10 @@ def new_task(client: Client, **fields: object) -> str:
 def test_create_fills_what_the_server_owns(client: Client) -> None:
     project = client.project_id(f"proj-{uuid.uuid4().hex[:6]}")
     task_id = new_task(
-        client, project=project, output_dest="s3://bucket/out", tags=["a"],
+        client,
+        project=project,
+        output_dest="s3://bucket/out",
+        tags=["a"],
         script={"repository": "https://example.com/r.git", "entry_point": "train.py"},
         hyperparams={"Args": {"lr": {"value": "0.1", "type": "float"}}},
         configuration={"cfg": {"value": "x: 1", "type": "yaml"}},
@@ -34,7 +37,12 @@ def test_create_fills_what_the_server_owns(client: Client) -> None:
     assert task["status"] == "created"
     assert task["project"] == project
     assert task["output"]["destination"] == "s3://bucket/out"
-    assert task["hyperparams"]["Args"]["lr"] == {"section": "Args", "name": "lr", "value": "0.1", "type": "float"}
+    assert task["hyperparams"]["Args"]["lr"] == {
+        "section": "Args",
+        "name": "lr",
+        "value": "0.1",
+        "type": "float",
+    }
     assert task["configuration"]["cfg"]["name"] == "cfg"
     assert task["container"] == {"image": "python:3.11"}
     assert task["created"] and task["last_update"] and task["user"] and task["company"]
@@ -43,7 +51,13 @@ def test_create_fills_what_the_server_owns(client: Client) -> None:
 
 @pytest.mark.parametrize(
     "fields",
-    [{"name": "ab"}, {"type": "nope"}, {"project": "0" * 32}, {"parent": "f" * 32}, {"hyperparams": {"Args": 3}}],
+    [
+        {"name": "ab"},
+        {"type": "nope"},
+        {"project": "0" * 32},
+        {"parent": "f" * 32},
+        {"hyperparams": {"Args": 3}},
+    ],
 )
 def test_create_refuses_bad_documents(client: Client, fields: dict) -> None:
     with pytest.raises(APICallError) as e:
@@ -68,17 +82,20 @@ def test_edit_merges_script_execution_output_models_and_replaces_the_rest(client
         container={"image": "old", "arguments": "--x"},
         tags=["one", "two"],
     )
-    result = client.call("tasks.edit", {
-        "task": task_id,
-        "script": {"entry_point": "b.py"},
-        "execution": {"docker_cmd": "img"},
-        "hyperparams": {"Args": {"b": {"value": "3"}}},
-        "configuration": {"two": {"value": "2"}},
-        "runtime": {"z": 3},
-        "container": {"image": "new"},
-        "tags": ["three"],
-        "comment": "edited",
-    })
+    result = client.call(
+        "tasks.edit",
+        {
+            "task": task_id,
+            "script": {"entry_point": "b.py"},
+            "execution": {"docker_cmd": "img"},
+            "hyperparams": {"Args": {"b": {"value": "3"}}},
+            "configuration": {"two": {"value": "2"}},
+            "runtime": {"z": 3},
+            "container": {"image": "new"},
+            "tags": ["three"],
+            "comment": "edited",
+        },
+    )
     assert result["updated"] == 1
     task = client.get_task(task_id)
     assert task["script"] == {"repository": "r", "entry_point": "b.py", "branch": "main"}
@@ -103,13 +120,22 @@ def test_edit_needs_status_created_unless_forced(client: Client) -> None:
 
 def test_get_all_filters_orders_pages_and_projects_dotted_fields(client: Client) -> None:
     project = client.project_id(f"proj-{uuid.uuid4().hex[:6]}")
-    ids = [new_task(client, project=project, name=f"job-{i}", script={"entry_point": f"e{i}.py", "binary": "py"},
-                    tags=["even" if i % 2 == 0 else "odd"]) for i in range(5)]
+    ids = [
+        new_task(
+            client,
+            project=project,
+            name=f"job-{i}",
+            script={"entry_point": f"e{i}.py", "binary": "py"},
+            tags=["even" if i % 2 == 0 else "odd"],
+        )
+        for i in range(5)
+    ]
     client.set_status(ids[0], "started")
     everything = client.tasks(project=[project])
     assert [t["id"] for t in everything] == ids
     assert [t["name"] for t in client.tasks(project=[project], order_by=["-name"])] == [
-        f"job-{i}" for i in reversed(range(5))]
+        f"job-{i}" for i in reversed(range(5))
+    ]
     assert [t["id"] for t in client.tasks(project=[project], status=["in_progress"])] == [ids[0]]
     assert [t["id"] for t in client.tasks(project=[project], name="^job-[34]$")] == ids[3:]
     assert [t["id"] for t in client.tasks(project=[project], tags=["odd"])] == [ids[1], ids[3]]
@@ -130,14 +156,20 @@ def test_get_all_hides_hidden_tasks_unless_asked(client: Client) -> None:
 
 def test_clone_copies_the_recipe_not_the_run(client: Client) -> None:
     source = new_task(
-        client, script={"entry_point": "t.py", "diff": "d"}, hyperparams={"Args": {"a": {"value": "1"}}},
-        container={"image": "img"}, execution={"framework": "x"}, system_tags=["development", "keep"],
+        client,
+        script={"entry_point": "t.py", "diff": "d"},
+        hyperparams={"Args": {"a": {"value": "1"}}},
+        container={"image": "img"},
+        execution={"framework": "x"},
+        system_tags=["development", "keep"],
     )
     queue = client.queue_id(f"q-{uuid.uuid4().hex[:6]}", create=True)
     client.enqueue(source, queue)
     client.call("events.add_batch", [{"type": "log", "task": source, "msg": "hi"}])
     clone = client.clone_task(
-        source, new_task_name="the clone", new_task_hyperparams={"Args": {"a": {"value": "2"}}},
+        source,
+        new_task_name="the clone",
+        new_task_hyperparams={"Args": {"a": {"value": "2"}}},
         execution_overrides={"framework": "y"},
     )
     task = client.get_task(clone)
@@ -163,8 +195,13 @@ def test_clone_into_a_new_project_by_name(client: Client) -> None:
 # ---- the status state machine -------------------------------------------------------------------
 
 STATUS_ENDPOINT = {
-    "queued": "enqueue", "in_progress": "started", "stopped": "stopped", "failed": "failed",
-    "completed": "completed", "published": "publish", "closed": "close",
+    "queued": "enqueue",
+    "in_progress": "started",
+    "stopped": "stopped",
+    "failed": "failed",
+    "completed": "completed",
+    "published": "publish",
+    "closed": "close",
 }
 
 
@@ -184,7 +221,16 @@ def test_transition_table_is_clearmls() -> None:
         "created": {"queued", "in_progress"},
         "queued": {"created", "in_progress", "stopped"},
         "in_progress": {"stopped", "failed", "created", "completed"},
-        "stopped": {"closed", "created", "failed", "queued", "in_progress", "published", "publishing", "completed"},
+        "stopped": {
+            "closed",
+            "created",
+            "failed",
+            "queued",
+            "in_progress",
+            "published",
+            "publishing",
+            "completed",
+        },
         "closed": {"created", "failed", "published", "publishing", "stopped"},
         "failed": {"created", "stopped", "published", "queued"},
         "publishing": {"published"},
@@ -196,7 +242,11 @@ def test_transition_table_is_clearmls() -> None:
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [pair for pair in itertools.product([*STATUS_ENDPOINT, "created"], STATUS_ENDPOINT) if pair[1] != "queued"],
+    [
+        pair
+        for pair in itertools.product([*STATUS_ENDPOINT, "created"], STATUS_ENDPOINT)
+        if pair[1] != "queued"
+    ],
 )
 def test_status_endpoints_follow_the_table(client: Client, old: str, new: str) -> None:
     queue = client.queue_id("transitions", create=True) if old == "queued" else ""
@@ -256,7 +306,9 @@ def test_enqueue_and_dequeue(client: Client) -> None:
     assert result["queued"] == 1 and result["queue_watched"] is False
     task = client.get_task(task_id)
     assert task["status"] == "queued" and task["execution"]["queue"] == queue
-    assert [e["task"] for e in client.call("queues.get_by_id", {"queue": queue})["queue"]["entries"]] == [task_id]
+    assert [e["task"] for e in client.call("queues.get_by_id", {"queue": queue})["queue"]["entries"]] == [
+        task_id
+    ]
     result = client.call("tasks.dequeue", {"task": task_id})
     assert result["dequeued"] == 1 and result["updated"] == 1
     assert client.get_task(task_id)["status"] == "created"
@@ -322,7 +374,9 @@ def test_stop_of_an_unattended_or_queued_task_stops_it_now(client: Client) -> No
     queued = task_in(client, "queued", queue)
     client.call("tasks.stop", {"task": queued})
     assert client.get_task(queued)["status"] == "stopped"
-    assert all(e["task"] != queued for e in client.call("queues.get_by_id", {"queue": queue})["queue"]["entries"])
+    assert all(
+        e["task"] != queued for e in client.call("queues.get_by_id", {"queue": queue})["queue"]["entries"]
+    )
 
 
 def test_stop_of_a_created_task_needs_force(client: Client) -> None:
@@ -372,36 +426,64 @@ def test_delete(client: Client) -> None:
 
 
 def test_hyper_params_edit_modes(client: Client) -> None:
-    task_id = new_task(client, hyperparams={"Args": {"a": {"value": "1"}, "b": {"value": "2"}},
-                                            "General": {"g": {"value": "3"}}})
+    task_id = new_task(
+        client,
+        hyperparams={"Args": {"a": {"value": "1"}, "b": {"value": "2"}}, "General": {"g": {"value": "3"}}},
+    )
 
     def params() -> dict[str, str]:
         found = client.call("tasks.get_hyper_params", {"tasks": [task_id]})["params"][0]
         assert found["task"] == task_id
         return {f"{p['section']}.{p['name']}": p["value"] for p in found["hyperparams"]}
 
-    client.call("tasks.edit_hyper_params", {"task": task_id, "hyperparams": [
-        {"section": "Args", "name": "a", "value": 10}]})
+    client.call(
+        "tasks.edit_hyper_params",
+        {"task": task_id, "hyperparams": [{"section": "Args", "name": "a", "value": 10}]},
+    )
     assert params() == {"Args.a": "10", "Args.b": "2", "General.g": "3"}
-    client.call("tasks.edit_hyper_params", {"task": task_id, "replace_hyperparams": "section", "hyperparams": [
-        {"section": "Args", "name": "c", "value": "4"}]})
+    client.call(
+        "tasks.edit_hyper_params",
+        {
+            "task": task_id,
+            "replace_hyperparams": "section",
+            "hyperparams": [{"section": "Args", "name": "c", "value": "4"}],
+        },
+    )
     assert params() == {"Args.c": "4", "General.g": "3"}
-    client.call("tasks.edit_hyper_params", {"task": task_id, "replace_hyperparams": "all", "hyperparams": [
-        {"section": "New", "name": "n", "value": "5"}]})
+    client.call(
+        "tasks.edit_hyper_params",
+        {
+            "task": task_id,
+            "replace_hyperparams": "all",
+            "hyperparams": [{"section": "New", "name": "n", "value": "5"}],
+        },
+    )
     assert params() == {"New.n": "5"}
     client.set_status(task_id, "started")
     with pytest.raises(APICallError) as e:
-        client.call("tasks.edit_hyper_params", {"task": task_id, "hyperparams": [
-            {"section": "Args", "name": "a", "value": "1"}]})
+        client.call(
+            "tasks.edit_hyper_params",
+            {"task": task_id, "hyperparams": [{"section": "Args", "name": "a", "value": "1"}]},
+        )
     assert api_error(e) == (400, 110)
-    client.call("tasks.edit_hyper_params", {"task": task_id, "hyperparams": [  # properties: any status
-        {"section": "properties", "name": "p", "value": "1"}]})
+    client.call(
+        "tasks.edit_hyper_params",
+        {
+            "task": task_id,
+            "hyperparams": [  # properties: any status
+                {"section": "properties", "name": "p", "value": "1"}
+            ],
+        },
+    )
 
 
 def test_set_requirements_and_ping(client: Client) -> None:
     task_id = task_in(client, "in_progress", "")
     client.set_requirements(task_id, {"pip": "numpy==2.0.0\n", "org_pip": "numpy\n"})
-    assert client.get_task(task_id)["script"]["requirements"] == {"pip": "numpy==2.0.0\n", "org_pip": "numpy\n"}
+    assert client.get_task(task_id)["script"]["requirements"] == {
+        "pip": "numpy==2.0.0\n",
+        "org_pip": "numpy\n",
+    }
     before = client.get_task(task_id)["last_update"]
     client.ping(task_id)
     assert client.get_task(task_id)["last_update"] >= before

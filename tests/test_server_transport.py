@@ -10,7 +10,16 @@ from clearml_task.server import API_VERSION
 
 from .conftest import Raw
 
-META_KEYS = {"id", "trx", "endpoint", "result_code", "result_subcode", "result_msg", "error_stack", "error_data"}
+META_KEYS = {
+    "id",
+    "trx",
+    "endpoint",
+    "result_code",
+    "result_subcode",
+    "result_msg",
+    "error_stack",
+    "error_data",
+}
 
 
 def test_envelope_has_clearml_meta(raw: Raw) -> None:
@@ -19,14 +28,18 @@ def test_envelope_has_clearml_meta(raw: Raw) -> None:
     meta = envelope["meta"]
     assert set(meta) == META_KEYS
     assert meta["result_code"] == 200 and meta["result_subcode"] == 0 and meta["result_msg"] == "OK"
-    assert meta["endpoint"] == {"name": "queues.get_all", "requested_version": API_VERSION,
-                                "actual_version": API_VERSION}
+    assert meta["endpoint"] == {
+        "name": "queues.get_all",
+        "requested_version": API_VERSION,
+        "actual_version": API_VERSION,
+    }
     assert len(meta["id"]) == 32
     assert isinstance(envelope["data"]["queues"], list)
 
 
-@pytest.mark.parametrize("path", ["/v2.5/queues.get_all", "/v2.14/queues.get_all", "/queues.get_all/",
-                                  "/v2.34/queues.get_all"])
+@pytest.mark.parametrize(
+    "path", ["/v2.5/queues.get_all", "/v2.14/queues.get_all", "/queues.get_all/", "/v2.34/queues.get_all"]
+)
 def test_versioned_and_unversioned_paths(raw: Raw, path: str) -> None:
     headers = {"Authorization": f"Bearer {raw.token()}"}
     code, envelope = raw.send(path, b"{}", headers=headers)
@@ -55,8 +68,13 @@ def test_query_args_are_merged_into_the_body(raw: Raw) -> None:
     assert code == 200
     assert got["data"]["queue"]["name"] == "from-query-q"
     # A repeated query argument is a list; a body field still counts when the query adds others.
-    code, listed = raw.send("/queues.get_all", json.dumps({"only_fields": ["name"]}).encode(), method="GET",
-                            headers=headers, query=f"id={queue_id}&id=0123456789abcdef0123456789abcdef")
+    code, listed = raw.send(
+        "/queues.get_all",
+        json.dumps({"only_fields": ["name"]}).encode(),
+        method="GET",
+        headers=headers,
+        query=f"id={queue_id}&id=0123456789abcdef0123456789abcdef",
+    )
     assert code == 200
     assert listed["data"]["queues"] == [{"name": "from-query-q"}]
 

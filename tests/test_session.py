@@ -1,0 +1,149 @@
+"""The Session: ephemeral mode, HTTP mode from the environment, token refresh, retries, errors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clearml_task.api import Client, Session
+from clearml_task.config import ServerConfig, resolve
+from clearml_task.errors import APICallError, UserError
+from clearml_task.server.app import App
+from clearml_task.server.serve import free_port
+
+from .conftest import ServerProcess, embedded_config, http_config
+
+
+def test_ephemeral_mode_keeps_data_in_clearml_task_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLEARML_TASK_HOME", str(tmp_path / "home"))
+    first = Client()
+    assert first.session.config.embedded
+    task_id = first.create_task({"name": "persisted", "type": "training"})
+    assert (tmp_path / "home" / "server" / "clearml.db").is_file()
+    assert Client().get_task(task_id)["name"] == "persisted"  # a second session (process) sees it
+
+
+def test_http_mode_from_the_environment(http_server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = http_server.keys
+    monkeypatch.setenv("CLEARML_API_HOST", http_server.url)
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", keys["access_key"])
+    monkeypatch.setenv("CLEARML_API_SECRET_KEY", keys["secret_key"])
+    client = Client()
+    assert client.session.where == http_server.url
+    task_id = client.create_task({"name": "over http", "type": "training"})
+    with App(http_server.data_dir).store.transaction(write=False) as tx:
+        assert tx.get("tasks", task_id) is not None
+
+
+def test_token_is_cached_and_refreshed_after_401(session: Session) -> None:
+    session.call("queues.get_all")
+    token = session.token()
+    session.call("queues.get_all")
+    assert session.token() == token  # cached
+    session._token = "expired.or.revoked"
+    assert "queues" in session.call("queues.get_all")  # went through: the 401 led to a new login
+    assert session.token() != "expired.or.revoked"
+
+
+def test_errors_name_the_endpoint_and_the_servers_message(session: Session) -> None:
+    with pytest.raises(APICallError) as e:
+        session.call("tasks.get_by_id", {"task": "0" * 32})
+    assert "tasks.get_by_id" in str(e.value) and "Invalid task id" in str(e.value)
+    assert (e.value.code, e.value.subcode) == (400, 101)
+
+
+def test_wrong_credentials_are_a_clear_error_without_the_secret(
+    http_server: ServerProcess, tmp_path: Path
+) -> None:
+    config = ServerConfig(http_server.url, None, None, "WRONG", "super-secret-value", "test config", tmp_path)
+    with pytest.raises(UserError) as e:
+        Session(config, retries=1).call("queues.get_all")
+    assert "rejected the credentials from test config" in str(e.value)
+    assert "super-secret-value" not in str(e.value)
+
+
+def test_unreachable_server_is_retried_then_a_clear_error(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    retried: list[str] = []
+    config = ServerConfig(url, None, None, "K", "S", "test", tmp_path)
+    session = Session(config, retries=3, backoff=0.01, on_retry=retried.append)
+    with pytest.raises(UserError) as e:
+        session.call("queues.get_all")
+    assert f"cannot reach the ClearML server at {url}" in str(e.value)
+    assert len(retried) == 2
+
+
+class Flaky:
+    """A WSGI layer in front of the real app that answers `code` to the first `failures` requests:
+    a stand-in for an overloaded proxy, not for our server."""
+
+    def __init__(self, app: App, code: int, failures: int) -> None:
+        self.app, self.code, self.failures = app, code, failures
+        self.seen = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self.seen += 1
+        if self.seen <= self.failures:
+            start_response(f"{self.code} Busy", [("Content-Type", "text/html")])
+            return [b"<html>busy</html>"]
+        return self.app(environ, start_response)
+
+
+@pytest.fixture
+def flaky_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Flaky]]:
+    from werkzeug.serving import make_server
+
+    code, failures = request.param
+    flaky = Flaky(App(tmp_path / "flaky"), code, failures)
+    server = make_server("127.0.0.1", 0, flaky, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", flaky
+    server.shutdown()
+    thread.join()
+
+
+@pytest.mark.parametrize("flaky_server", [(429, 2), (502, 2), (503, 3), (504, 1)], indirect=True)
+def test_busy_answers_are_retried_with_backoff(flaky_server: tuple[str, Flaky], tmp_path: Path) -> None:
+    url, flaky = flaky_server
+    keys = flaky.app.keys
+    retried: list[str] = []
+    config = ServerConfig(url, None, None, keys.access_key, keys.secret_key, "test", tmp_path)
+    session = Session(config, retries=5, backoff=0.01, on_retry=retried.append)
+    assert "queues" in session.call("queues.get_all")
+    assert len(retried) == flaky.failures
+    assert all(f"HTTP {flaky.code}" in line for line in retried)
+
+
+@pytest.mark.parametrize("flaky_server", [(503, 100)], indirect=True)
+def test_a_server_that_stays_busy_ends_in_an_error(flaky_server: tuple[str, Flaky], tmp_path: Path) -> None:
+    url, flaky = flaky_server
+    config = ServerConfig(
+        url, None, None, flaky.app.keys.access_key, flaky.app.keys.secret_key, "t", tmp_path
+    )
+    with pytest.raises(UserError) as e:
+        Session(config, retries=3, backoff=0.01, on_retry=lambda _: None).call("queues.get_all")
+    assert "HTTP 503" in str(e.value)
+
+
+def test_resolve_reads_a_served_config(
+    http_server: ServerProcess, tmp_path: Path, isolated_env: Path
+) -> None:
+    """The `api { ... }` block `clearml-launcher server` prints is a working clearml.conf."""
+    from clearml_task.server.serve import api_block
+
+    keys = http_server.keys
+    (isolated_env / "clearml.conf").write_text(
+        api_block(http_server.url, keys["access_key"], keys["secret_key"])
+    )
+    found = resolve({})
+    assert found.api_server == http_server.url
+    assert "queues" in Session(found).call("queues.get_all")
+    assert http_config(http_server, tmp_path).access_key == found.access_key
+    assert embedded_config(tmp_path).embedded
