@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clearml_task.server.services import auth, debug, events, projects, queues, tasks, workers
+from clearml_task.server.services import auth, debug, events, projects, queues, server, tasks, workers
 
 if TYPE_CHECKING:
     from clearml_task.server.store import Tx
 
-__all__ = ["auth", "bootstrap", "debug", "events", "projects", "queues", "tasks", "workers"]
+__all__ = ["auth", "bootstrap", "debug", "events", "projects", "queues", "server", "tasks", "workers"]
 
 
 def bootstrap(tx: Tx) -> None:

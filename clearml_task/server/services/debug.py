@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from clearml_task.server import API_VERSION, SERVER_VERSION
 from clearml_task.server.endpoints import Call, endpoint
 
 
 @endpoint("debug.ping", write=False, auth=False)
 def ping(call: Call) -> dict[str, Any]:
     return {**call.data, "msg": "ClearML server"}
-
-
-@endpoint("server.info", write=False)
-def info(call: Call) -> dict[str, Any]:
-    return {"version": SERVER_VERSION, "build": "", "commit": "", "api_version": API_VERSION}

@@ -1,0 +1,13 @@
+"""server.*: what this server is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clearml_task.server import API_VERSION, SERVER_VERSION
+from clearml_task.server.endpoints import Call, endpoint
+
+
+@endpoint("server.info", write=False)
+def info(call: Call) -> dict[str, Any]:
+    return {"version": SERVER_VERSION, "build": "", "commit": "", "api_version": API_VERSION}
