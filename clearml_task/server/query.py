@@ -3,10 +3,37 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from clearml_task.server import errors
+
+if TYPE_CHECKING:
+    from clearml_task.server.endpoints import Call
+
+
+def select(
+    call: Call, docs: Iterable[dict[str, Any]], keep: Callable[[dict[str, Any]], bool] | None = None
+) -> list[dict[str, Any]]:
+    """What every get_all does: filter by id, name (a regex), tags and system_tags, leave out `hidden`
+    documents unless search_hidden (or ids) are given, then order_by, page/page_size and only_fields."""
+    ids = call.items("id")
+    pattern = name_filter(call.text("name"))
+    tags, system_tags = call.items("tags"), call.items("system_tags")
+    show_hidden = call.flag("search_hidden") or ids is not None
+    chosen = [
+        doc
+        for doc in docs
+        if (ids is None or doc["id"] in ids)
+        and (pattern is None or pattern.search(doc["name"]))
+        and tags_match(doc.get("tags", []), tags)
+        and tags_match(doc.get("system_tags", []), system_tags)
+        and (show_hidden or "hidden" not in doc.get("system_tags", []))
+        and (keep is None or keep(doc))
+    ]
+    chosen = page(order(chosen, call.items("order_by")), call.integer("page"), call.integer("page_size"))
+    fields = call.items("only_fields")
+    return [project(doc, fields) for doc in chosen]
 
 
 def name_filter(pattern: str | None) -> re.Pattern[str] | None:

@@ -67,21 +67,7 @@ def get_by_id(call: Call) -> dict[str, Any]:
 
 @endpoint("projects.get_all", write=False)
 def get_all(call: Call) -> dict[str, Any]:
-    ids = call.items("id")
-    pattern = query.name_filter(call.text("name"))
-    hidden = call.flag("search_hidden") or ids is not None
-    docs = [
-        doc
-        for doc in call.tx.find("projects")
-        if (ids is None or doc["id"] in ids)
-        and (pattern is None or pattern.search(doc["name"]))
-        and query.tags_match(doc.get("tags", []), call.items("tags"))
-        and query.tags_match(doc.get("system_tags", []), call.items("system_tags"))
-        and (hidden or "hidden" not in doc.get("system_tags", []))
-    ]
-    docs = query.order(docs, call.items("order_by"))
-    docs = query.page(docs, call.integer("page"), call.integer("page_size"))
-    return {"projects": [query.project(doc, call.items("only_fields")) for doc in docs]}
+    return {"projects": query.select(call, call.tx.find("projects"))}
 
 
 @endpoint("projects.delete")

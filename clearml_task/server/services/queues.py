@@ -126,20 +126,8 @@ def get_by_id(call: Call) -> dict[str, Any]:
 
 @endpoint("queues.get_all", write=False)
 def get_all(call: Call) -> dict[str, Any]:
-    ids = call.items("id")
-    pattern = query.name_filter(call.text("name"))
-    docs = [
-        doc
-        for doc in call.tx.find("queues")
-        if (ids is None or doc["id"] in ids)
-        and (pattern is None or pattern.search(doc["name"]))
-        and query.tags_match(doc.get("tags", []), call.items("tags"))
-        and query.tags_match(doc.get("system_tags", []), call.items("system_tags"))
-    ]
-    docs = query.order(docs, call.items("order_by"))
-    docs = query.page(docs, call.integer("page"), call.integer("page_size"))
     limit = call.integer("max_task_entries")
-    return {"queues": [query.project(_limited(d, limit), call.items("only_fields")) for d in docs]}
+    return {"queues": query.select(call, (_limited(doc, limit) for doc in call.tx.find("queues")))}
 
 
 @endpoint("queues.get_default", write=False)

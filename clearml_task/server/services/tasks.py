@@ -6,24 +6,11 @@ import copy
 from datetime import datetime, timezone
 from typing import Any
 
+from clearml_task.document import TASK_TYPES
 from clearml_task.server import errors, query
-from clearml_task.server.endpoints import Call, endpoint, new_id, now
+from clearml_task.server.endpoints import Call, Handler, endpoint, new_id, now
 from clearml_task.server.services import projects, queues, workers
 from clearml_task.server.store import Tx
-
-TYPES = (
-    "training",
-    "testing",
-    "inference",
-    "data_processing",
-    "application",
-    "monitor",
-    "controller",
-    "optimizer",
-    "service",
-    "qc",
-    "custom",
-)
 
 # Allowed status changes (ClearML's table); the same status is always allowed, `force` skips the check.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -44,23 +31,6 @@ FINISHED = ("stopped", "failed", "completed", "published", "closed")
 
 # tasks.edit: these are merged key by key into what the task has; every other field is replaced.
 MERGED_ON_EDIT = ("script", "execution", "output", "models")
-EDITABLE = (
-    "name",
-    "type",
-    "project",
-    "comment",
-    "parent",
-    "tags",
-    "system_tags",
-    "script",
-    "execution",
-    "output",
-    "models",
-    "hyperparams",
-    "configuration",
-    "runtime",
-    "container",
-)
 OBJECT_FIELDS = (
     "script",
     "execution",
@@ -71,6 +41,7 @@ OBJECT_FIELDS = (
     "runtime",
     "container",
 )
+EDITABLE = ("name", "type", "project", "comment", "parent", "tags", "system_tags", *OBJECT_FIELDS)
 
 
 def can_change(old: str, new: str) -> bool:
@@ -128,8 +99,8 @@ def _validated(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
     if name is not None and (not isinstance(name, str) or len(name.strip()) < 3):
         raise errors.validation_error("name must be a string of at least 3 characters")
     task_type = fields.get("type")
-    if task_type is not None and task_type not in TYPES:
-        raise errors.validation_error(f"type must be one of {', '.join(TYPES)}", type=task_type)
+    if task_type is not None and task_type not in TASK_TYPES:
+        raise errors.validation_error(f"type must be one of {', '.join(TASK_TYPES)}", type=task_type)
     for key in OBJECT_FIELDS:
         if fields.get(key) is not None and not isinstance(fields[key], dict):
             raise errors.validation_error(f"{key} must be an object")
@@ -246,27 +217,19 @@ def get_by_id(call: Call) -> dict[str, Any]:
 @endpoint("tasks.get_all", write=False)
 def get_all(call: Call) -> dict[str, Any]:
     where, params = [], []
-    for column in ("id", "project", "status"):
+    for column in ("id", "project", "status"):  # narrowed in SQL; the rest in query.select
         values = call.items(column)
         if values is not None:
             where.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "0")
             params.extend(values)
-    pattern = query.name_filter(call.text("name"))
     types, parents = call.items("type"), call.items("parent")
-    hidden = call.flag("search_hidden") or call.items("id") is not None
-    docs = [
-        doc
-        for doc in call.tx.find("tasks", " AND ".join(where), params)
-        if (pattern is None or pattern.search(doc["name"]))
-        and (types is None or doc.get("type") in types)
-        and (parents is None or doc.get("parent") in parents)
-        and query.tags_match(doc.get("tags", []), call.items("tags"))
-        and query.tags_match(doc.get("system_tags", []), call.items("system_tags"))
-        and (hidden or "hidden" not in doc.get("system_tags", []))
-    ]
-    docs = query.order(docs, call.items("order_by"))
-    docs = query.page(docs, call.integer("page"), call.integer("page_size"))
-    return {"tasks": [query.project(doc, call.items("only_fields")) for doc in docs]}
+
+    def keep(doc: dict[str, Any]) -> bool:
+        return (types is None or doc.get("type") in types) and (
+            parents is None or doc.get("parent") in parents
+        )
+
+    return {"tasks": query.select(call, call.tx.find("tasks", " AND ".join(where), params), keep)}
 
 
 @endpoint("tasks.clone")
@@ -328,18 +291,6 @@ def started(call: Call) -> dict[str, Any]:
     return {"updated": 1, "fields": fields, "started": 1}
 
 
-@endpoint("tasks.stopped")
-def stopped(call: Call) -> dict[str, Any]:
-    _, fields = _status_call(call, "stopped")
-    return {"updated": 1, "fields": fields}
-
-
-@endpoint("tasks.failed")
-def failed(call: Call) -> dict[str, Any]:
-    _, fields = _status_call(call, "failed")
-    return {"updated": 1, "fields": fields}
-
-
 @endpoint("tasks.completed")
 def completed(call: Call) -> dict[str, Any]:
     task, fields = _status_call(call, "completed")
@@ -350,16 +301,25 @@ def completed(call: Call) -> dict[str, Any]:
     return {"updated": 1, "fields": fields, "published": published}
 
 
-@endpoint("tasks.publish")
-def publish(call: Call) -> dict[str, Any]:
-    _, fields = _status_call(call, "published")
-    return {"updated": 1, "fields": fields}
+# Endpoints that only move a task to one status (request: task, force, status_reason, status_message).
+SIMPLE_STATUS_ENDPOINTS = {
+    "tasks.stopped": "stopped",
+    "tasks.failed": "failed",
+    "tasks.publish": "published",
+    "tasks.close": "closed",
+}
 
 
-@endpoint("tasks.close")
-def close(call: Call) -> dict[str, Any]:
-    _, fields = _status_call(call, "closed")
-    return {"updated": 1, "fields": fields}
+def _simple_status_endpoint(status: str) -> Handler:
+    def handler(call: Call) -> dict[str, Any]:
+        _, fields = _status_call(call, status)
+        return {"updated": 1, "fields": fields}
+
+    return handler
+
+
+for _name, _status in SIMPLE_STATUS_ENDPOINTS.items():
+    endpoint(_name)(_simple_status_endpoint(_status))
 
 
 TASK_UPDATE_TIMEOUT = 600  # seconds: a task a worker reported on within this is "held" by it
