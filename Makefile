@@ -19,9 +19,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 # The main job on the embedded default: no server to start, nothing to configure.
 demo: $(VENV)/.installed
-	$(BIN)/clearml-task --project examples --name quickstart \
-		--script fixtures/repos/quickstart/train.py --queue default --args epochs=20 lr=0.2
-	$(BIN)/clearml-launcher queues
+	BIN=$(BIN) bash examples/demo.sh
 
 test: lint
 	$(BIN)/pytest

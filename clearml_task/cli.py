@@ -1,7 +1,8 @@
-"""clearml-task: flags -> one Request -> create (and enqueue) -> the result; no logic of its own.
+"""clearml-task: flags -> one Request -> prepare + submit -> the result; no logic of its own.
 
-This first cut sends a script as it is (a standalone script); repository capture, injection,
-requirements and the rest of ClearML's flags arrive with the issues that own them.
+The flags are ClearML's clearml-task 2.1.12's, with the same names and meanings, plus --dry-run,
+--output json, --max-patch-size and --debug. argparse rather than click: several flags take many values
+(`--args a=1 b=2`), and it keeps `--help` fast.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 from clearml_task import __version__, console
 
@@ -18,57 +19,113 @@ PROG = "clearml-task"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Create a ClearML task from a script and enqueue it."
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Create a ClearML task from a local checkout, a repository URL or a script, "
+        "exactly as it is here (uncommitted changes included), and optionally enqueue it.",
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument("--project", required=True, help="project name (created when missing)")
-    parser.add_argument("--name", required=True, help="task name")
-    parser.add_argument("--script", required=True, type=Path, help="the entry point script")
-    parser.add_argument("--args", nargs="*", default=[], metavar="KEY=VALUE", help="arguments for the script")
-    parser.add_argument("--queue", help="enqueue the task into this queue (name or id)")
-    parser.add_argument("--task-type", default="training", help="ClearML task type (default: training)")
-    parser.add_argument("--tags", nargs="*", default=[], help="task tags")
-    parser.add_argument("--output", choices=("text", "json"), default="text", help="result format")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    return parser
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    p.add_argument("--project", help="project name (created when missing); optional with --base-task-id")
+    p.add_argument("--name", help="task name; required unless --base-task-id")
+    p.add_argument("--tags", nargs="*", default=[], help="task tags")
+    code = p.add_argument_group("code")
+    code.add_argument("--repo", help="repository URL (or path) to run from, at --branch / --commit")
+    code.add_argument("--branch", help="with --repo: branch or tag (default: the remote's default branch)")
+    code.add_argument("--commit", help="with --repo: commit id")
+    code.add_argument(
+        "--folder", help="a local checkout (default: the one around --script or the current dir)"
+    )
+    code.add_argument(
+        "--script", help="entry point script (relative to the current dir, --folder, or the repo)"
+    )
+    code.add_argument("--module", help="entry point module, run as `python -m MODULE` (instead of --script)")
+    code.add_argument("--cwd", help="working directory, relative to the repository root (default: the root)")
+    code.add_argument("--binary", help="interpreter (default: python3.X of this one, /bin/bash for .sh)")
+    code.add_argument("--args", nargs="*", default=[], metavar="KEY=VALUE", help="arguments for the script")
+    code.add_argument(
+        "--skip-task-init", action="store_true", help="do not inject Task.init() into the script"
+    )
+    code.add_argument(
+        "--skip-repo-detection", action="store_true", help="send the script alone, not its repo"
+    )
+    code.add_argument(
+        "--max-patch-size", type=_megabytes, metavar="MB", help="largest patch of local changes (default 5)"
+    )
+    env = p.add_argument_group("environment")
+    env.add_argument("--requirements", help="requirements file for the task")
+    env.add_argument("--packages", nargs="*", help="packages for the task, e.g. numpy 'torch>=2'")
+    env.add_argument("--force-no-requirements", action="store_true", help="install no requirements")
+    env.add_argument(
+        "--skip-python-env-install", action="store_true", help="the agent installs no Python env"
+    )
+    env.add_argument("--docker", help="container image")
+    env.add_argument("--docker_args", "--docker-args", dest="docker_args", help="container arguments")
+    env.add_argument(
+        "--docker_bash_setup_script", "--docker-bash-setup-script", dest="docker_bash_setup_script",
+        help="bash run in the container first (a file, or the script itself)",
+    )  # fmt: skip
+    env.add_argument("--output-uri", help="where the task stores its outputs (output_dest)")
+    run = p.add_argument_group("task")
+    run.add_argument("--task-type", help="ClearML task type (default: training)")
+    run.add_argument("--queue", help="enqueue into this queue (name or id)")
+    run.add_argument("--base-task-id", help="clone this task and override only what is given")
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "--dry-run", action="store_true", help="print the task document as YAML; contact no server"
+    )
+    out.add_argument("--output", choices=("text", "json"), default="text", help="result format")
+    out.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def _megabytes(value: str) -> int:
+    try:
+        size = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of megabytes") from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return int(size * 1024 * 1024)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return console.run(PROG, lambda: _create(args), debug=args.debug)
+    return console.run(PROG, lambda: _run(args), debug=args.debug)
 
 
-def _create(args: argparse.Namespace) -> int:
-    from clearml_task import document
+def _run(args: argparse.Namespace) -> int:
+    from clearml_task import document, submit
+
+    fields = {k: v for k, v in vars(args).items() if k not in ("output", "debug")}
+    request = document.Request(**fields)
+    prepared = submit.prepare(request)
+    if request.dry_run:
+        _print_dry_run(request, prepared, args.output)
+        return 0
     from clearml_task.api import Client
 
-    request = document.Request(
-        project=args.project,
-        name=args.name,
-        script=args.script,
-        task_type=args.task_type,
-        args=document.parse_args(args.args),
-        tags=args.tags,
-        queue=args.queue,
-    )
-    doc = document.standalone_script(request)
     client = Client()
-    queue_id = client.queue_id(request.queue) if request.queue else None  # fail before creating anything
-    project_id = client.project_id(request.project)
-    task_id = client.create_task({**doc, "project": project_id})
-    if queue_id:
-        client.enqueue(task_id, queue_id)
-    url = client.session.config.task_url(project_id, task_id)
+    result = submit.submit(request, prepared, client)
     if args.output == "json":
-        print(json.dumps({"id": task_id, "project": project_id, "queue": queue_id, "url": url}))
+        print(json.dumps({"id": result.task_id, "project": result.project_id, "queue": result.queue_id,
+                          "url": result.url}))  # fmt: skip
     else:
-        print(f"created task {task_id} ({request.name}) in project {request.project}")
-        if queue_id:
-            print(f"enqueued into {request.queue}")
-        if url:
-            print(f"task page: {url}")
+        from clearml_task import summary
+
+        summary.show(request, result, embedded=client.session.config.embedded)
     return 0
+
+
+def _print_dry_run(request: Any, prepared: Any, output: str) -> None:
+    shaped = {"project": request.project, **prepared.document, "status": "created"}
+    if request.queue:
+        shaped["execution"] = {"queue": request.queue}
+    if output == "json":
+        print(json.dumps(shaped, indent=2))
+        return
+    import yaml
+
+    sys.stdout.write(yaml.safe_dump(shaped, sort_keys=False, allow_unicode=True, width=120))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,24 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, start_server, stop_server
+from .repos import make_repo
 
-TRAIN = ROOT / "fixtures" / "repos" / "quickstart" / "train.py"
+FIXTURE = ROOT / "fixtures" / "repos" / "quickstart" / "train.py"
+
+
+@pytest.fixture
+def quickstart(tmp_path: Path) -> Path:
+    """The quickstart fixture as a real repository with a bare origin; returns its train.py."""
+    return make_repo(tmp_path / "qs", "quickstart").work / "train.py"
+
+
+@pytest.fixture
+def standalone(tmp_path: Path) -> Path:
+    """A script outside any repository."""
+    script = tmp_path / "alone" / "train.py"
+    script.parent.mkdir()
+    script.write_text(FIXTURE.read_text())
+    return script
 
 
 def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -34,23 +50,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, t
     assert len(lines) == 1 and text in lines[0], result.stderr
 
 
-def test_create_enqueue_and_list_on_the_embedded_default() -> None:
-    created = run(
-        "clearml-task",
-        "--project",
-        "demo",
-        "--name",
-        "quickstart",
-        "--script",
-        str(TRAIN),
-        "--queue",
-        "default",
-        "--args",
-        "epochs=2",
-        "lr=0.5",
-        "--output",
-        "json",
-    )
+def test_create_enqueue_and_list_on_the_embedded_default(quickstart: Path) -> None:
+    created = run("clearml-task", "--project", "demo", "--name", "quickstart", "--script", str(quickstart),
+                  "--queue", "default", "--args", "epochs=2", "lr=0.5", "--output", "json")  # fmt: skip
     assert created.returncode == 0, created.stderr
     result = json.loads(created.stdout)
     assert len(result["id"]) == 32 and result["queue"] and result["project"]
@@ -61,62 +63,95 @@ def test_create_enqueue_and_list_on_the_embedded_default() -> None:
     assert result["id"] in tasks.stdout
 
 
-def test_the_task_document_records_the_script_and_args() -> None:
-    created = run(
-        "clearml-task",
-        "--project",
-        "demo",
-        "--name",
-        "quickstart",
-        "--script",
-        str(TRAIN),
-        "--args",
-        "epochs=3",
-        "note=a=b",
-        "--output",
-        "json",
-    )
+def test_text_output_summarises_what_will_run(quickstart: Path) -> None:
+    (quickstart.parent / "extra.py").write_text("X = 1\n")
+    created = run("clearml-task", "--project", "demo", "--name", "summary", "--folder", str(quickstart.parent),
+                  "--script", "train.py", "--queue", "default", "--args", "epochs=2")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    out = created.stdout
+    for expected in ("repository", "commit", "on main", "local changes", "1 untracked", "entry point",
+                     "train.py", "args", "epochs=2", "Task created and enqueued", "clearml-launcher logs"):  # fmt: skip
+        assert expected in out, expected
+
+
+def test_a_standalone_script_travels_as_it_is(standalone: Path) -> None:
+    created = run("clearml-task", "--project", "demo", "--name", "quickstart", "--script", str(standalone),
+                  "--args", "epochs=3", "note=a=b", "--output", "json")  # fmt: skip
+    assert created.returncode == 0, created.stderr
     task_id = json.loads(created.stdout)["id"]
     from clearml_task.api import Client
+    from clearml_task.inject import inject_task_init
 
     task = Client().get_task(task_id)
     assert task["status"] == "created"
-    assert task["script"]["entry_point"] == "train.py"
-    assert task["script"]["diff"] == TRAIN.read_text()
+    assert task["script"]["entry_point"] == "train.py" and task["script"]["repository"] == ""
+    assert task["script"]["diff"] == inject_task_init(standalone.read_text(), "train.py").text
     assert {k: v["value"] for k, v in task["hyperparams"]["Args"].items()} == {"epochs": "3", "note": "a=b"}
 
 
-def test_bad_input_is_one_line_and_creates_nothing() -> None:
-    missing = run("clearml-task", "--project", "demo", "--name", "nothing", "--script", "no/such/file.py")
-    assert_one_line_error(missing, 1, "does not exist")
-    unknown_queue = run(
-        "clearml-task",
-        "--project",
-        "demo",
-        "--name",
-        "nothing",
-        "--script",
-        str(TRAIN),
-        "--queue",
-        "no-such-queue",
-    )
-    assert_one_line_error(unknown_queue, 1, "no queue named 'no-such-queue' (known queues: default)")
-    bad_args = run(
-        "clearml-task", "--project", "demo", "--name", "nothing", "--script", str(TRAIN), "--args", "novalue"
-    )
-    assert_one_line_error(bad_args, 2, "--args takes key=value pairs")
-    bad_type = run(
-        "clearml-task",
-        "--project",
-        "demo",
-        "--name",
-        "nothing",
-        "--script",
-        str(TRAIN),
-        "--task-type",
-        "nonsense",
-    )
-    assert_one_line_error(bad_type, 1, "unknown --task-type")
+def test_dry_run_prints_yaml_and_contacts_no_server(quickstart: Path) -> None:
+    env = {
+        "CLEARML_API_HOST": "http://127.0.0.1:9",
+        "CLEARML_API_ACCESS_KEY": "K",
+        "CLEARML_API_SECRET_KEY": "S",
+    }
+    result = run("clearml-task", "--project", "demo", "--name", "dry", "--script", str(quickstart), "--dry-run",
+                 "--queue", "gpu", "--docker", "python:3.11", "--packages", "numpy", env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    import yaml
+
+    shaped = yaml.safe_load(result.stdout)
+    assert shaped["name"] == "dry" and shaped["project"] == "demo" and shaped["status"] == "created"
+    assert shaped["script"]["entry_point"] == "train.py" and shaped["script"]["version_num"]
+    assert shaped["container"]["image"] == "python:3.11"
+    assert shaped["script"]["requirements"]["pip"] == "numpy\nclearml\n"
+    assert shaped["execution"]["queue"] == "gpu"
+
+
+def test_base_task_id_clones_and_overrides_only_what_is_given(quickstart: Path) -> None:
+    from clearml_task.api import Client
+
+    created = run("clearml-task", "--project", "demo", "--name", "base", "--script", str(quickstart),
+                  "--args", "epochs=2", "lr=0.1", "--docker", "img:1", "--output", "json")  # fmt: skip
+    base_id = json.loads(created.stdout)["id"]
+    cloned = run("clearml-task", "--base-task-id", base_id, "--args", "epochs=9", "--queue", "default",
+                 "--output", "json")  # fmt: skip
+    assert cloned.returncode == 0, cloned.stderr
+    clone = Client().get_task(json.loads(cloned.stdout)["id"])
+    base = Client().get_task(base_id)
+    assert clone["status"] == "queued" and clone["parent"] == base_id
+    assert clone["name"] == "base" and clone["project"] == base["project"]
+    assert clone["script"] == base["script"]  # never blanked
+    assert clone["container"] == base["container"]
+    assert {k: v["value"] for k, v in clone["hyperparams"]["Args"].items()} == {"epochs": "9", "lr": "0.1"}
+    renamed = run("clearml-task", "--base-task-id", base_id, "--name", "renamed", "--project", "other",
+                  "--output", "json")  # fmt: skip
+    task = Client().get_task(json.loads(renamed.stdout)["id"])
+    assert task["name"] == "renamed" and task["project"] == Client().project_id("other", create=False)
+
+
+def test_bad_input_is_one_line_and_creates_nothing(quickstart: Path) -> None:
+    train = str(quickstart)
+    cases = [
+        (["--project", "demo", "--name", "nothing", "--script", "no/such/file.py"], 1, "not found"),
+        (["--project", "demo", "--name", "nothing", "--script", train, "--queue", "no-such-queue"], 1,
+         "no queue named 'no-such-queue' (known queues: default)"),
+        (["--project", "demo", "--name", "nothing", "--script", train, "--args", "novalue"], 2,
+         "--args takes key=value pairs"),
+        (["--project", "demo", "--name", "nothing", "--script", train, "--task-type", "nonsense"], 2,
+         "unknown --task-type"),
+        (["--project", "demo", "--script", train], 2, "--name is required"),
+        (["--name", "nothing", "--script", train], 2, "--project is required"),
+        (["--project", "demo", "--name", "nothing"], 2, "--script or --module is required"),
+        (["--base-task-id", "0" * 32, "--script", train], 2, "cannot go with it"),
+        (["--base-task-id", "0" * 32], 1, "no task with id"),
+        (["--project", "demo", "--name", "nothing", "--script", train, "--commit", "abc"], 2,
+         "--branch and --commit go with --repo"),
+        (["--project", "demo", "--name", "nothing", "--script", train, "--requirements", "nope.txt"], 1,
+         "--requirements nope.txt does not exist"),
+    ]  # fmt: skip
+    for argv, code, text in cases:
+        assert_one_line_error(run("clearml-task", *argv), code, text)
     listed = run("clearml-launcher", "tasks")
     assert "nothing" not in listed.stdout
 
@@ -133,7 +168,7 @@ def test_logs_command_prints_the_log() -> None:
     assert_one_line_error(run("clearml-launcher", "logs", "0" * 32), 1, "no task with id")
 
 
-def test_server_prints_the_config_block_once_and_binds_loopback(tmp_path: Path) -> None:
+def test_server_prints_the_config_block_once_and_binds_loopback(tmp_path: Path, quickstart: Path) -> None:
     server = start_server(tmp_path / "srv")
     try:
         first = server.log.read_text()
@@ -146,26 +181,14 @@ def test_server_prints_the_config_block_once_and_binds_loopback(tmp_path: Path) 
     try:
         second = again.log.read_text()
         assert keys["secret_key"] not in second and "credentials.json" in second
-        created = run(
-            "clearml-task",
-            "--project",
-            "p-http",
-            "--name",
-            "over http",
-            "--script",
-            str(TRAIN),
-            "--output",
-            "json",
-            env={
-                "CLEARML_API_HOST": again.url,
-                "CLEARML_API_ACCESS_KEY": keys["access_key"],
-                "CLEARML_API_SECRET_KEY": keys["secret_key"],
-            },
-        )
+        env = {"CLEARML_API_HOST": again.url, "CLEARML_API_ACCESS_KEY": keys["access_key"],
+               "CLEARML_API_SECRET_KEY": keys["secret_key"]}  # fmt: skip
+        created = run("clearml-task", "--project", "p-http", "--name", "over http", "--script", str(quickstart),
+                      "--output", "json", env=env)  # fmt: skip
         assert created.returncode == 0, created.stderr
-        assert json.loads(created.stdout)["url"].endswith(
-            f"/tasks/{json.loads(created.stdout)['id']}/output/log"
-        )
+        result = json.loads(created.stdout)
+        assert result["url"].endswith(f"/tasks/{result['id']}/output/log")
+        assert keys["secret_key"] not in created.stdout + created.stderr
     finally:
         stop_server(again)
 
@@ -183,11 +206,8 @@ def test_server_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 def test_unreachable_server_is_a_clear_error() -> None:
     from clearml_task.server.serve import free_port
 
-    env = {
-        "CLEARML_API_HOST": f"http://127.0.0.1:{free_port()}",
-        "CLEARML_API_ACCESS_KEY": "K",
-        "CLEARML_API_SECRET_KEY": "S",
-    }
+    env = {"CLEARML_API_HOST": f"http://127.0.0.1:{free_port()}", "CLEARML_API_ACCESS_KEY": "K",
+           "CLEARML_API_SECRET_KEY": "S"}  # fmt: skip
     result = run("clearml-launcher", "queues", env=env)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

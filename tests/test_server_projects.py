@@ -73,3 +73,14 @@ def test_delete_refuses_a_project_with_tasks_unless_forced(client: Client) -> No
     with pytest.raises(APICallError):
         client.call("projects.delete", {"project": project_id})
     assert client.call("projects.delete", {"project": project_id, "force": True})["deleted"] == 1
+
+
+def test_update(client: Client) -> None:
+    project_id = client.project_id(f"proj-{uuid.uuid4().hex[:6]}")
+    result = client.call(
+        "projects.update", {"project": project_id, "system_tags": ["hidden"], "description": "d"}
+    )
+    assert result["updated"] == 1
+    project = client.call("projects.get_by_id", {"project": project_id})["project"]
+    assert (project["system_tags"], project["description"]) == (["hidden"], "d")
+    assert client.call("projects.get_all", {"name": project["name"]})["projects"] == []  # hidden now

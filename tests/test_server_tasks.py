@@ -487,3 +487,9 @@ def test_set_requirements_and_ping(client: Client) -> None:
     before = client.get_task(task_id)["last_update"]
     client.ping(task_id)
     assert client.get_task(task_id)["last_update"] >= before
+
+
+def test_edit_output_dest_sets_the_output_destination(client: Client) -> None:
+    task_id = new_task(client)
+    client.call("tasks.edit", {"task": task_id, "output_dest": "s3://bucket/models"})
+    assert client.get_task(task_id)["output"]["destination"] == "s3://bucket/models"

@@ -70,6 +70,27 @@ def get_all(call: Call) -> dict[str, Any]:
     return {"projects": query.select(call, call.tx.find("projects"))}
 
 
+@endpoint("projects.update")
+def update(call: Call) -> dict[str, Any]:
+    project = get(call.tx, call.id("project"))
+    fields: dict[str, Any] = {}
+    name = call.text("name")
+    if name and name != project["name"]:
+        if call.tx.name_taken("projects", name):
+            raise errors.not_unique("a project with this name exists", name=name)
+        fields.update(name=name, basename=name.rpartition("/")[2])
+    for key in ("description", "default_output_destination"):
+        if key in call.data:
+            fields[key] = call.text(key)
+    for key in ("tags", "system_tags"):
+        if call.items(key) is not None:
+            fields[key] = call.items(key)
+    if fields:
+        project.update(fields, last_update=now())
+        call.tx.put("projects", project)
+    return {"updated": 1 if fields else 0, "fields": fields}
+
+
 @endpoint("projects.delete")
 def delete(call: Call) -> dict[str, Any]:
     project_id = call.id("project")

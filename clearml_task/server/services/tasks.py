@@ -196,6 +196,8 @@ def edit(call: Call) -> dict[str, Any]:
             current_status=task["status"],
         )
     given = _validated(call, {k: call.data[k] for k in EDITABLE if k in call.data})
+    if "output_dest" in call.data:  # as tasks.create: it is output.destination ("" clears it)
+        given["output"] = {**(given.get("output") or {}), "destination": call.data["output_dest"] or None}
     fields: dict[str, Any] = {}
     for key, value in given.items():
         if key in MERGED_ON_EDIT and isinstance(value, dict):

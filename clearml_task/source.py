@@ -1,0 +1,527 @@
+"""What code runs: repository, branch, commit, and everything between that commit and the intended work
+tree as one git patch — unpushed commits, staged, unstaged and untracked (not ignored) files, deletions,
+renames, modes, binaries — plus the Task.init() injection.
+
+The user's repository is only read. The patch is built in a temporary index whose new objects go to a
+temporary object directory (the repository's own objects serve as alternates), so not even a loose object
+lands in the user's .git.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from clearml_task import git
+from clearml_task.errors import UserError
+
+DEFAULT_MAX_PATCH_BYTES = 5 * 1024 * 1024
+GITLINK = "160000"
+
+# The hook that injects Task.init(): (path in the repository, content) -> new content or None.
+Injector = Callable[[str, str], "str | None"]
+
+
+@dataclass
+class PatchStats:
+    files: int = 0
+    insertions: int = 0
+    deletions: int = 0
+    untracked: int = 0
+    unpushed_commits: int = 0
+    size: int = 0
+
+
+@dataclass
+class Source:
+    repository: str  # URL without credentials, or an absolute local path
+    branch: str
+    commit: str
+    tag: str
+    working_dir: str  # relative to the repository root ("." for the root)
+    entry_point: str  # relative to working_dir, or "-m module ..."
+    patch: str  # a git patch that applies on `commit`; "" when there is nothing to apply
+    tree: str  # git tree id of the intended work tree (commit + patch): the launcher can verify it
+    entry_text: str | None = None  # the entry point's content as it will run (before injection)
+    stats: PatchStats = field(default_factory=PatchStats)
+    warnings: list[str] = field(default_factory=list)
+    submodules: dict[str, str] = field(default_factory=dict)
+    root: Path | None = None  # the local checkout, when there is one
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    """Where the entry point is, before capture: a script path (absolute) or a module."""
+
+    script: Path | None
+    module: str | None
+    cwd: str | None  # --cwd as given, relative to the repository root
+
+
+# ---------------------------------------------------------------------------------------------- URLs
+def public_url(url: str) -> str:
+    """The remote URL without credentials: user:token@ (or a lone token as user) never leaves."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and "@" in parts.netloc:
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=host))
+    if parts.scheme and "@" in parts.netloc and ":" in parts.netloc.split("@", 1)[0]:
+        user, host = parts.netloc.rsplit("@", 1)
+        return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}@{host}"))
+    return url
+
+
+def _is_local_path(url: str) -> bool:
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url):
+        return False
+    return not re.match(r"^[^/]+@[^/:]+:|^[^/:]+:[^/]", url)  # scp-like user@host:path / host:path
+
+
+def _remote_url(root: Path, remote: str) -> str:
+    url = git.out(root, "remote", "get-url", remote)
+    if _is_local_path(url):
+        return str((root / url).resolve())
+    return public_url(url)
+
+
+# ----------------------------------------------------------------------------------- commit choice
+@dataclass(frozen=True)
+class Base:
+    commit: str
+    branch: str
+    remote: str | None  # None: no remote holds any of it; the repository is the local path
+
+
+def choose_base(root: Path) -> Base:
+    """The commit the patch applies on: the upstream's commit when the branch tracks one (unpushed commits
+    then travel in the patch); else the newest commit of HEAD a remote branch contains; else HEAD."""
+    if not git.out(root, "rev-parse", "--verify", "-q", "HEAD", check=False):
+        raise UserError(f"the repository {root} has no commits yet", "commit something first")
+    branch = git.out(root, "symbolic-ref", "--short", "-q", "HEAD", check=False)
+    if branch:
+        upstream = git.out(
+            root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}", check=False
+        )
+        remote = git.out(root, "config", f"branch.{branch}.remote", check=False)
+        merge = git.out(root, "config", f"branch.{branch}.merge", check=False)
+        if upstream and remote and remote != "." and merge.startswith("refs/heads/"):
+            commit = git.out(root, "rev-parse", upstream, check=False)
+            if commit:
+                return Base(commit, merge.removeprefix("refs/heads/"), remote)
+    remote_refs = git.out(root, "for-each-ref", "--format=%(refname)", "refs/remotes").split()
+    remote_refs = [r for r in remote_refs if not r.endswith("/HEAD")]
+    if remote_refs:
+        found = _newest_pushed(root, remote_refs)
+        if found:
+            commit, ref = found
+            remote, _, name = ref.removeprefix("refs/remotes/").partition("/")
+            return Base(commit, name, remote)
+    return Base(git.out(root, "rev-parse", "HEAD"), branch, None)
+
+
+def _newest_pushed(root: Path, remote_refs: list[str]) -> tuple[str, str] | None:
+    """The newest commit in HEAD's history that some remote branch contains, and that branch."""
+    best: tuple[int, str, str] | None = None
+    for ref in remote_refs:
+        base = git.out(root, "merge-base", "HEAD", ref, check=False)
+        if not base:
+            continue
+        depth = int(git.out(root, "rev-list", "--count", base))
+        if best is None or depth > best[0]:
+            best = (depth, base, ref)
+    return (best[1], best[2]) if best else None
+
+
+# -------------------------------------------------------------------------------- the temporary index
+class Snapshot:
+    """A temporary index and object directory over a repository (its objects serve as alternates)."""
+
+    def __init__(self, repo: Path, tmp: Path) -> None:
+        self.repo = repo
+        objects = Path(git.out(repo, "rev-parse", "--path-format=absolute", "--git-path", "objects"))
+        (tmp / "objects").mkdir()
+        self.env = {
+            "GIT_INDEX_FILE": str(tmp / "index"),
+            "GIT_OBJECT_DIRECTORY": str(tmp / "objects"),
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects),
+        }
+
+    def git(self, *args: str, input: bytes | None = None) -> bytes:
+        return git.run(self.repo, *args, env=self.env, input=input)
+
+    def out(self, *args: str, input: bytes | None = None) -> str:
+        return self.git(*args, input=input).decode(errors="surrogateescape").strip()
+
+    def start_from_worktree(self) -> None:
+        """The index := the work tree (untracked files included, ignored ones not)."""
+        index = Path(git.out(self.repo, "rev-parse", "--path-format=absolute", "--git-path", "index"))
+        if index.is_file():
+            shutil.copyfile(index, self.env["GIT_INDEX_FILE"])  # its stat cache spares re-hashing
+        self.git("add", "-A", "--", ".")
+
+    def start_from_commit(self, commit: str) -> None:
+        self.git("read-tree", commit)
+
+    def entry(self, path: str) -> tuple[str, str] | None:
+        """(mode, blob id) of a path in the index."""
+        line = self.out("ls-files", "-s", "--", path)
+        if not line:
+            return None
+        mode, blob = line.split()[:2]
+        return mode, blob
+
+    def read(self, path: str) -> bytes:
+        found = self.entry(path)
+        if found is None:
+            raise UserError(f"{path} is not in the repository")
+        return self.git("cat-file", "blob", found[1])
+
+    def write(self, path: str, content: bytes, mode: str = "100644") -> None:
+        blob = self.out("hash-object", "-w", "--stdin", input=content)
+        self.git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}")
+
+    def keep_gitlinks_of(self, commit: str) -> list[str]:
+        """Submodule pointers stay as in `commit` (their own state is out of scope); returns the moved."""
+        moved = []
+        for line in self.out("ls-files", "-s").splitlines():
+            mode, blob, _stage, path = line.split(maxsplit=3)
+            if mode != GITLINK:
+                continue
+            recorded = git.out(self.repo, "rev-parse", "-q", "--verify", f"{commit}:{path}", check=False)
+            if recorded != blob:
+                moved.append(path)
+                if recorded:
+                    self.git("update-index", "--cacheinfo", f"{GITLINK},{recorded},{path}")
+                else:
+                    self.git("update-index", "--force-remove", "--", path)
+        return moved
+
+    def tree(self) -> str:
+        return self.out("write-tree")
+
+    def diff(self, commit: str, tree: str) -> str:
+        return self.git(
+            "diff",
+            "--binary",
+            "--full-index",
+            "-M",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--src-prefix=a/",
+            "--dst-prefix=b/",
+            commit,
+            tree,
+        ).decode("utf-8", errors="surrogateescape")
+
+    def numstat(self, commit: str, tree: str) -> tuple[int, int, int]:
+        files = insertions = deletions = 0
+        for line in self.out("diff", "--numstat", "-M", commit, tree).splitlines():
+            added, removed, _ = line.split("\t", 2)
+            files += 1
+            insertions += int(added) if added.isdigit() else 0
+            deletions += int(removed) if removed.isdigit() else 0
+        return files, insertions, deletions
+
+    def submodules(self, commit: str) -> dict[str, str]:
+        out = {}
+        for line in git.out(self.repo, "ls-tree", "-r", commit).splitlines():
+            meta, path = line.split("\t", 1)
+            mode, _kind, sha = meta.split()
+            if mode == GITLINK:
+                out[path] = sha
+        return out
+
+
+@contextmanager
+def snapshot(repo: Path) -> Iterator[Snapshot]:
+    with tempfile.TemporaryDirectory(prefix="clearml-task-") as tmp:
+        yield Snapshot(repo, Path(tmp))
+
+
+# ------------------------------------------------------------------------------------ local checkout
+def locate(
+    folder: Path | None, script: str | None, module: str | None, cwd: str | None
+) -> tuple[Path, EntryPoint]:
+    """The repository root and the entry point, from --folder / --script / --module / --cwd."""
+    here = Path.cwd()
+    if folder is not None:
+        folder = (here / folder).resolve()
+        if not folder.is_dir():
+            raise UserError(f"--folder {folder} is not a directory")
+    script_path: Path | None = None
+    if script:
+        candidates = [Path(script)] if Path(script).is_absolute() else [here / script]
+        if folder is not None and not Path(script).is_absolute():
+            candidates.append(folder / script)
+        script_path = next((c.resolve() for c in candidates if c.is_file()), None)
+        if script_path is None:
+            where = " or ".join(str(c) for c in candidates)
+            raise UserError(
+                f"--script {script} not found (looked at {where})", "give a path to an existing file"
+            )
+    start = folder or (script_path.parent if script_path else here)
+    root = git.toplevel(start)
+    if root is None:
+        raise UserError(f"{start} is not inside a git repository", "use --repo URL, or run git init there")
+    if script_path is not None and not script_path.is_relative_to(root):
+        raise UserError(f"--script {script_path} is outside the repository {root}")
+    return root, EntryPoint(script_path, module, cwd)
+
+
+def _working_dir(root: Path, entry: EntryPoint) -> str:
+    if entry.cwd is None:
+        return "."
+    path = (root / entry.cwd).resolve()
+    if not path.is_relative_to(root):
+        raise UserError(
+            f"--cwd {entry.cwd} is outside the repository {root}", "give it relative to the repository root"
+        )
+    if not path.is_dir():
+        raise UserError(f"--cwd {entry.cwd} is not a directory of the repository {root}")
+    return path.relative_to(root).as_posix() or "."
+
+
+def _entry_point(root: Path, working_dir: str, entry: EntryPoint) -> str:
+    if entry.module:
+        return f"-m {entry.module}"
+    assert entry.script is not None
+    return os.path.relpath(entry.script, root / working_dir).replace(os.sep, "/")
+
+
+def capture_local(
+    root: Path, entry: EntryPoint, *, inject: Injector | None = None, max_patch: int = DEFAULT_MAX_PATCH_BYTES
+) -> Source:
+    """Everything needed to reproduce the local work tree at `root`, as the recorded commit plus one patch."""
+    base = choose_base(root)
+    working_dir = _working_dir(root, entry)
+    warnings: list[str] = []
+    if base.remote is None:
+        repository = str(root)
+        warnings.append(
+            f"no remote has any of this branch's commits: the task records the local path {root}, "
+            "so only agents on this machine can clone it (push the branch to share it)"
+        )
+    else:
+        repository = _remote_url(root, base.remote)
+    script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
+    with snapshot(root) as snap:
+        snap.start_from_worktree()
+        moved = snap.keep_gitlinks_of(base.commit)
+        warnings.extend(
+            f"submodule {path} differs from the commit; only committed submodule pointers travel"
+            for path in moved
+        )
+        entry_text = _apply_injection(snap, script_rel, inject)
+        source = _finish(snap, base.commit, max_patch)
+        source.submodules = snap.submodules(base.commit)
+    if source.submodules:
+        warnings.append(
+            "submodules are recorded at their committed commits; their own uncommitted changes do not travel"
+        )
+    source.stats.untracked = len(
+        [p for p in git.out(root, "ls-files", "--others", "--exclude-standard", "-z").split("\0") if p]
+    )
+    source.stats.unpushed_commits = int(git.out(root, "rev-list", "--count", f"{base.commit}..HEAD"))
+    source.repository, source.branch, source.root = repository, base.branch, root
+    source.working_dir, source.entry_point = working_dir, _entry_point(root, working_dir, entry)
+    source.entry_text = entry_text
+    source.warnings = warnings + source.warnings
+    return source
+
+
+def _apply_injection(snap: Snapshot, script_rel: str | None, inject: Injector | None) -> str | None:
+    """Reads the entry point from the snapshot and writes the injected version back into it."""
+    if script_rel is None:
+        return None
+    raw = snap.read(script_rel)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if inject is not None:
+        injected = inject(script_rel, text)
+        if injected is not None:
+            mode = (snap.entry(script_rel) or ("100644", ""))[0]
+            snap.write(script_rel, injected.encode("utf-8"), mode)
+    return text
+
+
+def _finish(snap: Snapshot, commit: str, max_patch: int) -> Source:
+    tree = snap.tree()
+    base_tree = snap.out("rev-parse", f"{commit}^{{tree}}")
+    patch = "" if tree == base_tree else snap.diff(commit, tree)
+    size = len(patch.encode("utf-8", errors="surrogateescape"))
+    if size > max_patch:
+        raise UserError(*_too_large(patch, size, max_patch))
+    files, insertions, deletions = snap.numstat(commit, tree) if patch else (0, 0, 0)
+    stats = PatchStats(files=files, insertions=insertions, deletions=deletions, size=size)
+    return Source("", "", commit, "", ".", "", patch, tree, stats=stats)
+
+
+def _too_large(patch: str, size: int, limit: int) -> tuple[str, str]:
+    sizes: list[tuple[int, str]] = []
+    for section in re.split(r"(?m)^(?=diff --git )", patch):
+        header = re.match(r"diff --git a/(.*?) b/", section)
+        if header:
+            sizes.append((len(section.encode("utf-8", errors="surrogateescape")), header[1]))
+    largest = ", ".join(f"{path} ({_mb(n)})" for n, path in sorted(sizes, reverse=True)[:5])
+    return (
+        f"the uncommitted changes make a {_mb(size)} patch, over the {_mb(limit)} limit; largest: {largest}",
+        "add big files to .gitignore, or commit and push them, or raise --max-patch-size",
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB" if size >= 100 * 1024 else f"{size / 1024:.1f} kB"
+
+
+def tree_digest(source: Source) -> str:
+    """A short fingerprint of the patch, for the summary."""
+    return hashlib.sha256(source.patch.encode("utf-8", errors="surrogateescape")).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------------- remote --repo
+@dataclass(frozen=True)
+class RemoteRef:
+    commit: str
+    branch: str
+    tag: str
+
+
+def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRef:
+    """--branch / --commit / a tag, resolved against the remote (default: the remote's default branch)."""
+    listing = git.out(Path.cwd(), "ls-remote", "--symref", _fetchable(url))
+    heads: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    default = ""
+    for line in listing.splitlines():
+        left, _, ref = line.partition("\t")
+        if left.startswith("ref: ") and ref == "HEAD":
+            default = left.removeprefix("ref: refs/heads/")
+        elif ref.startswith("refs/heads/"):
+            heads[ref.removeprefix("refs/heads/")] = left
+        elif ref.startswith("refs/tags/"):
+            name = ref.removeprefix("refs/tags/")
+            if name.endswith("^{}"):
+                tags[name[:-3]] = left  # the peeled (commit) id wins over the tag object's
+            else:
+                tags.setdefault(name, left)
+    if not heads and not tags:
+        raise UserError(f"the repository {public_url(url)} has no branches", "push something to it first")
+    if commit:
+        if not re.fullmatch(r"[0-9a-fA-F]{4,40}", commit):
+            raise UserError(f"--commit {commit} is not a commit id")
+        return RemoteRef(commit.lower(), branch or default, "")
+    if branch:
+        if branch in heads:
+            return RemoteRef(heads[branch], branch, "")
+        if branch in tags:
+            return RemoteRef(tags[branch], "", branch)
+        known = ", ".join(sorted(heads)[:20])
+        raise UserError(f"no branch or tag {branch!r} in {public_url(url)}", f"branches: {known}")
+    if default not in heads:
+        default = "main" if "main" in heads else sorted(heads)[0]
+    return RemoteRef(heads[default], default, "")
+
+
+def _fetchable(url: str) -> str:
+    """Local paths become file:// URLs, so shallow and filtered fetches work on them too."""
+    return Path(url).resolve().as_uri() if _is_local_path(url) else url
+
+
+def capture_remote(
+    url: str,
+    ref: RemoteRef,
+    entry: EntryPoint,
+    script: str | None,
+    *,
+    inject: Injector | None = None,
+    max_patch: int = DEFAULT_MAX_PATCH_BYTES,
+) -> Source:
+    """The remote at the resolved commit; only trees and the entry point's blob are fetched (shallow,
+    blob filter), so the injection lands in the right place of the real file."""
+    with tempfile.TemporaryDirectory(prefix="clearml-task-remote-") as tmp:
+        bare = Path(tmp) / "repo.git"
+        git.run(tmp, "init", "-q", "--bare", str(bare))
+        git.run(bare, "remote", "add", "origin", _fetchable(url))
+        git.run(bare, "config", "remote.origin.promisor", "true")
+        git.run(bare, "config", "remote.origin.partialclonefilter", "blob:none")
+        _fetch(bare, ref)
+        commit = git.out(bare, "rev-parse", "--verify", f"{ref.commit}^{{commit}}")
+        with snapshot(bare) as snap:
+            snap.start_from_commit(commit)
+            working_dir = entry.cwd.strip("/") if entry.cwd else "."
+            script_rel = _remote_script(snap, script, working_dir) if script else None
+            entry_text = _apply_injection(snap, script_rel, inject)
+            source = _finish(snap, commit, max_patch)
+    source.repository, source.branch, source.tag = public_url(url), ref.branch, ref.tag
+    source.working_dir = working_dir or "."
+    if entry.module:
+        source.entry_point = f"-m {entry.module}"
+    elif script_rel is not None:
+        source.entry_point = os.path.relpath(script_rel, working_dir).replace(os.sep, "/")
+    source.entry_text = entry_text
+    return source
+
+
+def _fetch(bare: Path, ref: RemoteRef) -> None:
+    if ref.tag:
+        target = f"refs/tags/{ref.tag}"
+    elif ref.branch and len(ref.commit) < 40:  # an abbreviated --commit: fetch the branch it is on
+        target = f"refs/heads/{ref.branch}"
+    else:
+        target = ref.commit
+    git.run(bare, "fetch", "-q", "--depth", "1", "--filter=blob:none", "origin", target, check=False)
+    if git.out(bare, "rev-parse", "-q", "--verify", f"{ref.commit}^{{commit}}", check=False):
+        return
+    # Fetching by id is refused by some servers, or the id was abbreviated: fetch the history (no blobs).
+    git.run(
+        bare,
+        "fetch",
+        "-q",
+        "--filter=blob:none",
+        "origin",
+        "+refs/heads/*:refs/heads/*",
+        "+refs/tags/*:refs/tags/*",
+    )
+    if not git.out(bare, "rev-parse", "-q", "--verify", f"{ref.commit}^{{commit}}", check=False):
+        raise UserError(
+            f"commit {ref.commit} is not on the remote", "push it first, or give another --commit"
+        )
+
+
+def _remote_script(snap: Snapshot, script: str, working_dir: str) -> str:
+    candidates = [script.lstrip("/")]
+    if working_dir != ".":
+        candidates.append(f"{working_dir}/{script.lstrip('/')}")
+    for candidate in candidates:
+        if snap.entry(os.path.normpath(candidate)) is not None:
+            return os.path.normpath(candidate)
+    raise UserError(
+        f"--script {script} is not in the repository at that commit", f"looked for {' and '.join(candidates)}"
+    )
+
+
+# -------------------------------------------------------------------------------- standalone script
+def capture_standalone(script: Path, *, inject: Injector | None = None) -> Source:
+    """A script outside any repository (or with --skip-repo-detection): its content travels as it is
+    (script.diff holds it literally, which agents write out instead of applying)."""
+    try:
+        text = script.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"--script {script} is not a UTF-8 text file") from None
+    injected = inject(script.name, text) if inject is not None else None
+    content = injected if injected is not None else text
+    return Source(
+        repository="", branch="", commit="", tag="", working_dir=".", entry_point=script.name,
+        patch=content, tree="", entry_text=text,
+        stats=PatchStats(files=1, insertions=content.count("\n"), size=len(content.encode())),
+    )  # fmt: skip

@@ -1,0 +1,212 @@
+"""From a Request to a task on the server: capture, inject, assemble, then create (or clone) and enqueue.
+
+Everything that can fail on the user's input is checked before anything is created, and a task created
+by a run that then fails is deleted again: no half-created task is left behind.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clearml_task import document, requirements
+from clearml_task.errors import UserError
+
+if TYPE_CHECKING:
+    from clearml_task.api import Client
+    from clearml_task.source import Injector, Source
+
+SOURCE_FLAGS = ("repo", "folder", "script", "module", "branch", "commit", "cwd", "binary")
+
+
+@dataclass
+class Prepared:
+    """The task as it will be created: nothing on the server yet."""
+
+    document: dict[str, Any]
+    source: Source | None = None
+    requirements: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    task_id: str
+    project_id: str | None
+    queue_id: str | None
+    url: str | None
+    prepared: Prepared
+    cloned_from: str | None = None
+
+
+def usage(message: str, hint: str = "") -> UserError:
+    return UserError(message, hint, exit_code=2)
+
+
+def check(request: document.Request) -> None:
+    """Flag combinations, before any work."""
+    if request.base_task_id:
+        given = [f"--{flag}" for flag in SOURCE_FLAGS if getattr(request, flag)]
+        if given:
+            raise usage(
+                f"--base-task-id clones a task's code as it is; {', '.join(given)} cannot go with it",
+                "create a new task instead, or drop those flags",
+            )
+        return
+    if not request.name:
+        raise usage("--name is required", "name the task with --name NAME (or clone one with --base-task-id)")
+    if not request.project:
+        raise usage("--project is required", "pass --project NAME (it is created when missing)")
+    if not request.script and not request.module:
+        raise usage(
+            "--script or --module is required", "the entry point: --script train.py or --module pkg.main"
+        )
+    if request.script and request.module:
+        raise usage("--script and --module exclude each other")
+    if request.repo and request.folder:
+        raise usage("--repo and --folder exclude each other", "--repo is a URL, --folder a local checkout")
+    if (request.branch or request.commit) and not request.repo:
+        raise usage(
+            "--branch and --commit go with --repo",
+            "a local checkout is sent at its upstream commit plus every local change",
+        )
+    if request.task_type:
+        document.check_task_type(request.task_type)
+
+
+def prepare(request: document.Request) -> Prepared:
+    """Capture the code and build the document (reads the local repository; contacts no server)."""
+    from clearml_task import source as source_module
+
+    check(request)
+    if request.base_task_id:
+        return Prepared(document={})
+    notes: list[str] = []
+    inject = _injector(request, notes)
+    max_patch = request.max_patch_size or source_module.DEFAULT_MAX_PATCH_BYTES
+    entry = source_module.EntryPoint(None, request.module, request.cwd)
+    if request.repo:
+        ref = source_module.resolve_remote(request.repo, request.branch, request.commit)
+        source = source_module.capture_remote(
+            request.repo, ref, entry, request.script, inject=inject, max_patch=max_patch
+        )
+    elif request.skip_repo_detection or not _in_repository(request):
+        if not request.script:
+            raise usage("--module needs a repository", "use --folder or --repo with --module")
+        script = _standalone_script(request)
+        source = source_module.capture_standalone(script, inject=inject)
+    else:
+        root, entry = source_module.locate(_path(request.folder), request.script, request.module, request.cwd)
+        source = source_module.capture_local(root, entry, inject=inject, max_patch=max_patch)
+    injected = any(n.startswith("injected") for n in notes)
+    reqs = None if request.force_no_requirements else requirements.given(
+        request.requirements, request.packages, add_clearml=injected
+    )  # fmt: skip
+    return Prepared(document.build(request, source, reqs), source, reqs, notes + source.warnings)
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def _in_repository(request: document.Request) -> bool:
+    from clearml_task import git
+
+    start = _path(request.folder) or (_standalone_script(request).parent if request.script else Path.cwd())
+    return git.toplevel(start.resolve()) is not None
+
+
+def _standalone_script(request: document.Request) -> Path:
+    assert request.script
+    candidates = [Path(request.script).expanduser()]
+    if request.folder:
+        candidates.append(Path(request.folder).expanduser() / request.script)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise UserError(f"--script {request.script} not found", "give a path to an existing file")
+
+
+def _injector(request: document.Request, notes: list[str]) -> Injector | None:
+    """The Task.init() injection hook, or None where it does not apply (and why, in `notes`)."""
+    if request.skip_task_init:
+        notes.append("Task.init() not injected (--skip-task-init)")
+        return None
+    if request.module:
+        notes.append("Task.init() not injected: the entry point is a module (--module)")
+        return None
+    if request.script and not request.script.endswith(".py"):
+        notes.append(f"Task.init() not injected: {Path(request.script).name} is not a Python file")
+        return None
+
+    def inject(path: str, text: str) -> str | None:
+        from clearml_task.inject import inject_task_init
+
+        result = inject_task_init(text, path)
+        notes.append(("injected " if result.text is not None else "") + result.note)
+        return result.text
+
+    return inject
+
+
+# --------------------------------------------------------------------------------------- the server
+def submit(request: document.Request, prepared: Prepared, client: Client) -> Result:
+    queue_id = client.queue_id(request.queue) if request.queue else None  # an unknown queue: nothing created
+    if request.base_task_id:
+        task_id, project_id = _clone(request, client)
+        cloned: str | None = request.base_task_id
+    else:
+        assert request.project
+        project_id = client.project_id(request.project)
+        task_id = client.create_task({**prepared.document, "project": project_id})
+        cloned = None
+    try:
+        if queue_id:
+            client.enqueue(task_id, queue_id)
+    except BaseException:
+        client.call("tasks.delete", {"task": task_id, "force": True})
+        raise
+    url = client.session.config.task_url(project_id, task_id)
+    return Result(task_id, project_id, queue_id, url, prepared, cloned)
+
+
+def _clone(request: document.Request, client: Client) -> tuple[str, str | None]:
+    """tasks.clone, then only what was given is overridden; the clone's script is never blanked."""
+    assert request.base_task_id
+    base = client.get_task(request.base_task_id)
+    overrides: dict[str, Any] = {}
+    if request.name:
+        overrides["new_task_name"] = request.name
+    if request.project:
+        overrides["new_task_project"] = client.project_id(request.project)
+    if request.tags:
+        overrides["new_task_tags"] = request.tags
+    if request.args:
+        hyperparams = copy.deepcopy(base.get("hyperparams") or {})
+        hyperparams.setdefault("Args", {}).update(document.args_section(document.parse_args(request.args)))
+        overrides["new_task_hyperparams"] = hyperparams
+    given_container = document.container(request)
+    if given_container:
+        merged = {**(base.get("container") or {})}
+        merged.update({k: v for k, v in given_container.items() if v})
+        overrides["new_task_container"] = merged
+    task_id = client.clone_task(request.base_task_id, **overrides)
+    try:
+        reqs = None if request.force_no_requirements else requirements.given(
+            request.requirements, request.packages, add_clearml=False
+        )  # fmt: skip
+        if request.force_no_requirements:
+            client.edit_task(task_id, script={"requirements": {}})
+        elif reqs:
+            client.edit_task(task_id, script={"requirements": {"pip": "\n".join(reqs) + "\n"}})
+        if request.output_uri:
+            client.edit_task(task_id, output={"destination": request.output_uri})
+        if request.task_type:
+            client.edit_task(task_id, type=request.task_type)
+    except BaseException:
+        client.call("tasks.delete", {"task": task_id, "force": True})
+        raise
+    project_id = overrides.get("new_task_project") or base.get("project")
+    return task_id, project_id

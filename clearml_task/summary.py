@@ -1,0 +1,63 @@
+"""The summary clearml-task prints after creating a task: what will run, and where to follow it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clearml_task.document import Request
+    from clearml_task.submit import Result
+
+
+def lines(request: Request, result: Result) -> list[tuple[str, str]]:
+    prepared = result.prepared
+    rows: list[tuple[str, str]] = []
+    if result.cloned_from:
+        rows.append(("cloned from", result.cloned_from))
+    source = prepared.source
+    if source is not None:
+        if source.repository:
+            rows.append(("repository", source.repository))
+            ref = (source.tag and f"tag {source.tag}") or source.branch or "(detached)"
+            rows.append(("commit", f"{source.commit[:12]} on {ref}"))
+            stats = source.stats
+            if source.patch:
+                change = f"{stats.files} files, +{stats.insertions} -{stats.deletions}"
+                extra = [f"{stats.untracked} untracked"] if stats.untracked else []
+                extra += [f"{stats.unpushed_commits} unpushed commits"] if stats.unpushed_commits else []
+                rows.append(("local changes", change + (f" ({', '.join(extra)})" if extra else "")))
+            else:
+                rows.append(("local changes", "none"))
+        else:
+            rows.append(("script", "standalone (sent as it is)"))
+        rows.append(("entry point", f"{source.entry_point}  (in {source.working_dir})"))
+    if prepared.requirements is not None:
+        rows.append(("requirements", ", ".join(prepared.requirements)))
+    elif prepared.source is not None:
+        rows.append(("requirements", "the repository's (installed by the agent)"))
+    if request.args:
+        rows.append(("args", " ".join(request.args)))
+    rows.append(("queue", request.queue or "not enqueued"))
+    for note in prepared.notes:
+        rows.append(("note", note))
+    return rows
+
+
+def show(request: Request, result: Result, *, embedded: bool) -> None:
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2))
+    for key, value in lines(request, result):
+        table.add_row(f"[bold]{key}[/]", value)
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(table)
+    verb = "created and enqueued" if result.queue_id else "created"
+    out.print(f"[green]Task {verb}:[/] {result.task_id}")
+    if result.url:
+        out.print(f"Task page: {result.url}")
+    if embedded:
+        out.print(f"Follow its log: clearml-launcher logs {result.task_id}")
+    sys.stdout.flush()

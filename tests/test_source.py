@@ -1,0 +1,388 @@
+"""Source capture: for each scenario the task is reproduced as an agent would (clone the recorded
+repository, check out the recorded commit, `git apply` the patch, with and without --unidiff-zero) and the
+result must equal the local work tree plus the injected lines."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from clearml_task import source
+from clearml_task.document import Request
+from clearml_task.errors import UserError
+from clearml_task.inject import inject_task_init
+from clearml_task.submit import Prepared, prepare
+
+from .repos import Repo, files, git, make_repo, reproduce, tree_of
+
+INJECTED = "from clearml import Task\n"
+
+
+def capture(repo: Repo, script: str = "train.py", **flags: object) -> Prepared:
+    request = Request(project="p", name="capture test", folder=str(repo.work), script=script, **flags)  # type: ignore[arg-type]
+    return prepare(request)
+
+
+def assert_reproduces(
+    tmp: Path, repo: Repo, prepared: Prepared, injected_into: str | None = "train.py"
+) -> None:
+    """Both agents (git apply, and --unidiff-zero) end with the local tree plus the injection."""
+    found = prepared.source
+    assert found is not None
+    local = files(repo.work)
+    for zero in (False, True):
+        checkout = reproduce(tmp, found.repository, found.commit, found.patch, unidiff_zero=zero)
+        remote = files(checkout)
+        assert set(remote) == set(local), f"unidiff_zero={zero}"
+        for path, (content, executable) in local.items():
+            got, got_exec = remote[path]
+            assert got_exec == executable, path
+            if path == injected_into:
+                assert INJECTED.encode() in got
+                assert got.decode() == inject_task_init(content.decode(), path).text, path
+            else:
+                assert got == content, path
+        assert tree_of(checkout) == found.tree
+
+
+# ---- scenarios -----------------------------------------------------------------------------------
+
+
+def test_clean(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    prepared = capture(repo)
+    found = prepared.source
+    assert found is not None
+    assert found.commit == repo.git("rev-parse", "HEAD")
+    assert found.repository == str(repo.origin) and found.branch == "main"
+    assert (found.working_dir, found.entry_point) == (".", "train.py")
+    assert found.patch.count("diff --git") == 1  # only the injection
+    assert_reproduces(tmp_path, repo, prepared)
+
+
+def test_unpushed_commits_travel_in_the_patch(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    pushed = repo.git("rev-parse", "HEAD")
+    repo.write("src/pkg/model.py", "def fit(epochs, lr):\n    return 42.0\n")
+    repo.commit("unpushed one")
+    repo.write("notes.txt", "second unpushed commit\n")
+    repo.commit("unpushed two")
+    prepared = capture(repo)
+    assert prepared.source is not None
+    assert prepared.source.commit == pushed
+    assert prepared.source.stats.unpushed_commits == 2
+    assert_reproduces(tmp_path, repo, prepared)
+
+
+def test_staged_and_unstaged_changes_to_one_file(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    repo.write("src/pkg/model.py", "def fit(epochs, lr):\n    return 1.0  # staged\n")
+    repo.git("add", "src/pkg/model.py")
+    repo.write("src/pkg/model.py", "def fit(epochs, lr):\n    return 2.0  # staged, then changed again\n")
+    assert_reproduces(tmp_path, repo, capture(repo))
+
+
+def test_untracked_files_and_directories_travel_ignored_ones_do_not(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    repo.write("new_module.py", "VALUE = 1\n")
+    repo.write("configs/exp/a.yaml", "lr: 0.1\n")
+    repo.write("configs/exp/deeper/b.yaml", "lr: 0.2\n")
+    repo.write("train.log", "ignored\n")
+    repo.write("build/artifact.bin", b"\x00ignored")
+    prepared = capture(repo)
+    assert prepared.source is not None
+    patch = prepared.source.patch
+    assert "configs/exp/deeper/b.yaml" in patch and "new_module.py" in patch
+    assert "train.log" not in patch and "build/artifact.bin" not in patch
+    assert prepared.source.stats.untracked == 3
+    assert_reproduces(tmp_path, repo, prepared)
+
+
+def test_deletion_rename_binary_and_mode(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    (repo.work / "README.md").unlink()
+    repo.git("mv", "data/table.csv", "data/renamed.csv")
+    repo.write("weights.bin", bytes(range(256)) * 8)
+    (repo.work / "src" / "run.py").chmod(0o755)
+    prepared = capture(repo)
+    assert prepared.source is not None
+    patch = prepared.source.patch
+    assert "deleted file mode" in patch and "rename from data/table.csv" in patch
+    assert "GIT binary patch" in patch and "new mode 100755" in patch
+    assert_reproduces(tmp_path, repo, prepared)
+
+
+def test_no_upstream_uses_the_newest_pushed_commit(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    pushed = repo.git("rev-parse", "HEAD")
+    repo.git("checkout", "-q", "-b", "feature")  # no upstream
+    repo.write("feature.py", "FEATURE = True\n")
+    repo.commit("feature work")
+    prepared = capture(repo)
+    assert prepared.source is not None
+    assert prepared.source.commit == pushed and prepared.source.branch == "main"
+    assert_reproduces(tmp_path, repo, prepared)
+
+
+def test_no_remote_records_the_local_path_and_warns(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, remote=False)
+    repo.write("src/pkg/model.py", "def fit(e, l):\n    return 0.5\n")
+    prepared = capture(repo)
+    assert prepared.source is not None
+    assert prepared.source.repository == str(repo.work)
+    assert any("only agents on this machine" in note for note in prepared.notes)
+    assert_reproduces(tmp_path, repo, prepared)
+
+
+def test_detached_head(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    first = repo.git("rev-parse", "HEAD")
+    repo.write("later.txt", "later\n")
+    repo.commit("later")
+    repo.git("push", "-q", "origin", "main")
+    repo.git("checkout", "-q", "--detach", first)
+    repo.write("dirty.txt", "on a detached head\n")
+    prepared = capture(repo)
+    assert prepared.source is not None
+    assert prepared.source.commit == first
+    assert_reproduces(tmp_path, repo, prepared)
+
+
+def test_script_in_a_subdirectory_with_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo(tmp_path)
+    monkeypatch.chdir(repo.work)
+    prepared = prepare(Request(project="p", name="cwd test", script="src/run.py", cwd="src"))
+    assert prepared.source is not None
+    assert (prepared.source.working_dir, prepared.source.entry_point) == (
+        "src",
+        "run.py",
+    )  # not src/src/run.py
+    assert_reproduces(tmp_path, repo, prepared, injected_into="src/run.py")
+    monkeypatch.chdir(repo.work / "src")  # a script relative to the current directory
+    again = prepare(Request(project="p", name="cwd test", script="run.py"))
+    assert again.source is not None
+    assert (again.source.working_dir, again.source.entry_point) == (".", "src/run.py")
+
+
+def test_relative_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    prepared = prepare(Request(project="p", name="rel folder", folder="work", script="train.py"))
+    assert prepared.source is not None
+    assert prepared.source.repository == str(repo.origin)  # a repository, not a standalone script
+    assert prepared.source.entry_point == "train.py"
+
+
+def test_paths_with_spaces_and_non_ascii(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    repo.write("data dir/file with spaces.txt", "spaces\n")
+    repo.write("données/ünïcødé ✓.txt", "non-ascii\n")
+    repo.write("src/pkg/émoji 🙂.py", "X = 1\n")
+    repo.commit("names")
+    repo.write("données/ünïcødé ✓.txt", "changed\n")
+    repo.write("new dir ä/ß.txt", "untracked\n")
+    assert_reproduces(tmp_path, repo, capture(repo))
+
+
+def test_script_with_spaces_in_its_name(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    repo.write("my scripts/trâin me.py", "print('hi')\n")
+    prepared = capture(repo, script="my scripts/trâin me.py")
+    assert prepared.source is not None
+    assert prepared.source.entry_point == "my scripts/trâin me.py"
+    assert_reproduces(tmp_path, repo, prepared, injected_into="my scripts/trâin me.py")
+
+
+def test_header_lines_stay_first(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, "header")
+    prepared = capture(repo)
+    assert_reproduces(tmp_path, repo, prepared)
+    checkout = tmp_path / "agent"
+    text = (checkout / "train.py").read_text()
+    assert text.startswith('#!/usr/bin/env python3\n# -*- coding: utf-8 -*-\n"""Module docstring')
+    assert text.index("from __future__ import division") < text.index("from clearml import Task")
+    compile(text, "train.py", "exec")
+
+
+def test_script_that_already_calls_task_init_is_left_alone(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, "has_init")
+    prepared = capture(repo)
+    assert prepared.source is not None and prepared.source.patch == ""
+    assert any("Task.init" in note for note in prepared.notes)
+    assert_reproduces(tmp_path, repo, prepared, injected_into=None)
+
+
+def test_syntax_error_is_a_clear_error(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, "broken")
+    with pytest.raises(UserError) as e:
+        capture(repo)
+    assert "line 3" in str(e.value) and "--skip-task-init" in str(e.value)
+    prepared = capture(repo, skip_task_init=True)
+    assert prepared.source is not None and prepared.source.patch == ""
+
+
+def test_shell_and_module_entry_points_are_not_injected(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    shell = capture(repo, script="run.sh")
+    assert shell.source is not None and shell.source.patch == ""
+    assert shell.document["script"]["binary"] == "/bin/bash"
+    module = prepare(Request(project="p", name="module", folder=str(repo.work), module="src.pkg.model"))
+    assert module.source is not None
+    assert module.source.entry_point == "-m src.pkg.model" and module.source.patch == ""
+
+
+def test_submodule_commits_are_recorded(tmp_path: Path) -> None:
+    inner = make_repo(tmp_path / "inner", remote=False)
+    repo = make_repo(tmp_path / "outer")
+    git(
+        repo.work,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        str(inner.work),
+        "vendor/inner",
+    )
+    repo.commit("add submodule")
+    repo.git("push", "-q")
+    prepared = capture(repo)
+    assert prepared.source is not None
+    assert prepared.source.submodules == {"vendor/inner": inner.git("rev-parse", "HEAD")}
+    assert any("submodules" in note for note in prepared.notes)
+
+
+# ---- the user's repository is only read -----------------------------------------------------------
+
+
+def _state(repo: Repo) -> tuple[str, bytes, int, str]:
+    index = (repo.work / ".git" / "index").read_bytes()
+    objects = sum(1 for _ in (repo.work / ".git" / "objects").rglob("*") if _.is_file())
+    return repo.git("status", "--porcelain=v1", "-uall"), index, objects, repo.git("stash", "list")
+
+
+def test_the_work_tree_index_and_objects_are_untouched(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    repo.write("src/pkg/model.py", "def fit(e, l):\n    return 3.0\n")
+    repo.git("add", "src/pkg/model.py")
+    repo.write("README.md", "unstaged\n")
+    repo.write("untracked.txt", "new\n")
+    before = _state(repo)
+    mtimes = {p: p.stat().st_mtime_ns for p in repo.work.rglob("*") if ".git" not in p.parts}
+    capture(repo)
+    assert _state(repo) == before
+    assert {p: p.stat().st_mtime_ns for p in repo.work.rglob("*") if ".git" not in p.parts} == mtimes
+
+
+# ---- guards and URLs -------------------------------------------------------------------------------
+
+
+def test_patch_size_guard_names_the_largest_files(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    repo.write("big/blob.bin", os.urandom(300_000))
+    repo.write("small.txt", "x\n")
+    with pytest.raises(UserError) as e:
+        capture(repo, max_patch_size=200_000)
+    assert "big/blob.bin" in str(e.value) and "--max-patch-size" in str(e.value)
+    assert capture(repo).source is not None  # the default limit (5 MB) lets it through
+
+
+@pytest.mark.parametrize(
+    ("url", "public"),
+    [
+        ("https://user:s3cr3t@github.com/org/repo.git", "https://github.com/org/repo.git"),
+        ("https://ghp_token123@github.com/org/repo.git", "https://github.com/org/repo.git"),
+        ("http://u:p@host:8080/r.git", "http://host:8080/r.git"),
+        ("ssh://git:pw@host/r.git", "ssh://git@host/r.git"),
+        ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),
+        ("https://github.com/org/repo.git", "https://github.com/org/repo.git"),
+    ],
+)
+def test_credentials_never_leave(url: str, public: str) -> None:
+    assert source.public_url(url) == public
+
+
+def test_credentials_in_the_remote_are_not_recorded(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    repo.git("remote", "set-url", "origin", "https://someone:hunter2@example.com/org/repo.git")
+    prepared = capture(repo)
+    assert prepared.source is not None
+    assert prepared.source.repository == "https://example.com/org/repo.git"
+    assert "hunter2" not in repr(prepared.document)
+
+
+def test_empty_repository_is_a_clear_error(tmp_path: Path) -> None:
+    work = tmp_path / "empty"
+    work.mkdir()
+    git(work, "init", "-q")
+    (work / "train.py").write_text("print(1)\n")
+    with pytest.raises(UserError, match="no commits yet"):
+        prepare(Request(project="p", name="empty", folder=str(work), script="train.py"))
+
+
+# ---- remote --repo --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Repo:
+    repo = make_repo(tmp_path, "header")
+    repo.git("tag", "v1.0")
+    repo.write("train.py", repo.work.joinpath("train.py").read_text() + "# after the tag\n")
+    repo.commit("after tag")
+    repo.git("push", "-q", "origin", "main", "--tags")
+    repo.git("checkout", "-q", "-b", "other")
+    repo.write("other.txt", "other branch\n")
+    repo.commit("other branch")
+    repo.git("push", "-q", "origin", "other")
+    return repo
+
+
+def _remote(remote: Repo, **flags: object) -> Prepared:
+    return prepare(Request(project="p", name="remote", repo=str(remote.origin), script="train.py", **flags))  # type: ignore[arg-type]
+
+
+def test_repo_defaults_to_the_remotes_default_branch(remote: Repo, tmp_path: Path) -> None:
+    prepared = _remote(remote)
+    found = prepared.source
+    assert found is not None
+    assert found.branch == "main" and found.commit == remote.git("rev-parse", "main")
+    checkout = reproduce(tmp_path, found.repository, found.commit, found.patch, unidiff_zero=True)
+    text = (checkout / "train.py").read_text()
+    assert text.startswith("#!/usr/bin/env python3\n# -*- coding: utf-8 -*-\n")
+    assert text.index("from __future__ import division") < text.index("from clearml import Task")
+    assert tree_of(checkout) == found.tree
+
+
+def test_repo_with_branch_tag_and_commit(remote: Repo) -> None:
+    other = _remote(remote, branch="other").source
+    assert other is not None and (other.branch, other.commit) == ("other", remote.git("rev-parse", "other"))
+    tagged = _remote(remote, branch="v1.0").source
+    assert tagged is not None and (tagged.tag, tagged.commit) == (
+        "v1.0",
+        remote.git("rev-parse", "v1.0^{commit}"),
+    )
+    first = remote.git("rev-parse", "main~1")
+    pinned = _remote(remote, commit=first[:10]).source
+    assert pinned is not None and pinned.commit == first
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"branch": "nope"}, "no branch or tag 'nope'"),
+        ({"commit": "0123456789abcdef0123456789abcdef01234567"}, "is not on the remote"),
+        ({"commit": "not-a-sha"}, "is not a commit id"),
+        ({"script": "missing.py"}, "not in the repository"),
+    ],
+)
+def test_repo_errors(remote: Repo, flags: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        prepare(Request(**{"project": "p", "name": "remote", "repo": str(remote.origin), "script": "train.py",
+                           **flags}))  # fmt: skip
+
+
+def test_unreachable_repo_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="git ls-remote"):
+        prepare(Request(project="p", name="nowhere", repo=str(tmp_path / "missing.git"), script="train.py"))
