@@ -51,8 +51,22 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, t
 
 
 def test_create_enqueue_and_list_on_the_embedded_default(quickstart: Path) -> None:
-    created = run("clearml-task", "--project", "demo", "--name", "quickstart", "--script", str(quickstart),
-                  "--queue", "default", "--args", "epochs=2", "lr=0.5", "--output", "json")  # fmt: skip
+    created = run(
+        "clearml-task",
+        "--project",
+        "demo",
+        "--name",
+        "quickstart",
+        "--script",
+        str(quickstart),
+        "--queue",
+        "default",
+        "--args",
+        "epochs=2",
+        "lr=0.5",
+        "--output",
+        "json",
+    )
     assert created.returncode == 0, created.stderr
     result = json.loads(created.stdout)
     assert len(result["id"]) == 32 and result["queue"] and result["project"]
@@ -65,18 +79,54 @@ def test_create_enqueue_and_list_on_the_embedded_default(quickstart: Path) -> No
 
 def test_text_output_summarises_what_will_run(quickstart: Path) -> None:
     (quickstart.parent / "extra.py").write_text("X = 1\n")
-    created = run("clearml-task", "--project", "demo", "--name", "summary", "--folder", str(quickstart.parent),
-                  "--script", "train.py", "--queue", "default", "--args", "epochs=2")  # fmt: skip
+    created = run(
+        "clearml-task",
+        "--project",
+        "demo",
+        "--name",
+        "summary",
+        "--folder",
+        str(quickstart.parent),
+        "--script",
+        "train.py",
+        "--queue",
+        "default",
+        "--args",
+        "epochs=2",
+    )
     assert created.returncode == 0, created.stderr
     out = created.stdout
-    for expected in ("repository", "commit", "on main", "local changes", "1 untracked", "entry point",
-                     "train.py", "args", "epochs=2", "Task created and enqueued", "clearml-launcher logs"):  # fmt: skip
+    for expected in (
+        "repository",
+        "commit",
+        "on main",
+        "local changes",
+        "1 untracked",
+        "entry point",
+        "train.py",
+        "args",
+        "epochs=2",
+        "Task created and enqueued",
+        "clearml-launcher logs",
+    ):
         assert expected in out, expected
 
 
 def test_a_standalone_script_travels_as_it_is(standalone: Path) -> None:
-    created = run("clearml-task", "--project", "demo", "--name", "quickstart", "--script", str(standalone),
-                  "--args", "epochs=3", "note=a=b", "--output", "json")  # fmt: skip
+    created = run(
+        "clearml-task",
+        "--project",
+        "demo",
+        "--name",
+        "quickstart",
+        "--script",
+        str(standalone),
+        "--args",
+        "epochs=3",
+        "note=a=b",
+        "--output",
+        "json",
+    )
     assert created.returncode == 0, created.stderr
     task_id = json.loads(created.stdout)["id"]
     from clearml_task.api import Client
@@ -95,8 +145,23 @@ def test_dry_run_prints_yaml_and_contacts_no_server(quickstart: Path) -> None:
         "CLEARML_API_ACCESS_KEY": "K",
         "CLEARML_API_SECRET_KEY": "S",
     }
-    result = run("clearml-task", "--project", "demo", "--name", "dry", "--script", str(quickstart), "--dry-run",
-                 "--queue", "gpu", "--docker", "python:3.11", "--packages", "numpy", env=env)  # fmt: skip
+    result = run(
+        "clearml-task",
+        "--project",
+        "demo",
+        "--name",
+        "dry",
+        "--script",
+        str(quickstart),
+        "--dry-run",
+        "--queue",
+        "gpu",
+        "--docker",
+        "python:3.11",
+        "--packages",
+        "numpy",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     import yaml
 
@@ -111,11 +176,34 @@ def test_dry_run_prints_yaml_and_contacts_no_server(quickstart: Path) -> None:
 def test_base_task_id_clones_and_overrides_only_what_is_given(quickstart: Path) -> None:
     from clearml_task.api import Client
 
-    created = run("clearml-task", "--project", "demo", "--name", "base", "--script", str(quickstart),
-                  "--args", "epochs=2", "lr=0.1", "--docker", "img:1", "--output", "json")  # fmt: skip
+    created = run(
+        "clearml-task",
+        "--project",
+        "demo",
+        "--name",
+        "base",
+        "--script",
+        str(quickstart),
+        "--args",
+        "epochs=2",
+        "lr=0.1",
+        "--docker",
+        "img:1",
+        "--output",
+        "json",
+    )
     base_id = json.loads(created.stdout)["id"]
-    cloned = run("clearml-task", "--base-task-id", base_id, "--args", "epochs=9", "--queue", "default",
-                 "--output", "json")  # fmt: skip
+    cloned = run(
+        "clearml-task",
+        "--base-task-id",
+        base_id,
+        "--args",
+        "epochs=9",
+        "--queue",
+        "default",
+        "--output",
+        "json",
+    )
     assert cloned.returncode == 0, cloned.stderr
     clone = Client().get_task(json.loads(cloned.stdout)["id"])
     base = Client().get_task(base_id)
@@ -124,8 +212,17 @@ def test_base_task_id_clones_and_overrides_only_what_is_given(quickstart: Path) 
     assert clone["script"] == base["script"]  # never blanked
     assert clone["container"] == base["container"]
     assert {k: v["value"] for k, v in clone["hyperparams"]["Args"].items()} == {"epochs": "9", "lr": "0.1"}
-    renamed = run("clearml-task", "--base-task-id", base_id, "--name", "renamed", "--project", "other",
-                  "--output", "json")  # fmt: skip
+    renamed = run(
+        "clearml-task",
+        "--base-task-id",
+        base_id,
+        "--name",
+        "renamed",
+        "--project",
+        "other",
+        "--output",
+        "json",
+    )
     task = Client().get_task(json.loads(renamed.stdout)["id"])
     assert task["name"] == "renamed" and task["project"] == Client().project_id("other", create=False)
 
@@ -134,22 +231,37 @@ def test_bad_input_is_one_line_and_creates_nothing(quickstart: Path) -> None:
     train = str(quickstart)
     cases = [
         (["--project", "demo", "--name", "nothing", "--script", "no/such/file.py"], 1, "not found"),
-        (["--project", "demo", "--name", "nothing", "--script", train, "--queue", "no-such-queue"], 1,
-         "no queue named 'no-such-queue' (known queues: default)"),
-        (["--project", "demo", "--name", "nothing", "--script", train, "--args", "novalue"], 2,
-         "--args takes key=value pairs"),
-        (["--project", "demo", "--name", "nothing", "--script", train, "--task-type", "nonsense"], 2,
-         "unknown --task-type"),
+        (
+            ["--project", "demo", "--name", "nothing", "--script", train, "--queue", "no-such-queue"],
+            1,
+            "no queue named 'no-such-queue' (known queues: default)",
+        ),
+        (
+            ["--project", "demo", "--name", "nothing", "--script", train, "--args", "novalue"],
+            2,
+            "--args takes key=value pairs",
+        ),
+        (
+            ["--project", "demo", "--name", "nothing", "--script", train, "--task-type", "nonsense"],
+            2,
+            "unknown --task-type",
+        ),
         (["--project", "demo", "--script", train], 2, "--name is required"),
         (["--name", "nothing", "--script", train], 2, "--project is required"),
         (["--project", "demo", "--name", "nothing"], 2, "--script or --module is required"),
         (["--base-task-id", "0" * 32, "--script", train], 2, "cannot go with it"),
         (["--base-task-id", "0" * 32], 1, "no task with id"),
-        (["--project", "demo", "--name", "nothing", "--script", train, "--commit", "abc"], 2,
-         "--branch and --commit go with --repo"),
-        (["--project", "demo", "--name", "nothing", "--script", train, "--requirements", "nope.txt"], 1,
-         "--requirements nope.txt does not exist"),
-    ]  # fmt: skip
+        (
+            ["--project", "demo", "--name", "nothing", "--script", train, "--commit", "abc"],
+            2,
+            "--branch and --commit go with --repo",
+        ),
+        (
+            ["--project", "demo", "--name", "nothing", "--script", train, "--requirements", "nope.txt"],
+            1,
+            "--requirements nope.txt does not exist",
+        ),
+    ]
     for argv, code, text in cases:
         assert_one_line_error(run("clearml-task", *argv), code, text)
     listed = run("clearml-launcher", "tasks")
@@ -181,10 +293,23 @@ def test_server_prints_the_config_block_once_and_binds_loopback(tmp_path: Path, 
     try:
         second = again.log.read_text()
         assert keys["secret_key"] not in second and "credentials.json" in second
-        env = {"CLEARML_API_HOST": again.url, "CLEARML_API_ACCESS_KEY": keys["access_key"],
-               "CLEARML_API_SECRET_KEY": keys["secret_key"]}  # fmt: skip
-        created = run("clearml-task", "--project", "p-http", "--name", "over http", "--script", str(quickstart),
-                      "--output", "json", env=env)  # fmt: skip
+        env = {
+            "CLEARML_API_HOST": again.url,
+            "CLEARML_API_ACCESS_KEY": keys["access_key"],
+            "CLEARML_API_SECRET_KEY": keys["secret_key"],
+        }
+        created = run(
+            "clearml-task",
+            "--project",
+            "p-http",
+            "--name",
+            "over http",
+            "--script",
+            str(quickstart),
+            "--output",
+            "json",
+            env=env,
+        )
         assert created.returncode == 0, created.stderr
         result = json.loads(created.stdout)
         assert result["url"].endswith(f"/tasks/{result['id']}/output/log")
@@ -206,8 +331,11 @@ def test_server_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 def test_unreachable_server_is_a_clear_error() -> None:
     from clearml_task.server.serve import free_port
 
-    env = {"CLEARML_API_HOST": f"http://127.0.0.1:{free_port()}", "CLEARML_API_ACCESS_KEY": "K",
-           "CLEARML_API_SECRET_KEY": "S"}  # fmt: skip
+    env = {
+        "CLEARML_API_HOST": f"http://127.0.0.1:{free_port()}",
+        "CLEARML_API_ACCESS_KEY": "K",
+        "CLEARML_API_SECRET_KEY": "S",
+    }
     result = run("clearml-launcher", "queues", env=env)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
