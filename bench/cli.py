@@ -13,8 +13,8 @@
    theirs: clearml-task --project bench --name bench-theirs --folder REPO --cwd . --script train.py
            --args epochs=3 --queue default
    Each run is timed with time.perf_counter around the child (spawn to reap) and must exit 0 and leave
-   a task queued on `default` (checked through our API after the clock stops). Peak RSS comes from the
-   child's own rusage (os.wait4, which is what /usr/bin/time reports as %M).
+   a task queued on `default` (checked through our API after the clock stops). Peak RSS comes from
+   `/usr/bin/time -f %M` wrapped around each child (both sides alike; `--no-rss` leaves it out).
 4. Times `clearml-task --help` of both the same way.
 5. Prints medians, the median of the paired ratios theirs/ours and the aims (>= 8x; ours' --help < 0.15 s).
 
@@ -284,32 +284,55 @@ class Run:
     stderr: str
 
 
-def run_child(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> Run:
-    """Spawn, wait, reap; wall time from spawn to reap, and the child's peak RSS from its rusage."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+def run_child(argv: Sequence[str], env: Mapping[str, str], cwd: Path, time_bin: str | None) -> Run:
+    """Spawn and wait; wall time from spawn to reap. With `time_bin` (GNU time), the child runs under
+    `time -f %M` for its peak RSS. (os.wait4 on the child itself is no substitute: the child is forked
+    from this process, and Linux counts the parent's RSS it had before exec into the child's maxrss.)"""
+    with ExitStack() as stack:
+        out = stack.enter_context(tempfile.TemporaryFile())
+        err = stack.enter_context(tempfile.TemporaryFile())
+        rss_file = Path(stack.enter_context(temp_dir("bench-rss-"))) / "rss" if time_bin else None
+        command = [time_bin, "-o", str(rss_file), "-f", "%M", *argv] if time_bin else list(argv)
         start = time.perf_counter()
-        process = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(env), cwd=cwd
+        done = subprocess.run(
+            command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(env), cwd=cwd
         )
-        rss: int | None = None
-        if hasattr(os, "wait4"):
-            _, status, usage = os.wait4(process.pid, 0)
-            seconds = time.perf_counter() - start
-            process.returncode = os.waitstatus_to_exitcode(status)
-            rss = usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss  # bytes on macOS
-        else:
-            process.wait()
-            seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        rss = None
+        if rss_file is not None and rss_file.is_file():  # "Command exited with ..." may come first
+            last = (rss_file.read_text().strip().splitlines() or [""])[-1]
+            rss = int(last) if last.isdigit() else None
         out.seek(0)
         err.seek(0)
-        return Run(seconds, rss, process.returncode, out.read().decode(errors="replace"),
+        return Run(seconds, rss, done.returncode, out.read().decode(errors="replace"),
                    err.read().decode(errors="replace"))  # fmt: skip
+
+
+def gnu_time(path: str = "/usr/bin/time") -> tuple[str | None, str]:
+    """GNU time if it is there and takes -f %M: (path, its own wall overhead) or (None, why not)."""
+    if not os.access(path, os.X_OK):
+        return None, f"{path} is missing (psutil polling would disturb the timings, so it is not tried)"
+    with temp_dir("bench-rss-") as tmp:
+        probe = subprocess.run([path, "-o", str(tmp / "rss"), "-f", "%M", "true"], capture_output=True)
+        if probe.returncode != 0 or not (tmp / "rss").read_text().strip().isdigit():
+            return None, f"{path} is not GNU time (no -f %M)"
+
+    def median_of(argv: list[str]) -> float:
+        times = []
+        for _ in range(9):
+            start = time.perf_counter()
+            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    overhead = median_of([path, "-f", "%M", "true"]) - median_of(["true"])
+    return path, f"the wrapper adds about {overhead * 1000:.1f} ms to each run, both sides alike"
 
 
 def checked(run: Run, who: str, argv: Sequence[str]) -> Run:
     if run.returncode != 0:
         raise BenchError(
-            f"{who}'s clearml-task exited {run.returncode}: {' '.join(argv)}\n"
+            f"clearml-task ({who}) exited {run.returncode}: {' '.join(argv)}\n"
             f"--- stdout ---\n{run.stdout}\n--- stderr ---\n{run.stderr}"
         )
     return run
@@ -382,7 +405,7 @@ class Checker:
         if (doc.get("execution") or {}).get("queue") != self.queue:
             problems.append(f"execution.queue {(doc.get('execution') or {}).get('queue')!r}")
         if problems:
-            raise BenchError(f"{who}'s task {task} is not queued on {QUEUE}: {', '.join(problems)}")
+            raise BenchError(f"the task {task} ({who}) is not queued on {QUEUE}: {', '.join(problems)}")
 
 
 def child_env(url: str, keys: Mapping[str, str], home: Path) -> dict[str, str]:
@@ -402,7 +425,7 @@ def child_env(url: str, keys: Mapping[str, str], home: Path) -> dict[str, str]:
     return env
 
 
-def bench(args: argparse.Namespace) -> tuple[Side, Side, list[float], int]:
+def bench(args: argparse.Namespace, time_bin: str | None) -> tuple[Side, Side, list[float], int]:
     ours_bin = args.venv / "bin" / "clearml-task"
     theirs_bin = args.clearml_venv / "bin" / "clearml-task"
     for path in (ours_bin, theirs_bin):
@@ -444,7 +467,7 @@ def bench(args: argparse.Namespace) -> tuple[Side, Side, list[float], int]:
 
         def once(side: Side) -> Run:
             nonlocal queued
-            run = checked(run_child(side.command, env, cwd), side.who, side.command)
+            run = checked(run_child(side.command, env, cwd, time_bin), side.who, side.command)
             checker.check(side.who, task_id(side.who, run), f"bench-{side.who}")
             queued += 1
             return run
@@ -452,7 +475,7 @@ def bench(args: argparse.Namespace) -> tuple[Side, Side, list[float], int]:
         print(f"warm-up pair (not counted) on a {args.files}-file repo ...", flush=True)
         for side in (ours, theirs):
             once(side)
-            checked(run_child(side.help, env, cwd), side.who, side.help)
+            checked(run_child(side.help, env, cwd, time_bin), side.who, side.help)
         ratios = []
         for i in range(args.runs):
             pair = (ours, theirs) if i % 2 == 0 else (theirs, ours)
@@ -467,7 +490,7 @@ def bench(args: argparse.Namespace) -> tuple[Side, Side, list[float], int]:
         for i in range(args.runs):
             pair = (ours, theirs) if i % 2 == 0 else (theirs, ours)
             for side in pair:
-                side.help_runs.append(checked(run_child(side.help, env, cwd), side.who, side.help))
+                side.help_runs.append(checked(run_child(side.help, env, cwd, time_bin), side.who, side.help))
         grew = checker.queued_entries() - before
         if grew != queued:
             raise BenchError(f"the {QUEUE} queue grew by {grew}, but {queued} runs reported an enqueued task")
@@ -482,7 +505,7 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def report(ours: Side, theirs: Side, ratios: list[float]) -> str:
+def report(ours: Side, theirs: Side, ratios: list[float], rss_note: str) -> str:
     ratio = statistics.median(ratios)
     help_ratio = theirs.help_seconds / ours.help_seconds
     rows = [
@@ -521,7 +544,7 @@ def report(ours: Side, theirs: Side, ratios: list[float]) -> str:
         "--help (s), theirs: " + " ".join(f"{r.seconds:.3f}" for r in theirs.help_runs),
     ]
     if peak_rss(ours.runs) is None:
-        lines.append("peak RSS not measured: os.wait4 is not available on this platform")
+        lines.append(f"peak RSS not measured: {rss_note}")
     return "\n".join(lines)
 
 
@@ -539,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         "--venv", type=Path, default=Path(sys.prefix),
         help="venv with our clearml-task (default: this interpreter's, %(default)s)",
     )  # fmt: skip
+    parser.add_argument("--no-rss", action="store_true", help="no /usr/bin/time wrapper, no peak RSS")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -549,13 +573,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cpus; {args.runs} pairs in alternating order after one warm-up pair",
         flush=True,
     )
+    time_bin, rss_note = (None, "--no-rss was given") if args.no_rss else gnu_time()
+    if time_bin:
+        print(f"peak RSS from {time_bin} -f %M; {rss_note}", flush=True)
     try:
-        ours, theirs, ratios, grew = bench(args)
+        ours, theirs, ratios, grew = bench(args, time_bin)
     except BenchError as e:
         print(f"bench/cli.py: {e}", file=sys.stderr)
         return 1
     print(f"all {grew} runs exited 0 and left their task queued on {QUEUE!r}\n")
-    print(report(ours, theirs, ratios))
+    print(report(ours, theirs, ratios, rss_note))
     return 0
 
 
