@@ -98,6 +98,8 @@ def _run(args: argparse.Namespace) -> int:
 
     fields = {k: v for k, v in vars(args).items() if k not in ("output", "debug")}
     request = document.Request(**fields)
+    if not request.dry_run:
+        _preload_client()
     prepared = submit.prepare(request)
     if request.dry_run:
         _print_dry_run(request, prepared, args.output)
@@ -114,6 +116,16 @@ def _run(args: argparse.Namespace) -> int:
 
         summary.show(request, result, embedded=client.session.config.embedded)
     return 0
+
+
+def _preload_client() -> None:
+    """Import the HTTP client in a thread while the main one waits on git: it overlaps the capture."""
+    import threading
+
+    def load() -> None:
+        import requests  # noqa: F401
+
+    threading.Thread(target=load, daemon=True).start()
 
 
 def _print_dry_run(request: Any, prepared: Any, output: str) -> None:

@@ -105,15 +105,13 @@ def choose_base(root: Path) -> Base:
     then travel in the patch); else the newest commit of HEAD a remote branch contains; else HEAD."""
     if not git.out(root, "rev-parse", "--verify", "-q", "HEAD", check=False):
         raise UserError(f"the repository {root} has no commits yet", "commit something first")
-    branch = git.out(root, "symbolic-ref", "--short", "-q", "HEAD", check=False)
-    if branch:
-        upstream = git.out(
-            root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}", check=False
-        )
-        remote = git.out(root, "config", f"branch.{branch}.remote", check=False)
-        merge = git.out(root, "config", f"branch.{branch}.merge", check=False)
+    ref = git.out(root, "symbolic-ref", "-q", "HEAD", check=False)
+    branch = ref.removeprefix("refs/heads/")
+    if ref:
+        tracking = "%(upstream:remotename)%00%(upstream:remoteref)%00%(upstream)"
+        remote, merge, upstream = git.out(root, "for-each-ref", f"--format={tracking}", ref).split("\0")
         if upstream and remote and remote != "." and merge.startswith("refs/heads/"):
-            commit = git.out(root, "rev-parse", upstream, check=False)
+            commit = git.out(root, "rev-parse", "-q", "--verify", f"{upstream}^{{commit}}", check=False)
             if commit:
                 return Base(commit, merge.removeprefix("refs/heads/"), remote)
     remote_refs = git.out(root, "for-each-ref", "--format=%(refname)", "refs/remotes").split()
@@ -121,8 +119,8 @@ def choose_base(root: Path) -> Base:
     if remote_refs:
         found = _newest_pushed(root, remote_refs)
         if found:
-            commit, ref = found
-            remote, _, name = ref.removeprefix("refs/remotes/").partition("/")
+            commit, found_ref = found
+            remote, _, name = found_ref.removeprefix("refs/remotes/").partition("/")
             return Base(commit, name, remote)
     return Base(git.out(root, "rev-parse", "HEAD"), branch, None)
 
@@ -146,7 +144,10 @@ class Snapshot:
 
     def __init__(self, repo: Path, tmp: Path) -> None:
         self.repo = repo
-        objects = Path(git.out(repo, "rev-parse", "--path-format=absolute", "--git-path", "objects"))
+        paths = git.out(
+            repo, "rev-parse", "--path-format=absolute", "--git-path", "objects", "--git-path", "index"
+        )
+        objects, self.user_index = (Path(p) for p in paths.splitlines())
         (tmp / "objects").mkdir()
         self.env = {
             "GIT_INDEX_FILE": str(tmp / "index"),
@@ -162,9 +163,8 @@ class Snapshot:
 
     def start_from_worktree(self) -> None:
         """The index := the work tree (untracked files included, ignored ones not)."""
-        index = Path(git.out(self.repo, "rev-parse", "--path-format=absolute", "--git-path", "index"))
-        if index.is_file():
-            shutil.copyfile(index, self.env["GIT_INDEX_FILE"])  # its stat cache spares re-hashing
+        if self.user_index.is_file():
+            shutil.copyfile(self.user_index, self.env["GIT_INDEX_FILE"])  # its stat cache spares re-hashing
         self.git("add", "-A", "--", ".")
 
     def start_from_commit(self, commit: str) -> None:
@@ -178,31 +178,36 @@ class Snapshot:
         mode, blob = line.split()[:2]
         return mode, blob
 
-    def read(self, path: str) -> bytes:
+    def read(self, path: str) -> tuple[str, bytes]:
+        """(mode, content) of a path in the index."""
         found = self.entry(path)
         if found is None:
             raise UserError(f"{path} is not in the repository")
-        return self.git("cat-file", "blob", found[1])
+        return found[0], self.git("cat-file", "blob", found[1])
 
     def write(self, path: str, content: bytes, mode: str = "100644") -> None:
         blob = self.out("hash-object", "-w", "--stdin", input=content)
         self.git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}")
 
-    def keep_gitlinks_of(self, commit: str) -> list[str]:
-        """Submodule pointers stay as in `commit` (their own state is out of scope); returns the moved."""
+    def keep_gitlinks_of(self, commit: str) -> tuple[dict[str, str], list[str]]:
+        """Submodule pointers stay as in `commit` (their own state is out of scope).
+        Returns the submodules ({path: commit}) and the paths whose checkout had moved."""
+        kept: dict[str, str] = {}
         moved = []
         for line in self.out("ls-files", "-s").splitlines():
             mode, blob, _stage, path = line.split(maxsplit=3)
             if mode != GITLINK:
                 continue
             recorded = git.out(self.repo, "rev-parse", "-q", "--verify", f"{commit}:{path}", check=False)
+            if recorded:
+                kept[path] = recorded
             if recorded != blob:
                 moved.append(path)
                 if recorded:
                     self.git("update-index", "--cacheinfo", f"{GITLINK},{recorded},{path}")
                 else:
                     self.git("update-index", "--force-remove", "--", path)
-        return moved
+        return kept, moved
 
     def tree(self) -> str:
         return self.out("write-tree")
@@ -221,24 +226,6 @@ class Snapshot:
             tree,
         ).decode("utf-8", errors="surrogateescape")
 
-    def numstat(self, commit: str, tree: str) -> tuple[int, int, int]:
-        files = insertions = deletions = 0
-        for line in self.out("diff", "--numstat", "-M", commit, tree).splitlines():
-            added, removed, _ = line.split("\t", 2)
-            files += 1
-            insertions += int(added) if added.isdigit() else 0
-            deletions += int(removed) if removed.isdigit() else 0
-        return files, insertions, deletions
-
-    def submodules(self, commit: str) -> dict[str, str]:
-        out = {}
-        for line in git.out(self.repo, "ls-tree", "-r", commit).splitlines():
-            meta, path = line.split("\t", 1)
-            mode, _kind, sha = meta.split()
-            if mode == GITLINK:
-                out[path] = sha
-        return out
-
 
 @contextmanager
 def snapshot(repo: Path) -> Iterator[Snapshot]:
@@ -249,18 +236,20 @@ def snapshot(repo: Path) -> Iterator[Snapshot]:
 # ------------------------------------------------------------------------------------ local checkout
 def locate(
     folder: Path | None, script: str | None, module: str | None, cwd: str | None
-) -> tuple[Path, EntryPoint]:
-    """The repository root and the entry point, from --folder / --script / --module / --cwd."""
+) -> tuple[Path | None, EntryPoint]:
+    """The repository root (None outside any) and the entry point, from --folder / --script / --module /
+    --cwd; a --script is looked for relative to the current directory, then to --folder."""
     here = Path.cwd()
     if folder is not None:
-        folder = (here / folder).resolve()
+        folder = (here / folder.expanduser()).resolve()
         if not folder.is_dir():
             raise UserError(f"--folder {folder} is not a directory")
     script_path: Path | None = None
     if script:
-        candidates = [Path(script)] if Path(script).is_absolute() else [here / script]
-        if folder is not None and not Path(script).is_absolute():
-            candidates.append(folder / script)
+        given = Path(script).expanduser()
+        candidates = [given] if given.is_absolute() else [here / given]
+        if folder is not None and not given.is_absolute():
+            candidates.append(folder / given)
         script_path = next((c.resolve() for c in candidates if c.is_file()), None)
         if script_path is None:
             where = " or ".join(str(c) for c in candidates)
@@ -269,9 +258,7 @@ def locate(
             )
     start = folder or (script_path.parent if script_path else here)
     root = git.toplevel(start)
-    if root is None:
-        raise UserError(f"{start} is not inside a git repository", "use --repo URL, or run git init there")
-    if script_path is not None and not script_path.is_relative_to(root):
+    if root is not None and script_path is not None and not script_path.is_relative_to(root):
         raise UserError(f"--script {script_path} is outside the repository {root}")
     return root, EntryPoint(script_path, module, cwd)
 
@@ -314,26 +301,27 @@ def capture_local(
     script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
     with snapshot(root) as snap:
         snap.start_from_worktree()
-        moved = snap.keep_gitlinks_of(base.commit)
-        warnings.extend(
-            f"submodule {path} differs from the commit; only committed submodule pointers travel"
-            for path in moved
-        )
+        submodules, moved = snap.keep_gitlinks_of(base.commit)
         entry_text = _apply_injection(snap, script_rel, inject)
         source = _finish(snap, base.commit, max_patch)
-        source.submodules = snap.submodules(base.commit)
-    if source.submodules:
-        warnings.append(
-            "submodules are recorded at their committed commits; their own uncommitted changes do not travel"
-        )
-    source.stats.untracked = len(
-        [p for p in git.out(root, "ls-files", "--others", "--exclude-standard", "-z").split("\0") if p]
-    )
+    warnings += [
+        f"submodule {path} differs from the commit; only committed submodule pointers travel"
+        for path in moved
+    ]
+    if submodules:
+        warnings.append("submodules are recorded at their committed commits; their own changes do not travel")
+    untracked = git.out(root, "ls-files", "--others", "--exclude-standard", "-z").split("\0")
+    source.stats.untracked = len([path for path in untracked if path])
     source.stats.unpushed_commits = int(git.out(root, "rev-list", "--count", f"{base.commit}..HEAD"))
-    source.repository, source.branch, source.root = repository, base.branch, root
+    source.repository, source.branch, source.root, source.submodules = (
+        repository,
+        base.branch,
+        root,
+        submodules,
+    )
     source.working_dir, source.entry_point = working_dir, _entry_point(root, working_dir, entry)
     source.entry_text = entry_text
-    source.warnings = warnings + source.warnings
+    source.warnings = warnings
     return source
 
 
@@ -341,7 +329,7 @@ def _apply_injection(snap: Snapshot, script_rel: str | None, inject: Injector | 
     """Reads the entry point from the snapshot and writes the injected version back into it."""
     if script_rel is None:
         return None
-    raw = snap.read(script_rel)
+    mode, raw = snap.read(script_rel)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -349,21 +337,34 @@ def _apply_injection(snap: Snapshot, script_rel: str | None, inject: Injector | 
     if inject is not None:
         injected = inject(script_rel, text)
         if injected is not None:
-            mode = (snap.entry(script_rel) or ("100644", ""))[0]
             snap.write(script_rel, injected.encode("utf-8"), mode)
     return text
 
 
 def _finish(snap: Snapshot, commit: str, max_patch: int) -> Source:
     tree = snap.tree()
-    base_tree = snap.out("rev-parse", f"{commit}^{{tree}}")
-    patch = "" if tree == base_tree else snap.diff(commit, tree)
-    size = len(patch.encode("utf-8", errors="surrogateescape"))
-    if size > max_patch:
-        raise UserError(*_too_large(patch, size, max_patch))
-    files, insertions, deletions = snap.numstat(commit, tree) if patch else (0, 0, 0)
-    stats = PatchStats(files=files, insertions=insertions, deletions=deletions, size=size)
+    patch = snap.diff(commit, tree)  # empty when the trees are equal
+    stats = patch_stats(patch)
+    if stats.size > max_patch:
+        raise UserError(*_too_large(patch, stats.size, max_patch))
     return Source("", "", commit, "", ".", "", patch, tree, stats=stats)
+
+
+def patch_stats(patch: str) -> PatchStats:
+    """Files, inserted and deleted lines of a git patch (binary files count as files only)."""
+    stats = PatchStats(size=len(patch.encode("utf-8", errors="surrogateescape")))
+    in_hunk = False
+    for line in patch.splitlines():
+        if line.startswith("diff --git "):
+            stats.files += 1
+            in_hunk = False
+        elif line.startswith("@@"):
+            in_hunk = True
+        elif in_hunk and line.startswith("+"):
+            stats.insertions += 1
+        elif in_hunk and line.startswith("-"):
+            stats.deletions += 1
+    return stats
 
 
 def _too_large(patch: str, size: int, limit: int) -> tuple[str, str]:

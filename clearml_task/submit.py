@@ -92,14 +92,14 @@ def prepare(request: document.Request) -> Prepared:
         source = source_module.capture_remote(
             request.repo, ref, entry, request.script, inject=inject, max_patch=max_patch
         )
-    elif request.skip_repo_detection or not _in_repository(request):
-        if not request.script:
-            raise usage("--module needs a repository", "use --folder or --repo with --module")
-        script = _standalone_script(request)
-        source = source_module.capture_standalone(script, inject=inject)
     else:
         root, entry = source_module.locate(_path(request.folder), request.script, request.module, request.cwd)
-        source = source_module.capture_local(root, entry, inject=inject, max_patch=max_patch)
+        if root is not None and not request.skip_repo_detection:
+            source = source_module.capture_local(root, entry, inject=inject, max_patch=max_patch)
+        elif entry.script is not None:
+            source = source_module.capture_standalone(entry.script, inject=inject)
+        else:
+            raise usage("--module needs a repository", "use --folder or --repo with --module")
     injected = any(n.startswith("injected") for n in notes)
     reqs = None if request.force_no_requirements else requirements.given(
         request.requirements, request.packages, add_clearml=injected
@@ -109,24 +109,6 @@ def prepare(request: document.Request) -> Prepared:
 
 def _path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
-
-
-def _in_repository(request: document.Request) -> bool:
-    from clearml_task import git
-
-    start = _path(request.folder) or (_standalone_script(request).parent if request.script else Path.cwd())
-    return git.toplevel(start.resolve()) is not None
-
-
-def _standalone_script(request: document.Request) -> Path:
-    assert request.script
-    candidates = [Path(request.script).expanduser()]
-    if request.folder:
-        candidates.append(Path(request.folder).expanduser() / request.script)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate.resolve()
-    raise UserError(f"--script {request.script} not found", "give a path to an existing file")
 
 
 def _injector(request: document.Request, notes: list[str]) -> Injector | None:
@@ -142,11 +124,17 @@ def _injector(request: document.Request, notes: list[str]) -> Injector | None:
         return None
 
     def inject(path: str, text: str) -> str | None:
-        from clearml_task.inject import inject_task_init
+        from dataclasses import asdict
 
-        result = inject_task_init(text, path)
-        notes.append(("injected " if result.text is not None else "") + result.note)
-        return result.text
+        from clearml_task import inject as injection
+        from clearml_task.cache import memoized
+
+        result = memoized(
+            "inject", injection, (path, text), lambda: asdict(injection.inject_task_init(text, path))
+        )
+        notes.append(("injected " if result["text"] is not None else "") + result["note"])
+        text_out: str | None = result["text"]
+        return text_out
 
     return inject
 

@@ -1,0 +1,42 @@
+"""A content-addressed cache of what is derived from file contents (e.g. the injected entry point), so
+launching the same script again skips the parse. Keys hash the inputs and the code's version; entries are
+small JSON files under $CLEARML_TASK_HOME/cache, written atomically; a damaged entry is recomputed.
+The key includes the source of the module that computes the value, so a changed algorithm never reads
+an old answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+Value = dict[str, Any]
+
+
+def memoized(kind: str, code: ModuleType, key: Sequence[str], compute: Callable[[], Value]) -> Value:
+    """compute(), or what it returned before for the same key and the same source of `code`."""
+    from clearml_task import config
+
+    hasher = hashlib.sha256(Path(str(code.__file__)).read_bytes())
+    for part in (kind, *key):
+        hasher.update(b"\0" + part.encode("utf-8", "surrogateescape"))
+    digest = hasher.hexdigest()
+    path = config.home() / "cache" / kind / digest[:2] / f"{digest}.json"
+    try:
+        found: Value = json.loads(path.read_text())
+        return found
+    except (OSError, ValueError):
+        pass
+    value = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(value))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs the next run the same work
+    return value

@@ -1,0 +1,49 @@
+"""The content-addressed cache: a hit skips the work, a change of input or of the computing code misses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from clearml_task import cache, inject
+
+from .repos import make_repo
+
+
+def test_hit_miss_and_damage(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def compute(tag: str) -> dict[str, str]:
+        calls.append(tag)
+        return {"value": tag}
+
+    assert cache.memoized("t", inject, ("a",), lambda: compute("a")) == {"value": "a"}
+    assert cache.memoized("t", inject, ("a",), lambda: compute("again")) == {"value": "a"}
+    assert cache.memoized("t", inject, ("b",), lambda: compute("b")) == {"value": "b"}
+    assert calls == ["a", "b"]
+    for entry in (Path(tmp_path) / "clearml-task-home" / "cache" / "t").rglob("*.json"):
+        entry.write_text("{damaged")
+    assert cache.memoized("t", inject, ("a",), lambda: compute("fresh")) == {"value": "fresh"}
+
+
+def test_the_code_is_part_of_the_key() -> None:
+    from clearml_task import document
+
+    assert cache.memoized("k", inject, ("x",), lambda: {"by": "inject"}) == {"by": "inject"}
+    assert cache.memoized("k", document, ("x",), lambda: {"by": "document"}) == {"by": "document"}
+
+
+def test_a_second_launch_of_the_same_script_does_not_parse_it_again(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    probe = textwrap.dedent(f"""
+        import sys
+        from clearml_task.document import Request
+        from clearml_task.submit import prepare
+        prepared = prepare(Request(project="p", name="cached", folder={str(repo.work)!r}, script="train.py"))
+        assert "from clearml import Task" in prepared.source.patch
+        print("libcst" in sys.modules)
+    """)
+    runs = [subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True) for _ in range(2)]
+    assert [r.stdout.strip() for r in runs] == ["True", "False"], [r.stderr for r in runs]
