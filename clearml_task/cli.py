@@ -123,7 +123,7 @@ def _preload_client() -> None:
     import threading
 
     def load() -> None:
-        import requests  # noqa: F401
+        import http.client  # noqa: F401
 
     threading.Thread(target=load, daemon=True).start()
 

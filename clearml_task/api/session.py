@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clearml_task import config as config_module
-from clearml_task.api.transport import HttpTransport, InProcessTransport, Transport, TransportError, encode
+from clearml_task.api.transport import InProcessTransport, Transport, TransportError, encode, http_transport
 from clearml_task.errors import APICallError, UserError
 
 RETRY_CODES = frozenset({429, 502, 503, 504})
@@ -41,7 +41,7 @@ class Session:
             self.transport = inprocess
             self._keys = (inprocess.app.keys.access_key, inprocess.app.keys.secret_key)
         else:
-            self.transport = HttpTransport(self.config.api_server)
+            self.transport = http_transport(self.config.api_server)
             self._keys = (self.config.access_key or "", self.config.secret_key or "")
 
     @property
