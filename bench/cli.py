@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from clearml_task.api import Session
-from clearml_task.api.transport import HttpTransport
 from clearml_task.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -384,8 +383,6 @@ class Checker:
     def __init__(self, url: str, keys: Mapping[str, str], home: Path) -> None:
         config = ServerConfig(url, None, None, keys["access_key"], keys["secret_key"], "bench", home)
         self.session = Session(config)
-        if isinstance(self.session.transport, HttpTransport):
-            self.session.transport.http.trust_env = False  # loopback only, whatever the environment says
         found = self.session.call("queues.get_all", {"name": f"^{QUEUE}$"})["queues"]
         if found:
             self.queue = str(found[0]["id"])
@@ -425,9 +422,21 @@ def child_env(url: str, keys: Mapping[str, str], home: Path) -> dict[str, str]:
     return env
 
 
+CLEARML_PIN = "clearml==2.1.12"
+
+
+def install_clearml(venv: Path) -> None:
+    """ClearML's clearml-task in a venv of its own (a bench-only peer, never a dependency of ours)."""
+    print(f"installing {CLEARML_PIN} into {venv} (once) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", CLEARML_PIN], check=True)
+
+
 def bench(args: argparse.Namespace, time_bin: str | None) -> tuple[Side, Side, list[float], int]:
     ours_bin = args.venv / "bin" / "clearml-task"
     theirs_bin = args.clearml_venv / "bin" / "clearml-task"
+    if not theirs_bin.exists():
+        install_clearml(args.clearml_venv)
     for path in (ours_bin, theirs_bin):
         if not os.access(path, os.X_OK):
             raise BenchError(f"no executable {path} (see --venv / --clearml-venv)")

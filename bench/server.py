@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clearml_task.api import Session
-from clearml_task.api.transport import HttpTransport
 from clearml_task.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,8 +179,6 @@ def http(cycles: int, repeats: int) -> Result:
             raise RuntimeError(f"the server is not on loopback: {url}")
         keys = json.loads((tmp / "server" / "credentials.json").read_text())
         session = Session(ServerConfig(url, None, None, keys["access_key"], keys["secret_key"], "bench", tmp))
-        if isinstance(session.transport, HttpTransport):
-            session.transport.http.trust_env = False  # no proxy from the environment: loopback only
         return measure("http", session, cycles, repeats)
 
 
