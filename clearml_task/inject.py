@@ -22,7 +22,16 @@ if TYPE_CHECKING:
     _Statement = TypeVar("_Statement", bound=cst.CSTNode)
 
 _BOM = "\ufeff"
-_TASK_INIT_SNIPPET = 'from clearml import Task\n\nif __name__ == "__main__":\n    Task.init()\n'
+# ClearML's Task.init() when the file runs as a script; without ClearML installed it runs as it is.
+_TASK_INIT_SNIPPET = (
+    'if __name__ == "__main__":\n'
+    "    try:\n"
+    "        from clearml import Task\n"
+    "    except ImportError:\n"
+    "        pass\n"
+    "    else:\n"
+    "        Task.init()\n"
+)
 _TASK_INIT_NAMES = frozenset({"clearml.Task.init", "clearml.task.Task.init"})
 _CODING_LINE = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+")  # PEP 263
 _NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -164,7 +173,7 @@ def _dotted_name(node: cst.BaseExpression | None) -> str:
 
 
 def _with_task_init(module: cst.Module) -> tuple[cst.Module, int]:
-    """The module with the Task.init() block inserted, and the line of its ``from clearml import Task``."""
+    """The module with the Task.init() block inserted, and the line it starts on."""
     index = _insertion_index(module)
     header = list(module.header)
     body = list(module.body)
@@ -183,7 +192,7 @@ def _with_task_init(module: cst.Module) -> tuple[cst.Module, int]:
         body=[*body[:index], *_task_init_block(blank_before, blank_after), *body[index:]],
         has_trailing_newline=module.has_trailing_newline or nothing_after,
     )
-    return injected, _line_of_statement(injected, index)
+    return injected, _first_line_of_statement(injected, index)
 
 
 def _insertion_index(module: cst.Module) -> int:
@@ -244,21 +253,22 @@ def _with_leading_lines(statement: _Statement, lines: Sequence[cst.EmptyLine]) -
 def _task_init_block(
     blank_before: bool, blank_lines_after: int
 ) -> list[cst.SimpleStatementLine | cst.BaseCompoundStatement]:
-    """``from clearml import Task`` and the ``__main__`` guard, in the module's own newline and indent."""
+    """The ``__main__`` guard with the Task.init() call, in the module's own newline and indent."""
     import libcst as cst
 
-    import_line, guard = cst.parse_module(_TASK_INIT_SNIPPET).body
+    (guard,) = cst.parse_module(_TASK_INIT_SNIPPET).body
     if not isinstance(guard, cst.If) or not isinstance(guard.body, cst.IndentedBlock):
-        raise AssertionError("the Task.init() snippet must end with an indented if block")
+        raise AssertionError("the Task.init() snippet must be one indented if block")
     if blank_before:
-        import_line = _with_leading_lines(import_line, [cst.EmptyLine()])
+        guard = _with_leading_lines(guard, [cst.EmptyLine()])
     if blank_lines_after:
         footer = [cst.EmptyLine(indent=False)] * blank_lines_after
         guard = guard.with_changes(body=guard.body.with_changes(footer=footer))
-    return [import_line, guard]
+    return [guard]
 
 
-def _line_of_statement(module: cst.Module, index: int) -> int:
-    """1-based line on which ``module.body[index]`` (a one-line statement) ends."""
-    prefix = module.with_changes(body=module.body[: index + 1], footer=(), has_trailing_newline=True)
-    return len(_NEWLINE.findall(prefix.code))
+def _first_line_of_statement(module: cst.Module, index: int) -> int:
+    """1-based line on which ``module.body[index]`` starts (after its leading blank lines)."""
+    prefix = module.with_changes(body=module.body[:index], footer=(), has_trailing_newline=True)
+    before = len(_NEWLINE.findall(prefix.code)) if index else len(module.header)
+    return before + len(module.body[index].leading_lines) + 1

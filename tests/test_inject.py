@@ -16,7 +16,10 @@ import pytest
 from clearml_task.errors import UserError
 from clearml_task.inject import Injection, _libcst_location, inject_task_init
 
-BLOCK = 'from clearml import Task\n\nif __name__ == "__main__":\n    Task.init()\n'
+BLOCK = (
+    'if __name__ == "__main__":\n    try:\n        from clearml import Task\n    except ImportError:\n'
+    "        pass\n    else:\n        Task.init()\n"
+)
 MARKER = "TASK_INIT_CALLED"
 HINT = "fix the syntax, or pass --skip-task-init"
 
@@ -113,7 +116,7 @@ def test_after_shebang_encoding_docstring_and_future_imports(futures: str, check
     assert inject_task_init(head + rest, "train.py").note == (
         f"added Task.init() to train.py at line {line} (runs only as a script)"
     )
-    assert text.splitlines()[line - 1] == "from clearml import Task"
+    assert text.splitlines()[line - 1] == 'if __name__ == "__main__":'
 
 
 def test_docstring_only(check_runs: Check) -> None:
@@ -343,3 +346,11 @@ def test_python_312_syntax_round_trips(check_runs: Check) -> None:
     assert text == BLOCK + "\n" + source
     if sys.version_info >= (3, 12):
         assert check_runs(text).splitlines() == [MARKER, "BODY nested"]
+
+
+def test_the_script_still_runs_where_clearml_is_not_installed(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(injected("print('BODY')\n"))
+    # -S: no site-packages, so no clearml whatever this interpreter has installed
+    result = subprocess.run([sys.executable, "-S", str(script)], capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "BODY\n", "")
