@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the task document as YAML; contact no server"
     )
     out.add_argument("--output", choices=("text", "json"), default="text", help="result format")
+    out.add_argument(
+        "--follow",
+        action="store_true",
+        help="with --queue: print the task's log until it ends (exit 0 if completed)",
+    )
     out.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -96,8 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from clearml_task import document, submit
 
-    fields = {k: v for k, v in vars(args).items() if k not in ("output", "debug")}
+    fields = {k: v for k, v in vars(args).items() if k not in ("output", "debug", "follow")}
     request = document.Request(**fields)
+    if args.follow and not request.queue:
+        raise submit.usage("--follow needs --queue", "the log comes from the worker that runs the task")
     if not request.dry_run:
         _preload_client()
     prepared = submit.prepare(request)
@@ -115,6 +122,10 @@ def _run(args: argparse.Namespace) -> int:
         from clearml_task import summary
 
         summary.show(request, result, embedded=client.session.config.embedded)
+    if args.follow:
+        status = client.follow_log(result.task_id, lambda line: print(line, flush=True))
+        print(f"clearml-task: task {result.task_id} {status}", file=sys.stderr)
+        return 0 if status == "completed" else 1
     return 0
 
 

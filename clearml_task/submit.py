@@ -57,6 +57,8 @@ def check(request: document.Request) -> None:
         return
     if not request.name:
         raise usage("--name is required", "name the task with --name NAME (or clone one with --base-task-id)")
+    if len(request.name.strip()) < 3:
+        raise usage(f"--name {request.name!r} is too short", "ClearML task names have at least 3 characters")
     if not request.project:
         raise usage("--project is required", "pass --project NAME (it is created when missing)")
     if not request.script and not request.module:

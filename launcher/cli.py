@@ -32,15 +32,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
 
+    execute = sub.add_parser("execute", help="run one task now, in the foreground")
+    execute.add_argument("--id", required=True, dest="task_id", help="the task's id")
+    execute.add_argument(
+        "--clone", action="store_true", help="run a clone of the task (the task stays as it is)"
+    )
+    execute.add_argument("--require-queue", action="store_true", help="only run the task if it is queued")
+    _run_options(execute)
+
+    daemon = sub.add_parser("daemon", help="run tasks from queues, one at a time")
+    daemon.add_argument(
+        "--queue", nargs="+", default=[], metavar="QUEUE", help="queues, highest priority first"
+    )
+    daemon.add_argument("--order-fairness", action="store_true", help="round-robin over the queues")
+    daemon.add_argument(
+        "--polling-interval", type=float, help="seconds between polls (0.5 embedded, 5 remote)"
+    )
+    daemon.add_argument("--create-queue", action="store_true", help="create the queues that do not exist")
+    daemon.add_argument("--once", action="store_true", help="run at most one task, then exit")
+    daemon.add_argument("--max-tasks", type=int, help="exit after this many tasks")
+    daemon.add_argument("--foreground", action="store_true", help="print the tasks' output here too")
+    daemon.add_argument("--detached", action="store_true", help="run in the background (pid and log file)")
+    daemon.add_argument(
+        "--stop", nargs="?", const="", metavar="WORKER_ID", help="stop this machine's daemon(s)"
+    )
+    daemon.add_argument("--status", action="store_true", help="list this machine's daemons")
+    _run_options(daemon)
+
+    abort = sub.add_parser("abort", help="stop a task (a running one is stopped by its worker)")
+    abort.add_argument("task_id", help="the task's id")
+
     sub.add_parser("queues", help="list the queues and what waits in them")
 
     tasks = sub.add_parser("tasks", help="list tasks")
     tasks.add_argument("--status", nargs="*", help="only these statuses")
     tasks.add_argument("--project", help="only this project (name)")
+    tasks.add_argument("--queue", help="only the tasks waiting in this queue (name or id)")
 
     logs = sub.add_parser("logs", help="print a task's log")
     logs.add_argument("task_id", help="the task's id")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the task ends")
     return parser
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    gpus = parser.add_mutually_exclusive_group()
+    gpus.add_argument("--gpus", help="GPUs for the task, e.g. 0,1 (CUDA_VISIBLE_DEVICES)")
+    gpus.add_argument("--cpu-only", action="store_true", help="no GPUs for the task")
+    parser.add_argument("--keep-workspace", action="store_true", help="keep the task's work tree afterwards")
+    parser.add_argument("--grace", type=float, default=10.0, help="seconds from SIGTERM to SIGKILL on abort")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

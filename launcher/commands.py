@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clearml_task import config, console
+from clearml_task.errors import UserError
+
+if TYPE_CHECKING:
+    from launcher.execute import Settings
 
 
 def server(args: argparse.Namespace) -> int:
@@ -57,6 +64,9 @@ def tasks(args: argparse.Namespace) -> int:
         filters["status"] = args.status
     if args.project:
         filters["project"] = [client.project_id(args.project, create=False)]
+    if args.queue:
+        queue = client.call("queues.get_by_id", {"queue": client.queue_id(args.queue)})["queue"]
+        filters["id"] = [e["task"] for e in queue["entries"]]
     found = client.tasks(**filters)
     rows = [(t["id"], t["name"], t["status"], t.get("created", "")) for t in found]
     console.table(f"Tasks on {client.session.where}", ["id", "name", "status", "created"], rows)
@@ -68,6 +78,102 @@ def logs(args: argparse.Namespace) -> int:
 
     client = Client()
     client.get_task(args.task_id)
-    for event in client.task_log(args.task_id):
-        sys.stdout.write(event.get("msg", "").rstrip("\n") + "\n")
+    if not args.follow:
+        for event in client.task_log(args.task_id):
+            sys.stdout.write(event.get("msg", "").rstrip("\n") + "\n")
+        return 0
+    status = client.follow_log(args.task_id, lambda line: print(line, flush=True))
+    return 0 if status == "completed" else 1
+
+
+def execute(args: argparse.Namespace) -> int:
+    from clearml_task.api import Client
+    from launcher import execute as run
+    from launcher.logship import LogShipper
+
+    client = Client()
+    task_id = args.task_id
+    if args.require_queue and client.get_task(task_id)["status"] != "queued":
+        raise UserError(f"task {task_id} is not queued (--require-queue)")
+    if args.clone:
+        task_id = client.clone_task(task_id)
+        print(f"clearml-launcher: running clone {task_id} of {args.task_id}", flush=True)
+    settings = _settings(args, worker=run.default_worker())
+    task = run.take(client, task_id)
+    log = LogShipper(client, task_id, settings.worker, echo=True)
+    try:
+        status = run.run(client, task, settings, log)
+    finally:
+        log.close()
+    print(f"clearml-launcher: task {task_id} {status}", flush=True)
+    return 0 if status == "completed" else 1
+
+
+def daemon(args: argparse.Namespace) -> int:
+    from launcher import daemon as daemons
+
+    home = _home()
+    if args.status:
+        rows = [
+            (d["worker"], d["pid"], ", ".join(d["queues"]), d["started"], d["log"])
+            for d in daemons.running(home)
+        ]
+        console.table("Daemons on this machine", ["worker", "pid", "queues", "started", "log"], rows)
+        return 0
+    if args.stop is not None:
+        stopped = daemons.stop(home, args.stop or None)
+        print(f"clearml-launcher: stopped {', '.join(stopped) or 'nothing (no daemon runs)'}", flush=True)
+        return 0
+    if not args.queue:
+        raise UserError(
+            "--queue is required", "name the queues to pull from, highest priority first", exit_code=2
+        )
+    from clearml_task.api import Client
+
+    worker = daemons.worker_id(home, _gpus(args))
+    if args.detached:
+        argv = [a for a in sys.argv[1:] if a != "--detached"]
+        pid, log_file = daemons.detach(argv, home, worker)
+        print(f"clearml-launcher: daemon {worker} started in the background (pid {pid}, log {log_file})")
+        return 0
+    client = Client()
+    options = daemons.Options(
+        queues=args.queue, fairness=args.order_fairness, polling_interval=args.polling_interval,
+        once=args.once, max_tasks=args.max_tasks, create_queue=args.create_queue,
+    )  # fmt: skip
+    settings = _settings(args, worker=worker)
+    settings.echo = args.foreground
+    runner = daemons.Daemon(client, options, settings)
+    pid_file = daemons.record(home, worker, args.queue)
+    signal.signal(signal.SIGTERM, lambda *_: runner.stopping.set())
+    try:
+        return runner.run()
+    finally:
+        pid_file.unlink(missing_ok=True)
+
+
+def abort(args: argparse.Namespace) -> int:
+    from clearml_task.api import Client
+
+    client = Client()
+    client.get_task(args.task_id)
+    client.call("tasks.stop", {"task": args.task_id, "status_reason": "aborted with clearml-launcher abort"})
+    status = client.get_task(args.task_id)
+    said = "its worker stops it" if status["status"] == "in_progress" else status["status"]
+    print(f"clearml-launcher: task {args.task_id}: {said}")
     return 0
+
+
+def _home() -> Path:
+    return config.home() / "launcher"
+
+
+def _gpus(args: argparse.Namespace) -> str | None:
+    return "" if args.cpu_only else args.gpus
+
+
+def _settings(args: argparse.Namespace, worker: str) -> Settings:
+    from launcher.execute import Settings
+
+    return Settings(home=_home(), worker=worker, gpus=_gpus(args), grace=args.grace,
+                    keep_workspace=args.keep_workspace)  # fmt: skip

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from clearml_task.api.session import Session
 from clearml_task.errors import APICallError, UserError
 
+FINAL_STATUSES = ("completed", "failed", "stopped", "closed", "published")
 ID = re.compile(r"^[-a-f0-9]{30,}$")  # what ClearML's clients take for an id rather than a name
 
 
@@ -146,3 +147,23 @@ class Client:
             if len(events) < batch_size:
                 return out
             start = events[-1]["timestamp"]
+
+    def follow_log(self, task_id: str, write: Callable[[str], None], interval: float = 0.5) -> str:
+        """Write a task's log lines as they arrive, until the task ends; returns its final status."""
+        last: int | None = None
+        while True:
+            status = str(self.tasks(id=[task_id], only_fields=["status"])[0]["status"])
+            while True:  # everything logged so far, oldest first, from where we were
+                request: dict[str, Any] = {"task": task_id, "batch_size": 5000, "navigate_earlier": False}
+                if last is not None:
+                    request["from_timestamp"] = last
+                events = self.call("events.get_task_log", request)["events"]
+                for event in events:
+                    write(str(event.get("msg", "")).rstrip("\n"))
+                if events:
+                    last = int(events[-1]["timestamp"])
+                if len(events) < 5000:
+                    break
+            if status in FINAL_STATUSES:
+                return status
+            time.sleep(interval)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,3 +59,27 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def in_background(data_dir: Path, host: str = "127.0.0.1") -> Iterator[Served]:
+    """The app on a free loopback port in a thread of this process, for as long as the block runs
+    (a launcher in ephemeral mode serves it so that the SDK inside a task can reach the server)."""
+    import threading
+
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    app = App(data_dir)
+    server = make_server(host, 0, app, threaded=True, request_handler=Quiet)
+    thread = threading.Thread(target=server.serve_forever, name="embedded-server", daemon=True)
+    thread.start()
+    try:
+        yield Served(app, host, int(server.server_port))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,0 +1,541 @@
+"""The task's Python environment: which interpreter, which requirements, and a cached venv built by uv.
+
+The requirements come from the first of these that has any (as clearml-agent picks them):
+`script.requirements.pip` of the task; every requirements.txt from the repository root down to the working
+dir; a pyproject.toml (with its uv.lock, installed `--locked`) at the working dir or the root; else none, and
+the task still gets a venv of its own so it cannot touch the launcher's interpreter. The interpreter is
+script.binary when it runs on this machine, else the launcher's own (with a warning); uv never downloads one.
+
+Environments are cached under `cache_dir/envs/<key[:24]>`, keyed by the interpreter and the normalised
+requirements. A miss is built in a scratch dir next to it and renamed into place once complete, under a file
+lock per key, so a half-built env is never used and two launchers on one machine build it once. A hit touches
+neither uv nor the network.
+
+A cached env is shared by every task with the same key, possibly at the same time, so nothing installs into it
+once it is complete. The venv is made without pip (uv does not seed it), so a task that runs `pip install` at
+run time fails instead of changing the env under other tasks. The files are not made read-only: root ignores
+the mode bits anyway, Python wants to write its bytecode caches, and `rm -rf` must be able to prune the cache.
+A task that installs by other means (e.g. `uv pip install --python sys.executable`) would still write into the
+shared env.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import ReproductionError
+
+if sys.platform == "win32":
+    import msvcrt
+else:
+    import fcntl
+
+Log = Callable[[str], None]
+
+MARKER = "clearml-launcher-env.json"  # written last, inside the env, before it is renamed into place
+TASK_REQUIREMENTS = "task-requirements.txt"  # script.requirements.pip, written into the env for uv
+KEY_SCHEMA = "clearml-launcher-env/1"
+INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?<=^-[rc]))(\S.*)$")
+PROBE = (
+    "import json, platform, sys; print(json.dumps({'executable': sys.executable, "
+    "'version': '%d.%d.%d' % tuple(sys.version_info[:3]), "
+    "'implementation': platform.python_implementation(), 'base_prefix': sys.base_prefix, "
+    "'machine': platform.machine()}))"
+)
+INSTALL_HINTS = {
+    "task": "check the package name/version; the task's requirements are in script.requirements",
+    "requirements.txt": "check the package name/version in the repository's requirements.txt files",
+    "pyproject.toml": "check the dependencies in the repository's pyproject.toml",
+    "uv.lock": "check the repository's pyproject.toml and uv.lock (`uv lock` must leave uv.lock unchanged)",
+}
+
+
+@dataclass(frozen=True)
+class Environment:
+    python: Path  # the interpreter to run the task with
+    key: str  # the cache key
+    built: bool  # False on a cache hit
+    source: str  # "task" | "requirements.txt" | "pyproject.toml" | "uv.lock" | "none"
+    requirements: list[str]  # the (normalised) requirement lines installed
+    frozen: str  # `uv pip freeze` of the env (what tasks.set_requirements should record)
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    executable: str
+    version: str  # major.minor.micro
+    implementation: str
+    base_prefix: str
+    machine: str
+
+    @property
+    def name(self) -> str:
+        return "python" + ".".join(self.version.split(".")[:2])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to install and from where; `material` is what the cache key hashes besides the interpreter."""
+
+    source: str
+    installer: str  # "pip" | "sync" | "none"
+    lines: list[str] = field(default_factory=list)  # requirement lines (task) or those the files give
+    files: list[Path] = field(default_factory=list)  # requirements.txt files, passed to uv with -r
+    project: Path | None = None  # the pyproject.toml's dir, for uv sync
+    lock: Path | None = None
+    material: list[str] = field(default_factory=list)
+
+
+def ensure(task: dict[str, Any], root: Path, workdir: Path, cache_dir: Path, log: Log) -> Environment:
+    """The environment to run `task` with: reused from `cache_dir` when there, else built with uv."""
+    started = time.monotonic()
+    root, cache_dir = root.resolve(), cache_dir.resolve()
+    workdir = (root / workdir).resolve()  # relative to the root unless absolute
+    script = task.get("script") or {}
+    python = choose_python(str(script.get("binary") or ""), log)
+    plan = plan_requirements(script.get("requirements") or {}, root, workdir)
+    log(f"environment: {describe(plan, root)}")
+    key = cache_key(python, plan)
+    envs = cache_dir / "envs"
+    envs.mkdir(parents=True, exist_ok=True)
+    target = envs / key[:24]
+    record = load(target)
+    if record is None:
+
+        def waiting() -> None:
+            log(f"environment: waiting for another launcher to build {key[:8]}")
+
+        with key_lock(envs / f"{key[:24]}.lock", waiting):
+            record = load(target)  # built by the launcher we waited for?
+            if record is None:
+                record = build(python, plan, key, target, (root, workdir), cache_dir, log)
+                took = time.monotonic() - started
+                log(f"environment: built {key[:8]} with uv {record['uv']} in {took:.2f}s")
+                return result(target, key, True, plan, record)
+    log(f"environment: cache hit {key[:8]} ({time.monotonic() - started:.2f}s)")
+    return result(target, key, False, plan, record)
+
+
+def result(target: Path, key: str, built: bool, plan: Plan, record: dict[str, Any]) -> Environment:
+    requirements = plan.lines if plan.installer == "pip" else list(record.get("requirements", []))
+    return Environment(venv_python(target), key, built, plan.source, requirements, str(record["frozen"]))
+
+
+# --- the interpreter ---------------------------------------------------------------------------------------
+
+
+def choose_python(binary: str, log: Log) -> Interpreter:
+    """script.binary when it runs here, else the launcher's own interpreter (with a warning)."""
+    wanted = binary.strip()
+    if wanted:
+        found = locate(wanted)
+        probed = probe(found) if found else None
+        if probed is not None:
+            log(f"environment: python {probed.version} ({probed.implementation}) at {probed.executable}")
+            return probed
+        own = current_python()
+        problem = "is not on this machine" if found is None else f"({found}) does not run as Python 3"
+        log(f"environment: warning: {wanted} {problem}; using {own.name} ({own.executable})")
+    else:
+        own = current_python()
+    log(f"environment: python {own.version} ({own.implementation}) at {own.executable}")
+    return own
+
+
+def locate(binary: str) -> str | None:
+    if os.sep in binary or (os.altsep and os.altsep in binary):
+        return binary if Path(binary).is_file() else None
+    return shutil.which(binary)
+
+
+def probe(executable: str) -> Interpreter | None:
+    """Ask the interpreter what it is (this also sees through pyenv shims to the real one)."""
+    try:
+        done = subprocess.run([executable, "-c", PROBE], capture_output=True, text=True, timeout=60)
+        facts = json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    if not isinstance(facts, dict) or not str(facts.get("version", "")).startswith("3."):
+        return None
+    return Interpreter(**{name: str(facts[name]) for name in Interpreter.__dataclass_fields__})
+
+
+def current_python() -> Interpreter:
+    return Interpreter(
+        sys.executable,
+        "{}.{}.{}".format(*sys.version_info[:3]),
+        platform.python_implementation(),
+        sys.base_prefix,
+        platform.machine(),
+    )
+
+
+# --- the requirements --------------------------------------------------------------------------------------
+
+
+def plan_requirements(requirements: dict[str, Any], root: Path, workdir: Path) -> Plan:
+    lines = task_lines(requirements.get("pip"))
+    if lines:
+        return Plan("task", "pip", lines=lines, material=sorted(lines))
+    files = [d / "requirements.txt" for d in descent(root, workdir) if (d / "requirements.txt").is_file()]
+    if files:
+        entries = [entry for path in files for entry in read_requirements(path, "requirement", set())]
+        installed = [line for kind, line in entries if kind == "requirement"]
+        return Plan(
+            "requirements.txt", "pip", lines=installed, files=files, material=sorted(map(":".join, entries))
+        )
+    project = next((d for d in (workdir, root) if (d / "pyproject.toml").is_file()), None)
+    if project is None:
+        return Plan("none", "none")
+    lock = next((d / "uv.lock" for d in (project, root) if (d / "uv.lock").is_file()), None)
+    tomls = dict.fromkeys(d / "pyproject.toml" for d in (project, root) if (d / "pyproject.toml").is_file())
+    material = [f"pyproject:{path.relative_to(root)}:{digest(path)}" for path in tomls]
+    if lock is not None:
+        material.append(f"lock:{lock.relative_to(root)}:{digest(lock)}")
+    return Plan(
+        "uv.lock" if lock else "pyproject.toml", "sync", project=project, lock=lock, material=material
+    )
+
+
+def task_lines(pip: object) -> list[str]:
+    """script.requirements.pip (a string or a list of lines) as normalised lines; includes are refused."""
+    text = "\n".join(str(line) for line in pip) if isinstance(pip, list) else str(pip or "")
+    lines = normalise(text)
+    for line in lines:
+        if INCLUDE.match(line):
+            raise ReproductionError(
+                f"bad requirement line in script.requirements.pip: {line!r} (files cannot be included there)",
+                hint="list the requirements themselves in script.requirements.pip, or leave it empty to use "
+                "the repository's requirements.txt",
+            )
+    return lines
+
+
+def normalise(text: str) -> list[str]:
+    """Requirement lines without comments, blank lines, line continuations or repeated blanks."""
+    text = re.sub(r"\\\r?\n", " ", text)
+    lines = (re.sub(r"(^|\s)#.*$", "", line) for line in text.splitlines())
+    return [" ".join(line.split()) for line in lines if line.strip()]
+
+
+def descent(root: Path, workdir: Path) -> list[Path]:
+    """The directories from root down to workdir, root first."""
+    try:
+        parts = workdir.relative_to(root).parts
+    except ValueError:
+        return [root, workdir]
+    return [root.joinpath(*parts[:depth]) for depth in range(len(parts) + 1)]
+
+
+def read_requirements(path: Path, kind: str, seen: set[Path]) -> list[tuple[str, str]]:
+    """(kind, line) of a requirements file with its -r/-c includes followed (relative to the including file);
+    everything under a -c include is a constraint."""
+    path = path.resolve()
+    if path in seen or not path.is_file():
+        return []
+    seen.add(path)
+    entries: list[tuple[str, str]] = []
+    for line in normalise(path.read_text(errors="replace")):
+        include = INCLUDE.match(line)
+        if include is None:
+            entries.append((kind, line))
+            continue
+        nested = "constraint" if include[1] in ("-c", "--constraint") else kind
+        entries.append(("include", line))
+        entries.extend(read_requirements(path.parent / include[2].strip(), nested, seen))
+    return entries
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def describe(plan: Plan, root: Path) -> str:
+    if plan.source == "task":
+        return f"requirements from the task's script.requirements.pip ({count(plan.lines)})"
+    if plan.source == "requirements.txt":
+        where = ", ".join(str(path.relative_to(root)) for path in plan.files)
+        return f"requirements from requirements.txt ({count(plan.lines)}: {where})"
+    if plan.project is not None:
+        flags = " --locked" if plan.lock else ""
+        return f"requirements from {plan.source} (uv sync{flags} in {plan.project.relative_to(root)})"
+    return "no requirements found (a venv with nothing extra)"
+
+
+def count(items: list[str], noun: str = "line") -> str:
+    return f"{len(items)} {noun}{'s' if len(items) != 1 else ''}"
+
+
+def cache_key(python: Interpreter, plan: Plan) -> str:
+    """Same interpreter + same normalised requirements → same key, whichever source they came from."""
+    material = {
+        "schema": KEY_SCHEMA,
+        "python": [python.implementation, python.version, python.base_prefix, python.machine, sys.platform],
+        "installer": plan.installer,
+        "requirements": plan.material,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+# --- the cache ---------------------------------------------------------------------------------------------
+
+
+def venv_python(env: Path) -> Path:
+    return env / "Scripts" / "python.exe" if sys.platform == "win32" else env / "bin" / "python"
+
+
+def load(env: Path) -> dict[str, Any] | None:
+    """The record of a complete env, or None (absent, or not finished)."""
+    try:
+        record = json.loads((env / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "frozen" in record else None
+
+
+@contextlib.contextmanager
+def key_lock(path: Path, on_wait: Callable[[], None]) -> Iterator[None]:
+    """An exclusive lock on `path` for this key (between processes and between threads)."""
+    with path.open("a+b") as handle:
+        if not lock_file(handle, wait=False):
+            on_wait()
+            lock_file(handle, wait=True)
+        try:
+            yield
+        finally:
+            unlock_file(handle)
+
+
+def lock_file(handle: IO[bytes], *, wait: bool) -> bool:
+    """Take the lock; False when `wait` is off and someone holds it."""
+    if sys.platform == "win32":
+        while True:
+            try:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not wait:
+                    return False
+                time.sleep(0.2)
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def unlock_file(handle: IO[bytes]) -> None:
+    if sys.platform == "win32":
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def build(
+    python: Interpreter,
+    plan: Plan,
+    key: str,
+    target: Path,
+    dirs: tuple[Path, Path],
+    cache_dir: Path,
+    log: Log,
+) -> dict[str, Any]:
+    """Build the env in a scratch dir and rename it to `target`; called with the key's lock held."""
+    uv = Uv(find_uv(), cache_dir / "uv-cache")
+    root, workdir = dirs
+    clear_leftovers(target)
+    scratch = target.parent / f".{target.name}.building-{os.getpid()}-{secrets.token_hex(4)}"
+    log(f"environment: building {key[:8]} with uv {uv.version} (cache {uv.cache})")
+    try:
+        with step(log, "uv venv"):
+            uv.run(
+                ["venv", str(scratch), "--python", python.executable, "--relocatable", "--no-project"],
+                failure="cannot create the task's virtual environment",
+                hint=f"uv could not make a venv with {python.executable}",
+            )
+        with step(log, "uv sync" if plan.installer == "sync" else "uv pip install"):
+            requirements = install(uv, plan, scratch, root, workdir)
+        frozen = uv.run(
+            ["pip", "freeze", "--python", str(venv_python(scratch))], failure="uv pip freeze failed"
+        )
+        log(f"environment: {count(frozen.splitlines(), 'package')} in {key[:8]}")
+        record: dict[str, Any] = {"key": key, "source": plan.source, "requirements": requirements}
+        record |= {"frozen": frozen, "python": python.version, "uv": uv.version, "created": time.time()}
+        (scratch / MARKER).write_text(json.dumps(record, indent=1))
+        return publish(scratch, target) or record
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def step(log: Log, label: str) -> Iterator[None]:
+    started = time.monotonic()
+    yield
+    log(f"environment: {label} in {time.monotonic() - started:.2f}s")
+
+
+def clear_leftovers(target: Path) -> None:
+    """Scratch dirs of builds of this key that died, and a target without its marker (never published by us,
+    so nothing uses it); safe because the key's lock is held."""
+    for leftover in target.parent.glob(f".{target.name}.building-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    if target.exists():
+        stale = target.with_name(f".{target.name}.building-stale-{secrets.token_hex(4)}")
+        target.rename(stale)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def publish(scratch: Path, target: Path) -> dict[str, Any] | None:
+    """Rename the finished env into place (atomic); None when it is ours, else the record of the env another
+    launcher put there first (e.g. on a shared file system where the lock did not hold)."""
+    try:
+        scratch.rename(target)
+    except OSError:
+        winner = load(target)
+        if winner is None:
+            raise
+        return winner
+    return None
+
+
+def install(uv: Uv, plan: Plan, env: Path, root: Path, workdir: Path) -> list[str]:
+    """Install the plan's requirements into `env`; the requirement lines installed."""
+    python = str(venv_python(env))
+    hint = INSTALL_HINTS.get(plan.source, "")
+    if plan.installer == "pip":
+        files = plan.files
+        if plan.source == "task":
+            files = [env / TASK_REQUIREMENTS]
+            files[0].write_text("\n".join(plan.lines) + "\n")
+        arguments = [argument for path in files for argument in ("-r", str(path))]
+        # relative paths in requirement lines start from the working dir, as with pip
+        here = workdir if workdir.is_dir() else root
+        uv.run(["pip", "install", "--python", python, *arguments], cwd=here, hint=hint)
+        return plan.lines
+    if plan.installer == "sync" and plan.project is not None:
+        return sync(uv, plan.project, plan.lock, env, root, hint)
+    return []
+
+
+def sync(uv: Uv, project_dir: Path, lock: Path | None, env: Path, root: Path, hint: str) -> list[str]:
+    """`uv sync` of the project's dependencies into `env`. No workspace member is installed: the task runs
+    them from its checkout, and an env shared between checkouts must not point into one (editable) or hold a
+    copy of one commit's code. A uv.lock this writes (there was none) is removed: the checkout stays as is."""
+    project = ["--project", str(project_dir)]
+    written = [d / "uv.lock" for d in descent(root, project_dir) if not (d / "uv.lock").exists()]
+    locked = ["--locked"] if lock else []
+    try:
+        uv.run(
+            ["sync", *project, "--python", str(venv_python(env)), "--no-install-workspace", *locked],
+            cwd=project_dir,
+            extra={"UV_PROJECT_ENVIRONMENT": str(env)},
+            hint=hint,
+        )
+        exported = uv.run(
+            ["export", *project, "--frozen", "--no-hashes", "--no-emit-workspace"],
+            cwd=project_dir,
+            failure="uv export failed",
+        )
+    finally:
+        for path in written:
+            path.unlink(missing_ok=True)
+    return normalise(exported)
+
+
+# --- uv ------------------------------------------------------------------------------------------------
+
+
+def find_uv() -> str:
+    try:
+        import uv
+    except ImportError:
+        path = None
+    else:
+        try:
+            path = uv.find_uv_bin()
+        except FileNotFoundError:
+            path = None
+    if path is None:
+        raise ReproductionError(
+            "uv is not installed for the launcher",
+            hint="install it where clearml-launcher runs: pip install uv",
+        )
+    return str(path)
+
+
+class Uv:
+    """The uv binary with this launcher's settings: a shared cache, no Python downloads, plain output."""
+
+    def __init__(self, binary: str, cache: Path) -> None:
+        self.binary = binary
+        self.cache = cache
+        self.version = self.run(["--version"], failure="uv does not run").split()[1]
+
+    def environ(self, extra: dict[str, str]) -> dict[str, str]:
+        ignored = ("VIRTUAL_ENV", "CONDA_PREFIX", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "PYTHONHOME")
+        env = {name: value for name, value in os.environ.items() if name not in ignored}
+        env |= {"UV_CACHE_DIR": str(self.cache), "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
+        return env | extra
+
+    def run(
+        self,
+        arguments: list[str],
+        *,
+        cwd: Path | None = None,
+        extra: dict[str, str] | None = None,
+        failure: str = "",
+        hint: str = "",
+    ) -> str:
+        """uv's stdout; a failure raises ReproductionError with uv's key line as the reason."""
+        command = [self.binary, *arguments]
+        if arguments[0] != "--version":
+            command.append("--no-python-downloads")
+        try:
+            done = subprocess.run(
+                command, cwd=cwd, env=self.environ(extra or {}), capture_output=True, text=True
+            )
+        except OSError as error:
+            raise ReproductionError(
+                f"uv does not run: {error}", hint="reinstall uv: pip install uv"
+            ) from error
+        if done.returncode != 0:
+            raise failed(done.stderr, failure, hint)
+        return done.stdout
+
+
+def failed(stderr: str, failure: str, hint: str) -> ReproductionError:
+    """The error for a failed uv command: "<failure>: <uv's error>: <its last cause>", uv's hints appended to
+    ours. With no `failure`, an install: a line uv cannot parse, or requirements it cannot install."""
+    stderr = re.sub(rf"[^\s`'\"]*{re.escape(TASK_REQUIREMENTS)}", "script.requirements.pip", stderr)
+    error, causes, hints = "", [], []
+    for line in (line.strip() for line in stderr.splitlines()):
+        if line.startswith("error:") and not error:
+            error = line.removeprefix("error:").strip()
+        elif line.startswith(("cause:", "Caused by:")):  # uv ≥ 0.6 says "cause:", older ones "Caused by:"
+            causes.append(line.partition(":")[2].strip())
+        elif line.startswith("hint:"):
+            hints.append(line.removeprefix("hint:").strip())
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    summary = ": ".join(filter(None, [error, causes[-1] if causes else ""])) or (lines[-1] if lines else "")
+    if not failure:
+        bad_line = "parse requirement" in error or error.startswith("Unexpected")
+        failure = "bad requirement line" if bad_line else "cannot install the task's requirements"
+    return ReproductionError(
+        f"{failure}: {summary}".strip(": "), detail=stderr, hint="; ".join(filter(None, [hint, *hints]))
+    )

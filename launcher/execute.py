@@ -1,0 +1,165 @@
+"""Running one task: take it, reproduce its code and environment, run it, report how it ended.
+
+Shared by `clearml-launcher execute` (one task, now) and the daemon (tasks from queues)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clearml_task.errors import UserError
+from launcher.errors import ReproductionError
+
+if TYPE_CHECKING:
+    from clearml_task.api import Client
+    from launcher.logship import LogShipper
+
+RUNNABLE = ("created", "queued", "stopped")
+
+
+@dataclass
+class Settings:
+    home: Path  # the launcher's caches and work trees live under it
+    worker: str = ""
+    gpus: str | None = None  # "0,1": CUDA_VISIBLE_DEVICES for the task; "" for --cpu-only; None: untouched
+    grace: float = 10.0
+    keep_workspace: bool = False
+    echo: bool = True
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.home / "work"
+
+
+def default_worker() -> str:
+    return f"{socket.gethostname()}:0"
+
+
+def take(client: Client, task_id: str, *, dequeued: bool = False) -> dict[str, Any]:
+    """Mark the task in_progress (it leaves its queue); refuse a task that is not runnable."""
+    task = client.get_task(task_id)
+    status = task["status"]
+    if status not in RUNNABLE:
+        raise UserError(
+            f"task {task_id} is {status}; it cannot run as it is",
+            "run a copy with `clearml-launcher execute --clone --id ...`",
+        )
+    if status == "queued" and not dequeued:
+        client.call("tasks.dequeue", {"task": task_id, "new_status": "in_progress"})
+    else:
+        client.call("tasks.started", {"task": task_id, "force": status == "queued"})
+    return task
+
+
+def run(
+    client: Client,
+    task: dict[str, Any],
+    settings: Settings,
+    log: LogShipper,
+    stop: threading.Event | None = None,
+) -> str:
+    """Reproduce and run a taken task; returns its final status (completed, failed or stopped). Setting
+    `stop` (the daemon is shutting down) aborts the run: the task ends stopped, never completed."""
+    from launcher import environment, workspace
+
+    task_id = task["id"]
+    dest = settings.work_dir / f"{task_id}-{int(time.time() * 1000)}"
+    started = time.monotonic()
+    try:
+        with _server_for_the_task(client) as server_env:
+            ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write)
+            env = environment.ensure(task, ws.root, ws.workdir, settings.cache_dir, log.write)
+            _record_requirements(client, task, env.frozen, log)
+            return _run_process(client, task, settings, log, ws, env.python, server_env, stop)
+    except ReproductionError as e:
+        log.write(f"launcher: {e.reason}", "error")
+        for line in e.detail.strip().splitlines()[-40:]:
+            log.write(f"  {line}", "error")
+        if e.hint:
+            log.write(f"launcher: hint: {e.hint}", "error")
+        _finish(client, task_id, "failed", e.reason)
+        return "failed"
+    finally:
+        log.write(f"launcher: done in {time.monotonic() - started:.2f}s")
+        if not settings.keep_workspace:
+            shutil.rmtree(dest, ignore_errors=True)
+
+
+def _run_process(
+    client: Client, task: dict[str, Any], settings: Settings, log: LogShipper, ws: Any, python: Path,
+    server_env: dict[str, str], stop: threading.Event | None,
+) -> str:  # fmt: skip
+    from clearml_task import arguments
+    from launcher import process
+
+    argv = process.command(
+        python, ws.entry_point, arguments.argv((task.get("hyperparams") or {}).get("Args") or {})
+    )
+    extra = {**server_env, "CLEARML_TASK_ID": task["id"], "CLEARML_LOG_TASK_TO_BACKEND": "0"}
+    if settings.worker:
+        extra["CLEARML_WORKER_ID"] = settings.worker
+    if settings.gpus is not None:
+        extra["CUDA_VISIBLE_DEVICES"] = extra["NVIDIA_VISIBLE_DEVICES"] = settings.gpus
+    env = process.environment(task, extra, ws.workdir, ws.root)
+    outcome = process.run(argv, cwd=ws.workdir, env=env, client=client, task_id=task["id"], log=log,
+                          grace=settings.grace, stop=stop)  # fmt: skip
+    if outcome.aborted:
+        log.write("launcher: aborted: the task was stopped on the server", "warning")
+        _finish(client, task["id"], "stopped", "aborted")
+        return "stopped"
+    if outcome.exit_code == 0:
+        log.write("launcher: the process exited with code 0")
+        _finish(client, task["id"], "completed", "")
+        return "completed"
+    log.write(f"launcher: the process ended: {outcome.message}", "error")
+    _finish(client, task["id"], "failed", f"worker execution {outcome.message}")
+    return "failed"
+
+
+def _finish(client: Client, task_id: str, status: str, message: str) -> None:
+    endpoint = {"completed": "completed", "failed": "failed", "stopped": "stopped"}[status]
+    client.call(f"tasks.{endpoint}", {"task": task_id, "force": True, "status_message": message})
+
+
+def _record_requirements(client: Client, task: dict[str, Any], frozen: str, log: LogShipper) -> None:
+    """What was installed goes back to the task (the original kept in org_pip), as ClearML's agent does."""
+    given = ((task.get("script") or {}).get("requirements") or {}).get("pip") or ""
+    requirements = {**((task.get("script") or {}).get("requirements") or {}), "pip": frozen, "org_pip": given}
+    client.set_requirements(task["id"], requirements)
+    log.write(f"launcher: recorded {len(frozen.splitlines())} installed packages on the task")
+
+
+@contextlib.contextmanager
+def _server_for_the_task(client: Client) -> Iterator[dict[str, str]]:
+    """The server's address and keys for the SDK inside the task. In ephemeral mode the embedded app is
+    served on a loopback port while the task runs (the Task.init() in the script needs HTTP)."""
+    config = client.session.config
+    if not config.embedded:
+        assert config.api_server and config.access_key and config.secret_key
+        yield _sdk_env(config.api_server, config.access_key, config.secret_key)
+        return
+    from clearml_task.server.serve import in_background
+
+    with in_background(config.home / "server") as served:
+        yield _sdk_env(served.url, served.app.keys.access_key, served.app.keys.secret_key)
+
+
+def _sdk_env(url: str, access_key: str, secret_key: str) -> dict[str, str]:
+    return {
+        "CLEARML_API_HOST": url,
+        "CLEARML_WEB_HOST": url,
+        "CLEARML_FILES_HOST": url,
+        "CLEARML_API_ACCESS_KEY": access_key,
+        "CLEARML_API_SECRET_KEY": secret_key,
+    }

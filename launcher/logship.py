@@ -1,0 +1,72 @@
+"""Shipping a task's console to the server: lines batched into events.add_batch at most every 0.5 s, in
+order, nothing lost at exit (close() flushes), and the launcher's own step lines in the same stream."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clearml_task.api import Client
+
+INTERVAL = 0.5
+MAX_BATCH = 1000
+MAX_LINE = 64 * 1024
+
+
+class LogShipper:
+    def __init__(self, client: Client, task_id: str, worker: str, *, echo: bool = False) -> None:
+        self.client, self.task_id, self.worker, self.echo = client, task_id, worker, echo
+        self._pending: list[tuple[str, str, int]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._last_stamp = 0
+        self._thread = threading.Thread(target=self._loop, name="log-shipper", daemon=True)
+        self._thread.start()
+        self.shipped = 0
+        self.failures = 0
+
+    def write(self, line: str, level: str = "info") -> None:
+        """One line of output (without its newline)."""
+        if self.echo:
+            print(line, flush=True)
+        with self._lock:
+            # Strictly increasing millisecond stamps keep the server's order equal to ours.
+            stamp = max(int(time.time() * 1000), self._last_stamp + 1)
+            self._last_stamp = stamp
+            self._pending.append((level, line[:MAX_LINE], stamp))
+            if len(self._pending) >= MAX_BATCH:
+                self._wake.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self._thread.join()
+        self._flush()
+
+    def _loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(INTERVAL)
+            self._wake.clear()
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        for start in range(0, len(batch), MAX_BATCH):
+            chunk = batch[start : start + MAX_BATCH]
+            events = [
+                {"type": "log", "task": self.task_id, "level": level, "msg": msg, "timestamp": stamp,
+                 "worker": self.worker}
+                for level, msg, stamp in chunk
+            ]  # fmt: skip
+            try:
+                self.client.call("events.add_batch", events)
+                self.shipped += len(events)
+            except Exception:  # the run goes on; the next flush tries again with these lines first
+                self.failures += 1
+                with self._lock:
+                    self._pending = batch[start:] + self._pending
+                return

@@ -1,0 +1,157 @@
+"""Running the task's process: the command line, its environment, its output line by line into the log,
+tasks.ping while it runs, and an abort from the server (status stopped, or "stopping" in status_message)
+ending the whole process group: SIGTERM, then SIGKILL after a grace period."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clearml_task.api import Client
+    from launcher.logship import LogShipper
+
+WATCH_INTERVAL = 0.5  # seconds between looks at the task's status
+PING_INTERVAL = 30.0
+GRACE = 10.0  # seconds between SIGTERM and SIGKILL
+
+
+@dataclass
+class Outcome:
+    exit_code: int | None  # None when it never started
+    aborted: bool = False
+
+    @property
+    def message(self) -> str:
+        if self.aborted:
+            return "aborted"
+        if self.exit_code is not None and self.exit_code < 0:
+            return f"killed by signal {signal.Signals(-self.exit_code).name}"
+        return f"exit code {self.exit_code}"
+
+
+def command(python: Path, entry_point: str, argv: list[str]) -> list[str]:
+    """`python -u <entry_point> <argv>`; `-m module ...` for modules; bash for shell scripts."""
+    if entry_point.startswith("-m "):
+        return [str(python), "-u", "-m", *shlex.split(entry_point[3:]), *argv]
+    if entry_point.endswith(".sh"):
+        return ["/bin/bash", entry_point, *argv]
+    return [str(python), "-u", entry_point, *argv]
+
+
+def environment(
+    task: Mapping[str, Any], extra: Mapping[str, str], workdir: Path, root: Path
+) -> dict[str, str]:
+    """The child's environment: ours, the task's `Environment` hyperparams, and what the launcher adds."""
+    env = dict(os.environ)
+    for param in ((task.get("hyperparams") or {}).get("Environment") or {}).values():
+        if param.get("name"):
+            env[str(param["name"])] = str(param.get("value", ""))
+    paths = [str(workdir), str(root)]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def run(
+    argv: list[str], *, cwd: Path, env: Mapping[str, str], client: Client, task_id: str, log: LogShipper,
+    grace: float = GRACE, stop: threading.Event | None = None,
+) -> Outcome:  # fmt: skip
+    log.write(f"launcher: running {shlex.join(argv)} (in {cwd})")
+    try:
+        child = subprocess.Popen(
+            argv, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    except OSError as e:
+        log.write(f"launcher: cannot start the process: {e}", "error")
+        return Outcome(None)
+    aborted = threading.Event()
+    done = threading.Event()
+    watcher = threading.Thread(
+        target=_watch,
+        args=(child, client, task_id, aborted, done, grace, stop),
+        name="abort-watch",
+        daemon=True,
+    )
+    watcher.start()
+    reader = threading.Thread(target=_read, args=(child, log), name="output-reader", daemon=True)
+    reader.start()
+    code = child.wait()
+    reader.join(timeout=2.0)
+    if reader.is_alive():  # what the task left running in the background still holds its output open
+        log.write("launcher: the task left processes behind; stopping them", "warning")
+        stop_group(child, grace=2.0)
+        reader.join()
+    done.set()
+    watcher.join()
+    return Outcome(code, aborted.is_set())
+
+
+def _read(child: subprocess.Popen[bytes], log: LogShipper) -> None:
+    assert child.stdout is not None
+    for raw in child.stdout:
+        log.write(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+
+
+def _watch(
+    child: subprocess.Popen[bytes], client: Client, task_id: str, aborted: threading.Event,
+    done: threading.Event, grace: float, stop: threading.Event | None,
+) -> None:  # fmt: skip
+    last_ping = time.monotonic()
+    while not done.wait(WATCH_INTERVAL):
+        try:
+            if (stop is not None and stop.is_set()) or _abort_requested(client, task_id):
+                aborted.set()
+                stop_group(child, grace, done)
+                return
+            if time.monotonic() - last_ping >= PING_INTERVAL:
+                client.ping(task_id)
+                last_ping = time.monotonic()
+        except Exception:  # a server hiccup must not kill the run; the next look tries again
+            continue
+
+
+def _abort_requested(client: Client, task_id: str) -> bool:
+    found = client.tasks(id=[task_id], only_fields=["status", "status_message"])
+    if not found:
+        return True  # deleted under us
+    status, message = found[0].get("status"), found[0].get("status_message") or ""
+    return status in ("stopped", "failed", "closed", "queued", "created") or "stopping" in message
+
+
+def stop_group(child: subprocess.Popen[bytes], grace: float, done: threading.Event | None = None) -> None:
+    """SIGTERM to the child's whole process group, SIGKILL to what is left after `grace` seconds."""
+    try:
+        os.killpg(child.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if child.poll() is not None and not _group_alive(child.pid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,71 @@
+"""Helpers for the launcher's tests: tasks made by clearml-task's own code from fixture repositories, and
+the launcher run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from clearml_task.api import Client
+from clearml_task.document import Request
+from clearml_task.submit import prepare, submit
+
+from .conftest import ROOT
+
+
+def create_task(folder: Path, script: str, *, args: list[str] | None = None, queue: str | None = None,
+                name: str = "launcher test", **flags: Any) -> str:  # fmt: skip
+    request = Request(project="launcher", name=name, folder=str(folder), script=script, args=args or [],
+                      queue=queue, **flags)  # fmt: skip
+    return submit(request, prepare(request), Client()).task_id
+
+
+def launcher(
+    *argv: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "launcher", *argv], capture_output=True, text=True, cwd=ROOT,
+        env={**os.environ, **(env or {})}, timeout=timeout,
+    )  # fmt: skip
+
+
+def spawn(*argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """The launcher in the background (its output discarded: a full pipe would stall it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "launcher", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def log_lines(task_id: str) -> list[str]:
+    return [str(event["msg"]) for event in Client().task_log(task_id)]
+
+
+def wait_for(predicate: Any, timeout: float = 120, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+
+
+def status(task_id: str) -> str:
+    return str(Client().get_task(task_id)["status"])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")  # zombies are gone

@@ -1,0 +1,98 @@
+"""clearml-launcher daemon, end to end: priority, fairness, --once, --detached/--stop/--status."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from clearml_task.api import Client
+
+from .launching import alive, create_task, launcher, log_lines, spawn, status, wait_for
+from .repos import Repo, make_repo
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Repo:
+    return make_repo(tmp_path / "jobs", "jobs")
+
+
+def queue(name: str) -> str:
+    return Client().queue_id(f"{name}-{uuid.uuid4().hex[:6]}", create=True)
+
+
+def started(task_id: str) -> str:
+    return str(Client().get_task(task_id)["started"])
+
+
+def test_strict_priority_across_queues(jobs: Repo) -> None:
+    high, low = queue("high"), queue("low")
+    first_low = create_task(jobs.work, "train.py", queue=low, name="low one")
+    first_high = create_task(jobs.work, "train.py", queue=high, name="high one")
+    second_high = create_task(jobs.work, "train.py", queue=high, name="high two")
+    result = launcher("daemon", "--queue", high, low, "--max-tasks", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [status(t) for t in (first_low, first_high, second_high)] == ["completed"] * 3
+    assert started(first_high) < started(second_high) < started(first_low)
+
+
+def test_order_fairness_takes_turns(jobs: Repo) -> None:
+    one, two = queue("one"), queue("two")
+    a1, a2 = (create_task(jobs.work, "train.py", queue=one, name=f"task a{i}") for i in (1, 2))
+    b1, b2 = (create_task(jobs.work, "train.py", queue=two, name=f"task b{i}") for i in (1, 2))
+    result = launcher("daemon", "--queue", one, two, "--order-fairness", "--max-tasks", "4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    order = sorted((a1, a2, b1, b2), key=started)
+    assert order == [a1, b1, a2, b2]
+
+
+def test_once_runs_one_task_and_exits(jobs: Repo) -> None:
+    q = queue("once")
+    first = create_task(jobs.work, "train.py", queue=q)
+    second = create_task(jobs.work, "train.py", queue=q)
+    result = launcher("daemon", "--queue", q, "--once")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (status(first), status(second)) == ("completed", "queued")
+    empty = queue("empty")
+    assert launcher("daemon", "--queue", empty, "--once").returncode == 0  # nothing to do: exits
+
+
+def test_unknown_queue_is_a_clear_error_unless_created() -> None:
+    refused = launcher("daemon", "--queue", "no-such-queue", "--once")
+    assert refused.returncode == 1 and "no queue named 'no-such-queue'" in refused.stderr
+    assert launcher("daemon", "--queue", "made-now", "--create-queue", "--once").returncode == 0
+    assert Client().queue_id("made-now")
+
+
+def test_a_worker_registers_while_it_runs(jobs: Repo) -> None:
+    q = queue("reg")
+    running = spawn("daemon", "--queue", q, "--polling-interval", "0.2")
+    try:
+        workers = wait_for(lambda: [w for w in Client().call("workers.get_all")["workers"]
+                                    if any(x["id"] == q for x in w.get("queues", []))])  # fmt: skip
+        assert ":" in workers[0]["id"]
+        task_id = create_task(jobs.work, "train.py", queue=q)
+        wait_for(lambda: status(task_id) == "completed")
+        assert Client().get_task(task_id)["last_worker"] == workers[0]["id"]
+    finally:
+        running.terminate()
+        running.wait(60)
+    assert not [w for w in Client().call("workers.get_all")["workers"] if w["id"] == workers[0]["id"]]
+
+
+def test_detached_status_and_stop_never_mark_a_running_task_completed(jobs: Repo, tmp_path: Path) -> None:
+    q = queue("bg")
+    started_bg = launcher("daemon", "--queue", q, "--detached", "--polling-interval", "0.2", "--grace", "2")
+    assert started_bg.returncode == 0 and "started in the background" in started_bg.stdout
+    pidfile = tmp_path / "pids"
+    task_id = create_task(jobs.work, "sleepy.py", queue=q, args=[f"pidfile={pidfile}"])
+    wait_for(lambda: any(line.startswith("tick 2") for line in log_lines(task_id)))
+    listed = launcher("daemon", "--status")
+    assert q in listed.stdout
+    child, grandchild = (int(p) for p in pidfile.read_text().split())
+    stopped = launcher("daemon", "--stop")
+    assert stopped.returncode == 0
+    assert status(task_id) == "stopped"
+    wait_for(lambda: not alive(child) and not alive(grandchild), timeout=10)
+    assert q not in launcher("daemon", "--status").stdout

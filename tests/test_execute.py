@@ -1,0 +1,156 @@
+"""clearml-launcher execute, end to end: real repositories, real processes, real uv, the real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clearml_task.api import Client
+
+from .conftest import start_server, stop_server
+from .launching import alive, create_task, launcher, log_lines, spawn, status, wait_for
+from .repos import Repo, make_repo
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Repo:
+    return make_repo(tmp_path / "jobs", "jobs")
+
+
+def test_completed_with_its_args_log_and_requirements(jobs: Repo) -> None:
+    task_id = create_task(jobs.work, "train.py", args=["epochs=3", "lr=0.5", "fast=true"])
+    result = launcher("execute", "--id", task_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert status(task_id) == "completed"
+    lines = log_lines(task_id)
+    assert "epochs=3 lr=0.5 fast=True" in lines
+    assert f"CLEARML_TASK_ID={task_id}" in lines
+    assert any(line.startswith("workspace:") for line in lines)
+    assert any(line.startswith("environment:") for line in lines)
+    task = Client().get_task(task_id)
+    assert "org_pip" in task["script"]["requirements"]
+
+
+def test_the_uncommitted_change_is_what_runs(jobs: Repo) -> None:
+    jobs.write("train.py", jobs.work.joinpath("train.py").read_text() + "print('LOCAL EDIT')\n")
+    task_id = create_task(jobs.work, "train.py")
+    assert launcher("execute", "--id", task_id).returncode == 0
+    assert "LOCAL EDIT" in log_lines(task_id)
+
+
+def test_failed_with_the_exit_code(jobs: Repo) -> None:
+    task_id = create_task(jobs.work, "fail.py")
+    result = launcher("execute", "--id", task_id)
+    assert result.returncode == 1
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    assert "exit code 3" in task["status_message"]
+    assert "about to fail" in log_lines(task_id)
+
+
+def test_aborted_mid_run_kills_the_whole_tree(jobs: Repo, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    task_id = create_task(jobs.work, "sleepy.py", args=[f"pidfile={pidfile}"])
+    running = spawn("execute", "--id", task_id, "--grace", "2")
+    try:
+        wait_for(lambda: any(line.startswith("tick 3") for line in log_lines(task_id)))
+        child, grandchild = (int(p) for p in pidfile.read_text().split())
+        assert launcher("abort", task_id).returncode == 0
+        running.wait(60)
+    finally:
+        if running.poll() is None:
+            running.kill()
+    assert status(task_id) == "stopped"
+    wait_for(lambda: not alive(child) and not alive(grandchild), timeout=10)
+
+
+def test_a_patch_that_does_not_apply_fails_readably(jobs: Repo) -> None:
+    jobs.write("train.py", jobs.work.joinpath("train.py").read_text() + "print('x')\n")
+    task_id = create_task(jobs.work, "train.py")
+    client = Client()
+    script = client.get_task(task_id)["script"]
+    client.edit_task(
+        task_id, script={"diff": script["diff"].replace("import argparse", "import nothing_like_it")}
+    )
+    assert launcher("execute", "--id", task_id).returncode == 1
+    task = client.get_task(task_id)
+    assert task["status"] == "failed" and "does not apply" in task["status_message"]
+    assert any("hint:" in line for line in log_lines(task_id))
+
+
+def test_an_unknown_commit_fails_readably(jobs: Repo) -> None:
+    task_id = create_task(jobs.work, "train.py")
+    Client().edit_task(task_id, script={"version_num": "0123456789abcdef0123456789abcdef01234567"})
+    assert launcher("execute", "--id", task_id).returncode == 1
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed" and "is not on" in task["status_message"]
+
+
+def test_a_missing_requirement_fails_readably(jobs: Repo) -> None:
+    task_id = create_task(jobs.work, "train.py", packages=["this-package-does-not-exist-xyz==1.0"])
+    assert launcher("execute", "--id", task_id).returncode == 1
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed" and "requirements" in task["status_message"]
+
+
+def test_the_environment_cache_is_hit_the_second_time(jobs: Repo) -> None:
+    first = create_task(jobs.work, "train.py")
+    second = create_task(jobs.work, "train.py")
+    assert launcher("execute", "--id", first).returncode == 0
+    assert launcher("execute", "--id", second).returncode == 0
+    assert any("cache hit" in line for line in log_lines(second) if line.startswith("environment:"))
+    assert not any(line.startswith("environment: built") for line in log_lines(second))
+
+
+def test_gpu_variables(jobs: Repo) -> None:
+    task_id = create_task(jobs.work, "train.py")
+    assert launcher("execute", "--id", task_id, "--gpus", "0,1").returncode == 0
+    assert "CUDA_VISIBLE_DEVICES=0,1" in log_lines(task_id)
+    cpu = create_task(jobs.work, "train.py")
+    assert launcher("execute", "--id", cpu, "--cpu-only").returncode == 0
+    assert "CUDA_VISIBLE_DEVICES=" in log_lines(cpu)
+
+
+def test_ten_thousand_lines_arrive_complete_and_in_order(jobs: Repo) -> None:
+    task_id = create_task(jobs.work, "many.py", args=["lines=10000"])
+    assert launcher("execute", "--id", task_id).returncode == 0
+    printed = [line for line in log_lines(task_id) if line.startswith("line ")]
+    assert printed == [f"line {i:05d}" for i in range(10000)]
+
+
+def test_execute_clone_and_require_queue(jobs: Repo) -> None:
+    task_id = create_task(jobs.work, "train.py")
+    refused = launcher("execute", "--id", task_id, "--require-queue")
+    assert refused.returncode == 1 and "not queued" in refused.stderr
+    assert launcher("execute", "--id", task_id).returncode == 0
+    again = launcher("execute", "--id", task_id)
+    assert again.returncode == 1 and "--clone" in again.stderr  # a completed task does not run again
+    cloned = launcher("execute", "--id", task_id, "--clone")
+    assert cloned.returncode == 0
+    assert status(task_id) == "completed"
+
+
+def test_over_http(jobs: Repo, tmp_path: Path) -> None:
+    server = start_server(tmp_path / "srv")
+    try:
+        keys = server.keys
+        env = {"CLEARML_API_HOST": server.url, "CLEARML_API_ACCESS_KEY": keys["access_key"],
+               "CLEARML_API_SECRET_KEY": keys["secret_key"]}  # fmt: skip
+        import os
+
+        previous = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            task_id = create_task(jobs.work, "train.py", args=["epochs=7"])
+            result = launcher("execute", "--id", task_id, env=env)
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "epochs=7 lr=0.1 fast=False" in log_lines(task_id)
+        finally:
+            for k, v in previous.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    finally:
+        stop_server(server)
