@@ -61,6 +61,10 @@ def check(request: document.Request) -> None:
         raise usage(f"--name {request.name!r} is too short", "ClearML task names have at least 3 characters")
     if not request.project:
         raise usage("--project is required", "pass --project NAME (it is created when missing)")
+    if len(request.project.rstrip("/").rpartition("/")[2].strip()) < 3:
+        raise usage(
+            f"--project {request.project!r} is too short", "ClearML project names have at least 3 characters"
+        )
     if not request.script and not request.module:
         raise usage(
             "--script or --module is required", "the entry point: --script train.py or --module pkg.main"

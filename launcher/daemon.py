@@ -137,7 +137,30 @@ def machine_stats() -> dict[str, Any]:
             values[key] = int(rest.split()[0]) / 1024 if rest.split() else 0
         stats["memory_free"] = round(values.get("MemAvailable", 0))
         stats["memory_used"] = round(values.get("MemTotal", 0) - values.get("MemAvailable", 0))
+    stats.update(_gpu_stats())
     return stats
+
+
+def _gpu_stats() -> dict[str, Any]:
+    """GPU utilisation and memory from nvidia-smi, when this machine has it."""
+    import shutil
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return {}
+    query = "--query-gpu=utilization.gpu,memory.used,memory.free,temperature.gpu"
+    try:
+        out = subprocess.run([smi, query, "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                             timeout=5, check=True).stdout  # fmt: skip
+        rows = [[float(v) for v in line.split(",")] for line in out.strip().splitlines()]
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {}
+    return {
+        "gpu_usage": [r[0] for r in rows],
+        "gpu_memory_used": [r[1] for r in rows],
+        "gpu_memory_free": [r[2] for r in rows],
+        "gpu_temperature": [r[3] for r in rows],
+    }
 
 
 # ---- this machine's daemons: worker ids, pid files, --detached, --stop, --status ----------------

@@ -88,6 +88,7 @@ def run(
             log.write(f"  {line}", "error")
         if e.hint:
             log.write(f"launcher: hint: {e.hint}", "error")
+        log.flush()
         _finish(client, task_id, "failed", e.reason)
         return "failed"
     finally:
@@ -116,18 +117,22 @@ def _run_process(
                           grace=settings.grace, stop=stop)  # fmt: skip
     if outcome.aborted:
         log.write("launcher: aborted: the task was stopped on the server", "warning")
+        log.flush()
         _finish(client, task["id"], "stopped", "aborted")
         return "stopped"
     if outcome.exit_code == 0:
         log.write("launcher: the process exited with code 0")
+        log.flush()
         _finish(client, task["id"], "completed", "")
         return "completed"
     log.write(f"launcher: the process ended: {outcome.message}", "error")
+    log.flush()
     _finish(client, task["id"], "failed", f"worker execution {outcome.message}")
     return "failed"
 
 
 def _finish(client: Client, task_id: str, status: str, message: str) -> None:
+    """The final status; the caller has flushed the log, so whoever waits for the end sees every line."""
     endpoint = {"completed": "completed", "failed": "failed", "stopped": "stopped"}[status]
     client.call(f"tasks.{endpoint}", {"task": task_id, "force": True, "status_message": message})
 

@@ -20,6 +20,7 @@ class LogShipper:
         self.client, self.task_id, self.worker, self.echo = client, task_id, worker, echo
         self._pending: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
+        self._sending = threading.Lock()  # one batch in flight at a time: the server sees our order
         self._wake = threading.Event()
         self._closed = False
         self._last_stamp = 0
@@ -40,6 +41,10 @@ class LogShipper:
             if len(self._pending) >= MAX_BATCH:
                 self._wake.set()
 
+    def flush(self) -> None:
+        """Ship what is pending now (before the task's final status, so a follower sees every line)."""
+        self._flush()
+
     def close(self) -> None:
         self._closed = True
         self._wake.set()
@@ -53,6 +58,10 @@ class LogShipper:
             self._flush()
 
     def _flush(self) -> None:
+        with self._sending:
+            self._send()
+
+    def _send(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, []
         for start in range(0, len(batch), MAX_BATCH):

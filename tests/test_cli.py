@@ -346,3 +346,30 @@ def test_unreachable_server_is_a_clear_error() -> None:
 def test_help(command: str) -> None:
     result = run(command, "--help")
     assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_follow_streams_the_log_until_the_task_ends(quickstart: Path) -> None:
+    from .launching import spawn
+
+    daemon = spawn("daemon", "--queue", "default", "--polling-interval", "0.2")
+    try:
+        result = run("clearml-task", "--project", "demo", "--name", "followed", "--script", str(quickstart),
+                     "--queue", "default", "--args", "epochs=3", "--follow")  # fmt: skip
+    finally:
+        daemon.terminate()
+        daemon.wait(60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "epoch 3/3" in result.stdout and "completed" in result.stderr
+    refused = run(
+        "clearml-task", "--project", "demo", "--name", "followed", "--script", str(quickstart), "--follow"
+    )
+    assert_one_line_error(refused, 2, "--follow needs --queue")
+
+
+def test_short_names_are_refused_before_anything_is_created(quickstart: Path) -> None:
+    short_project = run(
+        "clearml-task", "--project", "p", "--name", "long enough", "--script", str(quickstart)
+    )
+    assert_one_line_error(short_project, 2, "--project 'p' is too short")
+    short_name = run("clearml-task", "--project", "demo", "--name", "ab", "--script", str(quickstart))
+    assert_one_line_error(short_name, 2, "--name 'ab' is too short")

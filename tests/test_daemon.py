@@ -96,3 +96,29 @@ def test_detached_status_and_stop_never_mark_a_running_task_completed(jobs: Repo
     assert status(task_id) == "stopped"
     wait_for(lambda: not alive(child) and not alive(grandchild), timeout=10)
     assert q not in launcher("daemon", "--status").stdout
+
+
+def test_abort_of_a_task_a_daemon_runs(jobs: Repo, tmp_path: Path) -> None:
+    """tasks.stop only asks ("stopping") when a live worker holds the task; the daemon then ends it."""
+    q = queue("abort")
+    running = spawn("daemon", "--queue", q, "--polling-interval", "0.2", "--grace", "2")
+    try:
+        pidfile = tmp_path / "pids"
+        task_id = create_task(jobs.work, "sleepy.py", queue=q, args=[f"pidfile={pidfile}"])
+        wait_for(lambda: any(line.startswith("tick 2") for line in log_lines(task_id)))
+        assert launcher("abort", task_id).stdout.strip().endswith("its worker stops it")
+        wait_for(lambda: status(task_id) == "stopped", timeout=30)
+        child, grandchild = (int(p) for p in pidfile.read_text().split())
+        wait_for(lambda: not alive(child) and not alive(grandchild), timeout=10)
+        assert running.poll() is None  # the daemon goes on
+    finally:
+        running.terminate()
+        running.wait(60)
+
+
+def test_machine_stats_have_cpu_and_memory() -> None:
+    from launcher.daemon import machine_stats
+
+    stats = machine_stats()
+    assert 0 <= stats["cpu_usage"][0] <= 100
+    assert stats["memory_used"] > 0 and stats["memory_free"] > 0

@@ -21,7 +21,7 @@ INJECTED = "from clearml import Task\n"
 
 
 def capture(repo: Repo, script: str = "train.py", **flags: object) -> Prepared:
-    request = Request(project="p", name="capture test", folder=str(repo.work), script=script, **flags)  # type: ignore[arg-type]
+    request = Request(project="proj", name="capture test", folder=str(repo.work), script=script, **flags)  # type: ignore[arg-type]
     return prepare(request)
 
 
@@ -153,7 +153,7 @@ def test_detached_head(tmp_path: Path) -> None:
 def test_script_in_a_subdirectory_with_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = make_repo(tmp_path)
     monkeypatch.chdir(repo.work)
-    prepared = prepare(Request(project="p", name="cwd test", script="src/run.py", cwd="src"))
+    prepared = prepare(Request(project="proj", name="cwd test", script="src/run.py", cwd="src"))
     assert prepared.source is not None
     assert (prepared.source.working_dir, prepared.source.entry_point) == (
         "src",
@@ -161,7 +161,7 @@ def test_script_in_a_subdirectory_with_cwd(tmp_path: Path, monkeypatch: pytest.M
     )  # not src/src/run.py
     assert_reproduces(tmp_path, repo, prepared, injected_into="src/run.py")
     monkeypatch.chdir(repo.work / "src")  # a script relative to the current directory
-    again = prepare(Request(project="p", name="cwd test", script="run.py"))
+    again = prepare(Request(project="proj", name="cwd test", script="run.py"))
     assert again.source is not None
     assert (again.source.working_dir, again.source.entry_point) == (".", "src/run.py")
 
@@ -169,7 +169,7 @@ def test_script_in_a_subdirectory_with_cwd(tmp_path: Path, monkeypatch: pytest.M
 def test_relative_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = make_repo(tmp_path)
     monkeypatch.chdir(tmp_path)
-    prepared = prepare(Request(project="p", name="rel folder", folder="work", script="train.py"))
+    prepared = prepare(Request(project="proj", name="rel folder", folder="work", script="train.py"))
     assert prepared.source is not None
     assert prepared.source.repository == str(repo.origin)  # a repository, not a standalone script
     assert prepared.source.entry_point == "train.py"
@@ -228,7 +228,7 @@ def test_shell_and_module_entry_points_are_not_injected(tmp_path: Path) -> None:
     shell = capture(repo, script="run.sh")
     assert shell.source is not None and shell.source.patch == ""
     assert shell.document["script"]["binary"] == "/bin/bash"
-    module = prepare(Request(project="p", name="module", folder=str(repo.work), module="src.pkg.model"))
+    module = prepare(Request(project="proj", name="module", folder=str(repo.work), module="src.pkg.model"))
     assert module.source is not None
     assert module.source.entry_point == "-m src.pkg.model" and module.source.patch == ""
 
@@ -319,7 +319,7 @@ def test_empty_repository_is_a_clear_error(tmp_path: Path) -> None:
     git(work, "init", "-q")
     (work / "train.py").write_text("print(1)\n")
     with pytest.raises(UserError, match="no commits yet"):
-        prepare(Request(project="p", name="empty", folder=str(work), script="train.py"))
+        prepare(Request(project="proj", name="empty", folder=str(work), script="train.py"))
 
 
 # ---- remote --repo --------------------------------------------------------------------------------
@@ -340,7 +340,9 @@ def remote(tmp_path: Path) -> Repo:
 
 
 def _remote(remote: Repo, **flags: object) -> Prepared:
-    return prepare(Request(project="p", name="remote", repo=str(remote.origin), script="train.py", **flags))  # type: ignore[arg-type]
+    return prepare(
+        Request(project="proj", name="remote", repo=str(remote.origin), script="train.py", **flags)
+    )  # type: ignore[arg-type]
 
 
 def test_repo_defaults_to_the_remotes_default_branch(remote: Repo, tmp_path: Path) -> None:
@@ -379,10 +381,12 @@ def test_repo_with_branch_tag_and_commit(remote: Repo) -> None:
 )
 def test_repo_errors(remote: Repo, flags: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        prepare(Request(**{"project": "p", "name": "remote", "repo": str(remote.origin), "script": "train.py",
+        prepare(Request(**{"project": "proj", "name": "remote", "repo": str(remote.origin), "script": "train.py",
                            **flags}))  # fmt: skip
 
 
 def test_unreachable_repo_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="git ls-remote"):
-        prepare(Request(project="p", name="nowhere", repo=str(tmp_path / "missing.git"), script="train.py"))
+        prepare(
+            Request(project="proj", name="nowhere", repo=str(tmp_path / "missing.git"), script="train.py")
+        )

@@ -34,7 +34,7 @@ class Lines(list[str]):
 
 def capture(folder: Path, script: str | None = "train.py", **flags: Any) -> dict[str, Any]:
     """A task document as clearml-task makes it (only the parts the launcher reads)."""
-    request = Request(project="p", name="workspace test", folder=str(folder), script=script, **flags)
+    request = Request(project="proj", name="workspace test", folder=str(folder), script=script, **flags)
     document = capture_request(request).document
     return {"script": document["script"], "runtime": document["runtime"]}
 
