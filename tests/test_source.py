@@ -381,8 +381,8 @@ def test_repo_with_branch_tag_and_commit(remote: Repo) -> None:
 )
 def test_repo_errors(remote: Repo, flags: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        prepare(Request(**{"project": "proj", "name": "remote", "repo": str(remote.origin), "script": "train.py",
-                           **flags}))  # fmt: skip
+        fields = {"project": "proj", "name": "remote", "repo": str(remote.origin), "script": "train.py", **flags}
+        prepare(Request(**fields))
 
 
 def test_unreachable_repo_is_a_clear_error(tmp_path: Path) -> None:
