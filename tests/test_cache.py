@@ -41,7 +41,8 @@ def test_a_second_launch_of_the_same_script_does_not_parse_it_again(tmp_path: Pa
         import sys
         from clearml_task.document import Request
         from clearml_task.submit import prepare
-        prepared = prepare(Request(project="proj", name="cache", folder={str(repo.work)!r}, script="train.py"))
+        request = Request(project="proj", name="cache", folder={str(repo.work)!r}, script="train.py")
+        prepared = prepare(request)
         assert "from clearml import Task" in prepared.source.patch
         print("libcst" in sys.modules)
     """)

@@ -381,7 +381,13 @@ def test_repo_with_branch_tag_and_commit(remote: Repo) -> None:
 )
 def test_repo_errors(remote: Repo, flags: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        fields = {"project": "proj", "name": "remote", "repo": str(remote.origin), "script": "train.py", **flags}
+        fields = {
+            "project": "proj",
+            "name": "remote",
+            "repo": str(remote.origin),
+            "script": "train.py",
+            **flags,
+        }
         prepare(Request(**fields))
 
 
