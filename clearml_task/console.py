@@ -48,3 +48,32 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     for row in cells:
         view.add_row(*row)
     Console().print(view)
+
+
+STEP_PREFIXES = ("launcher:", "workspace:", "environment:")
+
+
+def line_printer() -> Callable[[str, str], None]:
+    """Prints a task's log lines as they happen: on a terminal the launcher's own steps (with their
+    timings) stand out from the task's output and errors are red; piped, plain lines."""
+    if not sys.stdout.isatty():
+
+        def plain(line: str, level: str) -> None:
+            print(line, flush=True)
+
+        return plain
+    from rich.console import Console
+    from rich.markup import escape
+
+    out = Console(highlight=False, soft_wrap=True)
+
+    def styled(line: str, level: str) -> None:
+        if level in ("error", "critical"):
+            out.print(f"[red]{escape(line)}[/]")
+        elif line.startswith(STEP_PREFIXES):
+            name, _, rest = line.partition(":")
+            out.print(f"[bold cyan]{escape(name)}[/][cyan]:{escape(rest)}[/]")
+        else:
+            out.print(escape(line))
+
+    return styled

@@ -17,7 +17,10 @@ MAX_LINE = 64 * 1024
 
 class LogShipper:
     def __init__(self, client: Client, task_id: str, worker: str, *, echo: bool = False) -> None:
-        self.client, self.task_id, self.worker, self.echo = client, task_id, worker, echo
+        from clearml_task.console import line_printer
+
+        self.client, self.task_id, self.worker = client, task_id, worker
+        self.echo = line_printer() if echo else None
         self._pending: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
         self._sending = threading.Lock()  # one batch in flight at a time: the server sees our order
@@ -31,8 +34,8 @@ class LogShipper:
 
     def write(self, line: str, level: str = "info") -> None:
         """One line of output (without its newline)."""
-        if self.echo:
-            print(line, flush=True)
+        if self.echo is not None:
+            self.echo(line, level)
         with self._lock:
             # Strictly increasing millisecond stamps keep the server's order equal to ours.
             stamp = max(int(time.time() * 1000), self._last_stamp + 1)

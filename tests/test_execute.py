@@ -154,3 +154,33 @@ def test_over_http(jobs: Repo, tmp_path: Path) -> None:
                     os.environ[k] = v
     finally:
         stop_server(server)
+
+
+def test_steps_stand_out_on_a_terminal_and_are_plain_when_piped(jobs: Repo) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    piped = launcher("execute", "--id", create_task(jobs.work, "train.py"))
+    assert "workspace:" in piped.stdout and "\x1b[" not in piped.stdout
+    task_id = create_task(jobs.work, "train.py")
+    leader, follower = pty.openpty()
+    child = subprocess.Popen([sys.executable, "-m", "launcher", "execute", "--id", task_id], cwd=ROOT,
+                             stdout=follower, stderr=follower, env=dict(os.environ))  # fmt: skip
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the child is done
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert child.wait(60) == 0
+    text = seen.decode(errors="replace")
+    assert "\x1b[" in text and "workspace" in text and "epochs=1 lr=0.1 fast=False" in text
