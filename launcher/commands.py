@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,8 +102,9 @@ def execute(args: argparse.Namespace) -> int:
     settings = _settings(args, worker=run.default_worker())
     task = run.take(client, task_id)
     log = LogShipper(client, task_id, settings.worker, echo=True)
+    stop = _stop_on_signals()
     try:
-        status = run.run(client, task, settings, log)
+        status = run.run(client, task, settings, log, stop=stop)
     finally:
         log.close()
     print(f"clearml-launcher: task {task_id} {status}", flush=True)
@@ -145,7 +147,7 @@ def daemon(args: argparse.Namespace) -> int:
     settings.echo = args.foreground
     runner = daemons.Daemon(client, options, settings)
     pid_file = daemons.record(home, worker, args.queue)
-    signal.signal(signal.SIGTERM, lambda *_: runner.stopping.set())
+    runner.stopping = _stop_on_signals()
     try:
         return runner.run()
     finally:
@@ -162,6 +164,20 @@ def abort(args: argparse.Namespace) -> int:
     said = "its worker stops it" if status["status"] == "in_progress" else status["status"]
     print(f"clearml-launcher: task {args.task_id}: {said}")
     return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM or Ctrl-C: a running task is ended (stopped, never completed) and the command exits."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: leave now
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
 
 
 def _home() -> Path:

@@ -184,3 +184,24 @@ def test_steps_stand_out_on_a_terminal_and_are_plain_when_piped(jobs: Repo) -> N
     assert child.wait(60) == 0
     text = seen.decode(errors="replace")
     assert "\x1b[" in text and "workspace" in text and "epochs=1 lr=0.1 fast=False" in text
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_stopping_the_launcher_stops_the_task_never_completes_it(
+    jobs: Repo, tmp_path: Path, signum: str
+) -> None:
+    import signal
+
+    pidfile = tmp_path / "pids"
+    task_id = create_task(jobs.work, "sleepy.py", args=[f"pidfile={pidfile}"])
+    running = spawn("execute", "--id", task_id, "--grace", "2")
+    try:
+        wait_for(lambda: any(line.startswith("tick 2") for line in log_lines(task_id)))
+        child, grandchild = (int(p) for p in pidfile.read_text().split())
+        running.send_signal(getattr(signal, signum))
+        running.wait(60)
+    finally:
+        if running.poll() is None:
+            running.kill()
+    assert status(task_id) == "stopped"
+    wait_for(lambda: not alive(child) and not alive(grandchild), timeout=10)
