@@ -36,11 +36,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from common import server, temp_dir
 
 from clearml_task.api import Session
 from clearml_task.config import ServerConfig
@@ -229,48 +231,6 @@ def build_repo(base: Path, count: int, env: Mapping[str, str]) -> Path:
 
 
 # the server ---------------------------------------------------------------------------------------
-@contextmanager
-def temp_dir(prefix: str) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@contextmanager
-def server(data_dir: Path, env: Mapping[str, str]) -> Iterator[str]:
-    """`python -m launcher server --port 0` on loopback; yields its URL once it listens."""
-    log = data_dir.parent / "server.log"
-    argv = [sys.executable, "-m", "launcher", "server", "--host", "127.0.0.1", "--port", "0"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*argv, "--data-dir", str(data_dir)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=dict(env),
-            cwd=ROOT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            found = re.search(r"serving the ClearML API at (http://\S+)", log.read_text())
-            if found:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"the server did not start:\n{log.read_text()}")
-            time.sleep(0.05)
-        url = found[1].rstrip("/")
-        if not url.startswith("http://127.0.0.1:"):
-            raise BenchError(f"the server is not on loopback: {url}")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # running one child --------------------------------------------------------------------------------

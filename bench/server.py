@@ -19,17 +19,13 @@ import argparse
 import json
 import os
 import platform
-import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from common import server, temp_dir
 
 from clearml_task.api import Session
 from clearml_task.config import ServerConfig
@@ -114,13 +110,6 @@ def measure(mode: str, session: Session, cycles: int, repeats: int) -> Result:
 
 
 # the two modes ----------------------------------------------------------------------------------------
-@contextmanager
-def temp_dir(prefix: str) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def inprocess(cycles: int, repeats: int) -> Result:
@@ -129,52 +118,14 @@ def inprocess(cycles: int, repeats: int) -> Result:
         return measure("inprocess", session, cycles, repeats)
 
 
-@contextmanager
-def http_server(data_dir: Path) -> Iterator[str]:
-    """`python -m launcher server --port 0` on loopback; yields its URL once it listens."""
-    log = data_dir.parent / "server.log"
+def server_env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARML_")}
-    env["CLEARML_TASK_HOME"] = str(data_dir.parent)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "launcher",
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data_dir),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            found = re.search(r"serving the ClearML API at (http://\S+)", log.read_text())
-            if found:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield found[1]
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    env["CLEARML_TASK_HOME"] = str(tmp)
+    return env
 
 
 def http(cycles: int, repeats: int) -> Result:
-    with temp_dir("bench-http-") as tmp, http_server(tmp / "server") as url:
+    with temp_dir("bench-http-") as tmp, server(tmp / "server", server_env(tmp)) as url:
         if not url.startswith("http://127.0.0.1:"):
             raise RuntimeError(f"the server is not on loopback: {url}")
         keys = json.loads((tmp / "server" / "credentials.json").read_text())
