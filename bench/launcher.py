@@ -60,7 +60,6 @@ from typing import Any
 from clearml_task.api import Client, Session
 from clearml_task.config import resolve
 
-ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "bench"
 PROJECT = "bench"
 MARKER = "FIRST LINE"

@@ -22,6 +22,7 @@ shared env.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -162,8 +163,10 @@ def locate(binary: str) -> str | None:
     return shutil.which(binary)
 
 
+@functools.lru_cache(maxsize=32)
 def probe(executable: str) -> Interpreter | None:
-    """Ask the interpreter what it is (this also sees through pyenv shims to the real one)."""
+    """Ask the interpreter what it is (this also sees through pyenv shims to the real one). Remembered
+    for the life of the process: a daemon asks once, not for every task."""
     try:
         done = subprocess.run([executable, "-c", PROBE], capture_output=True, text=True, timeout=60)
         facts = json.loads(done.stdout) if done.returncode == 0 else None

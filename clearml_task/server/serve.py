@@ -75,7 +75,8 @@ def in_background(data_dir: Path, host: str = "127.0.0.1") -> Iterator[Served]:
 
     app = App(data_dir)
     server = make_server(host, 0, app, threaded=True, request_handler=Quiet)
-    thread = threading.Thread(target=server.serve_forever, name="embedded-server", daemon=True)
+    # A short poll interval: shutdown() waits for it, and a daemon does this after every task.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="embedded-server", daemon=True)
     thread.start()
     try:
         yield Served(app, host, int(server.server_port))
