@@ -56,3 +56,30 @@ def test_bad_references(client: Client) -> None:
     with pytest.raises(APICallError) as e:
         client.call("workers.register", {})
     assert api_error(e) == (400, 11)
+
+
+def test_runtime_properties(client: Client) -> None:
+    worker = f"host-{uuid.uuid4().hex[:6]}:3"
+    client.register_worker(worker, [])
+    assert client.call("workers.get_runtime_properties", {"worker": worker}) == {"runtime_properties": []}
+    client.call(
+        "workers.set_runtime_properties",
+        {
+            "worker": worker,
+            "runtime_properties": [
+                {"key": "force:services_mode", "value": 4},
+                {"key": "uptime", "value": "08:00-18:00"},
+            ],
+        },
+    )
+    client.call(
+        "workers.set_runtime_properties",
+        {"worker": worker, "runtime_properties": [{"key": "uptime", "value": "09:00-17:00"}]},
+    )
+    found = client.call("workers.get_runtime_properties", {"worker": worker})["runtime_properties"]
+    assert {p["key"]: p["value"] for p in found} == {"force:services_mode": "4", "uptime": "09:00-17:00"}
+    with pytest.raises(APICallError) as e:
+        client.call(
+            "workers.set_runtime_properties", {"worker": worker, "runtime_properties": [{"value": 1}]}
+        )
+    assert api_error(e) == (400, 12)

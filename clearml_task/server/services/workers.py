@@ -117,3 +117,26 @@ def get_all(call: Call) -> dict[str, Any]:
             if (current - datetime.fromisoformat(d["last_activity_time"])).total_seconds() <= last_seen
         ]
     return {"workers": docs}
+
+
+@endpoint("workers.get_runtime_properties", write=False)
+def get_runtime_properties(call: Call) -> dict[str, Any]:
+    doc = call.tx.get("workers", call.id("worker"))
+    return {"runtime_properties": list((doc or {}).get("runtime_properties", []))}
+
+
+@endpoint("workers.set_runtime_properties")
+def set_runtime_properties(call: Call) -> dict[str, Any]:
+    """Key/value properties an agent keeps on its worker (ClearML's agent uses them for services mode)."""
+    worker_id = call.id("worker")
+    given = call.items("runtime_properties") or []
+    if not all(isinstance(p, dict) and p.get("key") for p in given):
+        raise errors.validation_error("runtime_properties must be objects with a key")
+    doc = _upsert(call, worker_id)
+    current = {p["key"]: p for p in doc.get("runtime_properties", [])}
+    for prop in given:
+        current[str(prop["key"])] = {"key": str(prop["key"]), "value": str(prop.get("value", "")),
+                                     "expiry": prop.get("expiry")}  # fmt: skip
+    doc["runtime_properties"] = list(current.values())
+    call.tx.put("workers", doc)
+    return {}
