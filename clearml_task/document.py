@@ -51,20 +51,6 @@ class Request:
     dry_run: bool = False
 
 
-def parse_args(pairs: list[str]) -> dict[str, str]:
-    """`--args k=v ...`: the value may contain '=' or be empty; a repeated key: the last one wins."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip().lstrip("-")
-        if not sep or not key:
-            raise UserError(
-                f"--args takes key=value pairs, got {pair!r}", "write it as name=value", exit_code=2
-            )
-        out[key] = value
-    return out
-
-
 def check_task_type(task_type: str) -> str:
     if task_type not in TASK_TYPES:
         raise UserError(
@@ -93,8 +79,16 @@ def container(request: Request) -> dict[str, str] | None:
     return {"image": request.docker or "", "arguments": arguments, "setup_shell_script": setup or ""}
 
 
-def args_section(values: dict[str, str]) -> dict[str, dict[str, str]]:
-    return {k: {"section": "Args", "name": k, "value": v, "type": "str"} for k, v in values.items()}
+def args_section(request: Request, source: Source) -> dict[str, dict[str, str]]:
+    """hyperparams.Args: --args checked against the entry point's parser (read, not run), and every option
+    the parser has; for a script whose parser cannot be read, the pairs as they are."""
+    from clearml_task import arguments
+
+    overrides = arguments.parse_overrides(request.args)
+    if source.entry_text is None:
+        return arguments.check_and_record(arguments.Parser(), overrides)
+    parser = arguments.read_parser_cached(source.entry_text, request.script or source.entry_point)
+    return arguments.check_and_record(parser, overrides, require=bool(request.queue))
 
 
 def build(request: Request, source: Source, requirements: list[str] | None) -> dict[str, Any]:
@@ -110,12 +104,13 @@ def build(request: Request, source: Source, requirements: list[str] | None) -> d
         "diff": source.patch,
         "requirements": {"pip": "\n".join(requirements) + "\n"} if requirements else {},
     }
+    section = args_section(request, source)
     doc: dict[str, Any] = {
         "name": request.name,
         "type": check_task_type(request.task_type or "training"),
         "tags": request.tags,
         "script": script,
-        "hyperparams": {"Args": args_section(parse_args(request.args))} if request.args else {},
+        "hyperparams": {"Args": section} if section else {},
         "runtime": {"worktree_tree": source.tree} if source.tree else {},
     }
     found = container(request)

@@ -178,8 +178,11 @@ def _clone(request: document.Request, client: Client) -> tuple[str, str | None]:
     if request.tags:
         overrides["new_task_tags"] = request.tags
     if request.args:
+        from clearml_task import arguments
+
         hyperparams = copy.deepcopy(base.get("hyperparams") or {})
-        hyperparams.setdefault("Args", {}).update(document.args_section(document.parse_args(request.args)))
+        given = arguments.parse_overrides(request.args)
+        hyperparams["Args"], _new_keys = arguments.merge_overrides(hyperparams.get("Args") or {}, given)
         overrides["new_task_hyperparams"] = hyperparams
     given_container = document.container(request)
     if given_container:

@@ -101,12 +101,22 @@ def _run_process(
     client: Client, task: dict[str, Any], settings: Settings, log: LogShipper, ws: Any, python: Path,
     server_env: dict[str, str], stop: threading.Event | None,
 ) -> str:  # fmt: skip
+    import shlex
+
     from clearml_task import arguments
     from launcher import process
 
-    argv = process.command(
-        python, ws.entry_point, arguments.argv((task.get("hyperparams") or {}).get("Args") or {})
-    )
+    args = (task.get("hyperparams") or {}).get("Args") or {}
+    try:
+        line = arguments.for_run(args, arguments.entry_file(ws.workdir, ws.root, ws.entry_point))
+    except UserError as e:
+        raise ReproductionError(e.message, hint=e.hint) from None
+    for note in line.problems:
+        log.write(f"launcher: arguments: {note}", "warning")
+    if line.ignored:
+        log.write(f"launcher: arguments: not options of the script: {', '.join(line.ignored)}", "warning")
+    log.write(f"launcher: arguments ({line.kind}): {shlex.join(line.argv)}")
+    argv = process.command(python, ws.entry_point, line.argv)
     extra = {**server_env, "CLEARML_TASK_ID": task["id"], "CLEARML_LOG_TASK_TO_BACKEND": "0"}
     if settings.worker:
         extra["CLEARML_WORKER_ID"] = settings.worker

@@ -48,3 +48,21 @@ def test_a_second_launch_of_the_same_script_does_not_parse_it_again(tmp_path: Pa
     """)
     runs = [subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True) for _ in range(2)]
     assert [r.stdout.strip() for r in runs] == ["True", "False"], [r.stderr for r in runs]
+
+
+def test_a_cached_parser_is_the_parser() -> None:
+    from clearml_task import arguments
+
+    source = (
+        "import argparse, os\n"
+        "p = argparse.ArgumentParser()\n"
+        "p.add_argument('--epochs', type=int, default=3)\n"
+        "p.add_argument('--home', default=os.environ['HOME'])\n"
+        "p.add_argument('--fast', action='store_true')\n"
+    )
+    direct = arguments.read_parser(source, "train.py")
+    first = arguments.read_parser_cached(source, "train.py")
+    again = arguments.read_parser_cached(source, "train.py")  # from the cache file this time
+    assert direct == first == again
+    home = next(o for o in again.options if o.dest == "home")
+    assert home.default is arguments.UNKNOWN  # still the one UNKNOWN after a round trip

@@ -123,7 +123,7 @@ def test_a_standalone_script_travels_as_it_is(standalone: Path) -> None:
         str(standalone),
         "--args",
         "epochs=3",
-        "note=a=b",
+        "lr=0.5",
         "--output",
         "json",
     )
@@ -136,7 +136,7 @@ def test_a_standalone_script_travels_as_it_is(standalone: Path) -> None:
     assert task["status"] == "created"
     assert task["script"]["entry_point"] == "train.py" and task["script"]["repository"] == ""
     assert task["script"]["diff"] == inject_task_init(standalone.read_text(), "train.py").text
-    assert {k: v["value"] for k, v in task["hyperparams"]["Args"].items()} == {"epochs": "3", "note": "a=b"}
+    assert {k: v["value"] for k, v in task["hyperparams"]["Args"].items()} == {"epochs": "3", "lr": "0.5"}
 
 
 def test_dry_run_prints_yaml_and_contacts_no_server(quickstart: Path) -> None:
