@@ -84,3 +84,16 @@ def test_update(client: Client) -> None:
     project = client.call("projects.get_by_id", {"project": project_id})["project"]
     assert (project["system_tags"], project["description"]) == (["hidden"], "d")
     assert client.call("projects.get_all", {"name": project["name"]})["projects"] == []  # hidden now
+
+
+def test_rename_and_taken_names(client: Client) -> None:
+    first = client.project_id(f"proj-{uuid.uuid4().hex[:6]}")
+    second_name = f"proj-{uuid.uuid4().hex[:6]}"
+    second = client.project_id(second_name)
+    with pytest.raises(APICallError) as e:
+        client.call("projects.update", {"project": first, "name": second_name})
+    assert api_error(e) == (400, 801)
+    renamed = f"group/renamed-{uuid.uuid4().hex[:6]}"
+    client.call("projects.update", {"project": second, "name": renamed})
+    project = client.call("projects.get_by_id", {"project": second})["project"]
+    assert (project["name"], project["basename"]) == (renamed, renamed.rpartition("/")[2])

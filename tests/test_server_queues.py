@@ -122,3 +122,11 @@ def test_delete_refuses_a_non_empty_queue_unless_forced(client: Client) -> None:
     assert api_error(e) == (400, 702)
     assert client.call("queues.delete", {"queue": queue, "force": True}) == {"deleted": 1}
     assert client.get_task(task_id)["status"] == "created"
+
+
+def test_update_refuses_a_taken_name(client: Client) -> None:
+    first, second = fresh_queue(client), fresh_queue(client)
+    taken = client.call("queues.get_by_id", {"queue": first})["queue"]["name"]
+    with pytest.raises(APICallError) as e:
+        client.call("queues.update", {"queue": second, "name": taken})
+    assert api_error(e) == (400, 801)

@@ -114,6 +114,15 @@ class Call:
             return None
         return value if isinstance(value, list) else [value]
 
+    def new_name(self, kind: str, current: str) -> str | None:
+        """The `name` field when it renames the document; a name another one has is refused."""
+        name = self.text("name")
+        if not name or name == current:
+            return None
+        if self.tx.name_taken(kind, name):
+            raise errors.not_unique(f"another of the {kind} has this name", name=name)
+        return name
+
     def mapping(self, name: str) -> dict[str, Any] | None:
         value = self.data.get(name)
         if value is None:

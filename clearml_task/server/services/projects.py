@@ -74,10 +74,8 @@ def get_all(call: Call) -> dict[str, Any]:
 def update(call: Call) -> dict[str, Any]:
     project = get(call.tx, call.id("project"))
     fields: dict[str, Any] = {}
-    name = call.text("name")
-    if name and name != project["name"]:
-        if call.tx.name_taken("projects", name):
-            raise errors.not_unique("a project with this name exists", name=name)
+    name = call.new_name("projects", project["name"])
+    if name:
         fields.update(name=name, basename=name.rpartition("/")[2])
     for key in ("description", "default_output_destination"):
         if key in call.data:

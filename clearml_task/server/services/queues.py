@@ -140,10 +140,8 @@ def get_default(call: Call) -> dict[str, Any]:
 def update(call: Call) -> dict[str, Any]:
     queue = get(call.tx, call.id("queue"))
     fields: dict[str, Any] = {}
-    name = call.text("name")
-    if name and name != queue["name"]:
-        if call.tx.name_taken("queues", name):
-            raise errors.not_unique("a queue with this name exists", name=name)
+    name = call.new_name("queues", queue["name"])
+    if name:
         fields["name"] = fields["display_name"] = name
     for key in ("tags", "system_tags"):
         if call.items(key) is not None:
