@@ -15,7 +15,7 @@ output exist, with a worker already polling the queue? Ours (`clearml-launcher d
    - `embedded`: our daemon in ephemeral mode (the embedded server over SQLite, no server process) with
      `--polling-interval 0.5` (its own default there);
    - `http`: our daemon against our server over loopback HTTP (bench/common.py `server`), at its own default
-     interval for a remote server (5 s: no --polling-interval given);
+     interval for a remote server (1 s: no --polling-interval given);
    - `http-fast`: the same with `--polling-interval 0.5`;
    - `agent-pip` and `agent-uv`: `clearml-agent daemon --queue Q --create-queue` against the same server, at
      its default polling interval, 5 s, which is also its minimum. Its HOME holds a clearml.conf with the api
@@ -94,7 +94,7 @@ PAUSE_MIN = 0.2  # seconds; each run first waits PAUSE_MIN + uniform(0, 2 x the 
 TASK_TIMEOUT = 300.0
 START_TIMEOUT = 120.0
 STEP_PREFIXES = ("workspace:", "environment:", "launcher:")
-REMOTE_INTERVAL = 5.0  # our daemon's default against a remote server
+REMOTE_INTERVAL = 1.0  # our daemon's default for a remote server (launcher/daemon.py)
 AGENT_INTERVAL = 5.0  # clearml-agent's default and minimum (`daemon --polling-interval`)
 AGENT_VERSION = "3.0.3"
 AGENT_PIN = f"clearml-agent=={AGENT_VERSION}"

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     daemon.add_argument("--order-fairness", action="store_true", help="round-robin over the queues")
     daemon.add_argument(
-        "--polling-interval", type=float, help="seconds between polls (0.5 embedded, 5 remote)"
+        "--polling-interval", type=float, help="seconds between polls (0.5 embedded, 1 remote)"
     )
     daemon.add_argument("--create-queue", action="store_true", help="create the queues that do not exist")
     daemon.add_argument("--once", action="store_true", help="run at most one task, then exit")

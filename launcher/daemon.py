@@ -34,7 +34,7 @@ REPORT_INTERVAL = 30.0
 class Options:
     queues: list[str]
     fairness: bool = False
-    polling_interval: float | None = None  # None: 0.5 s on the embedded server, 5 s on a remote one
+    polling_interval: float | None = None  # None: 0.5 s on the embedded server, 1 s on a remote one
     once: bool = False
     max_tasks: int | None = None
     create_queue: bool = False
@@ -45,7 +45,9 @@ class Daemon:
         self.client, self.options, self.settings = client, options, settings
         self.stopping = threading.Event()
         embedded = client.session.config.embedded
-        self.interval = options.polling_interval or (0.5 if embedded else 5.0)
+        # A remote server gets one call per queue a second: a task starts within about a second, at a load a
+        # server barely notices (ClearML's agent waits at least 5 s between polls).
+        self.interval = options.polling_interval or (0.5 if embedded else 1.0)
         self.queue_ids = [client.queue_id(q, create=options.create_queue) for q in options.queues]
         self.names = dict(zip(self.queue_ids, options.queues, strict=True))
         self._last_report = 0.0
