@@ -121,6 +121,11 @@ def _injector(request: document.Request, notes: list[str]) -> Injector | None:
     """The Task.init() injection hook, or None where it does not apply (and why, in `notes`)."""
     if request.skip_task_init:
         notes.append("Task.init() not injected (--skip-task-init)")
+        if request.args:
+            notes.append(
+                "--args reach the script through clearml-launcher's command line; ClearML's own agent "
+                "passes none without Task.init()"
+            )
         return None
     if request.module:
         notes.append("Task.init() not injected: the entry point is a module (--module)")

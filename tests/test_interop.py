@@ -1,0 +1,230 @@
+"""Our tools and ClearML's, against our server over loopback HTTP (issue F, scenarios 1 and 2).
+
+1. Our clearml-task → our server → ClearML's `clearml-agent execute --id` and `clearml-agent daemon --queue`.
+2. ClearML's clearml-task 2.1.12 → our server → our `clearml-launcher execute --id` and `daemon --once`.
+
+ClearML's tools come from a venv of their own (tests/interop.py), cached between sessions."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clearml_task.api import Client
+
+from .conftest import ServerProcess, start_server, stop_server
+from .interop import Tools, ensure_tools, server_env, tool_env
+from .launching import create_task, launcher, status, wait_for
+from .repos import Repo, make_repo
+
+pytestmark = pytest.mark.interop
+
+ARGS = ["epochs=3", "lr=0.5", "run-name=interop"]
+GIVEN = {"epochs": 3, "lr": 0.5, "run_name": "interop"}
+DEFAULTS = {"epochs": 1, "lr": 0.1, "run_name": "unnamed"}
+AGENT_TIMEOUT = 300  # a cold agent builds the task's venv with pip (and clearml in it, for the SDK variant)
+
+
+@pytest.fixture(scope="session")
+def tools(request: pytest.FixtureRequest) -> Tools:
+    """ClearML's clearml and clearml-agent, pinned, in a venv cached between sessions (progress is printed
+    past pytest's capture: the first install takes a while)."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+
+    def say(line: str) -> None:
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            print(line, flush=True)
+
+    return ensure_tools(say)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    running = start_server(tmp_path_factory.mktemp("interop") / "server")
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def launcher_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One CLEARML_TASK_HOME for our launcher in these tests, so that they share its env cache (with clearml
+    from PyPI in it)."""
+    return tmp_path_factory.mktemp("launcher-home")
+
+
+@pytest.fixture
+def ours(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Client:
+    """Our code in this process, and our launcher's subprocesses, pointed at the server."""
+    for key, value in server_env(server).items():
+        monkeypatch.setenv(key, value)
+    return Client()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    return make_repo(tmp_path / "repo", "interop")
+
+
+def queue(client: Client) -> tuple[str, str]:
+    """A new queue: (name, id)."""
+    name = f"interop-{uuid.uuid4().hex[:8]}"
+    return name, client.queue_id(name, create=True)
+
+
+def printed(task_id: str) -> dict[str, Any]:
+    """What the fixture script printed, read back with `clearml-launcher logs` (a subprocess, over HTTP)."""
+    result = launcher("logs", task_id, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out: dict[str, Any] = {"log": result.stdout}
+    for key, value in re.findall(r"^interop (argv|args) (.*)$", result.stdout, re.MULTILINE):
+        out[key] = json.loads(value)
+    sdk = re.search(r"^interop sdk (absent|task (\S+))$", result.stdout, re.MULTILINE)
+    out["sdk"] = sdk and (sdk[2] or "absent")
+    return out
+
+
+def run_tool(
+    argv: list[str], env: dict[str, str], log: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """One of ClearML's tools, to completion; its output kept in `log` for the failure message."""
+    result = subprocess.run(argv, env=env, cwd=log.parent, capture_output=True, text=True, timeout=timeout)
+    log.write_text(f"$ {' '.join(argv)}\n{result.stdout}\n--- stderr\n{result.stderr}")
+    return result
+
+
+def tail(text: str, lines: int = 60) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# --- 1. our clearml-task → ClearML's agent ----------------------------------------------------------------
+
+
+def agent_execute(tools: Tools, server: ServerProcess, task_id: str, tmp_path: Path) -> None:
+    env = tool_env(tools, server, Path(os.environ["HOME"]))
+    argv = [tools.bin("clearml-agent"), "execute", "--id", task_id, "--cpu-only"]
+    result = run_tool(argv, env, tmp_path / "agent-execute.log", AGENT_TIMEOUT)
+    assert result.returncode == 0, tail(result.stdout + result.stderr)
+
+
+def test_agent_executes_our_task(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
+                                 tmp_path: Path) -> None:  # fmt: skip
+    task_id = create_task(repo.work, "train.py", args=ARGS, name="agent execute", skip_task_init=True)
+    agent_execute(tools, server, task_id, tmp_path)
+    assert status(task_id) == "completed"
+    seen = printed(task_id)
+    # Without ClearML's SDK in the task the agent passes no arguments: they reach a script only through the
+    # SDK's argparse binding (the next test); our launcher puts them on the command line instead.
+    assert seen.get("argv") == [] and seen.get("args") == DEFAULTS, seen["log"]
+    assert seen["sdk"] == "absent", seen["log"]
+
+
+def test_agent_executes_our_task_with_task_init(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
+                                                tmp_path: Path) -> None:  # fmt: skip
+    task_id = create_task(repo.work, "train.py", args=ARGS, name="agent sdk", packages=["clearml==2.1.12"])
+    agent_execute(tools, server, task_id, tmp_path)
+    assert status(task_id) == "completed"
+    seen = printed(task_id)
+    # the agent passes no arguments; ClearML's SDK (our injected Task.init) sets them from hyperparams.Args
+    assert seen.get("argv") == [] and seen.get("args") == GIVEN, seen["log"]
+    assert seen["sdk"] == task_id, seen["log"]  # Task.init attached to the task the agent ran
+
+
+def test_agent_daemon_runs_our_task(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
+                                    tmp_path: Path) -> None:  # fmt: skip
+    q, q_id = queue(ours)
+    task_id = create_task(repo.work, "train.py", args=ARGS, name="agent daemon", skip_task_init=True, queue=q)
+    env = tool_env(tools, server, Path(os.environ["HOME"]))
+    log = tmp_path / "agent-daemon.log"
+    with log.open("w") as out:
+        daemon = subprocess.Popen(
+            [tools.bin("clearml-agent"), "daemon", "--queue", q, "--cpu-only"],
+            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    registered: set[str] = set()
+
+    def finished() -> bool:
+        registered.update(w["id"] for w in listening(ours, q_id))
+        return status(task_id) in ("completed", "failed", "stopped") or daemon.poll() is not None
+
+    try:
+        wait_for(finished, timeout=AGENT_TIMEOUT, interval=0.5)
+    finally:
+        daemon.terminate()  # SIGTERM: the agent unregisters its worker
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)  # the agent and whatever it started
+            daemon.wait()
+    assert status(task_id) == "completed", tail(log.read_text())
+    assert printed(task_id).get("args") == DEFAULTS
+    assert registered, "the agent's worker never showed in workers.get_all"
+    assert not listening(ours, q_id)
+
+
+def listening(client: Client, queue_id: str) -> list[dict[str, Any]]:
+    """The workers that serve a queue (workers.get_all)."""
+    workers = client.call("workers.get_all")["workers"]
+    return [w for w in workers if any(q["id"] == queue_id for q in w.get("queues") or [])]
+
+
+# --- 2. ClearML's clearml-task → our launcher ---------------------------------------------------------------
+
+# ClearML's clearml-task records --args keys as typed, and ClearML's SDK matches them to the parser by
+# `dest`: `run-name=...` would be recorded as "run-name" and reach the script through neither the SDK nor our
+# launcher (ours records the dest for either spelling).
+THEIR_ARGS = ["epochs=3", "lr=0.5", "run_name=interop"]
+THEIR_ARGV = ["--epochs", "3", "--lr", "0.5", "--run-name", "interop"]
+
+
+def clearml_task(
+    tools: Tools, server: ServerProcess, repo: Repo, name: str, tmp_path: Path, *extra: str
+) -> str:
+    """ClearML's clearml-task 2.1.12 on the fixture repo. It needs `--cwd .` with a --folder (its own bug),
+    and requirements (here `--packages`; without them it wants a requirements.txt in the repo). It injects
+    Task.init, so the task runs with ClearML's SDK."""
+    env = tool_env(tools, server, Path(os.environ["HOME"]))
+    argv = [tools.bin("clearml-task"), "--project", "interop", "--name", name, "--folder", str(repo.work),
+            "--cwd", ".", "--script", "train.py", "--args", *THEIR_ARGS, "--packages", "clearml==2.1.12",
+            *extra]  # fmt: skip
+    result = run_tool(argv, env, tmp_path / "clearml-task.log", 120)
+    assert result.returncode == 0, tail(result.stdout + result.stderr)
+    found = re.search(r"New task created id=(\w+)", result.stdout)
+    assert found, result.stdout
+    return found[1]
+
+
+def assert_ran_with_their_args(task_id: str) -> None:
+    assert status(task_id) == "completed"
+    seen = printed(task_id)
+    assert seen.get("argv") == THEIR_ARGV, seen["log"]  # our launcher put them on the command line
+    assert seen.get("args") == GIVEN, seen["log"]
+    assert seen["sdk"] == task_id, seen["log"]  # their Task.init attached to the task our launcher ran
+
+
+def test_launcher_executes_clearml_task(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
+                                        launcher_home: Path, tmp_path: Path) -> None:  # fmt: skip
+    task_id = clearml_task(tools, server, repo, "clearml-task execute", tmp_path)
+    assert status(task_id) == "created"
+    result = launcher("execute", "--id", task_id, env={"CLEARML_TASK_HOME": str(launcher_home)})
+    assert result.returncode == 0, tail(result.stdout + result.stderr)
+    assert_ran_with_their_args(task_id)
+
+
+def test_daemon_runs_clearml_task(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
+                                  launcher_home: Path, tmp_path: Path) -> None:  # fmt: skip
+    q, _ = queue(ours)
+    task_id = clearml_task(tools, server, repo, "clearml-task daemon", tmp_path, "--queue", q)
+    assert status(task_id) == "queued"
+    result = launcher("daemon", "--queue", q, "--once", env={"CLEARML_TASK_HOME": str(launcher_home)})
+    assert result.returncode == 0, tail(result.stdout + result.stderr)
+    assert_ran_with_their_args(task_id)
