@@ -97,9 +97,8 @@ class Daemon:
             return
         self.client.status_report(self.settings.worker, task_id=task_id, queue_id=queue_id,
                                   machine_stats=machine_stats())  # fmt: skip
-        reporter = threading.Thread(target=self._report_while, args=(task_id, queue_id), daemon=True)
         done = threading.Event()
-        self._done = done
+        reporter = threading.Thread(target=self._report_while, args=(task_id, queue_id, done), daemon=True)
         reporter.start()
         log = LogShipper(self.client, task_id, self.settings.worker, echo=self.settings.echo)
         try:
@@ -110,8 +109,9 @@ class Daemon:
             reporter.join()
         print(f"clearml-launcher: task {task_id} {status}", flush=True)
 
-    def _report_while(self, task_id: str, queue_id: str) -> None:
-        while not self._done.wait(REPORT_INTERVAL):
+    def _report_while(self, task_id: str, queue_id: str, done: threading.Event) -> None:
+        """Status reports every REPORT_INTERVAL while the task runs (they keep it "held" by this worker)."""
+        while not done.wait(REPORT_INTERVAL):
             try:
                 self.client.status_report(self.settings.worker, task_id=task_id, queue_id=queue_id,
                                           machine_stats=machine_stats())  # fmt: skip
