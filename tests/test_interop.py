@@ -137,6 +137,7 @@ def test_agent_executes_our_task_with_task_init(tools: Tools, server: ServerProc
     # the agent passes no arguments; ClearML's SDK (our injected Task.init) sets them from hyperparams.Args
     assert seen.get("argv") == [] and seen.get("args") == GIVEN, seen["log"]
     assert seen["sdk"] == task_id, seen["log"]  # Task.init attached to the task the agent ran
+    assert_sdk_reported(task_id, ours, seen["log"])
 
 
 def test_agent_daemon_runs_our_task(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
@@ -203,12 +204,22 @@ def clearml_task(
     return found[1]
 
 
-def assert_ran_with_their_args(task_id: str) -> None:
+def assert_ran_with_their_args(task_id: str, ours: Client) -> None:
     assert status(task_id) == "completed"
     seen = printed(task_id)
     assert seen.get("argv") == THEIR_ARGV, seen["log"]  # our launcher put them on the command line
     assert seen.get("args") == GIVEN, seen["log"]
     assert seen["sdk"] == task_id, seen["log"]  # their Task.init attached to the task our launcher ran
+    assert_sdk_reported(task_id, ours, seen["log"])
+
+
+def assert_sdk_reported(task_id: str, ours: Client, log: str) -> None:
+    """The SDK's report_scalar values are stored and readable through the API, and it printed no error."""
+    series = ours.call("events.scalar_metrics_iter_histogram", {"task": task_id})
+    assert series["loss"]["train"]["x"] == [0, 1, 2]
+    assert series["loss"]["train"]["y"] == pytest.approx([1.0, 0.5, 1 / 3])
+    errors = [line for line in log.splitlines() if re.search(r"\bERROR\b|Traceback|Exception:", line)]
+    assert not errors, "\n".join(errors)
 
 
 def test_launcher_executes_clearml_task(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
@@ -217,7 +228,7 @@ def test_launcher_executes_clearml_task(tools: Tools, server: ServerProcess, our
     assert status(task_id) == "created"
     result = launcher("execute", "--id", task_id, env={"CLEARML_TASK_HOME": str(launcher_home)})
     assert result.returncode == 0, tail(result.stdout + result.stderr)
-    assert_ran_with_their_args(task_id)
+    assert_ran_with_their_args(task_id, ours)
 
 
 def test_daemon_runs_clearml_task(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
@@ -227,4 +238,4 @@ def test_daemon_runs_clearml_task(tools: Tools, server: ServerProcess, ours: Cli
     assert status(task_id) == "queued"
     result = launcher("daemon", "--queue", q, "--once", env={"CLEARML_TASK_HOME": str(launcher_home)})
     assert result.returncode == 0, tail(result.stdout + result.stderr)
-    assert_ran_with_their_args(task_id)
+    assert_ran_with_their_args(task_id, ours)

@@ -91,3 +91,35 @@ def test_unknown_task_log_is_400_101(client: Client) -> None:
     with pytest.raises(APICallError) as e:
         client.call("events.get_task_log", {"task": uuid.uuid4().hex})
     assert api_error(e) == (400, 101)
+
+
+def test_scalars_are_readable_per_metric_and_variant(client: Client) -> None:
+    task_id = client.create_task({"name": "scalars", "type": "training"})
+    events = [
+        {
+            "type": "training_stats_scalar",
+            "task": task_id,
+            "metric": "loss",
+            "variant": variant,
+            "iter": i,
+            "value": value,
+        }
+        for variant, values in (("train", [3.0, 2.0, 1.0]), ("val", [4.0, 3.5, 3.0]))
+        for i, value in enumerate(values)
+    ]
+    events.append(
+        {
+            "type": "training_stats_scalar",
+            "task": task_id,
+            "metric": "loss",
+            "variant": "train",
+            "iter": 2,
+            "value": 0.5,
+        }
+    )  # a second report of iteration 2: the last one counts
+    client.call("events.add_batch", events)
+    metrics = client.call("events.get_scalar_metrics_and_variants", {"task": task_id})["metrics"]
+    assert metrics == {"loss": {"train": {"name": "train"}, "val": {"name": "val"}}}
+    series = client.call("events.scalar_metrics_iter_histogram", {"task": task_id})
+    assert series["loss"]["train"]["x"] == [0, 1, 2] and series["loss"]["train"]["y"] == [3.0, 2.0, 0.5]
+    assert series["loss"]["val"]["y"] == [4.0, 3.5, 3.0]

@@ -100,6 +100,13 @@ class Tx:
             found.extend(rest.fetchall())
         return [json.loads(doc) for _, doc in found]
 
+    def all_events(self, task: str, type_: str) -> list[dict[str, Any]]:
+        """Every event of one task and type, oldest first."""
+        rows = self.conn.execute(
+            "SELECT doc FROM events WHERE task = ? AND type = ? ORDER BY timestamp, seq", (task, type_)
+        )
+        return [json.loads(row[0]) for row in rows]
+
     def count_events(self, task: str, type_: str) -> int:
         row = self.conn.execute("SELECT COUNT(*) FROM events WHERE task = ? AND type = ?", (task, type_))
         return int(row.fetchone()[0])

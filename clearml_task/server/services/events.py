@@ -96,3 +96,44 @@ def get_task_log(call: Call) -> dict[str, Any]:
     if (order == "asc" and earlier) or (order == "desc" and not earlier):
         events.reverse()
     return {"events": events, "returned": len(events), "total": call.tx.count_events(task_id, "log")}
+
+
+def _scalars(call: Call) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """The task's scalar events as {metric: {variant: [events by iteration]}} (the last report of an
+    iteration wins, as ClearML keeps one value per metric, variant and iteration)."""
+    task_id = call.id("task")
+    if call.tx.get("tasks", task_id) is None:
+        raise errors.invalid_task_id(id=task_id)
+    series: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+    for event in call.tx.all_events(task_id, "training_stats_scalar"):
+        by_iter = series.setdefault(str(event.get("metric", "")), {}).setdefault(
+            str(event.get("variant", "")), {}
+        )
+        by_iter[int(event.get("iter") or 0)] = event
+    return {
+        metric: {variant: [points[i] for i in sorted(points)] for variant, points in variants.items()}
+        for metric, variants in series.items()
+    }
+
+
+@endpoint("events.get_scalar_metrics_and_variants", write=False)
+def get_scalar_metrics_and_variants(call: Call) -> dict[str, Any]:
+    found = _scalars(call)
+    return {"metrics": {m: {v: {"name": v} for v in variants} for m, variants in found.items()}}
+
+
+@endpoint("events.scalar_metrics_iter_histogram", write=False)
+def scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
+    """Each metric's variants as x (iterations) and y (values) series, what ClearML's SDK
+    (Task.get_reported_scalars) and UI plot."""
+    return {
+        metric: {
+            variant: {
+                "name": variant,
+                "x": [e.get("iter", 0) for e in points],
+                "y": [e.get("value") for e in points],
+            }
+            for variant, points in variants.items()
+        }
+        for metric, variants in _scalars(call).items()
+    }
