@@ -239,3 +239,46 @@ def test_daemon_runs_clearml_task(tools: Tools, server: ServerProcess, ours: Cli
     result = launcher("daemon", "--queue", q, "--once", env={"CLEARML_TASK_HOME": str(launcher_home)})
     assert result.returncode == 0, tail(result.stdout + result.stderr)
     assert_ran_with_their_args(task_id, ours)
+
+
+# --- 4. the SDK enqueues work for our daemon --------------------------------------------------------------
+def run_sdk_script(tools: Tools, server: ServerProcess, repo: Repo, script: str, q: str, tmp_path: Path,
+                   *argv: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """A script using ClearML's SDK, run locally (from the tools' venv) in the committed, pushed repo."""
+    env = {**tool_env(tools, server, Path(os.environ["HOME"])), "INTEROP_QUEUE": q}
+    command = [tools.bin("python"), str(repo.work / script), *argv]
+    log = tmp_path / f"{script}.log"
+    # Output to a file, not a pipe: the SDK leaves helper processes holding its stdout for a while.
+    with log.open("w") as out:
+        done = subprocess.run(
+            command, env=env, cwd=repo.work, stdout=out, stderr=subprocess.STDOUT, timeout=180
+        )
+    return subprocess.CompletedProcess(command, done.returncode, log.read_text(), "")
+
+
+def test_execute_remotely_is_run_by_our_daemon(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
+                                               launcher_home: Path, tmp_path: Path) -> None:  # fmt: skip
+    q, _ = queue(ours)
+    local = run_sdk_script(tools, server, repo, "remote.py", q, tmp_path, "--epochs", "4")
+    assert local.returncode == 0, tail(local.stdout + local.stderr)
+    assert "interop remote run" not in local.stdout  # the local process stopped at execute_remotely
+    task_id = re.search(r"created new task id=(\w+)", local.stdout)[1]  # type: ignore[index]
+    assert status(task_id) == "queued"
+    result = launcher("daemon", "--queue", q, "--once", env={"CLEARML_TASK_HOME": str(launcher_home)})
+    assert result.returncode == 0, tail(result.stdout + result.stderr)
+    log = launcher("logs", task_id).stdout
+    assert status(task_id) == "completed", tail(log)
+    assert f"interop remote run epochs=4 task={task_id}" in log, tail(log)
+
+
+def test_function_task_is_run_by_our_daemon(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
+                                            launcher_home: Path, tmp_path: Path) -> None:  # fmt: skip
+    q, _ = queue(ours)
+    local = run_sdk_script(tools, server, repo, "function.py", q, tmp_path)
+    assert local.returncode == 0, tail(local.stdout + local.stderr)
+    task_id = re.search(r"interop function task (\w+)", local.stdout)[1]  # type: ignore[index]
+    assert status(task_id) == "queued"
+    result = launcher("daemon", "--queue", q, "--once", env={"CLEARML_TASK_HOME": str(launcher_home)})
+    assert result.returncode == 0, tail(result.stdout + result.stderr)
+    assert status(task_id) == "completed"
+    assert "interop function result 7" in launcher("logs", task_id).stdout
