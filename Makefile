@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(VENV)/.installed
 
 test: lint
 	$(BIN)/pytest
+
+# Everything but the interop group (ClearML's own tools; a few minutes): for quick local runs.
+test-fast: lint
+	$(BIN)/pytest -m "not interop"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
