@@ -243,26 +243,36 @@ def test_daemon_runs_clearml_task(tools: Tools, server: ServerProcess, ours: Cli
 
 # --- 4. the SDK enqueues work for our daemon --------------------------------------------------------------
 def run_sdk_script(tools: Tools, server: ServerProcess, repo: Repo, script: str, q: str, tmp_path: Path,
-                   *argv: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """A script using ClearML's SDK, run locally (from the tools' venv) in the committed, pushed repo."""
+                   *argv: str, done_when: str) -> str:  # fmt: skip
+    """A script using ClearML's SDK, run locally (from the tools' venv) in the committed, pushed repo, until
+    it printed `done_when` (its work is done: the task is enqueued) and then exited — or, when the SDK's own
+    shutdown lingers past a grace period, until it is stopped. Returns its output."""
     env = {**tool_env(tools, server, Path(os.environ["HOME"])), "INTEROP_QUEUE": q}
     command = [tools.bin("python"), str(repo.work / script), *argv]
     log = tmp_path / f"{script}.log"
     # Output to a file, not a pipe: the SDK leaves helper processes holding its stdout for a while.
     with log.open("w") as out:
-        done = subprocess.run(
-            command, env=env, cwd=repo.work, stdout=out, stderr=subprocess.STDOUT, timeout=180
-        )
-    return subprocess.CompletedProcess(command, done.returncode, log.read_text(), "")
+        process = subprocess.Popen(command, env=env, cwd=repo.work, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: process.poll() is not None or done_when in log.read_text(), timeout=180)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+    text = log.read_text()
+    assert done_when in text, tail(text)
+    return text
 
 
 def test_execute_remotely_is_run_by_our_daemon(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
                                                launcher_home: Path, tmp_path: Path) -> None:  # fmt: skip
     q, _ = queue(ours)
-    local = run_sdk_script(tools, server, repo, "remote.py", q, tmp_path, "--epochs", "4")
-    assert local.returncode == 0, tail(local.stdout + local.stderr)
-    assert "interop remote run" not in local.stdout  # the local process stopped at execute_remotely
-    task_id = re.search(r"created new task id=(\w+)", local.stdout)[1]  # type: ignore[index]
+    local = run_sdk_script(tools, server, repo, "remote.py", q, tmp_path, "--epochs", "4",
+                           done_when="continuing execution remotely")  # fmt: skip
+    assert "interop remote run" not in local  # the local process stopped at execute_remotely
+    task_id = re.search(r"created new task id=(\w+)", local)[1]  # type: ignore[index]
     assert status(task_id) == "queued"
     result = launcher("daemon", "--queue", q, "--once", env={"CLEARML_TASK_HOME": str(launcher_home)})
     assert result.returncode == 0, tail(result.stdout + result.stderr)
@@ -274,9 +284,8 @@ def test_execute_remotely_is_run_by_our_daemon(tools: Tools, server: ServerProce
 def test_function_task_is_run_by_our_daemon(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
                                             launcher_home: Path, tmp_path: Path) -> None:  # fmt: skip
     q, _ = queue(ours)
-    local = run_sdk_script(tools, server, repo, "function.py", q, tmp_path)
-    assert local.returncode == 0, tail(local.stdout + local.stderr)
-    task_id = re.search(r"interop function task (\w+)", local.stdout)[1]  # type: ignore[index]
+    local = run_sdk_script(tools, server, repo, "function.py", q, tmp_path, done_when="interop function task")
+    task_id = re.search(r"interop function task (\w+)", local)[1]  # type: ignore[index]
     assert status(task_id) == "queued"
     result = launcher("daemon", "--queue", q, "--once", env={"CLEARML_TASK_HOME": str(launcher_home)})
     assert result.returncode == 0, tail(result.stdout + result.stderr)
