@@ -279,15 +279,3 @@ def test_execute_remotely_is_run_by_our_daemon(tools: Tools, server: ServerProce
     log = launcher("logs", task_id).stdout
     assert status(task_id) == "completed", tail(log)
     assert f"interop remote run epochs=4 task={task_id}" in log, tail(log)
-
-
-def test_function_task_is_run_by_our_daemon(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
-                                            launcher_home: Path, tmp_path: Path) -> None:  # fmt: skip
-    q, _ = queue(ours)
-    local = run_sdk_script(tools, server, repo, "function.py", q, tmp_path, done_when="interop function task")
-    task_id = re.search(r"interop function task (\w+)", local)[1]  # type: ignore[index]
-    assert status(task_id) == "queued"
-    result = launcher("daemon", "--queue", q, "--once", env={"CLEARML_TASK_HOME": str(launcher_home)})
-    assert result.returncode == 0, tail(result.stdout + result.stderr)
-    assert status(task_id) == "completed"
-    assert "interop function result 7" in launcher("logs", task_id).stdout
