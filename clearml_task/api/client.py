@@ -134,36 +134,31 @@ class Client:
             return 0
         return int(self.call("events.add_batch", events).get("added", 0))
 
-    def task_log(self, task_id: str, *, batch_size: int = 5000) -> list[dict[str, Any]]:
-        """The whole log of a task, oldest first."""
+    def task_log(
+        self, task_id: str, *, after: int | None = None, batch_size: int = 5000
+    ) -> list[dict[str, Any]]:
+        """The log of a task, oldest first: all of it, or what came strictly after the timestamp `after`."""
         out: list[dict[str, Any]] = []
-        start: int | None = None
         while True:
             request: dict[str, Any] = {"task": task_id, "batch_size": batch_size, "navigate_earlier": False}
-            if start is not None:
-                request["from_timestamp"] = start
+            if after is not None:
+                request["from_timestamp"] = after
             events = self.call("events.get_task_log", request)["events"]
             out.extend(events)
             if len(events) < batch_size:
                 return out
-            start = events[-1]["timestamp"]
+            after = int(events[-1]["timestamp"])
 
     def follow_log(self, task_id: str, write: Callable[[str], None], interval: float = 0.5) -> str:
         """Write a task's log lines as they arrive, until the task ends; returns its final status."""
         last: int | None = None
         while True:
             status = str(self.tasks(id=[task_id], only_fields=["status"])[0]["status"])
-            while True:  # everything logged so far, oldest first, from where we were
-                request: dict[str, Any] = {"task": task_id, "batch_size": 5000, "navigate_earlier": False}
-                if last is not None:
-                    request["from_timestamp"] = last
-                events = self.call("events.get_task_log", request)["events"]
-                for event in events:
-                    write(str(event.get("msg", "")).rstrip("\n"))
-                if events:
-                    last = int(events[-1]["timestamp"])
-                if len(events) < 5000:
-                    break
+            events = self.task_log(task_id, after=last)
+            for event in events:
+                write(str(event.get("msg", "")).rstrip("\n"))
+            if events:
+                last = int(events[-1]["timestamp"])
             if status in FINAL_STATUSES:
                 return status
             time.sleep(interval)
