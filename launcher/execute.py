@@ -143,8 +143,9 @@ def _run_process(
 
 def _finish(client: Client, task_id: str, status: str, message: str) -> None:
     """The final status; the caller has flushed the log, so whoever waits for the end sees every line."""
-    endpoint = {"completed": "completed", "failed": "failed", "stopped": "stopped"}[status]
-    client.call(f"tasks.{endpoint}", {"task": task_id, "force": True, "status_message": message})
+    if status not in ("completed", "failed", "stopped"):  # each has the endpoint of its name
+        raise ValueError(f"not a final status: {status}")
+    client.call(f"tasks.{status}", {"task": task_id, "force": True, "status_message": message})
 
 
 def _record_requirements(client: Client, task: dict[str, Any], frozen: str, log: LogShipper) -> None:
