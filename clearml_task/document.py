@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from clearml_task.errors import UserError
 
 if TYPE_CHECKING:
+    from clearml_task.requirements import Decision
     from clearml_task.source import Source
 
 TASK_TYPES = (
@@ -91,7 +92,7 @@ def args_section(request: Request, source: Source) -> dict[str, dict[str, str]]:
     return arguments.check_and_record(parser, overrides, require=bool(request.queue))
 
 
-def build(request: Request, source: Source, requirements: list[str] | None) -> dict[str, Any]:
+def build(request: Request, source: Source, requirements: Decision) -> dict[str, Any]:
     """The tasks.create body (without the project id, which needs the server)."""
     script: dict[str, Any] = {
         "binary": request.binary or default_binary(source.entry_point),
@@ -102,7 +103,7 @@ def build(request: Request, source: Source, requirements: list[str] | None) -> d
         "entry_point": source.entry_point,
         "working_dir": source.working_dir,
         "diff": source.patch,
-        "requirements": {"pip": "\n".join(requirements) + "\n"} if requirements else {},
+        "requirements": requirements.script_requirements(),
     }
     section = args_section(request, source)
     doc: dict[str, Any] = {

@@ -31,7 +31,7 @@ import posixpath
 import re
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from clearml_task.errors import UserError
@@ -173,6 +173,7 @@ def decide(
     add_clearml: bool = False,
     declared: bool = True,
     site: Sequence[str] | None = None,
+    left_behind: Reader | None = None,
 ) -> Decision:
     """What the task needs, in the order of precedence above.
 
@@ -181,7 +182,8 @@ def decide(
     ("train.py", "notebooks/eda.ipynb" or "-m pkg.main"); `entry_text` is the entry point's content before
     the injection (read through `read` when None). `declared=False` skips step 4 (a standalone script, whose
     neighbours do not travel). `site` is where installed distributions are looked for (default: sys.path of
-    this interpreter)."""
+    this interpreter). `left_behind` reads the local work tree as it is on disk: an import of a file there
+    that `read` does not have (git ignores it) is named in a note, not taken for a package."""
     if force_none:
         return Decision("none")
     read = _memo(read or _nothing)
@@ -195,19 +197,24 @@ def decide(
         decision = declared_requirements(read, working_dir, notes)
         if decision is not None:
             return _with_clearml(decision, add_clearml)
-    return _with_clearml(
-        detect(read, working_dir, entry_point, entry_text, Installed.of(site), notes), add_clearml
-    )
+    found = detect(read, working_dir, entry_point, entry_text, Installed.of(site), notes, left_behind)
+    return _with_clearml(found, add_clearml)
 
 
-def given(
-    requirements_file: str | None, packages: list[str] | None, *, add_clearml: bool
-) -> list[str] | None:
-    """The --requirements / --packages lines to record (clearml added when asked), or None when none given."""
-    found = given_requirements(requirements_file, packages, []) if requirements_file or packages else []
-    if not found:
-        return None
-    return _with_clearml(Decision("given", tuple(found)), add_clearml).lines
+def project_python(root: Path | None) -> str | None:
+    """The interpreter of the project's own environment, when it is not this one: the active virtualenv
+    ($VIRTUAL_ENV), else the active conda env ($CONDA_PREFIX), else the checkout's .venv. None means this
+    interpreter's environment is the project's."""
+    here = os.path.realpath(sys.prefix)
+    candidates = [os.environ.get("VIRTUAL_ENV"), os.environ.get("CONDA_PREFIX")]
+    candidates.append(os.path.join(root, ".venv") if root is not None else None)
+    for prefix in filter(None, candidates):
+        if os.path.realpath(prefix) == here:
+            return None
+        python = os.path.join(prefix, "Scripts", "python.exe") if os.name == "nt" else f"{prefix}/bin/python"
+        if os.path.isfile(python):
+            return python
+    return None
 
 
 def _with_clearml(decision: Decision, add: bool) -> Decision:
@@ -721,9 +728,10 @@ class Use:
 class Closure:
     """The modules the entry point imports, through the repository's own modules."""
 
-    def __init__(self, read: Reader, roots: Sequence[str]) -> None:
+    def __init__(self, read: Reader, roots: Sequence[str], left_behind: Reader | None = None) -> None:
         self.read = read
         self.roots = list(dict.fromkeys(roots))
+        self.left_behind = Closure(left_behind, roots) if left_behind is not None else None
         self.uses: dict[str, Use] = {}
         self.notes: list[str] = []
         self.state: dict[str, bool] = {}  # file read -> reached by a required path
@@ -797,6 +805,12 @@ class Closure:
         top = parts[0]
         if top in sys.stdlib_module_names or top in sys.builtin_module_names:
             return
+        if self.left_behind is not None and self.left_behind.own_files(parts, found.names):
+            self.notes.append(
+                f"{found.statement} ({found.where}) is a local file that git ignores: it does not travel "
+                "with the task (commit it, or stop ignoring it)"
+            )
+            return
         use = self.uses.setdefault(top, Use(top))
         use.modules.update([found.module, *(f"{found.module}.{name}" for name in found.names if name != "*")])
         origin = f"{found.statement} ({found.where})"
@@ -858,6 +872,7 @@ def detect(
     entry_text: str | None,
     installed: Installed,
     notes: list[str],
+    left_behind: Reader | None = None,
 ) -> Decision:
     """Step 5: the import closure of the entry point, mapped to distributions."""
     working_dir = _clean(working_dir)
@@ -889,7 +904,7 @@ def detect(
                 notes.append(f"{path} does not parse ({getattr(error, 'msg', error)}): no imports detected")
     if read("src/") is not None:
         roots.append("src")
-    closure = Closure(read, [_clean(root) for root in roots])
+    closure = Closure(read, [_clean(root) for root in roots], left_behind)
     closure.run(start, path, start_files)
     notes += closure.notes
     requirements = to_requirements(closure.uses.values(), installed, notes)
@@ -1146,13 +1161,17 @@ def _memo(read: Reader) -> Reader:
     return memoized
 
 
-def directory_reader(root: Path | str) -> Reader:
-    """Files under a local directory (a checkout's work tree); nothing outside it."""
+def directory_reader(root: Path | str, only: Collection[str] | None = None) -> Reader:
+    """Files under a local directory (a checkout's work tree); nothing outside it. With `only` (root-relative
+    paths, e.g. what a capture's index holds), nothing else either: ignored files do not travel."""
     base = os.path.realpath(root)
+    directories = _directories(only) if only is not None else set()
 
     def read(path: str) -> str | None:
         clean = _clean(path)
         if clean == ".." or clean.startswith("../") or posixpath.isabs(clean):
+            return None
+        if only is not None and clean not in (directories if path.endswith("/") else only):
             return None
         target = os.path.join(base, clean)
         if path.endswith("/"):
@@ -1169,12 +1188,7 @@ def directory_reader(root: Path | str) -> Reader:
 def mapping_reader(files: Mapping[str, str | bytes]) -> Reader:
     """Files held in memory ({root-relative path: content}), e.g. blobs read from a commit."""
     contents = {_clean(path): content for path, content in files.items()}
-    directories = {"."}
-    for path in contents:
-        parent = posixpath.dirname(path)
-        while parent and parent not in directories:
-            directories.add(parent)
-            parent = posixpath.dirname(parent)
+    directories = _directories(contents)
 
     def read(path: str) -> str | None:
         clean = _clean(path)
@@ -1184,6 +1198,17 @@ def mapping_reader(files: Mapping[str, str | bytes]) -> Reader:
         return _decode(content) if isinstance(content, bytes) else content
 
     return read
+
+
+def _directories(paths: Iterable[str]) -> set[str]:
+    """Every directory that holds one of `paths` ("." included)."""
+    directories = {"."}
+    for path in paths:
+        parent = posixpath.dirname(path)
+        while parent and parent not in directories:
+            directories.add(parent)
+            parent = posixpath.dirname(parent)
+    return directories
 
 
 def _decode(data: bytes) -> str:

@@ -18,10 +18,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from clearml_task import git
 from clearml_task.errors import UserError
+
+if TYPE_CHECKING:
+    from clearml_task.requirements import Reader
 
 DEFAULT_MAX_PATCH_BYTES = 5 * 1024 * 1024
 GITLINK = "160000"
@@ -55,6 +59,11 @@ class Source:
     warnings: list[str] = field(default_factory=list)
     submodules: dict[str, str] = field(default_factory=dict)
     root: Path | None = None  # the local checkout, when there is one
+    # the repository's files as the task sees them (commit + patch), for requirements.decide; None for a
+    # standalone script, or when the capture was not asked to read them
+    read: Reader | None = None
+    # the local work tree as it is on disk (ignored files too), to tell an import of a file that stays behind
+    left_behind: Reader | None = None
 
 
 @dataclass(frozen=True)
@@ -304,6 +313,10 @@ def capture_local(
         submodules, moved = snap.keep_gitlinks_of(base.commit)
         entry_text = _apply_injection(snap, script_rel, inject)
         source = _finish(snap, base.commit, max_patch)
+        source.read = _work_tree_reader(snap, root)
+    from clearml_task.requirements import directory_reader
+
+    source.left_behind = directory_reader(root)
     warnings += [
         f"submodule {path} differs from the commit; only committed submodule pointers travel"
         for path in moved
@@ -323,6 +336,14 @@ def capture_local(
     source.entry_text = entry_text
     source.warnings = warnings
     return source
+
+
+def _work_tree_reader(snap: Snapshot, root: Path) -> Reader:
+    """The work tree, limited to what the snapshot holds (ignored files do not travel)."""
+    from clearml_task.requirements import directory_reader
+
+    listed = snap.git("ls-files", "-z").decode("utf-8", errors="surrogateescape").split("\0")
+    return directory_reader(root, frozenset(path for path in listed if path))
 
 
 def _apply_injection(snap: Snapshot, script_rel: str | None, inject: Injector | None) -> str | None:
@@ -446,9 +467,11 @@ def capture_remote(
     *,
     inject: Injector | None = None,
     max_patch: int = DEFAULT_MAX_PATCH_BYTES,
+    files: bool = False,
 ) -> Source:
     """The remote at the resolved commit; only trees and the entry point's blob are fetched (shallow,
-    blob filter), so the injection lands in the right place of the real file."""
+    blob filter), so the injection lands in the right place of the real file. With `files`, the files the
+    requirements decision may read (by suffix) are fetched too, in one batch, and kept in memory."""
     with tempfile.TemporaryDirectory(prefix="clearml-task-remote-") as tmp:
         bare = Path(tmp) / "repo.git"
         git.run(tmp, "init", "-q", "--bare", str(bare))
@@ -462,8 +485,9 @@ def capture_remote(
             working_dir = entry.cwd.strip("/") if entry.cwd else "."
             script_rel = _remote_script(snap, script, working_dir) if script else None
             entry_text = _apply_injection(snap, script_rel, inject)
+            read = _blob_reader(snap, bare) if files else None
             source = _finish(snap, commit, max_patch)
-    source.repository, source.branch, source.tag = public_url(url), ref.branch, ref.tag
+    source.repository, source.branch, source.tag, source.read = public_url(url), ref.branch, ref.tag, read
     source.working_dir = working_dir or "."
     if entry.module:
         source.entry_point = f"-m {entry.module}"
@@ -497,6 +521,47 @@ def _fetch(bare: Path, ref: RemoteRef) -> None:
         raise UserError(
             f"commit {ref.commit} is not on the remote", "push it first, or give another --commit"
         )
+
+
+def _blob_reader(snap: Snapshot, bare: Path) -> Reader:
+    """The commit's files that requirements.decide may read, fetched in one batch (not one lazy fetch per
+    blob) and held in memory."""
+    from clearml_task.requirements import mapping_reader, wanted
+
+    blobs: dict[str, str] = {}
+    for record in snap.git("ls-files", "-s", "-z").decode("utf-8", errors="surrogateescape").split("\0"):
+        if not record:
+            continue
+        info, _, path = record.partition("\t")
+        mode, blob = info.split()[:2]
+        if mode in ("100644", "100755") and wanted(path):
+            blobs[path] = blob
+    if not blobs:
+        return mapping_reader({})
+    ids = "".join(f"{blob}\n" for blob in dict.fromkeys(blobs.values())).encode()
+    git.run(
+        bare, "-c", "fetch.negotiationAlgorithm=noop", "fetch", "-q", "--no-tags", "--no-write-fetch-head",
+        "--recurse-submodules=no", "--filter=blob:none", "--stdin", "origin", input=ids, check=False,
+    )  # fmt: skip
+    contents = _cat_blobs(bare, list(dict.fromkeys(blobs.values())))
+    return mapping_reader({path: contents[blob] for path, blob in blobs.items() if blob in contents})
+
+
+def _cat_blobs(repo: Path, blobs: list[str]) -> dict[str, bytes]:
+    """Blob id -> content, with one `git cat-file --batch`."""
+    output = git.run(repo, "cat-file", "--batch", input="".join(f"{b}\n" for b in blobs).encode())
+    found: dict[str, bytes] = {}
+    at = 0
+    while at < len(output):
+        end = output.index(b"\n", at)
+        header = output[at:end].split()
+        at = end + 1
+        if len(header) < 3 or header[1] == b"missing":
+            continue
+        size = int(header[2])
+        found[header[0].decode()] = output[at : at + size]
+        at += size + 1  # the content, then a newline
+    return found
 
 
 def _remote_script(snap: Snapshot, script: str, working_dir: str) -> str:

@@ -16,6 +16,7 @@ from clearml_task.errors import UserError
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
+    from clearml_task.requirements import Decision
     from clearml_task.source import Injector, Source
 
 SOURCE_FLAGS = ("repo", "folder", "script", "module", "branch", "commit", "cwd", "binary")
@@ -27,7 +28,7 @@ class Prepared:
 
     document: dict[str, Any]
     source: Source | None = None
-    requirements: list[str] | None = None
+    requirements: Decision | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -83,21 +84,25 @@ def check(request: document.Request) -> None:
 
 
 def prepare(request: document.Request) -> Prepared:
-    """Capture the code and build the document (reads the local repository; contacts no server)."""
+    """Capture the code, decide the requirements and build the document (reads the local repository;
+    contacts no server)."""
     from clearml_task import source as source_module
 
     check(request)
     if request.base_task_id:
         return Prepared(document={})
+    given = _given(request)  # a bad --requirements line fails here, before any capture
     notes: list[str] = []
-    inject = _injector(request, notes)
+    injected: list[str] = []  # the files Task.init() was injected into
+    inject = _injector(request, notes, injected)
     max_patch = request.max_patch_size or source_module.DEFAULT_MAX_PATCH_BYTES
     entry = source_module.EntryPoint(None, request.module, request.cwd)
     if request.repo:
         ref = source_module.resolve_remote(request.repo, request.branch, request.commit)
         source = source_module.capture_remote(
-            request.repo, ref, entry, request.script, inject=inject, max_patch=max_patch
-        )
+            request.repo, ref, entry, request.script, inject=inject, max_patch=max_patch,
+            files=not (request.force_no_requirements or given),
+        )  # fmt: skip
     else:
         root, entry = source_module.locate(_path(request.folder), request.script, request.module, request.cwd)
         if root is not None and not request.skip_repo_detection:
@@ -106,19 +111,50 @@ def prepare(request: document.Request) -> Prepared:
             source = source_module.capture_standalone(entry.script, inject=inject)
         else:
             raise usage("--module needs a repository", "use --folder or --repo with --module")
-    injected = any(n.startswith("injected") for n in notes)
-    reqs = None if request.force_no_requirements else requirements.given(
-        request.requirements, request.packages, add_clearml=injected
-    )  # fmt: skip
-    return Prepared(document.build(request, source, reqs), source, reqs, notes + source.warnings)
+    site, site_note = _site(source.root)
+    decision = requirements.decide(
+        force_none=request.force_no_requirements,
+        requirements_file=request.requirements,
+        packages=request.packages,
+        read=source.read,
+        working_dir=source.working_dir,
+        entry_point=source.entry_point,
+        entry_text=source.entry_text,
+        add_clearml=bool(injected),
+        declared=source.read is not None,
+        site=site,
+        left_behind=source.left_behind,
+    )
+    notes += [*decision.notes, *([site_note] if site_note and decision.source == "detected" else [])]
+    return Prepared(document.build(request, source, decision), source, decision, notes + source.warnings)
+
+
+def _site(root: Path | None) -> tuple[list[str] | None, str]:
+    """Where installed versions are looked up (None: this interpreter's environment), and a note saying so
+    when it is the project's own environment."""
+    python = requirements.project_python(root)
+    if python is None:
+        return None, ""
+    found = requirements.sys_path_of(python)
+    if found:
+        return found, f"installed versions are read from the environment of {python}"
+    return None, f"{python} does not run: installed versions are read from clearml-task's own environment"
+
+
+def _given(request: document.Request) -> bool:
+    """Whether --requirements / --packages give any requirement (their lines checked now)."""
+    if request.force_no_requirements or not (request.requirements or request.packages):
+        return False
+    return bool(requirements.given_requirements(request.requirements, request.packages, []))
 
 
 def _path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def _injector(request: document.Request, notes: list[str]) -> Injector | None:
-    """The Task.init() injection hook, or None where it does not apply (and why, in `notes`)."""
+def _injector(request: document.Request, notes: list[str], injected: list[str]) -> Injector | None:
+    """The Task.init() injection hook, or None where it does not apply (and why, in `notes`); the hook
+    notes what it did, and the paths it injected into go to `injected`."""
     if request.skip_task_init:
         notes.append("Task.init() not injected (--skip-task-init)")
         if request.args:
@@ -143,8 +179,10 @@ def _injector(request: document.Request, notes: list[str]) -> Injector | None:
         result = memoized(
             "inject", injection, (path, text), lambda: asdict(injection.inject_task_init(text, path))
         )
-        notes.append(("injected " if result["text"] is not None else "") + result["note"])
+        notes.append(result["note"])
         text_out: str | None = result["text"]
+        if text_out is not None:
+            injected.append(path)
         return text_out
 
     return inject
@@ -196,13 +234,13 @@ def _clone(request: document.Request, client: Client) -> tuple[str, str | None]:
         overrides["new_task_container"] = merged
     task_id = client.clone_task(request.base_task_id, **overrides)
     try:
-        reqs = None if request.force_no_requirements else requirements.given(
-            request.requirements, request.packages, add_clearml=False
-        )  # fmt: skip
-        if request.force_no_requirements:
-            client.edit_task(task_id, script={"requirements": {}})
-        elif reqs:
-            client.edit_task(task_id, script={"requirements": {"pip": "\n".join(reqs) + "\n"}})
+        if request.force_no_requirements or _given(request):
+            decision = requirements.decide(
+                force_none=request.force_no_requirements,
+                requirements_file=request.requirements,
+                packages=request.packages,
+            )
+            client.edit_task(task_id, script={"requirements": decision.script_requirements()})
         if request.output_uri:
             client.edit_task(task_id, output={"destination": request.output_uri})
         if request.task_type:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from clearml_task.document import Request
+    from clearml_task.requirements import Decision
     from clearml_task.submit import Result
 
 
@@ -32,14 +33,21 @@ def lines(request: Request, result: Result) -> list[tuple[str, str]]:
             rows.append(("script", "standalone (sent as it is)"))
         rows.append(("entry point", f"{source.entry_point}  (in {source.working_dir})"))
     if prepared.requirements is not None:
-        rows.append(("requirements", ", ".join(prepared.requirements)))
-    elif prepared.source is not None:
-        rows.append(("requirements", "the repository's (installed by the agent)"))
+        rows += requirement_rows(prepared.requirements)
     if request.args:
         rows.append(("args", " ".join(request.args)))
     rows.append(("queue", request.queue or "not enqueued"))
     for note in prepared.notes:
         rows.append(("note", note))
+    return rows
+
+
+def requirement_rows(decision: Decision) -> list[tuple[str, str]]:
+    """The decision's title, then each line with where it came from."""
+    rows = [("requirements", decision.title)]
+    width = max((len(requirement.line) for requirement in decision.requirements), default=0)
+    for requirement in decision.requirements:
+        rows.append(("", f"{requirement.line.ljust(width)}  ← {requirement.origin}"))
     return rows
 
 

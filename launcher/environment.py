@@ -1,10 +1,13 @@
 """The task's Python environment: which interpreter, which requirements, and a cached venv built by uv.
 
 The requirements come from the first of these that has any (as clearml-agent picks them):
-`script.requirements.pip` of the task; every requirements.txt from the repository root down to the working
-dir; a pyproject.toml (with its uv.lock, installed `--locked`) at the working dir or the root; else none, and
-the task still gets a venv of its own so it cannot touch the launcher's interpreter. The interpreter is
-script.binary when it runs on this machine, else the launcher's own (with a warning); uv never downloads one.
+`script.requirements.pip` of the task; nothing when `script.requirements.source` is "none" (clearml-task
+--force-no-requirements); every requirements.txt from the repository root down to the working dir; a
+pyproject.toml (with its uv.lock, installed `--locked`) at the working dir or the root; else none, and the
+task still gets a venv of its own so it cannot touch the launcher's interpreter. `script.requirements.extra`
+(clearml, when clearml-task injected Task.init()) is installed on top of what the repository declares.
+The interpreter is script.binary when it runs on this machine, else the launcher's own (with a warning); uv
+never downloads one.
 
 Environments are cached under `cache_dir/envs/<key[:24]>`, keyed by the interpreter and the normalised
 requirements. A miss is built in a scratch dir next to it and renamed into place once complete, under a file
@@ -34,7 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,6 +52,7 @@ Log = Callable[[str], None]
 
 MARKER = "clearml-launcher-env.json"  # written last, inside the env, before it is renamed into place
 TASK_REQUIREMENTS = "task-requirements.txt"  # script.requirements.pip, written into the env for uv
+EXTRA_REQUIREMENTS = "extra-requirements.txt"  # script.requirements.extra, likewise
 KEY_SCHEMA = "clearml-launcher-env/1"
 INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?<=^-[rc]))(\S.*)$")
 PROBE = (
@@ -59,6 +63,7 @@ PROBE = (
 )
 INSTALL_HINTS = {
     "task": "check the package name/version; the task's requirements are in script.requirements",
+    "extra": "check script.requirements.extra (installed on top of the repository's requirements)",
     "requirements.txt": "check the package name/version in the repository's requirements.txt files",
     "pyproject.toml": "check the dependencies in the repository's pyproject.toml",
     "uv.lock": "check the repository's pyproject.toml and uv.lock (`uv lock` must leave uv.lock unchanged)",
@@ -98,6 +103,7 @@ class Plan:
     files: list[Path] = field(default_factory=list)  # requirements.txt files, passed to uv with -r
     project: Path | None = None  # the pyproject.toml's dir, for uv sync
     lock: Path | None = None
+    extra: list[str] = field(default_factory=list)  # installed on top (clearml for an injected Task.init())
     material: list[str] = field(default_factory=list)
 
 
@@ -132,7 +138,7 @@ def ensure(task: dict[str, Any], root: Path, workdir: Path, cache_dir: Path, log
 
 
 def result(target: Path, key: str, built: bool, plan: Plan, record: dict[str, Any]) -> Environment:
-    requirements = plan.lines if plan.installer == "pip" else list(record.get("requirements", []))
+    requirements = [*plan.lines, *plan.extra] if plan.installer == "pip" else list(record["requirements"])
     return Environment(venv_python(target), key, built, plan.source, requirements, str(record["frozen"]))
 
 
@@ -194,6 +200,17 @@ def plan_requirements(requirements: dict[str, Any], root: Path, workdir: Path) -
     lines = task_lines(requirements.get("pip"))
     if lines:
         return Plan("task", "pip", lines=lines, material=sorted(lines))
+    if requirements.get("source") == "none":  # clearml-task --force-no-requirements
+        return Plan("task", "none")
+    declared = declared_plan(root, workdir)
+    extra = task_lines(requirements.get("extra"), "script.requirements.extra")
+    if not extra:
+        return declared
+    return replace(declared, extra=extra, material=[*declared.material, *(f"extra:{line}" for line in extra)])
+
+
+def declared_plan(root: Path, workdir: Path) -> Plan:
+    """What the checkout declares, read as clearml-task's requirements.decide reads it."""
     files = [d / "requirements.txt" for d in descent(root, workdir) if (d / "requirements.txt").is_file()]
     if files:
         entries = [entry for path in files for entry in read_requirements(path, "requirement", set())]
@@ -214,14 +231,14 @@ def plan_requirements(requirements: dict[str, Any], root: Path, workdir: Path) -
     )
 
 
-def task_lines(pip: object) -> list[str]:
+def task_lines(pip: object, where: str = "script.requirements.pip") -> list[str]:
     """script.requirements.pip (a string or a list of lines) as normalised lines; includes are refused."""
     text = "\n".join(str(line) for line in pip) if isinstance(pip, list) else str(pip or "")
     lines = normalise(text)
     for line in lines:
         if INCLUDE.match(line):
             raise ReproductionError(
-                f"bad requirement line in script.requirements.pip: {line!r} (files cannot be included there)",
+                f"bad requirement line in {where}: {line!r} (files cannot be included there)",
                 hint="list the requirements themselves in script.requirements.pip, or leave it empty to use "
                 "the repository's requirements.txt",
             )
@@ -268,6 +285,13 @@ def digest(path: Path) -> str:
 
 
 def describe(plan: Plan, root: Path) -> str:
+    extra = f", then {', '.join(plan.extra)}" if plan.extra else ""
+    return describe_source(plan, root) + extra
+
+
+def describe_source(plan: Plan, root: Path) -> str:
+    if plan.source == "task" and plan.installer == "none":
+        return "no requirements: the task asks for none (script.requirements.source is none)"
     if plan.source == "task":
         return f"requirements from the task's script.requirements.pip ({count(plan.lines)})"
     if plan.source == "requirements.txt":
@@ -421,19 +445,25 @@ def install(uv: Uv, plan: Plan, env: Path, root: Path, workdir: Path) -> list[st
     """Install the plan's requirements into `env`; the requirement lines installed."""
     python = str(venv_python(env))
     hint = INSTALL_HINTS.get(plan.source, "")
+    here = workdir if workdir.is_dir() else root  # relative paths in requirement lines start from here
+    installed: list[str] = []
     if plan.installer == "pip":
         files = plan.files
         if plan.source == "task":
             files = [env / TASK_REQUIREMENTS]
             files[0].write_text("\n".join(plan.lines) + "\n")
         arguments = [argument for path in files for argument in ("-r", str(path))]
-        # relative paths in requirement lines start from the working dir, as with pip
-        here = workdir if workdir.is_dir() else root
         uv.run(["pip", "install", "--python", python, *arguments], cwd=here, hint=hint)
-        return plan.lines
-    if plan.installer == "sync" and plan.project is not None:
-        return sync(uv, plan.project, plan.lock, env, root, hint)
-    return []
+        installed = plan.lines
+    elif plan.installer == "sync" and plan.project is not None:
+        installed = sync(uv, plan.project, plan.lock, env, root, hint)
+    if plan.extra:
+        extra = env / EXTRA_REQUIREMENTS
+        extra.write_text("\n".join(plan.extra) + "\n")
+        uv.run(
+            ["pip", "install", "--python", python, "-r", str(extra)], cwd=here, hint=INSTALL_HINTS["extra"]
+        )
+    return installed + plan.extra
 
 
 def sync(uv: Uv, project_dir: Path, lock: Path | None, env: Path, root: Path, hint: str) -> list[str]:
@@ -526,6 +556,7 @@ def failed(stderr: str, failure: str, hint: str) -> ReproductionError:
     """The error for a failed uv command: "<failure>: <uv's error>: <its last cause>", uv's hints appended to
     ours. With no `failure`, an install: a line uv cannot parse, or requirements it cannot install."""
     stderr = re.sub(rf"[^\s`'\"]*{re.escape(TASK_REQUIREMENTS)}", "script.requirements.pip", stderr)
+    stderr = re.sub(rf"[^\s`'\"]*{re.escape(EXTRA_REQUIREMENTS)}", "script.requirements.extra", stderr)
     error, causes, hints = "", [], []
     for line in (line.strip() for line in stderr.splitlines()):
         if line.startswith("error:") and not error:

@@ -4,6 +4,7 @@ cache that a second launcher hits without uv or the network, and one build when 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -17,6 +18,8 @@ import uv
 from launcher import environment
 from launcher.environment import Environment, ensure
 from launcher.errors import ReproductionError
+
+from .repos import FIXTURES
 
 SIX = "six==1.16.0"
 OWN_PYTHON = f"python{sys.version_info[0]}.{sys.version_info[1]}"
@@ -197,6 +200,41 @@ def test_pyproject_then_uv_lock(cache_dir: Path, tmp_path: Path) -> None:
     assert "uv lock" in caught.value.hint
     assert (root / "uv.lock").read_text() == lock
     assert not leftovers(cache_dir)
+
+
+def test_extra_lines_go_on_top_of_a_locked_sync(cache_dir: Path, tmp_path: Path) -> None:
+    """clearml-task records clearml as `extra` when it injects Task.init() into a repository that declares
+    its own requirements: uv sync --locked first, then the extra lines; both in the key."""
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "reqs_uvlock", root)
+    (root / "uv.lock").unlink()  # the fixture's lock is for reading; this one is installed
+    locker = [uv.find_uv_bin(), "lock", "--quiet", "--no-python-downloads"]  # against this machine's index
+    subprocess.run(
+        locker, cwd=root, env={**os.environ, "UV_CACHE_DIR": str(cache_dir / "uv-cache")}, check=True
+    )
+    declared = {"source": "uv.lock", "files": ["pyproject.toml", "uv.lock"], "lock": "uv.lock"}
+    log: list[str] = []
+    plain = ensure({"script": {"requirements": declared}}, root, root, cache_dir, log.append)
+    log.clear()
+    extra = {"script": {"requirements": {**declared, "extra": "attrs==23.2.0\n"}}}
+    env = ensure(extra, root, root, cache_dir, log.append)
+    assert env.built and env.key != plain.key and env.source == "uv.lock"
+    assert "environment: requirements from uv.lock (uv sync --locked in .), then attrs==23.2.0" in log
+    assert env.requirements == [SIX, "attrs==23.2.0"]
+    assert version_of(env, "six", tmp_path) == "1.16.0" and version_of(env, "attr", tmp_path) == "23.2.0"
+    assert run(plain.python, "import attr", tmp_path).returncode != 0
+    with pytest.raises(ReproductionError) as caught:
+        ensure({"script": {"requirements": {**declared, "extra": "attrs==1 ==2\n"}}}, root, root, cache_dir,
+               lambda line: None)  # fmt: skip
+    assert "script.requirements.extra" in caught.value.hint and not leftovers(cache_dir)
+
+
+def test_source_none_installs_nothing_where_the_repository_declares(cache_dir: Path, tmp_path: Path) -> None:
+    root = write(tmp_path / "repo", {"requirements.txt": "no-such-package-anywhere==0\n"})
+    log: list[str] = []
+    env = ensure({"script": {"requirements": {"source": "none"}}}, root, root, cache_dir, log.append)
+    assert env.requirements == [] and env.frozen == ""
+    assert "environment: no requirements: the task asks for none (script.requirements.source is none)" in log
 
 
 def test_no_requirements_is_a_bare_venv(tmp_path: Path, cache_dir: Path) -> None:

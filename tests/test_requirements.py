@@ -366,10 +366,9 @@ def test_what_the_document_records() -> None:
     }  # fmt: skip
 
 
-def test_given_keeps_its_interface(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_given_lines_with_clearml_added(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(FIXTURES / "reqs_given")
-    assert requirements.given(None, None, add_clearml=True) is None
-    assert requirements.given("base.txt", ["six"], add_clearml=True) == [
+    assert decide(requirements_file="base.txt", packages=["six"], add_clearml=True).lines == [
         "numpy", "requests>=2 --hash=sha256:" + "0" * 64, "six", "clearml",
     ]  # fmt: skip
 

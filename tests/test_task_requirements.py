@@ -1,0 +1,177 @@
+"""Requirements end to end: what clearml-task records in the task (and shows), and what the launcher installs
+from it. Real repositories from fixtures/repos, the real CLI as a subprocess, real uv."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from clearml_task.api import Client
+from clearml_task.requirements import decide, directory_reader
+
+from .conftest import ROOT
+from .launching import launcher, log_lines, status
+from .repos import Repo, make_repo
+from .test_requirements import expected
+
+
+def clearml_task(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clearml_task.cli", "--project", "reqs", *argv],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        env={**os.environ, "COLUMNS": "250", **(env or {})},
+    )  # fmt: skip
+
+
+def created(*argv: str, env: dict[str, str] | None = None) -> tuple[dict[str, object], str]:
+    """(the task, clearml-task's text output) for a task created with `argv`."""
+    result = clearml_task(*argv, env=env)
+    assert result.returncode == 0, result.stderr
+    task_id = result.stdout.split("Task created", 1)[1].split(":", 1)[1].split()[0]
+    return Client().get_task(task_id), result.stdout
+
+
+def requirements_of(task: dict[str, object]) -> dict[str, str]:
+    script = task["script"]
+    assert isinstance(script, dict)
+    found: dict[str, str] = script["requirements"]
+    return found
+
+
+@pytest.fixture
+def detect_repo(tmp_path: Path) -> Repo:
+    return make_repo(tmp_path / "detect", "reqs_detect")
+
+
+def test_detected_lines_are_recorded_and_each_is_shown_with_its_origin(detect_repo: Repo) -> None:
+    task, out = created("--name", "detected", "--folder", str(detect_repo.work), "--script", "train.py")
+    recorded = requirements_of(task)
+    assert recorded["source"] == "detected"
+    lines = recorded["pip"].splitlines()
+    assert expected("PyYAML") in lines and expected("beautifulsoup4") in lines  # yaml, bs4
+    assert "opencv-python" in lines or expected("opencv-python") in lines  # cv2
+    assert lines[-1] == "clearml"  # Task.init() was injected
+    decided = decide(read=directory_reader(detect_repo.work), entry_point="train.py", add_clearml=True)
+    assert lines == decided.lines
+    assert "detected from the entry point's imports" in out
+    shown = [line.split("←") for line in out.splitlines() if "←" in line]
+    summary = {line.strip(): origin.strip() for line, origin in shown}
+    assert summary[expected("PyYAML")].startswith("import yaml (train.py:")
+    assert summary["clearml"] == "Task.init() is injected into the entry point"
+    assert set(summary) == set(lines)
+
+
+def test_an_uncommitted_import_counts_and_an_ignored_file_does_not(detect_repo: Repo) -> None:
+    detect_repo.write("mylib/helpers.py", "import jinja2\n")  # uncommitted: travels in the patch
+    detect_repo.write(".gitignore", "local_only.py\n")
+    detect_repo.write("local_only.py", "import toml\n")  # ignored: does not travel ...
+    train = detect_repo.work / "train.py"
+    detect_repo.write("train.py", train.read_text() + "\nimport local_only\n")  # ... so it is not ours either
+    task, out = created("--name", "changes", "--folder", str(detect_repo.work), "--script", "train.py")
+    lines = requirements_of(task)["pip"].splitlines()
+    assert expected("Jinja2") in lines
+    assert expected("tqdm") not in lines  # helpers.py no longer imports it
+    assert "local-only" not in lines and "local_only" not in lines and expected("toml") not in lines
+    assert "import local_only (train.py:" in out and "is a local file that git ignores" in out
+
+
+def test_a_remote_repository_is_read_at_its_commit(detect_repo: Repo) -> None:
+    detect_repo.write("mylib/helpers.py", "import jinja2\n")  # local only: the remote does not have it
+    assert detect_repo.origin is not None
+    task, _ = created("--name", "remote", "--repo", str(detect_repo.origin), "--script", "train.py")
+    recorded = requirements_of(task)
+    assert recorded["source"] == "detected"
+    lines = recorded["pip"].splitlines()
+    assert expected("tqdm") in lines and expected("Jinja2") not in lines
+    committed = make_repo(detect_repo.work.parent / "fresh", "reqs_detect")
+    local = decide(read=directory_reader(committed.work), entry_point="train.py", add_clearml=True)
+    assert lines == local.lines
+
+
+def test_declared_files_are_named_and_clearml_goes_on_top(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "declared", "reqs_declared")
+    task, out = created("--name", "declared", "--folder", str(repo.work), "--script", "app/train.py",
+                        "--cwd", "app")  # fmt: skip
+    assert requirements_of(task) == {
+        "source": "requirements.txt",
+        "files": ["requirements.txt", "app/requirements.txt"],
+        "extra": "clearml\n",
+    }
+    assert "declared in requirements.txt, app/requirements.txt" in out
+    uvlock = make_repo(tmp_path / "locked", "reqs_uvlock")
+    task, out = created("--name", "locked", "--folder", str(uvlock.work), "--script", "train.py",
+                        "--skip-task-init")  # fmt: skip
+    locked = {"source": "uv.lock", "files": ["pyproject.toml", "uv.lock"], "lock": "uv.lock"}
+    assert requirements_of(task) == locked
+    assert "uv sync --locked" in out
+
+
+def test_given_requirements_win_and_a_bad_line_creates_nothing(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "declared", "reqs_declared")
+    task, _ = created("--name", "given", "--folder", str(repo.work), "--script", "app/train.py",
+                      "--packages", "six", "attrs>=23")  # fmt: skip
+    assert requirements_of(task) == {"source": "given", "pip": "six\nattrs>=23\nclearml\n"}
+    bad = clearml_task("--name", "bad", "--folder", str(repo.work), "--script", "app/train.py",
+                       "--packages", "torch==2.1 ==2.2")  # fmt: skip
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "'torch==2.1 ==2.2' is not a valid requirement" in bad.stderr
+    assert [t["name"] for t in Client().call("tasks.get_all", {})["tasks"]] == ["given"]
+
+
+def test_versions_are_pinned_from_the_project_environment(detect_repo: Repo, tmp_path: Path) -> None:
+    """An active virtualenv that is not clearml-task's own: installed versions are read from it."""
+    project_env = tmp_path / "project-env"
+    venv.create(project_env, with_pip=False)
+    site = next((project_env / "lib").glob("python3*/site-packages"))
+    dist = site / "tqdm-9.8.7.dist-info"  # what an installed distribution leaves: its metadata
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tqdm\nVersion: 9.8.7\n")
+    (dist / "top_level.txt").write_text("tqdm\n")
+    (dist / "RECORD").write_text("tqdm/__init__.py,,\n")
+    (site / "tqdm").mkdir()
+    (site / "tqdm" / "__init__.py").write_text("")
+    task, out = created("--name", "pinned", "--folder", str(detect_repo.work), "--script", "train.py",
+                        env={"VIRTUAL_ENV": str(project_env)})  # fmt: skip
+    assert "tqdm==9.8.7" in requirements_of(task)["pip"].splitlines()
+    assert f"installed versions are read from the environment of {project_env}/bin/python" in out
+
+
+def test_force_no_requirements_installs_nothing_even_with_a_requirements_file(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "bad", "reqs_bad")  # its requirements.txt could not even be installed
+    repo.write("train.py", "print('ran with nothing installed')\n")
+    task, out = created("--name", "none", "--folder", str(repo.work), "--script", "train.py",
+                        "--force-no-requirements", "--skip-task-init")  # fmt: skip
+    assert requirements_of(task) == {"source": "none"}
+    assert "none (--force-no-requirements)" in out
+    result = launcher("execute", "--id", str(task["id"]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert status(str(task["id"])) == "completed"
+    lines = log_lines(str(task["id"]))
+    assert "environment: no requirements: the task asks for none (script.requirements.source is none)" in (
+        lines
+    )
+    assert "ran with nothing installed" in lines
+
+
+def test_the_launcher_installs_clearml_on_top_of_the_repository_requirements(tmp_path: Path) -> None:
+    """The injected Task.init() finds clearml installed and attaches to the task the launcher runs."""
+    repo = make_repo(tmp_path / "jobs", "jobs")
+    repo.write("requirements.txt", "six\n")
+    task, _ = created("--name", "on top", "--folder", str(repo.work), "--script", "train.py")
+    assert requirements_of(task) == {"source": "requirements.txt", "files": ["requirements.txt"],
+                                     "extra": "clearml\n"}  # fmt: skip
+    result = launcher("execute", "--id", str(task["id"]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert status(str(task["id"])) == "completed"
+    lines = log_lines(str(task["id"]))
+    assert any("requirements.txt" in line and "then clearml" in line for line in lines), lines
+    installed = requirements_of(Client().get_task(str(task["id"])))["pip"].splitlines()
+    assert any(line.startswith("clearml==") for line in installed)
+    assert any(line.startswith("six==") for line in installed)
+    assert len(Client().call("tasks.get_all", {})["tasks"]) == 1  # the SDK attached; no task of its own
+    assert not [line for line in lines if "ClearML" in line and "rror" in line]
