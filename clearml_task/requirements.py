@@ -197,8 +197,8 @@ def decide(
         decision = declared_requirements(read, working_dir, notes)
         if decision is not None:
             return _with_clearml(decision, add_clearml)
-    found = detect(read, working_dir, entry_point, entry_text, Installed.of(site), notes, left_behind)
-    return _with_clearml(found, add_clearml)
+    detected = detect(read, working_dir, entry_point, entry_text, Installed.of(site), notes, left_behind)
+    return _with_clearml(detected, add_clearml)
 
 
 def project_python(root: Path | None) -> str | None:
