@@ -192,4 +192,5 @@ def _settings(args: argparse.Namespace, worker: str) -> Settings:
     from launcher.execute import Settings
 
     return Settings(home=_home(), worker=worker, gpus=_gpus(args), grace=args.grace,
-                    keep_workspace=args.keep_workspace)  # fmt: skip
+                    keep_workspace=args.keep_workspace,
+                    sdk_report_subprocess=args.sdk_report_subprocess)  # fmt: skip

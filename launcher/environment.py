@@ -53,7 +53,7 @@ Log = Callable[[str], None]
 MARKER = "clearml-launcher-env.json"  # written last, inside the env, before it is renamed into place
 TASK_REQUIREMENTS = "task-requirements.txt"  # script.requirements.pip, written into the env for uv
 EXTRA_REQUIREMENTS = "extra-requirements.txt"  # script.requirements.extra, likewise
-KEY_SCHEMA = "clearml-launcher-env/1"
+KEY_SCHEMA = "clearml-launcher-env/2"  # /2: bytecode compiled at build time
 INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?<=^-[rc]))(\S.*)$")
 PROBE = (
     "import json, platform, sys; print(json.dumps({'executable': sys.executable, "
@@ -524,6 +524,9 @@ class Uv:
         ignored = ("VIRTUAL_ENV", "CONDA_PREFIX", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "PYTHONHOME")
         env = {name: value for name, value in os.environ.items() if name not in ignored}
         env |= {"UV_CACHE_DIR": str(self.cache), "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
+        # compiled once when the env is built, not at every start of every task (the clearml SDK alone
+        # imports ~0.9 s faster); tasks may run with PYTHONDONTWRITEBYTECODE and never write them
+        env["UV_COMPILE_BYTECODE"] = "1"
         return env | extra
 
     def run(

@@ -5,6 +5,7 @@ Shared by `clearml-launcher execute` (one task, now) and the daemon (tasks from 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import threading
@@ -32,6 +33,7 @@ class Settings:
     grace: float = 10.0
     keep_workspace: bool = False
     echo: bool = True
+    sdk_report_subprocess: bool = False  # the SDK's Linux default; its exit then waits 5-11 s
 
     @property
     def cache_dir(self) -> Path:
@@ -81,7 +83,8 @@ def run(
             ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write)
             env = environment.ensure(task, ws.root, ws.workdir, settings.cache_dir, log.write)
             _record_requirements(client, task, env.frozen, log)
-            return _run_process(client, task, settings, log, ws, env.python, server_env, stop)
+            sdk_env = _sdk_config(dest, settings)
+            return _run_process(client, task, settings, log, ws, env.python, server_env | sdk_env, stop)
     except ReproductionError as e:
         log.write(f"launcher: {e.reason}", "error")
         for line in e.detail.strip().splitlines()[-40:]:
@@ -92,6 +95,7 @@ def run(
         _finish(client, task_id, "failed", e.reason)
         return "failed"
     finally:
+        dest.with_name(dest.name + SDK_CONFIG_SUFFIX).unlink(missing_ok=True)
         log.write(f"launcher: done in {time.monotonic() - started:.2f}s")
         if not settings.keep_workspace:
             shutil.rmtree(dest, ignore_errors=True)
@@ -169,6 +173,31 @@ def _server_for_the_task(client: Client) -> Iterator[dict[str, str]]:
 
     with in_background(config.home / "server") as served:
         yield _sdk_env(served.url, served.app.keys.access_key, served.app.keys.secret_key)
+
+
+SDK_CONFIG_SUFFIX = ".clearml.conf"
+SDK_SETTINGS = "sdk.development.report_use_subprocess: false\n"
+
+
+def _sdk_config(dest: Path, settings: Settings) -> dict[str, str]:
+    """The clearml SDK's config for the task, as ClearML's agent hands one over: the config the SDK would have
+    read here (CLEARML_CONFIG_FILE, else ~/clearml.conf), plus the launcher's settings. Reporting from a
+    thread instead of a subprocess: the subprocess only notices the end on a fixed 5 s timer, so every task
+    would end 5-11 s after its last line. The file (mode 0600: it may hold keys) sits beside the checkout,
+    not in it, and is removed after the run. The server's address and keys still come from CLEARML_API_*."""
+    if settings.sdk_report_subprocess:
+        return {}
+    base = Path(os.environ.get("CLEARML_CONFIG_FILE") or Path.home() / "clearml.conf")
+    try:
+        text = base.read_text()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    path = dest.with_name(dest.name + SDK_CONFIG_SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text + ("\n" if text and not text.endswith("\n") else "") + SDK_SETTINGS)
+    return {"CLEARML_CONFIG_FILE": str(path), "TRAINS_CONFIG_FILE": str(path)}
 
 
 def _sdk_env(url: str, access_key: str, secret_key: str) -> dict[str, str]:

@@ -205,3 +205,31 @@ def test_stopping_the_launcher_stops_the_task_never_completes_it(
             running.kill()
     assert status(task_id) == "stopped"
     wait_for(lambda: not alive(child) and not alive(grandchild), timeout=10)
+
+
+SHOW_SDK_CONFIG = """import os, stat
+path = os.environ.get("CLEARML_CONFIG_FILE", "")
+mode = oct(stat.S_IMODE(os.stat(path).st_mode)) if path else "-"
+print("config mode", mode, "same", path == os.environ.get("TRAINS_CONFIG_FILE"))
+print("config inside the checkout", os.path.abspath(path).startswith(os.getcwd() + os.sep) if path else "-")
+print(open(path).read() if path else "no config file")
+print("config path", path)
+"""
+
+
+def test_the_sdk_gets_a_config_that_reports_from_a_thread(jobs: Repo, isolated_env: Path) -> None:
+    """The SDK's own ~/clearml.conf settings are kept, the launcher's added; the file (0600) is gone after."""
+    (isolated_env / "clearml.conf").write_text("sdk { aws { s3 { region: eu-west-1 } } }\n")
+    jobs.write("show.py", SHOW_SDK_CONFIG)
+    task_id = create_task(jobs.work, "show.py", skip_task_init=True)
+    assert launcher("execute", "--id", task_id).returncode == 0
+    lines = log_lines(task_id)
+    assert "config mode 0o600 same True" in lines and "config inside the checkout False" in lines
+    assert "sdk { aws { s3 { region: eu-west-1 } } }" in lines
+    assert "sdk.development.report_use_subprocess: false" in lines
+    path = next(line.removeprefix("config path ") for line in lines if line.startswith("config path "))
+    assert path.endswith(".clearml.conf") and not Path(path).exists()
+
+    task_id = create_task(jobs.work, "show.py", skip_task_init=True)
+    assert launcher("execute", "--id", task_id, "--sdk-report-subprocess").returncode == 0
+    assert "no config file" in log_lines(task_id)
