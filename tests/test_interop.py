@@ -239,3 +239,64 @@ def test_daemon_runs_clearml_task(tools: Tools, server: ServerProcess, ours: Cli
     result = launcher("daemon", "--queue", q, "--once", env={"CLEARML_TASK_HOME": str(launcher_home)})
     assert result.returncode == 0, tail(result.stdout + result.stderr)
     assert_ran_with_their_args(task_id, ours)
+
+
+# --- 4. the SDK enqueues work for our daemon --------------------------------------------------------------
+# The SDK, run locally, forks its reporting process at the end of Task.init() while its repository-detection
+# thread runs git: a fork landing while git starts leaves the child holding that pipe's write end, and the
+# thread (which close() waits for, up to 300 s) never sees EOF. Found with stack dumps and a 20-line
+# reproduction without ClearML; offline mode stalls too, so it is not the server. Reporting from a thread
+# (the SDK's own setting; our launcher gives the SDK the same) means no fork: 60 of 60 runs enqueued in 1-2 s.
+SDK_CONFIG = "sdk.development.report_use_subprocess: false\n"
+
+
+def run_sdk_script(tools: Tools, server: ServerProcess, repo: Repo, script: str, q: str, tmp_path: Path,
+                   *argv: str, done_when: str) -> str:  # fmt: skip
+    """A script using ClearML's SDK, run locally (from the tools' venv) in the committed, pushed repo, to its
+    end. Returns its output."""
+    config = tmp_path / "sdk.clearml.conf"
+    config.write_text(SDK_CONFIG)
+    env = {**tool_env(tools, server, Path(os.environ["HOME"])), "INTEROP_QUEUE": q,
+           "CLEARML_CONFIG_FILE": str(config)}  # fmt: skip
+    command = [tools.bin("python"), str(repo.work / script), *argv]
+    log = tmp_path / f"{script}.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(command, env=env, cwd=repo.work, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        process.wait(120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+    text = log.read_text()
+    assert process.returncode == 0 and done_when in text, tail(text)
+    return text
+
+
+def test_execute_remotely_is_run_by_our_daemon(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
+                                               launcher_home: Path, tmp_path: Path) -> None:  # fmt: skip
+    q, _ = queue(ours)
+    local = run_sdk_script(tools, server, repo, "remote.py", q, tmp_path, "--epochs", "4",
+                           done_when="continuing execution remotely")  # fmt: skip
+    assert "interop remote run" not in local  # the local process stopped at execute_remotely
+    task_id = re.search(r"created new task id=(\w+)", local)[1]  # type: ignore[index]
+    assert status(task_id) == "queued"
+    task = ours.get_task(task_id)
+    assert task["script"]["entry_point"] == "remote.py" and task["script"]["version_num"]  # detected in time
+    result = launcher("daemon", "--queue", q, "--once", env={"CLEARML_TASK_HOME": str(launcher_home)})
+    assert result.returncode == 0, tail(result.stdout + result.stderr)
+    log = launcher("logs", task_id).stdout
+    assert status(task_id) == "completed", tail(log)
+    assert f"interop remote run epochs=4 task={task_id}" in log, tail(log)
+
+
+def test_function_task_is_run_by_our_daemon(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
+                                            launcher_home: Path, tmp_path: Path) -> None:  # fmt: skip
+    q, _ = queue(ours)
+    local = run_sdk_script(tools, server, repo, "function.py", q, tmp_path, done_when="interop function task")
+    task_id = re.search(r"interop function task (\w+)", local)[1]  # type: ignore[index]
+    assert status(task_id) == "queued"
+    result = launcher("daemon", "--queue", q, "--once", env={"CLEARML_TASK_HOME": str(launcher_home)})
+    assert result.returncode == 0, tail(result.stdout + result.stderr)
+    assert status(task_id) == "completed"
+    assert "interop function result 7" in launcher("logs", task_id).stdout
