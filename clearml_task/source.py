@@ -313,10 +313,7 @@ def capture_local(
         submodules, moved = snap.keep_gitlinks_of(base.commit)
         entry_text = _apply_injection(snap, script_rel, inject)
         source = _finish(snap, base.commit, max_patch)
-        source.read = _work_tree_reader(snap, root)
-    from clearml_task.requirements import directory_reader
-
-    source.left_behind = directory_reader(root)
+        source.read, source.left_behind = _work_tree_readers(snap, root)
     warnings += [
         f"submodule {path} differs from the commit; only committed submodule pointers travel"
         for path in moved
@@ -338,12 +335,12 @@ def capture_local(
     return source
 
 
-def _work_tree_reader(snap: Snapshot, root: Path) -> Reader:
-    """The work tree, limited to what the snapshot holds (ignored files do not travel)."""
+def _work_tree_readers(snap: Snapshot, root: Path) -> tuple[Reader, Reader]:
+    """The work tree limited to what the snapshot holds (ignored files do not travel), and all of it."""
     from clearml_task.requirements import directory_reader
 
     listed = snap.git("ls-files", "-z").decode("utf-8", errors="surrogateescape").split("\0")
-    return directory_reader(root, frozenset(path for path in listed if path))
+    return directory_reader(root, frozenset(path for path in listed if path)), directory_reader(root)
 
 
 def _apply_injection(snap: Snapshot, script_rel: str | None, inject: Injector | None) -> str | None:
