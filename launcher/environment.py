@@ -1,11 +1,12 @@
 """The task's Python environment: which interpreter, which requirements, and a cached venv built by uv.
 
 The requirements come from the first of these that has any (as clearml-agent picks them):
-`script.requirements.pip` of the task; nothing when `script.requirements.source` is "none" (clearml-task
---force-no-requirements); every requirements.txt from the repository root down to the working dir; a
-pyproject.toml (with its uv.lock, installed `--locked`) at the working dir or the root; else none, and the
-task still gets a venv of its own so it cannot touch the launcher's interpreter. `script.requirements.extra`
-(clearml, when clearml-task injected Task.init()) is installed on top of what the repository declares.
+`script.requirements.pip` of the task; nothing when `script.requirements.source` says clearml-task decided
+it ("none" for --force-no-requirements, or "given" / "detected" with no lines); every requirements.txt
+from the repository root down to the working dir; a pyproject.toml with a [project] table (with its
+uv.lock, installed `--locked`) at the working dir or the root; else none, and the task still gets a venv of
+its own so it cannot touch the launcher's interpreter. `script.requirements.extra` (clearml, when
+clearml-task injected Task.init()) is installed on top of what the repository declares.
 The interpreter is script.binary when it runs on this machine, else the launcher's own (with a warning); uv
 never downloads one.
 
@@ -200,7 +201,7 @@ def plan_requirements(requirements: dict[str, Any], root: Path, workdir: Path) -
     lines = task_lines(requirements.get("pip"))
     if lines:
         return Plan("task", "pip", lines=lines, material=sorted(lines))
-    if requirements.get("source") == "none":  # clearml-task --force-no-requirements
+    if requirements.get("source") in ("none", "given", "detected"):  # all of it would be in `pip`
         return Plan("task", "none")
     declared = declared_plan(root, workdir)
     extra = task_lines(requirements.get("extra"), "script.requirements.extra")
@@ -218,7 +219,8 @@ def declared_plan(root: Path, workdir: Path) -> Plan:
         return Plan(
             "requirements.txt", "pip", lines=installed, files=files, material=sorted(map(":".join, entries))
         )
-    project = next((d for d in (workdir, root) if (d / "pyproject.toml").is_file()), None)
+    tables = (d for d in dict.fromkeys((workdir, root)) if has_project_table(d / "pyproject.toml"))
+    project = next(tables, None)
     if project is None:
         return Plan("none", "none")
     lock = next((d / "uv.lock" for d in (project, root) if (d / "uv.lock").is_file()), None)
@@ -229,6 +231,21 @@ def declared_plan(root: Path, workdir: Path) -> Plan:
     return Plan(
         "uv.lock" if lock else "pyproject.toml", "sync", project=project, lock=lock, material=material
     )
+
+
+def has_project_table(path: Path) -> bool:
+    """A pyproject.toml with a [project] table (one that only configures tools declares nothing); one that
+    does not parse counts, so that uv says what is wrong with it."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        return isinstance(tomllib.loads(path.read_text()).get("project"), dict)
+    except OSError:
+        return False
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return True
 
 
 def task_lines(pip: object, where: str = "script.requirements.pip") -> list[str]:
@@ -291,7 +308,7 @@ def describe(plan: Plan, root: Path) -> str:
 
 def describe_source(plan: Plan, root: Path) -> str:
     if plan.source == "task" and plan.installer == "none":
-        return "no requirements: the task asks for none (script.requirements.source is none)"
+        return "no requirements: the task's script.requirements lists none"
     if plan.source == "task":
         return f"requirements from the task's script.requirements.pip ({count(plan.lines)})"
     if plan.source == "requirements.txt":

@@ -234,7 +234,7 @@ def test_source_none_installs_nothing_where_the_repository_declares(cache_dir: P
     log: list[str] = []
     env = ensure({"script": {"requirements": {"source": "none"}}}, root, root, cache_dir, log.append)
     assert env.requirements == [] and env.frozen == ""
-    assert "environment: no requirements: the task asks for none (script.requirements.source is none)" in log
+    assert "environment: no requirements: the task's script.requirements lists none" in log
 
 
 def test_no_requirements_is_a_bare_venv(tmp_path: Path, cache_dir: Path) -> None:
@@ -334,3 +334,18 @@ def test_losing_the_rename_uses_the_winners_env(six_env: Built, tmp_path: Path) 
     record = environment.publish(scratch, target)
     assert record is not None and record["key"] == six_env.env.key
     assert not (target / "half-built").exists()
+
+
+def test_the_checkout_is_read_as_clearml_task_reads_it(tmp_path: Path) -> None:
+    """A pyproject.toml that only configures tools declares nothing (requirements.decide skips it too), and a
+    decided source with no lines installs nothing rather than whatever the checkout holds."""
+    root = write(tmp_path / "repo", {
+        "pyproject.toml": f'[project]\nname = "demo"\nversion = "0"\ndependencies = ["{SIX}"]\n',
+        "app/pyproject.toml": "[tool.ruff]\nline-length = 100\n",
+        "app/requirements.in": "never read\n",
+    })  # fmt: skip
+    plan = environment.plan_requirements({}, root, root / "app")
+    assert plan.source == "pyproject.toml" and plan.project == root
+    for source in ("detected", "given", "none"):
+        assert environment.plan_requirements({"source": source}, root, root / "app").installer == "none"
+    assert environment.plan_requirements({"source": "pyproject.toml"}, root, root / "app").project == root

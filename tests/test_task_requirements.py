@@ -152,9 +152,7 @@ def test_force_no_requirements_installs_nothing_even_with_a_requirements_file(tm
     assert result.returncode == 0, result.stdout + result.stderr
     assert status(str(task["id"])) == "completed"
     lines = log_lines(str(task["id"]))
-    assert "environment: no requirements: the task asks for none (script.requirements.source is none)" in (
-        lines
-    )
+    assert "environment: no requirements: the task's script.requirements lists none" in (lines)
     assert "ran with nothing installed" in lines
 
 
