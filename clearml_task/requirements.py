@@ -45,8 +45,10 @@ if TYPE_CHECKING:
 Reader = Callable[[str], "str | None"]
 
 SOURCES = ("none", "given", "requirements.txt", "pyproject.toml", "uv.lock", "detected")
-# The files decide() may ask a Reader for: what a remote capture has to fetch (by suffix).
-READ_SUFFIXES = (".py", ".ipynb", ".txt", ".toml", ".lock")
+# The files decide() may ask a Reader for: what a remote capture has to fetch (by suffix or name), besides
+# what the requirements files include.
+READ_SUFFIXES = (".py", ".ipynb")
+DECLARING_FILES = ("requirements.txt", "pyproject.toml", "uv.lock")
 
 # Import names that pipreqs' table lacks or names after a stale distribution, and that differ from the name of
 # the distribution providing them (consulted before pipreqs' table). Dotted keys match the import's leading
@@ -1219,8 +1221,15 @@ def _decode(data: bytes) -> str:
 
 
 def wanted(path: str) -> bool:
-    """Whether decide() may read this repository file (what a remote capture should fetch)."""
-    return path.endswith(READ_SUFFIXES)
+    """Whether decide() may read this repository file (what a remote capture fetches first; the files the
+    requirements files include come next, see `included`)."""
+    return path.endswith(READ_SUFFIXES) or posixpath.basename(path) in DECLARING_FILES
+
+
+def included(path: str, text: str) -> list[str]:
+    """The root-relative paths a requirements file's -r / -c lines include."""
+    found = (_INCLUDE.match(line) for _, line in logical_lines(text))
+    return [_join_repo(path, include[2].strip()) for include in found if include is not None]
 
 
 def sys_path_of(python: str) -> list[str]:

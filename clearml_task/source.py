@@ -482,7 +482,7 @@ def capture_remote(
             working_dir = entry.cwd.strip("/") if entry.cwd else "."
             script_rel = _remote_script(snap, script, working_dir) if script else None
             entry_text = _apply_injection(snap, script_rel, inject)
-            read = _blob_reader(snap, bare) if files else None
+            read = _blob_reader(bare, commit) if files else None
             source = _finish(snap, commit, max_patch)
     source.repository, source.branch, source.tag, source.read = public_url(url), ref.branch, ref.tag, read
     source.working_dir = working_dir or "."
@@ -520,42 +520,70 @@ def _fetch(bare: Path, ref: RemoteRef) -> None:
         )
 
 
-def _blob_reader(snap: Snapshot, bare: Path) -> Reader:
-    """The commit's files that requirements.decide may read, fetched in one batch (not one lazy fetch per
-    blob) and held in memory."""
-    from clearml_task.requirements import mapping_reader, wanted
+def _blob_reader(bare: Path, commit: str) -> Reader:
+    """The commit's files that requirements.decide may read, fetched in batches (not one lazy fetch per blob)
+    and held in memory: the Python files and notebooks, the requirements.txt / pyproject.toml / uv.lock files,
+    then whatever those requirements files include. (The commit's, not the snapshot's: the injected entry
+    point is a blob the remote does not have, and decide() reads the entry point's text before injection.)"""
+    from clearml_task.requirements import included, mapping_reader, wanted
 
-    blobs: dict[str, str] = {}
-    for record in snap.git("ls-files", "-s", "-z").decode("utf-8", errors="surrogateescape").split("\0"):
-        if not record:
-            continue
+    tree: dict[str, str] = {}
+    listing = git.run(bare, "ls-tree", "-r", "-z", commit).decode("utf-8", errors="surrogateescape")
+    for record in listing.split("\0"):
         info, _, path = record.partition("\t")
-        mode, blob = info.split()[:2]
-        if mode in ("100644", "100755") and wanted(path):
-            blobs[path] = blob
+        if info and info.split()[0] in ("100644", "100755"):
+            tree[path] = info.split()[2]
+    contents: dict[str, bytes] = {}
+    batch = [path for path in tree if wanted(path)]
+    for _round in range(10):  # includes of includes, a few levels deep at most
+        blobs = _fetch_blobs(bare, list(dict.fromkeys(tree[path] for path in batch)))
+        contents.update((path, blobs[tree[path]]) for path in batch)
+        texts = {p: contents[p].decode("utf-8", "replace") for p in batch if not p.endswith(READ_NOT_SCANNED)}
+        batch = [path for p, text in texts.items() for path in included(p, text) if path in tree]
+        batch = [path for path in dict.fromkeys(batch) if path not in contents]
+        if not batch:
+            break
+    return mapping_reader(contents)
+
+
+READ_NOT_SCANNED = (".py", ".ipynb", ".toml", ".lock")  # only requirements files include others
+
+
+def _fetch_blobs(bare: Path, blobs: list[str]) -> dict[str, bytes]:
+    """Blob id -> content: the missing ones fetched from the promisor remote in one request, then all read
+    with lazy fetching off (a blob the fetch did not bring is an error, not one more round trip)."""
     if not blobs:
-        return mapping_reader({})
-    ids = "".join(f"{blob}\n" for blob in dict.fromkeys(blobs.values())).encode()
+        return {}
     git.run(
         bare, "-c", "fetch.negotiationAlgorithm=noop", "fetch", "-q", "--no-tags", "--no-write-fetch-head",
-        "--recurse-submodules=no", "--filter=blob:none", "--stdin", "origin", input=ids, check=False,
+        "--recurse-submodules=no", "--filter=blob:none", "--stdin", "origin",
+        input="".join(f"{blob}\n" for blob in blobs).encode(),
     )  # fmt: skip
-    contents = _cat_blobs(bare, list(dict.fromkeys(blobs.values())))
-    return mapping_reader({path: contents[blob] for path, blob in blobs.items() if blob in contents})
+    found = _cat_blobs(bare, blobs)
+    missing = [blob for blob in blobs if blob not in found]
+    if missing:
+        raise UserError(
+            f"the remote did not send {len(missing)} of the repository's files (e.g. blob {missing[0][:12]})",
+            "check that the remote allows fetching single objects, or pass --requirements / --packages",
+        )
+    return found
 
 
 def _cat_blobs(repo: Path, blobs: list[str]) -> dict[str, bytes]:
-    """Blob id -> content, with one `git cat-file --batch`."""
-    output = git.run(repo, "cat-file", "--batch", input="".join(f"{b}\n" for b in blobs).encode())
+    """Blob id -> content (of those that are here), with one `git cat-file --batch`."""
+    ids = "".join(f"{blob}\n" for blob in blobs).encode()
+    # no lazy fetch: a blob that is not here ends the output early, and the caller names what is missing
+    output = git.run(repo, "cat-file", "--batch", input=ids, env={"GIT_NO_LAZY_FETCH": "1"}, check=False)
     found: dict[str, bytes] = {}
     at = 0
-    while at < len(output):
-        end = output.index(b"\n", at)
+    while (end := output.find(b"\n", at)) >= 0:
         header = output[at:end].split()
         at = end + 1
         if len(header) < 3 or header[1] == b"missing":
             continue
         size = int(header[2])
+        if at + size > len(output):
+            break
         found[header[0].decode()] = output[at : at + size]
         at += size + 1  # the content, then a newline
     return found

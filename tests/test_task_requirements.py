@@ -80,9 +80,17 @@ def test_an_uncommitted_import_counts_and_an_ignored_file_does_not(detect_repo: 
     assert "import local_only (train.py:" in out and "is a local file that git ignores" in out
 
 
+def filtering(origin: Path | None) -> Path:
+    """The origin serves partial clones for real (git's own file transport otherwise sends every blob), so
+    what clearml-task fetches in its batches is all it has."""
+    assert origin is not None
+    subprocess.run(["git", "config", "uploadpack.allowFilter", "true"], cwd=origin, check=True)
+    return origin
+
+
 def test_a_remote_repository_is_read_at_its_commit(detect_repo: Repo) -> None:
     detect_repo.write("mylib/helpers.py", "import jinja2\n")  # local only: the remote does not have it
-    assert detect_repo.origin is not None
+    filtering(detect_repo.origin)
     task, _ = created("--name", "remote", "--repo", str(detect_repo.origin), "--script", "train.py")
     recorded = requirements_of(task)
     assert recorded["source"] == "detected"
@@ -91,6 +99,21 @@ def test_a_remote_repository_is_read_at_its_commit(detect_repo: Repo) -> None:
     committed = make_repo(detect_repo.work.parent / "fresh", "reqs_detect")
     local = decide(read=directory_reader(committed.work), entry_point="train.py", add_clearml=True)
     assert lines == local.lines
+
+
+def test_a_remote_requirements_file_brings_its_includes(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "includes", "jobs")
+    repo.write("requirements.txt", "-r reqs/base.in\n")
+    repo.write("reqs/base.in", "six\n-c pins.cfg\n")
+    repo.write("reqs/pins.cfg", "six==1.16.0\n")
+    subprocess.run(["git", "add", "-A"], cwd=repo.work, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "includes"],
+                   cwd=repo.work, check=True)  # fmt: skip
+    subprocess.run(["git", "push", "-q"], cwd=repo.work, check=True)
+    task, out = created("--name", "includes", "--repo", str(filtering(repo.origin)), "--script", "train.py")
+    assert requirements_of(task) == {"source": "requirements.txt", "files": ["requirements.txt"],
+                                     "extra": "clearml\n"}  # fmt: skip
+    assert "six==1.16.0" in out and "reqs/base.in:1" in out
 
 
 def test_declared_files_are_named_and_clearml_goes_on_top(tmp_path: Path) -> None:
