@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -336,11 +337,22 @@ def capture_local(
 
 
 def _work_tree_readers(snap: Snapshot, root: Path) -> tuple[Reader, Reader]:
-    """The work tree limited to what the snapshot holds (ignored files do not travel), and all of it."""
+    """The work tree limited to what travels (what the snapshot holds, submodules' files included; ignored
+    files do not travel), and all of it."""
     from clearml_task.requirements import directory_reader
 
-    listed = snap.git("ls-files", "-z").decode("utf-8", errors="surrogateescape").split("\0")
-    return directory_reader(root, frozenset(path for path in listed if path)), directory_reader(root)
+    listed = snap.git("ls-files", "-s", "-z").decode("utf-8", errors="surrogateescape").split("\0")
+    entries = [record.partition("\t") for record in listed if record]
+    paths = frozenset(path for _, _, path in entries)
+    submodules = [path for info, _, path in entries if info.startswith(GITLINK)]
+    travelling, everything = directory_reader(root, paths), directory_reader(root)
+
+    def read(path: str) -> str | None:
+        clean = posixpath.normpath(path)
+        inside = any(clean == sub or clean.startswith(f"{sub}/") for sub in submodules)
+        return everything(path) if inside else travelling(path)
+
+    return read, everything
 
 
 def _apply_injection(snap: Snapshot, script_rel: str | None, inject: Injector | None) -> str | None:

@@ -83,7 +83,7 @@ def run(
             ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write)
             env = environment.ensure(task, ws.root, ws.workdir, settings.cache_dir, log.write)
             _record_requirements(client, task, env.frozen, log)
-            sdk_env = _sdk_config(dest, settings)
+            sdk_env = _sdk_config(dest, settings, log)
             return _run_process(client, task, settings, log, ws, env.python, server_env | sdk_env, stop)
     except ReproductionError as e:
         log.write(f"launcher: {e.reason}", "error")
@@ -179,7 +179,7 @@ SDK_CONFIG_SUFFIX = ".clearml.conf"
 SDK_SETTINGS = "sdk.development.report_use_subprocess: false\n"
 
 
-def _sdk_config(dest: Path, settings: Settings) -> dict[str, str]:
+def _sdk_config(dest: Path, settings: Settings, log: LogShipper) -> dict[str, str]:
     """The clearml SDK's config for the task, as ClearML's agent hands one over: the config the SDK would have
     read here (CLEARML_CONFIG_FILE, else ~/clearml.conf), plus the launcher's settings. Reporting from a
     thread instead of a subprocess: the subprocess only notices the end on a fixed 5 s timer, so every task
@@ -187,11 +187,15 @@ def _sdk_config(dest: Path, settings: Settings) -> dict[str, str]:
     not in it, and is removed after the run. The server's address and keys still come from CLEARML_API_*."""
     if settings.sdk_report_subprocess:
         return {}
-    base = Path(os.environ.get("CLEARML_CONFIG_FILE") or Path.home() / "clearml.conf")
-    try:
-        text = base.read_text()
-    except (OSError, UnicodeDecodeError):
-        text = ""
+    given = os.environ.get("CLEARML_CONFIG_FILE") or os.environ.get("TRAINS_CONFIG_FILE")
+    base = Path(os.path.expandvars(os.path.expanduser(given))) if given else Path.home() / "clearml.conf"
+    text = ""
+    if given or base.exists():
+        try:
+            text = base.read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            log.write(f"launcher: warning: the SDK's config {base} cannot be read ({error}); the task's SDK "
+                      "gets the launcher's settings only", "warning")  # fmt: skip
     path = dest.with_name(dest.name + SDK_CONFIG_SUFFIX)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -230,6 +230,11 @@ def test_the_sdk_gets_a_config_that_reports_from_a_thread(jobs: Repo, isolated_e
     path = next(line.removeprefix("config path ") for line in lines if line.startswith("config path "))
     assert path.endswith(".clearml.conf") and not Path(path).exists()
 
+    (isolated_env / "other.conf").write_text("sdk { storage { cache { default_base_dir: /x } } }\n")
+    task_id = create_task(jobs.work, "show.py", skip_task_init=True)
+    assert launcher("execute", "--id", task_id, env={"CLEARML_CONFIG_FILE": "~/other.conf"}).returncode == 0
+    assert "sdk { storage { cache { default_base_dir: /x } } }" in log_lines(task_id)  # ~ expanded
+
     task_id = create_task(jobs.work, "show.py", skip_task_init=True)
     assert launcher("execute", "--id", task_id, "--sdk-report-subprocess").returncode == 0
     assert "no config file" in log_lines(task_id)

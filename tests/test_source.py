@@ -235,6 +235,8 @@ def test_shell_and_module_entry_points_are_not_injected(tmp_path: Path) -> None:
 
 def test_submodule_commits_are_recorded(tmp_path: Path) -> None:
     inner = make_repo(tmp_path / "inner", remote=False)
+    inner.write("helper.py", "import attr\n")
+    inner.commit("a helper")
     repo = make_repo(tmp_path / "outer")
     git(
         repo.work,
@@ -252,6 +254,12 @@ def test_submodule_commits_are_recorded(tmp_path: Path) -> None:
     assert prepared.source is not None
     assert prepared.source.submodules == {"vendor/inner": inner.git("rev-parse", "HEAD")}
     assert any("submodules" in note for note in prepared.notes)
+    # a submodule's files travel (at the recorded commit), so its imports count for the requirements
+    repo.write("uses_sub.py", "from vendor.inner import helper\n")
+    uses = capture(repo, script="uses_sub.py")
+    assert uses.requirements is not None and uses.requirements.source == "detected"
+    assert any(line.startswith("attrs") for line in uses.requirements.lines)
+    assert not any("git ignores" in note for note in uses.notes)
 
 
 # ---- the user's repository is only read -----------------------------------------------------------
