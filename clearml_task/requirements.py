@@ -213,9 +213,11 @@ def project_python(root: Path | None) -> str | None:
     for prefix in filter(None, candidates):
         if os.path.realpath(prefix) == here:
             return None
-        python = os.path.join(prefix, "Scripts", "python.exe") if os.name == "nt" else f"{prefix}/bin/python"
-        if os.path.isfile(python):
-            return python
+        places = ("Scripts/python.exe", "python.exe") if os.name == "nt" else ("bin/python",)  # venv, conda
+        for place in places:
+            python = os.path.join(prefix, *place.split("/"))
+            if os.path.isfile(python):
+                return python
     return None
 
 
