@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,28 @@ def create_task(folder: Path, script: str, *, args: list[str] | None = None, que
     request = Request(project="launcher", name=name, folder=str(folder), script=script, args=args or [],
                       queue=queue, **flags)  # fmt: skip
     return submit(request, prepare(request), Client()).task_id
+
+
+@dataclass(frozen=True)
+class Sleepy:
+    """A task running fixtures/repos/jobs/sleepy.py: it writes its pid and its grandchild's to `pidfile`, then
+    prints `tick N` until it is killed."""
+
+    task_id: str
+    pidfile: Path
+
+    def wait_for_tick(self, tick: int) -> None:
+        wait_for(lambda: any(line.startswith(f"tick {tick}") for line in log_lines(self.task_id)))
+
+    def assert_tree_gone(self) -> None:
+        """The task's process and its grandchild end (the abort reached the whole process group)."""
+        child, grandchild = (int(pid) for pid in self.pidfile.read_text().split())
+        wait_for(lambda: not alive(child) and not alive(grandchild), timeout=10)
+
+
+def sleepy_task(jobs: Path, tmp_path: Path, **flags: Any) -> Sleepy:
+    pidfile = tmp_path / "pids"
+    return Sleepy(create_task(jobs, "sleepy.py", args=[f"pidfile={pidfile}"], **flags), pidfile)
 
 
 def launcher(

@@ -9,7 +9,7 @@ import pytest
 
 from clearml_task.api import Client
 
-from .launching import alive, create_task, launcher, log_lines, spawn, status, wait_for
+from .launching import create_task, launcher, sleepy_task, spawn, status, wait_for
 from .repos import Repo, make_repo
 
 
@@ -85,16 +85,14 @@ def test_detached_status_and_stop_never_mark_a_running_task_completed(jobs: Repo
     q = queue("bg")
     started_bg = launcher("daemon", "--queue", q, "--detached", "--polling-interval", "0.2", "--grace", "2")
     assert started_bg.returncode == 0 and "started in the background" in started_bg.stdout
-    pidfile = tmp_path / "pids"
-    task_id = create_task(jobs.work, "sleepy.py", queue=q, args=[f"pidfile={pidfile}"])
-    wait_for(lambda: any(line.startswith("tick 2") for line in log_lines(task_id)))
+    task = sleepy_task(jobs.work, tmp_path, queue=q)
+    task.wait_for_tick(2)
     listed = launcher("daemon", "--status")
     assert q in listed.stdout
-    child, grandchild = (int(p) for p in pidfile.read_text().split())
     stopped = launcher("daemon", "--stop")
     assert stopped.returncode == 0
-    assert status(task_id) == "stopped"
-    wait_for(lambda: not alive(child) and not alive(grandchild), timeout=10)
+    assert status(task.task_id) == "stopped"
+    task.assert_tree_gone()
     assert q not in launcher("daemon", "--status").stdout
 
 
@@ -103,13 +101,11 @@ def test_abort_of_a_task_a_daemon_runs(jobs: Repo, tmp_path: Path) -> None:
     q = queue("abort")
     running = spawn("daemon", "--queue", q, "--polling-interval", "0.2", "--grace", "2")
     try:
-        pidfile = tmp_path / "pids"
-        task_id = create_task(jobs.work, "sleepy.py", queue=q, args=[f"pidfile={pidfile}"])
-        wait_for(lambda: any(line.startswith("tick 2") for line in log_lines(task_id)))
-        assert launcher("abort", task_id).stdout.strip().endswith("its worker stops it")
-        wait_for(lambda: status(task_id) == "stopped", timeout=30)
-        child, grandchild = (int(p) for p in pidfile.read_text().split())
-        wait_for(lambda: not alive(child) and not alive(grandchild), timeout=10)
+        task = sleepy_task(jobs.work, tmp_path, queue=q)
+        task.wait_for_tick(2)
+        assert launcher("abort", task.task_id).stdout.strip().endswith("its worker stops it")
+        wait_for(lambda: status(task.task_id) == "stopped", timeout=30)
+        task.assert_tree_gone()
         assert running.poll() is None  # the daemon goes on
     finally:
         running.terminate()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from subprocess import Popen
 
 import pytest
 
 from clearml_task.api import Client
 
 from .conftest import start_server, stop_server
-from .launching import alive, create_task, launcher, log_lines, spawn, status, wait_for
+from .launching import Sleepy, create_task, launcher, log_lines, sleepy_task, spawn, status
 from .repos import Repo, make_repo
 
 
@@ -50,19 +52,25 @@ def test_failed_with_the_exit_code(jobs: Repo) -> None:
 
 
 def test_aborted_mid_run_kills_the_whole_tree(jobs: Repo, tmp_path: Path) -> None:
-    pidfile = tmp_path / "pids"
-    task_id = create_task(jobs.work, "sleepy.py", args=[f"pidfile={pidfile}"])
-    running = spawn("execute", "--id", task_id, "--grace", "2")
+    stopped_mid_run(jobs, tmp_path, 3, lambda task, running: launcher("abort", task.task_id).returncode == 0)
+
+
+def stopped_mid_run(
+    jobs: Repo, tmp_path: Path, tick: int, stop: Callable[[Sleepy, Popen[bytes]], bool]
+) -> None:
+    """sleepy.py under `clearml-launcher execute` until it printed `tick N`, then `stop`: the task ends
+    stopped, and its whole process tree is gone."""
+    task = sleepy_task(jobs.work, tmp_path)
+    running = spawn("execute", "--id", task.task_id, "--grace", "2")
     try:
-        wait_for(lambda: any(line.startswith("tick 3") for line in log_lines(task_id)))
-        child, grandchild = (int(p) for p in pidfile.read_text().split())
-        assert launcher("abort", task_id).returncode == 0
+        task.wait_for_tick(tick)
+        assert stop(task, running)
         running.wait(60)
     finally:
         if running.poll() is None:
             running.kill()
-    assert status(task_id) == "stopped"
-    wait_for(lambda: not alive(child) and not alive(grandchild), timeout=10)
+    assert status(task.task_id) == "stopped"
+    task.assert_tree_gone()
 
 
 def test_a_patch_that_does_not_apply_fails_readably(jobs: Repo) -> None:
@@ -192,19 +200,11 @@ def test_stopping_the_launcher_stops_the_task_never_completes_it(
 ) -> None:
     import signal
 
-    pidfile = tmp_path / "pids"
-    task_id = create_task(jobs.work, "sleepy.py", args=[f"pidfile={pidfile}"])
-    running = spawn("execute", "--id", task_id, "--grace", "2")
-    try:
-        wait_for(lambda: any(line.startswith("tick 2") for line in log_lines(task_id)))
-        child, grandchild = (int(p) for p in pidfile.read_text().split())
+    def send(task: Sleepy, running: Popen[bytes]) -> bool:
         running.send_signal(getattr(signal, signum))
-        running.wait(60)
-    finally:
-        if running.poll() is None:
-            running.kill()
-    assert status(task_id) == "stopped"
-    wait_for(lambda: not alive(child) and not alive(grandchild), timeout=10)
+        return True
+
+    stopped_mid_run(jobs, tmp_path, 2, send)
 
 
 SHOW_SDK_CONFIG = """import os, stat
