@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import server, temp_dir
+from common import server, table, temp_dir
 
 from clearml_task.api import Session
 from clearml_task.config import ServerConfig
@@ -469,13 +469,6 @@ def bench(args: argparse.Namespace, time_bin: str | None) -> tuple[Side, Side, l
 
 
 # the report ---------------------------------------------------------------------------------------
-def table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def report(ours: Side, theirs: Side, ratios: list[float], rss_note: str) -> str:
     ratio = statistics.median(ratios)
     help_ratio = theirs.help_seconds / ours.help_seconds

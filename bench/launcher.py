@@ -78,7 +78,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from common import server, temp_dir
+from common import server, table, temp_dir
 
 from clearml_task.api import Client, Session
 from clearml_task.api.client import FINAL_STATUSES
@@ -594,13 +594,6 @@ def bench(args: argparse.Namespace, setup: Setup) -> list[Peer]:
 
 
 # the report ---------------------------------------------------------------------------------------------
-def table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def median_run(runs: Sequence[Run]) -> Run:
     ordered = sorted(runs, key=lambda r: r.latency_s)
     return ordered[(len(ordered) - 1) // 2]

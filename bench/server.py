@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import server, temp_dir
+from common import server, table, temp_dir
 
 from clearml_task.api import Session
 from clearml_task.config import ServerConfig
@@ -134,7 +134,7 @@ def http(cycles: int, repeats: int) -> Result:
 
 
 # the report -------------------------------------------------------------------------------------------
-def table(results: list[Result]) -> str:
+def results_table(results: list[Result]) -> str:
     header = ("mode", "cycles", "seconds", "cycles/s", "aim", "measured/aim", "runs (s)")
     rows = [
         (
@@ -148,13 +148,7 @@ def table(results: list[Result]) -> str:
         )
         for r in results
     ]
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in (header, *rows)
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return table([header, *rows])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(inprocess(args.cycles, args.repeats))
     if args.mode in ("all", "http"):
         results.append(http(http_cycles, args.repeats))
-    print(table(results))
+    print(results_table(results))
     return 0
 
 
