@@ -433,7 +433,7 @@ def declared_requirements(read: Reader, working_dir: str, notes: list[str]) -> D
         text = read(path)
         if text is None:
             continue
-        table = _project_table(text, path)
+        table = project_table(text, path)
         if table is None:
             continue
         lines = table.get("dependencies") or []
@@ -461,7 +461,9 @@ def declared_requirements(read: Reader, working_dir: str, notes: list[str]) -> D
     return None
 
 
-def _project_table(text: str, path: str) -> dict[str, object] | None:
+def project_table(text: str, path: str) -> dict[str, object] | None:
+    """A pyproject.toml's [project] table; None when it has none (it only configures tools). Bad TOML is an
+    error naming the file."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+from clearml_task.errors import UserError
+
 from .errors import ReproductionError
 
 if sys.platform == "win32":
@@ -234,17 +236,15 @@ def declared_plan(root: Path, workdir: Path) -> Plan:
 
 
 def has_project_table(path: Path) -> bool:
-    """A pyproject.toml with a [project] table (one that only configures tools declares nothing); one that
-    does not parse counts, so that uv says what is wrong with it."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+    """A pyproject.toml with a [project] table, as clearml-task's requirements.decide tells it (one that
+    only configures tools declares nothing); one that does not parse counts, so that uv says what is wrong."""
+    from clearml_task.requirements import project_table
+
     try:
-        return isinstance(tomllib.loads(path.read_text()).get("project"), dict)
+        return project_table(path.read_text(), str(path)) is not None
     except OSError:
         return False
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+    except (UserError, UnicodeDecodeError):
         return True
 
 

@@ -95,7 +95,7 @@ def run(
         _finish(client, task_id, "failed", e.reason)
         return "failed"
     finally:
-        dest.with_name(dest.name + SDK_CONFIG_SUFFIX).unlink(missing_ok=True)
+        _sdk_config_path(dest).unlink(missing_ok=True)
         log.write(f"launcher: done in {time.monotonic() - started:.2f}s")
         if not settings.keep_workspace:
             shutil.rmtree(dest, ignore_errors=True)
@@ -176,6 +176,13 @@ def _server_for_the_task(client: Client) -> Iterator[dict[str, str]]:
 
 
 SDK_CONFIG_SUFFIX = ".clearml.conf"
+
+
+def _sdk_config_path(dest: Path) -> Path:
+    """Beside the checkout, not in it: the task never sees the file among its own."""
+    return dest.with_name(dest.name + SDK_CONFIG_SUFFIX)
+
+
 SDK_SETTINGS = "sdk.development.report_use_subprocess: false\n"
 
 
@@ -196,7 +203,7 @@ def _sdk_config(dest: Path, settings: Settings, log: LogShipper) -> dict[str, st
         except (OSError, UnicodeDecodeError) as error:
             log.write(f"launcher: warning: the SDK's config {base} cannot be read ({error}); the task's SDK "
                       "gets the launcher's settings only", "warning")  # fmt: skip
-    path = dest.with_name(dest.name + SDK_CONFIG_SUFFIX)
+    path = _sdk_config_path(dest)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
