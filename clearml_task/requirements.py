@@ -1230,9 +1230,12 @@ def wanted(path: str) -> bool:
     return path.endswith(READ_SUFFIXES) or posixpath.basename(path) in DECLARING_FILES
 
 
-def included(path: str, text: str) -> list[str]:
-    """The root-relative paths a requirements file's -r / -c lines include."""
-    found = (_INCLUDE.match(line) for _, line in logical_lines(text))
+def included(path: str, content: bytes) -> list[str]:
+    """The root-relative paths a requirements file's -r / -c lines include ([] for the Python files,
+    notebooks, pyproject.toml and uv.lock files decide() reads: they include nothing)."""
+    if path.endswith(READ_SUFFIXES) or posixpath.basename(path) in ("pyproject.toml", "uv.lock"):
+        return []
+    found = (_INCLUDE.match(line) for _, line in logical_lines(_decode(content)))
     return [_join_repo(path, include[2].strip()) for include in found if include is not None]
 
 

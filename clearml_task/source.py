@@ -550,15 +550,11 @@ def _blob_reader(bare: Path, commit: str) -> Reader:
     for _round in range(10):  # includes of includes, a few levels deep at most
         blobs = _fetch_blobs(bare, list(dict.fromkeys(tree[path] for path in batch)))
         contents.update((path, blobs[tree[path]]) for path in batch)
-        texts = {p: contents[p].decode("utf-8", "replace") for p in batch if not p.endswith(READ_NOT_SCANNED)}
-        batch = [path for p, text in texts.items() for path in included(p, text) if path in tree]
-        batch = [path for path in dict.fromkeys(batch) if path not in contents]
+        found = (path for done in batch for path in included(done, contents[done]))
+        batch = [path for path in dict.fromkeys(found) if path in tree and path not in contents]
         if not batch:
             break
     return mapping_reader(contents)
-
-
-READ_NOT_SCANNED = (".py", ".ipynb", ".toml", ".lock")  # only requirements files include others
 
 
 def _fetch_blobs(bare: Path, blobs: list[str]) -> dict[str, bytes]:
