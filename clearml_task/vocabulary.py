@@ -1,0 +1,32 @@
+"""ClearML's vocabulary, shared by the client, the server and the launcher: task types, statuses, API level."""
+
+from __future__ import annotations
+
+# The API level the embedded server answers with; clients choose their calls by it (ClearML's need >= 2.14).
+API_VERSION = "2.23"
+SERVER_VERSION = "1.16.0"
+
+TASK_TYPES = (
+    "training", "testing", "inference", "data_processing", "application", "monitor", "controller",
+    "optimizer", "service", "qc", "custom",
+)  # fmt: skip
+
+# Task statuses, as ClearML names them.
+CREATED = "created"
+QUEUED = "queued"
+IN_PROGRESS = "in_progress"
+STOPPED = "stopped"
+FAILED = "failed"
+COMPLETED = "completed"
+CLOSED = "closed"
+PUBLISHING = "publishing"
+PUBLISHED = "published"
+
+# A task in one of these has ended; nothing runs it any more.
+FINAL_STATUSES = (COMPLETED, FAILED, STOPPED, CLOSED, PUBLISHED)
+# A launcher may start a task in one of these.
+RUNNABLE_STATUSES = (CREATED, QUEUED, STOPPED)
+
+# Words read as booleans in flags, query arguments and hyperparameter values.
+TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+FALSE_WORDS = frozenset({"false", "no", "off", "0"})
