@@ -1,4 +1,4 @@
-"""ClearML's vocabulary, shared by the client, the server and the launcher: task types, statuses, API level."""
+"""ClearML's vocabulary, shared by client, server and launcher: task types, statuses, API level."""
 
 from __future__ import annotations
 
