@@ -11,8 +11,7 @@ import pytest
 from clearml_task.api import Client
 from clearml_task.errors import APICallError
 from clearml_task.server.services.tasks import TRANSITIONS
-
-from .conftest import api_error
+from testing.servers import api_error
 
 
 def new_task(client: Client, **fields: object) -> str:

@@ -16,8 +16,7 @@ from clearml_task.inject import inject_task_init
 from clearml_task.submit import prepare as capture_request
 from launcher import workspace
 from launcher.errors import ReproductionError
-
-from .repos import Repo, files, git, make_repo
+from testing.repos import Repo, files, git, make_repo
 
 INJECTED = "from clearml import Task\n"
 

@@ -27,8 +27,9 @@ from clearml_task.arguments import (
     render,
 )
 from clearml_task.errors import UserError
+from testing.repos import FIXTURES
 
-ARGS = Path(__file__).resolve().parent.parent / "fixtures" / "repos" / "args"
+ARGS = FIXTURES / "args"
 
 
 def parser_of(name: str) -> Parser:

@@ -13,11 +13,10 @@ import pytest
 
 from clearml_task.api import Client
 from clearml_task.requirements import decide, directory_reader
-
-from .conftest import ROOT
-from .launching import launcher, log_lines, status
-from .repos import Repo, make_repo
-from .test_requirements import expected
+from testing.launching import launcher, log_lines, status
+from testing.pins import expected
+from testing.repos import Repo, make_repo
+from testing.servers import ROOT
 
 
 def clearml_task(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

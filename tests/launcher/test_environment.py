@@ -18,8 +18,7 @@ import uv
 from launcher import environment
 from launcher.environment import Environment, ensure
 from launcher.errors import ReproductionError
-
-from .repos import FIXTURES
+from testing.repos import FIXTURES
 
 SIX = "six==1.16.0"
 OWN_PYTHON = f"python{sys.version_info[0]}.{sys.version_info[1]}"

@@ -9,10 +9,9 @@ from subprocess import Popen
 import pytest
 
 from clearml_task.api import Client
-
-from .conftest import start_server, stop_server
-from .launching import Sleepy, create_task, launcher, log_lines, sleepy_task, spawn, status
-from .repos import Repo, make_repo
+from testing.launching import Sleepy, create_task, launcher, log_lines, sleepy_task, spawn, status
+from testing.repos import Repo, make_repo
+from testing.servers import start_server, stop_server
 
 
 @pytest.fixture
@@ -170,7 +169,7 @@ def test_steps_stand_out_on_a_terminal_and_are_plain_when_piped(jobs: Repo) -> N
     import subprocess
     import sys
 
-    from .conftest import ROOT
+    from testing.servers import ROOT
 
     piped = launcher("execute", "--id", create_task(jobs.work, "train.py"))
     assert "workspace:" in piped.stdout and "\x1b[" not in piped.stdout

@@ -12,8 +12,7 @@ import pytest
 
 from clearml_task.server.app import App
 from clearml_task.server.auth import CREDENTIALS_FILE
-
-from .conftest import Raw
+from testing.servers import Raw
 
 
 def test_login_gives_a_jwt_with_the_claims_clients_read(raw: Raw) -> None:

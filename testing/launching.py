@@ -14,8 +14,7 @@ from typing import Any
 from clearml_task.api import Client
 from clearml_task.document import Request
 from clearml_task.submit import prepare, submit
-
-from .conftest import ROOT
+from testing.servers import ROOT
 
 
 def create_task(folder: Path, script: str, *, args: list[str] | None = None, queue: str | None = None,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .conftest import ServerProcess
+from testing.servers import ServerProcess
 
 PINS = ("clearml==2.1.12", "clearml-agent==3.0.3")
 

@@ -1,9 +1,9 @@
-"""Our tools and ClearML's, against our server over loopback HTTP (issue F, scenarios 1 and 2).
+"""Our tools and ClearML's, against our server over loopback HTTP.
 
 1. Our clearml-task → our server → ClearML's `clearml-agent execute --id` and `clearml-agent daemon --queue`.
 2. ClearML's clearml-task 2.1.12 → our server → our `clearml-launcher execute --id` and `daemon --once`.
 
-ClearML's tools come from a venv of their own (tests/interop.py), cached between sessions."""
+ClearML's tools come from a venv of their own (testing/interop.py), cached between sessions."""
 
 from __future__ import annotations
 
@@ -21,11 +21,10 @@ from typing import Any
 import pytest
 
 from clearml_task.api import Client
-
-from .conftest import ServerProcess, start_server, stop_server
-from .interop import Tools, ensure_tools, server_env, tool_env
-from .launching import create_task, launcher, status, wait_for
-from .repos import Repo, make_repo
+from testing.interop import Tools, ensure_tools, server_env, tool_env
+from testing.launching import create_task, launcher, status, wait_for
+from testing.repos import Repo, make_repo
+from testing.servers import ServerProcess, start_server, stop_server
 
 pytestmark = pytest.mark.interop
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, start_server, stop_server
-from .repos import make_repo
+from testing.repos import make_repo
+from testing.servers import ROOT, start_server, stop_server
 
 FIXTURE = ROOT / "fixtures" / "repos" / "quickstart" / "train.py"
 
@@ -349,7 +349,7 @@ def test_help(command: str) -> None:
 
 
 def test_follow_streams_the_log_until_the_task_ends(quickstart: Path) -> None:
-    from .launching import spawn
+    from testing.launching import spawn
 
     daemon = spawn("daemon", "--queue", "default", "--polling-interval", "0.2")
     try:

@@ -14,8 +14,7 @@ from clearml_task.document import Request
 from clearml_task.errors import UserError
 from clearml_task.inject import inject_task_init
 from clearml_task.submit import Prepared, prepare
-
-from .repos import Repo, files, git, make_repo, reproduce, tree_of
+from testing.repos import Repo, files, git, make_repo, reproduce, tree_of
 
 INJECTED = "from clearml import Task\n"
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from clearml_task.api import Client
-
-from .launching import create_task, launcher, sleepy_task, spawn, status, wait_for
-from .repos import Repo, make_repo
+from testing.launching import create_task, launcher, sleepy_task, spawn, status, wait_for
+from testing.repos import Repo, make_repo
 
 
 @pytest.fixture

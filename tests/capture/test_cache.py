@@ -8,8 +8,7 @@ import textwrap
 from pathlib import Path
 
 from clearml_task import cache, inject
-
-from .repos import make_repo
+from testing.repos import make_repo
 
 
 def test_hit_miss_and_damage(tmp_path: Path) -> None:

@@ -8,8 +8,7 @@ import pytest
 
 from clearml_task.api import Client
 from clearml_task.errors import APICallError
-
-from .conftest import api_error
+from testing.servers import api_error
 
 
 def log_events(task_id: str, stamps: list[int]) -> list[dict]:

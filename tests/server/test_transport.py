@@ -7,8 +7,7 @@ import json
 import pytest
 
 from clearml_task.server import API_VERSION
-
-from .conftest import Raw
+from testing.servers import Raw
 
 META_KEYS = {
     "id",

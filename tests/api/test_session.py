@@ -14,8 +14,7 @@ from clearml_task.config import ServerConfig, resolve
 from clearml_task.errors import APICallError, UserError
 from clearml_task.server.app import App
 from clearml_task.server.serve import free_port
-
-from .conftest import ServerProcess, embedded_config, http_config
+from testing.servers import ServerProcess, embedded_config, http_config
 
 
 def test_ephemeral_mode_keeps_data_in_clearml_task_home(

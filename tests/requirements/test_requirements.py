@@ -14,22 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.version import Version
 
 from clearml_task import requirements
 from clearml_task.errors import UserError
 from clearml_task.requirements import Decision, decide, directory_reader, mapping_reader
 from clearml_task.source import EntryPoint, capture_local
-from tests.repos import FIXTURES, files, make_repo, reproduce
-
-
-def expected(distribution: str) -> str:
-    """The line for `distribution`: pinned to the installed version (public part), else just its name."""
-    try:
-        found = metadata.distribution(distribution)
-    except metadata.PackageNotFoundError:
-        return distribution
-    return f"{found.metadata['Name']}=={Version(found.version).public}"
+from testing.pins import expected
+from testing.repos import FIXTURES, files, make_repo, reproduce
 
 
 def detect(fixture: str, entry: str = "train.py", **kwargs: Any) -> Decision:

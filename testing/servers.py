@@ -1,0 +1,137 @@
+"""The real server for tests: a `clearml-launcher server` subprocess over loopback HTTP, the app in process,
+and raw bytes to either."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+import requests
+
+from clearml_task.config import ServerConfig
+from clearml_task.errors import APICallError
+from clearml_task.server.app import App
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def keys(self) -> dict[str, str]:
+        stored: dict[str, str] = json.loads((self.data_dir / "credentials.json").read_text())
+        return stored
+
+
+def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """`clearml-launcher server --port 0` in a subprocess; returns once it listens."""
+    log = data_dir.parent / f"{data_dir.name}.log"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CLEARML_API_")}
+    environ.update(env or {})
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "launcher", "server", "--port", "0", "--data-dir", str(data_dir), *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environ,
+            cwd=ROOT,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = re.search(r"serving the ClearML API at (http://\S+)", log.read_text())
+        if found:
+            return ServerProcess(found[1], data_dir, process, log)
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"server did not start: {log.read_text()}")
+
+
+def stop_server(server: ServerProcess) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+def http_config(server: ServerProcess, tmp: Path) -> ServerConfig:
+    keys = server.keys
+    return ServerConfig(server.url, None, None, keys["access_key"], keys["secret_key"], "test", tmp)
+
+
+def embedded_config(tmp: Path) -> ServerConfig:
+    return ServerConfig(None, None, None, None, None, "embedded", tmp)
+
+
+class Raw:
+    """Bytes in, (HTTP status, envelope) out: for transport and auth tests."""
+
+    def __init__(self, mode: str, *, app: App | None = None, url: str = "", keys: tuple[str, str]) -> None:
+        self.mode, self.app, self.url, self.keys = mode, app, url, keys
+
+    def send(
+        self,
+        path: str,
+        body: bytes = b"",
+        *,
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+        query: str = "",
+    ) -> tuple[int, dict[str, Any]]:
+        headers = headers or {}
+        if self.app is not None:
+            return self.app.handle(
+                path,
+                body,
+                method=method,
+                authorization=headers.get("Authorization"),
+                content_type=headers.get("Content-Type", ""),
+                query=parse_qsl(query),
+            )
+        response = requests.request(
+            method,
+            f"{self.url}{path}" + (f"?{query}" if query else ""),
+            data=body,
+            headers=headers,
+            timeout=30,
+        )
+        return response.status_code, response.json()
+
+    def basic(self, access: str | None = None, secret: str | None = None) -> str:
+        pair = f"{access or self.keys[0]}:{secret or self.keys[1]}"
+        return "Basic " + base64.b64encode(pair.encode()).decode()
+
+    def token(self, **login: Any) -> str:
+        code, envelope = self.send(
+            "/auth.login", json.dumps(login).encode(), headers={"Authorization": self.basic()}
+        )
+        assert code == 200, envelope
+        token: str = envelope["data"]["token"]
+        return token
+
+    def call(self, endpoint: str, body: Any = None, **kw: Any) -> tuple[int, dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"}
+        headers.update(kw.pop("headers", {}))
+        data = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
+        return self.send(f"/{endpoint}", data, headers=headers, **kw)
+
+
+def api_error(excinfo: pytest.ExceptionInfo[APICallError]) -> tuple[int, int]:
+    return excinfo.value.code, excinfo.value.subcode
