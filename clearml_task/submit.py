@@ -145,7 +145,7 @@ def _given(request: document.Request) -> bool:
     """Whether --requirements / --packages give any requirement (their lines checked now)."""
     if request.force_no_requirements or not (request.requirements or request.packages):
         return False
-    return bool(requirements.given_requirements(request.requirements, request.packages, []))
+    return bool(requirements.read_given(request.requirements, request.packages).requirements)
 
 
 def _path(value: str | None) -> Path | None:

@@ -238,7 +238,7 @@ def declared_plan(root: Path, workdir: Path) -> Plan:
 def has_project_table(path: Path) -> bool:
     """A pyproject.toml with a [project] table, as clearml-task's requirements.decide tells it (one that
     only configures tools declares nothing); one that does not parse counts, so that uv says what is wrong."""
-    from clearml_task.requirements import project_table
+    from clearml_task.requirements.declared import project_table
 
     try:
         return project_table(path.read_text(), str(path)) is not None
