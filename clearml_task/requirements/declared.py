@@ -48,7 +48,7 @@ def find_declared(read: Reader, working_dir: str, *, strict: bool = True) -> Dec
             if table is None:
                 continue
         locks = (join(d, "uv.lock") for d in dict.fromkeys((project, ".")))
-        lock = next((path for path in locks if read(path) is not None), None)
+        lock = next((candidate for candidate in locks if read(candidate) is not None), None)
         source = "uv.lock" if lock else "pyproject.toml"
         return Declared(source, (path, lock) if lock else (path,), project, lock, table)
     return None
