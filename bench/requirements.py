@@ -365,9 +365,10 @@ def run_pipreqs(pipreqs: str, repo: Path, env: dict[str, str]) -> tuple[list[str
 
 def run_in_process(repo: Path) -> float:
     from clearml_task import requirements
+    from clearml_task.requirements import installed
 
-    requirements._installed.cache_clear()
-    requirements.pipreqs_names.cache_clear()
+    installed._installed.cache_clear()
+    installed.pipreqs_names.cache_clear()
     started = time.perf_counter()
     requirements.decide(read=requirements.directory_reader(repo), entry_point="train.py")
     return time.perf_counter() - started

@@ -91,7 +91,7 @@ def prepare(request: document.Request) -> Prepared:
     check(request)
     if request.base_task_id:
         return Prepared(document={})
-    given = _given(request)  # a bad --requirements line fails here, before any capture
+    given = _given(request)  # a bad --requirements line fails here, before any capture (read once)
     notes: list[str] = []
     injected: list[str] = []  # the files Task.init() was injected into
     inject = _injector(request, notes, injected)
@@ -101,7 +101,7 @@ def prepare(request: document.Request) -> Prepared:
         ref = source_module.resolve_remote(request.repo, request.branch, request.commit)
         source = source_module.capture_remote(
             request.repo, ref, entry, request.script, inject=inject, max_patch=max_patch,
-            files=not (request.force_no_requirements or given),
+            files=not (request.force_no_requirements or (given and given.requirements)),
         )  # fmt: skip
     else:
         root, entry = source_module.locate(_path(request.folder), request.script, request.module, request.cwd)
@@ -114,8 +114,7 @@ def prepare(request: document.Request) -> Prepared:
     site, site_note = _site(source.root)
     decision = requirements.decide(
         force_none=request.force_no_requirements,
-        requirements_file=request.requirements,
-        packages=request.packages,
+        given=given,
         read=source.read,
         working_dir=source.working_dir,
         entry_point=source.entry_point,
@@ -141,11 +140,11 @@ def _site(root: Path | None) -> tuple[list[str] | None, str]:
     return None, f"{python} does not run: installed versions are read from clearml-task's own environment"
 
 
-def _given(request: document.Request) -> bool:
-    """Whether --requirements / --packages give any requirement (their lines checked now)."""
+def _given(request: document.Request) -> requirements.Given | None:
+    """What --requirements / --packages give (their lines checked now); None when they are not used."""
     if request.force_no_requirements or not (request.requirements or request.packages):
-        return False
-    return bool(requirements.given_requirements(request.requirements, request.packages, []))
+        return None
+    return requirements.read_given(request.requirements, request.packages)
 
 
 def _path(value: str | None) -> Path | None:
@@ -234,12 +233,9 @@ def _clone(request: document.Request, client: Client) -> tuple[str, str | None]:
         overrides["new_task_container"] = merged
     task_id = client.clone_task(request.base_task_id, **overrides)
     try:
-        if request.force_no_requirements or _given(request):
-            decision = requirements.decide(
-                force_none=request.force_no_requirements,
-                requirements_file=request.requirements,
-                packages=request.packages,
-            )
+        listed = _given(request)
+        if request.force_no_requirements or (listed and listed.requirements):
+            decision = requirements.decide(force_none=request.force_no_requirements, given=listed)
             client.edit_task(task_id, script={"requirements": decision.script_requirements()})
         if request.output_uri:
             client.edit_task(task_id, output={"destination": request.output_uri})

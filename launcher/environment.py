@@ -42,7 +42,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from clearml_task.errors import UserError
+from clearml_task.requirements.declared import find_declared
+from clearml_task.requirements.files import INCLUDE, read_local_file, requirement_lines
+from clearml_task.requirements.readers import descent, directory_reader
 
 from .errors import ReproductionError
 
@@ -57,7 +59,6 @@ MARKER = "clearml-launcher-env.json"  # written last, inside the env, before it 
 TASK_REQUIREMENTS = "task-requirements.txt"  # script.requirements.pip, written into the env for uv
 EXTRA_REQUIREMENTS = "extra-requirements.txt"  # script.requirements.extra, likewise
 KEY_SCHEMA = "clearml-launcher-env/2"  # /2: bytecode compiled at build time
-INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?<=^-[rc]))(\S.*)$")
 PROBE = (
     "import json, platform, sys; print(json.dumps({'executable': sys.executable, "
     "'version': '%d.%d.%d' % tuple(sys.version_info[:3]), "
@@ -213,45 +214,40 @@ def plan_requirements(requirements: dict[str, Any], root: Path, workdir: Path) -
 
 
 def declared_plan(root: Path, workdir: Path) -> Plan:
-    """What the checkout declares, read as clearml-task's requirements.decide reads it."""
-    files = [d / "requirements.txt" for d in descent(root, workdir) if (d / "requirements.txt").is_file()]
-    if files:
-        entries = [entry for path in files for entry in read_requirements(path, "requirement", set())]
-        installed = [line for kind, line in entries if kind == "requirement"]
-        return Plan(
-            "requirements.txt", "pip", lines=installed, files=files, material=sorted(map(":".join, entries))
-        )
-    tables = (d for d in dict.fromkeys((workdir, root)) if has_project_table(d / "pyproject.toml"))
-    project = next(tables, None)
-    if project is None:
+    """What the checkout declares, found as clearml-task's requirements.decide finds it (files that do not
+    parse are left for uv to report), and what the cache key hashes of it: the entries of the requirements.txt
+    files (their includes followed, wherever they point), else the pyproject.toml files and the uv.lock."""
+    found = find_declared(directory_reader(root), relative(root, workdir), strict=False)
+    if found is None:
         return Plan("none", "none")
-    lock = next((d / "uv.lock" for d in (project, root) if (d / "uv.lock").is_file()), None)
+    if found.source == "requirements.txt":
+        paths = [root / path for path in found.files]
+        read = functools.partial(read_local_file, strict=False)
+        entries = [entry for path in paths for entry in read(str(path))]
+        installed = [entry.line for entry in entries if entry.kind == "requirement"]
+        material = sorted(f"{entry.kind}:{entry.line}" for entry in entries)
+        return Plan("requirements.txt", "pip", lines=installed, files=paths, material=material)
+    project = root / (found.project or ".")
+    lock = root / found.lock if found.lock else None
     tomls = dict.fromkeys(d / "pyproject.toml" for d in (project, root) if (d / "pyproject.toml").is_file())
     material = [f"pyproject:{path.relative_to(root)}:{digest(path)}" for path in tomls]
     if lock is not None:
         material.append(f"lock:{lock.relative_to(root)}:{digest(lock)}")
-    return Plan(
-        "uv.lock" if lock else "pyproject.toml", "sync", project=project, lock=lock, material=material
-    )
+    return Plan(found.source, "sync", project=project, lock=lock, material=material)
 
 
-def has_project_table(path: Path) -> bool:
-    """A pyproject.toml with a [project] table, as clearml-task's requirements.decide tells it (one that
-    only configures tools declares nothing); one that does not parse counts, so that uv says what is wrong."""
-    from clearml_task.requirements import project_table
-
+def relative(root: Path, directory: Path) -> str:
+    """`directory` relative to the checkout's root, "/"-separated ("." for the root and for outside it)."""
     try:
-        return project_table(path.read_text(), str(path)) is not None
-    except OSError:
-        return False
-    except (UserError, UnicodeDecodeError):
-        return True
+        return directory.relative_to(root).as_posix()
+    except ValueError:
+        return "."
 
 
 def task_lines(pip: object, where: str = "script.requirements.pip") -> list[str]:
     """script.requirements.pip (a string or a list of lines) as normalised lines; includes are refused."""
     text = "\n".join(str(line) for line in pip) if isinstance(pip, list) else str(pip or "")
-    lines = normalise(text)
+    lines = requirement_lines(text)
     for line in lines:
         if INCLUDE.match(line):
             raise ReproductionError(
@@ -260,41 +256,6 @@ def task_lines(pip: object, where: str = "script.requirements.pip") -> list[str]
                 "the repository's requirements.txt",
             )
     return lines
-
-
-def normalise(text: str) -> list[str]:
-    """Requirement lines without comments, blank lines, line continuations or repeated blanks."""
-    text = re.sub(r"\\\r?\n", " ", text)
-    lines = (re.sub(r"(^|\s)#.*$", "", line) for line in text.splitlines())
-    return [" ".join(line.split()) for line in lines if line.strip()]
-
-
-def descent(root: Path, workdir: Path) -> list[Path]:
-    """The directories from root down to workdir, root first."""
-    try:
-        parts = workdir.relative_to(root).parts
-    except ValueError:
-        return [root, workdir]
-    return [root.joinpath(*parts[:depth]) for depth in range(len(parts) + 1)]
-
-
-def read_requirements(path: Path, kind: str, seen: set[Path]) -> list[tuple[str, str]]:
-    """(kind, line) of a requirements file with its -r/-c includes followed (relative to the including file);
-    everything under a -c include is a constraint."""
-    path = path.resolve()
-    if path in seen or not path.is_file():
-        return []
-    seen.add(path)
-    entries: list[tuple[str, str]] = []
-    for line in normalise(path.read_text(errors="replace")):
-        include = INCLUDE.match(line)
-        if include is None:
-            entries.append((kind, line))
-            continue
-        nested = "constraint" if include[1] in ("-c", "--constraint") else kind
-        entries.append(("include", line))
-        entries.extend(read_requirements(path.parent / include[2].strip(), nested, seen))
-    return entries
 
 
 def digest(path: Path) -> str:
@@ -488,7 +449,8 @@ def sync(uv: Uv, project_dir: Path, lock: Path | None, env: Path, root: Path, hi
     them from its checkout, and an env shared between checkouts must not point into one (editable) or hold a
     copy of one commit's code. A uv.lock this writes (there was none) is removed: the checkout stays as is."""
     project = ["--project", str(project_dir)]
-    written = [d / "uv.lock" for d in descent(root, project_dir) if not (d / "uv.lock").exists()]
+    written = [root / d / "uv.lock" for d in descent(relative(root, project_dir))]
+    written = [path for path in written if not path.exists()]
     locked = ["--locked"] if lock else []
     try:
         uv.run(
@@ -505,7 +467,7 @@ def sync(uv: Uv, project_dir: Path, lock: Path | None, env: Path, root: Path, hi
     finally:
         for path in written:
             path.unlink(missing_ok=True)
-    return normalise(exported)
+    return requirement_lines(exported)
 
 
 # --- uv ------------------------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ import pytest
 from clearml_task import requirements
 from clearml_task.errors import UserError
 from clearml_task.requirements import Decision, decide, directory_reader, mapping_reader
+from clearml_task.requirements.files import check_line, name_of
+from clearml_task.requirements.imports import scan_python
+from clearml_task.requirements.installed import Installed, guess, pipreqs_names
 from clearml_task.source import EntryPoint, capture_local
 from testing.pins import expected
 from testing.repos import FIXTURES, files, make_repo, reproduce
@@ -28,7 +31,7 @@ def detect(fixture: str, entry: str = "train.py", **kwargs: Any) -> Decision:
 
 
 def names(decision: Decision) -> set[str]:
-    return {requirements._name_of(line) for line in decision.lines}
+    return {name_of(line) for line in decision.lines}
 
 
 def origin(decision: Decision, line: str) -> str:
@@ -121,7 +124,7 @@ def test_optional_imports_are_kept_only_when_installed() -> None:
 
 def test_type_checking_imports_are_ignored() -> None:
     assert "pandas" not in names(detect("reqs_detect"))
-    found = requirements.scan_python(
+    found = scan_python(
         textwrap.dedent(
             """\
             import typing
@@ -140,7 +143,7 @@ def test_type_checking_imports_are_ignored() -> None:
 
 
 def test_guards_make_imports_optional() -> None:
-    found = requirements.scan_python(
+    found = scan_python(
         textwrap.dedent(
             """\
             import contextlib, sys
@@ -315,7 +318,7 @@ def test_direct_references_and_options_pass_the_check() -> None:
     for line in ["-e .", "./libs/pkg", "git+https://github.com/org/repo@v1#egg=repo", "pkg @ https://x/p.whl",
                  "https://x/pkg-1.0-py3-none-any.whl", "--find-links=./wheels", "--pre", "--no-index",
                  "torch>=2 ; sys_platform == 'linux'", "uvicorn[standard]==0.30"]:  # fmt: skip
-        requirements.check_line(line, "--packages")
+        check_line(line, "--packages")
 
 
 # ---------------------------------------------------------------------------------------------- precedence
@@ -390,17 +393,17 @@ def test_readers_answer_directories_and_stay_inside(tmp_path: Path) -> None:
 
 
 def test_the_name_table_comes_from_pipreqs_without_running_it() -> None:
-    table = requirements.pipreqs_names()
+    table = pipreqs_names()
     assert table["sklearn"] == "scikit_learn" and table["yaml"] == "PyYAML"
-    assert requirements.guess(["sklearn.svm"]) == ("scikit-learn", "named by pipreqs' table")
-    assert requirements.guess(["google.protobuf.message"]) == (
+    assert guess(["sklearn.svm"]) == ("scikit-learn", "named by pipreqs' table")
+    assert guess(["google.protobuf.message"]) == (
         "protobuf", "google.protobuf is provided by protobuf"
     )  # fmt: skip
-    assert requirements.guess(["einops"]) == ("einops", "named as imported")
+    assert guess(["einops"]) == ("einops", "named as imported")
 
 
 def test_the_installed_index_maps_as_packages_distributions() -> None:
-    ours = {top: {dist.name for dist in dists} for top, dists in requirements.Installed().tops.items()}
+    ours = {top: {dist.name for dist in dists} for top, dists in Installed().tops.items()}
     assert ours == {top: set(names) for top, names in metadata.packages_distributions().items()}
 
 
