@@ -117,12 +117,13 @@ def _since(start: float) -> str:
 
 # ------------------------------------------------------------------------------------------- git
 @contextmanager
-def _failing(failure: str, hint: str = "") -> Iterator[None]:
-    """A git failure in the block becomes a ReproductionError that carries git's own words."""
+def _failing(failure: str, hint: str = "", *, say_why: bool = True) -> Iterator[None]:
+    """A git failure in the block becomes a ReproductionError that carries git's own words (in its detail,
+    and after `failure` in its reason unless `say_why` is off)."""
     try:
         yield
     except run.GitError as e:
-        reason = f"{failure}: {e.reason}" if e.reason else failure
+        reason = f"{failure}: {e.reason}" if e.reason and say_why else failure
         raise ReproductionError(reason, detail=e.stderr, hint=hint) from None
     except run.GitUnavailable as e:
         raise ReproductionError("git could not run", detail=str(e.error), hint="install git") from None
@@ -282,15 +283,12 @@ def _apply(code: Code, dest: Path, commit: str, log: Log) -> None:
         _write_script(code, dest, log)
         return
     start = time.monotonic()
-    try:
+    hint = (
+        "the files it changes differ at that commit: was the task created against another commit? "
+        "re-create it with clearml-task"
+    )
+    with _failing(f"the patch does not apply on {commit[:12]}", hint, say_why=False):
         checkout.apply(dest, code.diff)
-    except run.GitError as e:
-        raise ReproductionError(
-            f"the patch does not apply on {commit[:12]}",
-            detail=e.stderr,
-            hint="the files it changes differ at that commit: was the task created against another "
-            "commit? re-create it with clearml-task",
-        ) from None
     log(f"workspace: applied the patch ({patch_stats(code.diff).files} files) ({_since(start)})")
 
 
