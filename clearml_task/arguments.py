@@ -39,7 +39,6 @@ from clearml_task.errors import UserError
 if TYPE_CHECKING:
     import libcst as cst
 
-KINDS = ("argparse", "click", "typer", "hydra", "none")
 READABLE = ("argparse", "click", "typer")  # kinds whose options are read, checked and recorded
 FLAGS = ("store_true", "store_false", "boolean_optional")
 LIST_ACTIONS = ("append", "extend")

@@ -9,27 +9,23 @@ lands in the user's .git.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import re
-import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
-from clearml_task import git
 from clearml_task.errors import UserError
+from clearml_task.git import remote, repository, run, urls
+from clearml_task.git.snapshot import GITLINK, Snapshot, snapshot
 
 if TYPE_CHECKING:
     from clearml_task.requirements import Reader
 
 DEFAULT_MAX_PATCH_BYTES = 5 * 1024 * 1024
-GITLINK = "160000"
 
 # The hook that injects Task.init(): (path in the repository, content) -> new content or None.
 Injector = Callable[[str, str], "str | None"]
@@ -76,32 +72,6 @@ class EntryPoint:
     cwd: str | None  # --cwd as given, relative to the repository root
 
 
-# ---------------------------------------------------------------------------------------------- URLs
-def public_url(url: str) -> str:
-    """The remote URL without credentials: user:token@ (or a lone token as user) never leaves."""
-    parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and "@" in parts.netloc:
-        host = parts.netloc.rsplit("@", 1)[1]
-        return urlunsplit(parts._replace(netloc=host))
-    if parts.scheme and "@" in parts.netloc and ":" in parts.netloc.split("@", 1)[0]:
-        user, host = parts.netloc.rsplit("@", 1)
-        return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}@{host}"))
-    return url
-
-
-def _is_local_path(url: str) -> bool:
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url):
-        return False
-    return not re.match(r"^[^/]+@[^/:]+:|^[^/:]+:[^/]", url)  # scp-like user@host:path / host:path
-
-
-def _remote_url(root: Path, remote: str) -> str:
-    url = git.out(root, "remote", "get-url", remote)
-    if _is_local_path(url):
-        return str((root / url).resolve())
-    return public_url(url)
-
-
 # ----------------------------------------------------------------------------------- commit choice
 @dataclass(frozen=True)
 class Base:
@@ -113,134 +83,38 @@ class Base:
 def choose_base(root: Path) -> Base:
     """The commit the patch applies on: the upstream's commit when the branch tracks one (unpushed commits
     then travel in the patch); else the newest commit of HEAD a remote branch contains; else HEAD."""
-    if not git.out(root, "rev-parse", "--verify", "-q", "HEAD", check=False):
+    head = repository.head_commit(root)
+    if not head:
         raise UserError(f"the repository {root} has no commits yet", "commit something first")
-    ref = git.out(root, "symbolic-ref", "-q", "HEAD", check=False)
+    ref = repository.head_ref(root)
     branch = ref.removeprefix("refs/heads/")
     if ref:
-        tracking = "%(upstream:remotename)%00%(upstream:remoteref)%00%(upstream)"
-        remote, merge, upstream = git.out(root, "for-each-ref", f"--format={tracking}", ref).split("\0")
-        if upstream and remote and remote != "." and merge.startswith("refs/heads/"):
-            commit = git.out(root, "rev-parse", "-q", "--verify", f"{upstream}^{{commit}}", check=False)
+        remote_name, merge, upstream = repository.upstream(root, ref)
+        if upstream and remote_name and remote_name != "." and merge.startswith("refs/heads/"):
+            commit = run.commit_of(root, upstream)
             if commit:
-                return Base(commit, merge.removeprefix("refs/heads/"), remote)
-    remote_refs = git.out(root, "for-each-ref", "--format=%(refname)", "refs/remotes").split()
-    remote_refs = [r for r in remote_refs if not r.endswith("/HEAD")]
+                return Base(commit, merge.removeprefix("refs/heads/"), remote_name)
+    remote_refs = repository.remote_branches(root)
     if remote_refs:
         found = _newest_pushed(root, remote_refs)
         if found:
             commit, found_ref = found
-            remote, _, name = found_ref.removeprefix("refs/remotes/").partition("/")
-            return Base(commit, name, remote)
-    return Base(git.out(root, "rev-parse", "HEAD"), branch, None)
+            remote_name, _, name = found_ref.removeprefix("refs/remotes/").partition("/")
+            return Base(commit, name, remote_name)
+    return Base(head, branch, None)
 
 
 def _newest_pushed(root: Path, remote_refs: list[str]) -> tuple[str, str] | None:
     """The newest commit in HEAD's history that some remote branch contains, and that branch."""
     best: tuple[int, str, str] | None = None
     for ref in remote_refs:
-        base = git.out(root, "merge-base", "HEAD", ref, check=False)
+        base = repository.merge_base(root, "HEAD", ref)
         if not base:
             continue
-        depth = int(git.out(root, "rev-list", "--count", base))
+        depth = repository.count(root, base)
         if best is None or depth > best[0]:
             best = (depth, base, ref)
     return (best[1], best[2]) if best else None
-
-
-# -------------------------------------------------------------------------------- the temporary index
-class Snapshot:
-    """A temporary index and object directory over a repository (its objects serve as alternates)."""
-
-    def __init__(self, repo: Path, tmp: Path) -> None:
-        self.repo = repo
-        paths = git.out(
-            repo, "rev-parse", "--path-format=absolute", "--git-path", "objects", "--git-path", "index"
-        )
-        objects, self.user_index = (Path(p) for p in paths.splitlines())
-        (tmp / "objects").mkdir()
-        self.env = {
-            "GIT_INDEX_FILE": str(tmp / "index"),
-            "GIT_OBJECT_DIRECTORY": str(tmp / "objects"),
-            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects),
-        }
-
-    def git(self, *args: str, input: bytes | None = None) -> bytes:
-        return git.run(self.repo, *args, env=self.env, input=input)
-
-    def out(self, *args: str, input: bytes | None = None) -> str:
-        return self.git(*args, input=input).decode(errors="surrogateescape").strip()
-
-    def start_from_worktree(self) -> None:
-        """The index := the work tree (untracked files included, ignored ones not)."""
-        if self.user_index.is_file():
-            shutil.copyfile(self.user_index, self.env["GIT_INDEX_FILE"])  # its stat cache spares re-hashing
-        self.git("add", "-A", "--", ".")
-
-    def start_from_commit(self, commit: str) -> None:
-        self.git("read-tree", commit)
-
-    def entry(self, path: str) -> tuple[str, str] | None:
-        """(mode, blob id) of a path in the index."""
-        line = self.out("ls-files", "-s", "--", path)
-        if not line:
-            return None
-        mode, blob = line.split()[:2]
-        return mode, blob
-
-    def read(self, path: str) -> tuple[str, bytes]:
-        """(mode, content) of a path in the index."""
-        found = self.entry(path)
-        if found is None:
-            raise UserError(f"{path} is not in the repository")
-        return found[0], self.git("cat-file", "blob", found[1])
-
-    def write(self, path: str, content: bytes, mode: str = "100644") -> None:
-        blob = self.out("hash-object", "-w", "--stdin", input=content)
-        self.git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}")
-
-    def keep_gitlinks_of(self, commit: str) -> tuple[dict[str, str], list[str]]:
-        """Submodule pointers stay as in `commit` (their own state is out of scope).
-        Returns the submodules ({path: commit}) and the paths whose checkout had moved."""
-        kept: dict[str, str] = {}
-        moved = []
-        for line in self.out("ls-files", "-s").splitlines():
-            mode, blob, _stage, path = line.split(maxsplit=3)
-            if mode != GITLINK:
-                continue
-            recorded = git.out(self.repo, "rev-parse", "-q", "--verify", f"{commit}:{path}", check=False)
-            if recorded:
-                kept[path] = recorded
-            if recorded != blob:
-                moved.append(path)
-                if recorded:
-                    self.git("update-index", "--cacheinfo", f"{GITLINK},{recorded},{path}")
-                else:
-                    self.git("update-index", "--force-remove", "--", path)
-        return kept, moved
-
-    def tree(self) -> str:
-        return self.out("write-tree")
-
-    def diff(self, commit: str, tree: str) -> str:
-        return self.git(
-            "diff",
-            "--binary",
-            "--full-index",
-            "-M",
-            "--no-ext-diff",
-            "--no-textconv",
-            "--src-prefix=a/",
-            "--dst-prefix=b/",
-            commit,
-            tree,
-        ).decode("utf-8", errors="surrogateescape")
-
-
-@contextmanager
-def snapshot(repo: Path) -> Iterator[Snapshot]:
-    with tempfile.TemporaryDirectory(prefix="clearml-task-") as tmp:
-        yield Snapshot(repo, Path(tmp))
 
 
 # ------------------------------------------------------------------------------------ local checkout
@@ -267,7 +141,7 @@ def locate(
                 f"--script {script} not found (looked at {where})", "give a path to an existing file"
             )
     start = folder or (script_path.parent if script_path else here)
-    root = git.toplevel(start)
+    root = run.toplevel(start)
     if root is not None and script_path is not None and not script_path.is_relative_to(root):
         raise UserError(f"--script {script_path} is outside the repository {root}")
     return root, EntryPoint(script_path, module, cwd)
@@ -301,13 +175,13 @@ def capture_local(
     working_dir = _working_dir(root, entry)
     warnings: list[str] = []
     if base.remote is None:
-        repository = str(root)
+        recorded = str(root)
         warnings.append(
             f"no remote has any of this branch's commits: the task records the local path {root}, "
             "so only agents on this machine can clone it (push the branch to share it)"
         )
     else:
-        repository = _remote_url(root, base.remote)
+        recorded = repository.remote_url(root, base.remote)
     script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
     with snapshot(root) as snap:
         snap.start_from_worktree()
@@ -321,11 +195,10 @@ def capture_local(
     ]
     if submodules:
         warnings.append("submodules are recorded at their committed commits; their own changes do not travel")
-    untracked = git.out(root, "ls-files", "--others", "--exclude-standard", "-z").split("\0")
-    source.stats.untracked = len([path for path in untracked if path])
-    source.stats.unpushed_commits = int(git.out(root, "rev-list", "--count", f"{base.commit}..HEAD"))
+    source.stats.untracked = len(repository.untracked(root))
+    source.stats.unpushed_commits = repository.count(root, f"{base.commit}..HEAD")
     source.repository, source.branch, source.root, source.submodules = (
-        repository,
+        recorded,
         base.branch,
         root,
         submodules,
@@ -341,10 +214,9 @@ def _work_tree_readers(snap: Snapshot, root: Path) -> tuple[Reader, Reader]:
     files do not travel), and all of it."""
     from clearml_task.requirements import directory_reader
 
-    listed = snap.git("ls-files", "-s", "-z").decode("utf-8", errors="surrogateescape").split("\0")
-    entries = [record.partition("\t") for record in listed if record]
-    paths = frozenset(path for _, _, path in entries)
-    submodules = [path for info, _, path in entries if info.startswith(GITLINK)]
+    entries = snap.files()
+    paths = frozenset(path for _, path in entries)
+    submodules = [path for mode, path in entries if mode == GITLINK]
     travelling, everything = directory_reader(root, paths), directory_reader(root)
 
     def read(path: str) -> str | None:
@@ -414,11 +286,6 @@ def _mb(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB" if size >= 100 * 1024 else f"{size / 1024:.1f} kB"
 
 
-def tree_digest(source: Source) -> str:
-    """A short fingerprint of the patch, for the summary."""
-    return hashlib.sha256(source.patch.encode("utf-8", errors="surrogateescape")).hexdigest()[:12]
-
-
 # ------------------------------------------------------------------------------------- remote --repo
 @dataclass(frozen=True)
 class RemoteRef:
@@ -429,24 +296,12 @@ class RemoteRef:
 
 def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRef:
     """--branch / --commit / a tag, resolved against the remote (default: the remote's default branch)."""
-    listing = git.out(Path.cwd(), "ls-remote", "--symref", _fetchable(url))
-    heads: dict[str, str] = {}
-    tags: dict[str, str] = {}
-    default = ""
-    for line in listing.splitlines():
-        left, _, ref = line.partition("\t")
-        if left.startswith("ref: ") and ref == "HEAD":
-            default = left.removeprefix("ref: refs/heads/")
-        elif ref.startswith("refs/heads/"):
-            heads[ref.removeprefix("refs/heads/")] = left
-        elif ref.startswith("refs/tags/"):
-            name = ref.removeprefix("refs/tags/")
-            if name.endswith("^{}"):
-                tags[name[:-3]] = left  # the peeled (commit) id wins over the tag object's
-            else:
-                tags.setdefault(name, left)
+    listing = remote.ls_remote(urls.fetchable(url))
+    heads, tags, default = listing.heads, listing.tags, listing.default
     if not heads and not tags:
-        raise UserError(f"the repository {public_url(url)} has no branches", "push something to it first")
+        raise UserError(
+            f"the repository {urls.public_url(url)} has no branches", "push something to it first"
+        )
     if commit:
         if not re.fullmatch(r"[0-9a-fA-F]{4,40}", commit):
             raise UserError(f"--commit {commit} is not a commit id")
@@ -457,15 +312,10 @@ def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRe
         if branch in tags:
             return RemoteRef(tags[branch], "", branch)
         known = ", ".join(sorted(heads)[:20])
-        raise UserError(f"no branch or tag {branch!r} in {public_url(url)}", f"branches: {known}")
+        raise UserError(f"no branch or tag {branch!r} in {urls.public_url(url)}", f"branches: {known}")
     if default not in heads:
         default = "main" if "main" in heads else sorted(heads)[0]
     return RemoteRef(heads[default], default, "")
-
-
-def _fetchable(url: str) -> str:
-    """Local paths become file:// URLs, so shallow and filtered fetches work on them too."""
-    return Path(url).resolve().as_uri() if _is_local_path(url) else url
 
 
 def capture_remote(
@@ -482,13 +332,8 @@ def capture_remote(
     blob filter), so the injection lands in the right place of the real file. With `files`, the files the
     requirements decision may read (by suffix) are fetched too, in one batch, and kept in memory."""
     with tempfile.TemporaryDirectory(prefix="clearml-task-remote-") as tmp:
-        bare = Path(tmp) / "repo.git"
-        git.run(tmp, "init", "-q", "--bare", str(bare))
-        git.run(bare, "remote", "add", "origin", _fetchable(url))
-        git.run(bare, "config", "remote.origin.promisor", "true")
-        git.run(bare, "config", "remote.origin.partialclonefilter", "blob:none")
-        _fetch(bare, ref)
-        commit = git.out(bare, "rev-parse", "--verify", f"{ref.commit}^{{commit}}")
+        bare = remote.partial_clone(Path(tmp), url)
+        commit = _fetch(bare, ref)
         with snapshot(bare) as snap:
             snap.start_from_commit(commit)
             working_dir = entry.cwd.strip("/") if entry.cwd else "."
@@ -496,7 +341,12 @@ def capture_remote(
             entry_text = _apply_injection(snap, script_rel, inject)
             read = _blob_reader(bare, commit) if files else None
             source = _finish(snap, commit, max_patch)
-    source.repository, source.branch, source.tag, source.read = public_url(url), ref.branch, ref.tag, read
+    source.repository, source.branch, source.tag, source.read = (
+        urls.public_url(url),
+        ref.branch,
+        ref.tag,
+        read,
+    )
     source.working_dir = working_dir or "."
     if entry.module:
         source.entry_point = f"-m {entry.module}"
@@ -506,30 +356,26 @@ def capture_remote(
     return source
 
 
-def _fetch(bare: Path, ref: RemoteRef) -> None:
+def _fetch(bare: Path, ref: RemoteRef) -> str:
+    """The resolved commit into the partial clone, as little of it as will do; returns its full id."""
     if ref.tag:
         target = f"refs/tags/{ref.tag}"
     elif ref.branch and len(ref.commit) < 40:  # an abbreviated --commit: fetch the branch it is on
         target = f"refs/heads/{ref.branch}"
     else:
         target = ref.commit
-    git.run(bare, "fetch", "-q", "--depth", "1", "--filter=blob:none", "origin", target, check=False)
-    if git.out(bare, "rev-parse", "-q", "--verify", f"{ref.commit}^{{commit}}", check=False):
-        return
+    remote.fetch_shallow(bare, target)
+    commit = run.commit_of(bare, ref.commit)
+    if commit:
+        return commit
     # Fetching by id is refused by some servers, or the id was abbreviated: fetch the history (no blobs).
-    git.run(
-        bare,
-        "fetch",
-        "-q",
-        "--filter=blob:none",
-        "origin",
-        "+refs/heads/*:refs/heads/*",
-        "+refs/tags/*:refs/tags/*",
-    )
-    if not git.out(bare, "rev-parse", "-q", "--verify", f"{ref.commit}^{{commit}}", check=False):
+    remote.fetch_history(bare)
+    commit = run.commit_of(bare, ref.commit)
+    if not commit:
         raise UserError(
             f"commit {ref.commit} is not on the remote", "push it first, or give another --commit"
         )
+    return commit
 
 
 def _blob_reader(bare: Path, commit: str) -> Reader:
@@ -539,12 +385,7 @@ def _blob_reader(bare: Path, commit: str) -> Reader:
     point is a blob the remote does not have, and decide() reads the entry point's text before injection.)"""
     from clearml_task.requirements import included, mapping_reader, wanted
 
-    tree: dict[str, str] = {}
-    listing = git.run(bare, "ls-tree", "-r", "-z", commit).decode("utf-8", errors="surrogateescape")
-    for record in listing.split("\0"):
-        info, _, path = record.partition("\t")
-        if info and info.split()[0] in ("100644", "100755"):
-            tree[path] = info.split()[2]
+    tree = remote.files_of(bare, commit)
     contents: dict[str, bytes] = {}
     batch = [path for path in tree if wanted(path)]
     for _round in range(10):  # includes of includes, a few levels deep at most
@@ -558,42 +399,14 @@ def _blob_reader(bare: Path, commit: str) -> Reader:
 
 
 def _fetch_blobs(bare: Path, blobs: list[str]) -> dict[str, bytes]:
-    """Blob id -> content: the missing ones fetched from the promisor remote in one request, then all read
-    with lazy fetching off (a blob the fetch did not bring is an error, not one more round trip)."""
-    if not blobs:
-        return {}
-    git.run(
-        bare, "-c", "fetch.negotiationAlgorithm=noop", "fetch", "-q", "--no-tags", "--no-write-fetch-head",
-        "--recurse-submodules=no", "--filter=blob:none", "--stdin", "origin",
-        input="".join(f"{blob}\n" for blob in blobs).encode(),
-    )  # fmt: skip
-    found = _cat_blobs(bare, blobs)
+    """Blob id -> content, fetched in one request; a blob the remote did not send is an error."""
+    found = remote.fetch_blobs(bare, blobs)
     missing = [blob for blob in blobs if blob not in found]
     if missing:
         raise UserError(
             f"the remote did not send {len(missing)} of the repository's files (e.g. blob {missing[0][:12]})",
             "check that the remote allows fetching single objects, or pass --requirements / --packages",
         )
-    return found
-
-
-def _cat_blobs(repo: Path, blobs: list[str]) -> dict[str, bytes]:
-    """Blob id -> content (of those that are here), with one `git cat-file --batch`."""
-    ids = "".join(f"{blob}\n" for blob in blobs).encode()
-    # no lazy fetch: a blob that is not here ends the output early, and the caller names what is missing
-    output = git.run(repo, "cat-file", "--batch", input=ids, env={"GIT_NO_LAZY_FETCH": "1"}, check=False)
-    found: dict[str, bytes] = {}
-    at = 0
-    while (end := output.find(b"\n", at)) >= 0:
-        header = output[at:end].split()
-        at = end + 1
-        if len(header) < 3 or header[1] == b"missing":
-            continue
-        size = int(header[2])
-        if at + size > len(output):
-            break
-        found[header[0].decode()] = output[at : at + size]
-        at += size + 1  # the content, then a newline
     return found
 
 

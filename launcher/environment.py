@@ -40,18 +40,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from clearml_task import locks
 from clearml_task.requirements.declared import find_declared
 from clearml_task.requirements.files import INCLUDE, read_local_file, requirement_lines
 from clearml_task.requirements.readers import descent, directory_reader
 
 from .errors import ReproductionError
-
-if sys.platform == "win32":
-    import msvcrt
-else:
-    import fcntl
 
 Log = Callable[[str], None]
 
@@ -130,7 +126,7 @@ def ensure(task: dict[str, Any], root: Path, workdir: Path, cache_dir: Path, log
         def waiting() -> None:
             log(f"environment: waiting for another launcher to build {key[:8]}")
 
-        with key_lock(envs / f"{key[:24]}.lock", waiting):
+        with locks.exclusive(envs / f"{key[:24]}.lock", waiting):
             record = load(target)  # built by the launcher we waited for?
             if record is None:
                 record = build(python, plan, key, target, (root, workdir), cache_dir, log)
@@ -310,46 +306,6 @@ def load(env: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and "frozen" in record else None
-
-
-@contextlib.contextmanager
-def key_lock(path: Path, on_wait: Callable[[], None]) -> Iterator[None]:
-    """An exclusive lock on `path` for this key (between processes and between threads)."""
-    with path.open("a+b") as handle:
-        if not lock_file(handle, wait=False):
-            on_wait()
-            lock_file(handle, wait=True)
-        try:
-            yield
-        finally:
-            unlock_file(handle)
-
-
-def lock_file(handle: IO[bytes], *, wait: bool) -> bool:
-    """Take the lock; False when `wait` is off and someone holds it."""
-    if sys.platform == "win32":
-        while True:
-            try:
-                handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-                return True
-            except OSError:
-                if not wait:
-                    return False
-                time.sleep(0.2)
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
-        return False
-    return True
-
-
-def unlock_file(handle: IO[bytes]) -> None:
-    if sys.platform == "win32":
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-    else:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def build(

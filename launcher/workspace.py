@@ -13,11 +13,9 @@ the likely cause.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -25,14 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clearml_task import git
-from clearml_task.source import patch_stats, public_url
+from clearml_task import locks
+from clearml_task.git import checkout, run
+from clearml_task.git.urls import public_url, repository_name
+from clearml_task.source import patch_stats
 from launcher.errors import ReproductionError
 
 Log = Callable[[str], None]
 
-# Branches and tags: what a task can name. (Not refs/* — on hosted forges that drags in every pull request.)
-REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 MAX_LISTED_PATHS = 20
 UNREACHABLE_HINT = (
     "check the URL and that this machine can reach it; a private repository needs credentials for the "
@@ -118,109 +116,53 @@ def _since(start: float) -> str:
 
 
 # ------------------------------------------------------------------------------------------- git
-def _git(cwd: Path, *args: str, failure: str, hint: str = "", env: Mapping[str, str] | None = None) -> str:
-    """`git.out`, with a failure turned into a ReproductionError that carries git's own words."""
+@contextmanager
+def _failing(failure: str, hint: str = "", *, say_why: bool = True) -> Iterator[None]:
+    """A git failure in the block becomes a ReproductionError that carries git's own words (in its detail,
+    and after `failure` in its reason unless `say_why` is off)."""
     try:
-        return git.out(cwd, *args, env=env)
-    except git.GitError as e:
-        stderr = _scrub(e.stderr)
-        message = _git_message(stderr)
-        reason = f"{failure}: {message}" if message else failure
-        raise ReproductionError(reason, detail=stderr, hint=hint) from None
-    except OSError as e:
-        raise ReproductionError("git could not run", detail=str(e), hint="install git") from None
-
-
-def _try_git(cwd: Path, *args: str) -> str:
-    """`git.out` where failing is an answer: "" then."""
-    try:
-        return git.out(cwd, *args, check=False)
-    except OSError:
-        return ""
-
-
-def _scrub(text: str) -> str:
-    """Credentials in http(s) URLs never reach a log."""
-    return re.sub(r"(https?://)[^/\s@]+@", r"\1", text)
-
-
-def _git_message(stderr: str) -> str:
-    """The line of git's output that says what went wrong: its first fatal/error line, else its last."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for line in lines:
-        for prefix in ("fatal: ", "error: "):
-            if line.startswith(prefix):
-                return line.removeprefix(prefix)
-    return lines[-1] if lines else ""
-
-
-def _has_commit(repo: Path, rev: str) -> str:
-    """The full id of `rev` as a commit in `repo`, or ""."""
-    return _try_git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+        yield
+    except run.GitError as e:
+        reason = f"{failure}: {e.reason}" if e.reason and say_why else failure
+        raise ReproductionError(reason, detail=e.stderr, hint=hint) from None
+    except run.GitUnavailable as e:
+        raise ReproductionError("git could not run", detail=str(e.error), hint="install git") from None
 
 
 # ------------------------------------------------------------------------------------- the cache
 def mirror_path(cache_dir: Path, url: str) -> Path:
     """The bare mirror for `url`: keyed by the URL without credentials, named after the repository."""
-    public = public_url(url)
-    digest = hashlib.sha256(public.encode()).hexdigest()[:16]
-    base = re.split(r"[/:]", public.rstrip("/"))[-1].removesuffix(".git")
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", base).strip(".") or "repository"
-    return cache_dir / f"{digest}-{name}.git"
+    digest = hashlib.sha256(public_url(url).encode()).hexdigest()[:16]
+    return cache_dir / f"{digest}-{repository_name(url)}.git"
 
 
 @contextmanager
 def _locked(mirror: Path, log: Log) -> Iterator[None]:
-    """An exclusive lock on the mirror (flock on a sibling .lock file): one launcher at a time fetches."""
-    mirror.parent.mkdir(parents=True, exist_ok=True)
-    with open(mirror.with_name(mirror.name + ".lock"), "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            start = time.monotonic()
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            log(f"workspace: waited for another launcher using the repository cache ({_since(start)})")
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """An exclusive lock on the mirror (a sibling .lock file): one launcher at a time fetches."""
+    with locks.exclusive(mirror.with_name(mirror.name + ".lock")) as waited:
+        if waited is not None:
+            log(f"workspace: waited for another launcher using the repository cache ({waited:.2f}s)")
+        yield
 
 
 def _create_mirror(mirror: Path, url: str) -> None:
     """An empty bare repository; the URL it records carries no credentials (fetches pass the real one)."""
-    if mirror.exists():
-        shutil.rmtree(mirror)
-    _git(mirror.parent, "init", "--bare", "--quiet", str(mirror), failure="could not create the cache")
-    settings = [
-        ("remote.origin.url", public_url(url)),
-        *(("remote.origin.fetch", refspec) for refspec in REFSPECS),
-        # gc runs inside the fetch (under the lock), never detached after it
-        ("gc.autoDetach", "false"),
-        ("maintenance.autoDetach", "false"),
-    ]
-    for key, value in settings:
-        _git(mirror, "config", "--add", key, value, failure="could not configure the cache")
+    with _failing("could not create the cache"):
+        checkout.init_mirror(mirror)
+    with _failing("could not configure the cache"):
+        checkout.configure_mirror(mirror, public_url(url))
 
 
 def _fetch(mirror: Path, url: str) -> None:
-    _git(
-        mirror,
-        "fetch",
-        "--prune",
-        "--tags",
-        "--quiet",
-        url,
-        *REFSPECS,
-        failure=f"could not fetch {public_url(url)}",
-        hint=UNREACHABLE_HINT,
-    )
+    with _failing(f"could not fetch {public_url(url)}", UNREACHABLE_HINT):
+        checkout.fetch_mirror(mirror, url)
 
 
 def _fetch_commit(mirror: Path, url: str, commit: str) -> None:
     """A commit no branch or tag holds (a pull request's, say): asked for by id, which many servers
     allow. Failing is fine: the caller then says the commit is not there."""
     if re.fullmatch(r"[0-9a-f]{40}", commit):
-        _try_git(mirror, "fetch", "--quiet", url, commit)
+        checkout.fetch_commit(mirror, url, commit)
 
 
 def _resolve(code: Code, mirror: Path, log: Log) -> str:
@@ -231,7 +173,7 @@ def _resolve(code: Code, mirror: Path, log: Log) -> str:
     if fresh:
         _create_mirror(mirror, url)
     elif code.commit:
-        found = _has_commit(mirror, _commit_id(code.commit))
+        found = run.commit_of(mirror, _commit_id(code.commit))
         if found:
             log(f"workspace: repository cache hit ({_since(start)})")
             return found
@@ -258,10 +200,10 @@ def _commit_id(commit: str) -> str:
 
 def _fetched_commit(mirror: Path, url: str, commit: str) -> str:
     wanted = _commit_id(commit)
-    found = _has_commit(mirror, wanted)
+    found = run.commit_of(mirror, wanted)
     if not found:
         _fetch_commit(mirror, url, wanted)
-        found = _has_commit(mirror, wanted)
+        found = run.commit_of(mirror, wanted)
     if not found:
         raise ReproductionError(
             f"commit {wanted[:12]} is not on {public_url(url)}",
@@ -274,34 +216,25 @@ def _ref_commit(code: Code, mirror: Path) -> str:
     """No commit recorded: the tag's, else the branch's, else the remote's default branch's."""
     public = public_url(code.repository)
     if code.tag:
-        found = _has_commit(mirror, f"refs/tags/{code.tag}")
+        found = run.commit_of(mirror, f"refs/tags/{code.tag}")
         if not found:
             raise ReproductionError(f"no tag {code.tag!r} on {public}", hint=_known(mirror, "refs/tags"))
         return found
     branch = code.branch or _default_branch(code.repository, mirror)
     for candidate in (branch, branch.removeprefix("origin/")):
-        found = _has_commit(mirror, f"refs/heads/{candidate}")
+        found = run.commit_of(mirror, f"refs/heads/{candidate}")
         if found:
             return found
     raise ReproductionError(f"no branch {branch!r} on {public}", hint=_known(mirror, "refs/heads"))
 
 
 def _default_branch(url: str, mirror: Path) -> str:
-    listing = _git(
-        mirror,
-        "ls-remote",
-        "--symref",
-        url,
-        "HEAD",
-        failure=f"could not read the default branch of {public_url(url)}",
-        hint=UNREACHABLE_HINT,
-    )
-    for line in listing.splitlines():
-        target, _, name = line.partition("\t")
-        if name == "HEAD" and target.startswith("ref: refs/heads/"):
-            return target.removeprefix("ref: refs/heads/")
+    with _failing(f"could not read the default branch of {public_url(url)}", UNREACHABLE_HINT):
+        default = checkout.default_branch(url, mirror)
+    if default:
+        return default
     for fallback in ("main", "master"):
-        if _has_commit(mirror, f"refs/heads/{fallback}"):
+        if run.commit_of(mirror, f"refs/heads/{fallback}"):
             return fallback
     raise ReproductionError(
         f"{public_url(url)} has no default branch", hint="set script.branch, script.tag or script.version_num"
@@ -309,7 +242,7 @@ def _default_branch(url: str, mirror: Path) -> str:
 
 
 def _known(mirror: Path, prefix: str) -> str:
-    names = _try_git(mirror, "for-each-ref", "--format=%(refname:short)", "--count=20", prefix).split()
+    names = checkout.ref_names(mirror, prefix, 20)
     return f"known: {', '.join(names)}" if names else "the repository has none"
 
 
@@ -320,14 +253,13 @@ def _checkout(code: Code, dest: Path, cache_dir: Path, log: Log) -> str:
     with _locked(mirror, log):
         commit = _resolve(code, mirror, log)
         start = time.monotonic()
-        _git(
-            dest.parent,
-            "clone", "--shared", "--no-checkout", "--quiet", str(mirror), str(dest),
-            failure="could not make a work tree from the repository cache",
-        )  # fmt: skip
+        with _failing("could not make a work tree from the repository cache"):
+            checkout.clone_shared(mirror, dest)
     # Like a clone of the task's repository: relative submodule URLs resolve against it.
-    _git(dest, "remote", "set-url", "origin", public_url(code.repository), failure="could not set the remote")
-    _git(dest, "checkout", "--force", "--quiet", commit, failure=f"could not check out {commit[:12]}")
+    with _failing("could not set the remote"):
+        checkout.set_origin(dest, public_url(code.repository))
+    with _failing(f"could not check out {commit[:12]}"):
+        checkout.check_out(dest, commit)
     log(f"workspace: checked out {commit[:12]} ({_since(start)})")
     if (dest / ".gitmodules").is_file():
         _submodules(dest, log)
@@ -336,14 +268,9 @@ def _checkout(code: Code, dest: Path, cache_dir: Path, log: Log) -> str:
 
 def _submodules(dest: Path, log: Log) -> None:
     start = time.monotonic()
-    _git(
-        dest,
-        "-c", "protocol.file.allow=always",
-        "submodule", "update", "--init", "--recursive", "--quiet",
-        failure="could not check out the submodules",
-        hint="the submodule URLs in .gitmodules must be reachable from this machine; " + UNREACHABLE_HINT,
-    )  # fmt: skip
-    count = len(_try_git(dest, "submodule", "status", "--recursive").splitlines())
+    hint = "the submodule URLs in .gitmodules must be reachable from this machine; " + UNREACHABLE_HINT
+    with _failing("could not check out the submodules", hint):
+        count = checkout.update_submodules(dest)
     log(f"workspace: submodules checked out ({count}) ({_since(start)})")
 
 
@@ -356,22 +283,12 @@ def _apply(code: Code, dest: Path, commit: str, log: Log) -> None:
         _write_script(code, dest, log)
         return
     start = time.monotonic()
-    patch = dest / ".git" / "clearml-task.patch"  # inside .git: not part of the work tree
-    patch.write_text(code.diff, encoding="utf-8", errors="surrogateescape")
-    try:
-        git.run(dest, "apply", "--whitespace=nowarn", str(patch))
-    except git.GitError as first:
-        try:
-            git.run(dest, "apply", "--whitespace=nowarn", "--unidiff-zero", str(patch))
-        except git.GitError:
-            raise ReproductionError(
-                f"the patch does not apply on {commit[:12]}",
-                detail=first.stderr,
-                hint="the files it changes differ at that commit: was the task created against another "
-                "commit? re-create it with clearml-task",
-            ) from None
-    finally:
-        patch.unlink(missing_ok=True)
+    hint = (
+        "the files it changes differ at that commit: was the task created against another commit? "
+        "re-create it with clearml-task"
+    )
+    with _failing(f"the patch does not apply on {commit[:12]}", hint, say_why=False):
+        checkout.apply(dest, code.diff)
     log(f"workspace: applied the patch ({patch_stats(code.diff).files} files) ({_since(start)})")
 
 
@@ -405,18 +322,10 @@ def _standalone(code: Code, dest: Path, log: Log) -> None:
 
 # ---------------------------------------------------------------------------------------- the checks
 def _verify(dest: Path, expected: str, commit: str, log: Log) -> None:
-    """The work tree's git tree id must be the one clearml-task recorded. Computed in a copy of the
-    checkout's index (its stat cache spares re-hashing unchanged files); the checkout's own is untouched."""
+    """The work tree's git tree id must be the one clearml-task recorded."""
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="clearml-launcher-") as tmp:
-        index = Path(tmp) / "index"
-        own = dest / ".git" / "index"
-        if own.is_file():
-            shutil.copyfile(own, index)
-        env = {"GIT_INDEX_FILE": str(index)}
-        failure = "could not compute the work tree's tree id"
-        _git(dest, "add", "-A", "--", ".", env=env, failure=failure)
-        actual = _git(dest, "write-tree", env=env, failure=failure)
+    with _failing("could not compute the work tree's tree id"):
+        actual = checkout.work_tree_id(dest)
     if actual == expected:
         log(f"workspace: work tree verified ({_since(start)})")
         return
@@ -432,7 +341,7 @@ def _verify(dest: Path, expected: str, commit: str, log: Log) -> None:
 def _tree_difference(dest: Path, expected: str, actual: str, commit: str) -> str:
     """Up to MAX_LISTED_PATHS differing paths. The recorded tree is usually not in the repository (it was
     made on the machine that created the task): then what the reproduction changed against the commit."""
-    if _try_git(dest, "rev-parse", "--verify", "-q", f"{expected}^{{tree}}"):
+    if checkout.has_tree(dest, expected):
         header = f"expected tree {expected}, got {actual}; differing paths:"
         base = expected
     else:
@@ -441,7 +350,7 @@ def _tree_difference(dest: Path, expected: str, actual: str, commit: str) -> str
             f"are the paths the reproduced work tree changes against {commit[:12]}:"
         )
         base = commit
-    lines = _try_git(dest, "diff", "--name-status", "--no-renames", base, actual).splitlines()
+    lines = checkout.changed_paths(dest, base, actual)
     listed = lines[:MAX_LISTED_PATHS]
     if len(lines) > MAX_LISTED_PATHS:
         listed.append(f"... and {len(lines) - MAX_LISTED_PATHS} more")

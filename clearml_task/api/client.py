@@ -11,7 +11,6 @@ from clearml_task.api.session import Session
 from clearml_task.errors import APICallError, UserError
 
 FINAL_STATUSES = ("completed", "failed", "stopped", "closed", "published")
-ID = re.compile(r"^[-a-f0-9]{30,}$")  # what ClearML's clients take for an id rather than a name
 
 
 def _exact(name: str) -> str:

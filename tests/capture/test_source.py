@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from clearml_task import source
 from clearml_task.document import Request
 from clearml_task.errors import UserError
+from clearml_task.git import urls
 from clearml_task.inject import inject_task_init
 from clearml_task.submit import Prepared, prepare
 from testing.repos import Repo, files, git, make_repo, reproduce, tree_of
@@ -308,7 +308,7 @@ def test_patch_size_guard_names_the_largest_files(tmp_path: Path) -> None:
     ],
 )
 def test_credentials_never_leave(url: str, public: str) -> None:
-    assert source.public_url(url) == public
+    assert urls.public_url(url) == public
 
 
 def test_credentials_in_the_remote_are_not_recorded(tmp_path: Path) -> None:
