@@ -17,11 +17,17 @@ from typing import Any
 Value = dict[str, Any]
 
 
-def memoized(kind: str, code: ModuleType, key: Sequence[str], compute: Callable[[], Value]) -> Value:
-    """compute(), or what it returned before for the same key and the same source of `code`."""
+def memoized(
+    kind: str, code: ModuleType | Sequence[Path], key: Sequence[str], compute: Callable[[], Value]
+) -> Value:
+    """compute(), or what it returned before for the same key and the same source of `code` (a module, or
+    the files of the modules that compute the value)."""
     from clearml_task import config
 
-    hasher = hashlib.sha256(Path(str(code.__file__)).read_bytes())
+    files = [Path(str(code.__file__))] if isinstance(code, ModuleType) else code
+    hasher = hashlib.sha256()
+    for file in files:
+        hasher.update(file.read_bytes())
     for part in (kind, *key):
         hasher.update(b"\0" + part.encode("utf-8", "surrogateescape"))
     digest = hasher.hexdigest()

@@ -112,7 +112,9 @@ def _run_process(
 
     args = (task.get("hyperparams") or {}).get("Args") or {}
     try:
-        line = arguments.for_run(args, arguments.entry_file(ws.workdir, ws.root, ws.entry_point))
+        line = arguments.command_line(
+            args, arguments.read_parser_file(entry_file(ws.workdir, ws.root, ws.entry_point))
+        )
     except UserError as e:
         raise ReproductionError(e.message, hint=e.hint) from None
     for note in line.problems:
@@ -219,3 +221,22 @@ def _sdk_env(url: str, access_key: str, secret_key: str) -> dict[str, str]:
         "CLEARML_API_ACCESS_KEY": access_key,
         "CLEARML_API_SECRET_KEY": secret_key,
     }
+
+
+def entry_file(workdir: Path, root: Path, entry_point: str) -> Path | None:
+    """The Python file an entry point runs (`train.py`, `-m pkg.main`), or None."""
+    entry = entry_point.strip()
+    if entry.startswith("-m "):
+        parts = entry[3:].split()
+        if not parts:
+            return None
+        relative = parts[0].replace(".", "/")
+        for base in dict.fromkeys((workdir, root)):
+            for candidate in (base / f"{relative}.py", base / relative / "__main__.py"):
+                if candidate.is_file():
+                    return candidate
+        return None
+    if not entry or entry.endswith(".sh"):
+        return None
+    path = workdir / entry.split()[0]
+    return path if path.is_file() else None

@@ -1,6 +1,6 @@
-"""arguments.py: parsers read statically from the fixture scripts (fixtures/repos/args/), `--args` checked
-and recorded in hyperparams.Args, and the command line built back from Args proven by running each script
-with it: every script prints what its own parser gave it, as JSON."""
+"""clearml_task.arguments: parsers read statically from the fixture scripts (fixtures/repos/args/),
+`--args` checked and recorded in hyperparams.Args, and the command line built back from Args proven by
+running each script with it: every script prints what its own parser gave it, as JSON."""
 
 from __future__ import annotations
 
@@ -16,17 +16,15 @@ import pytest
 from clearml_task.arguments import (
     UNKNOWN,
     Parser,
-    argv,
     check_and_record,
     command_line,
-    entry_file,
-    for_run,
     merge_overrides,
     parse_overrides,
     read_parser,
-    render,
+    read_parser_file,
 )
 from clearml_task.errors import UserError
+from launcher.execute import entry_file
 from testing.repos import FIXTURES
 
 ARGS = FIXTURES / "args"
@@ -57,7 +55,7 @@ def create(script: str, *pairs: str) -> tuple[Parser, dict[str, dict[str, str]],
     """What clearml-task does at creation, and the launcher at run time."""
     parser = parser_of(script)
     section = check_and_record(parser, parse_overrides(list(pairs)))
-    return parser, section, command_line(section, parser)
+    return parser, section, command_line(section, parser).argv
 
 
 def usage_error(script: str, *pairs: str) -> UserError:
@@ -218,16 +216,19 @@ def test_args_a_clearml_sdk_recorded_pass_only_what_was_edited() -> None:
         "home": "/root", "data_dir": "data", "shuffle": "True", "threshold": "0.5",
     }  # fmt: skip
     section = {key: {"section": "Args", "name": key, "value": value} for key, value in recorded.items()}
-    assert command_line(section, parser) == ["--home", "/root"]
+    assert command_line(section, parser).argv == ["--home", "/root"]
     section["fast"]["value"], section["layers"]["value"], section["amp"]["value"] = "true", "[5]", "false"
-    assert command_line(section, parser) == ["--fast", "--layers", "5", "--no-amp", "--home", "/root"]
+    assert command_line(section, parser).argv == ["--fast", "--layers", "5", "--no-amp", "--home", "/root"]
 
 
 def test_a_value_edited_wrongly_in_a_ui_reaches_the_script_which_reports_it() -> None:
     parser = parser_of("features.py")
     section = {"epochs": {"name": "epochs", "value": "ten"}, "depth": {"name": "depth", "value": ""}}
-    assert command_line(section, parser) == ["--epochs", "ten"]  # argparse says what is wrong, in the log
-    result = render({**section, "nothing": {"name": "nothing", "value": "1"}}, parser)
+    assert command_line(section, parser).argv == [
+        "--epochs",
+        "ten",
+    ]  # argparse says what is wrong, in the log
+    result = command_line({**section, "nothing": {"name": "nothing", "value": "1"}}, parser)
     assert result.ignored == ["nothing"]
 
 
@@ -339,14 +340,14 @@ def test_subcommand_args_recorded_by_the_clearml_sdk_use_plain_dests() -> None:
         "split": "val",
     }
     section = {key: {"name": key, "value": value} for key, value in recorded.items()}
-    assert command_line(section, parser_of("subcommands.py")) == ["train", "--lr", "0.2", "x"]
+    assert command_line(section, parser_of("subcommands.py")).argv == ["train", "--lr", "0.2", "x"]
 
 
 # ----------------------------------------------------------------------------- unreadable parsers
 def test_a_parser_not_read_completely_accepts_keys_it_cannot_check(tmp_path: Path) -> None:
     parser, section, args = create("loop.py", "epochs=2", "alpha=0.5")
     assert not parser.complete and "line 9" in parser.problems[0]
-    assert render(section, parser).problems == parser.problems
+    assert command_line(section, parser).problems == parser.problems
     assert section["alpha"]["type"] == "str" and values(section)["epochs"] == "2"
     assert run(tmp_path, "loop.py", args) == {"epochs": 2, "alpha": 0.5, "beta": 0.0}
     assert "epochs takes an integer" in usage_error("loop.py", "epochs=x").message
@@ -356,7 +357,7 @@ def test_a_script_without_a_parser_gets_the_pairs_as_they_are(tmp_path: Path) ->
     parser, section, args = create("plain.py", "lr=0.1", "fast=true", "layers=[1, 2]")
     assert parser.kind == "none"
     assert section["lr"] == {"section": "Args", "name": "lr", "value": "0.1", "type": "str"}
-    assert args == argv(section) == ["--lr", "0.1", "--fast", "--layers", "1", "2"]
+    assert args == command_line(section, Parser()).argv == ["--lr", "0.1", "--fast", "--layers", "1", "2"]
     assert run(tmp_path, "plain.py", args) == args
 
 
@@ -380,11 +381,11 @@ def test_hydra_options_and_overrides_the_clearml_sdk_recorded_in_args() -> None:
         "config_path": "", "config_name": "", "config_dir": "", "experimental_rerun": "", "info": "",
     }  # fmt: skip
     section = {key: {"name": key, "value": value} for key, value in recorded.items()}
-    assert command_line(section, parser_of("hydra_app.py")) == ["db.port=7000", "+extra=1"]
+    assert command_line(section, parser_of("hydra_app.py")).argv == ["db.port=7000", "+extra=1"]
     section = {
         key: {"name": key, "value": value} for key, value in {"config_name": "other", "db.port": "1"}.items()
     }
-    assert command_line(section, parser_of("hydra_app.py")) == ["--config-name", "other", "db.port=1"]
+    assert command_line(section, parser_of("hydra_app.py")).argv == ["--config-name", "other", "db.port=1"]
 
 
 def test_click_options_flags_and_arguments(tmp_path: Path) -> None:
@@ -429,7 +430,7 @@ def test_click_group_args_the_clearml_sdk_recorded() -> None:
         ("eval/split", "test", "STRING"),
     ]  # fmt: skip
     section = {name: {"name": name, "value": value, "type": kind} for name, value, kind in recorded}
-    assert render(section, parser_of("click_group.py")).argv == ["--verbose", "eval", "--split", "test"]
+    assert command_line(section, parser_of("click_group.py")).argv == ["--verbose", "eval", "--split", "test"]
 
 
 def test_typer_parameters_become_options(tmp_path: Path) -> None:
@@ -470,7 +471,7 @@ def test_typer_commands_annotated_parameters_and_enums(tmp_path: Path) -> None:
     assert list(parser.subcommands) == ["train", "eval-model"] and parser.subcommand_required
     section = check_and_record(parser, {"data": "d", "color": "blue", "learning-rate": "0.5"})
     assert (section["train.color"]["value"], section["command"]["value"]) == ("blue", "train")
-    args = command_line(section, parser)
+    args = command_line(section, parser).argv
     assert args == ["train", "--color", "blue", "--learning-rate", "0.5", "d"]
     result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == {"data": "d", "color": "blue", "lr": 0.5}
@@ -483,11 +484,13 @@ def test_the_launcher_reads_the_parser_from_the_reproduced_entry_point(tmp_path:
     module = entry_file(ARGS, ARGS, "-m pkg.main")
     assert module == ARGS / "pkg" / "main.py"
     section = {"steps": {"name": "steps", "value": "3"}}
-    line = for_run(section, module)
+    line = command_line(section, read_parser_file(module))
     assert (line.kind, line.argv) == ("argparse", ["--steps", "3"])
     assert run(tmp_path, "pkg.main", line.argv, module=True) == {"steps": 3}
     assert entry_file(ARGS, ARGS, "missing.py") is None and entry_file(ARGS, ARGS, "run.sh") is None
-    assert for_run({"fast": {"name": "fast", "value": "true"}}, None).argv == ["--fast"]  # argv() as before
+    assert command_line({"fast": {"name": "fast", "value": "true"}}, read_parser_file(None)).argv == [
+        "--fast"
+    ]  # the first cut
 
 
 def test_a_clone_gets_overrides_merged_and_new_keys_named() -> None:
@@ -510,9 +513,9 @@ def test_what_accumulates_is_left_to_the_clearml_sdk_when_the_script_calls_task_
         for key, value in {"tag": "['a']", "verbose": "2", "epochs": "7"}.items()
     }
     bound = read_parser(injected.format("") + source, "features.py")
-    line = render(section, bound)
+    line = command_line(section, bound)
     assert bound.sdk_binds_args and line.argv == ["--epochs", "7"]
     assert line.problems == ["set by the clearml SDK (Task.init), not on the command line: verbose, tag"]
     unbound = read_parser(injected.format("auto_connect_arg_parser=False") + source, "features.py")
     assert not unbound.sdk_binds_args
-    assert render(section, unbound).argv == ["--epochs", "7", "-v", "-v", "--tag", "a"]
+    assert command_line(section, unbound).argv == ["--epochs", "7", "-v", "-v", "--tag", "a"]

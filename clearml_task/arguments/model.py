@@ -1,0 +1,143 @@
+"""What a script's command line is, as read from its source: its options (Option), its parser and
+subcommands (Parser), what cannot be read (UNKNOWN), and the Args keys a parser has (slots)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+READABLE = ("argparse", "click", "typer")  # kinds whose options are read, checked and recorded
+FLAGS = ("store_true", "store_false", "boolean_optional")
+LIST_ACTIONS = ("append", "extend")
+
+
+class _Unknown:
+    """What the script computes at run time and clearml-task does not guess."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Unknown:
+        return self
+
+    def __reduce__(self) -> str:
+        return "UNKNOWN"  # unpickled as the module's one UNKNOWN, so `is UNKNOWN` holds
+
+
+UNKNOWN: Any = _Unknown()
+
+
+@dataclass
+class Option:
+    """One argument of a script's command line, as read from its source."""
+
+    dest: str  # the name the script reads it by, and its key in hyperparams.Args
+    option_strings: list[str] = field(default_factory=list)  # empty for a positional
+    # store, store_const, store_true, store_false, boolean_optional (--x/--no-x), append, append_const,
+    # extend, count, custom (an action class, or calls that cannot be read)
+    action: str = "store"
+    type: str = "str"  # what a value must be: int, float, str, bool, or unknown (any text, passed as it is)
+    type_name: str = ""  # the converter as the script names it ("int", "str2bool", "Path"); "" if none
+    default: Any = None  # UNKNOWN when it cannot be read literally
+    const: Any = None
+    choices: list[Any] | None = None  # UNKNOWN when not literal
+    nargs: int | str | None = None
+    required: bool = False  # must be given on the command line
+    help: str | None = None
+    negatives: list[str] = field(default_factory=list)  # the --no-x strings of a boolean_optional
+    exclusive: int | None = None  # the mutually exclusive group it is in
+    true_token: str = "true"  # how a bool-typed value is written for the script's converter
+    false_token: str = "false"
+
+    @property
+    def positional(self) -> bool:
+        return not self.option_strings
+
+    @property
+    def many(self) -> bool:
+        """Its value is a list."""
+        return (
+            self.action in LIST_ACTIONS
+            or self.nargs in ("+", "*", "...", "A...")
+            or (isinstance(self.nargs, int) and self.action == "store")
+        )
+
+    @property
+    def display(self) -> str:
+        return "/".join(self.option_strings) if self.option_strings else self.dest
+
+
+@dataclass
+class Parser:
+    """A script's command line as read statically."""
+
+    kind: str = "none"  # argparse, click, typer, hydra, none
+    options: list[Option] = field(default_factory=list)
+    subcommands: dict[str, Parser] = field(default_factory=dict)
+    subcommand_dest: str = "command"  # the Args key (under the parent's prefix) naming the subcommand
+    subcommand_required: bool = False
+    aliases: dict[str, str] = field(default_factory=dict)  # subcommand alias → name
+    complete: bool = True  # every option was read (False: unknown keys are accepted, not rejected)
+    problems: list[str] = field(default_factory=list)
+    filename: str = ""
+    name: str = ""
+    # the script calls clearml's Task.init with its argparse binding on: at run time the SDK sets the
+    # options' defaults from Args before parsing, so what accumulates (append, extend, count) is not passed
+    sdk_binds_args: bool = False
+
+    @property
+    def script(self) -> str:
+        return Path(self.filename).name or "the script"
+
+
+@dataclass
+class CommandLine:
+    """The argv a run passes to the script, and what the launcher reports about it."""
+
+    argv: list[str]
+    kind: str = "none"
+    ignored: list[str] = field(default_factory=list)  # Args keys that are nothing on the script's parser
+    problems: list[str] = field(default_factory=list)  # what could not be read in the script
+
+
+# ------------------------------------------------------------------------------------------ Args keys
+@dataclass
+class Slot:
+    """One Args key of a parser: the options that share a dest, or the key naming the subcommand."""
+
+    level: Parser
+    prefix: str  # "" on the main parser, "train." on subcommand train
+    options: list[Option]  # the options that share this dest; empty: the slot naming the subcommand
+
+
+def options_by_dest(parser: Parser) -> dict[str, list[Option]]:
+    """A parser's options by dest: several options may store to one dest (`--fast` and `--slow`)."""
+    out: dict[str, list[Option]] = {}
+    for option in parser.options:
+        out.setdefault(option.dest, []).append(option)
+    return out
+
+
+def slots_of(parser: Parser, prefix: str = "") -> dict[str, Slot]:
+    """Every Args key of a parser and of its subcommands (`train.lr`), with what it holds."""
+    out = {prefix + dest: Slot(parser, prefix, options) for dest, options in options_by_dest(parser).items()}
+    if parser.subcommands:
+        out[prefix + parser.subcommand_dest] = Slot(parser, prefix, [])
+        for name, sub in parser.subcommands.items():
+            out.update(slots_of(sub, f"{prefix}{name}."))
+    return out
+
+
+def free_subcommand_key(parser: Parser) -> str:
+    """The Args key naming the subcommand when the script does not name it: one no option uses."""
+    dests = {option.dest for option in parser.options}
+    return next(key for key in ("command", "subcommand", "_command") if key not in dests)
+
+
+def all_levels(parser: Parser) -> Iterator[Parser]:
+    """A parser and all its subcommands, at any depth."""
+    yield parser
+    for sub in parser.subcommands.values():
+        yield from all_levels(sub)
