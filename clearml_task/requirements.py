@@ -166,8 +166,7 @@ CLEARML_ORIGIN = "Task.init() is injected into the entry point"
 def decide(
     *,
     force_none: bool = False,
-    requirements_file: str | None = None,
-    packages: Sequence[str] | None = None,
+    given: Given | None = None,
     read: Reader | None = None,
     working_dir: str = ".",
     entry_point: str = "",
@@ -179,7 +178,8 @@ def decide(
 ) -> Decision:
     """What the task needs, in the order of precedence above.
 
-    `read` gives the repository's files as the task will see them (None: a standalone script, nothing but
+    `given` is what --requirements / --packages hold, read before (given_requirements); `read` gives the
+    repository's files as the task will see them (None: a standalone script, nothing but
     `entry_text`); `working_dir` is relative to the repository root and `entry_point` to `working_dir`
     ("train.py", "notebooks/eda.ipynb" or "-m pkg.main"); `entry_text` is the entry point's content before
     the injection (read through `read` when None). `declared=False` skips step 4 (a standalone script, whose
@@ -190,10 +190,10 @@ def decide(
         return Decision("none")
     read = _memo(read or _nothing)
     notes: list[str] = []
-    if requirements_file or packages:
-        found = given_requirements(requirements_file, packages, notes)
-        if found:
-            return _with_clearml(Decision("given", tuple(found), notes=tuple(notes)), add_clearml)
+    if given is not None:
+        notes += given.notes
+        if given.requirements:
+            return _with_clearml(Decision("given", given.requirements, notes=tuple(notes)), add_clearml)
         notes.append("--requirements / --packages hold no requirement: the repository's are used")
     if declared:
         decision = declared_requirements(read, working_dir, notes)
@@ -325,10 +325,19 @@ def check_line(line: str, where: str) -> None:
         ) from None
 
 
-def given_requirements(
-    requirements_file: str | None, packages: Sequence[str] | None, notes: list[str]
-) -> list[Requirement]:
-    """Steps 2 and 3: the --requirements file (includes resolved, constraints applied) then --packages."""
+@dataclass(frozen=True)
+class Given:
+    """What --requirements and --packages hold, read and checked: the requirements and notes on them."""
+
+    requirements: tuple[Requirement, ...]
+    notes: tuple[str, ...] = ()
+
+
+def given_requirements(requirements_file: str | None, packages: Sequence[str] | None) -> Given | None:
+    """Steps 2 and 3: the --requirements file (includes resolved, constraints applied) then --packages;
+    None when neither is given."""
+    if not (requirements_file or packages):
+        return None
     entries: list[_Entry] = []
     if requirements_file:
         path = os.path.expanduser(requirements_file)
@@ -343,7 +352,9 @@ def given_requirements(
             raise UserError(f"--packages {text!r}: files cannot be included here", "use --requirements FILE")
         check_line(text, "--packages")
         entries.append(_Entry("requirement", text, "--packages"))
-    return _apply_constraints(entries, notes)
+    notes: list[str] = []
+    found = _apply_constraints(entries, notes)
+    return Given(tuple(found), tuple(notes))
 
 
 def _apply_constraints(entries: list[_Entry], notes: list[str]) -> list[Requirement]:

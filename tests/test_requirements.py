@@ -18,7 +18,7 @@ from packaging.version import Version
 
 from clearml_task import requirements
 from clearml_task.errors import UserError
-from clearml_task.requirements import Decision, decide, directory_reader, mapping_reader
+from clearml_task.requirements import Decision, decide, directory_reader, given_requirements, mapping_reader
 from clearml_task.source import EntryPoint, capture_local
 from tests.repos import FIXTURES, files, make_repo, reproduce
 
@@ -289,7 +289,7 @@ def test_a_bad_line_in_the_repositorys_requirements_names_the_line() -> None:
 # ----------------------------------------------------------------------------------------------- given
 def test_requirements_file_includes_and_constraints_are_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(FIXTURES / "reqs_given")
-    decision = decide(requirements_file="reqs.txt", packages=["scikit-learn", "numpy<2,>=1.26"])
+    decision = decide(given=given_requirements("reqs.txt", ["scikit-learn", "numpy<2,>=1.26"]))
     assert decision.source == "given"
     hashed = "requests>=2 --hash=sha256:" + "0" * 64
     assert decision.lines == [
@@ -317,7 +317,7 @@ def test_bad_given_lines_are_errors_naming_the_line(
 ) -> None:
     monkeypatch.chdir(FIXTURES / "reqs_given")
     with pytest.raises(UserError, match=message):
-        decide(requirements_file=file, packages=packages)
+        decide(given=given_requirements(file, packages))
 
 
 def test_direct_references_and_options_pass_the_check() -> None:
@@ -334,9 +334,9 @@ def test_precedence() -> None:
         return decide(read=read, working_dir="app", entry_point="train.py", **given)
 
     given_file = str(FIXTURES / "reqs_given" / "base.txt")
-    assert run(force_none=True, requirements_file=given_file, packages=["x"]) == Decision("none")
-    assert run(requirements_file=given_file, packages=["x"]).lines[-1] == "x"
-    assert run(packages=["x"]).lines == ["x"]
+    assert run(force_none=True, given=given_requirements(given_file, ["x"])) == Decision("none")
+    assert run(given=given_requirements(given_file, ["x"])).lines[-1] == "x"
+    assert run(given=given_requirements(None, ["x"])).lines == ["x"]
     assert run().source == "requirements.txt"
     detected = run(declared=False)
     assert detected.source == "detected"
@@ -344,9 +344,11 @@ def test_precedence() -> None:
 
 
 def test_clearml_is_added_when_task_init_is_injected() -> None:
-    assert decide(packages=["numpy"], add_clearml=True).lines == ["numpy", "clearml"]
-    assert decide(packages=["numpy"], add_clearml=False).lines == ["numpy"]
-    assert decide(packages=["ClearML>=1.16"], add_clearml=True).lines == ["ClearML>=1.16"]
+    assert decide(given=given_requirements(None, ["numpy"]), add_clearml=True).lines == ["numpy", "clearml"]
+    assert decide(given=given_requirements(None, ["numpy"]), add_clearml=False).lines == ["numpy"]
+    assert decide(given=given_requirements(None, ["ClearML>=1.16"]), add_clearml=True).lines == [
+        "ClearML>=1.16"
+    ]
     assert decide(force_none=True, add_clearml=True).lines == []
     declared = detect("reqs_uvlock", add_clearml=True)
     assert declared.lines[-1] == "clearml" and declared.extra == ["clearml"] and declared.pip is None
@@ -355,7 +357,7 @@ def test_clearml_is_added_when_task_init_is_injected() -> None:
 
 def test_what_the_document_records() -> None:
     assert decide(force_none=True).script_requirements() == {"source": "none"}
-    assert decide(packages=["numpy"], add_clearml=True).script_requirements() == {
+    assert decide(given=given_requirements(None, ["numpy"]), add_clearml=True).script_requirements() == {
         "source": "given", "pip": "numpy\nclearml\n",
     }  # fmt: skip
     assert detect("reqs_uvlock", add_clearml=True).script_requirements() == {
@@ -368,7 +370,7 @@ def test_what_the_document_records() -> None:
 
 def test_given_lines_with_clearml_added(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(FIXTURES / "reqs_given")
-    assert decide(requirements_file="base.txt", packages=["six"], add_clearml=True).lines == [
+    assert decide(given=given_requirements("base.txt", ["six"]), add_clearml=True).lines == [
         "numpy", "requests>=2 --hash=sha256:" + "0" * 64, "six", "clearml",
     ]  # fmt: skip
 
