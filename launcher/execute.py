@@ -171,7 +171,7 @@ def _server_for_the_task(client: Client) -> Iterator[dict[str, str]]:
         return
     from clearml_task.server.serve import in_background
 
-    with in_background(config.home / "server") as served:
+    with in_background(config.server_dir) as served:
         yield _sdk_env(served.url, served.app.keys.access_key, served.app.keys.secret_key)
 
 
