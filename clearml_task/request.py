@@ -67,9 +67,9 @@ class Request:
             raise usage(
                 f"unknown --task-type {self.task_type!r}", f"use one of {', '.join(vocabulary.TASK_TYPES)}"
             )
-        object.__setattr__(self, "overrides", parse_overrides(self.args))
         given = None if self.force_no_requirements else given_requirements(self.requirements, self.packages)
         object.__setattr__(self, "given", given)
+        object.__setattr__(self, "overrides", parse_overrides(self.args))
 
     @property
     def gives_requirements(self) -> bool:
