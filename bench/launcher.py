@@ -81,8 +81,8 @@ from typing import Any
 from common import server, table, temp_dir
 
 from clearml_task.api import Client, Session
-from clearml_task.api.client import FINAL_STATUSES
 from clearml_task.config import resolve
+from clearml_task.vocabulary import FINAL_STATUSES
 
 PROJECT = "bench"
 MARKER = "FIRST LINE"

@@ -11,9 +11,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-from clearml_task import __version__, console
+from clearml_task import __version__, console, vocabulary
+
+if TYPE_CHECKING:
+    from clearml_task.request import Request
+    from clearml_task.submit import Prepared
 
 PROG = "clearml-task"
 
@@ -99,12 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from clearml_task import document, submit
+    from clearml_task import submit
 
-    fields = {k: v for k, v in vars(args).items() if k not in ("output", "debug", "follow")}
-    request = document.Request(**fields)
-    if args.follow and not request.queue:
-        raise submit.usage("--follow needs --queue", "the log comes from the worker that runs the task")
+    request = _request(args)
     if not request.dry_run:
         _preload_client()
     prepared = submit.prepare(request)
@@ -122,11 +123,28 @@ def _run(args: argparse.Namespace) -> int:
         from clearml_task import summary
 
         summary.show(request, result, embedded=client.session.config.embedded)
-    if args.follow:
+    if request.follow:
         status = client.follow_log(result.task_id, lambda line: print(line, flush=True))
         print(f"clearml-task: task {result.task_id} {status}", file=sys.stderr)
-        return 0 if status == "completed" else 1
+        return 0 if status == vocabulary.COMPLETED else 1
     return 0
+
+
+def _request(args: argparse.Namespace) -> Request:
+    """The flags as a Request (making it checks them)."""
+    from clearml_task.request import Request
+
+    return Request(
+        project=args.project, name=args.name, tags=args.tags, repo=args.repo, branch=args.branch,
+        commit=args.commit, folder=args.folder, script=args.script, module=args.module, cwd=args.cwd,
+        binary=args.binary, args=args.args, queue=args.queue, requirements=args.requirements,
+        packages=args.packages, docker=args.docker, docker_args=args.docker_args,
+        docker_bash_setup_script=args.docker_bash_setup_script, output_uri=args.output_uri,
+        task_type=args.task_type, skip_task_init=args.skip_task_init, base_task_id=args.base_task_id,
+        force_no_requirements=args.force_no_requirements, skip_repo_detection=args.skip_repo_detection,
+        skip_python_env_install=args.skip_python_env_install, max_patch_size=args.max_patch_size,
+        dry_run=args.dry_run, follow=args.follow,
+    )  # fmt: skip
 
 
 def _preload_client() -> None:
@@ -139,8 +157,8 @@ def _preload_client() -> None:
     threading.Thread(target=load, daemon=True).start()
 
 
-def _print_dry_run(request: Any, prepared: Any, output: str) -> None:
-    shaped = {"project": request.project, **prepared.document, "status": "created"}
+def _print_dry_run(request: Request, prepared: Prepared, output: str) -> None:
+    shaped = {"project": request.project, **prepared.document, "status": vocabulary.CREATED}
     if request.queue:
         shaped["execution"] = {"queue": request.queue}
     if output == "json":

@@ -31,6 +31,11 @@ class ServerConfig:
     def embedded(self) -> bool:
         return self.api_server is None
 
+    @property
+    def server_dir(self) -> Path:
+        """Where the embedded server keeps its database and keys."""
+        return self.home / "server"
+
     def task_url(self, project_id: str | None, task_id: str) -> str | None:
         if not self.web_server:
             return None
@@ -47,8 +52,12 @@ def home(environ: Mapping[str, str] = os.environ) -> Path:
 
 
 def server_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """Where the embedded server keeps its database and keys."""
-    return home(environ) / "server"
+    """Where the embedded server keeps its database and keys (without reading any clearml.conf)."""
+    return _embedded(home(environ)).server_dir
+
+
+def _embedded(data: Path) -> ServerConfig:
+    return ServerConfig(None, None, None, None, None, "embedded", data)
 
 
 def resolve(environ: Mapping[str, str] = os.environ) -> ServerConfig:
@@ -63,7 +72,7 @@ def resolve(environ: Mapping[str, str] = os.environ) -> ServerConfig:
     conf = _read_conf(conf_path) if conf_path.is_file() else {}
     api_server = env_host or conf.get("api_server")
     if not api_server:
-        return ServerConfig(None, None, None, None, None, "embedded", data)
+        return _embedded(data)
     access = environ.get("CLEARML_API_ACCESS_KEY") or conf.get("access_key")
     secret = environ.get("CLEARML_API_SECRET_KEY") or conf.get("secret_key")
     source = "environment" if env_host else str(conf_path)

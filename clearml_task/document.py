@@ -3,61 +3,17 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clearml_task.errors import UserError
+from clearml_task.vocabulary import TASK_TYPES  # noqa: F401  (server.services.tasks still imports it here)
 
 if TYPE_CHECKING:
+    from clearml_task.request import Request
     from clearml_task.requirements import Decision
     from clearml_task.source import Source
 
-TASK_TYPES = (
-    "training", "testing", "inference", "data_processing", "application", "monitor", "controller",
-    "optimizer", "service", "qc", "custom",
-)  # fmt: skip
-
-
-@dataclass
-class Request:
-    """What the user asked for: clearml-task's flags after parsing, nothing resolved yet."""
-
-    project: str | None = None
-    name: str | None = None
-    tags: list[str] = field(default_factory=list)
-    repo: str | None = None
-    branch: str | None = None
-    commit: str | None = None
-    folder: str | None = None
-    script: str | None = None
-    module: str | None = None
-    cwd: str | None = None
-    binary: str | None = None
-    args: list[str] = field(default_factory=list)
-    queue: str | None = None
-    requirements: str | None = None
-    packages: list[str] | None = None
-    docker: str | None = None
-    docker_args: str | None = None
-    docker_bash_setup_script: str | None = None
-    output_uri: str | None = None
-    task_type: str | None = None
-    skip_task_init: bool = False
-    base_task_id: str | None = None
-    force_no_requirements: bool = False
-    skip_repo_detection: bool = False
-    skip_python_env_install: bool = False
-    max_patch_size: int | None = None
-    dry_run: bool = False
-
-
-def check_task_type(task_type: str) -> str:
-    if task_type not in TASK_TYPES:
-        raise UserError(
-            f"unknown --task-type {task_type!r}", f"use one of {', '.join(TASK_TYPES)}", exit_code=2
-        )
-    return task_type
+DEFAULT_TASK_TYPE = "training"
 
 
 def default_binary(entry: str | None) -> str:
@@ -80,20 +36,10 @@ def container(request: Request) -> dict[str, str] | None:
     return {"image": request.docker or "", "arguments": arguments, "setup_shell_script": setup or ""}
 
 
-def args_section(request: Request, source: Source) -> dict[str, dict[str, str]]:
-    """hyperparams.Args: --args checked against the entry point's parser (read, not run), and every option
-    the parser has; for a script whose parser cannot be read, the pairs as they are."""
-    from clearml_task import arguments
-
-    overrides = arguments.parse_overrides(request.args)
-    if source.entry_text is None:
-        return arguments.check_and_record(arguments.Parser(), overrides)
-    parser = arguments.read_parser_cached(source.entry_text, request.script or source.entry_point)
-    return arguments.check_and_record(parser, overrides, require=bool(request.queue))
-
-
-def build(request: Request, source: Source, requirements: Decision) -> dict[str, Any]:
-    """The tasks.create body (without the project id, which needs the server)."""
+def build(
+    request: Request, source: Source, requirements: Decision, args: dict[str, dict[str, str]]
+) -> dict[str, Any]:
+    """The tasks.create body (without the project id, which needs the server); `args` is hyperparams.Args."""
     script: dict[str, Any] = {
         "binary": request.binary or default_binary(source.entry_point),
         "repository": source.repository,
@@ -105,13 +51,12 @@ def build(request: Request, source: Source, requirements: Decision) -> dict[str,
         "diff": source.patch,
         "requirements": requirements.script_requirements(),
     }
-    section = args_section(request, source)
     doc: dict[str, Any] = {
         "name": request.name,
-        "type": check_task_type(request.task_type or "training"),
+        "type": request.task_type or DEFAULT_TASK_TYPE,
         "tags": request.tags,
         "script": script,
-        "hyperparams": {"Args": section} if section else {},
+        "hyperparams": {"Args": args} if args else {},
         "runtime": {"worktree_tree": source.tree} if source.tree else {},
     }
     found = container(request)

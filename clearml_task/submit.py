@@ -1,4 +1,6 @@
-"""From a Request to a task on the server: capture, inject, assemble, then create (or clone) and enqueue.
+"""From a checked Request to a task on the server, one way: capture the code (injecting Task.init()),
+decide the requirements, check --args against the entry point, assemble the document, then create (or
+clone) and enqueue.
 
 Everything that can fail on the user's input is checked before anything is created, and a task created
 by a run that then fails is deleted again: no half-created task is left behind.
@@ -12,14 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task import document, requirements
-from clearml_task.errors import UserError
+from clearml_task.request import Request, usage
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
     from clearml_task.requirements import Decision
     from clearml_task.source import Injector, Source
-
-SOURCE_FLAGS = ("repo", "folder", "script", "module", "branch", "commit", "cwd", "binary")
 
 
 @dataclass
@@ -42,90 +42,69 @@ class Result:
     cloned_from: str | None = None
 
 
-def usage(message: str, hint: str = "") -> UserError:
-    return UserError(message, hint, exit_code=2)
-
-
-def check(request: document.Request) -> None:
-    """Flag combinations, before any work."""
-    if request.base_task_id:
-        given = [f"--{flag}" for flag in SOURCE_FLAGS if getattr(request, flag)]
-        if given:
-            raise usage(
-                f"--base-task-id clones a task's code as it is; {', '.join(given)} cannot go with it",
-                "create a new task instead, or drop those flags",
-            )
-        return
-    if not request.name:
-        raise usage("--name is required", "name the task with --name NAME (or clone one with --base-task-id)")
-    if len(request.name.strip()) < 3:
-        raise usage(f"--name {request.name!r} is too short", "ClearML task names have at least 3 characters")
-    if not request.project:
-        raise usage("--project is required", "pass --project NAME (it is created when missing)")
-    if len(request.project.rstrip("/").rpartition("/")[2].strip()) < 3:
-        raise usage(
-            f"--project {request.project!r} is too short", "ClearML project names have at least 3 characters"
-        )
-    if not request.script and not request.module:
-        raise usage(
-            "--script or --module is required", "the entry point: --script train.py or --module pkg.main"
-        )
-    if request.script and request.module:
-        raise usage("--script and --module exclude each other")
-    if request.repo and request.folder:
-        raise usage("--repo and --folder exclude each other", "--repo is a URL, --folder a local checkout")
-    if (request.branch or request.commit) and not request.repo:
-        raise usage(
-            "--branch and --commit go with --repo",
-            "a local checkout is sent at its upstream commit plus every local change",
-        )
-    if request.task_type:
-        document.check_task_type(request.task_type)
-
-
-def prepare(request: document.Request) -> Prepared:
-    """Capture the code, decide the requirements and build the document (reads the local repository;
-    contacts no server)."""
-    from clearml_task import source as source_module
-
-    check(request)
+def prepare(request: Request) -> Prepared:
+    """Capture the code, decide the requirements, check --args against the entry point and assemble the
+    document (reads the local repository; contacts no server). The flags were checked with the request."""
     if request.base_task_id:
         return Prepared(document={})
-    given = _given(request)  # a bad --requirements line fails here, before any capture (read once)
     notes: list[str] = []
     injected: list[str] = []  # the files Task.init() was injected into
-    inject = _injector(request, notes, injected)
+    source = _capture(request, _injector(request, notes, injected))
+    decision, site_note = _requirements(request, source, add_clearml=bool(injected))
+    notes += [*decision.notes, *([site_note] if site_note else [])]
+    args = _arguments(request, source)
+    return Prepared(
+        document.build(request, source, decision, args), source, decision, notes + source.warnings
+    )
+
+
+def _capture(request: Request, inject: Injector | None) -> Source:
+    """The code as the task will run it: a remote's commit, a local checkout plus its changes, or a script."""
+    from clearml_task import source as source_module
+
     max_patch = request.max_patch_size or source_module.DEFAULT_MAX_PATCH_BYTES
     entry = source_module.EntryPoint(None, request.module, request.cwd)
     if request.repo:
         ref = source_module.resolve_remote(request.repo, request.branch, request.commit)
-        source = source_module.capture_remote(
+        return source_module.capture_remote(
             request.repo, ref, entry, request.script, inject=inject, max_patch=max_patch,
-            files=not (request.force_no_requirements or (given and given.requirements)),
+            files=not request.gives_requirements,
         )  # fmt: skip
-    else:
-        root, entry = source_module.locate(_path(request.folder), request.script, request.module, request.cwd)
-        if root is not None and not request.skip_repo_detection:
-            source = source_module.capture_local(root, entry, inject=inject, max_patch=max_patch)
-        elif entry.script is not None:
-            source = source_module.capture_standalone(entry.script, inject=inject)
-        else:
-            raise usage("--module needs a repository", "use --folder or --repo with --module")
+    root, entry = source_module.locate(_path(request.folder), request.script, request.module, request.cwd)
+    if root is not None and not request.skip_repo_detection:
+        return source_module.capture_local(root, entry, inject=inject, max_patch=max_patch)
+    if entry.script is not None:
+        return source_module.capture_standalone(entry.script, inject=inject)
+    raise usage("--module needs a repository", "use --folder or --repo with --module")
+
+
+def _requirements(request: Request, source: Source, *, add_clearml: bool) -> tuple[Decision, str]:
+    """The requirements decision, and a note on where installed versions were read when they were."""
     site, site_note = _site(source.root)
     decision = requirements.decide(
         force_none=request.force_no_requirements,
-        given=given,
+        given=request.given,
         read=source.read,
         working_dir=source.working_dir,
         entry_point=source.entry_point,
         entry_text=source.entry_text,
-        add_clearml=bool(injected),
+        add_clearml=add_clearml,
         declared=source.read is not None,
         site=site,
         left_behind=source.left_behind,
     )
-    notes += [*decision.notes, *([site_note] if site_note and decision.source == "detected" else [])]
-    return Prepared(document.build(request, source, decision), source, decision, notes + source.warnings)
+    return decision, site_note if decision.source == "detected" else ""
+
+
+def _arguments(request: Request, source: Source) -> dict[str, dict[str, str]]:
+    """hyperparams.Args: --args checked against the entry point's parser (read, not run), and every option
+    the parser has; for a script whose parser cannot be read, the pairs as they are."""
+    from clearml_task import arguments
+
+    if source.entry_text is None:
+        return arguments.check_and_record(arguments.Parser(), request.overrides)
+    parser = arguments.read_parser_cached(source.entry_text, request.script or source.entry_point)
+    return arguments.check_and_record(parser, request.overrides, require=bool(request.queue))
 
 
 def _site(root: Path | None) -> tuple[list[str] | None, str]:
@@ -140,18 +119,11 @@ def _site(root: Path | None) -> tuple[list[str] | None, str]:
     return None, f"{python} does not run: installed versions are read from clearml-task's own environment"
 
 
-def _given(request: document.Request) -> requirements.Given | None:
-    """What --requirements / --packages give (their lines checked now); None when they are not used."""
-    if request.force_no_requirements or not (request.requirements or request.packages):
-        return None
-    return requirements.read_given(request.requirements, request.packages)
-
-
 def _path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def _injector(request: document.Request, notes: list[str], injected: list[str]) -> Injector | None:
+def _injector(request: Request, notes: list[str], injected: list[str]) -> Injector | None:
     """The Task.init() injection hook, or None where it does not apply (and why, in `notes`); the hook
     notes what it did, and the paths it injected into go to `injected`."""
     if request.skip_task_init:
@@ -188,7 +160,7 @@ def _injector(request: document.Request, notes: list[str], injected: list[str]) 
 
 
 # --------------------------------------------------------------------------------------- the server
-def submit(request: document.Request, prepared: Prepared, client: Client) -> Result:
+def submit(request: Request, prepared: Prepared, client: Client) -> Result:
     queue_id = client.queue_id(request.queue) if request.queue else None  # an unknown queue: nothing created
     if request.base_task_id:
         task_id, project_id = _clone(request, client)
@@ -208,7 +180,7 @@ def submit(request: document.Request, prepared: Prepared, client: Client) -> Res
     return Result(task_id, project_id, queue_id, url, prepared, cloned)
 
 
-def _clone(request: document.Request, client: Client) -> tuple[str, str | None]:
+def _clone(request: Request, client: Client) -> tuple[str, str | None]:
     """tasks.clone, then only what was given is overridden; the clone's script is never blanked."""
     assert request.base_task_id
     base = client.get_task(request.base_task_id)
@@ -219,12 +191,13 @@ def _clone(request: document.Request, client: Client) -> tuple[str, str | None]:
         overrides["new_task_project"] = client.project_id(request.project)
     if request.tags:
         overrides["new_task_tags"] = request.tags
-    if request.args:
+    if request.overrides:
         from clearml_task import arguments
 
         hyperparams = copy.deepcopy(base.get("hyperparams") or {})
-        given = arguments.parse_overrides(request.args)
-        hyperparams["Args"], _new_keys = arguments.merge_overrides(hyperparams.get("Args") or {}, given)
+        hyperparams["Args"], _new_keys = arguments.merge_overrides(
+            hyperparams.get("Args") or {}, request.overrides
+        )
         overrides["new_task_hyperparams"] = hyperparams
     given_container = document.container(request)
     if given_container:
@@ -233,9 +206,8 @@ def _clone(request: document.Request, client: Client) -> tuple[str, str | None]:
         overrides["new_task_container"] = merged
     task_id = client.clone_task(request.base_task_id, **overrides)
     try:
-        listed = _given(request)
-        if request.force_no_requirements or (listed and listed.requirements):
-            decision = requirements.decide(force_none=request.force_no_requirements, given=listed)
+        if request.gives_requirements:
+            decision = requirements.decide(force_none=request.force_no_requirements, given=request.given)
             client.edit_task(task_id, script={"requirements": decision.script_requirements()})
         if request.output_uri:
             client.edit_task(task_id, output={"destination": request.output_uri})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from clearml_task.document import Request
+    from clearml_task.request import Request
     from clearml_task.requirements import Decision
     from clearml_task.submit import Result
 

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clearml_task import config, console
+from clearml_task import config, console, vocabulary
 from clearml_task.errors import UserError
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def logs(args: argparse.Namespace) -> int:
             sys.stdout.write(event.get("msg", "").rstrip("\n") + "\n")
         return 0
     status = client.follow_log(args.task_id, lambda line: print(line, flush=True))
-    return 0 if status == "completed" else 1
+    return 0 if status == vocabulary.COMPLETED else 1
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ def execute(args: argparse.Namespace) -> int:
 
     client = Client()
     task_id = args.task_id
-    if args.require_queue and client.get_task(task_id)["status"] != "queued":
+    if args.require_queue and client.get_task(task_id)["status"] != vocabulary.QUEUED:
         raise UserError(f"task {task_id} is not queued (--require-queue)")
     if args.clone:
         task_id = client.clone_task(task_id)
@@ -108,7 +108,7 @@ def execute(args: argparse.Namespace) -> int:
     finally:
         log.close()
     print(f"clearml-launcher: task {task_id} {status}", flush=True)
-    return 0 if status == "completed" else 1
+    return 0 if status == vocabulary.COMPLETED else 1
 
 
 def daemon(args: argparse.Namespace) -> int:
@@ -161,7 +161,7 @@ def abort(args: argparse.Namespace) -> int:
     client.get_task(args.task_id)
     client.call("tasks.stop", {"task": args.task_id, "status_reason": "aborted with clearml-launcher abort"})
     status = client.get_task(args.task_id)
-    said = "its worker stops it" if status["status"] == "in_progress" else status["status"]
+    said = "its worker stops it" if status["status"] == vocabulary.IN_PROGRESS else status["status"]
     print(f"clearml-launcher: task {args.task_id}: {said}")
     return 0
 

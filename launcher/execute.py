@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.errors import UserError
+from clearml_task.vocabulary import COMPLETED, FAILED, IN_PROGRESS, QUEUED, RUNNABLE_STATUSES, STOPPED
 from launcher.errors import ReproductionError
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
     from launcher.logship import LogShipper
-
-RUNNABLE = ("created", "queued", "stopped")
 
 
 @dataclass
@@ -52,15 +51,15 @@ def take(client: Client, task_id: str, *, dequeued: bool = False) -> dict[str, A
     """Mark the task in_progress (it leaves its queue); refuse a task that is not runnable."""
     task = client.get_task(task_id)
     status = task["status"]
-    if status not in RUNNABLE:
+    if status not in RUNNABLE_STATUSES:
         raise UserError(
             f"task {task_id} is {status}; it cannot run as it is",
             "run a copy with `clearml-launcher execute --clone --id ...`",
         )
-    if status == "queued" and not dequeued:
-        client.call("tasks.dequeue", {"task": task_id, "new_status": "in_progress"})
+    if status == QUEUED and not dequeued:
+        client.call("tasks.dequeue", {"task": task_id, "new_status": IN_PROGRESS})
     else:
-        client.call("tasks.started", {"task": task_id, "force": status == "queued"})
+        client.set_status(task_id, "started", force=status == QUEUED)
     return task
 
 
@@ -91,9 +90,9 @@ def run(
             log.write(f"  {line}", "error")
         if e.hint:
             log.write(f"launcher: hint: {e.hint}", "error")
-        log.flush()
-        _finish(client, task_id, "failed", e.reason)
-        return "failed"
+        log.flush()  # before the final status: whoever waits for the end sees every line
+        client.set_status(task_id, FAILED, force=True, message=e.reason)
+        return FAILED
     finally:
         _sdk_config_path(dest).unlink(missing_ok=True)
         log.write(f"launcher: done in {time.monotonic() - started:.2f}s")
@@ -134,24 +133,17 @@ def _run_process(
     if outcome.aborted:
         log.write("launcher: aborted: the task was stopped on the server", "warning")
         log.flush()
-        _finish(client, task["id"], "stopped", "aborted")
-        return "stopped"
+        client.set_status(task["id"], STOPPED, force=True, message="aborted")
+        return STOPPED
     if outcome.exit_code == 0:
         log.write("launcher: the process exited with code 0")
         log.flush()
-        _finish(client, task["id"], "completed", "")
-        return "completed"
+        client.set_status(task["id"], COMPLETED, force=True)
+        return COMPLETED
     log.write(f"launcher: the process ended: {outcome.message}", "error")
     log.flush()
-    _finish(client, task["id"], "failed", f"worker execution {outcome.message}")
-    return "failed"
-
-
-def _finish(client: Client, task_id: str, status: str, message: str) -> None:
-    """The final status; the caller has flushed the log, so whoever waits for the end sees every line."""
-    if status not in ("completed", "failed", "stopped"):  # each has the endpoint of its name
-        raise ValueError(f"not a final status: {status}")
-    client.call(f"tasks.{status}", {"task": task_id, "force": True, "status_message": message})
+    client.set_status(task["id"], FAILED, force=True, message=f"worker execution {outcome.message}")
+    return FAILED
 
 
 def _record_requirements(client: Client, task: dict[str, Any], frozen: str, log: LogShipper) -> None:
@@ -173,7 +165,7 @@ def _server_for_the_task(client: Client) -> Iterator[dict[str, str]]:
         return
     from clearml_task.server.serve import in_background
 
-    with in_background(config.home / "server") as served:
+    with in_background(config.server_dir) as served:
         yield _sdk_env(served.url, served.app.keys.access_key, served.app.keys.secret_key)
 
 

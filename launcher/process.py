@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clearml_task.vocabulary import CLOSED, CREATED, FAILED, QUEUED, STOPPED
+
 if TYPE_CHECKING:
     from clearml_task.api import Client
     from launcher.logship import LogShipper
@@ -129,7 +131,7 @@ def _abort_requested(client: Client, task_id: str) -> bool:
     if not found:
         return True  # deleted under us
     status, message = found[0].get("status"), found[0].get("status_message") or ""
-    return status in ("stopped", "failed", "closed", "queued", "created") or "stopping" in message
+    return status in (STOPPED, FAILED, CLOSED, QUEUED, CREATED) or "stopping" in message
 
 
 def stop_group(child: subprocess.Popen[bytes], grace: float, done: threading.Event | None = None) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from clearml_task.api import Client
-from clearml_task.document import Request
+from clearml_task.request import Request
 from clearml_task.submit import prepare, submit
 from testing.servers import ROOT
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from clearml_task.api.session import Session
 from clearml_task.errors import APICallError, UserError
+from clearml_task.vocabulary import COMPLETED, FAILED, FINAL_STATUSES, STOPPED
 
-FINAL_STATUSES = ("completed", "failed", "stopped", "closed", "published")
+# The statuses set by the endpoint of their own name (tasks.started moves a task to in_progress).
+STATUS_ENDPOINTS = ("started", STOPPED, FAILED, COMPLETED)
 
 
 def _exact(name: str) -> str:
@@ -65,7 +67,9 @@ class Client:
         return self.call("tasks.enqueue", {"task": task_id, "queue": queue_id})
 
     def set_status(self, task_id: str, status: str, *, force: bool = False, message: str = "") -> None:
-        """`status` is one of started, stopped, failed, completed (ClearML's endpoint names)."""
+        """`status` is one of started, stopped, failed, completed: each is set by the endpoint of its name."""
+        if status not in STATUS_ENDPOINTS:
+            raise ValueError(f"no endpoint sets the status {status!r}")
         self.call(f"tasks.{status}", {"task": task_id, "force": force, "status_message": message})
 
     def ping(self, task_id: str) -> None:
@@ -122,13 +126,22 @@ class Client:
         self.call("workers.unregister", {"worker": worker})
 
     # logs -----------------------------------------------------------------------------------------
-    def send_log(self, task_id: str, lines: Iterable[tuple[str, str]], *, worker: str = "") -> int:
-        """Ship (level, message) lines as log events; returns how many the server took."""
-        stamp = int(time.time() * 1000)
+    def send_log(
+        self,
+        task_id: str,
+        lines: Iterable[tuple[str, str]],
+        *,
+        worker: str = "",
+        stamps: Sequence[int] | None = None,
+    ) -> int:
+        """Ship (level, message) lines as log events in one call; returns how many the server took.
+        `stamps` are the lines' millisecond timestamps, one per line (default: now, for all of them)."""
+        now = int(time.time() * 1000)
         events = [
-            {"type": "log", "task": task_id, "level": level, "msg": msg, "timestamp": stamp, "worker": worker}
-            for level, msg in lines
-        ]
+            {"type": "log", "task": task_id, "level": level, "msg": msg,
+             "timestamp": stamps[index] if stamps is not None else now, "worker": worker}
+            for index, (level, msg) in enumerate(lines)
+        ]  # fmt: skip
         if not events:
             return 0
         return int(self.call("events.add_batch", events).get("added", 0))

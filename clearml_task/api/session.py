@@ -37,7 +37,7 @@ class Session:
         self._token: str | None = None
         self.transport: Transport
         if self.config.api_server is None:
-            inprocess = InProcessTransport(self.config.home / "server")
+            inprocess = InProcessTransport(self.config.server_dir)
             self.transport = inprocess
             self._keys = (inprocess.app.keys.access_key, inprocess.app.keys.secret_key)
         else:

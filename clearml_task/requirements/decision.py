@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from clearml_task.requirements.closure import Closure
 from clearml_task.requirements.declared import declared_requirements, find_declared
-from clearml_task.requirements.files import Given, Requirement, name_of, read_given
+from clearml_task.requirements.files import Given, Requirement, name_of
 from clearml_task.requirements.imports import Import, scan_notebook, scan_python
 from clearml_task.requirements.installed import Installed, to_requirements
 from clearml_task.requirements.readers import Reader, clean, join, memo, nothing
@@ -102,8 +102,6 @@ CLEARML_ORIGIN = "Task.init() is injected into the entry point"
 def decide(
     *,
     force_none: bool = False,
-    requirements_file: str | None = None,
-    packages: Sequence[str] | None = None,
     given: Given | None = None,
     read: Reader | None = None,
     working_dir: str = ".",
@@ -123,13 +121,10 @@ def decide(
     neighbours do not travel). `site` is where installed distributions are looked for (default: sys.path of
     this interpreter). `left_behind` reads the local work tree as it is on disk: an import of a file there
     that `read` does not have (git ignores it) is named in a note, not taken for a package. `given` is what
-    --requirements / --packages give when the caller has read them already (read_given); else they are read
-    here."""
+    --requirements / --packages give, read and checked before (read_given)."""
     if force_none:
         return Decision("none")
     read = memo(read or nothing)
-    if given is None and (requirements_file or packages):
-        given = read_given(requirements_file, packages)
     notes = list(given.notes) if given is not None else []
     if given is not None:
         if given.requirements:

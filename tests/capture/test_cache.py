@@ -38,7 +38,7 @@ def test_a_second_launch_of_the_same_script_does_not_parse_it_again(tmp_path: Pa
     repo = make_repo(tmp_path)
     probe = textwrap.dedent(f"""
         import sys
-        from clearml_task.document import Request
+        from clearml_task.request import Request
         from clearml_task.submit import prepare
         request = Request(project="proj", name="cache", folder={str(repo.work)!r}, script="train.py")
         prepared = prepare(request)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from clearml_task.document import Request
 from clearml_task.errors import UserError
 from clearml_task.git import urls
 from clearml_task.inject import inject_task_init
+from clearml_task.request import Request
 from clearml_task.submit import Prepared, prepare
 from testing.repos import Repo, files, git, make_repo, reproduce, tree_of
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from clearml_task.document import Request
 from clearml_task.inject import inject_task_init
+from clearml_task.request import Request
 from clearml_task.submit import prepare as capture_request
 from launcher import workspace
 from launcher.errors import ReproductionError

@@ -17,7 +17,7 @@ import pytest
 
 from clearml_task import requirements
 from clearml_task.errors import UserError
-from clearml_task.requirements import Decision, decide, directory_reader, mapping_reader
+from clearml_task.requirements import Decision, decide, directory_reader, mapping_reader, read_given
 from clearml_task.requirements.files import check_line, name_of
 from clearml_task.requirements.imports import scan_python
 from clearml_task.requirements.installed import Installed, guess, pipreqs_names
@@ -283,7 +283,7 @@ def test_a_bad_line_in_the_repositorys_requirements_names_the_line() -> None:
 # ----------------------------------------------------------------------------------------------- given
 def test_requirements_file_includes_and_constraints_are_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(FIXTURES / "reqs_given")
-    decision = decide(requirements_file="reqs.txt", packages=["scikit-learn", "numpy<2,>=1.26"])
+    decision = decide(given=read_given("reqs.txt", ["scikit-learn", "numpy<2,>=1.26"]))
     assert decision.source == "given"
     hashed = "requests>=2 --hash=sha256:" + "0" * 64
     assert decision.lines == [
@@ -311,7 +311,7 @@ def test_bad_given_lines_are_errors_naming_the_line(
 ) -> None:
     monkeypatch.chdir(FIXTURES / "reqs_given")
     with pytest.raises(UserError, match=message):
-        decide(requirements_file=file, packages=packages)
+        decide(given=read_given(file, packages))
 
 
 def test_direct_references_and_options_pass_the_check() -> None:
@@ -328,9 +328,9 @@ def test_precedence() -> None:
         return decide(read=read, working_dir="app", entry_point="train.py", **given)
 
     given_file = str(FIXTURES / "reqs_given" / "base.txt")
-    assert run(force_none=True, requirements_file=given_file, packages=["x"]) == Decision("none")
-    assert run(requirements_file=given_file, packages=["x"]).lines[-1] == "x"
-    assert run(packages=["x"]).lines == ["x"]
+    assert run(force_none=True, given=read_given(given_file, ["x"])) == Decision("none")
+    assert run(given=read_given(given_file, ["x"])).lines[-1] == "x"
+    assert run(given=read_given(None, ["x"])).lines == ["x"]
     assert run().source == "requirements.txt"
     detected = run(declared=False)
     assert detected.source == "detected"
@@ -338,9 +338,9 @@ def test_precedence() -> None:
 
 
 def test_clearml_is_added_when_task_init_is_injected() -> None:
-    assert decide(packages=["numpy"], add_clearml=True).lines == ["numpy", "clearml"]
-    assert decide(packages=["numpy"], add_clearml=False).lines == ["numpy"]
-    assert decide(packages=["ClearML>=1.16"], add_clearml=True).lines == ["ClearML>=1.16"]
+    assert decide(given=read_given(None, ["numpy"]), add_clearml=True).lines == ["numpy", "clearml"]
+    assert decide(given=read_given(None, ["numpy"]), add_clearml=False).lines == ["numpy"]
+    assert decide(given=read_given(None, ["ClearML>=1.16"]), add_clearml=True).lines == ["ClearML>=1.16"]
     assert decide(force_none=True, add_clearml=True).lines == []
     declared = detect("reqs_uvlock", add_clearml=True)
     assert declared.lines[-1] == "clearml" and declared.extra == ["clearml"] and declared.pip is None
@@ -349,7 +349,7 @@ def test_clearml_is_added_when_task_init_is_injected() -> None:
 
 def test_what_the_document_records() -> None:
     assert decide(force_none=True).script_requirements() == {"source": "none"}
-    assert decide(packages=["numpy"], add_clearml=True).script_requirements() == {
+    assert decide(given=read_given(None, ["numpy"]), add_clearml=True).script_requirements() == {
         "source": "given", "pip": "numpy\nclearml\n",
     }  # fmt: skip
     assert detect("reqs_uvlock", add_clearml=True).script_requirements() == {
@@ -362,7 +362,7 @@ def test_what_the_document_records() -> None:
 
 def test_given_lines_with_clearml_added(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(FIXTURES / "reqs_given")
-    assert decide(requirements_file="base.txt", packages=["six"], add_clearml=True).lines == [
+    assert decide(given=read_given("base.txt", ["six"]), add_clearml=True).lines == [
         "numpy", "requests>=2 --hash=sha256:" + "0" * 64, "six", "clearml",
     ]  # fmt: skip
 

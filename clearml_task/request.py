@@ -1,0 +1,114 @@
+"""What the user asked for, checked: clearml-task's flags as one Request, every check that does not need the
+repository done when it is made (before any capture), and what those checks read handed on with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clearml_task import vocabulary
+from clearml_task.arguments import parse_overrides
+from clearml_task.errors import UserError
+from clearml_task.requirements import Given, read_given
+
+# The flags that say where the code comes from: a clone (--base-task-id) takes its base task's.
+SOURCE_FLAGS = ("repo", "folder", "script", "module", "branch", "commit", "cwd", "binary")
+
+
+def usage(message: str, hint: str = "") -> UserError:
+    """A wrong flag or flag combination (exit code 2, as argparse's own)."""
+    return UserError(message, hint, exit_code=2)
+
+
+@dataclass(frozen=True)
+class Request:
+    """clearml-task's flags after parsing; making one checks them (a UserError names the first wrong one).
+    `overrides` (the --args pairs) and `given` (what --requirements / --packages hold; None when neither is
+    given or --force-no-requirements) are read from the flags then."""
+
+    project: str | None = None
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    repo: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    folder: str | None = None
+    script: str | None = None
+    module: str | None = None
+    cwd: str | None = None
+    binary: str | None = None
+    args: list[str] = field(default_factory=list)
+    queue: str | None = None
+    requirements: str | None = None
+    packages: list[str] | None = None
+    docker: str | None = None
+    docker_args: str | None = None
+    docker_bash_setup_script: str | None = None
+    output_uri: str | None = None
+    task_type: str | None = None
+    skip_task_init: bool = False
+    base_task_id: str | None = None
+    force_no_requirements: bool = False
+    skip_repo_detection: bool = False
+    skip_python_env_install: bool = False
+    max_patch_size: int | None = None
+    dry_run: bool = False
+    follow: bool = False
+    overrides: dict[str, str] = field(init=False)
+    given: Given | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.follow and not self.queue:
+            raise usage("--follow needs --queue", "the log comes from the worker that runs the task")
+        if self.base_task_id:
+            _check_clone(self)
+        else:
+            _check_new(self)
+        if self.task_type and self.task_type not in vocabulary.TASK_TYPES:
+            raise usage(
+                f"unknown --task-type {self.task_type!r}", f"use one of {', '.join(vocabulary.TASK_TYPES)}"
+            )
+        wanted = not self.force_no_requirements and (self.requirements or self.packages)
+        given = read_given(self.requirements, self.packages) if wanted else None
+        object.__setattr__(self, "given", given)
+        object.__setattr__(self, "overrides", parse_overrides(self.args))
+
+    @property
+    def gives_requirements(self) -> bool:
+        """Whether the flags settle the requirements (--force-no-requirements, or lines given): the
+        repository's own requirement files are not read then."""
+        return self.force_no_requirements or bool(self.given and self.given.requirements)
+
+
+def _check_clone(request: Request) -> None:
+    given = [f"--{flag}" for flag in SOURCE_FLAGS if getattr(request, flag)]
+    if given:
+        raise usage(
+            f"--base-task-id clones a task's code as it is; {', '.join(given)} cannot go with it",
+            "create a new task instead, or drop those flags",
+        )
+
+
+def _check_new(request: Request) -> None:
+    if not request.name:
+        raise usage("--name is required", "name the task with --name NAME (or clone one with --base-task-id)")
+    if len(request.name.strip()) < 3:
+        raise usage(f"--name {request.name!r} is too short", "ClearML task names have at least 3 characters")
+    if not request.project:
+        raise usage("--project is required", "pass --project NAME (it is created when missing)")
+    if len(request.project.rstrip("/").rpartition("/")[2].strip()) < 3:
+        raise usage(
+            f"--project {request.project!r} is too short", "ClearML project names have at least 3 characters"
+        )
+    if not request.script and not request.module:
+        raise usage(
+            "--script or --module is required", "the entry point: --script train.py or --module pkg.main"
+        )
+    if request.script and request.module:
+        raise usage("--script and --module exclude each other")
+    if request.repo and request.folder:
+        raise usage("--repo and --folder exclude each other", "--repo is a URL, --folder a local checkout")
+    if (request.branch or request.commit) and not request.repo:
+        raise usage(
+            "--branch and --commit go with --repo",
+            "a local checkout is sent at its upstream commit plus every local change",
+        )

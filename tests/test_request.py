@@ -1,0 +1,68 @@
+"""clearml-task's flags are checked when the Request is made, before any capture; what the checks read
+(--args pairs, --requirements / --packages lines) travels with the request."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from clearml_task.api import Client
+from clearml_task.errors import UserError
+from clearml_task.request import Request
+
+
+def test_every_check_runs_before_the_repository_is_looked_at(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-checkout")  # capturing it would fail: the flag checks come first
+    flags = {"project": "proj", "name": "checked", "folder": missing, "script": "train.py"}
+    cases = [
+        ({"task_type": "nonsense"}, "unknown --task-type 'nonsense'", 2),
+        ({"args": ["epochs"]}, "--args takes key=value pairs, got 'epochs'", 2),
+        ({"packages": ["pandas=>2"]}, "--packages: 'pandas=>2' is not a valid requirement", 1),
+        ({"requirements": str(tmp_path / "nowhere.txt")}, "nowhere.txt does not exist", 1),
+        ({"follow": True}, "--follow needs --queue", 2),
+    ]
+    for extra, message, code in cases:
+        with pytest.raises(UserError, match=message) as caught:
+            Request(**{**flags, **extra})  # type: ignore[arg-type]
+        assert caught.value.exit_code == code
+
+
+def test_what_the_checks_read_goes_with_the_request(tmp_path: Path) -> None:
+    given = tmp_path / "reqs.txt"
+    given.write_text("numpy>=1.26\n")
+    request = Request(
+        project="proj", name="checked", script="train.py", args=["lr=0.1", "--epochs=3", "lr=0.2"],
+        requirements=str(given), packages=["six"],
+    )  # fmt: skip
+    assert request.overrides == {"epochs": "3", "lr": "0.2"}
+    assert request.given is not None
+    assert [r.line for r in request.given.requirements] == ["numpy>=1.26", "six"]
+    assert request.gives_requirements
+    assert Request(project="proj", name="checked", script="train.py").given is None
+    unread = Request(
+        project="proj", name="checked", script="t.py", force_no_requirements=True, packages=["x=>"]
+    )
+    assert unread.given is None and unread.gives_requirements  # --force-no-requirements: nothing is read
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.name = "changed"  # type: ignore[misc]
+
+
+def test_a_clone_is_checked_too() -> None:
+    with pytest.raises(UserError, match="--script cannot go with it"):
+        Request(base_task_id="abc", script="train.py")
+    with pytest.raises(UserError, match="unknown --task-type 'nonsense'"):
+        Request(base_task_id="abc", task_type="nonsense")
+    assert Request(base_task_id="abc").name is None  # no --name or --project needed
+
+
+def test_status_endpoints_and_log_stamps(client: Client) -> None:
+    task_id = client.create_task({"name": "statuses", "type": "training"})
+    with pytest.raises(ValueError, match="no endpoint sets the status 'closed'"):
+        client.set_status(task_id, "closed")
+    client.set_status(task_id, "started")
+    client.set_status(task_id, "completed", force=True, message="done")
+    assert client.get_task(task_id)["status"] == "completed"
+    assert client.send_log(task_id, [("info", "b"), ("info", "a")], stamps=[2000, 1000]) == 2
+    assert [(e["msg"], e["timestamp"]) for e in client.task_log(task_id)] == [("a", 1000), ("b", 2000)]
