@@ -3,11 +3,16 @@ repository done when it is made (before any capture), and what those checks read
 
 from __future__ import annotations
 
+import os
+import re
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from clearml_task import vocabulary
 from clearml_task.arguments import parse_overrides
 from clearml_task.errors import UserError
+from clearml_task.git import urls
 from clearml_task.requirements import Given, read_given
 
 # The flags that say where the code comes from: a clone (--base-task-id) takes its base task's.
@@ -23,7 +28,9 @@ def usage(message: str, hint: str = "") -> UserError:
 class Request:
     """clearml-task's flags after parsing; making one checks them (a UserError names the first wrong one).
     `overrides` (the --args pairs) and `given` (what --requirements / --packages hold; None when neither is
-    given or --force-no-requirements) are read from the flags then."""
+    given or --force-no-requirements) are read from the flags then. Three flags are kept in the form that is
+    recorded: --project without a trailing slash, a local --repo as an absolute path, a local --output-uri
+    as a file:// URI."""
 
     project: str | None = None
     name: str | None = None
@@ -63,14 +70,25 @@ class Request:
             _check_clone(self)
         else:
             _check_new(self)
+        if self.project is not None:
+            object.__setattr__(self, "project", _checked_project(self.project))
+        if self.repo and urls.is_local_path(self.repo):
+            object.__setattr__(self, "repo", str(Path(self.repo).expanduser().resolve()))
+        if self.output_uri is not None:
+            object.__setattr__(self, "output_uri", _checked_output_uri(self.output_uri))
         if self.task_type and self.task_type not in vocabulary.TASK_TYPES:
             raise usage(
                 f"unknown --task-type {self.task_type!r}", f"use one of {', '.join(vocabulary.TASK_TYPES)}"
             )
-        wanted = not self.force_no_requirements and (self.requirements or self.packages)
-        given = read_given(self.requirements, self.packages) if wanted else None
+        if self.force_no_requirements and (self.requirements or self.packages):
+            given_flag = "--requirements" if self.requirements else "--packages"
+            raise usage(
+                f"--force-no-requirements and {given_flag} exclude each other",
+                f"drop --force-no-requirements to install what {given_flag} gives, or drop {given_flag}",
+            )
+        given = read_given(self.requirements, self.packages) if self.requirements or self.packages else None
         object.__setattr__(self, "given", given)
-        object.__setattr__(self, "overrides", parse_overrides(self.args))
+        object.__setattr__(self, "overrides", _checked_overrides(self.args))
 
     @property
     def gives_requirements(self) -> bool:
@@ -95,10 +113,6 @@ def _check_new(request: Request) -> None:
         raise usage(f"--name {request.name!r} is too short", "ClearML task names have at least 3 characters")
     if not request.project:
         raise usage("--project is required", "pass --project NAME (it is created when missing)")
-    if len(request.project.rstrip("/").rpartition("/")[2].strip()) < 3:
-        raise usage(
-            f"--project {request.project!r} is too short", "ClearML project names have at least 3 characters"
-        )
     if not request.script and not request.module:
         raise usage(
             "--script or --module is required", "the entry point: --script train.py or --module pkg.main"
@@ -112,3 +126,45 @@ def _check_new(request: Request) -> None:
             "--branch and --commit go with --repo",
             "a local checkout is sent at its upstream commit plus every local change",
         )
+
+
+def _checked_project(project: str) -> str:
+    """--project without its trailing slashes; each part of a nested name (a/b/c) has at least 3 characters,
+    as ClearML's server requires."""
+    name = project.rstrip("/")
+    for part in name.split("/"):
+        if len(part.strip()) < 3:
+            what = f"the part {part!r} of --project {project!r}" if "/" in name else f"--project {project!r}"
+            raise usage(
+                f"{what} is too short",
+                "ClearML project names (each part of a/b/c) have at least 3 characters",
+            )
+    return name
+
+
+# scheme://rest, as in s3://bucket/path, gs://, azure://, http(s)://, file:///abs
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+_LOCAL = ("/", "./", "../", "~")
+
+
+def _checked_output_uri(value: str) -> str:
+    """--output-uri as it is recorded: a URI as given; a local path (/abs, ./rel, ../rel, ~/dir) as the
+    file:// URI of its absolute path, as ClearML's SDK does; anything else is refused."""
+    if _URI.match(value):
+        return value
+    if value in (".", "..", "~") or value.startswith(_LOCAL):
+        return Path(os.path.abspath(Path(value).expanduser())).as_uri()
+    raise usage(
+        f"--output-uri {value!r} is neither a URI nor a local path",
+        "give a URI such as s3://bucket/dir or file:///abs/dir, or a path such as ./out or /abs/out",
+    )
+
+
+def _checked_overrides(pairs: list[str]) -> dict[str, str]:
+    """The --args pairs; a key given twice is refused (which value was meant is not for us to guess)."""
+    overrides = parse_overrides(pairs)
+    keys = Counter(next(iter(parse_overrides([pair]))) for pair in pairs)
+    repeated = [key for key, seen in keys.items() if seen > 1]
+    if repeated:
+        raise usage(f"--args gives {repeated[0]!r} more than once", "give each key once")
+    return overrides

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def test_what_the_checks_read_goes_with_the_request(tmp_path: Path) -> None:
     given = tmp_path / "reqs.txt"
     given.write_text("numpy>=1.26\n")
     request = Request(
-        project="proj", name="checked", script="train.py", args=["lr=0.1", "--epochs=3", "lr=0.2"],
+        project="proj", name="checked", script="train.py", args=["lr=0.2", "--epochs=3"],
         requirements=str(given), packages=["six"],
     )  # fmt: skip
     assert request.overrides == {"epochs": "3", "lr": "0.2"}
@@ -41,12 +42,47 @@ def test_what_the_checks_read_goes_with_the_request(tmp_path: Path) -> None:
     assert [r.line for r in request.given.requirements] == ["numpy>=1.26", "six"]
     assert request.gives_requirements
     assert Request(project="proj", name="checked", script="train.py").given is None
-    unread = Request(
-        project="proj", name="checked", script="t.py", force_no_requirements=True, packages=["x=>"]
-    )
+    unread = Request(project="proj", name="checked", script="t.py", force_no_requirements=True)
     assert unread.given is None and unread.gives_requirements  # --force-no-requirements: nothing is read
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.name = "changed"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"args": ["lr=0.1", "--epochs=3", "--lr=0.2"]}, "--args gives 'lr' more than once"),
+        ({"force_no_requirements": True, "packages": ["x=>"]}, "--force-no-requirements and --packages"),
+        (
+            {"force_no_requirements": True, "requirements": "r.txt"},
+            "--force-no-requirements and --requirements",
+        ),
+        ({"project": "ab/sub-lvl"}, "the part 'ab' of --project 'ab/sub-lvl' is too short"),
+        ({"project": "proj/sub/xy"}, "the part 'xy' of --project 'proj/sub/xy' is too short"),
+        ({"project": "proj//sub"}, "the part '' of --project 'proj//sub' is too short"),
+        ({"project": "ab/"}, "--project 'ab/' is too short"),
+        ({"output_uri": "not a uri"}, "--output-uri 'not a uri' is neither a URI nor a local path"),
+        ({"output_uri": "s3://"}, "--output-uri 's3://' is neither a URI nor a local path"),
+    ],
+)
+def test_wrong_combinations_and_values_are_usage_errors(extra: dict[str, object], message: str) -> None:
+    flags = {"project": "proj", "name": "checked", "script": "train.py"}
+    with pytest.raises(UserError, match=re.escape(message)) as caught:
+        Request(**{**flags, **extra})  # type: ignore[arg-type]
+    assert caught.value.exit_code == 2
+
+
+def test_flags_are_kept_as_they_are_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    request = Request(project="qa-proj/", name="checked", repo="../r2.git", script="t.py", output_uri="./out")
+    assert request.project == "qa-proj"
+    assert request.repo == str((tmp_path.parent / "r2.git").resolve())
+    assert request.output_uri == (tmp_path / "out").as_uri()
+    assert Request(base_task_id="abc", output_uri="../out").output_uri == (tmp_path.parent / "out").as_uri()
+    for uri in ("s3://bucket/dir", "gs://b", "file:///abs/dir", "https://files.example.com/x"):
+        assert Request(base_task_id="abc", output_uri=uri).output_uri == uri
+    url = "https://example.com/org/repo.git"
+    assert Request(project="nested/team/proj", name="checked", repo=url, script="t.py").repo == url
 
 
 def test_a_clone_is_checked_too() -> None:
