@@ -37,14 +37,37 @@ class GitUnavailable(UserError):
         self.error = error
 
 
+# What git adds after any failure to reach a remote: never the reason itself.
+_BOILERPLATE = frozenset({
+    "Could not read from remote repository.",
+    "Please make sure you have the correct access rights",
+    "and the repository exists.",
+})  # fmt: skip
+_FAILURE_PREFIXES = ("fatal: ", "error: ", "ERROR: ")
+
+
 def reason(stderr: str) -> str:
-    """The line of git's output that says what went wrong: its first fatal/error line, else its last."""
+    """The line of git's output that says what went wrong: its first fatal/error line that says more than
+    git's boilerplate; else the last line that does (ssh's or the remote's own words); else the first
+    fatal/error line; else the last line."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for line in lines:
-        for prefix in ("fatal: ", "error: "):
-            if line.startswith(prefix):
-                return line.removeprefix(prefix)
+    said = [line for line in lines if _without_prefix(line) not in _BOILERPLATE]
+    for line in said:
+        if line.startswith(_FAILURE_PREFIXES):
+            return _without_prefix(line)
+    if said:
+        return said[-1]
+    failures = [line for line in lines if line.startswith(_FAILURE_PREFIXES)]
+    if failures:
+        return _without_prefix(failures[0])
     return lines[-1] if lines else ""
+
+
+def _without_prefix(line: str) -> str:
+    for prefix in _FAILURE_PREFIXES:
+        if line.startswith(prefix):
+            return line.removeprefix(prefix)
+    return line
 
 
 def run(

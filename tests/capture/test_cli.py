@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from testing.commands import assert_one_line_error, run
 from testing.repos import make_repo
 from testing.servers import ROOT, start_server, stop_server
 
@@ -29,25 +27,6 @@ def standalone(tmp_path: Path) -> Path:
     script.parent.mkdir()
     script.write_text(FIXTURE.read_text())
     return script
-
-
-def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    module = "launcher" if argv[0] == "clearml-launcher" else "clearml_task.cli"
-    return subprocess.run(
-        [sys.executable, "-m", module, *argv[1:]],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
-    assert result.returncode == code, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and text in lines[0], result.stderr
 
 
 def test_create_enqueue_and_list_on_the_embedded_default(quickstart: Path) -> None:

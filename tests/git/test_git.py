@@ -77,6 +77,22 @@ def test_git_that_cannot_start_is_a_user_error(tmp_path: Path) -> None:
         ("remote: Repository not found.\nfatal: repository 'r' not found\n", "repository 'r' not found"),
         ("something odd\nlast words\n", "last words"),
         ("", ""),
+        (
+            "ssh: Could not resolve hostname nohost: Name or service not known\r\n"
+            "fatal: Could not read from remote repository.\n\n"
+            "Please make sure you have the correct access rights\nand the repository exists.\n",
+            "ssh: Could not resolve hostname nohost: Name or service not known",
+        ),
+        (
+            "ERROR: Repository not found.\nfatal: Could not read from remote repository.\n\n"
+            "Please make sure you have the correct access rights\nand the repository exists.\n",
+            "Repository not found.",
+        ),
+        (
+            "fatal: Could not read from remote repository.\n\n"
+            "Please make sure you have the correct access rights\nand the repository exists.\n",
+            "Could not read from remote repository.",
+        ),
     ],
 )
 def test_the_reason_is_the_first_fatal_or_error_line(stderr: str, reason: str) -> None:

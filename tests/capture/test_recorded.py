@@ -1,0 +1,84 @@
+"""What the user asked for is what is recorded: clearml-task run as a subprocess on real repositories, each
+flag checked against what lands in the task (or refused with one line, nothing created)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clearml_task.api import Client
+from testing.commands import assert_one_line_error, run
+from testing.repos import Repo, make_repo
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    """The quickstart fixture as a real repository with a bare origin."""
+    return make_repo(tmp_path / "qs", "quickstart")
+
+
+def create(*flags: str, cwd: Path | None = None) -> dict:
+    """Runs clearml-task with --output json and returns the task it created."""
+    result = run("clearml-task", *flags, "--output", "json", **({"cwd": cwd} if cwd else {}))
+    assert result.returncode == 0, result.stderr
+    return Client().get_task(json.loads(result.stdout)["id"])
+
+
+def test_refusals_are_one_line_and_create_nothing(repo: Repo) -> None:
+    train = str(repo.work / "train.py")
+    new = ["--name", "refused", "--script", train]
+    cases = [
+        (["--project", "ab/sub-lvl", *new], 2, "the part 'ab' of --project 'ab/sub-lvl' is too short"),
+        (["--project", "demo", *new, "--force-no-requirements", "--packages", "tqdm"], 2,
+         "--force-no-requirements and --packages exclude each other"),
+        (["--project", "demo", *new, "--args", "epochs=1", "lr=0.1", "epochs=2"], 2,
+         "--args gives 'epochs' more than once"),
+        (["--project", "demo", *new, "--output-uri", "not a uri"], 2,
+         "--output-uri 'not a uri' is neither a URI nor a local path"),
+    ]  # fmt: skip
+    for argv, code, text in cases:
+        assert_one_line_error(run("clearml-task", *argv), code, text)
+    assert not Client().tasks(name="refused")
+
+
+def test_a_project_with_a_trailing_slash_is_the_project(repo: Repo) -> None:
+    first = create("--project", "qa-proj", "--name", "first", "--script", str(repo.work / "train.py"))
+    again = create("--project", "qa-proj/", "--name", "again", "--script", str(repo.work / "train.py"))
+    assert again["project"] == first["project"]
+    nested = create(
+        "--project", "qa-proj/sub-lvl/", "--name", "nested", "--script", str(repo.work / "train.py")
+    )
+    assert nested["project"] == Client().project_id("qa-proj/sub-lvl", create=False)
+
+
+def test_a_local_output_uri_is_recorded_as_a_file_uri(repo: Repo, tmp_path: Path) -> None:
+    task = create("--project", "demo", "--name", "local out", "--script", "train.py", "--output-uri", "./out",
+                  cwd=repo.work)  # fmt: skip
+    assert task["output"]["destination"] == (repo.work / "out").as_uri()
+    kept = create("--project", "demo", "--name", "to s3", "--script", str(repo.work / "train.py"),
+                  "--output-uri", "s3://bucket/models")  # fmt: skip
+    assert kept["output"]["destination"] == "s3://bucket/models"
+
+
+def test_a_relative_repo_is_recorded_absolute(repo: Repo, tmp_path: Path) -> None:
+    assert repo.origin is not None
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    task = create("--project", "demo", "--name", "relative", "--repo", "../qs/origin.git", "--script",
+                  "train.py", cwd=here)  # fmt: skip
+    assert task["script"]["repository"] == str(repo.origin.resolve())
+    assert task["script"]["version_num"] == repo.git("rev-parse", "HEAD")
+
+
+def test_an_unreachable_repo_says_gits_meaningful_line(tmp_path: Path) -> None:
+    flags = ["--project", "demo", "--name", "nowhere", "--script", "train.py"]
+    missing = run("clearml-task", *flags, "--repo", str(tmp_path / "missing.git"))
+    assert_one_line_error(missing, 1, "does not appear to be a git repository")
+    # a forge answering over ssh: its own line comes first, then git's boilerplate
+    forge = "sh -c 'echo ERROR: Repository not found. >&2; exit 128' --"
+    refused = run("clearml-task", *flags, "--repo", "git@example.invalid:org/nope.git",
+                  env={"GIT_SSH_COMMAND": forge})  # fmt: skip
+    assert_one_line_error(refused, 1, "git ls-remote --symref failed: Repository not found.")
+    assert not Client().tasks(name="nowhere")
