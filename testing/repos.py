@@ -19,8 +19,9 @@ GIT_ENV = {
 
 def git(cwd: Path, *args: str) -> str:
     result = subprocess.run(
-        ["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV}, capture_output=True, text=True, check=False
-    )
+        ["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV}, capture_output=True, check=False,
+        encoding="utf-8", errors="surrogateescape",  # file names that are not UTF-8 come back as they are
+    )  # fmt: skip
     if result.returncode:
         raise AssertionError(f"git {' '.join(args)} failed in {cwd}: {result.stderr}")
     return result.stdout.strip()

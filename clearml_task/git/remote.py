@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clearml_task.git import run, urls
+from clearml_task.git import repository, run, urls
 
 
 @dataclass
@@ -89,24 +89,5 @@ def fetch_blobs(bare: Path, blobs: list[str]) -> dict[str, bytes]:
         "--recurse-submodules=no", "--filter=blob:none", "--stdin", "origin",
         input="".join(f"{blob}\n" for blob in blobs).encode(),
     )  # fmt: skip
-    return _cat_blobs(bare, blobs)
-
-
-def _cat_blobs(repo: Path, blobs: list[str]) -> dict[str, bytes]:
-    """Blob id -> content (of those that are here), with one `git cat-file --batch`."""
-    ids = "".join(f"{blob}\n" for blob in blobs).encode()
-    # no lazy fetch: a blob that is not here ends the output early, and the caller names what is missing
-    output = run.run(repo, "cat-file", "--batch", input=ids, env={"GIT_NO_LAZY_FETCH": "1"}, check=False)
-    found: dict[str, bytes] = {}
-    at = 0
-    while (end := output.find(b"\n", at)) >= 0:
-        header = output[at:end].split()
-        at = end + 1
-        if len(header) < 3 or header[1] == b"missing":
-            continue
-        size = int(header[2])
-        if at + size > len(output):
-            break
-        found[header[0].decode()] = output[at : at + size]
-        at += size + 1  # the content, then a newline
-    return found
+    # no lazy fetch: a blob the fetch did not bring is missing from the answer, and the caller names it
+    return repository.read_blobs(bare, blobs, env={"GIT_NO_LAZY_FETCH": "1"})

@@ -3,6 +3,7 @@ HEAD is past them, a remote's URL, untracked files."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from clearml_task.git import run, urls
@@ -54,3 +55,23 @@ def untracked(root: Path) -> list[str]:
     """The untracked files that are not ignored."""
     listed = run.out(root, "ls-files", "--others", "--exclude-standard", "-z").split("\0")
     return [path for path in listed if path]
+
+
+def read_blobs(repo: Path, blobs: list[str], env: Mapping[str, str] | None = None) -> dict[str, bytes]:
+    """Blob id -> content of those `blobs` that are in `repo` (under `env`), with one `git cat-file --batch`:
+    a blob that is not there ends the output early and is missing from the answer."""
+    ids = "".join(f"{blob}\n" for blob in blobs).encode()
+    output = run.run(repo, "cat-file", "--batch", input=ids, env=env, check=False)
+    found: dict[str, bytes] = {}
+    at = 0
+    while (end := output.find(b"\n", at)) >= 0:
+        header = output[at:end].split()
+        at = end + 1
+        if len(header) < 3 or header[1] == b"missing":
+            continue
+        size = int(header[2])
+        if at + size > len(output):
+            break
+        found[header[0].decode()] = output[at : at + size]
+        at += size + 1  # the content, then a newline
+    return found

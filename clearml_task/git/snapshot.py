@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from clearml_task.errors import UserError
-from clearml_task.git import run
+from clearml_task.git import repository, run
 
 GITLINK = "160000"  # the mode of a submodule's entry
 
@@ -19,7 +19,7 @@ class Snapshot:
     """A temporary index and object directory over a repository (its objects serve as alternates)."""
 
     def __init__(self, repo: Path, tmp: Path) -> None:
-        self.repo = repo
+        self.repo, self.tmp = repo, tmp
         paths = run.out(
             repo, "rev-parse", "--path-format=absolute", "--git-path", "objects", "--git-path", "index"
         )
@@ -95,18 +95,68 @@ class Snapshot:
         return self._out("write-tree")
 
     def diff(self, commit: str, tree: str) -> str:
-        return self._git(
-            "diff",
-            "--binary",
-            "--full-index",
-            "-M",
-            "--no-ext-diff",
-            "--no-textconv",
-            "--src-prefix=a/",
-            "--dst-prefix=b/",
-            commit,
-            tree,
-        ).decode("utf-8", errors="surrogateescape")
+        """The git patch from `commit` to `tree`, always UTF-8 text that `git apply` turns back into the
+        exact bytes: a file whose content (before or after) or name is not UTF-8 goes as a binary patch
+        (base85) under a C-quoted name, the rest as git diffs them."""
+        foreign = self._not_utf8(commit, tree)
+        if not foreign:
+            return self._diff(commit, tree).decode("utf-8")
+        kept = self._diff(commit, tree, "--", ":/", *(f":(top,exclude,literal){p}" for p in foreign))
+        return (kept + self._binary_diff(commit, tree, foreign)).decode("utf-8")
+
+    def _diff(self, *args: str) -> bytes:
+        return run.run(self.repo, *DIFF, *args, env=self.env)
+
+    def _binary_diff(self, commit: str, tree: str, paths: list[str]) -> bytes:
+        """The diff of `paths` with every file marked binary and names C-quoted, in a scratch repository
+        whose info/attributes (which outrank every .gitattributes) says so."""
+        scratch = self.tmp / "binary.git"
+        if not scratch.is_dir():
+            run.run(self.tmp, "init", "-q", "--bare", str(scratch))
+            (scratch / "info").mkdir(exist_ok=True)
+            (scratch / "info" / "attributes").write_text("* binary\n")
+        env = {key: value for key, value in self.env.items() if key != "GIT_INDEX_FILE"}
+        pathspecs = (f":(literal){path}" for path in paths)
+        return run.run(
+            scratch, "-c", "core.quotepath=true", *DIFF, commit, tree, "--", *pathspecs,
+            env={**env, "GIT_DIR": str(scratch)},
+        )  # fmt: skip
+
+    def _not_utf8(self, commit: str, tree: str) -> list[str]:
+        """The paths of the changes from `commit` to `tree` (both sides of a rename) whose name or content,
+        before or after, is not UTF-8."""
+        fields = self._git("diff", "--raw", "-z", "--no-abbrev", "-M", commit, tree).split(b"\0")
+        changes: list[tuple[list[bytes], list[str]]] = []  # (names, blob ids)
+        at = 0
+        while at < len(fields) and fields[at].startswith(b":"):
+            mode_a, mode_b, blob_a, blob_b, status = fields[at][1:].decode().split()
+            count = 2 if status[0] in "RC" else 1
+            sides = ((mode_a, blob_a), (mode_b, blob_b))
+            blobs = [blob for mode, blob in sides if mode != GITLINK and blob.strip("0")]
+            changes.append((fields[at + 1 : at + 1 + count], blobs))
+            at += 1 + count
+        ids = list(dict.fromkeys(blob for _, blobs in changes for blob in blobs))
+        contents = repository.read_blobs(self.repo, ids, env=self.env)
+        foreign = [
+            name
+            for names, blobs in changes
+            if not all(_is_utf8(data) for data in [*names, *(contents.get(blob, b"") for blob in blobs)])
+            for name in names
+        ]
+        return list(dict.fromkeys(name.decode("utf-8", errors="surrogateescape") for name in foreign))
+
+
+# How patches are made: binary files in full (base85), whole ids, renames found, no user diff tools.
+DIFF = ("diff", "--binary", "--full-index", "-M", "--no-ext-diff", "--no-textconv",
+        "--src-prefix=a/", "--dst-prefix=b/")  # fmt: skip
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 @contextmanager

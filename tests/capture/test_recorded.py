@@ -10,7 +10,8 @@ import pytest
 
 from clearml_task.api import Client
 from testing.commands import assert_one_line_error, run
-from testing.repos import Repo, make_repo
+from testing.launching import launcher, log_lines
+from testing.repos import Repo, make_repo, reproduce
 
 
 @pytest.fixture
@@ -82,3 +83,20 @@ def test_an_unreachable_repo_says_gits_meaningful_line(tmp_path: Path) -> None:
                   env={"GIT_SSH_COMMAND": forge})  # fmt: skip
     assert_one_line_error(refused, 1, "git ls-remote --symref failed: Repository not found.")
     assert not Client().tasks(name="nowhere")
+
+
+def test_a_latin1_change_is_utf8_in_the_task_and_runs_byte_exact(repo: Repo, tmp_path: Path) -> None:
+    repo.write("menu.txt", "café\n".encode("latin-1"))
+    repo.write("show.py", "print(open('menu.txt', 'rb').read().hex())\n")
+    repo.commit("latin-1 data")
+    repo.git("push", "-q")
+    repo.write("menu.txt", "café crème\n".encode("latin-1"))
+    task = create("--project", "demo", "--name", "latin-1", "--script", str(repo.work / "show.py"))
+    patch = task["script"]["diff"]
+    patch.encode("utf-8")  # strict: ClearML's server stores it, ClearML's agent applies it
+    assert "GIT binary patch" in patch
+    checkout = reproduce(tmp_path, task["script"]["repository"], task["script"]["version_num"], patch)
+    assert (checkout / "menu.txt").read_bytes() == (repo.work / "menu.txt").read_bytes()
+    result = launcher("execute", "--id", task["id"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "café crème\n".encode("latin-1").hex() in log_lines(task["id"])

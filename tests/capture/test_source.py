@@ -185,6 +185,28 @@ def test_paths_with_spaces_and_non_ascii(tmp_path: Path) -> None:
     assert_reproduces(tmp_path, repo, capture(repo))
 
 
+def test_files_that_are_not_utf8_travel_as_binary_patches(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    repo.write("latin.txt", "café\nline 2\n".encode("latin-1"))
+    repo.write("moved.txt", "déjà vu\n".encode("latin-1") * 20)
+    repo.write("was_utf8.txt", "naïve\n")
+    os.makedirs(repo.work / "names")
+    (repo.work / "names" / os.fsdecode(b"n\xe4me.txt")).write_bytes(b"x\n")
+    repo.commit("latin-1")
+    repo.write("latin.txt", "café crème\nline 2\n".encode("latin-1"))
+    repo.git("mv", "moved.txt", "renamed.txt")
+    repo.write("was_utf8.txt", "naïve\n".encode("latin-1"))
+    repo.write("new.txt", "garçon\n".encode("cp1252"))
+    (repo.work / "names" / os.fsdecode(b"n\xe4me.txt")).write_bytes(b"y\n")
+    repo.write("plain.txt", "ünïcødé stays text\n")
+    prepared = capture(repo)
+    patch = prepared.document["script"]["diff"]
+    patch.encode("utf-8")  # strict: no lone surrogates
+    assert patch.count("GIT binary patch") == 5 and '"a/names/n\\344me.txt"' in patch
+    assert "+ünïcødé stays text" in patch  # UTF-8 files stay readable text hunks
+    assert_reproduces(tmp_path, repo, prepared)
+
+
 def test_script_with_spaces_in_its_name(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     repo.write("my scripts/trâin me.py", "print('hi')\n")
