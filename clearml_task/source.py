@@ -122,7 +122,8 @@ def locate(
     folder: Path | None, script: str | None, module: str | None, cwd: str | None
 ) -> tuple[Path | None, EntryPoint]:
     """The repository root (None outside any) and the entry point, from --folder / --script / --module /
-    --cwd; a --script is looked for relative to the current directory, then to --folder."""
+    --cwd; a --script is looked for relative to the current directory, then to --folder, then (as with
+    --repo) to --cwd in the repository."""
     here = Path.cwd()
     if folder is not None:
         folder = (here / folder.expanduser()).resolve()
@@ -134,6 +135,9 @@ def locate(
         candidates = [given] if given.is_absolute() else [here / given]
         if folder is not None and not given.is_absolute():
             candidates.append(folder / given)
+        top = run.toplevel(folder or here) if cwd and not given.is_absolute() else None
+        if top is not None and cwd:
+            candidates.append(top / cwd / given)
         script_path = next((c.resolve() for c in candidates if c.is_file()), None)
         if script_path is None:
             where = " or ".join(str(c) for c in candidates)

@@ -100,3 +100,20 @@ def test_a_latin1_change_is_utf8_in_the_task_and_runs_byte_exact(repo: Repo, tmp
     result = launcher("execute", "--id", task["id"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "café crème\n".encode("latin-1").hex() in log_lines(task["id"])
+
+
+def test_a_script_relative_to_cwd_in_a_local_checkout(repo: Repo) -> None:
+    repo.write(
+        "sub/subtrain.py", "import os\nprint('in', os.path.basename(os.getcwd()), open('data.txt').read())\n"
+    )
+    repo.write("sub/data.txt", "sub data")
+    task = create("--project", "demo", "--name", "sub train", "--folder", ".", "--cwd", "sub", "--script",
+                  "subtrain.py", cwd=repo.work)  # fmt: skip
+    assert (task["script"]["working_dir"], task["script"]["entry_point"]) == ("sub", "subtrain.py")
+    result = launcher("execute", "--id", task["id"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "in sub sub data" in log_lines(task["id"])
+    missing = run("clearml-task", "--project", "demo", "--name", "sub train", "--folder", ".", "--cwd", "sub",
+                  "--script", "nothing.py", cwd=repo.work)  # fmt: skip
+    assert_one_line_error(missing, 1, f"--script nothing.py not found (looked at {repo.work}/nothing.py")
+    assert f"{repo.work}/sub/nothing.py" in missing.stderr
