@@ -105,16 +105,18 @@ def choose_base(root: Path) -> Base:
 
 
 def _newest_pushed(root: Path, remote_refs: list[str]) -> tuple[str, str] | None:
-    """The newest commit in HEAD's history that some remote branch contains, and that branch."""
-    best: tuple[int, str, str] | None = None
+    """The newest commit in HEAD's history that some remote branch contains, and that branch: of the
+    branches that contain it, the one whose tip it is (a branch forked from main and not pushed records
+    main, not another branch that grew from the same commit), else the first by name."""
+    found: list[tuple[int, bool, str, str]] = []  # (depth, not the tip, ref, commit)
     for ref in remote_refs:
         base = repository.merge_base(root, "HEAD", ref)
-        if not base:
-            continue
-        depth = repository.count(root, base)
-        if best is None or depth > best[0]:
-            best = (depth, base, ref)
-    return (best[1], best[2]) if best else None
+        if base:
+            found.append((-repository.count(root, base), run.commit_of(root, ref) != base, ref, base))
+    if not found:
+        return None
+    _depth, _not_tip, ref, base = min(found)
+    return base, ref
 
 
 # ------------------------------------------------------------------------------------ local checkout
@@ -294,12 +296,16 @@ def _mb(size: int) -> str:
 @dataclass(frozen=True)
 class RemoteRef:
     commit: str
-    branch: str
+    branch: str  # recorded only when the commit is on it: checked once fetched, unless `at_tip`
     tag: str
+    at_tip: bool = True  # `commit` is the branch's tip
+    given: bool = False  # the branch is --branch (the user's word): a commit not on it is an error
 
 
 def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRef:
-    """--branch / --commit / a tag, resolved against the remote (default: the remote's default branch)."""
+    """--branch / --commit / a tag, resolved against the remote (default: the remote's default branch).
+    A --commit alone goes with the branch whose tip it is, else with the default branch if it is on it
+    (checked by capture_remote), else with none."""
     listing = remote.ls_remote(urls.fetchable(url))
     heads, tags, default = listing.heads, listing.tags, listing.default
     if not heads and not tags:
@@ -309,7 +315,16 @@ def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRe
     if commit:
         if not re.fullmatch(r"[0-9a-fA-F]{4,40}", commit):
             raise UserError(f"--commit {commit} is not a commit id")
-        return RemoteRef(commit.lower(), branch or default, "")
+        commit = commit.lower()
+        if branch:
+            if branch not in heads:
+                known = ", ".join(sorted(heads)[:20])
+                raise UserError(f"no branch {branch!r} in {urls.public_url(url)}", f"branches: {known}")
+            return RemoteRef(commit, branch, "", heads[branch].startswith(commit), given=True)
+        tips = sorted(name for name, tip in heads.items() if tip.startswith(commit))
+        if tips:
+            return RemoteRef(commit, default if default in tips else tips[0], "")
+        return RemoteRef(commit, default if default in heads else "", "", at_tip=False)
     if branch:
         if branch in heads:
             return RemoteRef(heads[branch], branch, "")
@@ -338,6 +353,7 @@ def capture_remote(
     with tempfile.TemporaryDirectory(prefix="clearml-task-remote-") as tmp:
         bare = remote.partial_clone(Path(tmp), url)
         commit = _fetch(bare, ref)
+        branch = _branch_holding(bare, ref, commit)
         with snapshot(bare) as snap:
             snap.start_from_commit(commit)
             working_dir = entry.cwd.strip("/") if entry.cwd else "."
@@ -347,7 +363,7 @@ def capture_remote(
             source = _finish(snap, commit, max_patch)
     source.repository, source.branch, source.tag, source.read = (
         urls.public_url(url),
-        ref.branch,
+        branch,
         ref.tag,
         read,
     )
@@ -380,6 +396,21 @@ def _fetch(bare: Path, ref: RemoteRef) -> str:
             f"commit {ref.commit} is not on the remote", "push it first, or give another --commit"
         )
     return commit
+
+
+def _branch_holding(bare: Path, ref: RemoteRef, commit: str) -> str:
+    """The branch to record with `commit`: ref.branch when the commit is on it (its history is fetched,
+    commits only, to tell), else none; a --branch the commit is not on is an error."""
+    if not ref.branch or ref.at_tip:
+        return ref.branch
+    tip = remote.fetch_branch_history(bare, ref.branch)
+    if repository.merge_base(bare, commit, tip) == commit:
+        return ref.branch
+    if ref.given:
+        raise UserError(
+            f"commit {commit[:12]} is not on branch {ref.branch}", "drop --branch, or give a commit on it"
+        )
+    return ""
 
 
 def _blob_reader(bare: Path, commit: str) -> Reader:

@@ -68,6 +68,13 @@ def fetch_history(bare: Path) -> None:
     )
 
 
+def fetch_branch_history(bare: Path, branch: str) -> str:
+    """A branch's commits (no trees, no blobs) into refs/heads/<branch>; returns its tip."""
+    ref = f"refs/heads/{branch}"
+    run.run(bare, "fetch", "-q", "--filter=tree:0", "origin", f"+{ref}:{ref}")
+    return run.out(bare, "rev-parse", "--verify", ref)
+
+
 def files_of(repo: Path, commit: str) -> dict[str, str]:
     """The regular files (executable or not) of a commit: path -> blob id."""
     tree: dict[str, str] = {}

@@ -117,3 +117,16 @@ def test_a_script_relative_to_cwd_in_a_local_checkout(repo: Repo) -> None:
                   "--script", "nothing.py", cwd=repo.work)  # fmt: skip
     assert_one_line_error(missing, 1, f"--script nothing.py not found (looked at {repo.work}/nothing.py")
     assert f"{repo.work}/sub/nothing.py" in missing.stderr
+
+
+def test_a_commit_only_on_a_feature_branch_records_that_branch(repo: Repo) -> None:
+    assert repo.origin is not None
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.write("feature.txt", "feature\n")
+    sha = repo.commit("feature")
+    repo.git("push", "-q", "origin", "feature")
+    flags = ["--project", "demo", "--repo", str(repo.origin), "--script", "train.py", "--commit", sha]
+    task = create("--name", "on feature", *flags)
+    assert (task["script"]["branch"], task["script"]["version_num"]) == ("feature", sha)
+    refused = run("clearml-task", "--name", "not on main", *flags, "--branch", "main")
+    assert_one_line_error(refused, 1, f"commit {sha[:12]} is not on branch main")

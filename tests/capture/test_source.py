@@ -425,3 +425,34 @@ def test_unreachable_repo_is_a_clear_error(tmp_path: Path) -> None:
         prepare(
             Request(project="proj", name="nowhere", repo=str(tmp_path / "missing.git"), script="train.py")
         )
+
+
+def test_a_commit_records_the_branch_it_is_on_or_none(remote: Repo) -> None:
+    other_tip = remote.git("rev-parse", "other")
+    on_other = _remote(remote, commit=other_tip).source
+    assert on_other is not None and (on_other.branch, on_other.commit) == ("other", other_tip)
+    below_main = _remote(remote, commit=remote.git("rev-parse", "main~1")).source
+    assert below_main is not None and below_main.branch == "main"  # on main, not its tip
+    remote.write("other2.txt", "more\n")
+    remote.commit("grows other")
+    remote.git("push", "-q", "origin", "other")
+    inside_other = _remote(remote, commit=other_tip).source  # no longer a tip, and not on main
+    assert inside_other is not None and (inside_other.branch, inside_other.commit) == ("", other_tip)
+    with pytest.raises(UserError, match=f"commit {other_tip[:12]} is not on branch main"):
+        _remote(remote, branch="main", commit=other_tip)
+
+
+def test_an_unpushed_branch_records_the_branch_it_forked_from(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    forked_from = repo.git("rev-parse", "main")
+    repo.git("checkout", "-q", "-b", "aaa-grown")  # a pushed branch that grew from the same commit
+    repo.write("grown.txt", "grown\n")
+    repo.commit("grown")
+    repo.git("push", "-q", "origin", "aaa-grown")
+    repo.git("checkout", "-q", "-b", "exp", "main")  # forked from main, never pushed
+    repo.write("exp.txt", "local work\n")
+    repo.commit("local work")
+    prepared = capture(repo)
+    assert prepared.source is not None
+    assert (prepared.source.branch, prepared.source.commit) == ("main", forked_from)
+    assert_reproduces(tmp_path, repo, prepared)
