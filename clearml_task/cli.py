@@ -11,13 +11,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clearml_task import __version__, console, vocabulary
 
 if TYPE_CHECKING:
     from clearml_task.request import Request
-    from clearml_task.submit import Prepared
 
 PROG = "clearml-task"
 
@@ -75,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--base-task-id", help="clone this task and override only what is given")
     out = p.add_argument_group("output")
     out.add_argument(
-        "--dry-run", action="store_true", help="print the task document as YAML; contact no server"
+        "--dry-run",
+        action="store_true",
+        help="print the task that would be created, as YAML (JSON with --output json); contacts no server, "
+        "except to read the base task with --base-task-id",
     )
     out.add_argument("--output", choices=("text", "json"), default="text", help="result format")
     out.add_argument(
@@ -110,7 +112,12 @@ def _run(args: argparse.Namespace) -> int:
         _preload_client()
     prepared = submit.prepare(request)
     if request.dry_run:
-        _print_dry_run(request, prepared, args.output)
+        shown = prepared.document
+        if request.base_task_id:
+            from clearml_task.api import Client
+
+            shown = submit.preview_clone(request, Client())
+        _print_dry_run(request, shown, args.output)
         return 0
     from clearml_task.api import Client
 
@@ -157,8 +164,9 @@ def _preload_client() -> None:
     threading.Thread(target=load, daemon=True).start()
 
 
-def _print_dry_run(request: Request, prepared: Prepared, output: str) -> None:
-    shaped = {"project": request.project, **prepared.document, "status": vocabulary.CREATED}
+def _print_dry_run(request: Request, document: dict[str, Any], output: str) -> None:
+    """The task that would be created (`document`, a new task's or a clone's), as YAML or JSON."""
+    shaped = {"project": request.project, **document, "status": vocabulary.CREATED}
     if request.queue:
         shaped["execution"] = {"queue": request.queue}
     if output == "json":

@@ -184,13 +184,37 @@ def _clone(request: Request, client: Client) -> tuple[str, str | None]:
     """tasks.clone, then only what was given is overridden; the clone's script is never blanked."""
     assert request.base_task_id
     base = client.get_task(request.base_task_id)
-    overrides: dict[str, Any] = {}
-    if request.name:
-        overrides["new_task_name"] = request.name
+    changes = _clone_changes(request, base)
+    overrides = {f"new_task_{key}": changes[key] for key in CLONE_OVERRIDES if key in changes}
     if request.project:
         overrides["new_task_project"] = client.project_id(request.project)
+    task_id = client.clone_task(request.base_task_id, **overrides)
+    try:
+        if "requirements" in changes:
+            client.edit_task(task_id, script={"requirements": changes["requirements"]})
+        if "output_dest" in changes:
+            client.edit_task(task_id, output={"destination": changes["output_dest"]})
+        if "type" in changes:
+            client.edit_task(task_id, type=changes["type"])
+    except BaseException:
+        client.call("tasks.delete", {"task": task_id, "force": True})
+        raise
+    project_id = overrides.get("new_task_project") or base.get("project")
+    return task_id, project_id
+
+
+# What tasks.clone itself overrides (new_task_<field>); the rest is edited on the clone.
+CLONE_OVERRIDES = ("name", "tags", "hyperparams", "container")
+
+
+def _clone_changes(request: Request, base: dict[str, Any]) -> dict[str, Any]:
+    """What the flags change in a clone of `base`: name, tags, hyperparams (--args merged into the base's),
+    container (merged), requirements, output_dest, type; the project aside (it may need creating)."""
+    changes: dict[str, Any] = {}
+    if request.name:
+        changes["name"] = request.name
     if request.tags:
-        overrides["new_task_tags"] = request.tags
+        changes["tags"] = request.tags
     if request.overrides:
         from clearml_task import arguments
 
@@ -198,23 +222,47 @@ def _clone(request: Request, client: Client) -> tuple[str, str | None]:
         hyperparams["Args"], _new_keys = arguments.merge_overrides(
             hyperparams.get("Args") or {}, request.overrides
         )
-        overrides["new_task_hyperparams"] = hyperparams
+        changes["hyperparams"] = hyperparams
     given_container = document.container(request)
     if given_container:
         merged = {**(base.get("container") or {})}
         merged.update({k: v for k, v in given_container.items() if v})
-        overrides["new_task_container"] = merged
-    task_id = client.clone_task(request.base_task_id, **overrides)
-    try:
-        if request.gives_requirements:
-            decision = requirements.decide(force_none=request.force_no_requirements, given=request.given)
-            client.edit_task(task_id, script={"requirements": decision.script_requirements()})
-        if request.output_uri:
-            client.edit_task(task_id, output={"destination": request.output_uri})
-        if request.task_type:
-            client.edit_task(task_id, type=request.task_type)
-    except BaseException:
-        client.call("tasks.delete", {"task": task_id, "force": True})
-        raise
-    project_id = overrides.get("new_task_project") or base.get("project")
-    return task_id, project_id
+        changes["container"] = merged
+    if request.gives_requirements:
+        decision = requirements.decide(force_none=request.force_no_requirements, given=request.given)
+        changes["requirements"] = decision.script_requirements()
+    if request.output_uri:
+        changes["output_dest"] = request.output_uri
+    if request.task_type:
+        changes["type"] = request.task_type
+    return changes
+
+
+def preview_clone(request: Request, client: Client) -> dict[str, Any]:
+    """The task a clone would make, for --dry-run: the base task's document (read from the server) with
+    what the flags change; nothing is created."""
+    assert request.base_task_id
+    base = client.get_task(request.base_task_id)
+    changes = _clone_changes(request, base)
+    project = request.project
+    if not project and base.get("project"):
+        project = client.call("projects.get_by_id", {"project": base["project"]})["project"]["name"]
+    script = copy.deepcopy(base.get("script") or {})
+    if "requirements" in changes:
+        script["requirements"] = changes["requirements"]
+    preview: dict[str, Any] = {
+        "project": project,
+        "name": changes.get("name", base.get("name")),
+        "type": changes.get("type", base.get("type")),
+        "tags": changes.get("tags", base.get("tags") or []),
+        "parent": request.base_task_id,
+        "script": script,
+        "hyperparams": changes.get("hyperparams", base.get("hyperparams") or {}),
+    }
+    container = changes.get("container", base.get("container"))
+    if container:
+        preview["container"] = container
+    destination = changes.get("output_dest", (base.get("output") or {}).get("destination"))
+    if destination:
+        preview["output_dest"] = destination
+    return preview

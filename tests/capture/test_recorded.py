@@ -130,3 +130,22 @@ def test_a_commit_only_on_a_feature_branch_records_that_branch(repo: Repo) -> No
     assert (task["script"]["branch"], task["script"]["version_num"]) == ("feature", sha)
     refused = run("clearml-task", "--name", "not on main", *flags, "--branch", "main")
     assert_one_line_error(refused, 1, f"commit {sha[:12]} is not on branch main")
+
+
+def test_a_dry_run_clone_shows_the_base_task_with_the_overrides(repo: Repo) -> None:
+    import yaml
+
+    base = create("--project", "demo", "--name", "base task", "--script", str(repo.work / "train.py"),
+                  "--args", "epochs=2", "lr=0.1", "--docker", "img:1")  # fmt: skip
+    before = len(Client().tasks())
+    shown = run("clearml-task", "--dry-run", "--base-task-id", base["id"], "--args", "lr=0.7",
+                "--output-uri", "s3://bucket/out")  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    clone = yaml.safe_load(shown.stdout)
+    assert (clone["project"], clone["name"], clone["status"], clone["parent"]) == (
+        "demo", "base task", "created", base["id"],
+    )  # fmt: skip
+    assert clone["script"] == base["script"] and clone["container"] == base["container"]
+    assert {k: v["value"] for k, v in clone["hyperparams"]["Args"].items()} == {"epochs": "2", "lr": "0.7"}
+    assert clone["output_dest"] == "s3://bucket/out"
+    assert len(Client().tasks()) == before  # nothing created
