@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--follow",
         action="store_true",
-        help="with --queue: print the task's log until it ends (exit 0 if completed)",
+        help="with --queue: print the task's log until it ends (exit 0 if completed); while the task waits, "
+        "stderr says whether a worker listens on the queue. With --output json, stdout stays JSON lines: "
+        'the result, then {"log": LINE} per log line, then {"id": ID, "status": STATUS}',
     )
     out.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -130,10 +132,10 @@ def _run(args: argparse.Namespace) -> int:
         from clearml_task import summary
 
         summary.show(request, result, embedded=client.session.config.embedded)
-    if request.follow:
-        status = client.follow_log(result.task_id, lambda line: print(line, flush=True))
-        print(f"clearml-task: task {result.task_id} {status}", file=sys.stderr)
-        return 0 if status == vocabulary.COMPLETED else 1
+    if request.follow and result.queue_id and request.queue:
+        from clearml_task.follow import follow
+
+        return follow(client, result.task_id, result.queue_id, request.queue, as_json=args.output == "json")
     return 0
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from clearml_task.api.session import Session
 from clearml_task.errors import APICallError, UserError
-from clearml_task.vocabulary import COMPLETED, FAILED, FINAL_STATUSES, STOPPED
+from clearml_task.vocabulary import COMPLETED, FAILED, FINAL_STATUSES, QUEUED, STOPPED
 
 # The statuses set by the endpoint of their own name (tasks.started moves a task to in_progress).
 STATUS_ENDPOINTS = ("started", STOPPED, FAILED, COMPLETED)
@@ -97,6 +97,11 @@ class Client:
             "check the name; `clearml-launcher queues` lists them",
         )
 
+    def queue_workers(self, queue_id: str) -> list[str]:
+        """The ids of the workers that listen on a queue now (workers.get_all)."""
+        workers = self.call("workers.get_all", {})["workers"]
+        return [str(w["id"]) for w in workers if any(q.get("id") == queue_id for q in w.get("queues") or [])]
+
     def next_task(self, queue_id: str) -> str | None:
         entry = self.call("queues.get_next_task", {"queue": queue_id}).get("entry")
         return str(entry["task"]) if entry else None
@@ -161,11 +166,21 @@ class Client:
                 return out
             after = int(events[-1]["timestamp"])
 
-    def follow_log(self, task_id: str, write: Callable[[str], None], interval: float = 0.5) -> str:
-        """Write a task's log lines as they arrive, until the task ends; returns its final status."""
+    def follow_log(
+        self,
+        task_id: str,
+        write: Callable[[str], None],
+        interval: float = 0.5,
+        *,
+        queued: Callable[[], None] | None = None,
+    ) -> str:
+        """Write a task's log lines as they arrive, until the task ends; returns its final status.
+        `queued` is called at each poll while the task waits in a queue."""
         last: int | None = None
         while True:
             status = str(self.tasks(id=[task_id], only_fields=["status"])[0]["status"])
+            if status == QUEUED and queued is not None:
+                queued()
             events = self.task_log(task_id, after=last)
             for event in events:
                 write(str(event.get("msg", "")).rstrip("\n"))

@@ -4,14 +4,17 @@ flag checked against what lands in the task (or refused with one line, nothing c
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from clearml_task.api import Client
 from testing.commands import assert_one_line_error, run
-from testing.launching import launcher, log_lines
+from testing.launching import launcher, log_lines, spawn, wait_for
 from testing.repos import Repo, make_repo, reproduce
+from testing.servers import ROOT
 
 
 @pytest.fixture
@@ -149,3 +152,27 @@ def test_a_dry_run_clone_shows_the_base_task_with_the_overrides(repo: Repo) -> N
     assert {k: v["value"] for k, v in clone["hyperparams"]["Args"].items()} == {"epochs": "2", "lr": "0.7"}
     assert clone["output_dest"] == "s3://bucket/out"
     assert len(Client().tasks()) == before  # nothing created
+
+
+def test_follow_says_it_waits_for_a_worker_and_keeps_json_lines(repo: Repo, tmp_path: Path) -> None:
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    argv = [sys.executable, "-m", "clearml_task.cli", "--project", "demo", "--name", "followed",
+            "--script", str(repo.work / "train.py"), "--queue", "default", "--args", "epochs=3", "--follow",
+            "--output", "json"]  # fmt: skip
+    with out.open("w") as stdout, err.open("w") as stderr:
+        following = subprocess.Popen(argv, stdout=stdout, stderr=stderr, cwd=ROOT)
+    daemon = None
+    try:
+        waiting = "clearml-task: waiting for a worker on queue default (none listens on it now"
+        wait_for(lambda: waiting in err.read_text(), timeout=60)
+        daemon = spawn("daemon", "--queue", "default", "--polling-interval", "0.2")
+        assert following.wait(300) == 0, out.read_text() + err.read_text()
+    finally:
+        following.kill()
+        if daemon is not None:
+            daemon.terminate()
+            daemon.wait(60)
+    printed = [json.loads(line) for line in out.read_text().splitlines()]  # every line is JSON
+    assert printed[0]["id"] and printed[-1] == {"id": printed[0]["id"], "status": "completed"}
+    assert any(line.get("log", "").startswith("epoch 3/3") for line in printed)
+    assert f"task {printed[0]['id']} completed" in err.read_text()
