@@ -28,23 +28,32 @@ def build_parser() -> argparse.ArgumentParser:
         "exactly as it is here (uncommitted changes included), and optionally enqueue it.",
     )
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    p.add_argument("--project", help="project name (created when missing); optional with --base-task-id")
+    p.add_argument(
+        "--project", help="project name, nested as a/b/c (created when missing); optional with --base-task-id"
+    )
     p.add_argument("--name", help="task name; required unless --base-task-id")
     p.add_argument("--tags", nargs="*", default=[], help="task tags")
     code = p.add_argument_group("code")
-    code.add_argument("--repo", help="repository URL (or path) to run from, at --branch / --commit")
+    code.add_argument(
+        "--repo", help="repository URL (or path, recorded absolute) to run from, at --branch / --commit"
+    )
     code.add_argument("--branch", help="with --repo: branch or tag (default: the remote's default branch)")
-    code.add_argument("--commit", help="with --repo: commit id")
+    code.add_argument(
+        "--commit", help="with --repo: commit id (the branch recorded is one it is on, or none)"
+    )
     code.add_argument(
         "--folder", help="a local checkout (default: the one around --script or the current dir)"
     )
     code.add_argument(
-        "--script", help="entry point script (relative to the current dir, --folder, or the repo)"
+        "--script",
+        help="entry point script (relative to the current dir, --folder, the repo, or --cwd in it)",
     )
     code.add_argument("--module", help="entry point module, run as `python -m MODULE` (instead of --script)")
     code.add_argument("--cwd", help="working directory, relative to the repository root (default: the root)")
     code.add_argument("--binary", help="interpreter (default: python3.X of this one, /bin/bash for .sh)")
-    code.add_argument("--args", nargs="*", default=[], metavar="KEY=VALUE", help="arguments for the script")
+    code.add_argument(
+        "--args", nargs="*", default=[], metavar="KEY=VALUE", help="arguments for the script, each key once"
+    )
     code.add_argument(
         "--skip-task-init", action="store_true", help="do not inject Task.init() into the script"
     )
@@ -57,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     env = p.add_argument_group("environment")
     env.add_argument("--requirements", help="requirements file for the task")
     env.add_argument("--packages", nargs="*", help="packages for the task, e.g. numpy 'torch>=2'")
-    env.add_argument("--force-no-requirements", action="store_true", help="install no requirements")
+    env.add_argument(
+        "--force-no-requirements",
+        action="store_true",
+        help="install no requirements (not with --requirements / --packages)",
+    )
     env.add_argument(
         "--skip-python-env-install", action="store_true", help="the agent installs no Python env"
     )
@@ -67,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--docker_bash_setup_script", "--docker-bash-setup-script", dest="docker_bash_setup_script",
         help="bash run in the container first (a file, or the script itself)",
     )  # fmt: skip
-    env.add_argument("--output-uri", help="where the task stores its outputs (output_dest)")
+    env.add_argument(
+        "--output-uri",
+        help="where the task stores its outputs: a URI (s3://, gs://, azure://, file://) or a local path "
+        "(./out, /abs/out; recorded as file://)",
+    )
     run = p.add_argument_group("task")
     run.add_argument("--task-type", help="ClearML task type (default: training)")
     run.add_argument("--queue", help="enqueue into this queue (name or id)")

@@ -27,8 +27,8 @@ def usage(message: str, hint: str = "") -> UserError:
 @dataclass(frozen=True)
 class Request:
     """clearml-task's flags after parsing; making one checks them (a UserError names the first wrong one).
-    `overrides` (the --args pairs) and `given` (what --requirements / --packages hold; None when neither is
-    given or --force-no-requirements) are read from the flags then. Three flags are kept in the form that is
+    `overrides` (the --args pairs, each key once) and `given` (what --requirements / --packages hold; None
+    when neither is given) are read from the flags then. Three flags are kept in the form that is
     recorded: --project without a trailing slash, a local --repo as an absolute path, a local --output-uri
     as a file:// URI."""
 
