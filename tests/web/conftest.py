@@ -43,8 +43,16 @@ class Site:
 
     def clearml_task(self, *argv: str) -> str:
         """clearml-task (the installed command) against the server; returns the new task's id."""
-        command = [str(Path(sys.executable).with_name("clearml-task")), "--project", PROJECT, "--output", "json"]
-        done = subprocess.run([*command, *argv], env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        command = [
+            str(Path(sys.executable).with_name("clearml-task")),
+            "--project",
+            PROJECT,
+            "--output",
+            "json",
+        ]
+        done = subprocess.run(
+            [*command, *argv], env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr
         return str(json.loads(done.stdout.strip().splitlines()[-1])["id"])
 
@@ -80,8 +88,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         repo.write("notes.txt", "<b>an uncommitted note</b>\n")
         folder = ("--folder", str(repo.work), "--skip-task-init")
         for name, lr in (("train lr 0.1", "0.1"), ("train lr 0.01", "0.01")):
-            site.tasks[name] = site.clearml_task("--name", name, *folder, "--script", "train.py",
-                                                 "--args", f"lr={lr}", "epochs=4", "--packages", "six>=1.16")  # fmt: skip
+            arguments = ("--args", f"lr={lr}", "epochs=4", "--packages", "six>=1.16")
+            site.tasks[name] = site.clearml_task("--name", name, *folder, "--script", "train.py", *arguments)
             ran = site.launcher("execute", "--id", site.tasks[name])
             assert ran.returncode == 0, ran.stdout + ran.stderr
         site.tasks["ticker"] = site.clearml_task("--name", "ticker", *folder, "--script", "ticker.py")

@@ -30,7 +30,9 @@ def test_login_needs_the_key_pair_and_sets_a_strict_httponly_cookie(
     cookie = next(c for c in context.cookies() if c["name"] == "clearml_task_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     # The cookie alone does not make API calls: the pages' calls carry the session's CSRF token too.
-    refused = requests.post(f"{site.url}/tasks.get_all", json={}, cookies={cookie["name"]: cookie["value"]}, timeout=30)
+    refused = requests.post(
+        f"{site.url}/tasks.get_all", json={}, cookies={cookie["name"]: cookie["value"]}, timeout=30
+    )
     assert refused.status_code == 401
     csrf = page.get_attribute('meta[name="csrf-token"]', "content")
     allowed = requests.post(f"{site.url}/tasks.get_all", json={}, cookies={cookie["name"]: cookie["value"]},
@@ -78,7 +80,13 @@ def test_execution_tab_shows_the_source_diff_and_packages(site: Site, page: Page
     task = site.client().get_task(site.tasks["train lr 0.1"])
     script = task["script"]
     fields = page.locator("dl.fields").first
-    for value in (script["repository"], script["branch"], script["version_num"], "train.py", script["binary"]):
+    for value in (
+        script["repository"],
+        script["branch"],
+        script["version_num"],
+        "train.py",
+        script["binary"],
+    ):
         expect(fields).to_contain_text(value)
     # The untracked note travelled in the patch: shown as an added line, as text (never as markup).
     expect(page.locator("pre.diff .add", has_text="<b>an uncommitted note</b>")).to_have_count(1)
@@ -137,7 +145,9 @@ def test_console_tab_and_the_sdks_full_screen_link(site: Site, page: Page, shot:
 def test_scalars_plots_and_debug_samples(site: Site, page: Page, shot: Any) -> None:
     project = site.client().get_task(site.tasks["train lr 0.1"])["project"]
     # ClearML's route for the scalars tab.
-    page.goto(f"{site.url}/projects/{project}/experiments/{site.tasks['train lr 0.1']}/info-output/metrics/scalar")
+    page.goto(
+        f"{site.url}/projects/{project}/experiments/{site.tasks['train lr 0.1']}/info-output/metrics/scalar"
+    )
     charts = page.locator("#charts figure.chart")
     expect(charts).to_have_count(2)  # accuracy, loss
     expect(charts.nth(1).locator(".u-legend")).to_contain_text("train")
@@ -162,7 +172,9 @@ def test_scalars_plots_and_debug_samples(site: Site, page: Page, shot: Any) -> N
     shot(page, "debug-samples")
 
 
-def test_compare_overlays_scalars_and_marks_differing_hyperparameters(site: Site, page: Page, shot: Any) -> None:
+def test_compare_overlays_scalars_and_marks_differing_hyperparameters(
+    site: Site, page: Page, shot: Any
+) -> None:
     for name in ("train lr 0.1", "train lr 0.01"):
         page.locator("table.tasks tbody tr", has_text=name).locator("input.pick").check()
     page.click("#compare")
