@@ -9,6 +9,7 @@ queues.get_next_task hand each entry to exactly one caller).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,10 @@ CREATE TABLE IF NOT EXISTS events (
     timestamp INTEGER NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_task ON events (task, type, timestamp, seq);
 """
+
+# SQLite's `->` (3.38) extracts JSON fields; older versions read whole documents (see Tx.find_fields).
+EXTRACTS_FIELDS = sqlite3.sqlite_version_info >= (3, 38)
+FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Which document fields each table copies into its own columns.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -52,6 +57,24 @@ class Tx:
     def find(self, kind: str, where: str = "", params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         sql = f"SELECT doc FROM {kind}" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
         return [json.loads(row[0]) for row in self.conn.execute(sql, tuple(params))]
+
+    def find_fields(
+        self, kind: str, keys: Iterable[str], where: str = "", params: Iterable[Any] = ()
+    ) -> list[dict[str, Any]]:
+        """As find, with only these top-level keys of each document (those it has): SQLite extracts them,
+        so a listing does not parse every document whole in Python (a task's patch can be megabytes). The
+        keys are plain identifiers (FIELD_NAME), which lets them be spliced into JSON text."""
+        keys = list(keys)
+        columns = ", ".join("doc -> ?" for _ in keys)
+        sql = f"SELECT {columns} FROM {kind}" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
+        rows = self.conn.execute(sql, (*(f'$."{key}"' for key in keys), *params))
+        # One JSON object per row from the extracted texts (a missing field is NULL and left out).
+        return [
+            json.loads(
+                "{" + ",".join(f'"{k}":{v}' for k, v in zip(keys, row, strict=True) if v is not None) + "}"
+            )
+            for row in rows
+        ]
 
     def put(self, kind: str, doc: dict[str, Any]) -> None:
         """Insert or replace a document."""

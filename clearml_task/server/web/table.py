@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from clearml_task.server.web.calls import Ui
 
-PAGE_SIZE = 100
+PAGE_SIZE = 50
 STATUSES = (
     vocabulary.CREATED, vocabulary.QUEUED, vocabulary.IN_PROGRESS, vocabulary.STOPPED, vocabulary.FAILED,
     vocabulary.COMPLETED, vocabulary.CLOSED, vocabulary.PUBLISHED,
@@ -25,8 +25,7 @@ SORTABLE = {
     "updated": "last_update", "created": "created",
 }  # fmt: skip
 FIELDS = [
-    "id", "name", "status", "type", "project", "user", "started", "completed", "created", "last_update",
-    "execution.queue", "tags", "system_tags", "status_message",
+    "id", "name", "status", "type", "project", "user", "started", "completed", "execution.queue", "tags",
 ]  # fmt: skip
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
