@@ -54,7 +54,10 @@ def fill(data_dir: Path, count: int, patch_kb: int = 20) -> dict[str, str]:
     token = app.tokens.issue()
     project = call(app, token, "projects.create", {"name": "bench web"})["id"]
     patch = "".join(f"+line {i} of an uncommitted change to train.py\n" for i in range(patch_kb * 20))
-    diff = f"diff --git a/train.py b/train.py\n--- a/train.py\n+++ b/train.py\n@@ -1,0 +1,{patch_kb * 20} @@\n{patch}"
+    header = (
+        f"diff --git a/train.py b/train.py\n--- a/train.py\n+++ b/train.py\n@@ -1,0 +1,{patch_kb * 20} @@\n"
+    )
+    diff = header + patch
     args = {name: {"value": value, "type": "str", "description": f"the {name}"} for name, value in
             (("lr", "0.1"), ("epochs", "10"), ("batch_size", "64"), ("optimizer", "adam"), ("seed", "1"),
              ("data", "/data/imagenet"))}  # fmt: skip
@@ -200,7 +203,9 @@ def main() -> int:
         rows.append([name, f"{served[n]:.1f}", painted_ms, f"< {AIM_MS:.0f} ms", ratio])
     print(table(rows))
     if painted is None:
-        print("first paint not measured: needs Playwright (test extras) and Chromium (apt-get install chromium)")
+        print(
+            "first paint not measured: needs Playwright (test extras) and Chromium (apt-get install chromium)"
+        )
     return 0
 
 
