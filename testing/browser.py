@@ -33,12 +33,21 @@ def missing() -> str:
 
 
 def require() -> None:
+    """Skip the calling test or module where the browser is missing; under CI=true, fail instead."""
     reason = missing()
     if not reason:
         return
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason}: CI runs the browser tests", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def playwright_api() -> Any:
+    """playwright.sync_api for a test module to import at its top (require() first)."""
+    require()
+    import playwright.sync_api
+
+    return playwright.sync_api
 
 
 @contextmanager

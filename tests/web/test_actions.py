@@ -4,15 +4,19 @@ confirmation dialog, and the server's state is checked through the API afterward
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from playwright.sync_api import Page, expect
 
 from clearml_task.errors import UserError
+from testing import browser
 from testing.launching import wait_for
 from tests.web.conftest import PROJECT, Site
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+expect = browser.playwright_api().expect
 pytestmark = pytest.mark.browser
 
 

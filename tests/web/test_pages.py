@@ -3,14 +3,18 @@ launcher ran (with scalars): login, the task table, each tab of a task, the SDK'
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect
 
+from testing import browser
 from tests.web.conftest import PROJECT, Site, log_in
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+expect = browser.playwright_api().expect
 pytestmark = pytest.mark.browser
 
 
