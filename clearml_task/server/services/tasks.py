@@ -252,7 +252,8 @@ def _listed(
     if call.integer("page_size") is None:
         docs = call.tx.find_fields("tasks", dict.fromkeys([*sorting, *answer]), where_sql, params)
         return query.select(call, docs, keep)
-    page = query.chosen(call, call.tx.find_fields("tasks", dict.fromkeys(sorting), where_sql, params), keep)
+    light = call.tx.find_fields("tasks", dict.fromkeys(sorting), where_sql, params, columns=True)
+    page = query.chosen(call, light, keep)
     ids = [doc["id"] for doc in page]
     found = {}
     for start in range(0, len(ids), 500):

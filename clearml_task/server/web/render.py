@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import functools
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from clearml_task.server.web.calls import Ui
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-_environment: jinja2.Environment | None = None
 
 # Response headers of every page: no inline script runs, nothing frames the UI, nothing is cached.
 PAGE_HEADERS = {
@@ -29,24 +28,20 @@ PAGE_HEADERS = {
 }
 
 
+@functools.cache
 def environment() -> jinja2.Environment:
-    global _environment
-    if _environment is None:
-        import jinja2
+    """The templates, compiled once per process (Jinja2 is imported on the first page, not at start-up)."""
+    import jinja2
 
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES),
-            autoescape=True,
-            undefined=jinja2.ChainableUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        env.filters["when"] = when
-        env.filters["duration"] = duration
-        env.filters["seconds"] = seconds_text
-        env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True, default=str)
-        _environment = env
-    return _environment
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = when
+    return env
 
 
 def page(ui: Ui | None, template: str, *, status: int = 200, **context: Any) -> Response:

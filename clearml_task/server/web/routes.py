@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import re
 from collections.abc import Callable
@@ -23,6 +24,7 @@ TASKS = "(?:tasks|experiments)"
 Page = Callable[..., "Response"]
 
 
+@functools.cache
 def _routes() -> list[tuple[re.Pattern[str], Page]]:
     from clearml_task.server.web import compare, orchestration, table, task_page
 
@@ -45,12 +47,8 @@ def _routes() -> list[tuple[re.Pattern[str], Page]]:
     return [(re.compile(f"^{pattern}$"), handler) for pattern, handler in routes]
 
 
-_compiled: list[tuple[re.Pattern[str], Page]] | None = None
-
-
 def serve(app: App, request: Request) -> Response:
     """The response to a UI path (web.is_page said it is one)."""
-    global _compiled
     path = request.path
     if path.startswith("/static/"):
         return static(path.removeprefix("/static/"))
@@ -65,9 +63,7 @@ def serve(app: App, request: Request) -> Response:
     if request.method != "GET":
         return render.page(None, "error.html", status=405, title="Not allowed", message="Pages take GET only")
     ui = Ui(app, request, token, session.csrf(app, token), app.tokens.verify(token).get("identity", {}))
-    if _compiled is None:
-        _compiled = _routes()
-    for pattern, handler in _compiled:
+    for pattern, handler in _routes():
         found = pattern.match(path)
         if found:
             try:
