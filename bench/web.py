@@ -142,6 +142,8 @@ def server_times(session: Any, url: str, path: str, repeats: int) -> float:
 
 
 def paint_times(url: str, keys: dict[str, str], paths: list[str], repeats: int) -> list[float] | None:
+    """Chromium's first-contentful-paint (ms) of each path, logged in through the form; None when
+    Playwright or Chromium is missing."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -175,6 +177,7 @@ def paint_times(url: str, keys: dict[str, str], paths: list[str], repeats: int) 
 
 
 def main() -> int:
+    """Fill, serve, measure every page, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
@@ -192,9 +195,9 @@ def main() -> int:
             served = [server_times(session, url, path, args.repeats) for _, path in listed]
             painted = paint_times(url, keys, [path for _, path in listed], args.repeats)
     where = f"python {platform.python_version()} on {platform.system()} {platform.machine()}"
-    print(
-        f"{where}, {os.cpu_count()} cpus; {args.tasks} tasks; median of {args.repeats} loads after a warm-up"
-    )
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"{where}, {os.cpu_count()} cpus (load average {load}); {args.tasks} tasks with {args.patch_kb} KB "
+          f"patches; median of {args.repeats} loads after a warm-up")  # fmt: skip
     rows = [["page", "server (ms)", "first paint (ms)", "aim", "first paint / aim"]]
     for n, (name, _) in enumerate(listed):
         paint = painted[n] if painted else None

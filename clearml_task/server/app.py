@@ -30,7 +30,7 @@ from clearml_task.server import API_VERSION, errors
 from clearml_task.server.auth import Tokens, load_keys
 from clearml_task.server.endpoints import ENDPOINTS, Call, Endpoint
 from clearml_task.server.store import Store
-from clearml_task.server.web import is_page, routes, session
+from clearml_task.server.web import is_page, session
 
 _PATH = re.compile(r"^/*(?:v(?P<version>\d+\.\d+)/+)?(?P<name>[a-z_]+\.[a-z_]+)/*$")
 DB_FILE = "clearml.db"
@@ -104,6 +104,8 @@ class App:
     # WSGI -----------------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         from werkzeug.wrappers import Request
+
+        from clearml_task.server.web import routes  # only served over HTTP: not loaded in ephemeral mode
 
         request = Request(environ)
         authorization = request.headers.get("Authorization")

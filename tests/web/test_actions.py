@@ -36,6 +36,8 @@ def draft(site: Site, tag: str) -> str:
 
 
 def test_edit_args_enqueue_dequeue_clone_archive_delete(site: Site, page: Page, shot: Any) -> None:
+    """A draft's whole life through the buttons: its Args edited, enqueued and dequeued, cloned into a
+    project, archived and restored, then deleted (Cancel first: nothing happens)."""
     client = site.client()
     name = draft(site, "draft")
     task_id = site.tasks[name]
@@ -107,6 +109,8 @@ def test_edit_args_enqueue_dequeue_clone_archive_delete(site: Site, page: Page, 
 
 
 def test_abort_a_running_task_watched_live_then_reset(site: Site, page: Page, shot: Any) -> None:
+    """A task run by a daemon: its console grows without a reload, the workers page shows it as the
+    worker's task, Abort stops it through its worker, and Reset clears its log."""
     client = site.client()
     task_id = site.tasks["ticker"]
     client.call("tasks.enqueue", {"task": task_id, "queue_name": "live"})

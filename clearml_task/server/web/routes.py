@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from clearml_task.server import errors
-from clearml_task.server.web import render, session
+from clearml_task.server.web import compare, orchestration, render, session, table, task_page
 from clearml_task.server.web.calls import PageError, Ui
 
 if TYPE_CHECKING:
@@ -26,8 +26,6 @@ Page = Callable[..., "Response"]
 
 @functools.cache
 def _routes() -> list[tuple[re.Pattern[str], Page]]:
-    from clearml_task.server.web import compare, orchestration, table, task_page
-
     table_path = "/projects/*/tasks"
     routes: list[tuple[str, Page]] = [
         (r"/", lambda ui: redirect(table_path)),

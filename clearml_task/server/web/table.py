@@ -31,6 +31,9 @@ _ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def page(ui: Ui, project: str) -> Response:
+    """One page of PAGE_SIZE tasks from tasks.get_all (only the fields the table shows): the status
+    checkboxes, the search box (a name, case-insensitive, or a task id), the archived switch and the sort
+    column arrive as query arguments and are kept in every link the page makes."""
     args = ui.request.args
     statuses = [s for s in args.getlist("status") if s in STATUSES]
     search = args.get("search", "").strip()
