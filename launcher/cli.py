@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
 
+    ui = sub.add_parser("ui", help="the web UI of the embedded server's data, on loopback")
+    ui.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port)")
+    ui.add_argument("--data-dir", type=Path, help="database and keys (default: $CLEARML_TASK_HOME/server)")
+
     execute = sub.add_parser("execute", help="run one task now, in the foreground")
     execute.add_argument("--id", required=True, dest="task_id", help="the task's id")
     execute.add_argument(

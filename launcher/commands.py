@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clearml_task import config, console, vocabulary
 from clearml_task.errors import UserError
@@ -24,11 +24,28 @@ def server(args: argparse.Namespace) -> int:
     httpd, served = create_server(data_dir, args.host, args.port, threads=args.threads)
     keys = served.app.keys
     print(f"clearml-launcher: serving the ClearML API at {served.url} (data: {data_dir})", flush=True)
+    print(f"clearml-launcher: the web UI at {served.url}/", flush=True)
     if keys.fresh:
         print("New credentials were generated. Point clearml.conf at this server with:\n", flush=True)
         print(api_block(served.url, keys.access_key, keys.secret_key), flush=True)
     elif keys.generated:
         print(f"credentials: {data_dir / CREDENTIALS_FILE} (printed in full on first start only)", flush=True)
+    return _serve(httpd)
+
+
+def ui(args: argparse.Namespace) -> int:
+    """The web UI of the embedded data dir: the server on loopback, its URL and the keys to log in with."""
+    from clearml_task.server.serve import create_server
+
+    data_dir = args.data_dir or config.server_dir()
+    httpd, served = create_server(data_dir, "127.0.0.1", args.port)
+    keys = served.app.keys
+    print(f"clearml-launcher: the web UI at {served.url}/ (data: {data_dir})", flush=True)
+    print(f"log in with access key {keys.access_key} and secret key {keys.secret_key}", flush=True)
+    return _serve(httpd)
+
+
+def _serve(httpd: Any) -> int:
     try:
         httpd.run()
     except KeyboardInterrupt:

@@ -5,7 +5,9 @@
   takes json-lines (one JSON document per line) or a JSON list.
 - Every answer is the meta/data envelope, with HTTP status == meta.result_code; an unknown endpoint or a
   malformed body is a 400 envelope, never an HTML page.
-- Bearer tokens on every endpoint but auth.login (HTTP Basic) and debug.ping.
+- Bearer tokens on every endpoint but auth.login (HTTP Basic) and debug.ping; the web UI's pages call
+  with their session cookie plus its CSRF header instead (web/session.py).
+- The web UI's paths (`/`, `/static/`, `/projects/...`, `/workers-and-queues/...`) go to web/routes.py.
 
 `App.handle` is the whole server minus HTTP: the WSGI entry point and the client's in-process transport
 both call it, so ephemeral mode and HTTP mode behave identically.
@@ -28,6 +30,7 @@ from clearml_task.server import API_VERSION, errors
 from clearml_task.server.auth import Tokens, load_keys
 from clearml_task.server.endpoints import ENDPOINTS, Call, Endpoint
 from clearml_task.server.store import Store
+from clearml_task.server.web import is_page, session
 
 _PATH = re.compile(r"^/*(?:v(?P<version>\d+\.\d+)/+)?(?P<name>[a-z_]+\.[a-z_]+)/*$")
 DB_FILE = "clearml.db"
@@ -102,12 +105,17 @@ class App:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         from werkzeug.wrappers import Request
 
+        from clearml_task.server.web import routes  # only served over HTTP: not loaded in ephemeral mode
+
         request = Request(environ)
+        authorization = request.headers.get("Authorization")
+        if is_page(request.path, request.method, authorization):  # the web UI's pages and static files
+            return routes.serve(self, request)(environ, start_response)
         code, envelope = self.handle(
             request.path,
             request.get_data(cache=False),
             method=request.method,
-            authorization=request.headers.get("Authorization"),
+            authorization=authorization or session.api_authorization(self, request),
             content_type=request.headers.get("Content-Type", ""),
             query=request.args.items(multi=True),
         )

@@ -17,11 +17,19 @@ def select(
 ) -> list[dict[str, Any]]:
     """What every get_all does: filter by id, name (a regex), tags and system_tags, leave out `hidden`
     documents unless search_hidden (or ids) are given, then order_by, page/page_size and only_fields."""
+    fields = call.items("only_fields")
+    return [project(doc, fields) for doc in chosen(call, docs, keep)]
+
+
+def chosen(
+    call: Call, docs: Iterable[dict[str, Any]], keep: Callable[[dict[str, Any]], bool] | None = None
+) -> list[dict[str, Any]]:
+    """select without only_fields: the whole documents it returns, filtered, ordered and paged."""
     ids = call.items("id")
     pattern = name_filter(call.text("name"))
     tags, system_tags = call.items("tags"), call.items("system_tags")
     show_hidden = call.flag("search_hidden") or ids is not None
-    chosen = [
+    found = [
         doc
         for doc in docs
         if (ids is None or doc["id"] in ids)
@@ -31,9 +39,7 @@ def select(
         and (show_hidden or "hidden" not in doc.get("system_tags", []))
         and (keep is None or keep(doc))
     ]
-    chosen = page(order(chosen, call.items("order_by")), call.integer("page"), call.integer("page_size"))
-    fields = call.items("only_fields")
-    return [project(doc, fields) for doc in chosen]
+    return page(order(found, call.items("order_by")), call.integer("page"), call.integer("page_size"))
 
 
 def name_filter(pattern: str | None) -> re.Pattern[str] | None:

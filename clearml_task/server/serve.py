@@ -25,10 +25,11 @@ class Served:
 
 
 def api_block(url: str, access_key: str, secret_key: str) -> str:
-    """A ready `api { ... }` section for ~/clearml.conf."""
+    """A ready `api { ... }` section for ~/clearml.conf (the web UI is served on the same port)."""
     return (
         "api {\n"
         f"    api_server: {url}\n"
+        f"    web_server: {url}\n"
         f"    credentials {{\n"
         f'        "access_key" = "{access_key}"\n'
         f'        "secret_key" = "{secret_key}"\n'

@@ -9,6 +9,7 @@ queues.get_next_task hand each entry to exactly one caller).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -19,7 +20,8 @@ from typing import Any
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, project TEXT, status TEXT NOT NULL, doc TEXT NOT NULL);
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, project TEXT, status TEXT NOT NULL, created TEXT, type TEXT,
+    parent TEXT, tags TEXT, system_tags TEXT, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project);
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
 CREATE TABLE IF NOT EXISTS queues (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
@@ -30,13 +32,26 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_task ON events (task, type, timestamp, seq);
 """
 
-# Which document fields each table copies into its own columns.
+# SQLite's `->` (3.38) extracts JSON fields; older versions read whole documents (see Tx.find_fields).
+EXTRACTS_FIELDS = sqlite3.sqlite_version_info >= (3, 38)
+FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Which document fields each table copies into its own columns (a task's are what listings filter and
+# sort by, so a listing reads no document but the ones it answers with). Lists are kept as JSON text.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "projects": ("name",),
-    "tasks": ("name", "project", "status"),
+    "tasks": ("name", "project", "status", "created", "type", "parent", "tags", "system_tags"),
     "queues": ("name",),
     "workers": ("name",),
 }
+JSON_COLUMNS = frozenset({"tags", "system_tags"})
+
+
+def _column(doc: dict[str, Any], name: str) -> Any:
+    value = doc.get(name)
+    if name in JSON_COLUMNS:
+        return None if value is None else json.dumps(value)
+    return value or ("" if name == "name" else None)
 
 
 class Tx:
@@ -53,10 +68,46 @@ class Tx:
         sql = f"SELECT doc FROM {kind}" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
         return [json.loads(row[0]) for row in self.conn.execute(sql, tuple(params))]
 
+    def find_fields(
+        self,
+        kind: str,
+        keys: Iterable[str],
+        where: str = "",
+        params: Iterable[Any] = (),
+        *,
+        columns: bool = False,
+    ) -> list[dict[str, Any]]:
+        """As find, with only these top-level keys of each document (those it has): SQLite extracts them,
+        so a listing does not parse every document whole in Python (a task's patch can be megabytes). The
+        keys are plain identifiers (FIELD_NAME), which lets them be spliced into JSON text. With columns,
+        a key the table keeps as a column is read from it (no document read at all when every key is one),
+        and a null there reads as a null field (for filtering and sorting, where the two are alike)."""
+        keys = list(keys)
+        selected, paths = [], []
+        for key in keys:
+            if columns and key in ("id", *COLUMNS[kind]):
+                selected.append(f"json({key})" if key in JSON_COLUMNS else f"json_quote({key})")
+            else:
+                selected.append("doc -> ?")
+                paths.append(f'$."{key}"')
+        sql = (
+            f"SELECT {', '.join(selected)} FROM {kind}"
+            + (f" WHERE {where}" if where else "")
+            + " ORDER BY rowid"
+        )
+        rows = self.conn.execute(sql, (*paths, *params))
+        # One JSON object per row from the extracted texts (a missing field is NULL and left out).
+        return [
+            json.loads(
+                "{" + ",".join(f'"{k}":{v}' for k, v in zip(keys, row, strict=True) if v is not None) + "}"
+            )
+            for row in rows
+        ]
+
     def put(self, kind: str, doc: dict[str, Any]) -> None:
         """Insert or replace a document."""
         cols = COLUMNS[kind]
-        values = [doc["id"], *(doc.get(c) or ("" if c == "name" else None) for c in cols), json.dumps(doc)]
+        values = [doc["id"], *(_column(doc, c) for c in cols), json.dumps(doc)]
         names = ", ".join(("id", *cols, "doc"))
         marks = ", ".join("?" * len(values))
         updates = ", ".join(f"{c} = excluded.{c}" for c in (*cols, "doc"))
@@ -115,6 +166,18 @@ class Tx:
         return self.conn.execute("DELETE FROM events WHERE task = ?", (task,)).rowcount
 
 
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """A data dir made before a table had all its COLUMNS gets them, filled from the documents."""
+    for kind, columns in COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({kind})")}
+        missing = [c for c in columns if c not in have]
+        for column in missing:
+            conn.execute(f"ALTER TABLE {kind} ADD COLUMN {column} TEXT")
+        if missing:
+            fill = ", ".join(f"{c} = json_extract(doc, '$.{c}')" for c in missing)
+            conn.execute(f"UPDATE {kind} SET {fill}")
+
+
 class Store:
     """A SQLite file shared by every thread and process that opens it."""
 
@@ -126,6 +189,7 @@ class Store:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     tx.conn.execute(statement)
+            _add_columns(tx.conn)
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -122,3 +122,47 @@ def test_scalars_are_readable_per_metric_and_variant(client: Client) -> None:
     series = client.call("events.scalar_metrics_iter_histogram", {"task": task_id})
     assert series["loss"]["train"]["x"] == [0, 1, 2] and series["loss"]["train"]["y"] == [3.0, 2.0, 0.5]
     assert series["loss"]["val"]["y"] == [4.0, 3.5, 3.0]
+
+
+def test_scalar_histogram_by_time(client: Client) -> None:
+    task_id = client.create_task({"name": "scalars by time", "type": "training"})
+    events = [
+        {"type": "training_stats_scalar", "task": task_id, "metric": "loss", "variant": "train", "iter": i,
+         "value": 1.0 / (i + 1), "timestamp": 1_000 + 10 * i}
+        for i in range(3)
+    ]  # fmt: skip
+    client.call("events.add_batch", events)
+    by_time = client.call("events.scalar_metrics_iter_histogram", {"task": task_id, "key": "timestamp"})
+    assert by_time["loss"]["train"]["x"] == [1_000, 1_010, 1_020]
+    by_iter = client.call("events.scalar_metrics_iter_histogram", {"task": task_id})
+    assert by_iter["loss"]["train"]["x"] == [0, 1, 2]
+    with pytest.raises(APICallError) as e:
+        client.call("events.scalar_metrics_iter_histogram", {"task": task_id, "key": "nope"})
+    assert api_error(e) == (400, 12)
+
+
+def test_get_task_events_by_type_and_order(client: Client) -> None:
+    task_id = client.create_task({"name": "plots and images", "type": "training"})
+    client.call("events.add_batch", [
+        *log_events(task_id, [1]),
+        {"type": "plot", "task": task_id, "metric": "m", "variant": "a", "iter": 1, "plot_str": "{}",
+         "timestamp": 5},
+        {"type": "plot", "task": task_id, "metric": "m", "variant": "b", "iter": 2, "plot_str": "{}",
+         "timestamp": 6},
+        {"type": "training_debug_image", "task": task_id, "metric": "s", "variant": "x", "iter": 1,
+         "url": "http://files/x.png", "timestamp": 7},
+    ])  # fmt: skip
+    plots = client.call("events.get_task_events", {"task": task_id, "event_type": "plot"})
+    assert [e["variant"] for e in plots["events"]] == ["a", "b"] and plots["total"] == 2
+    newest = client.call("events.get_task_events", {"task": task_id, "event_type": "plot", "order": "desc",
+                                                    "batch_size": 1})  # fmt: skip
+    assert [e["variant"] for e in newest["events"]] == ["b"] and newest["returned"] == 1
+    everything = client.call("events.get_task_events", {"task": task_id})
+    assert [e["type"] for e in everything["events"]] == [
+        "plot",
+        "plot",
+        "training_debug_image",
+    ]  # not the log
+    with pytest.raises(APICallError) as e:
+        client.call("events.get_task_events", {"task": task_id, "event_type": "bogus"})
+    assert api_error(e) == (400, 12)

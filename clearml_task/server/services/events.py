@@ -124,16 +124,36 @@ def get_scalar_metrics_and_variants(call: Call) -> dict[str, Any]:
 
 @endpoint("events.scalar_metrics_iter_histogram", write=False)
 def scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
-    """Each metric's variants as x (iterations) and y (values) series, what ClearML's SDK
-    (Task.get_reported_scalars) and UI plot."""
+    """Each metric's variants as x and y (values) series, what ClearML's SDK (Task.get_reported_scalars)
+    and UI plot; x is the iteration, or with `key` timestamp / iso_time the report's time in ms."""
+    key = call.text("key") or "iter"
+    if key not in ("iter", "timestamp", "iso_time"):
+        raise errors.validation_error("key must be iter, timestamp or iso_time", key=key)
+    field = "iter" if key == "iter" else "timestamp"
     return {
         metric: {
             variant: {
                 "name": variant,
-                "x": [e.get("iter", 0) for e in points],
+                "x": [e.get(field, 0) for e in points],
                 "y": [e.get("value") for e in points],
             }
             for variant, points in variants.items()
         }
         for metric, variants in _scalars(call).items()
     }
+
+
+@endpoint("events.get_task_events", write=False)
+def get_task_events(call: Call) -> dict[str, Any]:
+    """A task's events of one `event_type` (plots, debug images, ...; all but the log when not given),
+    oldest first (`order` desc: newest first), at most `batch_size`."""
+    task_id = call.id("task")
+    if call.tx.get("tasks", task_id) is None:
+        raise errors.invalid_task_id(id=task_id)
+    kind = call.text("event_type")
+    if kind is not None and kind not in TYPES:
+        raise errors.validation_error(f"event_type must be one of {', '.join(TYPES)}", event_type=kind)
+    events = [e for t in ([kind] if kind else TYPES[1:]) for e in call.tx.all_events(task_id, t)]
+    events.sort(key=lambda e: (e["timestamp"], e.get("iter") or 0), reverse=call.text("order") == "desc")
+    batch = call.integer("batch_size", DEFAULT_LOG_BATCH) or DEFAULT_LOG_BATCH
+    return {"events": events[:batch], "returned": min(len(events), batch), "total": len(events)}

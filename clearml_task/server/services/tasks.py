@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 from clearml_task.document import TASK_TYPES
-from clearml_task.server import errors, query
+from clearml_task.server import errors, query, store
 from clearml_task.server.endpoints import Call, Handler, endpoint, new_id, now
 from clearml_task.server.services import projects, queues, workers
 from clearml_task.server.store import Tx
@@ -231,7 +232,44 @@ def get_all(call: Call) -> dict[str, Any]:
             parents is None or doc.get("parent") in parents
         )
 
-    return {"tasks": query.select(call, call.tx.find("tasks", " AND ".join(where), params), keep)}
+    return {"tasks": _listed(call, " AND ".join(where), params, keep)}
+
+
+def _listed(
+    call: Call, where_sql: str, params: list[Any], keep: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    """get_all's answer. With only_fields, SQLite extracts the fields the filters, the order and the answer
+    need, so a listing does not parse whole documents (a task's patch can be megabytes); with paging too,
+    the filters and the order run on a few small fields first, and only the page's tasks are read."""
+    only, order = call.items("only_fields"), call.items("order_by")
+    if not only or not store.EXTRACTS_FIELDS:
+        return query.select(call, call.tx.find("tasks", where_sql, params), keep)
+    filtered = [key for key in _FILTERED_KEYS if call.data.get(key) is not None]
+    sorting = ["id", "system_tags", *filtered, *_top_keys(order or [])]
+    answer = _top_keys(only)
+    if not all(store.FIELD_NAME.match(key) for key in [*sorting, *answer]):
+        return query.select(call, call.tx.find("tasks", where_sql, params), keep)
+    if call.integer("page_size") is None:
+        docs = call.tx.find_fields("tasks", dict.fromkeys([*sorting, *answer]), where_sql, params)
+        return query.select(call, docs, keep)
+    light = call.tx.find_fields("tasks", dict.fromkeys(sorting), where_sql, params, columns=True)
+    page = query.chosen(call, light, keep)
+    ids = [doc["id"] for doc in page]
+    found = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for doc in call.tx.find_fields("tasks", dict.fromkeys(["id", *answer]), f"id IN ({marks})", chunk):
+            found[doc["id"]] = doc
+    return [query.project(found[i], only) for i in ids if i in found]
+
+
+# What tasks.get_all's filters read (each only when it is given), besides id and system_tags (hidden).
+_FILTERED_KEYS = ("name", "tags", "type", "parent")
+
+
+def _top_keys(specs: list[Any]) -> list[str]:
+    return [str(spec).lstrip("-").split(".")[0] for spec in specs]
 
 
 @endpoint("tasks.clone")

@@ -1,0 +1,91 @@
+"""HTML out: the Jinja2 templates (autoescaped: task names, logs and diffs are hostile) and their filters."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import jinja2
+    from werkzeug.wrappers import Response
+
+    from clearml_task.server.web.calls import Ui
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+# Response headers of every page: no inline script runs, nothing frames the UI, nothing is cached.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: http: https:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The templates, compiled once per process (Jinja2 is imported on the first page, not at start-up)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = when
+    return env
+
+
+def page(ui: Ui | None, template: str, *, status: int = 200, **context: Any) -> Response:
+    from werkzeug.wrappers import Response
+
+    html = (
+        environment()
+        .get_template(template)
+        .render(csrf=ui.csrf if ui else "", user=ui.identity.get("user_name", "") if ui else "", **context)
+    )
+    return Response(html, status=status, mimetype="text/html", headers=PAGE_HEADERS)
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+
+
+def when(value: Any) -> str:
+    """An ISO time as `YYYY-MM-DD HH:MM:SS` (UTC); '' for none."""
+    stamp = parse_time(value)
+    return stamp.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if stamp else ""
+
+
+def duration(task: dict[str, Any]) -> str:
+    """From started to completed (to now while it runs); '' for a task that never started."""
+    started = parse_time(task.get("started"))
+    if started is None:
+        return ""
+    end = parse_time(task.get("completed")) or datetime.now(timezone.utc)
+    return seconds_text((end - started).total_seconds())
+
+
+def seconds_text(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"

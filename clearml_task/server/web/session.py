@@ -1,0 +1,80 @@
+"""Who looks at the pages: a login with the server's key pair makes a session cookie holding an API token.
+
+The cookie is HttpOnly and SameSite=Strict. Every state-changing request carries a CSRF token bound to the
+session (a form field, or the `X-CSRF-Token` header of the pages' API calls); the login form carries one
+bound to a cookie of its own (double submit), so no other site can log a browser in either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from clearml_task.server import errors
+
+if TYPE_CHECKING:
+    from werkzeug.wrappers import Request, Response
+
+    from clearml_task.server.app import App
+
+COOKIE = "clearml_task_session"
+LOGIN_COOKIE = "clearml_task_login"
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_SEC = 7 * 24 * 3600
+
+
+def token(app: App, request: Request) -> str | None:
+    """The session's API token when the cookie holds a valid one, else None."""
+    value = request.cookies.get(COOKIE)
+    if not value:
+        return None
+    try:
+        app.tokens.verify(value)
+    except errors.APIError:
+        return None
+    return value
+
+
+def csrf(app: App, session_token: str) -> str:
+    """The CSRF token of a session: a MAC of its token under the server's secret (nothing to store)."""
+    key = app.keys.jwt_secret.encode()
+    return hmac.new(key, b"csrf:" + session_token.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_ok(app: App, session_token: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(csrf(app, session_token), given or "")
+
+
+def api_authorization(app: App, request: Request) -> str | None:
+    """`Bearer <token>` for an API call a page makes with the session cookie and its CSRF header, else None
+    (an API call without both is authenticated as before, by its own Authorization header)."""
+    session_token = token(app, request)
+    if session_token and csrf_ok(app, session_token, request.headers.get(CSRF_HEADER)):
+        return f"Bearer {session_token}"
+    return None
+
+
+def log_in(app: App, request: Request) -> str:
+    """Check the login form (its CSRF pair, then the key pair); returns a new session token."""
+    form_token = request.form.get("csrf", "")
+    cookie_token = request.cookies.get(LOGIN_COOKIE, "")
+    if not form_token or not hmac.compare_digest(form_token, cookie_token):
+        raise errors.bad_request("the login form expired: load the page again")
+    app.tokens.check_credentials(request.form.get("access_key", ""), request.form.get("secret_key", ""))
+    return app.tokens.issue(SESSION_SEC)
+
+
+def login_form_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def set_cookie(response: Response, name: str, value: str, max_age: int, *, secure: bool) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, path="/", httponly=True, samesite="Strict", secure=secure
+    )
+
+
+def cookie_flags(request: Request) -> dict[str, Any]:
+    return {"secure": request.scheme == "https"}

@@ -1,0 +1,99 @@
+"""The task table (`/projects/<id or *>/tasks`): filter by status and project, search, sort, page."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from clearml_task import vocabulary
+from clearml_task.server.web import render
+
+if TYPE_CHECKING:
+    from werkzeug.wrappers import Response
+
+    from clearml_task.server.web.calls import Ui
+
+PAGE_SIZE = 50
+STATUSES = (
+    vocabulary.CREATED, vocabulary.QUEUED, vocabulary.IN_PROGRESS, vocabulary.STOPPED, vocabulary.FAILED,
+    vocabulary.COMPLETED, vocabulary.CLOSED, vocabulary.PUBLISHED,
+)  # fmt: skip
+# Column -> the task field it sorts by.
+SORTABLE = {
+    "name": "name", "status": "status", "type": "type", "user": "user", "started": "started",
+    "updated": "last_update", "created": "created",
+}  # fmt: skip
+FIELDS = [
+    "id", "name", "status", "type", "project", "user", "started", "completed", "execution.queue", "tags",
+]  # fmt: skip
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def page(ui: Ui, project: str) -> Response:
+    """One page of PAGE_SIZE tasks from tasks.get_all (only the fields the table shows): the status
+    checkboxes, the search box (a name, case-insensitive, or a task id), the archived switch and the sort
+    column arrive as query arguments and are kept in every link the page makes."""
+    args = ui.request.args
+    statuses = [s for s in args.getlist("status") if s in STATUSES]
+    search = args.get("search", "").strip()
+    sort = args.get("sort", "-created")
+    if sort.lstrip("-") not in SORTABLE:
+        sort = "-created"
+    archived = args.get("archived") == "1"
+    page_no = max(_int(args.get("page")), 0)
+    query: dict[str, Any] = {
+        "only_fields": FIELDS,
+        "order_by": [("-" if sort.startswith("-") else "") + SORTABLE[sort.lstrip("-")], "-created"],
+        "page": page_no,
+        "page_size": PAGE_SIZE,
+        "system_tags": ["archived"] if archived else ["-archived"],
+    }
+    if project != "*":
+        query["project"] = [project]
+    if statuses:
+        query["status"] = statuses
+    if _ID.match(search):
+        query["id"] = [search]
+    elif search:
+        query["name"] = "(?i)" + re.escape(search)
+    tasks = ui.api("tasks.get_all", **query)["tasks"]
+    projects = ui.projects()
+    queue_names = {q["id"]: q["name"] for q in ui.queues()}
+    rows = [
+        {
+            **task,
+            "project_name": projects.get(task.get("project") or "", ""),
+            "user_name": ui.user_name(task.get("user")),
+            "queue_name": queue_names.get((task.get("execution") or {}).get("queue") or "", ""),
+            "duration": render.duration(task),
+            "link": f"/projects/{task.get('project') or '*'}/tasks/{task['id']}/execution",
+        }
+        for task in tasks
+    ]
+    state = {"status": statuses, "search": search, "sort": sort, "archived": "1" if archived else ""}
+
+    def link(**changes: Any) -> str:
+        merged = {**state, "page": page_no, **changes}
+        pairs = [
+            (k, v) for k, values in merged.items() for v in (values if isinstance(values, list) else [values])
+        ]
+        return f"?{urlencode([(k, v) for k, v in pairs if v not in ('', None, 0)])}"
+
+    def sort_link(column: str) -> str:
+        return link(sort=column if sort != column else f"-{column}", page=0)
+
+    return render.page(
+        ui, "table.html", title="Tasks", section="tasks", rows=rows, projects=projects, project=project,
+        project_name="All projects" if project == "*" else projects.get(project, project),
+        statuses=STATUSES, state=state, sort=sort, sort_link=sort_link, columns=SORTABLE,
+        previous=link(page=page_no - 1) if page_no > 0 else "",
+        next=link(page=page_no + 1) if len(tasks) == PAGE_SIZE else "",
+    )  # fmt: skip
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0

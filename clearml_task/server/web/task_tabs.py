@@ -1,0 +1,237 @@
+"""What each tab of a task's page shows, read from the task document and its events through the API."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from clearml_task import vocabulary
+from clearml_task.server.web.calls import PageError
+
+if TYPE_CHECKING:
+    from clearml_task.server.web.calls import Ui
+
+LOG_BATCH = 5000
+SECTION_ORDER = ("Args", "Environment", "General")
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def execution(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
+    script = task.get("script") or {}
+    requirements = script.get("requirements") or {}
+    return {
+        "script": script,
+        "diff": diff_lines(str(script.get("diff") or "")),
+        "packages": packages(requirements),
+        "requirements_source": requirements.get("source", ""),
+        "container": task.get("container") or {},
+    }
+
+
+def configuration(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
+    hyperparams: dict[str, dict[str, Any]] = task.get("hyperparams") or {}
+    names = [s for s in SECTION_ORDER if s in hyperparams] + sorted(
+        s for s in hyperparams if s not in SECTION_ORDER
+    )
+    sections = [
+        (name, sorted(hyperparams[name].values(), key=lambda p: str(p.get("name")))) for name in names
+    ]
+    objects = sorted((task.get("configuration") or {}).values(), key=lambda c: str(c.get("name")))
+    return {"sections": sections, "objects": objects, "editable": task["status"] == vocabulary.CREATED}
+
+
+def artifacts(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
+    found = (task.get("execution") or {}).get("artifacts") or []
+    items = found.values() if isinstance(found, dict) else found
+    return {
+        "artifacts": [
+            {
+                **a,
+                "href": download_href(a.get("uri")),
+                "preview": (a.get("type_data") or {}).get("preview", ""),
+            }
+            for a in items
+            if isinstance(a, dict)
+        ]
+    }
+
+
+def models(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
+    """The task's input and output models; their names and URLs from models.get_all where it is served."""
+    refs = task.get("models") or {}
+    listed = {kind: [m for m in refs.get(kind) or [] if isinstance(m, dict)] for kind in ("input", "output")}
+    ids = [m["model"] for kind in listed.values() for m in kind if m.get("model")]
+    details: dict[str, dict[str, Any]] = {}
+    if ids:
+        try:
+            details = {m["id"]: m for m in ui.api("models.get_all", id=ids).get("models", [])}
+        except PageError:  # models.* not served by this server: the task's references are all there is
+            details = {}
+    rows = {
+        kind: [
+            {
+                "name": m.get("name") or details.get(m.get("model", ""), {}).get("name", ""),
+                "id": m.get("model", ""),
+                "uri": details.get(m.get("model", ""), {}).get("uri", ""),
+                "href": download_href(details.get(m.get("model", ""), {}).get("uri")),
+            }
+            for m in models_
+        ]
+        for kind, models_ in listed.items()
+    }
+    return {"models": rows}
+
+
+def info(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
+    parent = task.get("parent")
+    return {"parent_link": f"/projects/*/tasks/{parent}/info" if parent else ""}
+
+
+def console(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
+    found = ui.api("events.get_task_log", task=task["id"], batch_size=LOG_BATCH, navigate_earlier=True)
+    events = list(reversed(found["events"]))
+    return {
+        "log": log_text(events),
+        "log_total": found["total"],
+        "log_shown": len(events),
+        **log_cursor(events),
+    }
+
+
+def scalars(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
+    return {"scalars": ui.api("events.scalar_metrics_iter_histogram", task=task["id"])}
+
+
+def plots(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
+    found = ui.api("events.get_task_events", task=task["id"], event_type="plot", order="asc")["events"]
+    return {"plots": [_fields(e, "metric", "variant", "iter", "timestamp", "plot_str") for e in found]}
+
+
+def debug_samples(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
+    """The newest image of each metric and variant (ClearML's debug samples show the last iteration)."""
+    found = ui.api("events.get_task_events", task=task["id"], event_type="training_debug_image", order="asc")
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for event in found["events"]:
+        latest[(str(event.get("metric", "")), str(event.get("variant", "")))] = event
+    samples = [
+        {**_fields(e, "metric", "variant", "iter", "url"), "src": download_href(e.get("url"))}
+        for _, e in sorted(latest.items())
+    ]
+    return {"samples": samples}
+
+
+TABS = {
+    "execution": ("Execution", execution),
+    "configuration": ("Configuration", configuration),
+    "artifacts": ("Artifacts", artifacts),
+    "models": ("Models", models),
+    "info": ("Info", info),
+    "console": ("Console", console),
+    "scalars": ("Scalars", scalars),
+    "plots": ("Plots", plots),
+    "debug-samples": ("Debug samples", debug_samples),
+}
+
+
+def tab_of(rest: str | None) -> str:
+    """Our tab for what follows the task id in ClearML's routes (`execution`, `hyper-params/...`,
+    `info-output/metrics/scalar`, `info-output/debugImages`, `artifacts/output-model`, `general`, ...)."""
+    words = (rest or "").lower()
+    if words.split("/", 1)[0] in TABS:
+        return words.split("/", 1)[0]
+    for needle, tab in (
+        ("log", "console"), ("scalar", "scalars"), ("plot", "plots"), ("debug", "debug-samples"),
+        ("hyper", "configuration"), ("config", "configuration"), ("model", "models"),
+        ("artifact", "artifacts"), ("general", "info"), ("info", "info"),
+    ):  # fmt: skip
+        if needle in words:
+            return tab
+    return "execution"
+
+
+def log_text(events: list[dict[str, Any]]) -> str:
+    return "".join(str(e.get("msg", "")).rstrip("\n") + "\n" for e in events)
+
+
+def log_cursor(events: list[dict[str, Any]]) -> dict[str, int]:
+    """Where the page's live console goes on from: the newest timestamp shown and how many lines share it."""
+    if not events:
+        return {"log_last": 0, "log_at_last": 0}
+    last = int(events[-1].get("timestamp") or 0)
+    return {"log_last": last, "log_at_last": sum(1 for e in events if int(e.get("timestamp") or 0) == last)}
+
+
+def full_log(ui: Ui, task_id: str) -> str:
+    """The whole log, oldest first (paged by timestamp: a page ends with every line sharing its last one)."""
+    lines: list[dict[str, Any]] = []
+    start: int | None = None
+    while True:
+        query: dict[str, Any] = {"task": task_id, "batch_size": LOG_BATCH, "navigate_earlier": False}
+        if start is not None:
+            query["from_timestamp"] = start
+        found = ui.api("events.get_task_log", **query)["events"]
+        if not found:
+            return log_text(lines)
+        lines.extend(found)
+        start = int(found[-1].get("timestamp") or 0)
+
+
+def diff_lines(diff: str) -> list[tuple[str, str]]:
+    """The patch as (css class, line): files, hunks, additions and deletions told apart."""
+    out = []
+    for line in diff.splitlines():
+        if line.startswith(("diff --git", "+++ ", "--- ", "new file", "deleted file", "index ", "rename ")):
+            kind = "file"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = ""
+        out.append((kind, line))
+    return out
+
+
+def _lines(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [
+        line.strip() for line in str(value or "").splitlines() if line.strip() and not line.startswith("#")
+    ]
+
+
+def _canonical(line: str) -> str:
+    found = _NAME.match(line)
+    return re.sub(r"[-_.]+", "-", found[1]).lower() if found else line
+
+
+def packages(requirements: dict[str, Any]) -> dict[str, Any]:
+    """Asked vs installed: what the task asked for (org_pip once a launcher ran it, pip before) against
+    what the launcher installed (pip, written back after the run)."""
+    ran = "org_pip" in requirements
+    asked = _lines(requirements.get("org_pip") if ran else requirements.get("pip"))
+    asked += _lines(requirements.get("extra"))
+    installed = _lines(requirements.get("pip")) if ran else []
+    versions = {}
+    for line in installed:
+        name, _, version = line.partition("==")
+        versions[_canonical(name)] = version.strip() or line
+    rows = [{"asked": line, "installed": versions.get(_canonical(line), "")} for line in asked]
+    return {"rows": rows, "asked": asked, "installed": installed, "ran": ran}
+
+
+def download_href(uri: Any) -> str:
+    """A link for a URI the browser can follow (http, https or a path on this server), else ''."""
+    if not isinstance(uri, str) or not uri:
+        return ""
+    scheme = urlsplit(uri).scheme.lower()
+    if scheme in ("http", "https") or (not scheme and uri.startswith("/") and not uri.startswith("//")):
+        return uri
+    return ""
+
+
+def _fields(event: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: event.get(name) for name in names}

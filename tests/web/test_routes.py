@@ -1,0 +1,163 @@
+"""The web UI's HTTP rules without a browser: which requests are pages, the login and its CSRF token, the
+session cookie on API calls, static files, headers, and the commands that serve it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from werkzeug.test import Client as WsgiClient
+from werkzeug.test import TestResponse
+
+from clearml_task.server.app import App
+from clearml_task.server.web import routes, session
+from testing.servers import ROOT, start_server, stop_server
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> App:
+    return App(tmp_path / "server")
+
+
+def logged_in(app: App) -> tuple[WsgiClient, str]:
+    """A client through the login form; returns it and the session's CSRF token."""
+    client = WsgiClient(app)
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token
+    keys = {"access_key": app.keys.access_key, "secret_key": app.keys.secret_key}
+    done = client.post("/login", data={"csrf": token[1], **keys, "next": "/workers-and-queues/queues"})
+    assert done.status_code == 303 and done.headers["Location"] == "/workers-and-queues/queues"
+    cookie = client.get_cookie(session.COOKIE)
+    assert cookie is not None
+    return client, session.csrf(app, cookie.value)
+
+
+def envelope_code(response: TestResponse) -> int:
+    assert response.mimetype == "application/json", response.get_data(as_text=True)[:200]
+    return int(response.json["meta"]["result_code"])  # type: ignore[index]
+
+
+def test_pages_need_a_session_and_api_clients_keep_their_envelopes(app: App) -> None:
+    client = WsgiClient(app)
+    page = client.get("/projects/*/tasks?status=queued")
+    assert page.status_code == 303
+    assert page.headers["Location"] == "/login?next=%2Fprojects%2F%2A%2Ftasks%3Fstatus%3Dqueued"
+    # An API client calling a UI path (with its token, or by POST) gets the API's answer, never a page.
+    token = app.tokens.issue()
+    assert envelope_code(client.get("/projects/*/tasks", headers={"Authorization": f"Bearer {token}"})) == 400
+    assert envelope_code(client.post("/", data=b"{}", headers={"Authorization": f"Bearer {token}"})) == 400
+    assert envelope_code(client.post("/tasks.get_all", data=b"{}")) == 401
+
+
+def test_login_form_needs_its_token_and_the_keys(app: App) -> None:
+    client = WsgiClient(app)
+    client.get("/login")
+    keys = {"access_key": app.keys.access_key, "secret_key": app.keys.secret_key}
+    assert client.post("/login", data=keys).status_code == 400  # no form token
+    assert client.post("/login", data={**keys, "csrf": "forged"}).status_code == 400
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token
+    wrong = client.post("/login", data={**keys, "secret_key": "wrong", "csrf": token[1]})
+    assert wrong.status_code == 401 and "Wrong access key or secret key" in wrong.get_data(as_text=True)
+    assert client.get_cookie(session.COOKIE) is None
+    # After logging in, only a path on this server is a place to go.
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token
+    done = client.post("/login", data={**keys, "csrf": token[1], "next": "//evil.example/x"})
+    assert done.status_code == 303 and done.headers["Location"] == "/projects/*/tasks"
+    cookie = done.headers.getlist("Set-Cookie")
+    assert any(
+        c.startswith(f"{session.COOKIE}=") and "HttpOnly" in c and "SameSite=Strict" in c for c in cookie
+    )
+
+
+def test_the_session_cookie_calls_the_api_only_with_its_csrf_token(app: App) -> None:
+    client, csrf = logged_in(app)
+    assert envelope_code(client.post("/tasks.get_all", data=b"{}")) == 401
+    assert envelope_code(client.post("/tasks.get_all", data=b"{}", headers={"X-CSRF-Token": "x" * 64})) == 401
+    done = client.post("/projects.create", json={"name": "from the page"}, headers={"X-CSRF-Token": csrf})
+    assert envelope_code(done) == 200
+    # Logging out needs the token too; then the cookie is gone.
+    assert client.post("/logout", data={"csrf": "forged"}).status_code == 400
+    assert client.get_cookie(session.COOKIE) is not None
+    assert client.post("/logout", data={"csrf": csrf}).status_code == 303
+    assert client.get_cookie(session.COOKIE) is None
+    assert client.get("/workers-and-queues/queues").status_code == 303
+
+
+def test_pages_carry_security_headers_and_escape(app: App) -> None:
+    client, csrf = logged_in(app)
+    hostile = "<script>alert(1)</script>"
+    client.post("/projects.create", json={"name": hostile}, headers={"X-CSRF-Token": csrf})
+    page = client.get("/projects/*/tasks")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert hostile not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Cache-Control"] == "no-store"
+    assert client.post("/projects/*/tasks", data=b"").status_code == 400  # a POST is the API's (no endpoint)
+    assert client.get("/projects/*/tasks/nope/execution").status_code == 404
+    assert client.get("/no-such-page").status_code == 400  # not a UI path: the API's unknown endpoint
+
+
+def test_static_files_and_nothing_outside_them(app: App) -> None:
+    client = WsgiClient(app)
+    script = client.get("/static/app.js")
+    assert script.status_code == 200 and "javascript" in script.mimetype
+    assert client.get("/static/uplot/uPlot.iife.min.js").status_code == 200
+    assert "MIT License" in client.get("/static/uplot/LICENSE").get_data(as_text=True)
+    assert client.get("/static/nothing.js").status_code == 404
+    assert routes.static("../routes.py").status_code == 404
+    assert routes.static("").status_code == 404
+
+
+def wait_for_line(process: subprocess.Popen[str], pattern: str, log: Path) -> re.Match[str]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = re.search(pattern, log.read_text())
+        if found:
+            return found
+        assert process.poll() is None, log.read_text()
+        time.sleep(0.05)
+    raise AssertionError(log.read_text())
+
+
+def test_clearml_launcher_ui_serves_the_embedded_data(tmp_path: Path) -> None:
+    log = tmp_path / "ui.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "launcher", "ui", "--port", "0",
+                                    "--data-dir", str(tmp_path / "data")],
+                                   stdout=out, stderr=subprocess.STDOUT, text=True, cwd=ROOT)  # fmt: skip
+    try:
+        url = wait_for_line(process, r"the web UI at (http://127\.0\.0\.1:\d+)/", log)[1]
+        keys = wait_for_line(process, r"log in with access key (\S+) and secret key (\S+)", log)
+        assert (keys[1], keys[2]) == (
+            App(tmp_path / "data").keys.access_key,
+            App(tmp_path / "data").keys.secret_key,
+        )
+        page = requests.get(f"{url}/projects/*/tasks", timeout=30)
+        assert page.status_code == 200 and "Log in" in page.text
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_the_server_names_its_web_ui_in_the_config_block(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "server")
+    try:
+        text = server.log.read_text()
+        assert f"the web UI at {server.url}/" in text
+        assert f"    web_server: {server.url}\n" in text and f"    api_server: {server.url}\n" in text
+        page = requests.get(f"{server.url}/login", timeout=30)
+        assert page.status_code == 200 and "Log in" in page.text
+    finally:
+        stop_server(server)
