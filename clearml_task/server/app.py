@@ -24,10 +24,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from clearml_task.server import API_VERSION, errors
+from clearml_task.server import errors
 from clearml_task.server.auth import Tokens, load_keys
 from clearml_task.server.endpoints import ENDPOINTS, Call, Endpoint
 from clearml_task.server.store import Store
+from clearml_task.vocabulary import API_VERSION
 
 _PATH = re.compile(r"^/*(?:v(?P<version>\d+\.\d+)/+)?(?P<name>[a-z_]+\.[a-z_]+)/*$")
 DB_FILE = "clearml.db"
@@ -71,7 +72,7 @@ class App:
             identity = self._authenticate(found, authorization)
             data = _merge_query(_parse_body(body, content_type, found), query)
             with self.store.transaction(write=found.write) as tx:
-                result = found.handler(Call(name, data, tx, self, identity))
+                result = found.handler(Call(name, data, tx, self.tokens, identity))
             return 200, _envelope(name, version, 200, 0, "OK", result)
         except errors.APIError as e:
             return e.code, _envelope(name, version, e.code, e.subcode, e.msg, None)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clearml_task.server import API_VERSION, SERVER_VERSION, errors
+from clearml_task.server import errors
+from clearml_task.vocabulary import API_VERSION, SERVER_VERSION
 
 CREDENTIALS_FILE = "credentials.json"
 DEFAULT_EXPIRATION_SEC = 30 * 24 * 3600

@@ -9,9 +9,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.server import errors
+from clearml_task.vocabulary import FALSE_WORDS, TRUE_WORDS
 
 if TYPE_CHECKING:
-    from clearml_task.server.app import App
+    from clearml_task.server.auth import Tokens
     from clearml_task.server.store import Tx
 
 Handler = Callable[["Call"], dict[str, Any]]
@@ -49,10 +50,6 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
-
-
 @dataclass
 class Call:
     """One API call: its request body, its transaction and who makes it."""
@@ -60,7 +57,7 @@ class Call:
     endpoint: str
     data: dict[str, Any]
     tx: Tx
-    app: App
+    tokens: Tokens
     identity: dict[str, Any] = field(default_factory=dict)
 
     def required(self, name: str) -> Any:
@@ -90,8 +87,10 @@ class Call:
         value = self.data.get(name, default)
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-            return value.lower() in _TRUE
+        if value == "":  # `?force=` in a query string
+            return False
+        if isinstance(value, str) and value.lower() in TRUE_WORDS | FALSE_WORDS:
+            return value.lower() in TRUE_WORDS
         if isinstance(value, int):
             return bool(value)
         if value is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from clearml_task.server import queue_entries
 from clearml_task.server.services import auth, debug, events, projects, queues, server, tasks, workers
 
 if TYPE_CHECKING:
@@ -14,4 +15,4 @@ __all__ = ["auth", "bootstrap", "debug", "events", "projects", "queues", "server
 
 def bootstrap(tx: Tx) -> None:
     """What a fresh database needs: a queue tagged `default` (agents without --queue take it)."""
-    queues.ensure_default(tx)
+    queue_entries.ensure_default(tx)

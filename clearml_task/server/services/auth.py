@@ -9,4 +9,4 @@ from clearml_task.server.endpoints import Call, endpoint
 
 @endpoint("auth.login", write=False)
 def login(call: Call) -> dict[str, Any]:
-    return {"token": call.app.tokens.issue(call.integer("expiration_sec"))}
+    return {"token": call.tokens.issue(call.integer("expiration_sec"))}

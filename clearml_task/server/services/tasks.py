@@ -6,28 +6,22 @@ import copy
 from datetime import datetime, timezone
 from typing import Any
 
-from clearml_task.document import TASK_TYPES
-from clearml_task.server import errors, query
+from clearml_task.server import errors, query, queue_entries
 from clearml_task.server.endpoints import Call, Handler, endpoint, new_id, now
-from clearml_task.server.services import projects, queues, workers
+from clearml_task.server.services import projects, workers
 from clearml_task.server.store import Tx
-
-# Allowed status changes (ClearML's table); the same status is always allowed, `force` skips the check.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "created": frozenset({"queued", "in_progress"}),
-    "queued": frozenset({"created", "in_progress", "stopped"}),
-    "in_progress": frozenset({"stopped", "failed", "created", "completed"}),
-    "stopped": frozenset(
-        {"closed", "created", "failed", "queued", "in_progress", "published", "publishing", "completed"}
-    ),
-    "closed": frozenset({"created", "failed", "published", "publishing", "stopped"}),
-    "failed": frozenset({"created", "stopped", "published", "queued"}),
-    "publishing": frozenset({"published"}),
-    "published": frozenset(),
-    "completed": frozenset({"published", "in_progress", "created"}),
-    "unknown": frozenset(),
-}
-FINISHED = ("stopped", "failed", "completed", "published", "closed")
+from clearml_task.server.task_status import TRANSITIONS, set_status
+from clearml_task.vocabulary import (
+    CLOSED,
+    COMPLETED,
+    CREATED,
+    FAILED,
+    IN_PROGRESS,
+    PUBLISHED,
+    QUEUED,
+    STOPPED,
+    TASK_TYPES,
+)
 
 # tasks.edit: these are merged key by key into what the task has; every other field is replaced.
 MERGED_ON_EDIT = ("script", "execution", "output", "models")
@@ -44,53 +38,11 @@ OBJECT_FIELDS = (
 EDITABLE = ("name", "type", "project", "comment", "parent", "tags", "system_tags", *OBJECT_FIELDS)
 
 
-def can_change(old: str, new: str) -> bool:
-    return old == new or new in TRANSITIONS.get(old, frozenset())
-
-
 def get(tx: Tx, task_id: str) -> dict[str, Any]:
     doc = tx.get("tasks", task_id)
     if doc is None:
         raise errors.invalid_task_id(id=task_id)
     return doc
-
-
-def set_status(
-    tx: Tx,
-    task: dict[str, Any],
-    new: str,
-    *,
-    force: bool = False,
-    reason: str | None = None,
-    message: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Move `task` to `new` if the table allows it; returns the fields that changed."""
-    old = task["status"]
-    if not force and not can_change(old, new):
-        raise errors.invalid_task_status(
-            f"cannot change status from {old} to {new}", current_status=old, new_status=new
-        )
-    stamp = now()
-    fields: dict[str, Any] = {
-        "status": new,
-        "status_changed": stamp,
-        "status_reason": reason or "",
-        "status_message": message or "",
-        "last_update": stamp,
-        "last_change": stamp,
-    }
-    if new == "in_progress" and old != "in_progress":
-        fields["started"] = stamp
-        fields["completed"] = None
-    if new in FINISHED and old not in FINISHED:
-        fields["completed"] = stamp
-    if old == "queued" and new != "queued":
-        queues.remove_from_all(tx, task["id"])
-    fields.update(extra or {})
-    task.update(fields)
-    tx.put("tasks", task)
-    return fields
 
 
 def _validated(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +103,7 @@ def _new_task(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
         "id": new_id(),
         "name": fields["name"].strip(),
         "type": fields["type"],
-        "status": "created",
+        "status": CREATED,
         "status_reason": "",
         "status_message": "",
         "status_changed": stamp,
@@ -190,7 +142,7 @@ def create(call: Call) -> dict[str, Any]:
 @endpoint("tasks.edit")
 def edit(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
-    if task["status"] != "created" and not call.flag("force"):
+    if task["status"] != CREATED and not call.flag("force"):
         raise errors.invalid_task_status(
             "only tasks in status created can be edited (pass force to override)",
             current_status=task["status"],
@@ -289,26 +241,26 @@ def _status_call(call: Call, new: str, *, extra: dict[str, Any] | None = None) -
 
 @endpoint("tasks.started")
 def started(call: Call) -> dict[str, Any]:
-    _, fields = _status_call(call, "in_progress")
+    _, fields = _status_call(call, IN_PROGRESS)
     return {"updated": 1, "fields": fields, "started": 1}
 
 
 @endpoint("tasks.completed")
 def completed(call: Call) -> dict[str, Any]:
-    task, fields = _status_call(call, "completed")
+    task, fields = _status_call(call, COMPLETED)
     published = 0
     if call.flag("publish"):
-        fields.update(set_status(call.tx, task, "published", force=call.flag("force")))
+        fields.update(set_status(call.tx, task, PUBLISHED, force=call.flag("force")))
         published = 1
     return {"updated": 1, "fields": fields, "published": published}
 
 
 # Endpoints that only move a task to one status (request: task, force, status_reason, status_message).
 SIMPLE_STATUS_ENDPOINTS = {
-    "tasks.stopped": "stopped",
-    "tasks.failed": "failed",
-    "tasks.publish": "published",
-    "tasks.close": "closed",
+    "tasks.stopped": STOPPED,
+    "tasks.failed": FAILED,
+    "tasks.publish": PUBLISHED,
+    "tasks.close": CLOSED,
 }
 
 
@@ -341,7 +293,7 @@ def stop(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
     reason = call.text("status_reason") or ""
     if (
-        task["status"] != "queued"
+        task["status"] != QUEUED
         and "development" not in task.get("system_tags", [])
         and _held_by_worker(task)
     ):
@@ -351,7 +303,7 @@ def stop(call: Call) -> dict[str, Any]:
         return {"updated": 1, "fields": fields}
     user = call.identity.get("user_name") or "user"
     fields = set_status(
-        call.tx, task, "stopped", force=call.flag("force"), reason=reason, message=f"Stopped by {user}"
+        call.tx, task, STOPPED, force=call.flag("force"), reason=reason, message=f"Stopped by {user}"
     )
     return {"updated": 1, "fields": fields}
 
@@ -363,27 +315,27 @@ def enqueue(call: Call) -> dict[str, Any]:
     if queue_id and queue_name:
         raise errors.validation_error("pass either queue or queue_name, not both")
     if queue_id:
-        queue = queues.get(call.tx, queue_id)
+        queue = queue_entries.get(call.tx, queue_id)
     elif queue_name:
-        queue = queues.by_name(call.tx, queue_name) or queues.get(
-            call.tx, queues.create(call.tx, queue_name, user=call.identity.get("user"))
+        queue = queue_entries.by_name(call.tx, queue_name) or queue_entries.get(
+            call.tx, queue_entries.create(call.tx, queue_name, user=call.identity.get("user"))
         )
     else:
-        queue = queues.default(call.tx)
+        queue = queue_entries.default(call.tx)
     previous = task["status"]
-    queues.remove_from_all(call.tx, task["id"])
+    queue_entries.remove_from_all(call.tx, task["id"])
     execution = {**(task.get("execution") or {}), "queue": queue["id"]}
     system_tags = [t for t in task.get("system_tags", []) if t != "development"]
     fields = set_status(
         call.tx,
         task,
-        "queued",
+        QUEUED,
         force=call.flag("force"),
         reason=call.text("status_reason"),
         message=call.text("status_message"),
         extra={"execution": execution, "enqueue_status": previous, "system_tags": system_tags},
     )
-    queues.add_entry(call.tx, queues.get(call.tx, queue["id"]), task["id"])
+    queue_entries.add_entry(call.tx, queue_entries.get(call.tx, queue["id"]), task["id"])
     result: dict[str, Any] = {"updated": 1, "fields": fields, "queued": 1}
     if call.flag("verify_watched_queue"):
         result["queue_watched"] = any(
@@ -397,16 +349,16 @@ def dequeue(call: Call) -> dict[str, Any]:
     task_id = call.id("task")
     task = call.tx.get("tasks", task_id)
     if task is None:
-        queues.remove_from_all(call.tx, task_id)
+        queue_entries.remove_from_all(call.tx, task_id)
         return {"dequeued": 1, "updated": 0}
     queue_id = (task.get("execution") or {}).get("queue")
     if call.flag("remove_from_all_queues") or not queue_id:
-        queues.remove_from_all(call.tx, task_id)
+        queue_entries.remove_from_all(call.tx, task_id)
     elif call.tx.get("queues", queue_id):
-        queues.remove_entry(call.tx, queues.get(call.tx, queue_id), task_id)
-    if task["status"] not in ("queued", "in_progress"):
+        queue_entries.remove_entry(call.tx, queue_entries.get(call.tx, queue_id), task_id)
+    if task["status"] not in (QUEUED, IN_PROGRESS):
         return {"dequeued": 1, "updated": 0}
-    new_status = call.text("new_status") or task.get("enqueue_status") or "created"
+    new_status = call.text("new_status") or task.get("enqueue_status") or CREATED
     if new_status not in TRANSITIONS:
         raise errors.validation_error("new_status is not a task status", new_status=new_status)
     fields = set_status(
@@ -424,8 +376,8 @@ def dequeue(call: Call) -> dict[str, Any]:
 @endpoint("tasks.reset")
 def reset(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
-    was_queued = task["status"] == "queued"
-    dequeued = queues.remove_from_all(call.tx, task["id"])
+    was_queued = task["status"] == QUEUED
+    dequeued = queue_entries.remove_from_all(call.tx, task["id"])
     cleared = {
         "started": None,
         "completed": None,
@@ -442,7 +394,7 @@ def reset(call: Call) -> dict[str, Any]:
         cleared["execution"] = {}
         cleared["script"] = {}
     fields = set_status(
-        call.tx, task, "created", force=call.flag("force"), reason="reset", message="reset", extra=cleared
+        call.tx, task, CREATED, force=call.flag("force"), reason="reset", message="reset", extra=cleared
     )
     call.tx.delete_events(task["id"])
     result: dict[str, Any] = {"updated": 1, "fields": fields, "deleted_models": 0}
@@ -454,9 +406,9 @@ def reset(call: Call) -> dict[str, Any]:
 @endpoint("tasks.delete")
 def delete(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
-    if task["status"] == "in_progress" and not call.flag("force"):
+    if task["status"] == IN_PROGRESS and not call.flag("force"):
         raise errors.invalid_task_status("task is running; pass force to delete it", task=task["id"])
-    queues.remove_from_all(call.tx, task["id"])
+    queue_entries.remove_from_all(call.tx, task["id"])
     call.tx.delete_events(task["id"])
     return {"deleted": call.tx.delete("tasks", task["id"])}
 
@@ -504,7 +456,7 @@ def edit_hyper_params(call: Call) -> dict[str, Any]:
     only_properties = all(
         isinstance(p, dict) and str(p.get("section", "")).lower() == "properties" for p in given
     )
-    if task["status"] != "created" and not call.flag("force") and not only_properties:
+    if task["status"] != CREATED and not call.flag("force") and not only_properties:
         raise errors.invalid_task_status(
             "only tasks in status created can be edited", current_status=task["status"]
         )
