@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.server import errors
+from clearml_task.server.fields import Kind
 from clearml_task.vocabulary import FALSE_WORDS, TRUE_WORDS
 
 if TYPE_CHECKING:
@@ -25,18 +26,25 @@ class Endpoint:
     write: bool
     auth: bool
     batch: bool  # accepts a JSON list / json-lines body, handed over as data["requests"]
+    fields: Mapping[str, Kind]  # what the handler reads, checked before it runs
 
 
 ENDPOINTS: dict[str, Endpoint] = {}
 
 
 def endpoint(
-    name: str, *, write: bool = True, auth: bool = True, batch: bool = False
+    name: str,
+    *,
+    write: bool = True,
+    auth: bool = True,
+    batch: bool = False,
+    fields: Mapping[str, Kind] | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Register a handler as `<service>.<action>`; write=False runs it in a read transaction."""
+    """Register a handler as `<service>.<action>`; write=False runs it in a read transaction; `fields`
+    declares the kind of each request field the handler reads (fields.py)."""
 
     def register(handler: Handler) -> Handler:
-        ENDPOINTS[name] = Endpoint(name, handler, write, auth, batch)
+        ENDPOINTS[name] = Endpoint(name, handler, write, auth, batch, dict(fields or {}))
         return handler
 
     return register

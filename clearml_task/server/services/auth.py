@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from clearml_task.server.endpoints import Call, endpoint
+from clearml_task.server.fields import Int
 
 
-@endpoint("auth.login", write=False)
+@endpoint("auth.login", write=False, fields={"expiration_sec": Int(0, 2**31)})
 def login(call: Call) -> dict[str, Any]:
     return {"token": call.tokens.issue(call.integer("expiration_sec"))}

@@ -6,9 +6,14 @@ from typing import Any
 
 from clearml_task.server import errors, query
 from clearml_task.server.endpoints import Call, endpoint, now
+from clearml_task.server.fields import COUNT, FLAG, GET_ALL, ID, OBJECT, TAGS, TEXT, Int
 from clearml_task.server.queue_entries import add_entry, create, default, get, remove_entry
 from clearml_task.server.task_status import set_status
 from clearml_task.vocabulary import CREATED, QUEUED
+
+QUEUE_FIELDS = {"name": TEXT, "tags": TAGS, "system_tags": TAGS, "metadata": OBJECT}
+ENTRY = {"queue": ID, "task": ID}
+MOVE = {**ENTRY, "count": Int(0, 2**31)}
 
 
 def _limited(doc: dict[str, Any], max_entries: int | None) -> dict[str, Any]:
@@ -17,7 +22,7 @@ def _limited(doc: dict[str, Any], max_entries: int | None) -> dict[str, Any]:
     return doc
 
 
-@endpoint("queues.create")
+@endpoint("queues.create", fields=QUEUE_FIELDS)
 def create_endpoint(call: Call) -> dict[str, Any]:
     queue_id = create(
         call.tx,
@@ -31,24 +36,24 @@ def create_endpoint(call: Call) -> dict[str, Any]:
     return {"id": queue_id}
 
 
-@endpoint("queues.get_by_id", write=False)
+@endpoint("queues.get_by_id", write=False, fields={"queue": ID, "max_task_entries": COUNT})
 def get_by_id(call: Call) -> dict[str, Any]:
     return {"queue": _limited(get(call.tx, call.id("queue")), call.integer("max_task_entries"))}
 
 
-@endpoint("queues.get_all", write=False)
+@endpoint("queues.get_all", write=False, fields={**GET_ALL, "max_task_entries": COUNT})
 def get_all(call: Call) -> dict[str, Any]:
     limit = call.integer("max_task_entries")
     return {"queues": query.select(call, (_limited(doc, limit) for doc in call.tx.find("queues")))}
 
 
-@endpoint("queues.get_default", write=False)
+@endpoint("queues.get_default", write=False, fields={})
 def get_default(call: Call) -> dict[str, Any]:
     queue = default(call.tx)
     return {"id": queue["id"], "name": queue["name"]}
 
 
-@endpoint("queues.update")
+@endpoint("queues.update", fields={"queue": ID, **QUEUE_FIELDS})
 def update(call: Call) -> dict[str, Any]:
     queue = get(call.tx, call.id("queue"))
     fields: dict[str, Any] = {}
@@ -65,7 +70,7 @@ def update(call: Call) -> dict[str, Any]:
     return {"updated": 1 if fields else 0, "fields": fields}
 
 
-@endpoint("queues.delete")
+@endpoint("queues.delete", fields={"queue": ID, "force": FLAG})
 def delete(call: Call) -> dict[str, Any]:
     queue = get(call.tx, call.id("queue"))
     if queue["entries"] and not call.flag("force"):
@@ -80,7 +85,7 @@ def delete(call: Call) -> dict[str, Any]:
     return {"deleted": call.tx.delete("queues", queue["id"])}
 
 
-@endpoint("queues.add_task")
+@endpoint("queues.add_task", fields=ENTRY)
 def add_task(call: Call) -> dict[str, Any]:
     queue = get(call.tx, call.id("queue"))
     task_id = call.id("task")
@@ -90,13 +95,13 @@ def add_task(call: Call) -> dict[str, Any]:
     return {"added": 1}
 
 
-@endpoint("queues.remove_task")
+@endpoint("queues.remove_task", fields=ENTRY)
 def remove_task(call: Call) -> dict[str, Any]:
     queue = get(call.tx, call.id("queue"))
     return {"removed": remove_entry(call.tx, queue, call.id("task"))}
 
 
-@endpoint("queues.get_next_task")
+@endpoint("queues.get_next_task", fields={"queue": ID})
 def get_next_task(call: Call) -> dict[str, Any]:
     """Pop the head entry. The write transaction (BEGIN IMMEDIATE) makes the pop exclusive."""
     queue = get(call.tx, call.id("queue"))
@@ -129,21 +134,21 @@ def _move(call: Call, where: str) -> dict[str, Any]:
     return {"position": target}
 
 
-@endpoint("queues.move_task_forward")
+@endpoint("queues.move_task_forward", fields=MOVE)
 def move_task_forward(call: Call) -> dict[str, Any]:
     return _move(call, "forward")
 
 
-@endpoint("queues.move_task_backward")
+@endpoint("queues.move_task_backward", fields=MOVE)
 def move_task_backward(call: Call) -> dict[str, Any]:
     return _move(call, "backward")
 
 
-@endpoint("queues.move_task_to_front")
+@endpoint("queues.move_task_to_front", fields=MOVE)
 def move_task_to_front(call: Call) -> dict[str, Any]:
     return _move(call, "front")
 
 
-@endpoint("queues.move_task_to_back")
+@endpoint("queues.move_task_to_back", fields=MOVE)
 def move_task_to_back(call: Call) -> dict[str, Any]:
     return _move(call, "back")

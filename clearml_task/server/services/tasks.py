@@ -8,6 +8,19 @@ from typing import Any
 
 from clearml_task.server import errors, query, queue_entries
 from clearml_task.server.endpoints import Call, Handler, endpoint, new_id, now
+from clearml_task.server.fields import (
+    FLAG,
+    GET_ALL,
+    ID,
+    MATCHING,
+    OBJECT,
+    STATUS_CHANGE,
+    TAGS,
+    TEXT,
+    Kind,
+    Objects,
+    check,
+)
 from clearml_task.server.services import projects, workers
 from clearml_task.server.store import Tx
 from clearml_task.server.task_status import TRANSITIONS, set_status
@@ -36,6 +49,31 @@ OBJECT_FIELDS = (
     "container",
 )
 EDITABLE = ("name", "type", "project", "comment", "parent", "tags", "system_tags", *OBJECT_FIELDS)
+TASK_FIELDS: dict[str, Kind] = {
+    "name": TEXT,
+    "type": TEXT,
+    "project": TEXT,
+    "comment": TEXT,
+    "parent": TEXT,
+    "tags": TAGS,
+    "system_tags": TAGS,
+    "output_dest": TEXT,
+    **dict.fromkeys(OBJECT_FIELDS, OBJECT),
+}
+CLONE_FIELDS: dict[str, Kind] = {
+    "task": ID,
+    "new_task_name": TEXT,
+    "new_task_comment": TEXT,
+    "new_task_tags": TAGS,
+    "new_task_system_tags": TAGS,
+    "new_task_project": TEXT,
+    "new_task_parent": TEXT,
+    "new_task_hyperparams": OBJECT,
+    "new_task_configuration": OBJECT,
+    "new_task_container": OBJECT,
+    "execution_overrides": OBJECT,
+    "new_project_name": TEXT,
+}
 
 
 def get(tx: Tx, task_id: str) -> dict[str, Any]:
@@ -53,14 +91,7 @@ def _validated(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
     task_type = fields.get("type")
     if task_type is not None and task_type not in TASK_TYPES:
         raise errors.validation_error(f"type must be one of {', '.join(TASK_TYPES)}", type=task_type)
-    for key in OBJECT_FIELDS:
-        if fields.get(key) is not None and not isinstance(fields[key], dict):
-            raise errors.validation_error(f"{key} must be an object")
-    for key in ("tags", "system_tags"):
-        if fields.get(key) is not None and not (
-            isinstance(fields[key], list) and all(isinstance(t, str) for t in fields[key])
-        ):
-            raise errors.validation_error(f"{key} must be a list of strings")
+    check(fields, TASK_FIELDS)  # clone's fields come from the source task and the new_task_* overrides
     if fields.get("project"):
         projects.get(call.tx, fields["project"])
     if fields.get("parent") and call.tx.get("tasks", fields["parent"]) is None:
@@ -129,7 +160,7 @@ def _new_task(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@endpoint("tasks.create")
+@endpoint("tasks.create", fields=TASK_FIELDS)
 def create(call: Call) -> dict[str, Any]:
     call.required("name")
     call.required("type")
@@ -139,7 +170,7 @@ def create(call: Call) -> dict[str, Any]:
     return {"id": doc["id"]}
 
 
-@endpoint("tasks.edit")
+@endpoint("tasks.edit", fields={"task": ID, "force": FLAG, **TASK_FIELDS})
 def edit(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
     if task["status"] != CREATED and not call.flag("force"):
@@ -163,12 +194,16 @@ def edit(call: Call) -> dict[str, Any]:
     return {"updated": 1 if fields else 0, "fields": fields}
 
 
-@endpoint("tasks.get_by_id", write=False)
+@endpoint("tasks.get_by_id", write=False, fields={"task": ID})
 def get_by_id(call: Call) -> dict[str, Any]:
     return {"task": get(call.tx, call.id("task"))}
 
 
-@endpoint("tasks.get_all", write=False)
+@endpoint(
+    "tasks.get_all",
+    write=False,
+    fields={**GET_ALL, "project": MATCHING, "status": MATCHING, "type": MATCHING, "parent": MATCHING},
+)
 def get_all(call: Call) -> dict[str, Any]:
     where, params = [], []
     for column in ("id", "project", "status"):  # narrowed in SQL; the rest in query.select
@@ -186,7 +221,7 @@ def get_all(call: Call) -> dict[str, Any]:
     return {"tasks": query.select(call, call.tx.find("tasks", " AND ".join(where), params), keep)}
 
 
-@endpoint("tasks.clone")
+@endpoint("tasks.clone", fields=CLONE_FIELDS)
 def clone(call: Call) -> dict[str, Any]:
     source = get(call.tx, call.id("task"))
     data = call.data
@@ -239,13 +274,13 @@ def _status_call(call: Call, new: str, *, extra: dict[str, Any] | None = None) -
     return task, fields
 
 
-@endpoint("tasks.started")
+@endpoint("tasks.started", fields=STATUS_CHANGE)
 def started(call: Call) -> dict[str, Any]:
     _, fields = _status_call(call, IN_PROGRESS)
     return {"updated": 1, "fields": fields, "started": 1}
 
 
-@endpoint("tasks.completed")
+@endpoint("tasks.completed", fields={**STATUS_CHANGE, "publish": FLAG})
 def completed(call: Call) -> dict[str, Any]:
     task, fields = _status_call(call, COMPLETED)
     published = 0
@@ -273,7 +308,7 @@ def _simple_status_endpoint(status: str) -> Handler:
 
 
 for _name, _status in SIMPLE_STATUS_ENDPOINTS.items():
-    endpoint(_name)(_simple_status_endpoint(_status))
+    endpoint(_name, fields=STATUS_CHANGE)(_simple_status_endpoint(_status))
 
 
 TASK_UPDATE_TIMEOUT = 600  # seconds: a task a worker reported on within this is "held" by it
@@ -286,7 +321,7 @@ def _held_by_worker(task: dict[str, Any]) -> bool:
     return age.total_seconds() < TASK_UPDATE_TIMEOUT
 
 
-@endpoint("tasks.stop")
+@endpoint("tasks.stop", fields=STATUS_CHANGE)
 def stop(call: Call) -> dict[str, Any]:
     """A task held by a live worker is asked to stop (status_message "stopping": the worker kills it and
     reports tasks.stopped); a queued or unattended task is stopped at once."""
@@ -308,7 +343,10 @@ def stop(call: Call) -> dict[str, Any]:
     return {"updated": 1, "fields": fields}
 
 
-@endpoint("tasks.enqueue")
+@endpoint(
+    "tasks.enqueue",
+    fields={**STATUS_CHANGE, "queue": TEXT, "queue_name": TEXT, "verify_watched_queue": FLAG},
+)
 def enqueue(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
     queue_id, queue_name = call.text("queue"), call.text("queue_name")
@@ -344,7 +382,7 @@ def enqueue(call: Call) -> dict[str, Any]:
     return result
 
 
-@endpoint("tasks.dequeue")
+@endpoint("tasks.dequeue", fields={**STATUS_CHANGE, "remove_from_all_queues": FLAG, "new_status": TEXT})
 def dequeue(call: Call) -> dict[str, Any]:
     task_id = call.id("task")
     task = call.tx.get("tasks", task_id)
@@ -373,7 +411,7 @@ def dequeue(call: Call) -> dict[str, Any]:
     return {"dequeued": 1, "updated": 1, "fields": fields}
 
 
-@endpoint("tasks.reset")
+@endpoint("tasks.reset", fields={"task": ID, "force": FLAG, "clear_all": FLAG})
 def reset(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
     was_queued = task["status"] == QUEUED
@@ -403,7 +441,7 @@ def reset(call: Call) -> dict[str, Any]:
     return result
 
 
-@endpoint("tasks.delete")
+@endpoint("tasks.delete", fields={"task": ID, "force": FLAG})
 def delete(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
     if task["status"] == IN_PROGRESS and not call.flag("force"):
@@ -413,7 +451,7 @@ def delete(call: Call) -> dict[str, Any]:
     return {"deleted": call.tx.delete("tasks", task["id"])}
 
 
-@endpoint("tasks.ping")
+@endpoint("tasks.ping", fields={"task": ID})
 def ping(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
     task["last_update"] = now()
@@ -421,7 +459,7 @@ def ping(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("tasks.set_requirements")
+@endpoint("tasks.set_requirements", fields={"task": ID, "requirements": OBJECT})
 def set_requirements(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
     requirements = call.mapping("requirements")
@@ -434,7 +472,7 @@ def set_requirements(call: Call) -> dict[str, Any]:
     return {"updated": 1, "fields": fields}
 
 
-@endpoint("tasks.get_hyper_params", write=False)
+@endpoint("tasks.get_hyper_params", write=False, fields={"tasks": MATCHING})
 def get_hyper_params(call: Call) -> dict[str, Any]:
     ids = call.items("tasks") or []
     if not ids:
@@ -447,7 +485,15 @@ def get_hyper_params(call: Call) -> dict[str, Any]:
     return {"params": params}
 
 
-@endpoint("tasks.edit_hyper_params")
+@endpoint(
+    "tasks.edit_hyper_params",
+    fields={
+        "task": ID,
+        "force": FLAG,
+        "replace_hyperparams": TEXT,
+        "hyperparams": Objects({"section": TEXT, "name": TEXT}, required=("section", "name")),
+    },
+)
 def edit_hyper_params(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
     given = call.items("hyperparams")
