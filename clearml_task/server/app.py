@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from clearml_task.server import errors, fields
-from clearml_task.server.auth import Tokens, load_keys
+from clearml_task.server.auth import Tokens, first_user, identity, load_keys
 from clearml_task.server.body import UNAUTHENTICATED_MAX_BODY, max_body, merge_query, parse
 from clearml_task.server.endpoints import ENDPOINTS, Call, Endpoint
 from clearml_task.server.store import Store
+from clearml_task.server.users import Users
 from clearml_task.vocabulary import API_VERSION
 
 _PATH = re.compile(r"^/*(?:v(?P<version>\d+\.\d+)/+)?(?P<name>[a-z_]+\.[a-z_]+)/*$")
@@ -46,10 +47,13 @@ class App:
         from clearml_task.server import services
 
         self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)  # the database and the keys: the owner's only, whatever the umask
         self.max_body = max_body(environ, max_body_mb)
         self.store = Store(self.data_dir / DB_FILE)
         self.keys = load_keys(self.data_dir, environ)
-        self.tokens = Tokens(self.keys)
+        self.users = Users(self.data_dir, first_user(self.keys))
+        self.tokens = Tokens(self.keys, self.users)
         with self.store.transaction(write=True) as tx:
             services.bootstrap(tx)
 
@@ -71,11 +75,11 @@ class App:
             found = ENDPOINTS.get(name) if _PATH.match(path) else None
             if found is None:
                 raise errors.unknown_endpoint(name=name, version=version)
-            identity = self._authenticate(found, authorization)
+            caller, login_time = self._authenticate(found, authorization)
             data = merge_query(parse(body, content_type, found.batch), query)
             fields.check(data, found.fields)
             with self.store.transaction(write=found.write) as tx:
-                result = found.handler(Call(name, data, tx, self.tokens, identity))
+                result = found.handler(Call(name, data, tx, self.tokens, caller, login_time))
             return 200, _envelope(name, version, 200, 0, "OK", result)
         except errors.APIError as e:
             return e.code, self._answer(path, e)
@@ -97,21 +101,21 @@ class App:
     def _answer(self, path: str, error: errors.APIError) -> Envelope:
         return _envelope(*_name_version(path), error.code, error.subcode, error.msg, None)
 
-    def _authenticate(self, found: Endpoint, authorization: str | None) -> dict[str, Any]:
+    def _authenticate(self, found: Endpoint, authorization: str | None) -> tuple[dict[str, Any], int | None]:
+        """Who calls (the identity of a token or of HTTP Basic keys), and when their token chain began."""
         if not found.auth:
-            return {}
+            return {}, None
         scheme, _, value = (authorization or "").partition(" ")
         scheme = scheme.lower()
         if scheme == "bearer" and value:
             claims = self.tokens.verify(value.strip())
-            return dict(claims.get("identity", {}))
+            return dict(claims["identity"]), int(claims.get("auth_time") or claims["iat"])
         if scheme == "basic" and value and found.name == "auth.login":
             try:
                 access, _, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 raise errors.bad_credentials() from None
-            self.tokens.check_credentials(access, secret)
-            return {}
+            return identity(self.tokens.check_credentials(access, secret)), None
         if not authorization:
             raise errors.missing_credentials()
         raise errors.bad_auth_type(f"{found.name} takes Authorization: Bearer <token> from auth.login")

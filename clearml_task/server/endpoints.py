@@ -67,6 +67,7 @@ class Call:
     tx: Tx
     tokens: Tokens
     identity: dict[str, Any] = field(default_factory=dict)
+    login_time: int | None = None  # when the caller's token chain began (None: logged in with keys)
 
     def required(self, name: str) -> Any:
         value = self.data.get(name)

@@ -8,7 +8,9 @@ queues.get_next_task hand each entry to exactly one caller).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -121,11 +123,16 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Created private whatever the umask; SQLite gives the -wal and -shm files the same mode.
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._local = threading.local()
         with self.transaction(write=True) as tx:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     tx.conn.execute(statement)
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

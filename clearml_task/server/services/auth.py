@@ -10,4 +10,5 @@ from clearml_task.server.fields import Int
 
 @endpoint("auth.login", write=False, fields={"expiration_sec": Int(0, 2**31)})
 def login(call: Call) -> dict[str, Any]:
-    return {"token": call.tokens.issue(call.integer("expiration_sec"))}
+    user = call.tokens.user_of(call.identity)
+    return {"token": call.tokens.issue(user, call.integer("expiration_sec"), login_time=call.login_time)}
