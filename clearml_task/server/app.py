@@ -145,8 +145,6 @@ class App:
             )
         payload = json.dumps(envelope).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
-        if code == 413:  # the unread rest of the body must not be taken for the next request
-            headers.append(("Connection", "close"))
         start_response(f"{code} {'OK' if code == 200 else 'Error'}", headers)
         return [payload]
 

@@ -40,20 +40,26 @@ class _Refused(ValueError):
     pass
 
 
+class _Unstorable:
+    """A number the parser met that cannot be stored; the walk after parsing names where it was."""
+
+    def __init__(self, text: str, why: str) -> None:
+        self.text = text[:24] + ("..." if len(text) > 24 else "")
+        self.why = why
+
+
 def _constant(name: str) -> Any:
-    raise _Refused(f"{name} is not a JSON number")
+    return _Unstorable(name, "is not a JSON number")
 
 
-def _float(text: str) -> float:
+def _float(text: str) -> float | _Unstorable:
     value = float(text)
-    if not math.isfinite(value):
-        raise _Refused(f"{text} is beyond a 64-bit float")
-    return value
+    return value if math.isfinite(value) else _Unstorable(text, "is beyond a 64-bit float")
 
 
-def _int(text: str) -> int:
+def _int(text: str) -> int | _Unstorable:
     if len(text) > 20 or not INT_MIN <= int(text) <= INT_MAX:
-        raise _Refused(f"{text[:24]}{'...' if len(text) > 24 else ''} is beyond a 64-bit integer")
+        return _Unstorable(text, "is beyond a 64-bit integer")
     return int(text)
 
 
@@ -63,18 +69,32 @@ def loads(text: str) -> Any:
         value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
     except RecursionError:
         raise _Refused(f"nested deeper than {MAX_DEPTH} levels") from None
-    _check_depth(value)
+    _check(value)
     return value
 
 
-def _check_depth(value: Any) -> None:
-    stack = [(value, 1)]
+def _check(value: Any) -> None:
+    """Refuse, naming the field, an unstorable number or nesting deeper than MAX_DEPTH."""
+    # trail: (key, parent's trail), so that a path is spelled out only for the error
+    stack: list[tuple[Any, int, tuple[Any, Any] | None]] = [(value, 0, None)]
     while stack:
-        item, depth = stack.pop()
+        item, depth, trail = stack.pop()
+        if isinstance(item, _Unstorable):
+            raise _Refused(f"{_path(trail)}: {item.text} {item.why}")
         if isinstance(item, dict | list):
-            if depth > MAX_DEPTH:
-                raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+            if depth >= MAX_DEPTH:
+                raise _Refused(f"{_path(trail)}: nested deeper than {MAX_DEPTH} levels")
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            stack.extend((child, depth + 1, (key, trail)) for key, child in pairs)
+
+
+def _path(trail: tuple[Any, Any] | None) -> str:
+    keys = []
+    while trail is not None:
+        key, trail = trail
+        keys.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    text = "".join(reversed(keys)).lstrip(".") or "the body"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def parse(body: bytes, content_type: str, batch: bool) -> dict[str, Any]:
