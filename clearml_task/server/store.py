@@ -123,8 +123,10 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Created private whatever the umask; SQLite gives the -wal and -shm files the same mode.
-        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        # Created private whatever the umask; SQLite gives the -wal and -shm files the same mode. Only a
+        # missing file is opened here: closing a descriptor drops this process's SQLite locks on the file.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._local = threading.local()
         with self.transaction(write=True) as tx:
             for statement in SCHEMA.split(";"):

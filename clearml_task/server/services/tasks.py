@@ -515,9 +515,7 @@ def edit_hyper_params(call: Call) -> dict[str, Any]:
     if replace == "section":
         for param in given:
             current.pop(str(param.get("section", "")), None)
-    for param in given:
-        if not isinstance(param, dict) or not param.get("section") or not param.get("name"):
-            raise errors.validation_error("each hyperparam needs a section and a name")
+    for param in given:  # each an object with a section and a name (its declared kind)
         value = param.get("value")
         entry = {**param, "value": "" if value is None else str(value)}
         current.setdefault(param["section"], {})[param["name"]] = entry

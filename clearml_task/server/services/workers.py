@@ -153,9 +153,7 @@ def get_runtime_properties(call: Call) -> dict[str, Any]:
 def set_runtime_properties(call: Call) -> dict[str, Any]:
     """Key/value properties an agent keeps on its worker (ClearML's agent uses them for services mode)."""
     worker_id = call.id("worker")
-    given = call.items("runtime_properties") or []
-    if not all(isinstance(p, dict) and p.get("key") for p in given):
-        raise errors.validation_error("runtime_properties must be objects with a key")
+    given = call.items("runtime_properties") or []  # each an object with a key (its declared kind)
     doc = _upsert(call, worker_id)
     current = {p["key"]: p for p in doc.get("runtime_properties", [])}
     for prop in given:
