@@ -6,8 +6,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clearml_task.vocabulary import TASK_TYPES  # noqa: F401  (server.services.tasks still imports it here)
-
 if TYPE_CHECKING:
     from clearml_task.request import Request
     from clearml_task.requirements import Decision

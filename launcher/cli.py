@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clearml_task import __version__, console
+from clearml_task.server.body import DEFAULT_MAX_BODY_MB, MAX_BODY_ENV
 
 PROG = "clearml-launcher"
 
@@ -31,6 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, help="database and keys (default: $CLEARML_TASK_HOME/server)"
     )
     server.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    server.add_argument(
+        "--max-body-mb",
+        type=int,
+        help=f"largest request body with a token, in MB (default ${MAX_BODY_ENV} or {DEFAULT_MAX_BODY_MB})",
+    )
+    users = server.add_mutually_exclusive_group()
+    users.add_argument("--add-user", metavar="NAME", help="add a user with a new key pair, print it, exit")
+    users.add_argument("--remove-user", metavar="NAME", help="remove a user (its tokens stop working), exit")
+    users.add_argument("--list-users", action="store_true", help="list the users, exit")
 
     ui = sub.add_parser("ui", help="the web UI of the embedded server's data, on loopback")
     ui.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port)")

@@ -21,7 +21,11 @@ def server(args: argparse.Namespace) -> int:
     from clearml_task.server.serve import api_block, create_server
 
     data_dir = args.data_dir or config.server_dir()
-    httpd, served = create_server(data_dir, args.host, args.port, threads=args.threads)
+    if args.add_user or args.remove_user or args.list_users:
+        return _users(args, data_dir)
+    httpd, served = create_server(
+        data_dir, args.host, args.port, threads=args.threads, max_body_mb=args.max_body_mb
+    )
     keys = served.app.keys
     print(f"clearml-launcher: serving the ClearML API at {served.url} (data: {data_dir})", flush=True)
     print(f"clearml-launcher: the web UI at {served.url}/", flush=True)
@@ -52,6 +56,27 @@ def _serve(httpd: Any) -> int:
         pass
     finally:
         httpd.close()
+    return 0
+
+
+def _users(args: argparse.Namespace, data_dir: Path) -> int:
+    """--add-user / --remove-user / --list-users: edit the server's users file (a running server sees
+    the change on its next call)."""
+    from clearml_task.server import users
+    from clearml_task.server.app import App
+    from clearml_task.server.serve import api_block
+
+    app = App(data_dir)  # makes the data dir and the first key pair, as a first start would
+    if args.add_user:
+        user = users.add(data_dir, args.add_user)
+        print(f"user {user.name} ({user.id}) added; its clearml.conf section:\n", flush=True)
+        print(api_block(f"http://{args.host}:{args.port}", user.access_key, user.secret_key), flush=True)
+    elif args.remove_user:
+        users.remove(data_dir, args.remove_user)
+        print(f"user {args.remove_user} removed; its tokens no longer work", flush=True)
+    else:
+        rows = [(u.name, u.id, u.access_key, u.created or "(the server's own keys)") for u in app.users.all()]
+        console.table(f"Users of {data_dir}", ["name", "id", "access key", "created"], rows)
     return 0
 
 

@@ -26,11 +26,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from clearml_task.server import API_VERSION, errors
-from clearml_task.server.auth import Tokens, load_keys
+from clearml_task.server import errors, fields
+from clearml_task.server.auth import Tokens, first_user, identity, load_keys
+from clearml_task.server.body import UNAUTHENTICATED_MAX_BODY, max_body, merge_query, parse
 from clearml_task.server.endpoints import ENDPOINTS, Call, Endpoint
 from clearml_task.server.store import Store
+from clearml_task.server.users import Users
 from clearml_task.server.web import is_page, session
+from clearml_task.vocabulary import API_VERSION
 
 _PATH = re.compile(r"^/*(?:v(?P<version>\d+\.\d+)/+)?(?P<name>[a-z_]+\.[a-z_]+)/*$")
 DB_FILE = "clearml.db"
@@ -41,13 +44,19 @@ Envelope = dict[str, Any]
 class App:
     """The embedded ClearML-API server over one SQLite file in `data_dir`."""
 
-    def __init__(self, data_dir: Path | str, environ: Mapping[str, str] = os.environ) -> None:
+    def __init__(
+        self, data_dir: Path | str, environ: Mapping[str, str] = os.environ, *, max_body_mb: int | None = None
+    ) -> None:
         from clearml_task.server import services
 
         self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)  # the database and the keys: the owner's only, whatever the umask
+        self.max_body = max_body(environ, max_body_mb)
         self.store = Store(self.data_dir / DB_FILE)
         self.keys = load_keys(self.data_dir, environ)
-        self.tokens = Tokens(self.keys)
+        self.users = Users(self.data_dir, first_user(self.keys))
+        self.tokens = Tokens(self.keys, self.users)
         with self.store.transaction(write=True) as tx:
             services.bootstrap(tx)
 
@@ -62,41 +71,54 @@ class App:
         content_type: str = "application/json",
         query: Iterable[tuple[str, str]] = (),
     ) -> tuple[int, Envelope]:
-        match = _PATH.match(path)
-        name = match["name"] if match else path.strip("/")
-        version = (match["version"] if match else None) or API_VERSION
+        name, version = _name_version(path)
         try:
             if method not in ("GET", "POST"):
                 raise errors.bad_request(f"method {method} is not supported, use GET or POST")
-            found = ENDPOINTS.get(name) if match else None
+            found = ENDPOINTS.get(name) if _PATH.match(path) else None
             if found is None:
                 raise errors.unknown_endpoint(name=name, version=version)
-            identity = self._authenticate(found, authorization)
-            data = _merge_query(_parse_body(body, content_type, found), query)
+            caller, login_time = self._authenticate(found, authorization)
+            data = merge_query(parse(body, content_type, found.batch), query)
+            fields.check(data, found.fields)
             with self.store.transaction(write=found.write) as tx:
-                result = found.handler(Call(name, data, tx, self, identity))
+                result = found.handler(Call(name, data, tx, self.tokens, caller, login_time))
             return 200, _envelope(name, version, 200, 0, "OK", result)
         except errors.APIError as e:
-            return e.code, _envelope(name, version, e.code, e.subcode, e.msg, None)
+            return e.code, self._answer(path, e)
         except Exception as e:  # a bug of ours: say so in the envelope and the server's log
             traceback.print_exc(file=sys.stderr)
-            return 500, _envelope(name, version, 500, 0, f"Internal error: {type(e).__name__}: {e}", None)
+            internal = errors.APIError(500, 0, f"Internal error: {type(e).__name__}: {e}")
+            return 500, self._answer(path, internal)
 
-    def _authenticate(self, found: Endpoint, authorization: str | None) -> dict[str, Any]:
+    def _token_valid(self, authorization: str | None) -> bool:
+        scheme, _, value = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return False
+        try:
+            self.tokens.verify(value.strip())
+        except errors.APIError:
+            return False
+        return True
+
+    def _answer(self, path: str, error: errors.APIError) -> Envelope:
+        return _envelope(*_name_version(path), error.code, error.subcode, error.msg, None)
+
+    def _authenticate(self, found: Endpoint, authorization: str | None) -> tuple[dict[str, Any], int | None]:
+        """Who calls (the identity of a token or of HTTP Basic keys), and when their token chain began."""
         if not found.auth:
-            return {}
+            return {}, None
         scheme, _, value = (authorization or "").partition(" ")
         scheme = scheme.lower()
         if scheme == "bearer" and value:
             claims = self.tokens.verify(value.strip())
-            return dict(claims.get("identity", {}))
+            return dict(claims["identity"]), int(claims.get("auth_time") or claims["iat"])
         if scheme == "basic" and value and found.name == "auth.login":
             try:
                 access, _, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 raise errors.bad_credentials() from None
-            self.tokens.check_credentials(access, secret)
-            return {}
+            return identity(self.tokens.check_credentials(access, secret)), None
         if not authorization:
             raise errors.missing_credentials()
         raise errors.bad_auth_type(f"{found.name} takes Authorization: Bearer <token> from auth.login")
@@ -110,66 +132,36 @@ class App:
         request = Request(environ)
         authorization = request.headers.get("Authorization")
         if is_page(request.path, request.method, authorization):  # the web UI's pages and static files
+            request.max_content_length = UNAUTHENTICATED_MAX_BODY  # a login form is all a page takes
             return routes.serve(self, request)(environ, start_response)
-        code, envelope = self.handle(
-            request.path,
-            request.get_data(cache=False),
-            method=request.method,
-            authorization=authorization or session.api_authorization(self, request),
-            content_type=request.headers.get("Content-Type", ""),
-            query=request.args.items(multi=True),
-        )
+        authorization = authorization or session.api_authorization(self, request)
+        limit = self.max_body if self._token_valid(authorization) else UNAUTHENTICATED_MAX_BODY
+        # The size is checked before the body is read: a declared length past the limit is not read at
+        # all, and an undeclared one (chunked) is read only to one byte past it.
+        declared = request.content_length
+        body = b"" if declared is not None and declared > limit else request.stream.read(limit + 1)
+        if len(body) > limit or (declared is not None and declared > limit):
+            refused = errors.body_too_large(limit=limit, authenticated=limit != UNAUTHENTICATED_MAX_BODY)
+            code, envelope = refused.code, self._answer(request.path, refused)
+        else:
+            code, envelope = self.handle(
+                request.path,
+                body,
+                method=request.method,
+                authorization=authorization,
+                content_type=request.headers.get("Content-Type", ""),
+                query=request.args.items(multi=True),
+            )
         payload = json.dumps(envelope).encode()
-        start_response(
-            f"{code} {'OK' if code == 200 else 'Error'}",
-            [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
-        )
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+        start_response(f"{code} {'OK' if code == 200 else 'Error'}", headers)
         return [payload]
 
 
-def _parse_body(body: bytes, content_type: str, found: Endpoint) -> dict[str, Any]:
-    try:
-        text = body.decode("utf-8").strip() if body else ""
-    except UnicodeDecodeError:
-        raise errors.bad_request("the body is not UTF-8") from None
-    if not text:
-        return {}
-    parsed: Any
-    if "json-lines" in content_type or "jsonlines" in content_type:
-        parsed = _json_lines(text)
-    else:
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as e:
-            if "\n" not in text:
-                raise errors.bad_request(f"body is not valid JSON ({e.msg} at char {e.pos})") from None
-            parsed = _json_lines(text)
-    if isinstance(parsed, list) and found.batch:
-        return {"requests": parsed}
-    if not isinstance(parsed, dict):
-        raise errors.bad_request("the body must be a JSON object")
-    return parsed
-
-
-def _json_lines(text: str) -> list[Any]:
-    items = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise errors.bad_request(f"line {number} is not valid JSON ({e.msg})") from None
-    return items
-
-
-def _merge_query(data: dict[str, Any], query: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Query-string arguments join the body; a repeated argument becomes a list."""
-    grouped: dict[str, list[str]] = {}
-    for key, value in query:
-        grouped.setdefault(key, []).append(value)
-    for key, values in grouped.items():
-        data[key] = values[0] if len(values) == 1 else values
-    return data
+def _name_version(path: str) -> tuple[str, str]:
+    match = _PATH.match(path)
+    name = match["name"] if match else path.strip("/")
+    return name, (match["version"] if match else None) or API_VERSION
 
 
 def _envelope(name: str, version: str, code: int, subcode: int, msg: str, data: Any) -> Envelope:

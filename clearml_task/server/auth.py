@@ -1,4 +1,4 @@
-"""Who may call: the server's key pair, and the HS256 JWT tokens auth.login hands out."""
+"""The server's key pair, and the HS256 JWT tokens auth.login hands out to its users (users.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clearml_task.server import API_VERSION, SERVER_VERSION, errors
+from clearml_task.server import errors
+from clearml_task.server.users import FIRST_USER, User, Users
+from clearml_task.vocabulary import API_VERSION, SERVER_VERSION
 
 CREDENTIALS_FILE = "credentials.json"
 DEFAULT_EXPIRATION_SEC = 30 * 24 * 3600
@@ -62,11 +64,15 @@ def _create(path: Path) -> bool:
     return True
 
 
-def identity(keys: Keys) -> dict[str, str]:
-    user = hashlib.sha256(keys.access_key.encode()).hexdigest()[:32]
+def first_user(keys: Keys) -> User:
+    """The server's own key pair, as the first user."""
+    return User(FIRST_USER, keys.access_key, keys.secret_key)
+
+
+def identity(user: User) -> dict[str, str]:
     return {
-        "user": user,
-        "user_name": "clearml-task",
+        "user": user.id,
+        "user_name": user.name,
         "company": COMPANY_ID,
         "company_name": "clearml-task",
         "role": "user",
@@ -74,27 +80,39 @@ def identity(keys: Keys) -> dict[str, str]:
 
 
 class Tokens:
-    """Issues and verifies tokens; verified tokens are remembered until they expire."""
+    """Issues and verifies tokens. A token is signed with a key derived from the server's jwt_secret and
+    its user's secret key: rotating either, or removing the user, invalidates the user's tokens.
+    Verified tokens are remembered until they expire (the user is still looked up on every call)."""
 
-    def __init__(self, keys: Keys) -> None:
+    def __init__(self, keys: Keys, users: Users) -> None:
         self.keys = keys
-        self._verified: dict[str, dict[str, Any]] = {}
+        self.users = users
+        self._verified: dict[str, tuple[dict[str, Any], str]] = {}
 
-    def check_credentials(self, access_key: str, secret_key: str) -> None:
-        ok = hmac.compare_digest(access_key.encode(), self.keys.access_key.encode())
-        ok &= hmac.compare_digest(secret_key.encode(), self.keys.secret_key.encode())
-        if not ok:
+    def check_credentials(self, access_key: str, secret_key: str) -> User:
+        found = None
+        for user in self.users.all():  # every pair is compared, in constant time each
+            ok = hmac.compare_digest(access_key.encode(), user.access_key.encode())
+            ok &= hmac.compare_digest(secret_key.encode(), user.secret_key.encode())
+            if ok:
+                found = user
+        if found is None:
             raise errors.invalid_credentials()
+        return found
 
-    def issue(self, expiration_sec: int | None = None) -> str:
+    def _signing_key(self, user: User) -> str:
+        return hmac.new(self.keys.jwt_secret.encode(), user.secret_key.encode(), hashlib.sha256).hexdigest()
+
+    def issue(self, user: User, expiration_sec: int | None = None, *, login_time: int | None = None) -> str:
+        """A token for `user`. A token refreshed from another (login_time = when that chain of tokens
+        began) never outlives MAX_EXPIRATION_SEC past the original login."""
         import jwt
 
-        seconds = (
-            DEFAULT_EXPIRATION_SEC if not expiration_sec else min(int(expiration_sec), MAX_EXPIRATION_SEC)
-        )
+        seconds = DEFAULT_EXPIRATION_SEC if not expiration_sec else min(expiration_sec, MAX_EXPIRATION_SEC)
         issued = int(time.time())
+        since = issued if login_time is None else login_time
         claims = {
-            "identity": identity(self.keys),
+            "identity": identity(user),
             "env": "embedded",
             "api_version": API_VERSION,
             "server_version": SERVER_VERSION,
@@ -103,30 +121,47 @@ class Tokens:
             "auth_type": "Bearer",
             "session_id": secrets.token_hex(16),
             "iat": issued,
-            "exp": issued + seconds,
+            "auth_time": since,
+            "exp": min(issued + seconds, since + MAX_EXPIRATION_SEC),
         }
-        return jwt.encode(claims, self.keys.jwt_secret, algorithm="HS256")
+        return jwt.encode(claims, self._signing_key(user), algorithm="HS256")
 
     def verify(self, token: str) -> dict[str, Any]:
-        claims = self._verified.get(token)
-        if claims is None:
+        cached = self._verified.get(token)
+        if cached is None:
             claims = self._decode(token)
             if len(self._verified) > 10_000:
                 self._verified.clear()
-            self._verified[token] = claims
+            user = self.users.by_id(claims["identity"]["user"])
+            cached = self._verified[token] = (claims, user.secret_key if user else "")
+        claims, secret = cached
+        user = self.users.by_id(claims["identity"]["user"])
+        if user is None or not hmac.compare_digest(user.secret_key.encode(), secret.encode()):
+            raise errors.invalid_token(
+                "invalid jwt token", reason="its user's key pair was removed or changed"
+            )
         if claims.get("exp") is not None and claims["exp"] < time.time():
             raise errors.invalid_token("invalid jwt token", reason="Signature has expired")
         return claims
+
+    def user_of(self, caller: dict[str, Any]) -> User:
+        """The user an identity (as `Call.identity` holds it) belongs to."""
+        user = self.users.by_id(str(caller.get("user")))
+        if user is None:
+            raise errors.invalid_token("invalid jwt token", reason="its user's key pair was removed")
+        return user
 
     def _decode(self, token: str) -> dict[str, Any]:
         import jwt
 
         try:
+            unverified = jwt.decode(token, options={"verify_signature": False}).get("identity")
+            user = self.users.by_id(str(unverified.get("user"))) if isinstance(unverified, dict) else None
+            if user is None:
+                raise errors.invalid_token("invalid jwt token", reason="issued for unknown credentials")
             claims: dict[str, Any] = jwt.decode(
-                token, self.keys.jwt_secret, algorithms=["HS256"], options={"verify_exp": False}
+                token, self._signing_key(user), algorithms=["HS256"], options={"verify_exp": False}
             )
         except jwt.PyJWTError as e:
             raise errors.invalid_token("invalid jwt token", reason=str(e)) from None
-        if claims.get("identity", {}).get("user") != identity(self.keys)["user"]:
-            raise errors.invalid_token("invalid jwt token", reason="issued for other credentials")
         return claims

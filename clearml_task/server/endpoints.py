@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.server import errors
+from clearml_task.server.fields import Kind
+from clearml_task.vocabulary import FALSE_WORDS, TRUE_WORDS
 
 if TYPE_CHECKING:
-    from clearml_task.server.app import App
+    from clearml_task.server.auth import Tokens
     from clearml_task.server.store import Tx
 
 Handler = Callable[["Call"], dict[str, Any]]
@@ -24,18 +26,25 @@ class Endpoint:
     write: bool
     auth: bool
     batch: bool  # accepts a JSON list / json-lines body, handed over as data["requests"]
+    fields: Mapping[str, Kind]  # what the handler reads, checked before it runs
 
 
 ENDPOINTS: dict[str, Endpoint] = {}
 
 
 def endpoint(
-    name: str, *, write: bool = True, auth: bool = True, batch: bool = False
+    name: str,
+    *,
+    write: bool = True,
+    auth: bool = True,
+    batch: bool = False,
+    fields: Mapping[str, Kind] | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Register a handler as `<service>.<action>`; write=False runs it in a read transaction."""
+    """Register a handler as `<service>.<action>`; write=False runs it in a read transaction; `fields`
+    declares the kind of each request field the handler reads (fields.py)."""
 
     def register(handler: Handler) -> Handler:
-        ENDPOINTS[name] = Endpoint(name, handler, write, auth, batch)
+        ENDPOINTS[name] = Endpoint(name, handler, write, auth, batch, dict(fields or {}))
         return handler
 
     return register
@@ -49,10 +58,6 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
-
-
 @dataclass
 class Call:
     """One API call: its request body, its transaction and who makes it."""
@@ -60,8 +65,9 @@ class Call:
     endpoint: str
     data: dict[str, Any]
     tx: Tx
-    app: App
+    tokens: Tokens
     identity: dict[str, Any] = field(default_factory=dict)
+    login_time: int | None = None  # when the caller's token chain began (None: logged in with keys)
 
     def required(self, name: str) -> Any:
         value = self.data.get(name)
@@ -90,8 +96,10 @@ class Call:
         value = self.data.get(name, default)
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-            return value.lower() in _TRUE
+        if value == "":  # `?force=` in a query string
+            return False
+        if isinstance(value, str) and value.lower() in TRUE_WORDS | FALSE_WORDS:
+            return value.lower() in TRUE_WORDS
         if isinstance(value, int):
             return bool(value)
         if value is None:

@@ -50,6 +50,9 @@ multiple_default_queues = _error(400, 708, "More than one queue is tagged as the
 invalid_worker_id = _error(400, 1001, "Invalid worker id")
 not_unique = _error(400, 801, "Value combination already exists (unique field already contains this value)")
 
+# 413 payload too large (checked before the body is read)
+body_too_large = _error(413, 0, "Request body too large")
+
 # 401 unauthorized
 bad_auth_type = _error(401, 10, "Bad auth type")
 missing_credentials = _error(401, 20, "Unauthorized (missing credentials)")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+
+import re2
 
 from clearml_task.server import errors
 
@@ -42,13 +43,23 @@ def chosen(
     return page(order(found, call.items("order_by")), call.integer("page"), call.integer("page_size"))
 
 
-def name_filter(pattern: str | None) -> re.Pattern[str] | None:
+MAX_PATTERN = 1000
+
+
+def name_filter(pattern: str | None) -> Any:
+    """The name regex, compiled by RE2: matching takes linear time whatever the pattern, so no client's
+    regex can hold the server (RE2 has no backreferences or lookaround; those are refused)."""
     if not pattern:
         return None
+    if len(pattern) > MAX_PATTERN:
+        raise errors.validation_error(f"name pattern longer than {MAX_PATTERN} characters")
+    options = re2.Options()
+    options.log_errors = False
     try:
-        return re.compile(pattern)
-    except re.error as e:
-        raise errors.validation_error(f"name is not a valid regular expression ({e})") from None
+        return re2.compile(pattern, options=options)
+    except re2.error as e:
+        reason = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+        raise errors.validation_error(f"name is not a valid regular expression ({reason})") from None
 
 
 def tags_match(have: Iterable[str], wanted: list[str] | None) -> bool:

@@ -38,15 +38,40 @@ def api_block(url: str, access_key: str, secret_key: str) -> str:
     )
 
 
+# Idle connections (a half-sent request too) are closed after this many seconds, checked every
+# CLEANUP_INTERVAL; with CONNECTION_LIMIT well above what clients need, idle ones do not lock others out.
+CHANNEL_TIMEOUT = 30
+CLEANUP_INTERVAL = 5
+CONNECTION_LIMIT = 500
+
+
 def create_server(
-    data_dir: Path, host: str = "127.0.0.1", port: int = 8008, threads: int = 8
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8008,
+    threads: int = 8,
+    *,
+    max_body_mb: int | None = None,
+    channel_timeout: float = CHANNEL_TIMEOUT,
+    cleanup_interval: float = CLEANUP_INTERVAL,
 ) -> tuple[Any, Served]:
-    """A waitress server bound to host:port (port 0 = any free port), not yet serving."""
+    """A waitress server bound to host:port (port 0 = any free port), not yet serving. Bodies past the
+    app's limit for authenticated calls are refused by waitress before they are read."""
     from waitress.server import create_server as waitress_server
 
-    app = App(data_dir)
+    app = App(data_dir, max_body_mb=max_body_mb)
     try:
-        server = waitress_server(app, host=host, port=port, threads=threads, ident="clearml-task")
+        server = waitress_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="clearml-task",
+            max_request_body_size=app.max_body,
+            channel_timeout=channel_timeout,
+            cleanup_interval=cleanup_interval,
+            connection_limit=CONNECTION_LIMIT,
+        )
     except OSError as e:
         from clearml_task.errors import UserError
 

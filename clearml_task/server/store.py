@@ -8,7 +8,9 @@ queues.get_next_task hand each entry to exactly one caller).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -184,12 +186,19 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Created private whatever the umask; SQLite gives the -wal and -shm files the same mode. Only a
+        # missing file is opened here: closing a descriptor drops this process's SQLite locks on the file.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._local = threading.local()
         with self.transaction(write=True) as tx:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     tx.conn.execute(statement)
             _add_columns(tx.conn)
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

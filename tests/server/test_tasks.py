@@ -10,7 +10,7 @@ import pytest
 
 from clearml_task.api import Client
 from clearml_task.errors import APICallError
-from clearml_task.server.services.tasks import TRANSITIONS
+from clearml_task.server.task_status import TRANSITIONS
 from testing.servers import api_error
 
 

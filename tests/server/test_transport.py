@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from clearml_task.server import API_VERSION
+from clearml_task.vocabulary import API_VERSION
 from testing.servers import Raw
 
 META_KEYS = {

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clearml_task.server.services import auth, debug, events, projects, queues, server, tasks, workers
+from clearml_task.server import queue_entries
+from clearml_task.server.services import auth, debug, events, projects, queues, server, tasks, users, workers
 
 if TYPE_CHECKING:
     from clearml_task.server.store import Tx
 
-__all__ = ["auth", "bootstrap", "debug", "events", "projects", "queues", "server", "tasks", "workers"]
+__all__ = [
+    "auth",
+    "bootstrap",
+    "debug",
+    "events",
+    "projects",
+    "queues",
+    "server",
+    "tasks",
+    "users",
+    "workers",
+]
 
 
 def bootstrap(tx: Tx) -> None:
     """What a fresh database needs: a queue tagged `default` (agents without --queue take it)."""
-    queues.ensure_default(tx)
+    queue_entries.ensure_default(tx)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from clearml_task.server.endpoints import Call, endpoint
+from clearml_task.server.fields import Int
 
 
-@endpoint("auth.login", write=False)
+@endpoint("auth.login", write=False, fields={"expiration_sec": Int(0, 2**31)})
 def login(call: Call) -> dict[str, Any]:
-    return {"token": call.app.tokens.issue(call.integer("expiration_sec"))}
+    user = call.tokens.user_of(call.identity)
+    return {"token": call.tokens.issue(user, call.integer("expiration_sec"), login_time=call.login_time)}

@@ -7,6 +7,6 @@ from typing import Any
 from clearml_task.server.endpoints import Call, endpoint
 
 
-@endpoint("debug.ping", write=False, auth=False)
+@endpoint("debug.ping", write=False, auth=False, fields={})
 def ping(call: Call) -> dict[str, Any]:
     return {**call.data, "msg": "ClearML server"}

@@ -7,11 +7,25 @@ from typing import Any
 
 from clearml_task.server import errors
 from clearml_task.server.endpoints import Call, endpoint, now
+from clearml_task.server.fields import COUNT, FLAG, ID, TEXT, TIMESTAMP, Anything, Int, Number, problem
 from clearml_task.server.store import Tx
 
 MAX_LOG_MSG = 64 * 1024
 DEFAULT_LOG_BATCH = 5000
 TYPES = ("log", "training_stats_scalar", "training_stats_vector", "training_debug_image", "plot")
+# What the server reads of an event (other fields are stored as sent).
+EVENT_FIELDS = {
+    "task": TEXT,
+    "type": TEXT,
+    "timestamp": TIMESTAMP,
+    "ts": TIMESTAMP,
+    "iter": Int(),
+    "value": Number(),
+    "metric": TEXT,
+    "variant": TEXT,
+    "worker": TEXT,
+    "level": TEXT,
+}
 
 
 class _Rejected(Exception):
@@ -28,6 +42,9 @@ def _checked(event: Any, tasks: dict[str, dict[str, Any] | None], tx: Tx) -> dic
         raise _Rejected(f"Invalid event type {kind}")
     if not isinstance(task_id, str) or not task_id:
         raise _Rejected("Event must have a 'task' field")
+    wrong = problem(event, EVENT_FIELDS)
+    if wrong is not None:
+        raise _Rejected(f"Invalid event: {wrong}")
     if task_id not in tasks:
         tasks[task_id] = tx.get("tasks", task_id)
     if tasks[task_id] is None:
@@ -44,7 +61,7 @@ def _checked(event: Any, tasks: dict[str, dict[str, Any] | None], tx: Tx) -> dic
     return out
 
 
-@endpoint("events.add_batch", batch=True)
+@endpoint("events.add_batch", batch=True, fields={"requests": Anything()})
 def add_batch(call: Call) -> dict[str, Any]:
     given = call.data.get("requests")
     if given is None:  # one event posted as a JSON object
@@ -80,7 +97,17 @@ def _touch_tasks(tx: Tx, events: list[dict[str, Any]], tasks: dict[str, dict[str
             tx.put("tasks", task)
 
 
-@endpoint("events.get_task_log", write=False)
+@endpoint(
+    "events.get_task_log",
+    write=False,
+    fields={
+        "task": ID,
+        "batch_size": COUNT,
+        "navigate_earlier": FLAG,
+        "from_timestamp": TIMESTAMP,
+        "order": TEXT,
+    },
+)
 def get_task_log(call: Call) -> dict[str, Any]:
     """A batch of log events: with navigate_earlier (the default) newest first, going back from the end
     or from from_timestamp; otherwise oldest first, going forward. Events sharing the last returned
@@ -116,13 +143,13 @@ def _scalars(call: Call) -> dict[str, dict[str, list[dict[str, Any]]]]:
     }
 
 
-@endpoint("events.get_scalar_metrics_and_variants", write=False)
+@endpoint("events.get_scalar_metrics_and_variants", write=False, fields={"task": ID})
 def get_scalar_metrics_and_variants(call: Call) -> dict[str, Any]:
     found = _scalars(call)
     return {"metrics": {m: {v: {"name": v} for v in variants} for m, variants in found.items()}}
 
 
-@endpoint("events.scalar_metrics_iter_histogram", write=False)
+@endpoint("events.scalar_metrics_iter_histogram", write=False, fields={"task": ID})
 def scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
     """Each metric's variants as x and y (values) series, what ClearML's SDK (Task.get_reported_scalars)
     and UI plot; x is the iteration, or with `key` timestamp / iso_time the report's time in ms."""

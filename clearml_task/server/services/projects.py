@@ -6,7 +6,16 @@ from typing import Any
 
 from clearml_task.server import errors, query
 from clearml_task.server.endpoints import Call, endpoint, new_id, now
+from clearml_task.server.fields import FLAG, GET_ALL, ID, TAGS, TEXT
 from clearml_task.server.store import Tx
+
+PROJECT_FIELDS = {
+    "name": TEXT,
+    "description": TEXT,
+    "tags": TAGS,
+    "system_tags": TAGS,
+    "default_output_destination": TEXT,
+}
 
 
 def get(tx: Tx, project_id: str) -> dict[str, Any]:
@@ -51,7 +60,7 @@ def create(tx: Tx, call: Call, name: str, **fields: Any) -> str:
     return str(doc["id"])
 
 
-@endpoint("projects.create")
+@endpoint("projects.create", fields=PROJECT_FIELDS)
 def create_endpoint(call: Call) -> dict[str, Any]:
     name = call.text("name", required=True) or ""
     fields = {
@@ -60,17 +69,17 @@ def create_endpoint(call: Call) -> dict[str, Any]:
     return {"id": create(call.tx, call, name, **fields)}
 
 
-@endpoint("projects.get_by_id", write=False)
+@endpoint("projects.get_by_id", write=False, fields={"project": ID})
 def get_by_id(call: Call) -> dict[str, Any]:
     return {"project": get(call.tx, call.id("project"))}
 
 
-@endpoint("projects.get_all", write=False)
+@endpoint("projects.get_all", write=False, fields=GET_ALL)
 def get_all(call: Call) -> dict[str, Any]:
     return {"projects": query.select(call, call.tx.find("projects"))}
 
 
-@endpoint("projects.update")
+@endpoint("projects.update", fields={"project": ID, **PROJECT_FIELDS})
 def update(call: Call) -> dict[str, Any]:
     project = get(call.tx, call.id("project"))
     fields: dict[str, Any] = {}
@@ -89,7 +98,7 @@ def update(call: Call) -> dict[str, Any]:
     return {"updated": 1 if fields else 0, "fields": fields}
 
 
-@endpoint("projects.delete")
+@endpoint("projects.delete", fields={"project": ID, "force": FLAG})
 def delete(call: Call) -> dict[str, Any]:
     project_id = call.id("project")
     get(call.tx, project_id)

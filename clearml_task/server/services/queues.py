@@ -5,98 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from clearml_task.server import errors, query
-from clearml_task.server.endpoints import Call, endpoint, new_id, now
-from clearml_task.server.store import Tx
+from clearml_task.server.endpoints import Call, endpoint, now
+from clearml_task.server.fields import COUNT, FLAG, GET_ALL, ID, OBJECT, TAGS, TEXT, Int
+from clearml_task.server.queue_entries import add_entry, create, default, get, remove_entry
+from clearml_task.server.task_status import set_status
+from clearml_task.vocabulary import CREATED, QUEUED
 
-DEFAULT_TAG = "default"
-
-
-def get(tx: Tx, queue_id: str) -> dict[str, Any]:
-    doc = tx.get("queues", queue_id)
-    if doc is None:
-        raise errors.invalid_queue_id(queue_id=queue_id)
-    return doc
-
-
-def by_name(tx: Tx, name: str) -> dict[str, Any] | None:
-    found = tx.find("queues", "name = ?", (name,))
-    return found[0] if found else None
-
-
-def create(
-    tx: Tx,
-    name: str,
-    *,
-    tags: list[str] | None = None,
-    system_tags: list[str] | None = None,
-    user: str | None = None,
-    company: str | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> str:
-    name = name.strip()
-    if not name:
-        raise errors.validation_error("queue name must not be empty")
-    if tx.name_taken("queues", name):
-        raise errors.not_unique("a queue with this name exists", name=name)
-    stamp = now()
-    doc = {
-        "id": new_id(),
-        "name": name,
-        "display_name": name,
-        "created": stamp,
-        "last_update": stamp,
-        "tags": list(tags or []),
-        "system_tags": list(system_tags or []),
-        "entries": [],
-        "metadata": metadata or {},
-        "user": user,
-        "company": company,
-    }
-    tx.put("queues", doc)
-    return str(doc["id"])
-
-
-def ensure_default(tx: Tx) -> None:
-    if any(DEFAULT_TAG in q.get("system_tags", []) for q in tx.find("queues")):
-        return
-    existing = by_name(tx, "default")
-    if existing is None:
-        create(tx, "default", system_tags=[DEFAULT_TAG])
-    else:
-        existing["system_tags"] = [*existing.get("system_tags", []), DEFAULT_TAG]
-        tx.put("queues", existing)
-
-
-def default(tx: Tx) -> dict[str, Any]:
-    found = [q for q in tx.find("queues") if DEFAULT_TAG in q.get("system_tags", [])]
-    if not found:
-        raise errors.no_default_queue()
-    if len(found) > 1:
-        raise errors.multiple_default_queues()
-    return found[0]
-
-
-def add_entry(tx: Tx, queue: dict[str, Any], task_id: str) -> None:
-    if any(e["task"] == task_id for e in queue["entries"]):
-        raise errors.task_already_queued(task=task_id, queue=queue["id"])
-    queue["entries"].append({"task": task_id, "added": now()})
-    queue["last_update"] = now()
-    tx.put("queues", queue)
-
-
-def remove_entry(tx: Tx, queue: dict[str, Any], task_id: str) -> int:
-    kept = [e for e in queue["entries"] if e["task"] != task_id]
-    removed = len(queue["entries"]) - len(kept)
-    if removed:
-        queue["entries"] = kept
-        queue["last_update"] = now()
-        tx.put("queues", queue)
-    return removed
-
-
-def remove_from_all(tx: Tx, task_id: str) -> int:
-    # Entries live inside the queue documents; LIKE narrows the scan to queues that mention the task.
-    return sum(remove_entry(tx, q, task_id) for q in tx.find("queues", "doc LIKE ?", (f"%{task_id}%",)))
+QUEUE_FIELDS = {"name": TEXT, "tags": TAGS, "system_tags": TAGS, "metadata": OBJECT}
+ENTRY = {"queue": ID, "task": ID}
+MOVE = {**ENTRY, "count": Int(0, 2**31)}
 
 
 def _limited(doc: dict[str, Any], max_entries: int | None) -> dict[str, Any]:
@@ -105,7 +22,7 @@ def _limited(doc: dict[str, Any], max_entries: int | None) -> dict[str, Any]:
     return doc
 
 
-@endpoint("queues.create")
+@endpoint("queues.create", fields=QUEUE_FIELDS)
 def create_endpoint(call: Call) -> dict[str, Any]:
     queue_id = create(
         call.tx,
@@ -119,24 +36,24 @@ def create_endpoint(call: Call) -> dict[str, Any]:
     return {"id": queue_id}
 
 
-@endpoint("queues.get_by_id", write=False)
+@endpoint("queues.get_by_id", write=False, fields={"queue": ID, "max_task_entries": COUNT})
 def get_by_id(call: Call) -> dict[str, Any]:
     return {"queue": _limited(get(call.tx, call.id("queue")), call.integer("max_task_entries"))}
 
 
-@endpoint("queues.get_all", write=False)
+@endpoint("queues.get_all", write=False, fields={**GET_ALL, "max_task_entries": COUNT})
 def get_all(call: Call) -> dict[str, Any]:
     limit = call.integer("max_task_entries")
     return {"queues": query.select(call, (_limited(doc, limit) for doc in call.tx.find("queues")))}
 
 
-@endpoint("queues.get_default", write=False)
+@endpoint("queues.get_default", write=False, fields={})
 def get_default(call: Call) -> dict[str, Any]:
     queue = default(call.tx)
     return {"id": queue["id"], "name": queue["name"]}
 
 
-@endpoint("queues.update")
+@endpoint("queues.update", fields={"queue": ID, **QUEUE_FIELDS})
 def update(call: Call) -> dict[str, Any]:
     queue = get(call.tx, call.id("queue"))
     fields: dict[str, Any] = {}
@@ -153,26 +70,22 @@ def update(call: Call) -> dict[str, Any]:
     return {"updated": 1 if fields else 0, "fields": fields}
 
 
-@endpoint("queues.delete")
+@endpoint("queues.delete", fields={"queue": ID, "force": FLAG})
 def delete(call: Call) -> dict[str, Any]:
     queue = get(call.tx, call.id("queue"))
     if queue["entries"] and not call.flag("force"):
         raise errors.queue_not_empty(
             "use force=true to delete", queue=queue["id"], entries=len(queue["entries"])
         )
-    from clearml_task.server.services import tasks
-
     for entry in queue["entries"]:
         task = call.tx.get("tasks", entry["task"])
-        if task is not None and task["status"] == "queued":
+        if task is not None and task["status"] == QUEUED:
             reason = f"Queue {queue['id']} was deleted"
-            tasks.set_status(
-                call.tx, task, task.get("enqueue_status") or "created", force=True, reason=reason
-            )
+            set_status(call.tx, task, task.get("enqueue_status") or CREATED, force=True, reason=reason)
     return {"deleted": call.tx.delete("queues", queue["id"])}
 
 
-@endpoint("queues.add_task")
+@endpoint("queues.add_task", fields=ENTRY)
 def add_task(call: Call) -> dict[str, Any]:
     queue = get(call.tx, call.id("queue"))
     task_id = call.id("task")
@@ -182,13 +95,13 @@ def add_task(call: Call) -> dict[str, Any]:
     return {"added": 1}
 
 
-@endpoint("queues.remove_task")
+@endpoint("queues.remove_task", fields=ENTRY)
 def remove_task(call: Call) -> dict[str, Any]:
     queue = get(call.tx, call.id("queue"))
     return {"removed": remove_entry(call.tx, queue, call.id("task"))}
 
 
-@endpoint("queues.get_next_task")
+@endpoint("queues.get_next_task", fields={"queue": ID})
 def get_next_task(call: Call) -> dict[str, Any]:
     """Pop the head entry. The write transaction (BEGIN IMMEDIATE) makes the pop exclusive."""
     queue = get(call.tx, call.id("queue"))
@@ -221,21 +134,21 @@ def _move(call: Call, where: str) -> dict[str, Any]:
     return {"position": target}
 
 
-@endpoint("queues.move_task_forward")
+@endpoint("queues.move_task_forward", fields=MOVE)
 def move_task_forward(call: Call) -> dict[str, Any]:
     return _move(call, "forward")
 
 
-@endpoint("queues.move_task_backward")
+@endpoint("queues.move_task_backward", fields=MOVE)
 def move_task_backward(call: Call) -> dict[str, Any]:
     return _move(call, "backward")
 
 
-@endpoint("queues.move_task_to_front")
+@endpoint("queues.move_task_to_front", fields=MOVE)
 def move_task_to_front(call: Call) -> dict[str, Any]:
     return _move(call, "front")
 
 
-@endpoint("queues.move_task_to_back")
+@endpoint("queues.move_task_to_back", fields=MOVE)
 def move_task_to_back(call: Call) -> dict[str, Any]:
     return _move(call, "back")

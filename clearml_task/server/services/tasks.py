@@ -7,28 +7,35 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from clearml_task.document import TASK_TYPES
-from clearml_task.server import errors, query, store
+from clearml_task.server import errors, query, queue_entries, store
 from clearml_task.server.endpoints import Call, Handler, endpoint, new_id, now
-from clearml_task.server.services import projects, queues, workers
+from clearml_task.server.fields import (
+    FLAG,
+    GET_ALL,
+    ID,
+    MATCHING,
+    OBJECT,
+    STATUS_CHANGE,
+    TAGS,
+    TEXT,
+    Kind,
+    Objects,
+    check,
+)
+from clearml_task.server.services import projects, workers
 from clearml_task.server.store import Tx
-
-# Allowed status changes (ClearML's table); the same status is always allowed, `force` skips the check.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "created": frozenset({"queued", "in_progress"}),
-    "queued": frozenset({"created", "in_progress", "stopped"}),
-    "in_progress": frozenset({"stopped", "failed", "created", "completed"}),
-    "stopped": frozenset(
-        {"closed", "created", "failed", "queued", "in_progress", "published", "publishing", "completed"}
-    ),
-    "closed": frozenset({"created", "failed", "published", "publishing", "stopped"}),
-    "failed": frozenset({"created", "stopped", "published", "queued"}),
-    "publishing": frozenset({"published"}),
-    "published": frozenset(),
-    "completed": frozenset({"published", "in_progress", "created"}),
-    "unknown": frozenset(),
-}
-FINISHED = ("stopped", "failed", "completed", "published", "closed")
+from clearml_task.server.task_status import TRANSITIONS, set_status
+from clearml_task.vocabulary import (
+    CLOSED,
+    COMPLETED,
+    CREATED,
+    FAILED,
+    IN_PROGRESS,
+    PUBLISHED,
+    QUEUED,
+    STOPPED,
+    TASK_TYPES,
+)
 
 # tasks.edit: these are merged key by key into what the task has; every other field is replaced.
 MERGED_ON_EDIT = ("script", "execution", "output", "models")
@@ -43,10 +50,31 @@ OBJECT_FIELDS = (
     "container",
 )
 EDITABLE = ("name", "type", "project", "comment", "parent", "tags", "system_tags", *OBJECT_FIELDS)
-
-
-def can_change(old: str, new: str) -> bool:
-    return old == new or new in TRANSITIONS.get(old, frozenset())
+TASK_FIELDS: dict[str, Kind] = {
+    "name": TEXT,
+    "type": TEXT,
+    "project": TEXT,
+    "comment": TEXT,
+    "parent": TEXT,
+    "tags": TAGS,
+    "system_tags": TAGS,
+    "output_dest": TEXT,
+    **dict.fromkeys(OBJECT_FIELDS, OBJECT),
+}
+CLONE_FIELDS: dict[str, Kind] = {
+    "task": ID,
+    "new_task_name": TEXT,
+    "new_task_comment": TEXT,
+    "new_task_tags": TAGS,
+    "new_task_system_tags": TAGS,
+    "new_task_project": TEXT,
+    "new_task_parent": TEXT,
+    "new_task_hyperparams": OBJECT,
+    "new_task_configuration": OBJECT,
+    "new_task_container": OBJECT,
+    "execution_overrides": OBJECT,
+    "new_project_name": TEXT,
+}
 
 
 def get(tx: Tx, task_id: str) -> dict[str, Any]:
@@ -54,44 +82,6 @@ def get(tx: Tx, task_id: str) -> dict[str, Any]:
     if doc is None:
         raise errors.invalid_task_id(id=task_id)
     return doc
-
-
-def set_status(
-    tx: Tx,
-    task: dict[str, Any],
-    new: str,
-    *,
-    force: bool = False,
-    reason: str | None = None,
-    message: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Move `task` to `new` if the table allows it; returns the fields that changed."""
-    old = task["status"]
-    if not force and not can_change(old, new):
-        raise errors.invalid_task_status(
-            f"cannot change status from {old} to {new}", current_status=old, new_status=new
-        )
-    stamp = now()
-    fields: dict[str, Any] = {
-        "status": new,
-        "status_changed": stamp,
-        "status_reason": reason or "",
-        "status_message": message or "",
-        "last_update": stamp,
-        "last_change": stamp,
-    }
-    if new == "in_progress" and old != "in_progress":
-        fields["started"] = stamp
-        fields["completed"] = None
-    if new in FINISHED and old not in FINISHED:
-        fields["completed"] = stamp
-    if old == "queued" and new != "queued":
-        queues.remove_from_all(tx, task["id"])
-    fields.update(extra or {})
-    task.update(fields)
-    tx.put("tasks", task)
-    return fields
 
 
 def _validated(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
@@ -102,14 +92,7 @@ def _validated(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
     task_type = fields.get("type")
     if task_type is not None and task_type not in TASK_TYPES:
         raise errors.validation_error(f"type must be one of {', '.join(TASK_TYPES)}", type=task_type)
-    for key in OBJECT_FIELDS:
-        if fields.get(key) is not None and not isinstance(fields[key], dict):
-            raise errors.validation_error(f"{key} must be an object")
-    for key in ("tags", "system_tags"):
-        if fields.get(key) is not None and not (
-            isinstance(fields[key], list) and all(isinstance(t, str) for t in fields[key])
-        ):
-            raise errors.validation_error(f"{key} must be a list of strings")
+    check(fields, TASK_FIELDS)  # clone's fields come from the source task and the new_task_* overrides
     if fields.get("project"):
         projects.get(call.tx, fields["project"])
     if fields.get("parent") and call.tx.get("tasks", fields["parent"]) is None:
@@ -152,7 +135,7 @@ def _new_task(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
         "id": new_id(),
         "name": fields["name"].strip(),
         "type": fields["type"],
-        "status": "created",
+        "status": CREATED,
         "status_reason": "",
         "status_message": "",
         "status_changed": stamp,
@@ -178,7 +161,7 @@ def _new_task(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@endpoint("tasks.create")
+@endpoint("tasks.create", fields=TASK_FIELDS)
 def create(call: Call) -> dict[str, Any]:
     call.required("name")
     call.required("type")
@@ -188,10 +171,10 @@ def create(call: Call) -> dict[str, Any]:
     return {"id": doc["id"]}
 
 
-@endpoint("tasks.edit")
+@endpoint("tasks.edit", fields={"task": ID, "force": FLAG, **TASK_FIELDS})
 def edit(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
-    if task["status"] != "created" and not call.flag("force"):
+    if task["status"] != CREATED and not call.flag("force"):
         raise errors.invalid_task_status(
             "only tasks in status created can be edited (pass force to override)",
             current_status=task["status"],
@@ -212,12 +195,16 @@ def edit(call: Call) -> dict[str, Any]:
     return {"updated": 1 if fields else 0, "fields": fields}
 
 
-@endpoint("tasks.get_by_id", write=False)
+@endpoint("tasks.get_by_id", write=False, fields={"task": ID})
 def get_by_id(call: Call) -> dict[str, Any]:
     return {"task": get(call.tx, call.id("task"))}
 
 
-@endpoint("tasks.get_all", write=False)
+@endpoint(
+    "tasks.get_all",
+    write=False,
+    fields={**GET_ALL, "project": MATCHING, "status": MATCHING, "type": MATCHING, "parent": MATCHING},
+)
 def get_all(call: Call) -> dict[str, Any]:
     where, params = [], []
     for column in ("id", "project", "status"):  # narrowed in SQL; the rest in query.select
@@ -272,7 +259,7 @@ def _top_keys(specs: list[Any]) -> list[str]:
     return [str(spec).lstrip("-").split(".")[0] for spec in specs]
 
 
-@endpoint("tasks.clone")
+@endpoint("tasks.clone", fields=CLONE_FIELDS)
 def clone(call: Call) -> dict[str, Any]:
     source = get(call.tx, call.id("task"))
     data = call.data
@@ -325,28 +312,28 @@ def _status_call(call: Call, new: str, *, extra: dict[str, Any] | None = None) -
     return task, fields
 
 
-@endpoint("tasks.started")
+@endpoint("tasks.started", fields=STATUS_CHANGE)
 def started(call: Call) -> dict[str, Any]:
-    _, fields = _status_call(call, "in_progress")
+    _, fields = _status_call(call, IN_PROGRESS)
     return {"updated": 1, "fields": fields, "started": 1}
 
 
-@endpoint("tasks.completed")
+@endpoint("tasks.completed", fields={**STATUS_CHANGE, "publish": FLAG})
 def completed(call: Call) -> dict[str, Any]:
-    task, fields = _status_call(call, "completed")
+    task, fields = _status_call(call, COMPLETED)
     published = 0
     if call.flag("publish"):
-        fields.update(set_status(call.tx, task, "published", force=call.flag("force")))
+        fields.update(set_status(call.tx, task, PUBLISHED, force=call.flag("force")))
         published = 1
     return {"updated": 1, "fields": fields, "published": published}
 
 
 # Endpoints that only move a task to one status (request: task, force, status_reason, status_message).
 SIMPLE_STATUS_ENDPOINTS = {
-    "tasks.stopped": "stopped",
-    "tasks.failed": "failed",
-    "tasks.publish": "published",
-    "tasks.close": "closed",
+    "tasks.stopped": STOPPED,
+    "tasks.failed": FAILED,
+    "tasks.publish": PUBLISHED,
+    "tasks.close": CLOSED,
 }
 
 
@@ -359,7 +346,7 @@ def _simple_status_endpoint(status: str) -> Handler:
 
 
 for _name, _status in SIMPLE_STATUS_ENDPOINTS.items():
-    endpoint(_name)(_simple_status_endpoint(_status))
+    endpoint(_name, fields=STATUS_CHANGE)(_simple_status_endpoint(_status))
 
 
 TASK_UPDATE_TIMEOUT = 600  # seconds: a task a worker reported on within this is "held" by it
@@ -372,14 +359,14 @@ def _held_by_worker(task: dict[str, Any]) -> bool:
     return age.total_seconds() < TASK_UPDATE_TIMEOUT
 
 
-@endpoint("tasks.stop")
+@endpoint("tasks.stop", fields=STATUS_CHANGE)
 def stop(call: Call) -> dict[str, Any]:
     """A task held by a live worker is asked to stop (status_message "stopping": the worker kills it and
     reports tasks.stopped); a queued or unattended task is stopped at once."""
     task = get(call.tx, call.id("task"))
     reason = call.text("status_reason") or ""
     if (
-        task["status"] != "queued"
+        task["status"] != QUEUED
         and "development" not in task.get("system_tags", [])
         and _held_by_worker(task)
     ):
@@ -389,39 +376,42 @@ def stop(call: Call) -> dict[str, Any]:
         return {"updated": 1, "fields": fields}
     user = call.identity.get("user_name") or "user"
     fields = set_status(
-        call.tx, task, "stopped", force=call.flag("force"), reason=reason, message=f"Stopped by {user}"
+        call.tx, task, STOPPED, force=call.flag("force"), reason=reason, message=f"Stopped by {user}"
     )
     return {"updated": 1, "fields": fields}
 
 
-@endpoint("tasks.enqueue")
+@endpoint(
+    "tasks.enqueue",
+    fields={**STATUS_CHANGE, "queue": TEXT, "queue_name": TEXT, "verify_watched_queue": FLAG},
+)
 def enqueue(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
     queue_id, queue_name = call.text("queue"), call.text("queue_name")
     if queue_id and queue_name:
         raise errors.validation_error("pass either queue or queue_name, not both")
     if queue_id:
-        queue = queues.get(call.tx, queue_id)
+        queue = queue_entries.get(call.tx, queue_id)
     elif queue_name:
-        queue = queues.by_name(call.tx, queue_name) or queues.get(
-            call.tx, queues.create(call.tx, queue_name, user=call.identity.get("user"))
+        queue = queue_entries.by_name(call.tx, queue_name) or queue_entries.get(
+            call.tx, queue_entries.create(call.tx, queue_name, user=call.identity.get("user"))
         )
     else:
-        queue = queues.default(call.tx)
+        queue = queue_entries.default(call.tx)
     previous = task["status"]
-    queues.remove_from_all(call.tx, task["id"])
+    queue_entries.remove_from_all(call.tx, task["id"])
     execution = {**(task.get("execution") or {}), "queue": queue["id"]}
     system_tags = [t for t in task.get("system_tags", []) if t != "development"]
     fields = set_status(
         call.tx,
         task,
-        "queued",
+        QUEUED,
         force=call.flag("force"),
         reason=call.text("status_reason"),
         message=call.text("status_message"),
         extra={"execution": execution, "enqueue_status": previous, "system_tags": system_tags},
     )
-    queues.add_entry(call.tx, queues.get(call.tx, queue["id"]), task["id"])
+    queue_entries.add_entry(call.tx, queue_entries.get(call.tx, queue["id"]), task["id"])
     result: dict[str, Any] = {"updated": 1, "fields": fields, "queued": 1}
     if call.flag("verify_watched_queue"):
         result["queue_watched"] = any(
@@ -430,21 +420,21 @@ def enqueue(call: Call) -> dict[str, Any]:
     return result
 
 
-@endpoint("tasks.dequeue")
+@endpoint("tasks.dequeue", fields={**STATUS_CHANGE, "remove_from_all_queues": FLAG, "new_status": TEXT})
 def dequeue(call: Call) -> dict[str, Any]:
     task_id = call.id("task")
     task = call.tx.get("tasks", task_id)
     if task is None:
-        queues.remove_from_all(call.tx, task_id)
+        queue_entries.remove_from_all(call.tx, task_id)
         return {"dequeued": 1, "updated": 0}
     queue_id = (task.get("execution") or {}).get("queue")
     if call.flag("remove_from_all_queues") or not queue_id:
-        queues.remove_from_all(call.tx, task_id)
+        queue_entries.remove_from_all(call.tx, task_id)
     elif call.tx.get("queues", queue_id):
-        queues.remove_entry(call.tx, queues.get(call.tx, queue_id), task_id)
-    if task["status"] not in ("queued", "in_progress"):
+        queue_entries.remove_entry(call.tx, queue_entries.get(call.tx, queue_id), task_id)
+    if task["status"] not in (QUEUED, IN_PROGRESS):
         return {"dequeued": 1, "updated": 0}
-    new_status = call.text("new_status") or task.get("enqueue_status") or "created"
+    new_status = call.text("new_status") or task.get("enqueue_status") or CREATED
     if new_status not in TRANSITIONS:
         raise errors.validation_error("new_status is not a task status", new_status=new_status)
     fields = set_status(
@@ -459,11 +449,11 @@ def dequeue(call: Call) -> dict[str, Any]:
     return {"dequeued": 1, "updated": 1, "fields": fields}
 
 
-@endpoint("tasks.reset")
+@endpoint("tasks.reset", fields={"task": ID, "force": FLAG, "clear_all": FLAG})
 def reset(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
-    was_queued = task["status"] == "queued"
-    dequeued = queues.remove_from_all(call.tx, task["id"])
+    was_queued = task["status"] == QUEUED
+    dequeued = queue_entries.remove_from_all(call.tx, task["id"])
     cleared = {
         "started": None,
         "completed": None,
@@ -480,7 +470,7 @@ def reset(call: Call) -> dict[str, Any]:
         cleared["execution"] = {}
         cleared["script"] = {}
     fields = set_status(
-        call.tx, task, "created", force=call.flag("force"), reason="reset", message="reset", extra=cleared
+        call.tx, task, CREATED, force=call.flag("force"), reason="reset", message="reset", extra=cleared
     )
     call.tx.delete_events(task["id"])
     result: dict[str, Any] = {"updated": 1, "fields": fields, "deleted_models": 0}
@@ -489,17 +479,17 @@ def reset(call: Call) -> dict[str, Any]:
     return result
 
 
-@endpoint("tasks.delete")
+@endpoint("tasks.delete", fields={"task": ID, "force": FLAG})
 def delete(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
-    if task["status"] == "in_progress" and not call.flag("force"):
+    if task["status"] == IN_PROGRESS and not call.flag("force"):
         raise errors.invalid_task_status("task is running; pass force to delete it", task=task["id"])
-    queues.remove_from_all(call.tx, task["id"])
+    queue_entries.remove_from_all(call.tx, task["id"])
     call.tx.delete_events(task["id"])
     return {"deleted": call.tx.delete("tasks", task["id"])}
 
 
-@endpoint("tasks.ping")
+@endpoint("tasks.ping", fields={"task": ID})
 def ping(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
     task["last_update"] = now()
@@ -507,7 +497,7 @@ def ping(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("tasks.set_requirements")
+@endpoint("tasks.set_requirements", fields={"task": ID, "requirements": OBJECT})
 def set_requirements(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
     requirements = call.mapping("requirements")
@@ -520,7 +510,7 @@ def set_requirements(call: Call) -> dict[str, Any]:
     return {"updated": 1, "fields": fields}
 
 
-@endpoint("tasks.get_hyper_params", write=False)
+@endpoint("tasks.get_hyper_params", write=False, fields={"tasks": MATCHING})
 def get_hyper_params(call: Call) -> dict[str, Any]:
     ids = call.items("tasks") or []
     if not ids:
@@ -533,7 +523,15 @@ def get_hyper_params(call: Call) -> dict[str, Any]:
     return {"params": params}
 
 
-@endpoint("tasks.edit_hyper_params")
+@endpoint(
+    "tasks.edit_hyper_params",
+    fields={
+        "task": ID,
+        "force": FLAG,
+        "replace_hyperparams": TEXT,
+        "hyperparams": Objects({"section": TEXT, "name": TEXT}, required=("section", "name")),
+    },
+)
 def edit_hyper_params(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
     given = call.items("hyperparams")
@@ -542,7 +540,7 @@ def edit_hyper_params(call: Call) -> dict[str, Any]:
     only_properties = all(
         isinstance(p, dict) and str(p.get("section", "")).lower() == "properties" for p in given
     )
-    if task["status"] != "created" and not call.flag("force") and not only_properties:
+    if task["status"] != CREATED and not call.flag("force") and not only_properties:
         raise errors.invalid_task_status(
             "only tasks in status created can be edited", current_status=task["status"]
         )
@@ -555,9 +553,7 @@ def edit_hyper_params(call: Call) -> dict[str, Any]:
     if replace == "section":
         for param in given:
             current.pop(str(param.get("section", "")), None)
-    for param in given:
-        if not isinstance(param, dict) or not param.get("section") or not param.get("name"):
-            raise errors.validation_error("each hyperparam needs a section and a name")
+    for param in given:  # each an object with a section and a name (its declared kind)
         value = param.get("value")
         entry = {**param, "value": "" if value is None else str(value)}
         current.setdefault(param["section"], {})[param["name"]] = entry

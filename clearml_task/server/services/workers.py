@@ -7,9 +7,11 @@ from typing import Any
 
 from clearml_task.server import errors
 from clearml_task.server.endpoints import Call, endpoint, now
+from clearml_task.server.fields import ID, MATCHING, OBJECT, TAGS, TEXT, Int, Objects
 from clearml_task.server.store import Tx
 
 DEFAULT_TIMEOUT = 600
+MAX_TIMEOUT = 10 * 365 * 24 * 3600  # seconds
 
 
 def is_alive(doc: dict[str, Any], at: datetime | None = None) -> bool:
@@ -58,7 +60,16 @@ def _upsert(call: Call, worker_id: str, *, timeout: int | None = None) -> dict[s
     return doc
 
 
-@endpoint("workers.register")
+@endpoint(
+    "workers.register",
+    fields={
+        "worker": ID,
+        "timeout": Int(0, MAX_TIMEOUT),
+        "queues": MATCHING,
+        "tags": TAGS,
+        "system_tags": TAGS,
+    },
+)
 def register(call: Call) -> dict[str, Any]:
     worker_id = call.id("worker")
     doc = _upsert(call, worker_id, timeout=call.integer("timeout", DEFAULT_TIMEOUT))
@@ -71,13 +82,23 @@ def register(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("workers.unregister")
+@endpoint("workers.unregister", fields={"worker": ID})
 def unregister(call: Call) -> dict[str, Any]:
     call.tx.delete("workers", call.id("worker"))  # an unknown worker is tolerated, as ClearML does
     return {}
 
 
-@endpoint("workers.status_report")
+@endpoint(
+    "workers.status_report",
+    fields={
+        "worker": ID,
+        "task": TEXT,
+        "queue": TEXT,
+        "queues": MATCHING,
+        "machine_stats": OBJECT,
+        "tags": TAGS,
+    },
+)
 def status_report(call: Call) -> dict[str, Any]:
     worker_id = call.id("worker")
     doc = _upsert(call, worker_id)
@@ -105,7 +126,7 @@ def status_report(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("workers.get_all", write=False)
+@endpoint("workers.get_all", write=False, fields={"last_seen": Int(0, MAX_TIMEOUT)})
 def get_all(call: Call) -> dict[str, Any]:
     docs = live(call.tx)
     last_seen = call.integer("last_seen", 3600)
@@ -119,19 +140,20 @@ def get_all(call: Call) -> dict[str, Any]:
     return {"workers": docs}
 
 
-@endpoint("workers.get_runtime_properties", write=False)
+@endpoint("workers.get_runtime_properties", write=False, fields={"worker": ID})
 def get_runtime_properties(call: Call) -> dict[str, Any]:
     doc = call.tx.get("workers", call.id("worker"))
     return {"runtime_properties": list((doc or {}).get("runtime_properties", []))}
 
 
-@endpoint("workers.set_runtime_properties")
+@endpoint(
+    "workers.set_runtime_properties",
+    fields={"worker": ID, "runtime_properties": Objects({"key": TEXT}, required=("key",))},
+)
 def set_runtime_properties(call: Call) -> dict[str, Any]:
     """Key/value properties an agent keeps on its worker (ClearML's agent uses them for services mode)."""
     worker_id = call.id("worker")
-    given = call.items("runtime_properties") or []
-    if not all(isinstance(p, dict) and p.get("key") for p in given):
-        raise errors.validation_error("runtime_properties must be objects with a key")
+    given = call.items("runtime_properties") or []  # each an object with a key (its declared kind)
     doc = _upsert(call, worker_id)
     current = {p["key"]: p for p in doc.get("runtime_properties", [])}
     for prop in given:

@@ -62,8 +62,10 @@ def log_in(app: App, request: Request) -> str:
     cookie_token = request.cookies.get(LOGIN_COOKIE, "")
     if not form_token or not hmac.compare_digest(form_token, cookie_token):
         raise errors.bad_request("the login form expired: load the page again")
-    app.tokens.check_credentials(request.form.get("access_key", ""), request.form.get("secret_key", ""))
-    return app.tokens.issue(SESSION_SEC)
+    user = app.tokens.check_credentials(
+        request.form.get("access_key", ""), request.form.get("secret_key", "")
+    )
+    return app.tokens.issue(user, SESSION_SEC)
 
 
 def login_form_token() -> str:

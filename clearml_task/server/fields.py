@@ -1,0 +1,180 @@
+"""Declarative checks of the fields an endpoint reads, run before its handler touches the store.
+
+Each endpoint declares `fields={name: kind}` (see endpoints.endpoint); a field that is present but not
+of its kind is a 400 naming it. Fields an endpoint does not declare are not read, only stored as given
+(body.py has already made sure any JSON value is storable).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from clearml_task.server import errors
+from clearml_task.server.body import INT_MAX, INT_MIN
+from clearml_task.vocabulary import FALSE_WORDS, TRUE_WORDS
+
+
+class Kind:
+    """What a field may hold; `what` completes "<field> must be ..."."""
+
+    what = "valid"
+
+    def accepts(self, value: Any) -> bool:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Text(Kind):
+    what: str = "a string"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str)
+
+
+@dataclass(frozen=True)
+class Id(Kind):
+    """An id, or a list of one id (as the clients sometimes send)."""
+
+    what: str = "an id string"
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        return isinstance(value, str)
+
+
+@dataclass(frozen=True)
+class Number(Kind):
+    """A number (or its decimal text, as query strings carry it) within [low, high]."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    whole: bool = False
+    what: str = "a number"
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, str):
+            value = _number(value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.whole and isinstance(value, float) and not value.is_integer():
+            return False
+        return math.isfinite(value) and self.low <= value <= self.high
+
+
+def Int(low: int = INT_MIN, high: int = INT_MAX) -> Number:
+    return Number(low, high, whole=True, what=f"an integer from {low} to {high}")
+
+
+def _number(text: str) -> float | int | None:
+    text = text.strip()
+    if len(text) > 24:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Flag(Kind):
+    what: str = "a boolean"
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, str):
+            return value == "" or value.lower() in TRUE_WORDS | FALSE_WORDS
+        return isinstance(value, bool | int)
+
+
+@dataclass(frozen=True)
+class Texts(Kind):
+    """A list of strings; with `single`, one string too (taken as a list of one)."""
+
+    single: bool = False
+    what: str = "a list of strings"
+
+    def accepts(self, value: Any) -> bool:
+        if self.single and isinstance(value, str):
+            return True
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+@dataclass(frozen=True)
+class Object(Kind):
+    what: str = "an object"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, dict)
+
+
+@dataclass(frozen=True)
+class Anything(Kind):
+    def accepts(self, value: Any) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Objects(Kind):
+    """A list of objects (or one object), each with the `required` fields and all of `fields` in kind."""
+
+    fields: Mapping[str, Kind] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+    what: str = "a list of objects"
+
+    def accepts(self, value: Any) -> bool:
+        items = value if isinstance(value, list) else [value]
+        return all(
+            isinstance(item, dict) and problem(item, self.fields, self.required) is None for item in items
+        )
+
+
+def problem(data: Mapping[str, Any], spec: Mapping[str, Kind], required: tuple[str, ...] = ()) -> str | None:
+    """What is wrong with `data` against `spec` (None when nothing is)."""
+    for name in required:
+        if data.get(name) in (None, ""):
+            return f"{name} is required"
+    for name, kind in spec.items():
+        value = data.get(name)
+        if value is not None and not kind.accepts(value):
+            return f"{name} must be {kind.what}"
+    return None
+
+
+def check(data: Mapping[str, Any], spec: Mapping[str, Kind]) -> None:
+    """Raise the 400 validation error naming the first field of `data` that `spec` refuses."""
+    found = problem(data, spec)
+    if found is not None:
+        raise errors.validation_error(found)
+
+
+# The kinds most endpoints use.
+TEXT = Text()
+ID = Id()
+FLAG = Flag()
+OBJECT = Object()
+TAGS = Texts()  # stored as given: a list of strings
+MATCHING = Texts(single=True)  # a filter: one value or any of a list
+COUNT = Int(0, 2**31)
+TIMESTAMP = Number(0, 2**53)
+
+# What every *.get_all reads (query.select).
+GET_ALL: dict[str, Kind] = {
+    "id": MATCHING,
+    "name": TEXT,
+    "tags": MATCHING,
+    "system_tags": MATCHING,
+    "search_hidden": FLAG,
+    "order_by": MATCHING,
+    "page": COUNT,
+    "page_size": COUNT,
+    "only_fields": MATCHING,
+}
+# What every status change reads.
+STATUS_CHANGE: dict[str, Kind] = {"task": ID, "force": FLAG, "status_reason": TEXT, "status_message": TEXT}
