@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     code.add_argument(
         "--max-patch-size", type=_megabytes, metavar="MB", help="largest patch of local changes (default 5)"
     )
+    code.add_argument(
+        "--include-secrets", action="store_true",
+        help="send untracked files that look like secrets too (.env*, *.pem, *.key, id_rsa*, .netrc, "
+        "credentials.json, ...); by default they stay out of the patch and are named",
+    )  # fmt: skip
     env = p.add_argument_group("environment")
     env.add_argument("--requirements", help="requirements file for the task")
     env.add_argument("--packages", nargs="*", help="packages for the task, e.g. numpy 'torch>=2'")

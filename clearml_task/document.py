@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.errors import UserError
+from clearml_task.git.urls import scrub
 
 if TYPE_CHECKING:
     from clearml_task.requirements import Decision
@@ -49,6 +50,7 @@ class Request:
     skip_repo_detection: bool = False
     skip_python_env_install: bool = False
     max_patch_size: int | None = None
+    include_secrets: bool = False
     dry_run: bool = False
 
 
@@ -92,6 +94,13 @@ def args_section(request: Request, source: Source) -> dict[str, dict[str, str]]:
     return arguments.check_and_record(parser, overrides, require=bool(request.queue))
 
 
+def recorded_requirements(decision: Decision) -> dict[str, object]:
+    """script.requirements as recorded: no credentials in any URL of its lines (a git+https requirement's,
+    an index's)."""
+    recorded = decision.script_requirements()
+    return {key: scrub(value) if isinstance(value, str) else value for key, value in recorded.items()}
+
+
 def build(request: Request, source: Source, requirements: Decision) -> dict[str, Any]:
     """The tasks.create body (without the project id, which needs the server)."""
     script: dict[str, Any] = {
@@ -103,7 +112,7 @@ def build(request: Request, source: Source, requirements: Decision) -> dict[str,
         "entry_point": source.entry_point,
         "working_dir": source.working_dir,
         "diff": source.patch,
-        "requirements": requirements.script_requirements(),
+        "requirements": recorded_requirements(requirements),
     }
     section = args_section(request, source)
     doc: dict[str, Any] = {

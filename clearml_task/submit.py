@@ -106,7 +106,9 @@ def prepare(request: document.Request) -> Prepared:
     else:
         root, entry = source_module.locate(_path(request.folder), request.script, request.module, request.cwd)
         if root is not None and not request.skip_repo_detection:
-            source = source_module.capture_local(root, entry, inject=inject, max_patch=max_patch)
+            source = source_module.capture_local(
+                root, entry, inject=inject, max_patch=max_patch, include_secrets=request.include_secrets
+            )
         elif entry.script is not None:
             source = source_module.capture_standalone(entry.script, inject=inject)
         else:
@@ -236,7 +238,7 @@ def _clone(request: document.Request, client: Client) -> tuple[str, str | None]:
         listed = _given(request)
         if request.force_no_requirements or (listed and listed.requirements):
             decision = requirements.decide(force_none=request.force_no_requirements, given=listed)
-            client.edit_task(task_id, script={"requirements": decision.script_requirements()})
+            client.edit_task(task_id, script={"requirements": document.recorded_requirements(decision)})
         if request.output_uri:
             client.edit_task(task_id, output={"destination": request.output_uri})
         if request.task_type:
