@@ -309,6 +309,9 @@ class RemoteRef:
 
 def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRef:
     """--branch / --commit / a tag, resolved against the remote (default: the remote's default branch)."""
+    problem = urls.repository_problem(url)
+    if problem:
+        raise UserError(f"--repo {url!r} cannot be used: {problem}", "give an https://, ssh:// or git:// URL")
     listing = remote.ls_remote(urls.fetchable(url))
     heads, tags, default = listing.heads, listing.tags, listing.default
     if not heads and not tags:

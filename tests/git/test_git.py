@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from clearml_task import source
 from clearml_task.errors import UserError
 from clearml_task.git import checkout, remote, run, urls
 
@@ -149,4 +150,12 @@ def test_git_never_reads_a_url_as_an_option_nor_runs_a_helper(tmp_path: Path) ->
     with pytest.raises(run.GitError) as e:
         remote.ls_remote(f"ext::sh -c touch% {canary}", cwd=tmp_path)
     assert e.value.reason == "transport 'ext' not allowed"
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize("url", ["--upload-pack=touch {canary};", "ext::sh -c touch% {canary}"])
+def test_clearml_task_refuses_such_a_repo_too(tmp_path: Path, url: str) -> None:
+    canary = tmp_path / "canary"
+    with pytest.raises(UserError, match="cannot be used"):
+        source.resolve_remote(url.format(canary=canary), None, None)
     assert not canary.exists()
