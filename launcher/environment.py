@@ -250,6 +250,8 @@ def declared_plan(root: Path, workdir: Path) -> Plan:
     project = root / (found.project or ".")
     lock = root / found.lock if found.lock else None
     tomls = dict.fromkeys(d / "pyproject.toml" for d in (project, root) if (d / "pyproject.toml").is_file())
+    for path in tomls:
+        install_checks.check_pyproject(root, path)
     material = [f"pyproject:{path.relative_to(root)}:{digest(path)}" for path in tomls]
     if lock is not None:
         material.append(f"lock:{lock.relative_to(root)}:{digest(lock)}")

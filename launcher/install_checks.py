@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from clearml_task.git.urls import scrub
@@ -100,6 +102,50 @@ def check_lines(lines: Iterable[str], where: str, root: Path, bases: Iterable[Pa
                     f"{where}: {scrub(line)!r} names a path outside the checkout; refused",
                     hint="a local requirement, -e or -f path must be inside the task's repository",
                 )
+
+
+def check_pyproject(root: Path, path: Path) -> None:
+    """The local paths a pyproject.toml makes uv read or build stay inside the checkout: those of its
+    dependency lines, its [tool.uv.sources] and its workspace members. Bad TOML is left for uv to report."""
+    document = _toml(path)
+    where = f"the repository's {path.relative_to(root)}"
+    project = _table(document, "project")
+    lines = list(project.get("dependencies") or [])
+    for table in (_table(project, "optional-dependencies"), _table(document, "dependency-groups")):
+        lines += [line for group in table.values() if isinstance(group, list) for line in group]
+    check_lines([line for line in lines if isinstance(line, str)], where, root, [path.parent])
+    uv = _table(_table(document, "tool"), "uv")
+    named = [
+        (f"[tool.uv.sources] {name}", entry.get("path"))
+        for name, spec in _table(uv, "sources").items()
+        for entry in (spec if isinstance(spec, list) else [spec])
+        if isinstance(entry, dict)
+    ]
+    named += [
+        ("[tool.uv.workspace] members", member) for member in _table(uv, "workspace").get("members") or []
+    ]
+    for what, value in named:
+        if isinstance(value, str) and not inside(root, path.parent / os.path.expanduser(value)):
+            raise ReproductionError(
+                f"{where}: {what} names a path outside the checkout; refused",
+                hint="uv may read or build only what is inside the task's repository",
+            )
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def _table(table: dict[str, Any], key: str) -> dict[str, Any]:
+    found = table.get(key)
+    return found if isinstance(found, dict) else {}
 
 
 def local_path(line: str) -> str | None:

@@ -274,3 +274,19 @@ def test_the_launchers_own_python_is_fine(jobs: Repo, canary: Path) -> None:
         task_id = create(jobs, binary=binary)
         result = launcher("execute", "--id", task_id)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        lambda outside: f'dependencies = ["pkg @ file://{outside / "pkg"}"]\n',
+        lambda outside: (
+            f'dependencies = ["pkg"]\n[tool.uv.sources]\npkg = {{ path = "{outside / "pkg"}" }}\n'
+        ),
+        lambda outside: 'dependencies = []\n[tool.uv.workspace]\nmembers = ["../../../../outside/pkg"]\n',
+    ],
+)
+def test_a_pyproject_names_no_path_outside(jobs: Repo, outside: Path, canary: Path, tail: Lines) -> None:
+    (jobs.work / "requirements.txt").unlink()
+    pyproject = f'[project]\nname = "jobs"\nversion = "0.1"\n{tail(outside)}'
+    refused(declared(jobs, "pyproject.toml", pyproject), "pyproject.toml", canary)
