@@ -241,7 +241,7 @@ def declared_plan(root: Path, workdir: Path) -> Plan:
         paths = [root / path for path in found.files]
         entries = install_checks.read_requirement_files(root, paths)
         for entry in entries:
-            where = entry.where.split(":")[0]
+            where = entry.where.rsplit(":", 1)[0]
             bases = [Path(os.path.dirname(os.path.realpath(root / where))), workdir, root]
             install_checks.check_lines([entry.line], entry.where, root, dict.fromkeys(bases))
         installed = [entry.line for entry in entries if entry.kind == "requirement"]
