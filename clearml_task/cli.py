@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     code.add_argument(
         "--max-patch-size", type=_megabytes, metavar="MB", help="largest patch of local changes (default 5)"
     )
+    code.add_argument(
+        "--include-secrets", action="store_true",
+        help="send untracked files that look like secrets too (.env*, *.pem, *.key, id_rsa*, .netrc, "
+        "credentials.json, ...); by default they stay out of the patch and are named",
+    )  # fmt: skip
     env = p.add_argument_group("environment")
     env.add_argument("--requirements", help="requirements file for the task")
     env.add_argument("--packages", nargs="*", help="packages for the task, e.g. numpy 'torch>=2'")
@@ -169,7 +174,7 @@ def _request(args: argparse.Namespace) -> Request:
         task_type=args.task_type, skip_task_init=args.skip_task_init, base_task_id=args.base_task_id,
         force_no_requirements=args.force_no_requirements, skip_repo_detection=args.skip_repo_detection,
         skip_python_env_install=args.skip_python_env_install, max_patch_size=args.max_patch_size,
-        dry_run=args.dry_run, follow=args.follow,
+        include_secrets=args.include_secrets, dry_run=args.dry_run, follow=args.follow,
     )  # fmt: skip
 
 

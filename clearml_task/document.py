@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clearml_task.git.urls import scrub
+
 if TYPE_CHECKING:
     from clearml_task.request import Request
     from clearml_task.requirements import Decision
@@ -34,6 +36,13 @@ def container(request: Request) -> dict[str, str] | None:
     return {"image": request.docker or "", "arguments": arguments, "setup_shell_script": setup or ""}
 
 
+def recorded_requirements(decision: Decision) -> dict[str, object]:
+    """script.requirements as recorded: no credentials in any URL of its lines (a git+https requirement's,
+    an index's)."""
+    recorded = decision.script_requirements()
+    return {key: scrub(value) if isinstance(value, str) else value for key, value in recorded.items()}
+
+
 def build(
     request: Request, source: Source, requirements: Decision, args: dict[str, dict[str, str]]
 ) -> dict[str, Any]:
@@ -47,7 +56,7 @@ def build(
         "entry_point": source.entry_point,
         "working_dir": source.working_dir,
         "diff": source.patch,
-        "requirements": requirements.script_requirements(),
+        "requirements": recorded_requirements(requirements),
     }
     doc: dict[str, Any] = {
         "name": request.name,

@@ -57,6 +57,7 @@ class Request:
     force_no_requirements: bool = False
     skip_repo_detection: bool = False
     skip_python_env_install: bool = False
+    include_secrets: bool = False
     max_patch_size: int | None = None
     dry_run: bool = False
     follow: bool = False

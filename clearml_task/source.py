@@ -1,6 +1,7 @@
 """What code runs: repository, branch, commit, and everything between that commit and the intended work
 tree as one git patch — unpushed commits, staged, unstaged and untracked (not ignored) files, deletions,
-renames, modes, binaries — plus the Task.init() injection.
+renames, modes, binaries — plus the Task.init() injection. Untracked files that look like secrets (.env,
+keys, tool credentials: secret_files) stay out of the patch unless asked for, and are named.
 
 The user's repository is only read. The patch is built in a temporary index whose new objects go to a
 temporary object directory (the repository's own objects serve as alternates), so not even a loose object
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clearml_task import secret_files
 from clearml_task.errors import UserError
 from clearml_task.git import remote, repository, run, urls
 from clearml_task.git.snapshot import GITLINK, Snapshot, snapshot
@@ -54,6 +56,7 @@ class Source:
     entry_text: str | None = None  # the entry point's content as it will run (before injection)
     stats: PatchStats = field(default_factory=PatchStats)
     warnings: list[str] = field(default_factory=list)
+    secrets_left_out: list[str] = field(default_factory=list)  # untracked files kept out of the patch
     submodules: dict[str, str] = field(default_factory=dict)
     root: Path | None = None  # the local checkout, when there is one
     # the repository's files as the task sees them (commit + patch), for requirements.decide; None for a
@@ -174,9 +177,15 @@ def _entry_point(root: Path, working_dir: str, entry: EntryPoint) -> str:
 
 
 def capture_local(
-    root: Path, entry: EntryPoint, *, inject: Injector | None = None, max_patch: int = DEFAULT_MAX_PATCH_BYTES
+    root: Path,
+    entry: EntryPoint,
+    *,
+    inject: Injector | None = None,
+    max_patch: int = DEFAULT_MAX_PATCH_BYTES,
+    include_secrets: bool = False,
 ) -> Source:
-    """Everything needed to reproduce the local work tree at `root`, as the recorded commit plus one patch."""
+    """Everything needed to reproduce the local work tree at `root`, as the recorded commit plus one patch;
+    untracked files that look like secrets are left out unless `include_secrets`."""
     base = choose_base(root)
     working_dir = _working_dir(root, entry)
     warnings: list[str] = []
@@ -189,8 +198,11 @@ def capture_local(
     else:
         recorded = repository.remote_url(root, base.remote)
     script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
+    untracked = repository.untracked(root)
+    left_out = [] if include_secrets else secret_files.among(untracked)
     with snapshot(root) as snap:
         snap.start_from_worktree()
+        snap.forget(left_out)
         submodules, moved = snap.keep_gitlinks_of(base.commit)
         entry_text = _apply_injection(snap, script_rel, inject)
         source = _finish(snap, base.commit, max_patch)
@@ -201,7 +213,8 @@ def capture_local(
     ]
     if submodules:
         warnings.append("submodules are recorded at their committed commits; their own changes do not travel")
-    source.stats.untracked = len(repository.untracked(root))
+    source.stats.untracked = len(untracked) - len(left_out)
+    source.secrets_left_out = left_out
     source.stats.unpushed_commits = repository.count(root, f"{base.commit}..HEAD")
     source.repository, source.branch, source.root, source.submodules = (
         recorded,
@@ -306,6 +319,9 @@ def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRe
     """--branch / --commit / a tag, resolved against the remote (default: the remote's default branch).
     A --commit alone goes with the branch whose tip it is, else with the default branch if it is on it
     (checked by capture_remote), else with none."""
+    problem = urls.repository_problem(url)
+    if problem:
+        raise UserError(f"--repo {url!r} cannot be used: {problem}", "give an https://, ssh:// or git:// URL")
     listing = remote.ls_remote(urls.fetchable(url))
     heads, tags, default = listing.heads, listing.tags, listing.default
     if not heads and not tags:

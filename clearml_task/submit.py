@@ -72,7 +72,9 @@ def _capture(request: Request, inject: Injector | None) -> Source:
         )  # fmt: skip
     root, entry = source_module.locate(_path(request.folder), request.script, request.module, request.cwd)
     if root is not None and not request.skip_repo_detection:
-        return source_module.capture_local(root, entry, inject=inject, max_patch=max_patch)
+        return source_module.capture_local(
+            root, entry, inject=inject, max_patch=max_patch, include_secrets=request.include_secrets
+        )
     if entry.script is not None:
         return source_module.capture_standalone(entry.script, inject=inject)
     raise usage("--module needs a repository", "use --folder or --repo with --module")
@@ -230,7 +232,7 @@ def _clone_changes(request: Request, base: dict[str, Any]) -> dict[str, Any]:
         changes["container"] = merged
     if request.gives_requirements:
         decision = requirements.decide(force_none=request.force_no_requirements, given=request.given)
-        changes["requirements"] = decision.script_requirements()
+        changes["requirements"] = document.recorded_requirements(decision)
     if request.output_uri:
         changes["output_dest"] = request.output_uri
     if request.task_type:

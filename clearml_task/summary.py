@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from clearml_task.git.urls import scrub
+
 if TYPE_CHECKING:
     from clearml_task.request import Request
     from clearml_task.requirements import Decision
@@ -29,6 +31,10 @@ def lines(request: Request, result: Result) -> list[tuple[str, str]]:
                 rows.append(("local changes", change + (f" ({', '.join(extra)})" if extra else "")))
             else:
                 rows.append(("local changes", "none"))
+            if source.secrets_left_out:
+                rows.append(("left out", f"{len(source.secrets_left_out)} untracked files that look like "
+                             "secrets (--include-secrets sends them):"))  # fmt: skip
+                rows += [("", path) for path in source.secrets_left_out]
         else:
             rows.append(("script", "standalone (sent as it is)"))
         rows.append(("entry point", f"{source.entry_point}  (in {source.working_dir})"))
@@ -45,9 +51,10 @@ def lines(request: Request, result: Result) -> list[tuple[str, str]]:
 def requirement_rows(decision: Decision) -> list[tuple[str, str]]:
     """The decision's title, then each line with where it came from."""
     rows = [("requirements", decision.title)]
-    width = max((len(requirement.line) for requirement in decision.requirements), default=0)
-    for requirement in decision.requirements:
-        rows.append(("", f"{requirement.line.ljust(width)}  ← {requirement.origin}"))
+    shown = [(scrub(requirement.line), requirement.origin) for requirement in decision.requirements]
+    width = max((len(line) for line, _ in shown), default=0)
+    for line, origin in shown:
+        rows.append(("", f"{line.ljust(width)}  ← {origin}"))
     return rows
 
 

@@ -8,7 +8,9 @@ uv.lock, installed `--locked`) at the working dir or the root; else none, and th
 its own so it cannot touch the launcher's interpreter. `script.requirements.extra` (clearml, when
 clearml-task injected Task.init()) is installed on top of what the repository declares.
 The interpreter is script.binary when it runs on this machine, else the launcher's own (with a warning); uv
-never downloads one.
+never downloads one. script.binary must name a Python interpreter (or bash, for a shell script): the launcher
+never runs another program a task document names. What the plan reads and names is checked first
+(install_checks): nothing outside the checkout, index options logged.
 
 Environments are cached under `cache_dir/envs/<key[:24]>`, keyed by the interpreter and the normalised
 requirements. A miss is built in a scratch dir next to it and renamed into place once complete, under a file
@@ -43,10 +45,12 @@ from pathlib import Path
 from typing import Any
 
 from clearml_task import locks
+from clearml_task.git.urls import scrub
 from clearml_task.requirements.declared import find_declared
-from clearml_task.requirements.files import INCLUDE, read_local_file, requirement_lines
-from clearml_task.requirements.readers import descent, directory_reader
+from clearml_task.requirements.files import INCLUDE, requirement_lines
+from clearml_task.requirements.readers import descent
 
+from . import install_checks
 from .errors import ReproductionError
 
 Log = Callable[[str], None]
@@ -68,6 +72,9 @@ INSTALL_HINTS = {
     "pyproject.toml": "check the dependencies in the repository's pyproject.toml",
     "uv.lock": "check the repository's pyproject.toml and uv.lock (`uv lock` must leave uv.lock unchanged)",
 }
+# A Python interpreter, by name or absolute path (python3, python3.11, /usr/bin/python3, pypy3), or bash
+# and sh (a shell script's; the launcher's own Python then builds the env).
+BINARY = re.compile(r"^(/[^\x00-\x1f]*/)?(python|pypy)[0-9.]*[mtd]?$|^(/[^\x00-\x1f]*/)?(ba)?sh$")
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,9 @@ def ensure(task: dict[str, Any], root: Path, workdir: Path, cache_dir: Path, log
     python = choose_python(str(script.get("binary") or ""), log)
     plan = plan_requirements(script.get("requirements") or {}, root, workdir)
     log(f"environment: {describe(plan, root)}")
+    indexes = install_checks.index_line([*plan.lines, *plan.extra])
+    if indexes:
+        log(f"environment: {indexes}")
     key = cache_key(python, plan)
     envs = cache_dir / "envs"
     envs.mkdir(parents=True, exist_ok=True)
@@ -148,6 +158,12 @@ def result(target: Path, key: str, built: bool, plan: Plan, record: dict[str, An
 def choose_python(binary: str, log: Log) -> Interpreter:
     """script.binary when it runs here, else the launcher's own interpreter (with a warning)."""
     wanted = binary.strip()
+    if wanted and not BINARY.match(wanted):
+        shown = wanted if len(wanted) <= 80 else wanted[:77] + "..."
+        raise ReproductionError(
+            f"script.binary {shown!r} is refused: it must name a Python interpreter (or bash)",
+            hint="set it to python3, python3.X or an absolute path to one, or empty it",
+        )
     if wanted:
         found = locate(wanted)
         probed = probe(found) if found else None
@@ -197,13 +213,17 @@ def current_python() -> Interpreter:
 
 
 def plan_requirements(requirements: dict[str, Any], root: Path, workdir: Path) -> Plan:
+    """What to install, from the task's lines or the checkout's files; each checked (install_checks)."""
+    bases = list(dict.fromkeys((workdir if workdir.is_dir() else root, root)))
     lines = task_lines(requirements.get("pip"))
     if lines:
+        install_checks.check_lines(lines, "script.requirements.pip", root, bases)
         return Plan("task", "pip", lines=lines, material=sorted(lines))
     if requirements.get("source") in ("none", "given", "detected"):  # all of it would be in `pip`
         return Plan("task", "none")
     declared = declared_plan(root, workdir)
     extra = task_lines(requirements.get("extra"), "script.requirements.extra")
+    install_checks.check_lines(extra, "script.requirements.extra", root, bases)
     if not extra:
         return declared
     return replace(declared, extra=extra, material=[*declared.material, *(f"extra:{line}" for line in extra)])
@@ -212,20 +232,26 @@ def plan_requirements(requirements: dict[str, Any], root: Path, workdir: Path) -
 def declared_plan(root: Path, workdir: Path) -> Plan:
     """What the checkout declares, found as clearml-task's requirements.decide finds it (files that do not
     parse are left for uv to report), and what the cache key hashes of it: the entries of the requirements.txt
-    files (their includes followed, wherever they point), else the pyproject.toml files and the uv.lock."""
-    found = find_declared(directory_reader(root), relative(root, workdir), strict=False)
+    files (their includes followed, inside the checkout only), else the pyproject.toml files and the uv.lock.
+    A file that leads outside the checkout (a symlink, an include, a local path) is refused."""
+    found = find_declared(install_checks.checkout_reader(root), relative(root, workdir), strict=False)
     if found is None:
         return Plan("none", "none")
     if found.source == "requirements.txt":
         paths = [root / path for path in found.files]
-        read = functools.partial(read_local_file, strict=False)
-        entries = [entry for path in paths for entry in read(str(path))]
+        entries = install_checks.read_requirement_files(root, paths)
+        for entry in entries:
+            where = entry.where.rsplit(":", 1)[0]
+            bases = [Path(os.path.dirname(os.path.realpath(root / where))), workdir, root]
+            install_checks.check_lines([entry.line], entry.where, root, dict.fromkeys(bases))
         installed = [entry.line for entry in entries if entry.kind == "requirement"]
         material = sorted(f"{entry.kind}:{entry.line}" for entry in entries)
         return Plan("requirements.txt", "pip", lines=installed, files=paths, material=material)
     project = root / (found.project or ".")
     lock = root / found.lock if found.lock else None
     tomls = dict.fromkeys(d / "pyproject.toml" for d in (project, root) if (d / "pyproject.toml").is_file())
+    for path in tomls:
+        install_checks.check_pyproject(root, path)
     material = [f"pyproject:{path.relative_to(root)}:{digest(path)}" for path in tomls]
     if lock is not None:
         material.append(f"lock:{lock.relative_to(root)}:{digest(lock)}")
@@ -381,16 +407,19 @@ def install(uv: Uv, plan: Plan, env: Path, root: Path, workdir: Path) -> list[st
     hint = INSTALL_HINTS.get(plan.source, "")
     here = workdir if workdir.is_dir() else root  # relative paths in requirement lines start from here
     installed: list[str] = []
-    if plan.installer == "pip":
-        files = plan.files
-        if plan.source == "task":
-            files = [env / TASK_REQUIREMENTS]
-            files[0].write_text("\n".join(plan.lines) + "\n")
-        arguments = [argument for path in files for argument in ("-r", str(path))]
-        uv.run(["pip", "install", "--python", python, *arguments], cwd=here, hint=hint)
-        installed = plan.lines
-    elif plan.installer == "sync" and plan.project is not None:
-        installed = sync(uv, plan.project, plan.lock, env, root, hint)
+    try:
+        if plan.installer == "pip":
+            files = plan.files
+            if plan.source == "task":
+                files = [env / TASK_REQUIREMENTS]
+                files[0].write_text("\n".join(plan.lines) + "\n")
+            arguments = [argument for path in files for argument in ("-r", str(path))]
+            uv.run(["pip", "install", "--python", python, *arguments], cwd=here, hint=hint)
+            installed = plan.lines
+        elif plan.installer == "sync" and plan.project is not None:
+            installed = sync(uv, plan.project, plan.lock, env, root, hint)
+    except ReproductionError as error:
+        raise install_checks.without_content(error, file_lines(plan)) from None
     if plan.extra:
         extra = env / EXTRA_REQUIREMENTS
         extra.write_text("\n".join(plan.extra) + "\n")
@@ -400,12 +429,25 @@ def install(uv: Uv, plan: Plan, env: Path, root: Path, workdir: Path) -> list[st
     return installed + plan.extra
 
 
+def file_lines(plan: Plan) -> list[str]:
+    """The lines of the checkout's files the plan installs from (none for the task's own lines)."""
+    if plan.source == "requirements.txt":
+        return [item.split(":", 1)[1] for item in plan.material]
+    paths = [plan.project / "pyproject.toml"] if plan.project is not None else []
+    paths += [plan.lock] if plan.lock is not None else []
+    return [
+        line for path in paths if path.is_file() for line in path.read_text(errors="replace").splitlines()
+    ]
+
+
 def sync(uv: Uv, project_dir: Path, lock: Path | None, env: Path, root: Path, hint: str) -> list[str]:
     """`uv sync` of the project's dependencies into `env`. No workspace member is installed: the task runs
     them from its checkout, and an env shared between checkouts must not point into one (editable) or hold a
     copy of one commit's code. A uv.lock this writes (there was none) is removed: the checkout stays as is."""
     project = ["--project", str(project_dir)]
     written = [root / d / "uv.lock" for d in descent(relative(root, project_dir))]
+    for path in written:
+        install_checks.stays_inside(root, path, f"the repository's {path.relative_to(root)}")
     written = [path for path in written if not path.exists()]
     locked = ["--locked"] if lock else []
     try:
@@ -493,6 +535,7 @@ class Uv:
 def failed(stderr: str, failure: str, hint: str) -> ReproductionError:
     """The error for a failed uv command: "<failure>: <uv's error>: <its last cause>", uv's hints appended to
     ours. With no `failure`, an install: a line uv cannot parse, or requirements it cannot install."""
+    stderr = scrub(stderr)  # an index URL's credentials, say
     stderr = re.sub(rf"[^\s`'\"]*{re.escape(TASK_REQUIREMENTS)}", "script.requirements.pip", stderr)
     stderr = re.sub(rf"[^\s`'\"]*{re.escape(EXTRA_REQUIREMENTS)}", "script.requirements.extra", stderr)
     error, causes, hints = "", [], []

@@ -7,6 +7,11 @@ never fetch into it at once. A mirror that already holds the wanted commit is no
 makes no remote call at all. Work trees borrow the mirror's objects (`git clone --shared`), so making one
 costs a checkout, not a copy of the history.
 
+Every value of the task document that reaches git or the task's command line is checked first, for what
+it may be: a repository git may fetch with the transports it is allowed (never an option, never `ext::`), a
+branch or tag that is a ref name, a commit that is hex, an entry point and a working dir that stay inside the
+checkout (through symlinks too). Git gets every positional after `--`.
+
 Every failure is a ReproductionError: a reason (for the task's status message), git's own output, and
 the likely cause.
 """
@@ -25,13 +30,17 @@ from typing import Any
 
 from clearml_task import locks
 from clearml_task.git import checkout, run
-from clearml_task.git.urls import public_url, repository_name
+from clearml_task.git.urls import public_url, repository_name, repository_problem
 from clearml_task.source import patch_stats
 from launcher.errors import ReproductionError
 
 Log = Callable[[str], None]
 
 MAX_LISTED_PATHS = 20
+COMMIT = re.compile(r"[0-9a-fA-F]{4,40}")
+MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+# What git check-ref-format refuses, plus a leading "-" (an option) and whitespace.
+BAD_REF = re.compile(r"^-|^/|/$|\.\.|@\{|//|\.lock$|/\.|^\.|[\x00-\x20\x7f~^:?*\[\\]")
 UNREACHABLE_HINT = (
     "check the URL and that this machine can reach it; a private repository needs credentials for the "
     "launcher's user (an ssh key, a credential helper or a token in the URL): git runs with "
@@ -86,6 +95,7 @@ class Code:
 def prepare(task: Mapping[str, Any], dest: Path, cache_dir: Path, log: Log) -> Workspace:
     """The task's code at `dest` (which must not exist, or be empty), ready to run."""
     code = Code.of(task)
+    check(code)
     dest, cache_dir = dest.absolute(), cache_dir.absolute()
     try:
         _claim(dest)
@@ -97,10 +107,59 @@ def prepare(task: Mapping[str, Any], dest: Path, cache_dir: Path, log: Log) -> W
         else:
             _standalone(code, dest, log)
         workdir = _workdir(dest, code.working_dir)
-        _check_entry_point(workdir, code)
+        _check_entry_point(dest, workdir, code)
     except OSError as e:
         raise ReproductionError(f"the workspace {dest} could not be prepared: {e}") from None
     return Workspace(dest, workdir, code.entry_point)
+
+
+def refused(field: str, value: str, why: str, hint: str = "") -> ReproductionError:
+    """The one-line refusal of a task document's value: which field, and why."""
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    return ReproductionError(f"{field} {shown!r} is refused: {why}", hint=hint)
+
+
+def check(code: Code) -> None:
+    """The task's values that reach git or the command line are what they may be, before anything runs."""
+    if code.repository:
+        problem = repository_problem(code.repository)
+        if problem:
+            raise refused(
+                "script.repository", code.repository, problem,
+                "use an https://, http://, ssh://, git:// or file:// URL, user@host:path, or a local path",
+            )  # fmt: skip
+    for field, name in (("script.branch", code.branch), ("script.tag", code.tag)):
+        if name and BAD_REF.search(name):
+            raise refused(
+                field, name, "it is not a git branch or tag name", "see `git help check-ref-format`"
+            )
+    if code.commit:
+        _commit_id(code.commit)
+    _check_entry_point_form(code.entry_point)
+    if Path(code.working_dir).is_absolute() or _control(code.working_dir):
+        raise refused(
+            "script.working_dir", code.working_dir, "it must be a relative path inside the checkout"
+        )
+
+
+def _control(text: str) -> bool:
+    return any(ord(char) < 32 or ord(char) == 127 for char in text)
+
+
+def _check_entry_point_form(entry: str) -> None:
+    """`-m package.module [args]`, or a relative path that cannot be read as an option."""
+    if entry.startswith("-m "):
+        module = entry[3:].split()
+        if not module or not MODULE.fullmatch(module[0]):
+            raise refused("script.entry_point", entry, "-m must be followed by a module name")
+        return
+    if entry.startswith("-"):
+        raise refused(
+            "script.entry_point", entry, "it starts with '-', which Python would read as an option",
+            "set it to a script's path relative to script.working_dir, or -m module",
+        )  # fmt: skip
+    if Path(entry).is_absolute() or _control(entry):
+        raise refused("script.entry_point", entry, "it must be a relative path inside the checkout")
 
 
 def _claim(dest: Path) -> None:
@@ -190,9 +249,10 @@ def _resolve(code: Code, mirror: Path, log: Log) -> str:
 
 
 def _commit_id(commit: str) -> str:
-    if not re.fullmatch(r"[0-9a-fA-F]{4,40}", commit):
+    if not COMMIT.fullmatch(commit):
+        shown = commit if len(commit) <= 80 else commit[:77] + "..."
         raise ReproductionError(
-            f"script.version_num {commit!r} is not a commit id",
+            f"script.version_num {shown!r} is not a commit id (4 to 40 hex digits)",
             hint="set it to a commit id, or empty it and set script.branch or script.tag",
         )
     return commit.lower()
@@ -299,7 +359,7 @@ def _write_script(code: Code, root: Path, log: Log) -> None:
             "the task holds a standalone script but no script entry point to write it to",
             hint="set script.entry_point to the script's file name",
         )
-    target = _inside(root, f"{code.working_dir}/{code.entry_point}", "the entry point")
+    target = _inside(root, f"{code.working_dir}/{code.entry_point}", "the entry point", "script.entry_point")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(code.diff, encoding="utf-8", errors="surrogateescape")
     log(f"workspace: wrote the script {code.entry_point}")
@@ -316,7 +376,9 @@ def _standalone(code: Code, dest: Path, log: Log) -> None:
             "the task has a patch but no repository to apply it on", hint="set script.repository"
         )
     dest.mkdir(parents=True, exist_ok=True)
-    _inside(dest, code.working_dir, "the working directory").mkdir(parents=True, exist_ok=True)
+    _inside(dest, code.working_dir, "the working directory", "script.working_dir").mkdir(
+        parents=True, exist_ok=True
+    )
     _write_script(code, dest, log)
 
 
@@ -357,18 +419,19 @@ def _tree_difference(dest: Path, expected: str, actual: str, commit: str) -> str
     return "\n".join([header, *(f"  {line}" for line in listed)])
 
 
-def _inside(root: Path, relative: str, what: str) -> Path:
-    """root / relative, refusing a path that leaves root."""
+def _inside(root: Path, relative: str, what: str, field: str) -> Path:
+    """root / relative, refusing a path that leaves root (through '..' or a symlink)."""
     path = root / relative
     if Path(relative).is_absolute() or not path.resolve().is_relative_to(root.resolve()):
         raise ReproductionError(
-            f"{what} {relative} is outside the checkout", hint="it must be relative to the repository root"
+            f"{what} {relative} is outside the checkout ({field}, through '..' or a symlink)",
+            hint="it must be relative to the repository root",
         )
     return path
 
 
 def _workdir(root: Path, working_dir: str) -> Path:
-    workdir = _inside(root, working_dir, "the working directory")
+    workdir = _inside(root, working_dir, "the working directory", "script.working_dir")
     if not workdir.is_dir():
         raise ReproductionError(
             f"the working directory {working_dir} is not in the checkout",
@@ -378,7 +441,7 @@ def _workdir(root: Path, working_dir: str) -> Path:
     return workdir
 
 
-def _check_entry_point(workdir: Path, code: Code) -> None:
+def _check_entry_point(root: Path, workdir: Path, code: Code) -> None:
     entry = code.entry_point
     if not entry:
         raise ReproductionError(
@@ -386,6 +449,13 @@ def _check_entry_point(workdir: Path, code: Code) -> None:
         )
     if entry.startswith("-m "):
         return
+    for candidate in dict.fromkeys((entry, entry.split()[0])):
+        path = workdir / candidate
+        if not path.resolve().is_relative_to(root.resolve()):
+            raise refused(
+                "script.entry_point", entry, "it leaves the checkout (through '..' or a symlink)",
+                "it must be a file of the task's repository, relative to script.working_dir",
+            )  # fmt: skip
     if not ((workdir / entry).is_file() or (workdir / entry.split()[0]).is_file()):
         raise ReproductionError(
             f"the entry point {entry} is not in the checkout (looked in {code.working_dir})",

@@ -19,7 +19,7 @@ def init_mirror(mirror: Path) -> None:
     """An empty bare repository at `mirror` (whatever was there goes)."""
     if mirror.exists():
         shutil.rmtree(mirror)
-    run.run(mirror.parent, "init", "--bare", "--quiet", str(mirror))
+    run.run(mirror.parent, "init", "--bare", "--quiet", "--", str(mirror))
 
 
 def configure_mirror(mirror: Path, url: str) -> None:
@@ -32,17 +32,17 @@ def configure_mirror(mirror: Path, url: str) -> None:
         ("maintenance.autoDetach", "false"),
     ]
     for key, value in settings:
-        run.run(mirror, "config", "--add", key, value)
+        run.run(mirror, "config", "--add", "--", key, value)
 
 
 def fetch_mirror(mirror: Path, url: str) -> None:
     """Every branch and tag of `url` into the mirror (pruned: what the remote dropped goes)."""
-    run.run(mirror, "fetch", "--prune", "--tags", "--quiet", url, *REFSPECS)
+    run.run(mirror, "fetch", "--prune", "--tags", "--quiet", "--", url, *REFSPECS)
 
 
 def fetch_commit(mirror: Path, url: str, commit: str) -> None:
     """A commit by id (one no branch or tag holds); many servers allow it, failing is an answer."""
-    run.answer(mirror, "fetch", "--quiet", url, commit)
+    run.answer(mirror, "fetch", "--quiet", "--", url, commit)
 
 
 def ref_names(repo: Path, prefix: str, limit: int) -> list[str]:
@@ -57,16 +57,16 @@ def default_branch(url: str, cwd: Path) -> str:
 
 def clone_shared(mirror: Path, dest: Path) -> None:
     """A work tree at `dest` borrowing the mirror's objects (nothing copied), nothing checked out yet."""
-    run.run(dest.parent, "clone", "--shared", "--no-checkout", "--quiet", str(mirror), str(dest))
+    run.run(dest.parent, "clone", "--shared", "--no-checkout", "--quiet", "--", str(mirror), str(dest))
 
 
 def set_origin(dest: Path, url: str) -> None:
-    run.run(dest, "remote", "set-url", "origin", url)
+    run.run(dest, "remote", "set-url", "--", "origin", url)
 
 
 def check_out(dest: Path, commit: str) -> None:
     """The work tree at `commit`, detached."""
-    run.run(dest, "checkout", "--force", "--quiet", commit)
+    run.run(dest, "checkout", "--force", "--quiet", commit, "--")
 
 
 def update_submodules(dest: Path) -> int:

@@ -21,7 +21,7 @@ class Listing:
 def ls_remote(url: str, *patterns: str, cwd: Path | None = None) -> Listing:
     """The remote's branches, tags (a peeled tag's commit id wins over the tag object's) and default branch.
     `url` goes to git as given; run in `cwd` (default: the current directory)."""
-    listing = run.out(cwd or Path.cwd(), "ls-remote", "--symref", url, *patterns)
+    listing = run.out(cwd or Path.cwd(), "ls-remote", "--symref", "--", url, *patterns)
     found = Listing()
     for line in listing.splitlines():
         left, _, ref = line.partition("\t")
@@ -42,8 +42,8 @@ def partial_clone(tmp: Path, url: str) -> Path:
     """An empty bare repository in `tmp` whose origin is `url`, set up to fetch without blobs (blobs are
     fetched on demand); nothing is fetched yet."""
     bare = tmp / "repo.git"
-    run.run(tmp, "init", "-q", "--bare", str(bare))
-    run.run(bare, "remote", "add", "origin", urls.fetchable(url))
+    run.run(tmp, "init", "-q", "--bare", "--", str(bare))
+    run.run(bare, "remote", "add", "--", "origin", urls.fetchable(url))
     run.run(bare, "config", "remote.origin.promisor", "true")
     run.run(bare, "config", "remote.origin.partialclonefilter", "blob:none")
     return bare
@@ -52,7 +52,7 @@ def partial_clone(tmp: Path, url: str) -> Path:
 def fetch_shallow(bare: Path, target: str) -> None:
     """`target` (a ref or a commit id) with its trees only, one commit deep; failing is allowed (some
     servers refuse to fetch by id): the caller checks whether the commit arrived."""
-    run.run(bare, "fetch", "-q", "--depth", "1", "--filter=blob:none", "origin", target, check=False)
+    run.run(bare, "fetch", "-q", "--depth", "1", "--filter=blob:none", "--", "origin", target, check=False)
 
 
 def fetch_history(bare: Path) -> None:

@@ -9,10 +9,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from clearml_task.errors import UserError
-from clearml_task.git.urls import scrub
+from clearml_task.git.urls import GIT_ALLOW_PROTOCOL, scrub
 
-# Never prompt (no terminal, no credential helper dialogs); ssh in batch mode; no pager, no colour.
+# Never prompt (no terminal, no credential helper dialogs); ssh in batch mode; no pager, no colour; only
+# the transports git may use (never `ext::`, which runs a command, even for a submodule's URL).
 QUIET_ENV = {
+    "GIT_ALLOW_PROTOCOL": GIT_ALLOW_PROTOCOL,
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -oBatchMode=yes"),
     "GIT_PAGER": "cat",

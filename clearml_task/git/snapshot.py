@@ -43,6 +43,17 @@ class Snapshot:
             shutil.copyfile(self.user_index, self.env["GIT_INDEX_FILE"])  # its stat cache spares re-hashing
         self._git("add", "-A", "--", ".")
 
+    def forget(self, paths: list[str]) -> None:
+        """Take these paths out of the index (their files stay as they are on disk)."""
+        if paths:
+            self._git(
+                "update-index",
+                "--force-remove",
+                "-z",
+                "--stdin",
+                input="".join(f"{path}\0" for path in paths).encode(errors="surrogateescape"),
+            )
+
     def start_from_commit(self, commit: str) -> None:
         self._git("read-tree", commit)
 

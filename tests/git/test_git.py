@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from clearml_task import source
 from clearml_task.errors import UserError
-from clearml_task.git import run, urls
+from clearml_task.git import checkout, remote, run, urls
 
 
 @pytest.mark.parametrize(
@@ -97,3 +98,80 @@ def test_git_that_cannot_start_is_a_user_error(tmp_path: Path) -> None:
 )
 def test_the_reason_is_the_first_fatal_or_error_line(stderr: str, reason: str) -> None:
     assert run.reason(stderr) == reason
+
+
+@pytest.mark.parametrize(
+    ("url", "public"),
+    [
+        ("ftp://TOKEN@files.example.com/r.git", "ftp://files.example.com/r.git"),
+        ("git+https://TOKEN@github.com/org/r.git@v1#egg=r", "git+https://github.com/org/r.git@v1#egg=r"),
+        ("git+ssh://git:TOKEN@github.com/org/r.git", "git+ssh://git@github.com/org/r.git"),
+        ("ssh://git@host/r.git", "ssh://git@host/r.git"),
+        ("https://gitlab.com/api/v4/x?private_token=TOKEN&ref=main", "https://gitlab.com/api/v4/x?ref=main"),
+        ("https://h/simple?access_token=TOKEN", "https://h/simple"),
+        ("https://h/f.tar.gz?token=TOKEN&key=TOKEN&password=TOKEN", "https://h/f.tar.gz"),
+        ("https://user:TOKEN@[::1/r.git", "https://[::1/r.git"),
+        ("git@github.com:org/r.git", "git@github.com:org/r.git"),
+    ],
+)
+def test_every_url_form_loses_its_credentials(url: str, public: str) -> None:
+    assert urls.public_url(url) == public
+    assert "TOKEN" not in urls.scrub(f"pkg @ {url} ; python_version > '3'")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("--upload-pack=touch x;", "starts with '-'"),
+        ("ext::sh -c touch% x", "remote helper"),
+        ("fd::3", "remote helper"),
+        ("ftp://host/r.git", "scheme ftp://"),
+        ("ssh://-oProxyCommand=x/r.git", "host starts with '-'"),
+        ("git@-oProxyCommand=x:r.git", "host starts with '-'"),
+        ("https://host/r.git\n--x", "control characters"),
+        ("", "empty"),
+    ],
+)
+def test_repositories_git_must_not_be_handed(url: str, problem: str) -> None:
+    assert problem in urls.repository_problem(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://h/r.git",
+        "http://h/r",
+        "ssh://git@h/r",
+        "git://h/r",
+        "file:///srv/r",
+        "git@h:o/r",
+        "/srv/r",
+        "r",
+    ],
+)
+def test_repositories_git_may_fetch(url: str) -> None:
+    assert urls.repository_problem(url) == ""
+
+
+def test_git_never_reads_a_url_as_an_option_nor_runs_a_helper(tmp_path: Path) -> None:
+    """Below the launcher's own checks: '--' before every positional, and only the allowed transports."""
+    canary = tmp_path / "canary"
+    mirror = tmp_path / "mirror.git"
+    checkout.init_mirror(mirror)
+    for url in (f"--upload-pack=touch {canary};", f"ext::sh -c touch% {canary}"):
+        with pytest.raises(run.GitError):
+            checkout.fetch_mirror(mirror, url)
+        with pytest.raises(run.GitError):
+            remote.ls_remote(url, cwd=tmp_path)
+    with pytest.raises(run.GitError) as e:
+        remote.ls_remote(f"ext::sh -c touch% {canary}", cwd=tmp_path)
+    assert e.value.reason == "transport 'ext' not allowed"
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize("url", ["--upload-pack=touch {canary};", "ext::sh -c touch% {canary}"])
+def test_clearml_task_refuses_such_a_repo_too(tmp_path: Path, url: str) -> None:
+    canary = tmp_path / "canary"
+    with pytest.raises(UserError, match="cannot be used"):
+        source.resolve_remote(url.format(canary=canary), None, None)
+    assert not canary.exists()

@@ -1,0 +1,31 @@
+"""Which untracked files look like secrets: they stay out of a task's patch unless the user says otherwise
+(`--include-secrets`). Tracked files are the user's choice and travel as they are."""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from collections.abc import Iterable
+
+# Matched against a file's name (lower-cased): keys, certificates, dotenv files, tool credentials.
+NAME_PATTERNS = (
+    ".env*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_dsa*", "id_ecdsa*",
+    "id_ed25519*", ".netrc", "_netrc", ".pypirc", ".git-credentials", "credentials.json", "kubeconfig",
+    "kubeconfig.*", "*.kubeconfig",
+)  # fmt: skip
+# Matched against the end of its path: files whose name alone says nothing.
+PATH_SUFFIXES = (".aws/credentials", ".kube/config", ".docker/config.json")
+
+
+def looks_secret(path: str) -> bool:
+    """A repository-relative path ("/"-separated) whose name or place says it holds a secret."""
+    name = posixpath.basename(path).lower()
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in NAME_PATTERNS):
+        return True
+    lowered = path.lower()
+    return any(lowered == suffix or lowered.endswith(f"/{suffix}") for suffix in PATH_SUFFIXES)
+
+
+def among(paths: Iterable[str]) -> list[str]:
+    """The paths that look like secrets, in order."""
+    return [path for path in paths if looks_secret(path)]

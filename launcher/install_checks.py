@@ -1,0 +1,195 @@
+"""What a task's install plan may name, checked before uv runs: the files the launcher reads or has uv read
+or write (requirements files and their includes, pyproject.toml, uv.lock) stay inside the checkout, through
+symlinks too; a local path in a requirement line (a direct reference, `-e`, `-f`) stays inside it as well;
+index options (`--index-url`, `--extra-index-url`, `-f`) are honoured and named in one log line, without
+credentials. A task may install what it likes from where it likes: what it may not do is make the launcher
+read, build or overwrite a file outside its checkout before its own code runs.
+
+A refusal is a ReproductionError whose reason names the field or file and why — never a file's content."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from clearml_task.git.urls import scrub
+from clearml_task.requirements.files import INCLUDE, Entry, read_entries
+from clearml_task.requirements.readers import Reader, directory_reader
+
+from .errors import ReproductionError
+
+INDEX_OPTIONS = ("--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--no-index")
+_PATH_OPTIONS = ("-e", "--editable", "-f", "--find-links")
+_LOCAL = re.compile(r"^([.~/\\]|file:)", re.IGNORECASE)
+_NAMED_DIRECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*@\s*(\S+)")
+
+
+def inside(root: Path, path: Path | str) -> bool:
+    """`path`, symlinks resolved, is `root` or under it."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+def stays_inside(root: Path, path: Path, what: str) -> Path:
+    """`path` unless it exists (a dangling symlink too) and leads outside `root`: then the refusal."""
+    if os.path.lexists(path) and not inside(root, path):
+        raise ReproductionError(
+            f"{what} is a symlink that leaves the checkout; the launcher does not read or write through it",
+            hint="commit the file itself, not a link to a file elsewhere",
+        )
+    return path
+
+
+def checkout_reader(root: Path) -> Reader:
+    """The checkout's files, for deciding what it declares; a file that leads outside it is refused."""
+    read = directory_reader(root)
+
+    def guarded(path: str) -> str | None:
+        if not path.endswith("/"):
+            stays_inside(root, root / path, f"the repository's {path.lstrip('./')}")
+        return read(path)
+
+    return guarded
+
+
+def read_requirement_files(root: Path, files: Iterable[Path]) -> list[Entry]:
+    """The entries of the checkout's requirements files, their -r / -c includes followed only inside the
+    checkout: an include that leaves it is refused before it is read."""
+
+    def read(path: str) -> str | None:
+        stays_inside(root, Path(path), f"the requirements file {show(path)}")
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                return handle.read()
+        except OSError:
+            return None
+
+    def join(including: str, target: str) -> str:
+        joined = os.path.join(os.path.dirname(including), os.path.expanduser(target))
+        if not inside(root, joined):
+            raise ReproductionError(
+                f"{show(including)} includes {target!r}, which is outside the checkout; refused",
+                hint="a requirements file may include only files of the task's repository",
+            )
+        return os.path.realpath(joined)
+
+    def show(path: str) -> str:
+        return os.path.relpath(path, root) if inside(root, path) else path
+
+    entries: list[Entry] = []
+    for path in files:
+        entries += read_entries(str(path), read, join, show, strict=False)
+    return entries
+
+
+def check_lines(lines: Iterable[str], where: str, root: Path, bases: Iterable[Path]) -> None:
+    """Every local path a requirement line names (a direct reference, `-e PATH`, `-f DIR`), relative to any
+    of `bases` (where uv may resolve it from), stays inside the checkout."""
+    bases = list(bases)
+    for line in lines:
+        if INCLUDE.match(line):
+            continue  # includes are followed (and checked) by read_requirement_files
+        path = local_path(line)
+        if path is None:
+            continue
+        for base in bases:
+            if not inside(root, base / os.path.expanduser(path)):
+                raise ReproductionError(
+                    f"{where}: {scrub(line)!r} names a path outside the checkout; refused",
+                    hint="a local requirement, -e or -f path must be inside the task's repository",
+                )
+
+
+def check_pyproject(root: Path, path: Path) -> None:
+    """The local paths a pyproject.toml makes uv read or build stay inside the checkout: those of its
+    dependency lines, its [tool.uv.sources] and its workspace members. Bad TOML is left for uv to report."""
+    document = _toml(path)
+    where = f"the repository's {path.relative_to(root)}"
+    project = _table(document, "project")
+    lines = list(project.get("dependencies") or [])
+    for table in (_table(project, "optional-dependencies"), _table(document, "dependency-groups")):
+        lines += [line for group in table.values() if isinstance(group, list) for line in group]
+    check_lines([line for line in lines if isinstance(line, str)], where, root, [path.parent])
+    uv = _table(_table(document, "tool"), "uv")
+    named = [
+        (f"[tool.uv.sources] {name}", entry.get("path"))
+        for name, spec in _table(uv, "sources").items()
+        for entry in (spec if isinstance(spec, list) else [spec])
+        if isinstance(entry, dict)
+    ]
+    named += [
+        ("[tool.uv.workspace] members", member) for member in _table(uv, "workspace").get("members") or []
+    ]
+    for what, value in named:
+        if isinstance(value, str) and not inside(root, path.parent / os.path.expanduser(value)):
+            raise ReproductionError(
+                f"{where}: {what} names a path outside the checkout; refused",
+                hint="uv may read or build only what is inside the task's repository",
+            )
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def _table(table: dict[str, Any], key: str) -> dict[str, Any]:
+    found = table.get(key)
+    return found if isinstance(found, dict) else {}
+
+
+def local_path(line: str) -> str | None:
+    """The local path a requirement line names, or None (a name, a remote URL, another option)."""
+    value = line
+    for option in _PATH_OPTIONS:
+        if line == option or not line.startswith(option):
+            continue
+        rest = line[len(option) :]
+        if rest[:1] in (" ", "="):
+            value = rest[1:].strip()
+            break
+        if len(option) == 2 and rest:  # -e./pkg
+            value = rest.strip()
+            break
+    else:
+        if line.startswith("-"):
+            return None
+        named = _NAMED_DIRECT.match(line)
+        value = named[2] if named else line.split(";")[0].strip()
+    value = re.sub(r"^(git|hg|svn|bzr)\+(?=file:)", "", value, flags=re.IGNORECASE)
+    if not _LOCAL.match(value):
+        return None
+    if value.lower().startswith("file:"):
+        parts = urlsplit(value)
+        return unquote(parts.path) or "."
+    return value.split("#")[0]
+
+
+def index_line(lines: Iterable[str]) -> str:
+    """The index options among the requirement lines, credentials removed, in one line ("" when none)."""
+    found = [scrub(line) for line in lines if line.startswith(INDEX_OPTIONS)]
+    return f"package indexes: {'; '.join(dict.fromkeys(found))}" if found else ""
+
+
+def without_content(error: ReproductionError, lines: Iterable[str]) -> ReproductionError:
+    """`error`, unless its reason (the task's status message) quotes a line of the checkout's files: then
+    the same failure, with uv's words (and so the line) left to the task's log."""
+    quoted = any(len(line.strip()) >= 3 and line.strip() in error.reason for line in lines)
+    if not quoted:
+        return error
+    failure = error.reason.split(":", 1)[0]
+    return ReproductionError(
+        f"{failure}: uv's error quotes the repository's requirements; it is in the task's log",
+        detail=error.detail,
+        hint=error.hint,
+    )

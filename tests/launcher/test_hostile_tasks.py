@@ -1,0 +1,292 @@
+"""Hostile task documents: each is created with tasks.create on the real server and run by the real
+`clearml-launcher execute`. None may run a command before the task's own code, nor make the launcher read,
+build or write outside the checkout: a canary file must not appear, and the task fails with a status message
+that names the field (or file) and why, in one line, quoting no file's content."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clearml_task import config
+from clearml_task.api import Client
+from clearml_task.document import Request
+from clearml_task.submit import prepare
+from testing.launching import launcher, log_lines
+from testing.repos import Repo, make_repo
+
+SECRET = "secret-content-xyz"
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Repo:
+    return make_repo(tmp_path / "jobs", "jobs")
+
+
+@pytest.fixture
+def canary(tmp_path: Path) -> Path:
+    return tmp_path / "canary"
+
+
+@pytest.fixture
+def outside(tmp_path: Path, canary: Path) -> Path:
+    """A directory outside every checkout: a script, a build backend and a shell script that each create the
+    canary when they run, and a file whose content must never be quoted."""
+    where = tmp_path / "outside"
+    (where / "pkg").mkdir(parents=True)
+    touch = f"import pathlib; pathlib.Path({str(canary)!r}).touch()\n"
+    (where / "x.py").write_text(touch)
+    (where / "pkg" / "setup.py").write_text(touch + "from setuptools import setup\nsetup(name='pkg')\n")
+    (where / "evil.sh").write_text(f"#!/bin/sh\ntouch {shlex.quote(str(canary))}\n")
+    (where / "evil.sh").chmod(0o755)
+    (where / "secret.txt").write_text(f"{SECRET}:x:0:0:/root:/bin/bash\n")
+    return where
+
+
+def create(repo: Repo, *, requirements: dict[str, Any] | None = None, **script: Any) -> str:
+    """clearml-task's document for `repo` (train.py, no requirements), `script` fields replaced, created with
+    tasks.create."""
+    request = Request(
+        project="launcher",
+        name="hostile",
+        folder=str(repo.work),
+        script="train.py",
+        force_no_requirements=True,
+    )
+    document = prepare(request).document
+    document["script"]["requirements"] = requirements if requirements is not None else {"source": "none"}
+    document["script"].update(script)
+    client = Client()
+    return client.create_task({**document, "project": client.project_id("launcher")})
+
+
+def refused(task_id: str, field: str, canary: Path) -> str:
+    """The task failed without running anything of its own; its one-line status names `field`."""
+    result = launcher("execute", "--id", task_id)
+    assert result.returncode == 1, result.stdout + result.stderr
+    task = Client().get_task(task_id)
+    message = task["status_message"]
+    assert task["status"] == "failed" and field in message and "\n" not in message, message
+    assert not canary.exists()
+    assert SECRET not in message and not any(SECRET in line for line in log_lines(task_id))
+    return str(message)
+
+
+# ----------------------------------------------------------------------------------- what git is handed
+def hostile_repositories(canary: Path) -> list[str]:
+    touch = f"touch {canary}"
+    return [
+        f"--upload-pack={touch};",
+        f"--config=core.sshCommand={touch}",
+        f"ext::sh -c {touch.replace(' ', '% ')}",
+        f"ssh://-oProxyCommand={touch.replace(' ', '%20')}/repo.git",
+        f"-oProxyCommand={touch}:repo.git",
+        "ftp://example.com/repo.git",
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("commit", [True, False], ids=["at-a-commit", "default-branch"])
+def test_a_repository_that_is_not_a_repository_is_refused(
+    jobs: Repo, canary: Path, case: int, commit: bool
+) -> None:
+    url = hostile_repositories(canary)[case]
+    task_id = create(jobs, repository=url, **({} if commit else {"version_num": "", "branch": ""}))
+    refused(task_id, "script.repository", canary)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("branch", "--upload-pack=touch x"),
+        ("branch", "main;touch x"),
+        ("tag", "-v1"),
+        ("tag", "v1..v2"),
+        ("version_num", "HEAD~1"),
+        ("version_num", "--all"),
+    ],
+)
+def test_refs_and_commits_are_what_they_say(jobs: Repo, canary: Path, field: str, value: str) -> None:
+    fields = {"version_num": "", field: value}
+    refused(create(jobs, **fields), f"script.{field}", canary)
+
+
+def test_a_submodule_cannot_name_a_command(jobs: Repo, canary: Path) -> None:
+    url = f"ext::sh -c touch% {canary}"
+    jobs.write(".gitmodules", f'[submodule "sub"]\n\tpath = sub\n\turl = {url}\n')
+    head = jobs.git("rev-parse", "HEAD")
+    jobs.git("add", ".gitmodules")
+    jobs.git("update-index", "--add", "--cacheinfo", f"160000,{head},sub")
+    jobs.git("commit", "-q", "-m", "a submodule")
+    jobs.git("push", "-q", "origin", "main")
+    message = refused(create(jobs), "submodules", canary)
+    assert "transport 'ext' not allowed" in message
+
+
+# -------------------------------------------------------------------------- what runs, and where
+def entry_points(outside: Path) -> list[str]:
+    return [
+        "../../x.py",  # the launcher's home: a checkout is <home>/work/<task>
+        str(outside / "x.py"),
+        f"-cimport pathlib; pathlib.Path({str(outside)!r}).touch()",
+        "-m os;x",
+        "--version",
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_an_entry_point_stays_in_the_checkout(jobs: Repo, outside: Path, canary: Path, case: int) -> None:
+    launcher_home = config.home() / "launcher"
+    launcher_home.mkdir(parents=True, exist_ok=True)
+    (launcher_home / "x.py").write_text((outside / "x.py").read_text())
+    refused(create(jobs, entry_point=entry_points(outside)[case]), "script.entry_point", canary)
+
+
+def test_an_entry_point_stays_in_the_checkout_in_standalone_mode(outside: Path, canary: Path) -> None:
+    client = Client()
+    for entry in ("../../x.py", str(outside / "y.py")):
+        script = {"repository": "", "diff": "print(1)\n", "entry_point": entry, "working_dir": "."}
+        task_id = client.create_task(
+            {
+                "name": "standalone",
+                "type": "training",
+                "script": script,
+                "project": client.project_id("launcher"),
+            }
+        )
+        refused(task_id, "script.entry_point", canary)
+    assert not (outside / "y.py").exists()
+
+
+def test_a_symlinked_entry_point_or_working_dir_is_refused(jobs: Repo, outside: Path, canary: Path) -> None:
+    (jobs.work / "link.py").symlink_to(outside / "x.py")
+    (jobs.work / "elsewhere").symlink_to(outside)
+    jobs.commit("links")
+    jobs.git("push", "-q", "origin", "main")
+    refused(create(jobs, entry_point="link.py"), "script.entry_point", canary)
+    refused(create(jobs, working_dir="elsewhere", entry_point="x.py"), "script.working_dir", canary)
+
+
+@pytest.mark.parametrize("working_dir", ["../..", "/tmp"])
+def test_a_working_dir_stays_in_the_checkout(jobs: Repo, canary: Path, working_dir: str) -> None:
+    refused(create(jobs, working_dir=working_dir), "script.working_dir", canary)
+
+
+@pytest.mark.parametrize("binary", ["evil.sh", "sh -c 'touch x'", "--version", "python3; touch x"])
+def test_the_binary_must_be_a_python(jobs: Repo, outside: Path, canary: Path, binary: str) -> None:
+    shown = str(outside / binary) if binary == "evil.sh" else binary
+    refused(create(jobs, binary=shown), "script.binary", canary)
+
+
+# ------------------------------------------------------------------------------------- what uv is given
+Lines = Callable[[Path], str]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        lambda outside: f"-e {outside / 'pkg'}",
+        lambda outside: f"--editable={outside / 'pkg'}",
+        lambda outside: str(outside / "pkg"),
+        lambda outside: f"pkg @ file://{outside / 'pkg'}",
+        lambda outside: f"pkg @ git+file://{outside / 'pkg'}",
+        lambda outside: f"-f {outside}",
+        lambda outside: "-e ../../../../outside/pkg",
+    ],
+)
+def test_task_requirements_name_no_path_outside(jobs: Repo, outside: Path, canary: Path, line: Lines) -> None:
+    requirements = {"source": "given", "pip": f"{line(outside)}\n"}
+    refused(create(jobs, requirements=requirements), "script.requirements.pip", canary)
+
+
+def declared(jobs: Repo, name: str, content: str | None = None, link: Path | None = None) -> str:
+    """`name` committed into the repository (as content, or a symlink to `link`) and pushed; a task that
+    installs what the repository declares."""
+    if link is not None:
+        (jobs.work / name).unlink(missing_ok=True)
+        (jobs.work / name).symlink_to(link)
+    else:
+        jobs.write(name, content or "")
+    jobs.commit(f"declare {name}")
+    jobs.git("push", "-q", "origin", "main")
+    return create(jobs, requirements={})
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        lambda outside: f"-r {outside / 'secret.txt'}\n",
+        lambda outside: "-r ../../../../outside/secret.txt\n",
+        lambda outside: f"-c {outside / 'secret.txt'}\n",
+        lambda outside: f"-e {outside / 'pkg'}\n",
+        lambda outside: f"{outside / 'pkg'}\n",
+    ],
+)
+def test_repository_requirements_stay_in_the_checkout(
+    jobs: Repo, outside: Path, canary: Path, content: Lines
+) -> None:
+    refused(declared(jobs, "requirements.txt", content(outside)), "requirements.txt", canary)
+
+
+def test_a_symlinked_requirements_file_is_not_read(jobs: Repo, outside: Path, canary: Path) -> None:
+    task_id = declared(jobs, "requirements.txt", link=outside / "secret.txt")
+    assert "symlink" in refused(task_id, "requirements.txt", canary)
+
+
+PYPROJECT = '[project]\nname = "jobs"\nversion = "0.1"\ndependencies = []\n'
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["to-a-file", "dangling"])
+def test_a_symlinked_lock_is_neither_read_nor_written(
+    jobs: Repo, outside: Path, canary: Path, existing: bool
+) -> None:
+    (jobs.work / "requirements.txt").unlink()
+    jobs.write("pyproject.toml", PYPROJECT)
+    target = outside / "lock"
+    if existing:
+        target.write_text("version = 1\n")
+    task_id = declared(jobs, "uv.lock", link=target)
+    assert "symlink" in refused(task_id, "uv.lock", canary)
+    assert target.read_text() == "version = 1\n" if existing else not target.exists()
+
+
+def test_an_index_is_honoured_and_logged_without_its_credentials(jobs: Repo, canary: Path) -> None:
+    pip = "--index-url https://user:hunter2@127.0.0.1:9/simple?token=abc\nthis-package-does-not-exist-xyz\n"
+    task_id = create(jobs, requirements={"source": "given", "pip": pip})
+    result = launcher("execute", "--id", task_id)
+    assert result.returncode == 1
+    lines = log_lines(task_id)
+    assert "environment: package indexes: --index-url https://127.0.0.1:9/simple" in lines
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed" and "requirements" in task["status_message"]
+    for text in (task["status_message"], *lines, result.stdout, result.stderr):
+        assert "hunter2" not in text and "token=abc" not in text
+
+
+def test_the_launchers_own_python_is_fine(jobs: Repo, canary: Path) -> None:
+    """The checks let an ordinary task through: script.binary as clearml-task records it, or a full path."""
+    for binary in (f"python{sys.version_info[0]}.{sys.version_info[1]}", sys.executable):
+        task_id = create(jobs, binary=binary)
+        result = launcher("execute", "--id", task_id)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        lambda outside: f'dependencies = ["pkg @ file://{outside / "pkg"}"]\n',
+        lambda outside: (
+            f'dependencies = ["pkg"]\n[tool.uv.sources]\npkg = {{ path = "{outside / "pkg"}" }}\n'
+        ),
+        lambda outside: 'dependencies = []\n[tool.uv.workspace]\nmembers = ["../../../../outside/pkg"]\n',
+    ],
+)
+def test_a_pyproject_names_no_path_outside(jobs: Repo, outside: Path, canary: Path, tail: Lines) -> None:
+    (jobs.work / "requirements.txt").unlink()
+    pyproject = f'[project]\nname = "jobs"\nversion = "0.1"\n{tail(outside)}'
+    refused(declared(jobs, "pyproject.toml", pyproject), "pyproject.toml", canary)
