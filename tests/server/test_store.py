@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from clearml_task.server.app import DB_FILE, App
+from clearml_task.server.auth import first_user
 
 OLD_TASKS = """CREATE TABLE tasks (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, project TEXT, status TEXT NOT NULL, doc TEXT NOT NULL)"""
@@ -15,7 +16,9 @@ OLD_TASKS = """CREATE TABLE tasks (
 
 def listed(app: App, **query: object) -> list[dict[str, object]]:
     code, envelope = app.handle(
-        "/tasks.get_all", json.dumps(query).encode(), authorization=f"Bearer {app.tokens.issue()}"
+        "/tasks.get_all",
+        json.dumps(query).encode(),
+        authorization=f"Bearer {app.tokens.issue(first_user(app.keys))}",
     )
     assert code == 200, envelope
     tasks: list[dict[str, object]] = envelope["data"]["tasks"]
@@ -49,7 +52,7 @@ def test_an_older_data_dir_gets_the_listing_columns(tmp_path: Path) -> None:
 
 def test_paged_listings_answer_as_whole_documents_do(tmp_path: Path) -> None:
     app = App(tmp_path / "server")
-    token = f"Bearer {app.tokens.issue()}"
+    token = f"Bearer {app.tokens.issue(first_user(app.keys))}"
     for n in range(7):
         body = {"name": f"task {n}", "type": "testing" if n % 2 else "training", "tags": [f"t{n % 3}"]}
         app.handle("/tasks.create", json.dumps(body).encode(), authorization=token)

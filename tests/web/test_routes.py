@@ -15,6 +15,7 @@ from werkzeug.test import Client as WsgiClient
 from werkzeug.test import TestResponse
 
 from clearml_task.server.app import App
+from clearml_task.server.auth import first_user
 from clearml_task.server.web import routes, session
 from testing.servers import ROOT, start_server, stop_server
 
@@ -49,7 +50,7 @@ def test_pages_need_a_session_and_api_clients_keep_their_envelopes(app: App) -> 
     assert page.status_code == 303
     assert page.headers["Location"] == "/login?next=%2Fprojects%2F%2A%2Ftasks%3Fstatus%3Dqueued"
     # An API client calling a UI path (with its token, or by POST) gets the API's answer, never a page.
-    token = app.tokens.issue()
+    token = app.tokens.issue(first_user(app.keys))
     assert envelope_code(client.get("/projects/*/tasks", headers={"Authorization": f"Bearer {token}"})) == 400
     assert envelope_code(client.post("/", data=b"{}", headers={"Authorization": f"Bearer {token}"})) == 400
     assert envelope_code(client.post("/tasks.get_all", data=b"{}")) == 401
