@@ -13,6 +13,7 @@ from clearml_task import config, console, vocabulary
 from clearml_task.errors import UserError
 
 if TYPE_CHECKING:
+    from launcher.backends import Runner
     from launcher.execute import Settings
 
 
@@ -142,6 +143,7 @@ def daemon(args: argparse.Namespace) -> int:
     options = daemons.Options(
         queues=args.queue, fairness=args.order_fairness, polling_interval=args.polling_interval,
         once=args.once, max_tasks=args.max_tasks, create_queue=args.create_queue,
+        services=args.services_mode,
     )  # fmt: skip
     settings = _settings(args, worker=worker)
     settings.echo = args.foreground
@@ -191,6 +193,27 @@ def _gpus(args: argparse.Namespace) -> str | None:
 def _settings(args: argparse.Namespace, worker: str) -> Settings:
     from launcher.execute import Settings
 
-    return Settings(home=_home(), worker=worker, gpus=_gpus(args), grace=args.grace,
-                    keep_workspace=args.keep_workspace,
-                    sdk_report_subprocess=args.sdk_report_subprocess)  # fmt: skip
+    settings = Settings(home=_home(), worker=worker, gpus=_gpus(args), grace=args.grace,
+                        keep_workspace=args.keep_workspace,
+                        sdk_report_subprocess=args.sdk_report_subprocess)  # fmt: skip
+    if args.docker is not None:
+        settings.runner = _container(args.docker, args.container_engine)
+    elif args.container_engine:
+        raise UserError("--container-engine goes with --docker", exit_code=2)
+    return settings
+
+
+def _container(docker: str | list[str], engine: str | None) -> Runner:
+    """--docker [IMAGE [ARGS...]]: the container runner, its default image and the daemon's own options."""
+    import shlex
+
+    from launcher.backends.container import Container, check_image, choose_engine
+    from launcher.errors import ReproductionError
+
+    words = [word for item in ([docker] if isinstance(docker, str) else docker) for word in shlex.split(item)]
+    image, arguments = (words[0], words[1:]) if words else ("", [])
+    try:
+        image = check_image(image, "--docker") if image else ""
+    except ReproductionError as e:
+        raise UserError(e.reason, e.hint, exit_code=2) from None
+    return Container(choose_engine(engine), image, arguments)
