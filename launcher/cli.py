@@ -72,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _run_options(daemon)
 
+    slurm = sub.add_parser("slurm", help="hand tasks from queues to Slurm, one batch job per task")
+    _glue_options(slurm)
+    slurm.add_argument(
+        "--template-files", "--template", nargs="+", required=True, type=Path, metavar="FILE",
+        help="sbatch templates, one per queue in the order of --queue (one template serves every queue)",
+    )  # fmt: skip
+    slurm.add_argument(
+        "--singularity-mode", nargs="?", const="", metavar="DEFAULT_IMAGE",
+        help="run the launcher in the job inside the task's image (else DEFAULT_IMAGE) with singularity exec",
+    )  # fmt: skip
+
     abort = sub.add_parser("abort", help="stop a task (a running one is stopped by its worker)")
     abort.add_argument("task_id", help="the task's id")
 
@@ -86,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("task_id", help="the task's id")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the task ends")
     return parser
+
+
+def _glue_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--queue", nargs="+", required=True, metavar="QUEUE", help="queues to pull from")
+    parser.add_argument("--polling-interval", type=float, default=1.0, help="seconds between polls (1)")
+    parser.add_argument("--max-jobs", type=int, default=0, help="at most this many jobs at once (no limit)")
+    parser.add_argument("--once", action="store_true", help="hand over what is queued now, wait, then exit")
+    parser.add_argument(
+        "--dry-run", type=Path, metavar="DIR", help="write each task's job into DIR, submit nothing"
+    )
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from clearml_task.errors import UserError
 if TYPE_CHECKING:
     from launcher.backends import Runner
     from launcher.execute import Settings
+    from launcher.glue import Scheduler
 
 
 def server(args: argparse.Namespace) -> int:
@@ -154,6 +155,49 @@ def daemon(args: argparse.Namespace) -> int:
         return runner.run()
     finally:
         pid_file.unlink(missing_ok=True)
+
+
+def slurm(args: argparse.Namespace) -> int:
+    from launcher.backends import slurm as backend
+
+    if args.dry_run is None and (why := backend.missing()):
+        raise UserError(f"Slurm is not available here: {why}")
+    texts = _templates(args.template_files, args.queue)
+    scheduler = backend.Slurm(texts, singularity=args.singularity_mode is not None,
+                              default_image=args.singularity_mode or "")  # fmt: skip
+    return _glue(args, scheduler, suffix=".sh")
+
+
+def _templates(files: list[Path], queues: list[str]) -> dict[str, str]:
+    """One template per queue (or one for all), each read and checked now, not at the first task."""
+    from launcher import templates
+
+    if len(files) not in (1, len(queues)):
+        hint = "give one template per queue, in the order of --queue, or one for all"
+        raise UserError(f"{len(files)} templates for {len(queues)} queues", hint, exit_code=2)
+    texts = {}
+    for queue, path in zip(queues, files * len(queues) if len(files) == 1 else files, strict=False):
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise UserError(f"cannot read the template {path}: {e.strerror}") from None
+        templates.check(text, str(path))
+        texts[queue] = text
+    return texts
+
+
+def _glue(args: argparse.Namespace, scheduler: Scheduler, suffix: str) -> int:
+    import socket
+
+    from clearml_task.api import Client
+    from launcher.glue import Glue, Options
+
+    options = Options(queues=args.queue, worker=f"{socket.gethostname()}:{scheduler.name}",
+                      interval=args.polling_interval, once=args.once, max_jobs=args.max_jobs,
+                      dry_run=args.dry_run, suffix=suffix)  # fmt: skip
+    glue = Glue(Client(), scheduler, options)
+    glue.stopping = _stop_on_signals()
+    return glue.run()
 
 
 def abort(args: argparse.Namespace) -> int:
