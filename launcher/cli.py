@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the launcher in the job inside the task's image (else DEFAULT_IMAGE) with singularity exec",
     )  # fmt: skip
 
+    k8s = sub.add_parser("k8s", help="hand tasks from queues to Kubernetes, one Job per task")
+    _glue_options(k8s)
+    k8s.add_argument("--template", required=True, type=Path, metavar="FILE", help="the Job template (YAML)")
+    k8s.add_argument("--namespace", default="default", help="where the Jobs go (default: default)")
+
     abort = sub.add_parser("abort", help="stop a task (a running one is stopped by its worker)")
     abort.add_argument("task_id", help="the task's id")
 

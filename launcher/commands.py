@@ -168,6 +168,16 @@ def slurm(args: argparse.Namespace) -> int:
     return _glue(args, scheduler, suffix=".sh")
 
 
+def k8s(args: argparse.Namespace) -> int:
+    from launcher.backends import kubernetes as backend
+
+    if why := backend.missing():
+        raise UserError(f"Kubernetes is not available here: {why}")
+    text = _templates([args.template], args.queue)[args.queue[0]]
+    scheduler = backend.Kubernetes(backend.read_template(text, str(args.template)), args.namespace)
+    return _glue(args, scheduler, suffix=".yaml")
+
+
 def _templates(files: list[Path], queues: list[str]) -> dict[str, str]:
     """One template per queue (or one for all), each read and checked now, not at the first task."""
     from launcher import templates
