@@ -59,6 +59,7 @@ def create_task(folder: Path, queue: str | None = None) -> str:
 
 
 def container_bench(runs: int, work: Path, env: dict[str, str]) -> None:
+    """The same task on the host and in a container, alternating; medians and their difference."""
     work.mkdir(parents=True)
     engine = containers.engine_env(work)
     image = containers.test_image(engine)
@@ -86,6 +87,7 @@ def container_bench(runs: int, work: Path, env: dict[str, str]) -> None:
 
 
 def slurm_bench(runs: int, work: Path, env: dict[str, str]) -> None:
+    """A task through the Slurm glue, and a bare sbatch, from submission to the first line of output."""
     from clearml_task.api import Client
 
     work.mkdir(parents=True)

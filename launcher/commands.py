@@ -175,6 +175,8 @@ def k8s(args: argparse.Namespace) -> int:
         raise UserError(f"Kubernetes is not available here: {why}")
     text = _templates([args.template], args.queue)[args.queue[0]]
     scheduler = backend.Kubernetes(backend.read_template(text, str(args.template)), args.namespace)
+    if args.dry_run is None:
+        backend.connect()
     return _glue(args, scheduler, suffix=".yaml")
 
 

@@ -86,6 +86,7 @@ def run(
             ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write)
             sdk_env = _sdk_config(dest, settings, log)
             job = _job(client, task, settings, log, ws, server_env | sdk_env, stop)
+            log.write(f"launcher: the task runs {settings.runner.describe()}")
             return _report(client, task["id"], settings.runner.run(job), log)
     except ReproductionError as e:
         log.write(f"launcher: {e.reason}", "error")

@@ -181,6 +181,15 @@ def _quantities_as_strings(node: Any) -> None:
             _quantities_as_strings(item)
 
 
+def connect() -> None:
+    """Read the cluster's configuration now: a glue that cannot reach a cluster says so before any task."""
+    try:
+        _apis()
+    except Exception as e:
+        hint = "run inside the cluster (a service account) or point KUBECONFIG at a kubeconfig"
+        raise UserError(f"no Kubernetes cluster configured: {e}", hint) from None
+
+
 @functools.lru_cache(maxsize=1)
 def _apis() -> tuple[Any, Any]:
     """The batch and core APIs, configured in the cluster (a service account) or from the kubeconfig."""

@@ -136,3 +136,11 @@ def test_gpus_in_the_engine_form() -> None:
         "nvidia.com/gpu=1",
     ]
     assert gpu_options("/usr/bin/podman", "") == []
+
+
+def test_an_engine_without_docker_is_a_usage_error(jobs: Repo) -> None:
+    task_id = create_task(jobs.work, "train.py")
+    result = launcher("execute", "--id", task_id, "--container-engine", "podman")
+    assert result.returncode == 2
+    assert "--container-engine goes with --docker" in result.stderr + result.stdout
+    assert status(task_id) == "created"

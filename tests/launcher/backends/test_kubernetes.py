@@ -131,3 +131,12 @@ def test_abort_deletes_the_job(api: tuple[KubernetesApi, dict[str, str]], jobs: 
     deleted = next(r for r in server.requests if r.method == "DELETE")
     assert deleted.path.startswith(f"/apis/batch/v1/namespaces/default/jobs/clearml-{task_id}")
     assert not server.jobs
+
+
+def test_no_cluster_is_a_clear_error_before_any_task(jobs: Repo, tmp_path: Path) -> None:
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    result = launcher("k8s", "--queue", q, "--template", template(tmp_path), "--once")
+    assert result.returncode == 1
+    assert "no Kubernetes cluster configured" in result.stderr + result.stdout
+    assert status(task_id) == "queued"
