@@ -1,4 +1,5 @@
-"""The daemon: pull tasks from queues and run them one at a time, reporting as a ClearML worker.
+"""The daemon: pull tasks from queues and run them one at a time (up to N with --services-mode),
+reporting as a ClearML worker.
 
 Strict priority across queues (after each task it starts again from the first), or round-robin with
 --order-fairness. Idle polling is one cheap call per queue per interval; a stop (SIGTERM, `--stop`) ends
