@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--clone", action="store_true", help="run a clone of the task (the task stays as it is)"
     )
     execute.add_argument("--require-queue", action="store_true", help="only run the task if it is queued")
+    execute.add_argument(
+        "--docker", nargs="?", const="", metavar="IMAGE",
+        help="run it in a container: the task's image, else IMAGE (a python3 in it is all it needs)",
+    )  # fmt: skip
     _run_options(execute)
 
     daemon = sub.add_parser("daemon", help="run tasks from queues, one at a time")
@@ -71,7 +75,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--stop", nargs="?", const="", metavar="WORKER_ID", help="stop this machine's daemon(s)"
     )
     daemon.add_argument("--status", action="store_true", help="list this machine's daemons")
+    daemon.add_argument(
+        "--docker", nargs="*", metavar="IMAGE [ARGS]",
+        help="run tasks in containers: each task's image, else IMAGE; ARGS are engine options for every "
+        "container (quote them: --docker 'python:3.11 --shm-size=1g')",
+    )  # fmt: skip
+    daemon.add_argument(
+        "--services-mode", nargs="?", type=int, const=0, metavar="N",
+        help="run up to N tasks at once (no limit without N), each with its own work tree, log and abort",
+    )  # fmt: skip
     _run_options(daemon)
+
+    slurm = sub.add_parser("slurm", help="hand tasks from queues to Slurm, one batch job per task")
+    _glue_options(slurm)
+    slurm.add_argument(
+        "--template-files", "--template", nargs="+", required=True, type=Path, metavar="FILE",
+        help="sbatch templates, one per queue in the order of --queue (one template serves every queue)",
+    )  # fmt: skip
+    slurm.add_argument(
+        "--singularity-mode", nargs="?", const="", metavar="DEFAULT_IMAGE",
+        help="run the launcher in the job inside the task's image (else DEFAULT_IMAGE) with singularity exec",
+    )  # fmt: skip
+
+    k8s = sub.add_parser("k8s", help="hand tasks from queues to Kubernetes, one Job per task")
+    _glue_options(k8s)
+    k8s.add_argument("--template", required=True, type=Path, metavar="FILE", help="the Job template (YAML)")
+    k8s.add_argument("--namespace", default="default", help="where the Jobs go (default: default)")
 
     abort = sub.add_parser("abort", help="stop a task (a running one is stopped by its worker)")
     abort.add_argument("task_id", help="the task's id")
@@ -89,10 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _glue_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--queue", nargs="+", required=True, metavar="QUEUE", help="queues to pull from")
+    parser.add_argument("--polling-interval", type=float, default=1.0, help="seconds between polls (1)")
+    parser.add_argument("--max-jobs", type=int, default=0, help="at most this many jobs at once (no limit)")
+    parser.add_argument("--once", action="store_true", help="hand over what is queued now, wait, then exit")
+    parser.add_argument(
+        "--dry-run", type=Path, metavar="DIR", help="write each task's job into DIR, submit nothing"
+    )
+
+
 def _run_options(parser: argparse.ArgumentParser) -> None:
     gpus = parser.add_mutually_exclusive_group()
     gpus.add_argument("--gpus", help="GPUs for the task, e.g. 0,1 (CUDA_VISIBLE_DEVICES)")
     gpus.add_argument("--cpu-only", action="store_true", help="no GPUs for the task")
+    parser.add_argument(
+        "--container-engine", choices=("docker", "podman"),
+        help="with --docker: the engine (default: docker when its daemon answers, else podman)",
+    )  # fmt: skip
     parser.add_argument("--keep-workspace", action="store_true", help="keep the task's work tree afterwards")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds from SIGTERM to SIGKILL on abort")
     parser.add_argument(

@@ -13,7 +13,9 @@ from clearml_task import config, console, vocabulary
 from clearml_task.errors import UserError
 
 if TYPE_CHECKING:
+    from launcher.backends import Runner
     from launcher.execute import Settings
+    from launcher.glue import Scheduler
 
 
 def server(args: argparse.Namespace) -> int:
@@ -184,6 +186,7 @@ def daemon(args: argparse.Namespace) -> int:
     options = daemons.Options(
         queues=args.queue, fairness=args.order_fairness, polling_interval=args.polling_interval,
         once=args.once, max_tasks=args.max_tasks, create_queue=args.create_queue,
+        services=args.services_mode,
     )  # fmt: skip
     settings = _settings(args, worker=worker)
     settings.echo = args.foreground
@@ -194,6 +197,61 @@ def daemon(args: argparse.Namespace) -> int:
         return runner.run()
     finally:
         pid_file.unlink(missing_ok=True)
+
+
+def slurm(args: argparse.Namespace) -> int:
+    from launcher.backends import slurm as backend
+
+    if args.dry_run is None and (why := backend.missing()):
+        raise UserError(f"Slurm is not available here: {why}")
+    texts = _templates(args.template_files, args.queue)
+    scheduler = backend.Slurm(texts, singularity=args.singularity_mode is not None,
+                              default_image=args.singularity_mode or "")  # fmt: skip
+    return _glue(args, scheduler, suffix=".sh")
+
+
+def k8s(args: argparse.Namespace) -> int:
+    from launcher.backends import kubernetes as backend
+
+    if why := backend.missing():
+        raise UserError(f"Kubernetes is not available here: {why}")
+    text = _templates([args.template], args.queue)[args.queue[0]]
+    scheduler = backend.Kubernetes(backend.read_template(text, str(args.template)), args.namespace)
+    if args.dry_run is None:
+        backend.connect()
+    return _glue(args, scheduler, suffix=".yaml")
+
+
+def _templates(files: list[Path], queues: list[str]) -> dict[str, str]:
+    """One template per queue (or one for all), each read and checked now, not at the first task."""
+    from launcher import templates
+
+    if len(files) not in (1, len(queues)):
+        hint = "give one template per queue, in the order of --queue, or one for all"
+        raise UserError(f"{len(files)} templates for {len(queues)} queues", hint, exit_code=2)
+    texts = {}
+    for queue, path in zip(queues, files * len(queues) if len(files) == 1 else files, strict=False):
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise UserError(f"cannot read the template {path}: {e.strerror}") from None
+        templates.check(text, str(path))
+        texts[queue] = text
+    return texts
+
+
+def _glue(args: argparse.Namespace, scheduler: Scheduler, suffix: str) -> int:
+    import socket
+
+    from clearml_task.api import Client
+    from launcher.glue import Glue, Options
+
+    options = Options(queues=args.queue, worker=f"{socket.gethostname()}:{scheduler.name}",
+                      interval=args.polling_interval, once=args.once, max_jobs=args.max_jobs,
+                      dry_run=args.dry_run, suffix=suffix)  # fmt: skip
+    glue = Glue(Client(), scheduler, options)
+    glue.stopping = _stop_on_signals()
+    return glue.run()
 
 
 def abort(args: argparse.Namespace) -> int:
@@ -233,6 +291,27 @@ def _gpus(args: argparse.Namespace) -> str | None:
 def _settings(args: argparse.Namespace, worker: str) -> Settings:
     from launcher.execute import Settings
 
-    return Settings(home=_home(), worker=worker, gpus=_gpus(args), grace=args.grace,
-                    keep_workspace=args.keep_workspace,
-                    sdk_report_subprocess=args.sdk_report_subprocess)  # fmt: skip
+    settings = Settings(home=_home(), worker=worker, gpus=_gpus(args), grace=args.grace,
+                        keep_workspace=args.keep_workspace,
+                        sdk_report_subprocess=args.sdk_report_subprocess)  # fmt: skip
+    if args.docker is not None:
+        settings.runner = _container(args.docker, args.container_engine)
+    elif args.container_engine:
+        raise UserError("--container-engine goes with --docker", exit_code=2)
+    return settings
+
+
+def _container(docker: str | list[str], engine: str | None) -> Runner:
+    """--docker [IMAGE [ARGS...]]: the container runner, its default image and the daemon's own options."""
+    import shlex
+
+    from launcher.backends.container import Container, check_image, choose_engine
+    from launcher.errors import ReproductionError
+
+    words = [word for item in ([docker] if isinstance(docker, str) else docker) for word in shlex.split(item)]
+    image, arguments = (words[0], words[1:]) if words else ("", [])
+    try:
+        image = check_image(image, "--docker") if image else ""
+    except ReproductionError as e:
+        raise UserError(e.reason, e.hint, exit_code=2) from None
+    return Container(choose_engine(engine), image, arguments)

@@ -1,4 +1,5 @@
-"""The daemon: pull tasks from queues and run them one at a time, reporting as a ClearML worker.
+"""The daemon: pull tasks from queues and run them one at a time (up to N with --services-mode),
+reporting as a ClearML worker.
 
 Strict priority across queues (after each task it starts again from the first), or round-robin with
 --order-fairness. Idle polling is one cheap call per queue per interval; a stop (SIGTERM, `--stop`) ends
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.errors import UserError
+from launcher.services import Slots
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
@@ -38,6 +40,7 @@ class Options:
     once: bool = False
     max_tasks: int | None = None
     create_queue: bool = False
+    services: int | None = None  # --services-mode: up to N tasks at once (0: no limit); None: one at a time
 
 
 class Daemon:
@@ -51,6 +54,7 @@ class Daemon:
         self.queue_ids = [client.queue_id(q, create=options.create_queue) for q in options.queues]
         self.names = dict(zip(self.queue_ids, options.queues, strict=True))
         self._last_report = 0.0
+        self.slots = Slots(options.services) if options.services is not None else None
 
     def run(self) -> int:
         worker = self.settings.worker
@@ -59,6 +63,8 @@ class Daemon:
         ran, start = 0, 0
         try:
             while not self.stopping.is_set():
+                if self.slots is not None and not self.slots.wait_free(self.stopping):
+                    break
                 picked = self._next(start)
                 if picked is None:
                     if self.options.once:
@@ -68,11 +74,16 @@ class Daemon:
                     continue
                 index, task_id = picked
                 start = (index + 1) % len(self.queue_ids) if self.options.fairness else 0
-                self._run_one(task_id, self.queue_ids[index])
+                if self.slots is None:
+                    self._run_one(task_id, self.queue_ids[index])
+                else:
+                    self.slots.start(self._run_one, task_id, self.queue_ids[index])
                 ran += 1
                 if self.options.once or (self.options.max_tasks and ran >= self.options.max_tasks):
                     break
         finally:
+            if self.slots is not None:
+                self.slots.join()
             self.client.unregister_worker(worker)
         return 0
 

@@ -11,17 +11,20 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.errors import UserError
 from clearml_task.vocabulary import COMPLETED, FAILED, IN_PROGRESS, QUEUED, RUNNABLE_STATUSES, STOPPED
+from launcher.backends import Job, Runner
+from launcher.backends.local import Local
 from launcher.errors import ReproductionError
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
     from launcher.logship import LogShipper
+    from launcher.process import Outcome
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Settings:
     keep_workspace: bool = False
     echo: bool = True
     sdk_report_subprocess: bool = False  # the SDK's Linux default; its exit then waits 5-11 s
+    runner: Runner = field(default_factory=Local)  # where the process runs: the host, or a container
 
     @property
     def cache_dir(self) -> Path:
@@ -72,7 +76,7 @@ def run(
 ) -> str:
     """Reproduce and run a taken task; returns its final status (completed, failed or stopped). Setting
     `stop` (the daemon is shutting down) aborts the run: the task ends stopped, never completed."""
-    from launcher import environment, workspace
+    from launcher import workspace
 
     task_id = task["id"]
     dest = settings.work_dir / f"{task_id}-{int(time.time() * 1000)}"
@@ -80,10 +84,10 @@ def run(
     try:
         with _server_for_the_task(client) as server_env:
             ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write)
-            env = environment.ensure(task, ws.root, ws.workdir, settings.cache_dir, log.write)
-            _record_requirements(client, task, env.frozen, log)
             sdk_env = _sdk_config(dest, settings, log)
-            return _run_process(client, task, settings, log, ws, env.python, server_env | sdk_env, stop)
+            job = _job(client, task, settings, log, ws, server_env | sdk_env, stop)
+            log.write(f"launcher: the task runs {settings.runner.describe()}")
+            return _report(client, task["id"], settings.runner.run(job), log)
     except ReproductionError as e:
         log.write(f"launcher: {e.reason}", "error")
         for line in e.detail.strip().splitlines()[-40:]:
@@ -100,14 +104,14 @@ def run(
             shutil.rmtree(dest, ignore_errors=True)
 
 
-def _run_process(
-    client: Client, task: dict[str, Any], settings: Settings, log: LogShipper, ws: Any, python: Path,
-    server_env: dict[str, str], stop: threading.Event | None,
-) -> str:  # fmt: skip
+def _job(
+    client: Client, task: dict[str, Any], settings: Settings, log: LogShipper, ws: Any,
+    launcher_env: dict[str, str], stop: threading.Event | None,
+) -> Job:  # fmt: skip
+    """The run the runner starts: the task's arguments read against its parser, and what the launcher adds."""
     import shlex
 
     from clearml_task import arguments
-    from launcher import process
 
     args = (task.get("hyperparams") or {}).get("Args") or {}
     try:
@@ -121,37 +125,31 @@ def _run_process(
     if line.ignored:
         log.write(f"launcher: arguments: not options of the script: {', '.join(line.ignored)}", "warning")
     log.write(f"launcher: arguments ({line.kind}): {shlex.join(line.argv)}")
-    argv = process.command(python, ws.entry_point, line.argv)
-    extra = {**server_env, "CLEARML_TASK_ID": task["id"], "CLEARML_LOG_TASK_TO_BACKEND": "0"}
+    extra = {**launcher_env, "CLEARML_TASK_ID": task["id"], "CLEARML_LOG_TASK_TO_BACKEND": "0"}
     if settings.worker:
         extra["CLEARML_WORKER_ID"] = settings.worker
-    if settings.gpus is not None:
-        extra["CUDA_VISIBLE_DEVICES"] = extra["NVIDIA_VISIBLE_DEVICES"] = settings.gpus
-    env = process.environment(task, extra, ws.workdir, ws.root)
-    outcome = process.run(argv, cwd=ws.workdir, env=env, client=client, task_id=task["id"], log=log,
-                          grace=settings.grace, stop=stop)  # fmt: skip
+    files = [Path(launcher_env["CLEARML_CONFIG_FILE"])] if "CLEARML_CONFIG_FILE" in launcher_env else []
+    return Job(client=client, task=task, root=ws.root, workdir=ws.workdir, entry_point=ws.entry_point,
+               arguments=line.argv, extra_env=extra, cache_dir=settings.cache_dir, log=log,
+               grace=settings.grace, gpus=settings.gpus, stop=stop, files=files)  # fmt: skip
+
+
+def _report(client: Client, task_id: str, outcome: Outcome, log: LogShipper) -> str:
+    """The task's final status from how its process ended."""
     if outcome.aborted:
         log.write("launcher: aborted: the task was stopped on the server", "warning")
         log.flush()
-        client.set_status(task["id"], STOPPED, force=True, message="aborted")
+        client.set_status(task_id, STOPPED, force=True, message="aborted")
         return STOPPED
     if outcome.exit_code == 0:
         log.write("launcher: the process exited with code 0")
         log.flush()
-        client.set_status(task["id"], COMPLETED, force=True)
+        client.set_status(task_id, COMPLETED, force=True)
         return COMPLETED
     log.write(f"launcher: the process ended: {outcome.message}", "error")
     log.flush()
-    client.set_status(task["id"], FAILED, force=True, message=f"worker execution {outcome.message}")
+    client.set_status(task_id, FAILED, force=True, message=f"worker execution {outcome.message}")
     return FAILED
-
-
-def _record_requirements(client: Client, task: dict[str, Any], frozen: str, log: LogShipper) -> None:
-    """What was installed goes back to the task (the original kept in org_pip), as ClearML's agent does."""
-    given = ((task.get("script") or {}).get("requirements") or {}).get("pip") or ""
-    requirements = {**((task.get("script") or {}).get("requirements") or {}), "pip": frozen, "org_pip": given}
-    client.set_requirements(task["id"], requirements)
-    log.write(f"launcher: recorded {len(frozen.splitlines())} installed packages on the task")
 
 
 @contextlib.contextmanager

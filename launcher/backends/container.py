@@ -1,0 +1,309 @@
+"""The container runner: the task's process in a container (docker or podman), in any image with a python3.
+
+The host reproduces the code as for a host run and mounts the work tree at the same path; inside, a script
+(`ENTRY`) runs the task's setup script, builds a venv with the uv binary of the launcher's own uv package
+(mounted read-only) and the host's uv cache (mounted), then execs the task's command. Nothing of ours is
+installed in the image. The log is the engine's attached output, shipped from the host line by line.
+
+The container is created, started attached and, once it ended, its exit code comes from the engine's `wait`
+(`--rm` would lose it); it is removed whatever happened, so an abort leaves nothing running: the engine's
+`stop` (SIGTERM, then SIGKILL after the grace period) and `rm -f`.
+
+What a task asks for is not trusted: the image must be an image reference, and of `container.arguments` only
+the options in SAFE_OPTIONS pass (each with a checked value); everything is handed to the engine as an argv,
+never through a shell, the image last, after every option. The daemon's own `--docker IMAGE ARGS...` come from
+whoever runs the daemon and are passed as given.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clearml_task.errors import UserError
+from launcher.backends import Job
+from launcher.backends.local import record_requirements
+from launcher.errors import ReproductionError
+
+if TYPE_CHECKING:
+    from launcher.environment import Plan
+    from launcher.process import Outcome
+
+ENGINES = ("docker", "podman")
+INSTALL = "install podman (apt-get install podman) or docker"
+MOUNT = "/opt/clearml-launcher"  # the uv binary and the entry script, read-only
+VENV = "/opt/clearml-venv"  # the task's environment, inside the container only
+IMAGE = re.compile(
+    r"^(?:(?:localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+)(?::[0-9]+)?/|[a-zA-Z0-9-]+:[0-9]+/)?"  # registry/
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"  # path
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"  # :tag @digest
+)
+NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+SIZE = r"[0-9]+(?:\.[0-9]+)?[bkmgBKMG]?"
+# The options a task's container.arguments may use, with the form of their value. Anything else (e.g.
+# --privileged, -v/--volume, --pid, --ipc, --network, --device, --cap-add, --security-opt, --user) is refused.
+SAFE_OPTIONS: dict[str, str] = {
+    "-e": rf"{NAME}(?:=.*)?",
+    "--env": rf"{NAME}(?:=.*)?",
+    "--shm-size": SIZE,
+    "-m": SIZE,
+    "--memory": SIZE,
+    "--memory-swap": rf"-1|{SIZE}",
+    "--cpus": r"[0-9]+(?:\.[0-9]+)?",
+    "-l": r"[A-Za-z0-9_.-]+(?:=.*)?",
+    "--label": r"[A-Za-z0-9_.-]+(?:=.*)?",
+    "-h": r"[A-Za-z0-9.-]{1,253}",
+    "--hostname": r"[A-Za-z0-9.-]{1,253}",
+    "--add-host": r"[A-Za-z0-9.-]+:[0-9A-Fa-f.:]+",
+    "--ulimit": r"[a-z]+=-?[0-9]+(?::-?[0-9]+)?",
+    "--tmpfs": r"/[A-Za-z0-9_./-]*(?::[a-z0-9=,]*)?",
+}
+# How this machine reaches the package index, handed to uv in the container (it shares the host's network).
+INDEX_SETTINGS = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_INDEX", "UV_NATIVE_TLS",
+                  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
+                  "no_proxy")  # fmt: skip
+CA_BUNDLE = f"{MOUNT}/ca-certificates.crt"  # the host's SSL_CERT_FILE, when it names one
+STAGED = ("entry.sh", "setup.sh", "requirements.txt")  # written per run, mounted read-only under MOUNT
+ENTRY = """\
+set -e
+if [ -s "$CLEARML_LAUNCHER_SETUP" ]; then
+    echo "launcher: running the task's container setup script"
+    if command -v bash >/dev/null; then bash "$CLEARML_LAUNCHER_SETUP"; else sh "$CLEARML_LAUNCHER_SETUP"; fi
+fi
+uv=/opt/clearml-launcher/uv
+python=$(command -v python3 || true)
+if [ -z "$python" ]; then echo "launcher: the image has no python3" >&2; exit 127; fi
+echo "launcher: environment: $("$python" --version 2>&1) at $python; uv $("$uv" --version | cut -d' ' -f2)"
+"$uv" venv --quiet --no-python-downloads --python "$python" /opt/clearml-venv
+if [ -s "$CLEARML_LAUNCHER_REQUIREMENTS" ]; then
+    "$uv" pip install --quiet --no-python-downloads --python /opt/clearml-venv/bin/python \
+        -r "$CLEARML_LAUNCHER_REQUIREMENTS"
+fi
+"$uv" pip freeze --python /opt/clearml-venv/bin/python > "$CLEARML_LAUNCHER_FROZEN"
+cd "$CLEARML_LAUNCHER_WORKDIR"
+exec "$@"
+"""
+
+
+def choose_engine(wanted: str | None) -> str:
+    """The engine's binary: the one asked for, else docker when its daemon answers, else podman."""
+    if wanted:
+        found = shutil.which(wanted)
+        if found is None:
+            raise UserError(f"--container-engine {wanted}: {wanted} is not installed", INSTALL)
+        return found
+    docker = shutil.which("docker")
+    if docker and _answers(docker):
+        return docker
+    podman = shutil.which("podman")
+    if podman:
+        return podman
+    raise UserError("--docker needs a container engine, and neither docker nor podman answers here", INSTALL)
+
+
+def _answers(binary: str) -> bool:
+    try:
+        return subprocess.run([binary, "info"], capture_output=True, timeout=15).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def check_image(image: str, where: str) -> str:
+    image = image.strip()
+    if not IMAGE.match(image):
+        raise ReproductionError(
+            f"{where}: {image!r} is not an image reference",
+            hint="name an image as registry/name:tag (e.g. python:3.11)",
+        )
+    return image
+
+
+def check_arguments(text: str | list[str]) -> list[str]:
+    """The task's container.arguments as engine options: only SAFE_OPTIONS, each with a checked value."""
+    try:
+        given = shlex.split(text) if isinstance(text, str) else [str(item) for item in text]
+    except ValueError as error:
+        raise ReproductionError(f"container.arguments cannot be read: {error}") from None
+    out: list[str] = []
+    items = iter(given)
+    for item in items:
+        option, value = item.split("=", 1) if item.startswith("--") and "=" in item else (item, None)
+        if option not in SAFE_OPTIONS:
+            raise ReproductionError(
+                f"container.arguments: {item!r} is not allowed",
+                hint=f"a task may use only {', '.join(sorted(SAFE_OPTIONS))}; the daemon's own "
+                "--docker IMAGE ARGS... may add others",
+            )
+        if value is None:
+            value = next(items, None)
+            if value is None:
+                raise ReproductionError(f"container.arguments: {option} needs a value")
+        if not re.fullmatch(SAFE_OPTIONS[option], value, re.DOTALL):
+            raise ReproductionError(f"container.arguments: {option} {value!r} is not a valid value")
+        out.append(f"{option}={value}")  # one word: the value cannot be read as an option of its own
+    return out
+
+
+def gpu_options(engine: str, gpus: str | None) -> list[str]:
+    """--gpus in the engine's own form: docker's --gpus, podman's CDI devices."""
+    if not gpus:
+        return []
+    ids = [gpu.strip() for gpu in gpus.split(",") if gpu.strip()]
+    if Path(engine).name == "docker":
+        return ["--gpus", "all" if gpus == "all" else f'"device={",".join(ids)}"']
+    return [option for gpu in ids for option in ("--device", f"nvidia.com/gpu={gpu}")]
+
+
+@dataclass
+class Container:
+    engine: str  # the engine's binary
+    image: str = ""  # the daemon's default image ("" : the task must name one)
+    arguments: list[str] = field(default_factory=list)  # the daemon's own engine options, trusted
+
+    def describe(self) -> str:
+        return f"in containers ({Path(self.engine).name}, default image {self.image or 'none'})"
+
+    def run(self, job: Job) -> Outcome:
+        """Create, start attached, wait, remove: the task's process in a container (see the module's doc)."""
+        from launcher import environment, process
+
+        container = job.task.get("container") or {}
+        given = str(container.get("image") or "").strip()
+        if not (given or self.image):
+            raise ReproductionError("the task names no container image and the launcher has no default",
+                                    hint="give one: --docker IMAGE")  # fmt: skip
+        image = check_image(given, "container.image") if given else self.image
+        task_arguments = check_arguments(container.get("arguments") or "")
+        staging = job.root.parent / f"{job.root.name}.container"
+        staging.mkdir(parents=True, exist_ok=True)
+        try:
+            plan = environment.plan_requirements((job.task.get("script") or {}).get("requirements") or {},
+                                                 job.root, job.workdir)  # fmt: skip
+            job.log.write(f"environment: {environment.describe(plan, job.root)} (built in the container)")
+            values = self._values(job, staging, plan)
+            name = f"clearml-{job.task['id'][:32]}-{secrets.token_hex(4)}"
+            create = [
+                self.engine, "create", "--name", name, "--init", "--network", "host",
+                "--workdir", str(job.workdir), *self._mounts(job, staging),
+                *(option for key in sorted(values) for option in ("--env", key)),
+                *gpu_options(self.engine, job.gpus), *self.arguments, *task_arguments,
+                image, "/bin/sh", f"{MOUNT}/entry.sh",
+                *process.command(Path(VENV) / "bin" / "python", job.entry_point, job.arguments),
+            ]  # fmt: skip
+            job.log.write(f"launcher: container {name} from {image} ({Path(self.engine).name})")
+            made = subprocess.run(create, env={**os.environ, **values}, capture_output=True, text=True)
+            if made.returncode != 0:
+                raise ReproductionError(
+                    f"the container cannot be created: {_last_line(made.stderr)}",
+                    detail=made.stderr,
+                    hint="check the image and container.arguments",
+                )
+            try:
+                outcome = process.run([self.engine, "start", "--attach", name], cwd=job.workdir,
+                                      env=dict(os.environ), client=job.client, task_id=job.task["id"],
+                                      log=job.log, grace=job.grace, stop=job.stop)  # fmt: skip
+                if not outcome.aborted:
+                    outcome = process.Outcome(self._exit_code(name, outcome.exit_code))
+            finally:
+                self._remove(name, job.grace)
+            frozen = staging / "out" / "frozen.txt"
+            if frozen.is_file() and frozen.stat().st_size:
+                record_requirements(job, frozen.read_text())
+            return outcome
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _values(self, job: Job, staging: Path, plan: Plan) -> dict[str, str]:
+        """The container's environment: the task's Environment hyperparams, then what the launcher sets. The
+        values reach the engine through its own environment (`--env NAME`), never on its command line."""
+        env: dict[str, str] = {}
+        for param in ((job.task.get("hyperparams") or {}).get("Environment") or {}).values():
+            name = str(param.get("name") or "")
+            if re.fullmatch(NAME, name):
+                env[name] = str(param.get("value", ""))
+            elif name:
+                job.log.write(f"launcher: environment variable {name!r} skipped: not a valid name", "warning")
+        env |= job.extra_env
+        if job.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(job.gpus.split(","))))
+        env |= {name: os.environ[name] for name in INDEX_SETTINGS if name in os.environ}
+        if _ca_bundle():
+            env["SSL_CERT_FILE"] = CA_BUNDLE
+        env |= {
+            "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(job.workdir), str(job.root)])),
+            "PYTHONUNBUFFERED": "1",
+            "UV_CACHE_DIR": str(job.cache_dir / "uv-cache"),
+            "UV_LINK_MODE": "copy",  # the cache is another mount: no hard links across it
+            "UV_PYTHON_DOWNLOADS": "never",
+            "NO_COLOR": "1",
+            "CLEARML_LAUNCHER_WORKDIR": str(job.workdir),
+            "CLEARML_LAUNCHER_SETUP": f"{MOUNT}/setup.sh",
+            "CLEARML_LAUNCHER_REQUIREMENTS": f"{MOUNT}/requirements.txt",
+            "CLEARML_LAUNCHER_FROZEN": "/opt/clearml-launcher-out/frozen.txt",
+        }
+        setup = (job.task.get("container") or {}).get("setup_shell_script") or ""
+        if isinstance(setup, list):
+            setup = "\n".join(str(line) for line in setup)
+        (staging / "setup.sh").write_text(str(setup))
+        (staging / "requirements.txt").write_text(_requirements_file(plan))
+        (staging / "entry.sh").write_text(ENTRY)
+        return env
+
+    def _mounts(self, job: Job, staging: Path) -> list[str]:
+        from launcher.environment import find_uv
+
+        uv_cache = job.cache_dir / "uv-cache"
+        uv_cache.mkdir(parents=True, exist_ok=True)
+        out = staging / "out"
+        out.mkdir(exist_ok=True)
+        binds = [
+            (job.root, job.root, "rw"),
+            (uv_cache, uv_cache, "rw"),
+            (Path(find_uv()), Path(MOUNT) / "uv", "ro"),
+            *(
+                (staging / name, Path(MOUNT) / name, "ro")
+                for name in ("entry.sh", "setup.sh", "requirements.txt")
+            ),
+            (out, Path("/opt/clearml-launcher-out"), "rw"),
+            *((path, path, "ro") for path in job.files if path.exists()),
+            *((bundle, Path(CA_BUNDLE), "ro") for bundle in [_ca_bundle()] if bundle),
+        ]
+        return [option for host, inside, mode in binds for option in ("-v", f"{host}:{inside}:{mode}")]
+
+    def _exit_code(self, name: str, fallback: int | None) -> int | None:
+        done = subprocess.run([self.engine, "wait", name], capture_output=True, text=True)
+        try:
+            return int(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return fallback
+
+    def _remove(self, name: str, grace: float) -> None:
+        """Nothing left running: stop (SIGTERM, SIGKILL after `grace`), then remove."""
+        subprocess.run([self.engine, "stop", "--time", str(max(1, round(grace))), name], capture_output=True)
+        subprocess.run([self.engine, "rm", "--force", name], capture_output=True)
+
+
+def _requirements_file(plan: Plan) -> str:
+    """The plan as one requirements file for uv inside the container (requirements.txt files by path)."""
+    lines = [f"-r {path}" for path in plan.files] if plan.files else list(plan.lines)
+    if plan.installer == "sync" and plan.project is not None:
+        lines.append(f"-r {plan.project / 'pyproject.toml'}")
+    return "\n".join([*lines, *plan.extra]) + "\n"
+
+
+def _ca_bundle() -> Path | None:
+    """The host's CA bundle (SSL_CERT_FILE), for uv in images that have none or not the host's own CAs."""
+    given = os.environ.get("SSL_CERT_FILE")
+    return Path(given) if given and Path(given).is_file() else None
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "the engine gave no reason"

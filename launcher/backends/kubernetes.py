@@ -1,0 +1,216 @@
+"""The Kubernetes scheduler: a Job per task from the user's YAML template, with the official `kubernetes`
+client (the optional extra `clearml-task[kubernetes]`, imported only here).
+
+The template's containers, resources, volumes and everything else are kept; the glue's variables are
+replaced inside string values (a value from a task stays one string, never YAML). The first container
+gets the task's image (when the task names one; else the template's) and, when the template gives it no
+command, runs `clearml-launcher execute --id <task> --require-queue` (the image must have clearml-launcher
+and reach the server: give CLEARML_API_* in the template, e.g. from a Secret). The Job is named after the
+task, labelled with the task and the queue, never retried (backoffLimit 0 unless the template says) and
+built with the client's typed models, so a template the API would refuse is refused before submitting.
+
+A Job whose pod cannot start (an image that cannot be pulled, a config error) counts as ended with that
+reason, so the glue fails the task with it; an abort deletes the Job (and its pods).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from clearml_task.errors import UserError
+from launcher import templates
+from launcher.backends import JobState
+from launcher.backends.container import check_image
+from launcher.errors import ReproductionError
+
+NAME = "kubernetes"
+INSTALL = "pip install 'clearml-task[kubernetes]' (the official kubernetes client)"
+CANNOT_START = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
+                "CreateContainerError", "RunContainerError")  # fmt: skip
+LABEL = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def missing() -> str | None:
+    try:
+        import kubernetes  # noqa: F401
+    except ImportError:
+        return f"the kubernetes client is not installed (install: {INSTALL})"
+    return None
+
+
+def execute_command(task_id: str) -> list[str]:
+    return ["clearml-launcher", "execute", "--id", task_id, "--require-queue"]
+
+
+def read_template(text: str, where: str) -> dict[str, Any]:
+    """The Job template: a YAML mapping whose pod has at least one container."""
+    import yaml
+
+    try:
+        found = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UserError(f"{where} is not YAML: {e}") from None
+    containers = ((((found or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+        "containers"
+    )
+    if not isinstance(found, dict) or not containers:
+        raise UserError(f"{where} is not a Job template", "it needs spec.template.spec.containers")
+    if found.get("kind", "Job") != "Job":
+        raise UserError(f"{where} is a {found.get('kind')}, not a Job")
+    return found
+
+
+@dataclass
+class Kubernetes:
+    template: dict[str, Any]  # the parsed Job template
+    namespace: str = "default"
+
+    name = NAME
+
+    def render(self, task: dict[str, Any], context: templates.Context) -> str:
+        """The task's Job manifest (YAML), built and checked with the client's typed models."""
+        import yaml
+
+        task_id = str(task["id"])
+        commands = {"CLEARML_AGENT_EXECUTE": " ".join(execute_command(task_id)), "CLEARML_PRE_SETUP": ":",
+                    "CLEARML_POST_SETUP": ":"}  # fmt: skip
+        context = templates.Context(context.queue_name, context.queue_id, context.worker, task, commands)
+        try:
+            doc = templates.document(copy.deepcopy(self.template), context)
+        except templates.MissingValue as e:
+            raise ReproductionError(f"kubernetes template: {e}") from None
+        doc["apiVersion"], doc["kind"] = "batch/v1", "Job"
+        metadata = doc["metadata"] = doc.get("metadata") or {}
+        metadata["name"] = f"clearml-{task_id.lower()[:40]}"
+        metadata.setdefault("namespace", self.namespace)
+        labels = {"clearml-task-id": _label(task_id), "clearml-queue": _label(context.queue_name)}
+        metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+        spec = doc["spec"]
+        spec.setdefault("backoffLimit", 0)
+        pod = spec["template"]
+        pod["metadata"] = pod.get("metadata") or {}
+        pod["metadata"]["labels"] = {**(pod["metadata"].get("labels") or {}), **labels}
+        pod["spec"].setdefault("restartPolicy", "Never")
+        first = pod["spec"]["containers"][0]
+        image = str((task.get("container") or {}).get("image") or "").strip()
+        if image:
+            first["image"] = check_image(image, "container.image")
+        if not first.get("image"):
+            raise ReproductionError("the task names no image and the Job template's container has none")
+        if not first.get("command") and not first.get("args"):
+            first["command"] = execute_command(task_id)
+        ours = {"CLEARML_TASK_ID": task_id, "CLEARML_WORKER_ID": context.worker}
+        env = [item for item in first.get("env") or [] if item.get("name") not in ours]
+        first["env"] = [*env, *({"name": key, "value": value} for key, value in ours.items())]
+        return yaml.safe_dump(_typed(doc), sort_keys=False)
+
+    def submit(self, rendered: str) -> str:
+        """Create the Job; its name. The API server's refusal is the task's failure reason."""
+        import yaml
+
+        batch, _ = _apis()
+        body = yaml.safe_load(rendered)
+        namespace = body["metadata"].get("namespace") or self.namespace
+        try:
+            batch.create_namespaced_job(namespace, body)
+        except Exception as e:
+            raise ReproductionError(f"the Job was refused: {_reason(e)}", detail=str(e)) from None
+        return f"{namespace}/{body['metadata']['name']}"
+
+    def state(self, job_id: str) -> JobState:
+        """Active, succeeded, failed (the condition's reason) — or ended when its pod cannot start."""
+        batch, core = _apis()
+        namespace, name = job_id.split("/", 1)
+        try:
+            job = batch.read_namespaced_job_status(name, namespace)
+        except Exception as e:
+            if getattr(e, "status", None) == 404:
+                return JobState(False, "DELETED")
+            return JobState(True, f"UNKNOWN ({_reason(e)})")  # the API server's hiccup: look again later
+        status = job.status
+        if status is not None and status.succeeded:
+            return JobState(False, "SUCCEEDED")
+        for condition in (status.conditions or []) if status is not None else []:
+            if condition.type == "Failed" and condition.status == "True":
+                return JobState(False, f"FAILED: {condition.reason or ''} {condition.message or ''}".strip())
+        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
+        for pod in pods.items or []:
+            for container in (pod.status.container_statuses or []) if pod.status else []:
+                waiting = container.state.waiting if container.state else None
+                if waiting is not None and waiting.reason in CANNOT_START:
+                    return JobState(False, f"cannot start: {waiting.reason}: {waiting.message or ''}".strip())
+        return JobState(True, "ACTIVE" if status is not None and status.active else "PENDING")
+
+    def cancel(self, job_id: str) -> None:
+        batch, _ = _apis()
+        namespace, name = job_id.split("/", 1)
+        try:
+            batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        except Exception as e:
+            if getattr(e, "status", None) != 404:
+                raise
+
+
+def _typed(doc: dict[str, Any]) -> Any:
+    """The manifest through the client's typed models (quantities as strings): checked, in the API's form."""
+    from kubernetes import client
+
+    _quantities_as_strings(doc)
+    try:
+        job = client.V1Job.from_dict(doc)
+    except Exception as e:
+        raise ReproductionError(f"the Job template does not make a valid Job: {e}".splitlines()[0],
+                                detail=str(e)) from None  # fmt: skip
+    return client.ApiClient().sanitize_for_serialization(job)
+
+
+def _quantities_as_strings(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("limits", "requests") and isinstance(value, dict):
+                node[key] = {name: str(amount) for name, amount in value.items()}
+            else:
+                _quantities_as_strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            _quantities_as_strings(item)
+
+
+def connect() -> None:
+    """Read the cluster's configuration now: a glue that cannot reach a cluster says so before any task."""
+    try:
+        _apis()
+    except Exception as e:
+        hint = "run inside the cluster (a service account) or point KUBECONFIG at a kubeconfig"
+        raise UserError(f"no Kubernetes cluster configured: {e}", hint) from None
+
+
+@functools.lru_cache(maxsize=1)
+def _apis() -> tuple[Any, Any]:
+    """The batch and core APIs, configured in the cluster (a service account) or from the kubeconfig."""
+    from kubernetes import client, config
+
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config()
+    else:
+        config.load_kube_config()
+    return client.BatchV1Api(), client.CoreV1Api()
+
+
+def _label(value: str) -> str:
+    return LABEL.sub("-", value)[:63].strip("-_.") or "none"
+
+
+def _reason(error: Exception) -> str:
+    import json
+
+    body = getattr(error, "body", None)
+    try:
+        return str(json.loads(body)["message"]) if body else str(error).splitlines()[0]
+    except (ValueError, KeyError, TypeError):
+        return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -1,0 +1,58 @@
+"""The local runner: the task's process on this machine, in a venv built by uv from the cache."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from launcher.backends import Job
+
+if TYPE_CHECKING:
+    from launcher.process import Outcome
+
+
+class Local:
+    def describe(self) -> str:
+        return "on the host"
+
+    def run(self, job: Job) -> Outcome:
+        from launcher import environment, process
+
+        note_container(job)
+        env = environment.ensure(job.task, job.root, job.workdir, job.cache_dir, job.log.write)
+        record_requirements(job, env.frozen)
+        argv = process.command(env.python, job.entry_point, job.arguments)
+        extra = dict(job.extra_env)
+        if job.gpus is not None:
+            extra["CUDA_VISIBLE_DEVICES"] = extra["NVIDIA_VISIBLE_DEVICES"] = job.gpus
+        child_env = process.environment(job.task, extra, job.workdir, job.root)
+        return process.run(argv, cwd=job.workdir, env=child_env, client=job.client, task_id=job.task["id"],
+                           log=job.log, grace=job.grace, stop=job.stop)  # fmt: skip
+
+
+def note_container(job: Job) -> None:
+    """A task made for a container says in its log that it runs on the host (nothing is silently ignored)."""
+    container = job.task.get("container") or {}
+    asked = [
+        f"{what} {container[key]!r}" if key == "image" else what
+        for key, what in (
+            ("image", "image"),
+            ("arguments", "arguments"),
+            ("setup_shell_script", "a setup script"),
+        )
+        if container.get(key)
+    ]
+    if asked:
+        job.log.write(
+            f"launcher: the task has container settings ({', '.join(asked)}); this launcher runs without "
+            "--docker, so the task runs on the host and they are not used",
+            "warning",
+        )
+
+
+def record_requirements(job: Job, frozen: str) -> None:
+    """What was installed goes back to the task (the original kept in org_pip), as ClearML's agent does."""
+    script: dict[str, Any] = job.task.get("script") or {}
+    given = (script.get("requirements") or {}).get("pip") or ""
+    requirements = {**(script.get("requirements") or {}), "pip": frozen, "org_pip": given}
+    job.client.set_requirements(job.task["id"], requirements)
+    job.log.write(f"launcher: recorded {len(frozen.splitlines())} installed packages on the task")

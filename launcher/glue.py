@@ -1,0 +1,188 @@
+"""Glue between ClearML queues and a cluster scheduler (Slurm, Kubernetes): tasks are pulled from the queues,
+each handed to the scheduler as a job that runs `clearml-launcher execute --id <task> --require-queue`,
+and tracked until the job ends.
+
+A task stays `queued` (in no queue) until its job starts and the launcher in it takes it, so a job that never
+starts leaves a task nobody else takes: when a job ends and its task still is queued or in progress, the task
+is failed with the job's end state. A task aborted on the server gets its job cancelled. sbatch or the API
+server refusing the job fails the task with the refusal. `dry_run` writes what would be submitted into a
+directory and submits nothing: the tasks stay in their queues.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from clearml_task.vocabulary import CLOSED, CREATED, FAILED, IN_PROGRESS, QUEUED, STOPPED
+from launcher import templates
+from launcher.backends import JobState
+from launcher.errors import ReproductionError
+
+if TYPE_CHECKING:
+    from clearml_task.api import Client
+
+ENDED_GRACE = 5.0  # seconds a task may take to report its end after its job ended
+
+
+class Scheduler(Protocol):
+    name: str
+
+    def render(self, task: dict[str, Any], context: templates.Context) -> str: ...
+
+    def submit(self, rendered: str) -> str: ...
+
+    def state(self, job_id: str) -> JobState: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+
+@dataclass
+class Options:
+    queues: list[str]
+    worker: str
+    interval: float = 1.0
+    once: bool = False  # submit what is queued now, wait for those jobs, exit
+    max_jobs: int = 0  # 0: no limit on jobs tracked at once
+    dry_run: Path | None = None
+    suffix: str = ".sh"  # of the files --dry-run writes
+
+
+@dataclass
+class Tracked:
+    task_id: str
+    job_id: str
+    ended_at: float | None = None
+
+
+@dataclass
+class Glue:
+    client: Client
+    scheduler: Scheduler
+    options: Options
+    stopping: threading.Event = field(default_factory=threading.Event)
+    jobs: dict[str, Tracked] = field(default_factory=dict)  # task id -> its job
+
+    def run(self) -> int:
+        """Pull, submit and track until stopped (or, with `once`, until what was queued has ended)."""
+        queue_ids = [self.client.queue_id(name) for name in self.options.queues]
+        names = dict(zip(queue_ids, self.options.queues, strict=True))
+        if self.options.dry_run is not None:
+            return self._dry_run(queue_ids, names)
+        self.client.register_worker(self.options.worker, queue_ids)
+        print(f"clearml-launcher: {self.scheduler.name} glue {self.options.worker} polls "
+              f"{', '.join(self.options.queues)}", flush=True)  # fmt: skip
+        try:
+            pulling = True
+            while not self.stopping.is_set():
+                self.track()
+                if pulling and (not self.options.max_jobs or len(self.jobs) < self.options.max_jobs):
+                    pulled = self._pull(queue_ids, names)
+                    pulling = pulled or not self.options.once
+                    if pulled:
+                        continue
+                if self.options.once and not pulling and not self.jobs:
+                    break
+                self.stopping.wait(self.options.interval * random.uniform(0.8, 1.2))
+        finally:
+            self.client.unregister_worker(self.options.worker)
+        return 0
+
+    def _pull(self, queue_ids: list[str], names: dict[str, str]) -> bool:
+        for queue_id in queue_ids:
+            task_id = self.client.next_task(queue_id)
+            if task_id:
+                self.hand_over(task_id, queue_id, names[queue_id])
+                return True
+        return False
+
+    def hand_over(self, task_id: str, queue_id: str, queue_name: str) -> None:
+        """Render and submit the task's job; a task the scheduler cannot take fails with the reason."""
+        task = self.client.get_task(task_id)
+        if task.get("status") != QUEUED:
+            return
+        context = templates.Context(queue_name, queue_id, self.options.worker, task, {})
+        try:
+            job_id = self.scheduler.submit(self.scheduler.render(task, context))
+        except ReproductionError as e:
+            self._fail(task_id, e.reason, e.detail)
+            return
+        self.jobs[task_id] = Tracked(task_id, job_id)
+        self._log(task_id, f"launcher: {self.scheduler.name} job {job_id} submitted for this task "
+                           f"by {self.options.worker}")  # fmt: skip
+        self.client.edit_task(task_id, force=True, runtime={f"{self.scheduler.name}_job_id": job_id})
+        print(f"clearml-launcher: task {task_id} from {queue_name}: {self.scheduler.name} job {job_id}",
+              flush=True)  # fmt: skip
+
+    def track(self) -> None:
+        """Cancel the jobs of aborted tasks; fail the tasks whose job ended without them reporting."""
+        if not self.jobs:
+            return
+        found = self.client.tasks(id=list(self.jobs), only_fields=["id", "status", "status_message"])
+        statuses = {task["id"]: task for task in found}
+        for task_id, tracked in list(self.jobs.items()):
+            task = statuses.get(task_id)
+            status = task.get("status") if task else None
+            if (
+                task is None
+                or status in (STOPPED, CLOSED, CREATED)
+                or "stopping" in (task.get("status_message") or "")
+            ):
+                self.scheduler.cancel(tracked.job_id)
+                self._log(task_id, f"launcher: the task was aborted; {self.scheduler.name} job "
+                                   f"{tracked.job_id} cancelled")  # fmt: skip
+                del self.jobs[task_id]
+                continue
+            if status not in (QUEUED, IN_PROGRESS):
+                del self.jobs[task_id]  # it reported how it ended
+                continue
+            state = self.scheduler.state(tracked.job_id)
+            if state.active:
+                continue
+            tracked.ended_at = tracked.ended_at or time.monotonic()
+            if time.monotonic() - tracked.ended_at >= ENDED_GRACE:
+                self._fail(task_id, f"{self.scheduler.name} job {tracked.job_id} ended ({state.word}) "
+                                    "without the task reporting its end")  # fmt: skip
+                del self.jobs[task_id]
+
+    def _dry_run(self, queue_ids: list[str], names: dict[str, str]) -> int:
+        """Write each queued task's job into the directory; submit nothing, take nothing off a queue."""
+        assert self.options.dry_run is not None
+        self.options.dry_run.mkdir(parents=True, exist_ok=True)
+        written: set[str] = set()
+        while not self.stopping.is_set():
+            for queue_id in queue_ids:
+                queue = self.client.call("queues.get_by_id", {"queue": queue_id})["queue"]
+                for entry in queue["entries"]:
+                    task_id = str(entry["task"])
+                    if task_id in written:
+                        continue
+                    task = self.client.get_task(task_id)
+                    context = templates.Context(names[queue_id], queue_id, self.options.worker, task, {})
+                    try:
+                        rendered = self.scheduler.render(task, context)
+                    except ReproductionError as e:
+                        print(f"clearml-launcher: task {task_id}: {e.reason}", flush=True)
+                        written.add(task_id)
+                        continue
+                    path = self.options.dry_run / f"{task_id}{self.options.suffix}"
+                    path.write_text(rendered)
+                    written.add(task_id)
+                    print(f"clearml-launcher: task {task_id}: wrote {path} (not submitted)", flush=True)
+            if self.options.once:
+                break
+            self.stopping.wait(self.options.interval)
+        return 0
+
+    def _fail(self, task_id: str, reason: str, detail: str = "") -> None:
+        lines = [f"launcher: {reason}", *(f"  {line}" for line in detail.strip().splitlines()[-20:])]
+        self._log(task_id, *lines, level="error")
+        self.client.set_status(task_id, FAILED, force=True, message=reason)
+        print(f"clearml-launcher: task {task_id} failed: {reason}", flush=True)
+
+    def _log(self, task_id: str, *lines: str, level: str = "info") -> None:
+        self.client.send_log(task_id, [(level, line) for line in lines], worker=self.options.worker)

@@ -1,0 +1,107 @@
+"""A small stand-in for a Kubernetes API server (none can run here): it records every request the official
+client makes and answers what the glue asks — create, read the status of and delete a Job, list its pods —
+with a Job state and a pod waiting reason the test sets."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+)(/status)?)?$")
+PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    body: Any
+
+
+@dataclass
+class KubernetesApi:
+    requests: list[Recorded] = field(default_factory=list)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    job_status: dict[str, Any] = field(default_factory=lambda: {"active": 1})
+    waiting: str | None = None  # a pod waiting reason (e.g. ImagePullBackOff)
+
+    def start(self) -> str:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def _answer(self, code: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                path = urlsplit(self.path).path
+                api.requests.append(Recorded(self.command, self.path, body))
+                code, answer = api.answer(self.command, path, body)
+                self._answer(code, answer)
+
+            do_GET = do_POST = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def kubeconfig(self, path: Path, url: str) -> Path:
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "test",
+            "clusters": [{"name": "test", "cluster": {"server": url}}],
+            "users": [{"name": "test", "user": {"token": "test"}}],
+            "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+        }  # fmt: skip
+        path.write_text(json.dumps(config))
+        return path
+
+    def answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        jobs, pods = JOBS.match(path), PODS.match(path)
+        if jobs and method == "POST":
+            self.jobs[body["metadata"]["name"]] = body
+            return 201, body
+        if jobs and jobs.group(2):
+            name = jobs.group(2)
+            if name not in self.jobs:
+                return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+                             "message": f'jobs.batch "{name}" not found', "code": 404}  # fmt: skip
+            if method == "DELETE":
+                del self.jobs[name]
+                return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+            return 200, {**self.jobs[name], "status": self.job_status}
+        if pods:
+            return 200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": self._pods()}
+        return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404}
+
+    def _pods(self) -> list[dict[str, Any]]:
+        if self.waiting is None:
+            return []
+        state = {"waiting": {"reason": self.waiting, "message": "the image cannot be pulled"}}
+        status = {
+            "name": "task",
+            "image": "x",
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "state": state,
+        }
+        return [{"metadata": {"name": "pod"}, "status": {"containerStatuses": [status]}}]

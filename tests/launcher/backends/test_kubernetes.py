@@ -1,0 +1,142 @@
+"""The Kubernetes glue: manifests validated with kubernetes-validate --strict, submit / watch / delete through
+the official client against a recording stand-in API server (no cluster runs here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clearml_task.api import Client
+from testing.kubernetes_api import KubernetesApi
+from testing.launching import create_task, launcher, log_lines, spawn, status, wait_for
+from testing.repos import Repo, make_repo
+
+TEMPLATE = """\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  annotations:
+    clearml/task-name: "${CLEARML_TASK.name}"
+    clearml/queue: "${CLEARML_QUEUE_NAME}"
+spec:
+  template:
+    spec:
+      containers:
+        - name: task
+          image: python:3.12
+          resources:
+            limits: {cpu: 2, memory: 1Gi}
+          envFrom:
+            - secretRef: {name: clearml-api}
+          volumeMounts:
+            - {name: data, mountPath: /data}
+      volumes:
+        - name: data
+          emptyDir: {}
+"""
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[KubernetesApi, dict[str, str]]]:
+    server = KubernetesApi()
+    url = server.start()
+    yield server, {"KUBECONFIG": str(server.kubeconfig(tmp_path / "kubeconfig", url))}
+    server.stop()
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Repo:
+    return make_repo(tmp_path / "jobs", "jobs")
+
+
+def queue() -> str:
+    name = f"k8s-{uuid.uuid4().hex[:6]}"
+    Client().queue_id(name, create=True)
+    return name
+
+
+def template(tmp_path: Path) -> str:
+    path = tmp_path / "job.yaml"
+    path.write_text(TEMPLATE)
+    return str(path)
+
+
+def validate(manifest: dict[str, object], tmp_path: Path) -> None:
+    path = tmp_path / f"manifest-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    validator = Path(sys.executable).with_name("kubernetes-validate")
+    checked = subprocess.run([str(validator), "--strict", str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_dry_run_writes_valid_manifests_and_submits_nothing(jobs: Repo, tmp_path: Path) -> None:
+    q = queue()
+    hostile = 'x: {y: z}\n- "$(rm -rf /)"'
+    task_id = create_task(jobs.work, "train.py", queue=q, docker="python:3.11", name=hostile)
+    out = tmp_path / "manifests"
+    result = launcher("k8s", "--queue", q, "--template", template(tmp_path), "--dry-run", str(out), "--once")
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = yaml.safe_load((out / f"{task_id}.yaml").read_text())
+    validate(manifest, tmp_path)
+    assert manifest["metadata"]["annotations"]["clearml/task-name"] == hostile
+    pod = manifest["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "python:3.11"
+    assert container["command"] == ["clearml-launcher", "execute", "--id", task_id, "--require-queue"]
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
+    assert container["volumeMounts"] == [{"name": "data", "mountPath": "/data"}] and pod["volumes"]
+    assert {"name": "CLEARML_TASK_ID", "value": task_id} in container["env"]
+    assert pod["restartPolicy"] == "Never" and manifest["spec"]["backoffLimit"] == 0
+    assert status(task_id) == "queued"
+
+
+def test_a_job_that_cannot_start_fails_the_task(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    server, env = api
+    server.job_status, server.waiting = {}, "ImagePullBackOff"
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q, docker="python:3.11")
+    result = launcher("k8s", "--queue", q, "--template", template(tmp_path), "--namespace", "ml", "--once",
+                      "--polling-interval", "0.3", env=env)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    created = [r for r in server.requests if r.method == "POST"]
+    assert len(created) == 1 and created[0].path == "/apis/batch/v1/namespaces/ml/jobs"
+    validate(created[0].body, tmp_path)
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    assert "cannot start: ImagePullBackOff" in task["status_message"]
+    assert task["runtime"]["kubernetes_job_id"] == f"ml/clearml-{task_id}"
+    assert any("kubernetes job ml/clearml-" in line for line in log_lines(task_id))
+
+
+def test_abort_deletes_the_job(api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path) -> None:
+    server, env = api
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    glue = spawn("k8s", "--queue", q, "--template", template(tmp_path), "--polling-interval", "0.3", env=env)
+    try:
+        wait_for(lambda: any(r.method == "POST" for r in server.requests))
+        assert launcher("abort", task_id).returncode == 0
+        wait_for(lambda: any(r.method == "DELETE" for r in server.requests))
+    finally:
+        glue.terminate()
+        glue.wait(timeout=60)
+    deleted = next(r for r in server.requests if r.method == "DELETE")
+    assert deleted.path.startswith(f"/apis/batch/v1/namespaces/default/jobs/clearml-{task_id}")
+    assert not server.jobs
+
+
+def test_no_cluster_is_a_clear_error_before_any_task(jobs: Repo, tmp_path: Path) -> None:
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    result = launcher("k8s", "--queue", q, "--template", template(tmp_path), "--once")
+    assert result.returncode == 1
+    assert "no Kubernetes cluster configured" in result.stderr + result.stdout
+    assert status(task_id) == "queued"

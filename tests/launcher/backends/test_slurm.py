@@ -1,0 +1,138 @@
+"""The Slurm glue against a real single-node Slurm the fixture starts and stops; the templates' rendering."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clearml_task.api import Client
+from testing import slurm
+from testing.engines import require
+from testing.launching import create_task, launcher, log_lines, spawn, status, wait_for
+from testing.repos import Repo, make_repo
+
+TEMPLATE = """\
+#!/bin/bash
+#SBATCH --job-name=${CLEARML_TASK.name}
+#SBATCH --output=OUTPUT/%j.out
+${CLEARML_PRE_SETUP}
+echo "queue ${CLEARML_QUEUE_NAME} partition ${CLEARML_TASK.hyperparams.properties.partition.value:none}"
+${CLEARML_AGENT_EXECUTE}
+${CLEARML_POST_SETUP}
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    require(slurm.missing())
+    with slurm.single_node(tmp_path_factory.mktemp("slurm")) as env:
+        yield env
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Repo:
+    return make_repo(tmp_path / "jobs", "jobs")
+
+
+def template(tmp_path: Path, text: str = TEMPLATE) -> Path:
+    output = tmp_path / "slurm-output"
+    output.mkdir(exist_ok=True)
+    path = tmp_path / "job.sh"
+    path.write_text(text.replace("OUTPUT", str(output)))
+    return path
+
+
+def queue() -> str:
+    name = f"slurm-{uuid.uuid4().hex[:6]}"
+    Client().queue_id(name, create=True)
+    return name
+
+
+def test_a_task_runs_as_a_batch_job(cluster: dict[str, str], jobs: Repo, tmp_path: Path) -> None:
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", args=["epochs=2"], queue=q, name="it's $(touch pwned)")
+    result = launcher("slurm", "--queue", q, "--template-files", str(template(tmp_path)), "--once",
+                      "--polling-interval", "0.3", env=cluster)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert status(task_id) == "completed"
+    lines = log_lines(task_id)
+    assert "epochs=2 lr=0.1 fast=False" in lines
+    job_id = Client().get_task(task_id)["runtime"]["slurm_job_id"]
+    assert any(line.startswith(f"launcher: slurm job {job_id} submitted") for line in lines)
+    output = (tmp_path / "slurm-output" / f"{job_id}.out").read_text()
+    assert f"queue {q} partition none" in output
+    shown = subprocess.run(["scontrol", "show", "job", job_id], env={**os.environ, **cluster},
+                           capture_output=True, text=True).stdout  # fmt: skip
+    assert "JobName=it's $(touch pwned)" in shown
+
+
+def test_sbatch_refusing_fails_the_task(cluster: dict[str, str], jobs: Repo, tmp_path: Path) -> None:
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    refused = template(
+        tmp_path, TEMPLATE.replace("#SBATCH --job-name", "#SBATCH --partition=nowhere\n#SBATCH --job-name")
+    )
+    result = launcher("slurm", "--queue", q, "--template", str(refused), "--once", env=cluster)
+    assert result.returncode == 0, result.stdout + result.stderr
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    assert "sbatch refused the job" in task["status_message"]
+    assert "partition" in task["status_message"].lower()
+
+
+def test_a_job_that_dies_without_reporting_fails_the_task(
+    cluster: dict[str, str], jobs: Repo, tmp_path: Path
+) -> None:
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    dying = template(tmp_path, TEMPLATE.replace("${CLEARML_AGENT_EXECUTE}", "exit 7"))
+    result = launcher("slurm", "--queue", q, "--template", str(dying), "--once", "--polling-interval", "0.3",
+                      env=cluster)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    assert "ended (FAILED) without the task reporting its end" in task["status_message"]
+
+
+def test_abort_cancels_the_job(cluster: dict[str, str], jobs: Repo, tmp_path: Path) -> None:
+    q = queue()
+    task_id = create_task(jobs.work, "sleepy.py", args=[f"pidfile={tmp_path / 'pids'}"], queue=q)
+    glue = spawn("slurm", "--queue", q, "--template", str(template(tmp_path)), "--polling-interval", "0.3",
+                 env=cluster)  # fmt: skip
+    try:
+        wait_for(lambda: "tick 2" in log_lines(task_id))
+        job_id = Client().get_task(task_id)["runtime"]["slurm_job_id"]
+        assert launcher("abort", task_id).returncode == 0
+        wait_for(lambda: status(task_id) == "stopped")
+        env = {**os.environ, **cluster}
+
+        def gone() -> bool:
+            listed = subprocess.run(["squeue", "--noheader", "--jobs", job_id], env=env, capture_output=True,
+                                    text=True).stdout  # fmt: skip
+            return not listed.strip()
+
+        wait_for(gone, timeout=60)
+        wait_for(lambda: any("cancelled" in line for line in log_lines(task_id)), timeout=30)
+    finally:
+        glue.terminate()
+        glue.wait(timeout=60)
+
+
+def test_dry_run_writes_the_singularity_script_and_submits_nothing(jobs: Repo, tmp_path: Path) -> None:
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q, docker="python:3.11")
+    out = tmp_path / "rendered"
+    result = launcher("slurm", "--queue", q, "--template", str(template(tmp_path)), "--singularity-mode",
+                      "--dry-run", str(out), "--once")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    script = (out / f"{task_id}.sh").read_text()
+    assert "singularity exec docker://python:3.11 " in script
+    assert f"execute --id {task_id} --require-queue" in script
+    assert status(task_id) == "queued"
+    waiting = Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})["queue"]["entries"]
+    assert task_id in [entry["task"] for entry in waiting]
