@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from clearml_task import secret_files, summary
-from clearml_task.document import Request
+from clearml_task.request import Request
 from clearml_task.submit import Prepared, prepare
 from testing.repos import Repo, make_repo, reproduce, tree_of
 from testing.servers import ROOT

@@ -15,7 +15,7 @@ import pytest
 
 from clearml_task import config
 from clearml_task.api import Client
-from clearml_task.document import Request
+from clearml_task.request import Request
 from clearml_task.submit import prepare
 from testing.launching import launcher, log_lines
 from testing.repos import Repo, make_repo
