@@ -1,12 +1,15 @@
 """The task's Python environment: which interpreter, which requirements, and a cached venv built by uv.
 
 The requirements come from the first of these that has any (as clearml-agent picks them):
-`script.requirements.pip` of the task; nothing when `script.requirements.source` says clearml-task decided
-it ("none" for --force-no-requirements, or "given" / "detected" with no lines); every requirements.txt
-from the repository root down to the working dir; a pyproject.toml with a [project] table (with its
-uv.lock, installed `--locked`) at the working dir or the root; else none, and the task still gets a venv of
-its own so it cannot touch the launcher's interpreter. `script.requirements.extra` (clearml, when
-clearml-task injected Task.init()) is installed on top of what the repository declares.
+`script.requirements.pip` of the task, unless `script.requirements.source` says the repository declares
+them (clearml-task records the declared lines plus clearml in `pip` for ClearML's agent, which installs
+only that; here the declared files and their uv.lock are installed as they are at the commit); nothing when
+`script.requirements.source` says clearml-task decided it ("none" for --force-no-requirements, or "given" /
+"detected" with no lines); every requirements.txt from the repository root down to the working dir; a
+pyproject.toml with a [project] table (with its uv.lock, installed `--locked`) at the working dir or the
+root; else none, and the task still gets a venv of its own so it cannot touch the launcher's interpreter.
+`script.requirements.extra` (clearml, when clearml-task injected Task.init()) is installed on top of what
+the repository declares.
 The interpreter is script.binary when it runs on this machine, else the launcher's own (with a warning); uv
 never downloads one.
 
@@ -196,9 +199,13 @@ def current_python() -> Interpreter:
 # --- the requirements --------------------------------------------------------------------------------------
 
 
+DECLARED_SOURCES = ("requirements.txt", "pyproject.toml", "uv.lock")  # script.requirements.source values
+
+
 def plan_requirements(requirements: dict[str, Any], root: Path, workdir: Path) -> Plan:
+    """What to install, in the order of the module's docstring."""
     lines = task_lines(requirements.get("pip"))
-    if lines:
+    if lines and requirements.get("source") not in DECLARED_SOURCES:
         return Plan("task", "pip", lines=lines, material=sorted(lines))
     if requirements.get("source") in ("none", "given", "detected"):  # all of it would be in `pip`
         return Plan("task", "none")

@@ -55,8 +55,13 @@ class Decision:
     @property
     def pip(self) -> list[str] | None:
         """The lines for script.requirements.pip, or None where the launcher installs the repository's own
-        files at the commit (a declared source: it reads them in the same order) or nothing (none)."""
+        files at the commit (a declared source: it reads them in the same order) or nothing (none). A declared
+        source with clearml on top records its lines too: ClearML's agent installs only `pip` (else the
+        repository's requirements.txt), never `extra`, and without clearml the injected Task.init would not
+        run there; our launcher still installs the declared files (`source`, `files` and `lock` say so)."""
         if self.source in ("given", "detected") and self.requirements:
+            return self.lines
+        if self.declared and self.extra:
             return self.lines
         return None
 
@@ -68,8 +73,9 @@ class Decision:
         return [r.line for r in self.requirements if r.origin == CLEARML_ORIGIN]
 
     def script_requirements(self) -> dict[str, object]:
-        """The task document's script.requirements: `pip` for given / detected lines; `source` always;
-        for a declared source the files read, the uv.lock and the lines to install on top (`extra`)."""
+        """The task document's script.requirements: `pip` for given / detected lines (and for a declared
+        source with clearml on top, for ClearML's agent); `source` always; for a declared source the files
+        read, the uv.lock and the lines to install on top (`extra`)."""
         recorded: dict[str, object] = {"source": self.source}
         if self.pip:
             recorded["pip"] = "\n".join(self.pip) + "\n"

@@ -111,7 +111,7 @@ def test_a_remote_requirements_file_brings_its_includes(tmp_path: Path) -> None:
     subprocess.run(["git", "push", "-q"], cwd=repo.work, check=True)
     task, out = created("--name", "includes", "--repo", str(filtering(repo.origin)), "--script", "train.py")
     assert requirements_of(task) == {"source": "requirements.txt", "files": ["requirements.txt"],
-                                     "extra": "clearml\n"}  # fmt: skip
+                                     "extra": "clearml\n", "pip": "six==1.16.0\nclearml\n"}  # fmt: skip
     assert "six==1.16.0" in out and "reqs/base.in:1" in out
 
 
@@ -123,6 +123,8 @@ def test_declared_files_are_named_and_clearml_goes_on_top(tmp_path: Path) -> Non
         "source": "requirements.txt",
         "files": ["requirements.txt", "app/requirements.txt"],
         "extra": "clearml\n",
+        "pip": "numpy<2,>=1.24\nPyYAML\nrequests>=2.20\n--extra-index-url https://download.pytorch.org/whl/cpu\n"
+        'torch >=2.1\nscikit-learn==1.5.0 ; python_version >= "3.9"\nclearml\n',  # for ClearML's agent
     }
     assert "declared in requirements.txt, app/requirements.txt" in out
     uvlock = make_repo(tmp_path / "locked", "reqs_uvlock")
@@ -184,7 +186,7 @@ def test_the_launcher_installs_clearml_on_top_of_the_repository_requirements(tmp
     repo.write("requirements.txt", "six\n")
     task, _ = created("--name", "on top", "--folder", str(repo.work), "--script", "train.py")
     assert requirements_of(task) == {"source": "requirements.txt", "files": ["requirements.txt"],
-                                     "extra": "clearml\n"}  # fmt: skip
+                                     "extra": "clearml\n", "pip": "six\nclearml\n"}  # fmt: skip
     result = launcher("execute", "--id", str(task["id"]))
     assert result.returncode == 0, result.stdout + result.stderr
     assert status(str(task["id"])) == "completed"

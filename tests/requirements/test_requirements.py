@@ -343,7 +343,9 @@ def test_clearml_is_added_when_task_init_is_injected() -> None:
     assert decide(packages=["ClearML>=1.16"], add_clearml=True).lines == ["ClearML>=1.16"]
     assert decide(force_none=True, add_clearml=True).lines == []
     declared = detect("reqs_uvlock", add_clearml=True)
-    assert declared.lines[-1] == "clearml" and declared.extra == ["clearml"] and declared.pip is None
+    assert declared.lines[-1] == "clearml" and declared.extra == ["clearml"]
+    assert declared.pip == declared.lines  # what ClearML's agent installs: the declared lines and the SDK
+    assert detect("reqs_uvlock", add_clearml=False).pip is None
     assert detect("reqs_detect", add_clearml=True).pip[-1] == "clearml"  # type: ignore[index]
 
 
@@ -354,6 +356,7 @@ def test_what_the_document_records() -> None:
     }  # fmt: skip
     assert detect("reqs_uvlock", add_clearml=True).script_requirements() == {
         "source": "uv.lock", "files": ["pyproject.toml", "uv.lock"], "lock": "uv.lock", "extra": "clearml\n",
+        "pip": "\n".join(detect("reqs_uvlock").lines) + "\nclearml\n",
     }  # fmt: skip
     assert detect("reqs_declared", working_dir="app").script_requirements() == {
         "source": "requirements.txt", "files": ["requirements.txt", "app/requirements.txt"],
