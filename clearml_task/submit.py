@@ -173,11 +173,14 @@ def _injector(request: document.Request, notes: list[str], injected: list[str]) 
         from dataclasses import asdict
 
         from clearml_task import inject as injection
+        from clearml_task.arguments import counted_dests, read_parser_cached
         from clearml_task.cache import memoized
 
+        unbound = counted_dests(read_parser_cached(text, path)) if path.endswith(".py") else []
         result = memoized(
-            "inject", injection, (path, text), lambda: asdict(injection.inject_task_init(text, path))
-        )
+            "inject", injection, (path, text, *unbound),
+            lambda: asdict(injection.inject_task_init(text, path, unbound)),
+        )  # fmt: skip
         notes.append(result["note"])
         text_out: str | None = result["text"]
         if text_out is not None:

@@ -20,6 +20,7 @@ from launcher.errors import ReproductionError
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
+    from launcher.environment import Environment
     from launcher.logship import LogShipper
 
 RUNNABLE = ("created", "queued", "stopped")
@@ -84,7 +85,7 @@ def run(
             env = environment.ensure(task, ws.root, ws.workdir, settings.cache_dir, log.write)
             _record_requirements(client, task, env.frozen, log)
             sdk_env = _sdk_config(dest, settings, log)
-            return _run_process(client, task, settings, log, ws, env.python, server_env | sdk_env, stop)
+            return _run_process(client, task, settings, log, ws, env, server_env | sdk_env, stop)
     except ReproductionError as e:
         log.write(f"launcher: {e.reason}", "error")
         for line in e.detail.strip().splitlines()[-40:]:
@@ -102,8 +103,8 @@ def run(
 
 
 def _run_process(
-    client: Client, task: dict[str, Any], settings: Settings, log: LogShipper, ws: Any, python: Path,
-    server_env: dict[str, str], stop: threading.Event | None,
+    client: Client, task: dict[str, Any], settings: Settings, log: LogShipper, ws: Any,
+    env: Environment, server_env: dict[str, str], stop: threading.Event | None,
 ) -> str:  # fmt: skip
     import shlex
 
@@ -111,10 +112,11 @@ def _run_process(
     from launcher import process
 
     args = (task.get("hyperparams") or {}).get("Args") or {}
+    parser = arguments.read_parser_file(entry_file(ws.workdir, ws.root, ws.entry_point))
+    if parser.sdk_binds_args and not _has_clearml(env.frozen):
+        parser.sdk_binds_args = False  # its Task.init cannot run: the command line gives everything
     try:
-        line = arguments.command_line(
-            args, arguments.read_parser_file(entry_file(ws.workdir, ws.root, ws.entry_point))
-        )
+        line = arguments.command_line(args, parser)
     except UserError as e:
         raise ReproductionError(e.message, hint=e.hint) from None
     for note in line.problems:
@@ -122,14 +124,14 @@ def _run_process(
     if line.ignored:
         log.write(f"launcher: arguments: not options of the script: {', '.join(line.ignored)}", "warning")
     log.write(f"launcher: arguments ({line.kind}): {shlex.join(line.argv)}")
-    argv = process.command(python, ws.entry_point, line.argv)
+    argv = process.command(env.python, ws.entry_point, line.argv)
     extra = {**server_env, "CLEARML_TASK_ID": task["id"], "CLEARML_LOG_TASK_TO_BACKEND": "0"}
     if settings.worker:
         extra["CLEARML_WORKER_ID"] = settings.worker
     if settings.gpus is not None:
         extra["CUDA_VISIBLE_DEVICES"] = extra["NVIDIA_VISIBLE_DEVICES"] = settings.gpus
-    env = process.environment(task, extra, ws.workdir, ws.root)
-    outcome = process.run(argv, cwd=ws.workdir, env=env, client=client, task_id=task["id"], log=log,
+    child_env = process.environment(task, extra, ws.workdir, ws.root)
+    outcome = process.run(argv, cwd=ws.workdir, env=child_env, client=client, task_id=task["id"], log=log,
                           grace=settings.grace, stop=stop)  # fmt: skip
     if outcome.aborted:
         log.write("launcher: aborted: the task was stopped on the server", "warning")
@@ -145,6 +147,12 @@ def _run_process(
     log.flush()
     _finish(client, task["id"], "failed", f"worker execution {outcome.message}")
     return "failed"
+
+
+def _has_clearml(frozen: str) -> bool:
+    """The clearml SDK is among the environment's packages (`uv pip freeze` lines)."""
+    names = (line.split("==")[0].split(" @ ")[0].strip().lower() for line in frozen.splitlines())
+    return "clearml" in names
 
 
 def _finish(client: Client, task_id: str, status: str, message: str) -> None:

@@ -18,12 +18,14 @@ from clearml_task.arguments import (
     Parser,
     check_and_record,
     command_line,
+    counted_dests,
     merge_overrides,
     parse_overrides,
     read_parser,
     read_parser_file,
 )
 from clearml_task.errors import UserError
+from clearml_task.inject import inject_task_init
 from launcher.execute import entry_file
 from testing.repos import FIXTURES
 
@@ -519,3 +521,21 @@ def test_what_accumulates_is_left_to_the_clearml_sdk_when_the_script_calls_task_
     unbound = read_parser(injected.format("auto_connect_arg_parser=False") + source, "features.py")
     assert not unbound.sdk_binds_args
     assert command_line(section, unbound).argv == ["--epochs", "7", "-v", "-v", "--tag", "a"]
+
+
+def test_a_count_the_sdk_is_told_to_leave_alone_is_passed_on_the_command_line() -> None:
+    """The clearml SDK reads a count back from Args as a list ([2]); the injected Task.init leaves count
+    options out of its binding, so the command line gives them."""
+    source = (ARGS / "features.py").read_text()
+    assert counted_dests(read_parser(source, "features.py")) == ["verbose"]
+    injected = inject_task_init(source, "features.py", ["verbose"]).text
+    assert injected is not None and "Task.init(auto_connect_arg_parser={'verbose': False})" in injected
+    parser = read_parser(injected, "features.py")
+    assert parser.sdk_binds_args and parser.sdk_unbound == ["verbose"]
+    section = {
+        key: {"name": key, "value": value}
+        for key, value in {"tag": "['a']", "verbose": "2", "epochs": "7"}.items()
+    }
+    line = command_line(section, parser)
+    assert line.argv == ["--epochs", "7", "-v", "-v"]
+    assert line.problems == ["set by the clearml SDK (Task.init), not on the command line: tag"]

@@ -1,0 +1,77 @@
+"""Arguments end to end: what `--args` asks for is what the script's parser gives it under our launcher,
+with the clearml SDK installed in the task's environment and without it. Real repositories, the real CLI as a
+subprocess, the real launcher and uv."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testing.launching import launcher, log_lines, status
+from testing.repos import Repo, make_repo
+from testing.servers import ROOT
+
+ACCUMULATING = '''import argparse
+import json
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--tag", action="append", default=[])
+parser.add_argument("-v", "--verbose", action="count", default=0)
+parser.add_argument("--epochs", type=int, default=1)
+args = parser.parse_args()
+print("seen " + json.dumps(vars(args), sort_keys=True))
+'''
+
+
+def clearml_task(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clearml_task.cli", "--project", "args", *argv],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, env={**os.environ, "COLUMNS": "250"},
+    )  # fmt: skip
+
+
+def created(*argv: str) -> str:
+    result = clearml_task(*argv)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("Task created", 1)[1].split(":", 1)[1].split()[0]
+
+
+def seen(task_id: str) -> dict[str, object]:
+    """What the script printed of its parsed arguments, after the launcher ran it to completion."""
+    result = launcher("execute", "--id", task_id)
+    lines = log_lines(task_id)
+    assert result.returncode == 0 and status(task_id) == "completed", result.stdout + str(lines)
+    found: dict[str, object] = json.loads(next(line for line in lines if line.startswith("seen "))[5:])
+    return found
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    made = make_repo(tmp_path / "jobs", "jobs")
+    made.write("accumulate.py", ACCUMULATING)
+    return made
+
+
+ASKED = ["--args", "tag=[a, b]", "verbose=2", "epochs=3"]
+WANTED = {"tag": ["a", "b"], "verbose": 2, "epochs": 3}
+
+
+def test_append_and_count_arrive_without_the_sdk(repo: Repo) -> None:
+    """Task.init is injected but nothing is installed: the command line gives every value."""
+    task_id = created("--name", "no sdk", "--folder", str(repo.work), "--script", "accumulate.py", *ASKED,
+                      "--force-no-requirements")  # fmt: skip
+    assert seen(task_id) == WANTED
+    assert "launcher: arguments (argparse): --tag a --tag b -v -v --epochs 3" in log_lines(task_id)
+
+
+def test_append_and_count_arrive_with_the_sdk(repo: Repo) -> None:
+    """With clearml installed the SDK gives the list from Args; the count (which the SDK would read back as
+    a list) is left out of its binding by the injected Task.init and given on the command line."""
+    task_id = created("--name", "sdk", "--folder", str(repo.work), "--script", "accumulate.py", *ASKED)
+    assert seen(task_id) == WANTED
+    assert "launcher: arguments (argparse): -v -v --epochs 3" in log_lines(task_id)
