@@ -16,7 +16,7 @@ from testing.launching import launcher, log_lines, status
 from testing.repos import Repo, make_repo
 from testing.servers import ROOT
 
-ACCUMULATING = '''import argparse
+ACCUMULATING = """import argparse
 import json
 
 parser = argparse.ArgumentParser()
@@ -25,7 +25,7 @@ parser.add_argument("-v", "--verbose", action="count", default=0)
 parser.add_argument("--epochs", type=int, default=1)
 args = parser.parse_args()
 print("seen " + json.dumps(vars(args), sort_keys=True))
-'''
+"""
 
 
 def clearml_task(*argv: str) -> subprocess.CompletedProcess[str]:
