@@ -111,6 +111,10 @@ def prepare(request: document.Request) -> Prepared:
             source = source_module.capture_standalone(entry.script, inject=inject)
         else:
             raise usage("--module needs a repository", "use --folder or --repo with --module")
+    if source.entry_point.endswith(".ipynb") and source.entry_text is not None:
+        from clearml_task import notebook
+
+        notebook.code_cells(source.entry_text, source.entry_point)  # magics refused before anything is made
     site, site_note = _site(source.root)
     decision = requirements.decide(
         force_none=request.force_no_requirements,

@@ -112,10 +112,11 @@ def _run_process(
     from launcher import process
 
     args = (task.get("hyperparams") or {}).get("Args") or {}
-    parser = arguments.read_parser_file(entry_file(ws.workdir, ws.root, ws.entry_point))
-    if parser.sdk_binds_args and not _has_clearml(env.frozen):
-        parser.sdk_binds_args = False  # its Task.init cannot run: the command line gives everything
     try:
+        entry_point = process.runnable(ws.workdir, ws.entry_point)
+        parser = arguments.read_parser_file(entry_file(ws.workdir, ws.root, entry_point))
+        if parser.sdk_binds_args and not _has_clearml(env.frozen):
+            parser.sdk_binds_args = False  # its Task.init cannot run: the command line gives everything
         line = arguments.command_line(args, parser)
     except UserError as e:
         raise ReproductionError(e.message, hint=e.hint) from None
@@ -124,7 +125,9 @@ def _run_process(
     if line.ignored:
         log.write(f"launcher: arguments: not options of the script: {', '.join(line.ignored)}", "warning")
     log.write(f"launcher: arguments ({line.kind}): {shlex.join(line.argv)}")
-    argv = process.command(env.python, ws.entry_point, line.argv)
+    if entry_point != ws.entry_point:
+        log.write(f"launcher: {ws.entry_point} runs as {entry_point} (its code cells, in order)")
+    argv = process.command(env.python, entry_point, line.argv)
     extra = {**server_env, "CLEARML_TASK_ID": task["id"], "CLEARML_LOG_TASK_TO_BACKEND": "0"}
     if settings.worker:
         extra["CLEARML_WORKER_ID"] = settings.worker

@@ -1,6 +1,6 @@
-"""Arguments end to end: what `--args` asks for is what the script's parser gives it under our launcher,
-with the clearml SDK installed in the task's environment and without it. Real repositories, the real CLI as a
-subprocess, the real launcher and uv."""
+"""What the user asked for is what runs, end to end: `--args` reach the script's parser as asked under our
+launcher (with the clearml SDK installed in the task's environment and without it), and a notebook runs as
+its code cells. Real repositories, the real CLI as a subprocess, the real launcher and uv."""
 
 from __future__ import annotations
 
@@ -75,3 +75,36 @@ def test_append_and_count_arrive_with_the_sdk(repo: Repo) -> None:
     task_id = created("--name", "sdk", "--folder", str(repo.work), "--script", "accumulate.py", *ASKED)
     assert seen(task_id) == WANTED
     assert "launcher: arguments (argparse): -v -v --epochs 3" in log_lines(task_id)
+
+
+def notebook(*cells: tuple[str, str]) -> str:
+    """An nbformat 4 notebook of (cell type, source) pairs."""
+    return json.dumps({
+        "cells": [{"cell_type": kind, "metadata": {}, "source": text.splitlines(keepends=True),
+                   **({"outputs": [], "execution_count": None} if kind == "code" else {})}
+                  for kind, text in cells],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+    })  # fmt: skip
+
+
+def test_a_notebook_runs_as_its_code_cells_in_order(repo: Repo) -> None:
+    repo.write("helper.py", "WORD = 'neighbour'\n")
+    repo.write("nb.ipynb", notebook(
+        ("markdown", "# A title\n!not code"),
+        ("code", "import helper\nsteps = []\nsteps.append('one')"),
+        ("code", "steps.append('two')\nprint('notebook ran', steps, helper.WORD)"),
+    ))  # fmt: skip
+    task_id = created("--name", "notebook", "--folder", str(repo.work), "--script", "nb.ipynb",
+                      "--force-no-requirements")  # fmt: skip
+    result = launcher("execute", "--id", task_id)
+    lines = log_lines(task_id)
+    assert result.returncode == 0 and status(task_id) == "completed", result.stdout + str(lines)
+    assert "notebook ran ['one', 'two'] neighbour" in lines
+    assert "launcher: nb.ipynb runs as .nb.ipynb.py (its code cells, in order)" in lines
+
+
+def test_a_notebook_with_magics_is_refused_naming_the_cell(repo: Repo) -> None:
+    repo.write("nb.ipynb", notebook(("code", "x = 1"), ("code", "import os\n!pip install six")))
+    result = clearml_task("--name", "magic", "--folder", str(repo.work), "--script", "nb.ipynb")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "nb.ipynb code cell 2 line 2 is a shell command, which runs only in Jupyter" in result.stderr
