@@ -7,6 +7,7 @@ by a run that then fails is deleted again: no half-created task is left behind.
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,11 +134,11 @@ def prepare(request: document.Request) -> Prepared:
 
 
 def _site(root: Path | None) -> tuple[list[str] | None, str]:
-    """Where installed versions are looked up (None: this interpreter's environment), and a note saying so
-    when it is the project's own environment."""
+    """Where installed versions are looked up (None: this interpreter's environment), and a note saying
+    which environment that is."""
     python = requirements.project_python(root)
     if python is None:
-        return None, ""
+        return None, f"installed versions are read from clearml-task's own environment ({sys.executable})"
     found = requirements.sys_path_of(python)
     if found:
         return found, f"installed versions are read from the environment of {python}"

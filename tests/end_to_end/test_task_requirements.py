@@ -165,6 +165,36 @@ def test_versions_are_pinned_from_the_project_environment(detect_repo: Repo, tmp
     assert f"installed versions are read from the environment of {project_env}/bin/python" in out
 
 
+def fake_environment(prefix: Path, version: str) -> Path:
+    """A venv in which tqdm `version` is installed (what an installed distribution leaves: its metadata)."""
+    venv.create(prefix, with_pip=False)
+    site = next((prefix / "lib").glob("python3*/site-packages"))
+    dist = site / f"tqdm-{version}.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: tqdm\nVersion: {version}\n")
+    (dist / "top_level.txt").write_text("tqdm\n")
+    (dist / "RECORD").write_text("tqdm/__init__.py,,\n")
+    (site / "tqdm").mkdir()
+    (site / "tqdm" / "__init__.py").write_text("")
+    return prefix
+
+
+def test_without_an_active_environment_versions_come_from_the_python3_on_path(
+    detect_repo: Repo, tmp_path: Path
+) -> None:
+    """No virtualenv, conda env or .venv: the pins are those of the `python3` the user runs, not of the
+    environment clearml-task is installed in (pipx), and the summary names it."""
+    users = fake_environment(tmp_path / "users-python", "9.8.6")
+    path = f"{users / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    task, out = created("--name", "on path", "--folder", str(detect_repo.work), "--script", "train.py",
+                        env={"VIRTUAL_ENV": "", "CONDA_PREFIX": "", "PATH": path})  # fmt: skip
+    assert "tqdm==9.8.6" in requirements_of(task)["pip"].splitlines()
+    assert f"installed versions are read from the environment of {users}/bin/python3" in out
+    task, out = created("--name", "own", "--folder", str(detect_repo.work), "--script", "train.py")
+    assert "tqdm==9.8.6" not in requirements_of(task)["pip"].splitlines()
+    assert f"installed versions are read from clearml-task's own environment ({sys.executable})" in out
+
+
 def test_force_no_requirements_installs_nothing_even_with_a_requirements_file(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "bad", "reqs_bad")  # its requirements.txt could not even be installed
     repo.write("train.py", "print('ran with nothing installed')\n")
