@@ -304,7 +304,10 @@ def _python_on_path() -> str | None:
     found = shutil.which("python" if os.name == "nt" else "python3")
     if found is None:
         return None
-    ours = {os.path.abspath(os.path.dirname(sys.executable)), os.path.join(os.path.abspath(sys.prefix), "bin")}
+    ours = {
+        os.path.dirname(os.path.abspath(sys.executable)),
+        os.path.join(os.path.abspath(sys.prefix), "bin"),
+    }
     return None if os.path.abspath(os.path.dirname(found)) in ours else found
 
 
