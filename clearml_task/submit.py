@@ -232,6 +232,7 @@ def _clone(request: document.Request, client: Client) -> tuple[str, str | None]:
 
         hyperparams = copy.deepcopy(base.get("hyperparams") or {})
         given = arguments.parse_overrides(request.args)
+        arguments.check_clone_overrides(hyperparams.get("Args") or {}, given, request.base_task_id)
         hyperparams["Args"], _new_keys = arguments.merge_overrides(hyperparams.get("Args") or {}, given)
         overrides["new_task_hyperparams"] = hyperparams
     given_container = document.container(request)

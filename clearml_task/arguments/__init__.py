@@ -32,7 +32,12 @@ from __future__ import annotations
 
 from clearml_task.arguments.model import UNKNOWN, CommandLine, Option, Parser, counted_dests
 from clearml_task.arguments.readers import read_parser, read_parser_cached, read_parser_file
-from clearml_task.arguments.record import check_and_record, merge_overrides, parse_overrides
+from clearml_task.arguments.record import (
+    check_and_record,
+    check_clone_overrides,
+    merge_overrides,
+    parse_overrides,
+)
 from clearml_task.arguments.render import command_line
 
 __all__ = [
@@ -41,6 +46,7 @@ __all__ = [
     "Option",
     "Parser",
     "check_and_record",
+    "check_clone_overrides",
     "command_line",
     "counted_dests",
     "merge_overrides",
