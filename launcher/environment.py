@@ -8,8 +8,11 @@ only that; here the declared files and their uv.lock are installed as they are a
 "detected" with no lines); every requirements.txt from the repository root down to the working dir; a
 pyproject.toml with a [project] table (with its uv.lock, installed `--locked`) at the working dir or the
 root; else none, and the task still gets a venv of its own so it cannot touch the launcher's interpreter.
-`script.requirements.extra` (clearml, when clearml-task injected Task.init()) is installed on top of what
-the repository declares.
+A pyproject.toml with a poetry.lock beside it (and no uv.lock) is installed from the lock by Poetry (from
+PyPI, run as uv runs tools: `uv tool run --from poetry poetry install --no-root`) into the task's env, as
+ClearML's agent installs it. A conda environment.yml is not built here: the log says so and what was
+installed instead. `script.requirements.extra` (clearml, when clearml-task injected Task.init()) is
+installed on top of what the repository declares.
 The interpreter is script.binary when it runs on this machine, else the launcher's own (with a warning); uv
 never downloads one.
 
@@ -70,7 +73,10 @@ INSTALL_HINTS = {
     "requirements.txt": "check the package name/version in the repository's requirements.txt files",
     "pyproject.toml": "check the dependencies in the repository's pyproject.toml",
     "uv.lock": "check the repository's pyproject.toml and uv.lock (`uv lock` must leave uv.lock unchanged)",
+    "poetry.lock": "check the repository's pyproject.toml and poetry.lock (`poetry check --lock` must pass)",
 }
+CONDA_FILES = ("environment.yml", "environment.yaml")
+POETRY = "poetry"  # the PyPI project uv runs Poetry from
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ class Plan:
     """What to install and from where; `material` is what the cache key hashes besides the interpreter."""
 
     source: str
-    installer: str  # "pip" | "sync" | "none"
+    installer: str  # "pip" | "sync" | "poetry" | "none"
     lines: list[str] = field(default_factory=list)  # requirement lines (task) or those the files give
     files: list[Path] = field(default_factory=list)  # requirements.txt files, passed to uv with -r
     project: Path | None = None  # the pyproject.toml's dir, for uv sync
@@ -119,6 +125,10 @@ def ensure(task: dict[str, Any], root: Path, workdir: Path, cache_dir: Path, log
     python = choose_python(str(script.get("binary") or ""), log)
     plan = plan_requirements(script.get("requirements") or {}, root, workdir)
     log(f"environment: {describe(plan, root)}")
+    conda = [name for name in CONDA_FILES for d in dict.fromkeys((workdir, root)) if (d / name).is_file()]
+    if conda:
+        log(f"environment: {conda[0]} is a conda environment: conda environments are not built here; "
+            f"installed instead: {describe(plan, root)}")  # fmt: skip
     key = cache_key(python, plan)
     envs = cache_dir / "envs"
     envs.mkdir(parents=True, exist_ok=True)
@@ -199,7 +209,8 @@ def current_python() -> Interpreter:
 # --- the requirements --------------------------------------------------------------------------------------
 
 
-DECLARED_SOURCES = ("requirements.txt", "pyproject.toml", "uv.lock")  # script.requirements.source values
+# the script.requirements.source values of what a repository declares
+DECLARED_SOURCES = ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock")
 
 
 def plan_requirements(requirements: dict[str, Any], root: Path, workdir: Path) -> Plan:
@@ -234,9 +245,10 @@ def declared_plan(root: Path, workdir: Path) -> Plan:
     lock = root / found.lock if found.lock else None
     tomls = dict.fromkeys(d / "pyproject.toml" for d in (project, root) if (d / "pyproject.toml").is_file())
     material = [f"pyproject:{path.relative_to(root)}:{digest(path)}" for path in tomls]
-    if lock is not None:
+    if lock is not None and lock.is_file():
         material.append(f"lock:{lock.relative_to(root)}:{digest(lock)}")
-    return Plan(found.source, "sync", project=project, lock=lock, material=material)
+    installer = "poetry" if found.source == "poetry.lock" else "sync"
+    return Plan(found.source, installer, project=project, lock=lock, material=material)
 
 
 def relative(root: Path, directory: Path) -> str:
@@ -278,6 +290,8 @@ def describe_source(plan: Plan, root: Path) -> str:
     if plan.source == "requirements.txt":
         where = ", ".join(str(path.relative_to(root)) for path in plan.files)
         return f"requirements from requirements.txt ({count(plan.lines)}: {where})"
+    if plan.project is not None and plan.installer == "poetry":
+        return f"requirements from poetry.lock (poetry install in {plan.project.relative_to(root)})"
     if plan.project is not None:
         flags = " --locked" if plan.lock else ""
         return f"requirements from {plan.source} (uv sync{flags} in {plan.project.relative_to(root)})"
@@ -337,7 +351,8 @@ def build(
                 failure="cannot create the task's virtual environment",
                 hint=f"uv could not make a venv with {python.executable}",
             )
-        with step(log, "uv sync" if plan.installer == "sync" else "uv pip install"):
+        label = {"sync": "uv sync", "poetry": "poetry install"}.get(plan.installer, "uv pip install")
+        with step(log, label):
             requirements = install(uv, plan, scratch, root, workdir)
         frozen = uv.run(
             ["pip", "freeze", "--python", str(venv_python(scratch))], failure="uv pip freeze failed"
@@ -398,6 +413,8 @@ def install(uv: Uv, plan: Plan, env: Path, root: Path, workdir: Path) -> list[st
         installed = plan.lines
     elif plan.installer == "sync" and plan.project is not None:
         installed = sync(uv, plan.project, plan.lock, env, root, hint)
+    elif plan.installer == "poetry" and plan.project is not None:
+        installed = poetry_install(uv, plan.project, env, hint)
     if plan.extra:
         extra = env / EXTRA_REQUIREMENTS
         extra.write_text("\n".join(plan.extra) + "\n")
@@ -431,6 +448,26 @@ def sync(uv: Uv, project_dir: Path, lock: Path | None, env: Path, root: Path, hi
         for path in written:
             path.unlink(missing_ok=True)
     return requirement_lines(exported)
+
+
+def poetry_install(uv: Uv, project_dir: Path, env: Path, hint: str) -> list[str]:
+    """`poetry install --no-root` from the project's poetry.lock into `env` (the active virtualenv to Poetry,
+    which uv runs from PyPI as a tool); the project itself is not installed (the task runs it from its
+    checkout). A lock that does not match the pyproject.toml fails, as `uv sync --locked` does."""
+    poetry = {
+        "VIRTUAL_ENV": str(env),
+        "POETRY_NO_INTERACTION": "1",
+        "POETRY_CACHE_DIR": str(uv.cache.parent / "poetry-cache"),
+        "POETRY_VIRTUALENVS_CREATE": "false",
+    }
+    uv.run(
+        ["tool", "run", "--from", POETRY, "poetry", "install", "--no-root", "--directory", str(project_dir)],
+        cwd=project_dir,
+        extra=poetry,
+        hint=hint,
+    )
+    frozen = uv.run(["pip", "freeze", "--python", str(venv_python(env))], failure="uv pip freeze failed")
+    return requirement_lines(frozen)
 
 
 # --- uv ------------------------------------------------------------------------------------------------
@@ -482,7 +519,7 @@ class Uv:
     ) -> str:
         """uv's stdout; a failure raises ReproductionError with uv's key line as the reason."""
         command = [self.binary, *arguments]
-        if arguments[0] != "--version":
+        if arguments[0] not in ("--version", "tool"):  # a tool's arguments end the command line
             command.append("--no-python-downloads")
         try:
             done = subprocess.run(

@@ -6,7 +6,8 @@
 4. What the repository declares at the recorded commit with the patch applied (as the launcher reads it):
    every requirements.txt from the repository root down to the working dir; else the [project] dependencies
    of a pyproject.toml in the working dir or the root; a uv.lock beside it (or at the root) means the
-   launcher runs `uv sync --locked`.
+   launcher runs `uv sync --locked`; else a poetry.lock beside a Poetry project's pyproject.toml means the
+   launcher runs `poetry install` from it (the lock's packages are the lines recorded).
 5. Otherwise detected: the entry point's import closure through the repository's own modules (relative
    imports and literal importlib.import_module / __import__ calls included; notebooks read too), without the
    standard library and the repository's own modules. Each import is mapped to the distribution installed
@@ -38,10 +39,11 @@ from clearml_task.requirements.readers import Reader, clean, join, memo, nothing
 
 @dataclass(frozen=True)
 class Decision:
-    source: str  # "none" | "given" | "requirements.txt" | "pyproject.toml" | "uv.lock" | "detected"
+    # "none" | "given" | "requirements.txt" | "pyproject.toml" | "uv.lock" | "poetry.lock" | "detected"
+    source: str
     requirements: tuple[Requirement, ...] = ()
     files: tuple[str, ...] = ()  # the repository files a declared source was read from (root-relative)
-    lock: str | None = None  # the uv.lock (root-relative): the launcher runs `uv sync --locked`
+    lock: str | None = None  # the uv.lock / poetry.lock (root-relative) the launcher installs from
     notes: tuple[str, ...] = ()  # what was left out, and why
 
     @property
@@ -50,7 +52,7 @@ class Decision:
 
     @property
     def declared(self) -> bool:
-        return self.source in ("requirements.txt", "pyproject.toml", "uv.lock")
+        return self.source in ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock")
 
     @property
     def pip(self) -> list[str] | None:
@@ -97,6 +99,8 @@ class Decision:
         if self.source == "detected":
             return f"detected from the entry point's imports ({count})"
         where = ", ".join(self.files)
+        if self.source == "poetry.lock":
+            return f"declared in {where} ({count}; the launcher runs poetry install from the lock)"
         if self.lock:
             return f"declared in {where} ({count}; the launcher runs uv sync --locked)"
         return f"declared in {where} ({count}; installed by the launcher from the repository)"

@@ -227,3 +227,18 @@ def test_the_launcher_installs_clearml_on_top_of_the_repository_requirements(tmp
     assert any(line.startswith("six==") for line in installed)
     assert len(Client().call("tasks.get_all", {})["tasks"]) == 1  # the SDK attached; no task of its own
     assert not [line for line in lines if "ClearML" in line and "rror" in line]
+
+
+def test_a_poetry_project_is_installed_from_its_poetry_lock(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "poetry", "reqs_poetry")
+    task, out = created(
+        "--name", "poetry", "--folder", str(repo.work), "--script", "train.py", "--skip-task-init"
+    )
+    assert requirements_of(task) == {"source": "poetry.lock", "files": ["pyproject.toml", "poetry.lock"],
+                                     "lock": "poetry.lock"}  # fmt: skip
+    assert "the launcher runs poetry install from the lock" in out
+    result = launcher("execute", "--id", str(task["id"]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = log_lines(str(task["id"]))
+    assert "environment: requirements from poetry.lock (poetry install in .)" in lines
+    assert "poetry job ran with six 1.17.0" in lines

@@ -349,6 +349,15 @@ def test_clearml_is_added_when_task_init_is_injected() -> None:
     assert detect("reqs_detect", add_clearml=True).pip[-1] == "clearml"  # type: ignore[index]
 
 
+def test_a_poetry_lock_is_what_a_poetry_project_declares() -> None:
+    poetry = detect("reqs_poetry", add_clearml=True)
+    assert (poetry.source, poetry.files, poetry.lock) == ("poetry.lock", ("pyproject.toml", "poetry.lock"),
+                                                          "poetry.lock")  # fmt: skip
+    assert poetry.lines == ["six==1.17.0", "clearml"] and poetry.extra == ["clearml"]
+    assert poetry.pip == ["six==1.17.0", "clearml"]  # for ClearML's agent
+    assert "poetry install" in poetry.title
+
+
 def test_what_the_document_records() -> None:
     assert decide(force_none=True).script_requirements() == {"source": "none"}
     assert decide(packages=["numpy"], add_clearml=True).script_requirements() == {
