@@ -230,6 +230,13 @@ def _recorded_value(parser: Parser, slot: Slot, key: str, text: str) -> str:
         raise UserError(
             f"--args {key}={text}: {e}", f"{parser.script} defines {first.display}{default}", exit_code=2
         ) from e
+    if value is None and first.required:
+        raise UserError(
+            f"--args {key}={text}: {parser.script} requires a value for {first.display}; an empty one would "
+            "be recorded as not given and never reach the script",
+            f"give it a value: --args {key}=VALUE",
+            exit_code=2,
+        )
     if value is None:
         return ""
     if not is_default(first, value, text):

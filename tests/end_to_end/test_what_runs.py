@@ -108,3 +108,24 @@ def test_a_notebook_with_magics_is_refused_naming_the_cell(repo: Repo) -> None:
     result = clearml_task("--name", "magic", "--folder", str(repo.work), "--script", "nb.ipynb")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "nb.ipynb code cell 2 line 2 is a shell command, which runs only in Jupyter" in result.stderr
+
+
+POSITIONALS = """import argparse
+import json
+
+parser = argparse.ArgumentParser()
+parser.add_argument("infile")
+parser.add_argument("outfile", nargs="?", default="out.txt")
+parser.add_argument("--n", type=int, default=1)
+print("seen " + json.dumps(vars(parser.parse_args()), sort_keys=True))
+"""
+
+
+def test_positionals_given_in_args_reach_the_script_in_order(repo: Repo) -> None:
+    repo.write("positional.py", POSITIONALS)
+    task_id = created("--name", "positionals", "--folder", str(repo.work), "--script", "positional.py",
+                      "--args", "outfile=b.txt", "n=2", "infile=a.txt", "--skip-task-init")  # fmt: skip
+    assert seen(task_id) == {"infile": "a.txt", "outfile": "b.txt", "n": 2}
+    empty = clearml_task("--name", "empty", "--folder", str(repo.work), "--script", "positional.py",
+                         "--args", "infile=")  # fmt: skip
+    assert empty.returncode == 2 and "positional.py requires a value for infile" in empty.stderr
