@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,9 @@ def args_section(request: Request, source: Source) -> dict[str, dict[str, str]]:
     if source.entry_text is None:
         return arguments.check_and_record(arguments.Parser(), overrides)
     parser = arguments.read_parser_cached(source.entry_text, request.script or source.entry_point)
+    if parser.kind == "hydra" and source.read is not None and not source.entry_point.startswith("-m "):
+        script = posixpath.normpath(posixpath.join(source.working_dir, source.entry_point))
+        arguments.check_hydra_overrides(parser, overrides, source.read, script)
     return arguments.check_and_record(parser, overrides, require=bool(request.queue))
 
 

@@ -30,6 +30,7 @@ task's environment, the launcher passes everything on the command line (`sdk_bin
 
 from __future__ import annotations
 
+from clearml_task.arguments.hydra_config import check_overrides as check_hydra_overrides
 from clearml_task.arguments.model import UNKNOWN, CommandLine, Option, Parser, counted_dests
 from clearml_task.arguments.readers import read_parser, read_parser_cached, read_parser_file
 from clearml_task.arguments.record import (
@@ -47,6 +48,7 @@ __all__ = [
     "Parser",
     "check_and_record",
     "check_clone_overrides",
+    "check_hydra_overrides",
     "command_line",
     "counted_dests",
     "merge_overrides",

@@ -87,6 +87,7 @@ class Parser:
     # options' defaults from Args before parsing, so what accumulates (append, extend, count) is not passed
     sdk_binds_args: bool = False
     sdk_unbound: list[str] = field(default_factory=list)  # dests its auto_connect_arg_parser leaves out
+    hydra_config: dict[str, str] = field(default_factory=dict)  # @hydra.main's config_path / config_name
 
     @property
     def script(self) -> str:

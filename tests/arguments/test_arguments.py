@@ -17,6 +17,7 @@ from clearml_task.arguments import (
     UNKNOWN,
     Parser,
     check_and_record,
+    check_hydra_overrides,
     command_line,
     counted_dests,
     merge_overrides,
@@ -26,6 +27,7 @@ from clearml_task.arguments import (
 )
 from clearml_task.errors import UserError
 from clearml_task.inject import inject_task_init
+from clearml_task.requirements import directory_reader
 from launcher.execute import entry_file
 from testing.repos import FIXTURES
 
@@ -373,6 +375,34 @@ def test_hydra_overrides_are_key_value(tmp_path: Path) -> None:
         "db": {"host": "localhost", "port": 6000},
         "layers": [3, 4],
     }
+
+
+def test_hydra_overrides_are_checked_against_the_config_and_its_defaults_list(tmp_path: Path) -> None:
+    """Keys the primary config or a simple defaults-list entry has pass; a typo is refused naming the close
+    matches; Hydra's `+key` adds, `~key` deletes and `hydra.*` keys pass; an unreadable config checks
+    nothing."""
+    root = tmp_path / "repo"
+    (root / "app" / "conf" / "model").mkdir(parents=True)
+    (root / "app" / "conf" / "config.yaml").write_text(
+        "defaults:\n  - base\n  - model: resnet\n  - optional optimizer: ???\n  - _self_\nseed: 1\n"
+    )
+    (root / "app" / "conf" / "base.yaml").write_text("data:\n  path: /data\n  sizes: [1, 2]\n")
+    (root / "app" / "conf" / "model" / "resnet.yaml").write_text("depth: 18\nwidth: 64\n")
+    app = (ARGS / "hydra_app.py").read_text()
+    parser = read_parser(app, "train.py")
+    assert parser.hydra_config == {"config_path": "conf", "config_name": "config"}
+    read = directory_reader(root)
+    fine = ["seed=2", "model.depth=50", "model=vit", "data.path=/x", "data.sizes.0=3", "optimizer.lr=0.1",
+            "+extra=1", "++seed=3", "~data=", "hydra.run.dir=.", "config_name=other"]  # fmt: skip
+    check_hydra_overrides(parser, parse_overrides(fine), read, "app/train.py")
+    with pytest.raises(UserError) as caught:
+        check_hydra_overrides(parser, parse_overrides(["model.dpth=5"]), read, "app/train.py")
+    assert caught.value.message == (
+        "--args model.dpth: the Hydra config of train.py (app/conf/config.yaml) has no key 'model.dpth'; "
+        "did you mean model.depth or model.width?"
+    )
+    assert "+model.dpth=VALUE" in caught.value.hint and caught.value.exit_code == 2
+    check_hydra_overrides(parser, parse_overrides(["model.dpth=5"]), read, "elsewhere/train.py")  # no config
 
 
 def test_hydra_options_and_overrides_the_clearml_sdk_recorded_in_args() -> None:

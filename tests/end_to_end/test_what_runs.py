@@ -129,3 +129,17 @@ def test_positionals_given_in_args_reach_the_script_in_order(repo: Repo) -> None
     empty = clearml_task("--name", "empty", "--folder", str(repo.work), "--script", "positional.py",
                          "--args", "infile=")  # fmt: skip
     assert empty.returncode == 2 and "positional.py requires a value for infile" in empty.stderr
+
+
+def test_hydra_overrides_are_checked_against_the_config_in_the_repository(tmp_path: Path) -> None:
+    args = make_repo(tmp_path / "args", "args")
+    typo = clearml_task("--name", "hydra", "--folder", str(args.work), "--script", "hydra_app.py",
+                        "--args", "db.prot=6000")  # fmt: skip
+    assert typo.returncode == 2 and "Traceback" not in typo.stderr
+    assert (
+        "the Hydra config of hydra_app.py (conf/config.yaml) has no key 'db.prot'; did you mean db.port?"
+        in (typo.stderr)
+    )
+    added = clearml_task("--name", "hydra", "--folder", str(args.work), "--script", "hydra_app.py",
+                         "--args", "db.port=6000", "+db.user=me")  # fmt: skip
+    assert added.returncode == 0, added.stderr
