@@ -129,6 +129,11 @@ def prepare(request: document.Request) -> Prepared:
         site=site,
         left_behind=source.left_behind,
     )
+    if request.module and source.read is not None:
+        from clearml_task.entry_module import check_module
+
+        named = decision.lines if decision.source != "detected" else []  # detection names the module itself
+        check_module(request.module, source.read, source.working_dir, site, named)
     notes += [*decision.notes, *([site_note] if site_note and decision.source == "detected" else [])]
     return Prepared(document.build(request, source, decision), source, decision, notes + source.warnings)
 
