@@ -48,15 +48,16 @@ class Injection:
     note: str
 
 
-def inject_task_init(source: str, filename: str) -> Injection:
-    """Add a script-only ``Task.init()`` to ``source`` unless it already calls Task.init."""
+def inject_task_init(source: str, filename: str, unbound: Sequence[str] = ()) -> Injection:
+    """Add a script-only ``Task.init()`` to ``source`` unless it already calls Task.init. ``unbound``: the
+    argparse dests the SDK must leave to the command line (``auto_connect_arg_parser={dest: False}``)."""
     bom = _BOM if source.startswith(_BOM) else ""
     code = source[len(bom) :]
     module = _parse(code, filename)
     existing = _task_init_call_line(module, code)
     if existing is not None:
         return Injection(None, f"{filename} already calls Task.init() at line {existing}; nothing injected")
-    injected, line = _with_task_init(module)
+    injected, line = _with_task_init(module, unbound)
     return Injection(
         bom + injected.code, f"added Task.init() to {filename} at line {line} (runs only as a script)"
     )
@@ -172,7 +173,7 @@ def _dotted_name(node: cst.BaseExpression | None) -> str:
 # -- insertion -----------------------------------------------------------------------------------------------
 
 
-def _with_task_init(module: cst.Module) -> tuple[cst.Module, int]:
+def _with_task_init(module: cst.Module, unbound: Sequence[str]) -> tuple[cst.Module, int]:
     """The module with the Task.init() block inserted, and the line it starts on."""
     index = _insertion_index(module)
     header = list(module.header)
@@ -189,7 +190,7 @@ def _with_task_init(module: cst.Module) -> tuple[cst.Module, int]:
     blank_after = max(0, wanted - _leading_blank_count(following))
     injected = module.with_changes(
         header=header,
-        body=[*body[:index], *_task_init_block(blank_before, blank_after), *body[index:]],
+        body=[*body[:index], *_task_init_block(blank_before, blank_after, unbound), *body[index:]],
         has_trailing_newline=module.has_trailing_newline or nothing_after,
     )
     return injected, _first_line_of_statement(injected, index)
@@ -251,12 +252,16 @@ def _with_leading_lines(statement: _Statement, lines: Sequence[cst.EmptyLine]) -
 
 
 def _task_init_block(
-    blank_before: bool, blank_lines_after: int
+    blank_before: bool, blank_lines_after: int, unbound: Sequence[str] = ()
 ) -> list[cst.SimpleStatementLine | cst.BaseCompoundStatement]:
     """The ``__main__`` guard with the Task.init() call, in the module's own newline and indent."""
     import libcst as cst
 
-    (guard,) = cst.parse_module(_TASK_INIT_SNIPPET).body
+    snippet = _TASK_INIT_SNIPPET
+    if unbound:
+        excluded = ", ".join(f"{dest!r}: False" for dest in unbound)
+        snippet = snippet.replace("Task.init()", f"Task.init(auto_connect_arg_parser={{{excluded}}})")
+    (guard,) = cst.parse_module(snippet).body
     if not isinstance(guard, cst.If) or not isinstance(guard.body, cst.IndentedBlock):
         raise AssertionError("the Task.init() snippet must be one indented if block")
     if blank_before:

@@ -9,6 +9,8 @@ by a run that then fails is deleted again: no half-created task is left behind.
 from __future__ import annotations
 
 import copy
+import posixpath
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +52,10 @@ def prepare(request: Request) -> Prepared:
     notes: list[str] = []
     injected: list[str] = []  # the files Task.init() was injected into
     source = _capture(request, _injector(request, notes, injected))
+    if source.entry_point.endswith(".ipynb") and source.entry_text is not None:
+        from clearml_task import notebook
+
+        notebook.code_cells(source.entry_text, source.entry_point)  # magics refused before anything is made
     decision, site_note = _requirements(request, source, add_clearml=bool(injected))
     notes += [*decision.notes, *([site_note] if site_note else [])]
     args = _arguments(request, source)
@@ -95,26 +101,35 @@ def _requirements(request: Request, source: Source, *, add_clearml: bool) -> tup
         site=site,
         left_behind=source.left_behind,
     )
+    if request.module and source.read is not None:
+        from clearml_task.entry_module import check_module
+
+        named = decision.lines if decision.source != "detected" else []  # detection names the module itself
+        check_module(request.module, source.read, source.working_dir, site, named)
     return decision, site_note if decision.source == "detected" else ""
 
 
 def _arguments(request: Request, source: Source) -> dict[str, dict[str, str]]:
     """hyperparams.Args: --args checked against the entry point's parser (read, not run), and every option
-    the parser has; for a script whose parser cannot be read, the pairs as they are."""
+    the parser has; for a script whose parser cannot be read, the pairs as they are. A Hydra app's overrides
+    are checked against its config in the repository."""
     from clearml_task import arguments
 
     if source.entry_text is None:
         return arguments.check_and_record(arguments.Parser(), request.overrides)
     parser = arguments.read_parser_cached(source.entry_text, request.script or source.entry_point)
+    if parser.kind == "hydra" and source.read is not None and not source.entry_point.startswith("-m "):
+        script = posixpath.normpath(posixpath.join(source.working_dir, source.entry_point))
+        arguments.check_hydra_overrides(parser, request.overrides, source.read, script)
     return arguments.check_and_record(parser, request.overrides, require=bool(request.queue))
 
 
 def _site(root: Path | None) -> tuple[list[str] | None, str]:
-    """Where installed versions are looked up (None: this interpreter's environment), and a note saying so
-    when it is the project's own environment."""
+    """Where installed versions are looked up (None: this interpreter's environment), and a note saying
+    which environment that is."""
     python = requirements.project_python(root)
     if python is None:
-        return None, ""
+        return None, f"installed versions are read from clearml-task's own environment ({sys.executable})"
     found = requirements.sys_path_of(python)
     if found:
         return found, f"installed versions are read from the environment of {python}"
@@ -147,11 +162,14 @@ def _injector(request: Request, notes: list[str], injected: list[str]) -> Inject
         from dataclasses import asdict
 
         from clearml_task import inject as injection
+        from clearml_task.arguments import counted_dests, read_parser_cached
         from clearml_task.cache import memoized
 
+        unbound = counted_dests(read_parser_cached(text, path)) if path.endswith(".py") else []
         result = memoized(
-            "inject", injection, (path, text), lambda: asdict(injection.inject_task_init(text, path))
-        )
+            "inject", injection, (path, text, *unbound),
+            lambda: asdict(injection.inject_task_init(text, path, unbound)),
+        )  # fmt: skip
         notes.append(result["note"])
         text_out: str | None = result["text"]
         if text_out is not None:
@@ -221,6 +239,9 @@ def _clone_changes(request: Request, base: dict[str, Any]) -> dict[str, Any]:
         from clearml_task import arguments
 
         hyperparams = copy.deepcopy(base.get("hyperparams") or {})
+        arguments.check_clone_overrides(
+            hyperparams.get("Args") or {}, request.overrides, request.base_task_id or ""
+        )
         hyperparams["Args"], _new_keys = arguments.merge_overrides(
             hyperparams.get("Args") or {}, request.overrides
         )

@@ -1,12 +1,18 @@
 """The task's Python environment: which interpreter, which requirements, and a cached venv built by uv.
 
 The requirements come from the first of these that has any (as clearml-agent picks them):
-`script.requirements.pip` of the task; nothing when `script.requirements.source` says clearml-task decided
-it ("none" for --force-no-requirements, or "given" / "detected" with no lines); every requirements.txt
-from the repository root down to the working dir; a pyproject.toml with a [project] table (with its
-uv.lock, installed `--locked`) at the working dir or the root; else none, and the task still gets a venv of
-its own so it cannot touch the launcher's interpreter. `script.requirements.extra` (clearml, when
-clearml-task injected Task.init()) is installed on top of what the repository declares.
+`script.requirements.pip` of the task, unless `script.requirements.source` says the repository declares
+them (clearml-task records the declared lines plus clearml in `pip` for ClearML's agent, which installs
+only that; here the declared files and their uv.lock are installed as they are at the commit); nothing when
+`script.requirements.source` says clearml-task decided it ("none" for --force-no-requirements, or "given" /
+"detected" with no lines); every requirements.txt from the repository root down to the working dir; a
+pyproject.toml with a [project] table (with its uv.lock, installed `--locked`) at the working dir or the
+root; else none, and the task still gets a venv of its own so it cannot touch the launcher's interpreter.
+A pyproject.toml with a poetry.lock beside it (and no uv.lock) is installed from the lock by Poetry (from
+PyPI, run as uv runs tools: `uv tool run --from poetry poetry install --no-root`) into the task's env, as
+ClearML's agent installs it. A conda environment.yml is not built here: the log says so and what was
+installed instead. `script.requirements.extra` (clearml, when clearml-task injected Task.init()) is
+installed on top of what the repository declares.
 The interpreter is script.binary when it runs on this machine, else the launcher's own (with a warning); uv
 never downloads one. script.binary must name a Python interpreter (or bash, for a shell script): the launcher
 never runs another program a task document names. What the plan reads and names is checked first
@@ -71,10 +77,13 @@ INSTALL_HINTS = {
     "requirements.txt": "check the package name/version in the repository's requirements.txt files",
     "pyproject.toml": "check the dependencies in the repository's pyproject.toml",
     "uv.lock": "check the repository's pyproject.toml and uv.lock (`uv lock` must leave uv.lock unchanged)",
+    "poetry.lock": "check the repository's pyproject.toml and poetry.lock (`poetry check --lock` must pass)",
 }
 # A Python interpreter, by name or absolute path (python3, python3.11, /usr/bin/python3, pypy3), or bash
 # and sh (a shell script's; the launcher's own Python then builds the env).
 BINARY = re.compile(r"^(/[^\x00-\x1f]*/)?(python|pypy)[0-9.]*[mtd]?$|^(/[^\x00-\x1f]*/)?(ba)?sh$")
+CONDA_FILES = ("environment.yml", "environment.yaml")
+POETRY = "poetry"  # the PyPI project uv runs Poetry from
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,7 @@ class Plan:
     """What to install and from where; `material` is what the cache key hashes besides the interpreter."""
 
     source: str
-    installer: str  # "pip" | "sync" | "none"
+    installer: str  # "pip" | "sync" | "poetry" | "none"
     lines: list[str] = field(default_factory=list)  # requirement lines (task) or those the files give
     files: list[Path] = field(default_factory=list)  # requirements.txt files, passed to uv with -r
     project: Path | None = None  # the pyproject.toml's dir, for uv sync
@@ -126,6 +135,10 @@ def ensure(task: dict[str, Any], root: Path, workdir: Path, cache_dir: Path, log
     indexes = install_checks.index_line([*plan.lines, *plan.extra])
     if indexes:
         log(f"environment: {indexes}")
+    conda = [name for name in CONDA_FILES for d in dict.fromkeys((workdir, root)) if (d / name).is_file()]
+    if conda:
+        log(f"environment: {conda[0]} is a conda environment: conda environments are not built here; "
+            f"installed instead: {describe(plan, root)}")  # fmt: skip
     key = cache_key(python, plan)
     envs = cache_dir / "envs"
     envs.mkdir(parents=True, exist_ok=True)
@@ -209,14 +222,24 @@ def current_python() -> Interpreter:
     )
 
 
+def has_sdk(frozen: str) -> bool:
+    """The clearml SDK is among an environment's packages (`uv pip freeze` lines)."""
+    names = (line.split("==")[0].split(" @ ")[0].strip().lower() for line in frozen.splitlines())
+    return "clearml" in names
+
+
 # --- the requirements --------------------------------------------------------------------------------------
 
 
+# the script.requirements.source values of what a repository declares
+DECLARED_SOURCES = ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock")
+
+
 def plan_requirements(requirements: dict[str, Any], root: Path, workdir: Path) -> Plan:
-    """What to install, from the task's lines or the checkout's files; each checked (install_checks)."""
+    """What to install, in the order of the module's docstring; each checked (install_checks)."""
     bases = list(dict.fromkeys((workdir if workdir.is_dir() else root, root)))
     lines = task_lines(requirements.get("pip"))
-    if lines:
+    if lines and requirements.get("source") not in DECLARED_SOURCES:
         install_checks.check_lines(lines, "script.requirements.pip", root, bases)
         return Plan("task", "pip", lines=lines, material=sorted(lines))
     if requirements.get("source") in ("none", "given", "detected"):  # all of it would be in `pip`
@@ -253,9 +276,10 @@ def declared_plan(root: Path, workdir: Path) -> Plan:
     for path in tomls:
         install_checks.check_pyproject(root, path)
     material = [f"pyproject:{path.relative_to(root)}:{digest(path)}" for path in tomls]
-    if lock is not None:
+    if lock is not None and lock.is_file():
         material.append(f"lock:{lock.relative_to(root)}:{digest(lock)}")
-    return Plan(found.source, "sync", project=project, lock=lock, material=material)
+    installer = "poetry" if found.source == "poetry.lock" else "sync"
+    return Plan(found.source, installer, project=project, lock=lock, material=material)
 
 
 def relative(root: Path, directory: Path) -> str:
@@ -297,6 +321,8 @@ def describe_source(plan: Plan, root: Path) -> str:
     if plan.source == "requirements.txt":
         where = ", ".join(str(path.relative_to(root)) for path in plan.files)
         return f"requirements from requirements.txt ({count(plan.lines)}: {where})"
+    if plan.project is not None and plan.installer == "poetry":
+        return f"requirements from poetry.lock (poetry install in {plan.project.relative_to(root)})"
     if plan.project is not None:
         flags = " --locked" if plan.lock else ""
         return f"requirements from {plan.source} (uv sync{flags} in {plan.project.relative_to(root)})"
@@ -356,7 +382,8 @@ def build(
                 failure="cannot create the task's virtual environment",
                 hint=f"uv could not make a venv with {python.executable}",
             )
-        with step(log, "uv sync" if plan.installer == "sync" else "uv pip install"):
+        label = {"sync": "uv sync", "poetry": "poetry install"}.get(plan.installer, "uv pip install")
+        with step(log, label):
             requirements = install(uv, plan, scratch, root, workdir)
         frozen = uv.run(
             ["pip", "freeze", "--python", str(venv_python(scratch))], failure="uv pip freeze failed"
@@ -418,6 +445,8 @@ def install(uv: Uv, plan: Plan, env: Path, root: Path, workdir: Path) -> list[st
             installed = plan.lines
         elif plan.installer == "sync" and plan.project is not None:
             installed = sync(uv, plan.project, plan.lock, env, root, hint)
+        elif plan.installer == "poetry" and plan.project is not None:
+            installed = poetry_install(uv, plan.project, env, hint)
     except ReproductionError as error:
         raise install_checks.without_content(error, file_lines(plan)) from None
     if plan.extra:
@@ -466,6 +495,26 @@ def sync(uv: Uv, project_dir: Path, lock: Path | None, env: Path, root: Path, hi
         for path in written:
             path.unlink(missing_ok=True)
     return requirement_lines(exported)
+
+
+def poetry_install(uv: Uv, project_dir: Path, env: Path, hint: str) -> list[str]:
+    """`poetry install --no-root` from the project's poetry.lock into `env` (the active virtualenv to Poetry,
+    which uv runs from PyPI as a tool); the project itself is not installed (the task runs it from its
+    checkout). A lock that does not match the pyproject.toml fails, as `uv sync --locked` does."""
+    poetry = {
+        "VIRTUAL_ENV": str(env),
+        "POETRY_NO_INTERACTION": "1",
+        "POETRY_CACHE_DIR": str(uv.cache.parent / "poetry-cache"),
+        "POETRY_VIRTUALENVS_CREATE": "false",
+    }
+    uv.run(
+        ["tool", "run", "--from", POETRY, "poetry", "install", "--no-root", "--directory", str(project_dir)],
+        cwd=project_dir,
+        extra=poetry,
+        hint=hint,
+    )
+    frozen = uv.run(["pip", "freeze", "--python", str(venv_python(env))], failure="uv pip freeze failed")
+    return requirement_lines(frozen)
 
 
 # --- uv ------------------------------------------------------------------------------------------------
@@ -517,7 +566,7 @@ class Uv:
     ) -> str:
         """uv's stdout; a failure raises ReproductionError with uv's key line as the reason."""
         command = [self.binary, *arguments]
-        if arguments[0] != "--version":
+        if arguments[0] not in ("--version", "tool"):  # a tool's arguments end the command line
             command.append("--no-python-downloads")
         try:
             done = subprocess.run(

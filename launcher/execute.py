@@ -108,29 +108,24 @@ def _job(
     client: Client, task: dict[str, Any], settings: Settings, log: LogShipper, ws: Any,
     launcher_env: dict[str, str], stop: threading.Event | None,
 ) -> Job:  # fmt: skip
-    """The run the runner starts: the task's arguments read against its parser, and what the launcher adds."""
-    import shlex
-
+    """The run the runner starts: the entry point as it runs (a notebook as its code cells), its parser,
+    and what the launcher adds."""
     from clearml_task import arguments
+    from launcher import process
 
-    args = (task.get("hyperparams") or {}).get("Args") or {}
     try:
-        line = arguments.command_line(
-            args, arguments.read_parser_file(entry_file(ws.workdir, ws.root, ws.entry_point))
-        )
+        entry_point = process.runnable(ws.workdir, ws.entry_point)
+        parser = arguments.read_parser_file(entry_file(ws.workdir, ws.root, entry_point))
     except UserError as e:
         raise ReproductionError(e.message, hint=e.hint) from None
-    for note in line.problems:
-        log.write(f"launcher: arguments: {note}", "warning")
-    if line.ignored:
-        log.write(f"launcher: arguments: not options of the script: {', '.join(line.ignored)}", "warning")
-    log.write(f"launcher: arguments ({line.kind}): {shlex.join(line.argv)}")
+    if entry_point != ws.entry_point:
+        log.write(f"launcher: {ws.entry_point} runs as {entry_point} (its code cells, in order)")
     extra = {**launcher_env, "CLEARML_TASK_ID": task["id"], "CLEARML_LOG_TASK_TO_BACKEND": "0"}
     if settings.worker:
         extra["CLEARML_WORKER_ID"] = settings.worker
     files = [Path(launcher_env["CLEARML_CONFIG_FILE"])] if "CLEARML_CONFIG_FILE" in launcher_env else []
-    return Job(client=client, task=task, root=ws.root, workdir=ws.workdir, entry_point=ws.entry_point,
-               arguments=line.argv, extra_env=extra, cache_dir=settings.cache_dir, log=log,
+    return Job(client=client, task=task, root=ws.root, workdir=ws.workdir, entry_point=entry_point,
+               parser=parser, extra_env=extra, cache_dir=settings.cache_dir, log=log,
                grace=settings.grace, gpus=settings.gpus, stop=stop, files=files)  # fmt: skip
 
 

@@ -41,6 +41,20 @@ class Outcome:
         return f"exit code {self.exit_code}"
 
 
+def runnable(workdir: Path, entry_point: str) -> str:
+    """The entry point as it runs: a notebook's code cells are written, in order, to a script beside it
+    (`.<name>.py`, so its neighbours import as they do in Jupyter); anything else as it is. A notebook
+    with IPython magics or shell escapes is a UserError naming the cell."""
+    if not entry_point.endswith(".ipynb") or entry_point.startswith("-m "):
+        return entry_point
+    from clearml_task import notebook
+
+    path = workdir / entry_point
+    script = path.with_name(f".{path.name}.py")
+    script.write_text(notebook.as_script(path.read_text(encoding="utf-8"), path.name), encoding="utf-8")
+    return str(Path(entry_point).with_name(script.name))
+
+
 def command(python: Path, entry_point: str, argv: list[str]) -> list[str]:
     """`python -u <entry_point> <argv>`; `-m module ...` for modules; bash for shell scripts."""
     if entry_point.startswith("-m "):

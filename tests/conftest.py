@@ -3,6 +3,7 @@ process, behind the same two interfaces, so every endpoint test runs against bot
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "CLEARML_API_SECRET_KEY",
     ):
         monkeypatch.delenv(var, raising=False)
+    if sys.prefix != sys.base_prefix:  # run from a venv: as when it is activated (its packages are the pins)
+        monkeypatch.setenv("VIRTUAL_ENV", sys.prefix)
+    monkeypatch.delenv("CONDA_PREFIX", raising=False)
     return home
 
 

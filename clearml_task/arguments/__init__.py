@@ -22,14 +22,23 @@ subparsers' dest (or `command`). For a script whose parser cannot be read, every
 Args recorded by ClearML's own tools are read too: plain dests for subcommand options, `command/option`
 and click.Command entries for click groups, Hydra's own options and `overrides` list. When the script calls
 Task.init, the clearml SDK sets the argparse defaults from the same Args before parsing; the command line
-then agrees with it, except for what accumulates (append, extend, count), which is left to the SDK.
+then agrees with it, except for what accumulates (append, extend), which is left to the SDK; a count is
+passed on the command line, since the SDK reads it back as a list: the injected Task.init leaves the
+script's count options out of its argparse binding (`counted_dests`). Where the SDK is not installed in the
+task's environment, the launcher passes everything on the command line (`sdk_binds_args` off).
 """
 
 from __future__ import annotations
 
-from clearml_task.arguments.model import UNKNOWN, CommandLine, Option, Parser
+from clearml_task.arguments.hydra_config import check_overrides as check_hydra_overrides
+from clearml_task.arguments.model import UNKNOWN, CommandLine, Option, Parser, counted_dests
 from clearml_task.arguments.readers import read_parser, read_parser_cached, read_parser_file
-from clearml_task.arguments.record import check_and_record, merge_overrides, parse_overrides
+from clearml_task.arguments.record import (
+    check_and_record,
+    check_clone_overrides,
+    merge_overrides,
+    parse_overrides,
+)
 from clearml_task.arguments.render import command_line
 
 __all__ = [
@@ -38,7 +47,10 @@ __all__ = [
     "Option",
     "Parser",
     "check_and_record",
+    "check_clone_overrides",
+    "check_hydra_overrides",
     "command_line",
+    "counted_dests",
     "merge_overrides",
     "parse_overrides",
     "read_parser",

@@ -86,6 +86,8 @@ class Parser:
     # the script calls clearml's Task.init with its argparse binding on: at run time the SDK sets the
     # options' defaults from Args before parsing, so what accumulates (append, extend, count) is not passed
     sdk_binds_args: bool = False
+    sdk_unbound: list[str] = field(default_factory=list)  # dests its auto_connect_arg_parser leaves out
+    hydra_config: dict[str, str] = field(default_factory=dict)  # @hydra.main's config_path / config_name
 
     @property
     def script(self) -> str:
@@ -134,6 +136,13 @@ def free_subcommand_key(parser: Parser) -> str:
     """The Args key naming the subcommand when the script does not name it: one no option uses."""
     dests = {option.dest for option in parser.options}
     return next(key for key in ("command", "subcommand", "_command") if key not in dests)
+
+
+def counted_dests(parser: Parser) -> list[str]:
+    """The dests of its `action="count"` options, at any level: the clearml SDK reads a count back from Args
+    as a list (`[2]`), so Task.init is told to leave them to the command line."""
+    dests = (o.dest for level in all_levels(parser) for o in level.options if o.action == "count")
+    return list(dict.fromkeys(dests))
 
 
 def all_levels(parser: Parser) -> Iterator[Parser]:

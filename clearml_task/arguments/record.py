@@ -100,6 +100,36 @@ def merge_overrides(
     return merged, new
 
 
+def check_clone_overrides(
+    args_section: Mapping[str, Mapping[str, Any]], overrides: Mapping[str, str], base: str
+) -> None:
+    """A clone's overrides checked against the base task's recorded Args, before anything is created: a
+    key it does not have is an error naming the close matches (when it has any Args to check against),
+    and a value must fit the recorded type (int, float, bool; an empty value is the default)."""
+    recorded = {str(param.get("name") or key): param for key, param in args_section.items()}
+    known = [name for name in recorded if not name.startswith("_")]
+    if not known:
+        return
+    for key, text in overrides.items():
+        param = recorded.get(key)
+        if param is None:
+            close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+            suggestion = f"; did you mean {' or '.join(close)}?" if close else ""
+            shown = ", ".join(known[:40]) + (f", ... ({len(known)} in all)" if len(known) > 40 else "")
+            raise UserError(
+                f"--args {key}: the base task {base} has no argument {key!r}{suggestion}",
+                f"its arguments: {shown}",
+                exit_code=2,
+            )
+        kind = str(param.get("type") or "")
+        if kind in ("int", "float", "bool") and text.strip():
+            try:
+                interpret(Option(key, [f"--{key}"], type=kind), text)
+            except ValueError as error:
+                raise UserError(f"--args {key}={text}: {error} (the base task {base} records it as {kind})",
+                                exit_code=2) from None  # fmt: skip
+
+
 def _levels(parser: Parser, chain: Mapping[str, str]) -> Iterator[tuple[str, Parser]]:
     """The main parser and the subcommands that run, with their key prefixes."""
     prefix, level = "", parser
@@ -200,6 +230,13 @@ def _recorded_value(parser: Parser, slot: Slot, key: str, text: str) -> str:
         raise UserError(
             f"--args {key}={text}: {e}", f"{parser.script} defines {first.display}{default}", exit_code=2
         ) from e
+    if value is None and first.required:
+        raise UserError(
+            f"--args {key}={text}: {parser.script} requires a value for {first.display}; an empty one would "
+            "be recorded as not given and never reach the script",
+            f"give it a value: --args {key}=VALUE",
+            exit_code=2,
+        )
     if value is None:
         return ""
     if not is_default(first, value, text):

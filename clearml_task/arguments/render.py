@@ -47,7 +47,7 @@ def command_line(args_section: Mapping[str, Mapping[str, Any]], parser: Parser) 
         left = [
             d
             for d, options in options_by_dest(parser).items()
-            if options[0].action in ("append", "extend", "count")
+            if options[0].action in ("append", "extend", "count") and d not in parser.sdk_unbound
         ]
         values = {key: value for key, value in values.items() if key not in left}
         used.update(left)

@@ -6,7 +6,8 @@
 4. What the repository declares at the recorded commit with the patch applied (as the launcher reads it):
    every requirements.txt from the repository root down to the working dir; else the [project] dependencies
    of a pyproject.toml in the working dir or the root; a uv.lock beside it (or at the root) means the
-   launcher runs `uv sync --locked`.
+   launcher runs `uv sync --locked`; else a poetry.lock beside a Poetry project's pyproject.toml means the
+   launcher runs `poetry install` from it (the lock's packages are the lines recorded).
 5. Otherwise detected: the entry point's import closure through the repository's own modules (relative
    imports and literal importlib.import_module / __import__ calls included; notebooks read too), without the
    standard library and the repository's own modules. Each import is mapped to the distribution installed
@@ -38,10 +39,11 @@ from clearml_task.requirements.readers import Reader, clean, join, memo, nothing
 
 @dataclass(frozen=True)
 class Decision:
-    source: str  # "none" | "given" | "requirements.txt" | "pyproject.toml" | "uv.lock" | "detected"
+    # "none" | "given" | "requirements.txt" | "pyproject.toml" | "uv.lock" | "poetry.lock" | "detected"
+    source: str
     requirements: tuple[Requirement, ...] = ()
     files: tuple[str, ...] = ()  # the repository files a declared source was read from (root-relative)
-    lock: str | None = None  # the uv.lock (root-relative): the launcher runs `uv sync --locked`
+    lock: str | None = None  # the uv.lock / poetry.lock (root-relative) the launcher installs from
     notes: tuple[str, ...] = ()  # what was left out, and why
 
     @property
@@ -50,13 +52,18 @@ class Decision:
 
     @property
     def declared(self) -> bool:
-        return self.source in ("requirements.txt", "pyproject.toml", "uv.lock")
+        return self.source in ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock")
 
     @property
     def pip(self) -> list[str] | None:
         """The lines for script.requirements.pip, or None where the launcher installs the repository's own
-        files at the commit (a declared source: it reads them in the same order) or nothing (none)."""
+        files at the commit (a declared source: it reads them in the same order) or nothing (none). A declared
+        source with clearml on top records its lines too: ClearML's agent installs only `pip` (else the
+        repository's requirements.txt), never `extra`, and without clearml the injected Task.init would not
+        run there; our launcher still installs the declared files (`source`, `files` and `lock` say so)."""
         if self.source in ("given", "detected") and self.requirements:
+            return self.lines
+        if self.declared and self.extra:
             return self.lines
         return None
 
@@ -68,8 +75,9 @@ class Decision:
         return [r.line for r in self.requirements if r.origin == CLEARML_ORIGIN]
 
     def script_requirements(self) -> dict[str, object]:
-        """The task document's script.requirements: `pip` for given / detected lines; `source` always;
-        for a declared source the files read, the uv.lock and the lines to install on top (`extra`)."""
+        """The task document's script.requirements: `pip` for given / detected lines (and for a declared
+        source with clearml on top, for ClearML's agent); `source` always; for a declared source the files
+        read, the uv.lock and the lines to install on top (`extra`)."""
         recorded: dict[str, object] = {"source": self.source}
         if self.pip:
             recorded["pip"] = "\n".join(self.pip) + "\n"
@@ -91,6 +99,8 @@ class Decision:
         if self.source == "detected":
             return f"detected from the entry point's imports ({count})"
         where = ", ".join(self.files)
+        if self.source == "poetry.lock":
+            return f"declared in {where} ({count}; the launcher runs poetry install from the lock)"
         if self.lock:
             return f"declared in {where} ({count}; the launcher runs uv sync --locked)"
         return f"declared in {where} ({count}; installed by the launcher from the repository)"

@@ -279,8 +279,9 @@ def _canonical(name: str) -> str:
 
 def project_python(root: Path | None) -> str | None:
     """The interpreter of the project's own environment, when it is not this one: the active virtualenv
-    ($VIRTUAL_ENV), else the active conda env ($CONDA_PREFIX), else the checkout's .venv. None means this
-    interpreter's environment is the project's."""
+    ($VIRTUAL_ENV), else the active conda env ($CONDA_PREFIX), else the checkout's .venv, else the first
+    `python3` on PATH (the one the user runs the script with; clearml-task itself may live elsewhere, e.g.
+    under pipx). None means this interpreter's environment is the project's."""
     here = os.path.realpath(sys.prefix)
     candidates = [os.environ.get("VIRTUAL_ENV"), os.environ.get("CONDA_PREFIX")]
     candidates.append(os.path.join(root, ".venv") if root is not None else None)
@@ -292,7 +293,22 @@ def project_python(root: Path | None) -> str | None:
             python = os.path.join(prefix, *place.split("/"))
             if os.path.isfile(python):
                 return python
-    return None
+    return _python_on_path()
+
+
+def _python_on_path() -> str | None:
+    """The first `python3` on PATH (`python` on Windows), unless it is this interpreter's own (the bin dir
+    of this environment)."""
+    import shutil
+
+    found = shutil.which("python" if os.name == "nt" else "python3")
+    if found is None:
+        return None
+    ours = {
+        os.path.dirname(os.path.abspath(sys.executable)),
+        os.path.join(os.path.abspath(sys.prefix), "bin"),
+    }
+    return None if os.path.abspath(os.path.dirname(found)) in ours else found
 
 
 def sys_path_of(python: str) -> list[str]:

@@ -20,7 +20,7 @@ Reader = Callable[[str], "str | None"]
 # The files decide() may ask a Reader for: what a remote capture has to fetch (by suffix or name), besides
 # what the requirements files include.
 READ_SUFFIXES = (".py", ".ipynb")
-DECLARING_FILES = ("requirements.txt", "pyproject.toml", "uv.lock")
+DECLARING_FILES = ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock")
 
 
 def clean(path: str) -> str:
@@ -128,8 +128,8 @@ def wanted(path: str) -> bool:
 
 def included(path: str, content: bytes) -> list[str]:
     """The root-relative paths a requirements file's -r / -c lines include ([] for the Python files,
-    notebooks, pyproject.toml and uv.lock files decide() reads: they include nothing)."""
-    if path.endswith(READ_SUFFIXES) or posixpath.basename(path) in ("pyproject.toml", "uv.lock"):
+    notebooks, pyproject.toml and lock files decide() reads: they include nothing)."""
+    if path.endswith(READ_SUFFIXES) or posixpath.basename(path) in DECLARING_FILES[1:]:
         return []
     found = (INCLUDE.match(line) for _, line in logical_lines(decode(content)))
     return [join_repo(path, include[2].strip()) for include in found if include is not None]

@@ -15,6 +15,7 @@ Two shapes, as submitit's executors and pre-commit's languages have one shape ea
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
+    from clearml_task.arguments import Parser
     from launcher.logship import LogShipper
     from launcher.process import Outcome
 
@@ -35,7 +37,7 @@ class Job:
     root: Path  # the checkout
     workdir: Path  # where the entry point runs
     entry_point: str
-    arguments: list[str]  # the task's argv (from hyperparams.Args)
+    parser: Parser  # the entry point's command line, read from its source
     extra_env: dict[str, str]  # the server's address and keys, the task's id, the worker, GPUs
     cache_dir: Path
     log: LogShipper
@@ -43,6 +45,31 @@ class Job:
     gpus: str | None = None  # "0,1"; "" for none; None: untouched
     stop: threading.Event | None = None
     files: list[Path] = field(default_factory=list)  # host files the run reads besides the checkout
+
+    def arguments(self, sdk_installed: bool = True) -> list[str]:
+        """The task's argv from its hyperparams.Args, written to the log. Where the task's environment has no
+        clearml SDK, an injected Task.init cannot apply the values, so the command line carries them all."""
+        import shlex
+
+        from clearml_task import arguments
+        from clearml_task.errors import UserError
+        from launcher.errors import ReproductionError
+
+        parser = self.parser
+        if parser.sdk_binds_args and not sdk_installed:
+            parser = dataclasses.replace(parser, sdk_binds_args=False)
+        try:
+            line = arguments.command_line((self.task.get("hyperparams") or {}).get("Args") or {}, parser)
+        except UserError as e:
+            raise ReproductionError(e.message, hint=e.hint) from None
+        for note in line.problems:
+            self.log.write(f"launcher: arguments: {note}", "warning")
+        if line.ignored:
+            self.log.write(
+                f"launcher: arguments: not options of the script: {', '.join(line.ignored)}", "warning"
+            )
+        self.log.write(f"launcher: arguments ({line.kind}): {shlex.join(line.argv)}")
+        return line.argv
 
 
 @dataclass(frozen=True)

@@ -195,7 +195,7 @@ class Container:
                 *(option for key in sorted(values) for option in ("--env", key)),
                 *gpu_options(self.engine, job.gpus), *self.arguments, *task_arguments,
                 image, "/bin/sh", f"{MOUNT}/entry.sh",
-                *process.command(Path(VENV) / "bin" / "python", job.entry_point, job.arguments),
+                *process.command(Path(VENV) / "bin" / "python", job.entry_point, job.arguments()),
             ]  # fmt: skip
             job.log.write(f"launcher: container {name} from {image} ({Path(self.engine).name})")
             made = subprocess.run(create, env={**os.environ, **values}, capture_output=True, text=True)

@@ -20,7 +20,7 @@ class Local:
         note_container(job)
         env = environment.ensure(job.task, job.root, job.workdir, job.cache_dir, job.log.write)
         record_requirements(job, env.frozen)
-        argv = process.command(env.python, job.entry_point, job.arguments)
+        argv = process.command(env.python, job.entry_point, job.arguments(environment.has_sdk(env.frozen)))
         extra = dict(job.extra_env)
         if job.gpus is not None:
             extra["CUDA_VISIBLE_DEVICES"] = extra["NVIDIA_VISIBLE_DEVICES"] = job.gpus

@@ -17,13 +17,17 @@ from clearml_task.arguments import (
     UNKNOWN,
     Parser,
     check_and_record,
+    check_hydra_overrides,
     command_line,
+    counted_dests,
     merge_overrides,
     parse_overrides,
     read_parser,
     read_parser_file,
 )
 from clearml_task.errors import UserError
+from clearml_task.inject import inject_task_init
+from clearml_task.requirements import directory_reader
 from launcher.execute import entry_file
 from testing.repos import FIXTURES
 
@@ -373,6 +377,34 @@ def test_hydra_overrides_are_key_value(tmp_path: Path) -> None:
     }
 
 
+def test_hydra_overrides_are_checked_against_the_config_and_its_defaults_list(tmp_path: Path) -> None:
+    """Keys the primary config or a simple defaults-list entry has pass; a typo is refused naming the close
+    matches; Hydra's `+key` adds, `~key` deletes and `hydra.*` keys pass; an unreadable config checks
+    nothing."""
+    root = tmp_path / "repo"
+    (root / "app" / "conf" / "model").mkdir(parents=True)
+    (root / "app" / "conf" / "config.yaml").write_text(
+        "defaults:\n  - base\n  - model: resnet\n  - optional optimizer: ???\n  - _self_\nseed: 1\n"
+    )
+    (root / "app" / "conf" / "base.yaml").write_text("data:\n  path: /data\n  sizes: [1, 2]\n")
+    (root / "app" / "conf" / "model" / "resnet.yaml").write_text("depth: 18\nwidth: 64\n")
+    app = (ARGS / "hydra_app.py").read_text()
+    parser = read_parser(app, "train.py")
+    assert parser.hydra_config == {"config_path": "conf", "config_name": "config"}
+    read = directory_reader(root)
+    fine = ["seed=2", "model.depth=50", "model=vit", "data.path=/x", "data.sizes.0=3", "optimizer.lr=0.1",
+            "+extra=1", "++seed=3", "~data=", "hydra.run.dir=.", "config_name=other"]  # fmt: skip
+    check_hydra_overrides(parser, parse_overrides(fine), read, "app/train.py")
+    with pytest.raises(UserError) as caught:
+        check_hydra_overrides(parser, parse_overrides(["model.dpth=5"]), read, "app/train.py")
+    assert caught.value.message == (
+        "--args model.dpth: the Hydra config of train.py (app/conf/config.yaml) has no key 'model.dpth'; "
+        "did you mean model.depth or model.width?"
+    )
+    assert "+model.dpth=VALUE" in caught.value.hint and caught.value.exit_code == 2
+    check_hydra_overrides(parser, parse_overrides(["model.dpth=5"]), read, "elsewhere/train.py")  # no config
+
+
 def test_hydra_options_and_overrides_the_clearml_sdk_recorded_in_args() -> None:
     """The SDK records Hydra's own argparse options in Args: they are options, not overrides."""
     recorded = {
@@ -519,3 +551,21 @@ def test_what_accumulates_is_left_to_the_clearml_sdk_when_the_script_calls_task_
     unbound = read_parser(injected.format("auto_connect_arg_parser=False") + source, "features.py")
     assert not unbound.sdk_binds_args
     assert command_line(section, unbound).argv == ["--epochs", "7", "-v", "-v", "--tag", "a"]
+
+
+def test_a_count_the_sdk_is_told_to_leave_alone_is_passed_on_the_command_line() -> None:
+    """The clearml SDK reads a count back from Args as a list ([2]); the injected Task.init leaves count
+    options out of its binding, so the command line gives them."""
+    source = (ARGS / "features.py").read_text()
+    assert counted_dests(read_parser(source, "features.py")) == ["verbose"]
+    injected = inject_task_init(source, "features.py", ["verbose"]).text
+    assert injected is not None and "Task.init(auto_connect_arg_parser={'verbose': False})" in injected
+    parser = read_parser(injected, "features.py")
+    assert parser.sdk_binds_args and parser.sdk_unbound == ["verbose"]
+    section = {
+        key: {"name": key, "value": value}
+        for key, value in {"tag": "['a']", "verbose": "2", "epochs": "7"}.items()
+    }
+    line = command_line(section, parser)
+    assert line.argv == ["--epochs", "7", "-v", "-v"]
+    assert line.problems == ["set by the clearml SDK (Task.init), not on the command line: tag"]

@@ -206,6 +206,22 @@ def test_base_task_id_clones_and_overrides_only_what_is_given(quickstart: Path) 
     assert task["name"] == "renamed" and task["project"] == Client().project_id("other", create=False)
 
 
+def test_a_clone_s_args_are_checked_against_the_base_task_before_anything_is_created(
+    quickstart: Path,
+) -> None:
+    from clearml_task.api import Client
+
+    created = run("clearml-task", "--project", "demo", "--name", "base", "--script", str(quickstart),
+                  "--args", "epochs=2", "lr=0.1", "--output", "json")  # fmt: skip
+    base_id = json.loads(created.stdout)["id"]
+    typo = run("clearml-task", "--base-task-id", base_id, "--args", "lrr=0.9")
+    assert typo.returncode == 2 and "Traceback" not in typo.stderr
+    assert f"--args lrr: the base task {base_id} has no argument 'lrr'; did you mean lr?" in typo.stderr
+    bad = run("clearml-task", "--base-task-id", base_id, "--args", "lr=abc", "--queue", "default")
+    assert bad.returncode == 2 and "--lr takes a number, not 'abc'" in bad.stderr
+    assert [task["id"] for task in Client().call("tasks.get_all", {})["tasks"]] == [base_id]
+
+
 def test_bad_input_is_one_line_and_creates_nothing(quickstart: Path) -> None:
     train = str(quickstart)
     cases = [

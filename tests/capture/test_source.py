@@ -254,6 +254,31 @@ def test_shell_and_module_entry_points_are_not_injected(tmp_path: Path) -> None:
     assert module.source.entry_point == "-m src.pkg.model" and module.source.patch == ""
 
 
+def test_a_module_entry_point_must_be_importable_where_the_task_runs(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+
+    def module(name: str, *packages: str) -> None:
+        prepare(Request(project="proj", name="module", folder=str(repo.work), module=name,
+                        packages=list(packages)))  # fmt: skip
+
+    module("src.pkg.model")  # in the checkout
+    module("http.server")  # the standard library
+    module("pytest")  # installed here
+    module("torch.distributed.run", "torch")  # named in the task's requirements
+    with pytest.raises(UserError) as caught:
+        module("src.pkg.nosuch")
+    assert (
+        caught.value.message
+        == "--module src.pkg.nosuch: the checkout's package src (src/) has no module src.pkg.nosuch"
+    )
+    with pytest.raises(UserError) as caught:
+        module("nosuchpackage.main")
+    assert caught.value.message.startswith(
+        "--module nosuchpackage.main: no module nosuchpackage.main in the checkout"
+    )
+    assert "--packages" in caught.value.hint
+
+
 def test_submodule_commits_are_recorded(tmp_path: Path) -> None:
     inner = make_repo(tmp_path / "inner", remote=False)
     inner.write("helper.py", "import attr\n")

@@ -139,6 +139,22 @@ def test_agent_executes_our_task_with_task_init(tools: Tools, server: ServerProc
     assert_sdk_reported(task_id, ours, seen["log"])
 
 
+def test_agent_executes_our_task_whose_repository_declares_requirements(
+    tools: Tools, server: ServerProcess, ours: Client, repo: Repo, tmp_path: Path
+) -> None:
+    """ClearML's agent installs only script.requirements.pip: it carries the declared lines and clearml, so
+    the injected Task.init runs there and the SDK gives the script its --args."""
+    repo.write("requirements.txt", "six\n")
+    task_id = create_task(repo.work, "train.py", args=ARGS, name="agent declared")
+    recorded = ours.get_task(task_id)["script"]["requirements"]
+    assert recorded["source"] == "requirements.txt" and recorded["pip"] == "six\nclearml\n"
+    agent_execute(tools, server, task_id, tmp_path)
+    assert status(task_id) == "completed"
+    seen = printed(task_id)
+    assert seen.get("args") == GIVEN, seen["log"]
+    assert seen["sdk"] == task_id, seen["log"]
+
+
 def test_agent_daemon_runs_our_task(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
                                     tmp_path: Path) -> None:  # fmt: skip
     q, q_id = queue(ours)

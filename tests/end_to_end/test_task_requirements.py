@@ -111,7 +111,7 @@ def test_a_remote_requirements_file_brings_its_includes(tmp_path: Path) -> None:
     subprocess.run(["git", "push", "-q"], cwd=repo.work, check=True)
     task, out = created("--name", "includes", "--repo", str(filtering(repo.origin)), "--script", "train.py")
     assert requirements_of(task) == {"source": "requirements.txt", "files": ["requirements.txt"],
-                                     "extra": "clearml\n"}  # fmt: skip
+                                     "extra": "clearml\n", "pip": "six==1.16.0\nclearml\n"}  # fmt: skip
     assert "six==1.16.0" in out and "reqs/base.in:1" in out
 
 
@@ -123,6 +123,8 @@ def test_declared_files_are_named_and_clearml_goes_on_top(tmp_path: Path) -> Non
         "source": "requirements.txt",
         "files": ["requirements.txt", "app/requirements.txt"],
         "extra": "clearml\n",
+        "pip": "numpy<2,>=1.24\nPyYAML\nrequests>=2.20\n--extra-index-url https://download.pytorch.org/whl/cpu\n"
+        'torch >=2.1\nscikit-learn==1.5.0 ; python_version >= "3.9"\nclearml\n',  # for ClearML's agent
     }
     assert "declared in requirements.txt, app/requirements.txt" in out
     uvlock = make_repo(tmp_path / "locked", "reqs_uvlock")
@@ -163,6 +165,36 @@ def test_versions_are_pinned_from_the_project_environment(detect_repo: Repo, tmp
     assert f"installed versions are read from the environment of {project_env}/bin/python" in out
 
 
+def fake_environment(prefix: Path, version: str) -> Path:
+    """A venv in which tqdm `version` is installed (what an installed distribution leaves: its metadata)."""
+    venv.create(prefix, with_pip=False)
+    site = next((prefix / "lib").glob("python3*/site-packages"))
+    dist = site / f"tqdm-{version}.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: tqdm\nVersion: {version}\n")
+    (dist / "top_level.txt").write_text("tqdm\n")
+    (dist / "RECORD").write_text("tqdm/__init__.py,,\n")
+    (site / "tqdm").mkdir()
+    (site / "tqdm" / "__init__.py").write_text("")
+    return prefix
+
+
+def test_without_an_active_environment_versions_come_from_the_python3_on_path(
+    detect_repo: Repo, tmp_path: Path
+) -> None:
+    """No virtualenv, conda env or .venv: the pins are those of the `python3` the user runs, not of the
+    environment clearml-task is installed in (pipx), and the summary names it."""
+    users = fake_environment(tmp_path / "users-python", "9.8.6")
+    path = f"{users / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    task, out = created("--name", "on path", "--folder", str(detect_repo.work), "--script", "train.py",
+                        env={"VIRTUAL_ENV": "", "CONDA_PREFIX": "", "PATH": path})  # fmt: skip
+    assert "tqdm==9.8.6" in requirements_of(task)["pip"].splitlines()
+    assert f"installed versions are read from the environment of {users}/bin/python3" in out
+    task, out = created("--name", "own", "--folder", str(detect_repo.work), "--script", "train.py")
+    assert "tqdm==9.8.6" not in requirements_of(task)["pip"].splitlines()
+    assert f"installed versions are read from clearml-task's own environment ({sys.executable})" in out
+
+
 def test_force_no_requirements_installs_nothing_even_with_a_requirements_file(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "bad", "reqs_bad")  # its requirements.txt could not even be installed
     repo.write("train.py", "print('ran with nothing installed')\n")
@@ -184,7 +216,7 @@ def test_the_launcher_installs_clearml_on_top_of_the_repository_requirements(tmp
     repo.write("requirements.txt", "six\n")
     task, _ = created("--name", "on top", "--folder", str(repo.work), "--script", "train.py")
     assert requirements_of(task) == {"source": "requirements.txt", "files": ["requirements.txt"],
-                                     "extra": "clearml\n"}  # fmt: skip
+                                     "extra": "clearml\n", "pip": "six\nclearml\n"}  # fmt: skip
     result = launcher("execute", "--id", str(task["id"]))
     assert result.returncode == 0, result.stdout + result.stderr
     assert status(str(task["id"])) == "completed"
@@ -195,3 +227,18 @@ def test_the_launcher_installs_clearml_on_top_of_the_repository_requirements(tmp
     assert any(line.startswith("six==") for line in installed)
     assert len(Client().call("tasks.get_all", {})["tasks"]) == 1  # the SDK attached; no task of its own
     assert not [line for line in lines if "ClearML" in line and "rror" in line]
+
+
+def test_a_poetry_project_is_installed_from_its_poetry_lock(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "poetry", "reqs_poetry")
+    task, out = created(
+        "--name", "poetry", "--folder", str(repo.work), "--script", "train.py", "--skip-task-init"
+    )
+    assert requirements_of(task) == {"source": "poetry.lock", "files": ["pyproject.toml", "poetry.lock"],
+                                     "lock": "poetry.lock"}  # fmt: skip
+    assert "the launcher runs poetry install from the lock" in out
+    result = launcher("execute", "--id", str(task["id"]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = log_lines(str(task["id"]))
+    assert "environment: requirements from poetry.lock (poetry install in .)" in lines
+    assert "poetry job ran with six 1.17.0" in lines

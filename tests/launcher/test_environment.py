@@ -228,6 +228,31 @@ def test_extra_lines_go_on_top_of_a_locked_sync(cache_dir: Path, tmp_path: Path)
     assert "script.requirements.extra" in caught.value.hint and not leftovers(cache_dir)
 
 
+def test_a_poetry_lock_is_installed_by_poetry_and_a_conda_file_is_named(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    """A Poetry project: `poetry install --no-root` from its poetry.lock (Poetry run by uv from PyPI) into
+    the task's env; a lock that no longer matches fails. An environment.yml is said not to be built."""
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "reqs_poetry", root)
+    (root / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n  - six\n")
+    log: list[str] = []
+    env = ensure(task(), root, root, cache_dir, log.append)
+    assert env.built and env.source == "poetry.lock"
+    assert "environment: requirements from poetry.lock (poetry install in .)" in log
+    assert any(line.startswith("environment: poetry install in ") for line in log), log
+    assert version_of(env, "six", tmp_path) == "1.17.0" and env.requirements == ["six==1.17.0"]
+    assert (
+        "environment: environment.yml is a conda environment: conda environments are not built here; "
+        "installed instead: requirements from poetry.lock (poetry install in .)"
+    ) in log
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('six = "^1.16"', 'six = "^1.16"\nattrs = "*"'))
+    with pytest.raises(ReproductionError) as caught:
+        ensure(task(), root, root, cache_dir, lambda line: None)
+    assert "poetry.lock" in caught.value.hint and not leftovers(cache_dir)
+
+
 def test_source_none_installs_nothing_where_the_repository_declares(cache_dir: Path, tmp_path: Path) -> None:
     root = write(tmp_path / "repo", {"requirements.txt": "no-such-package-anywhere==0\n"})
     log: list[str] = []

@@ -343,8 +343,19 @@ def test_clearml_is_added_when_task_init_is_injected() -> None:
     assert decide(given=read_given(None, ["ClearML>=1.16"]), add_clearml=True).lines == ["ClearML>=1.16"]
     assert decide(force_none=True, add_clearml=True).lines == []
     declared = detect("reqs_uvlock", add_clearml=True)
-    assert declared.lines[-1] == "clearml" and declared.extra == ["clearml"] and declared.pip is None
+    assert declared.lines[-1] == "clearml" and declared.extra == ["clearml"]
+    assert declared.pip == declared.lines  # what ClearML's agent installs: the declared lines and the SDK
+    assert detect("reqs_uvlock", add_clearml=False).pip is None
     assert detect("reqs_detect", add_clearml=True).pip[-1] == "clearml"  # type: ignore[index]
+
+
+def test_a_poetry_lock_is_what_a_poetry_project_declares() -> None:
+    poetry = detect("reqs_poetry", add_clearml=True)
+    assert (poetry.source, poetry.files, poetry.lock) == ("poetry.lock", ("pyproject.toml", "poetry.lock"),
+                                                          "poetry.lock")  # fmt: skip
+    assert poetry.lines == ["six==1.17.0", "clearml"] and poetry.extra == ["clearml"]
+    assert poetry.pip == ["six==1.17.0", "clearml"]  # for ClearML's agent
+    assert "poetry install" in poetry.title
 
 
 def test_what_the_document_records() -> None:
@@ -354,6 +365,7 @@ def test_what_the_document_records() -> None:
     }  # fmt: skip
     assert detect("reqs_uvlock", add_clearml=True).script_requirements() == {
         "source": "uv.lock", "files": ["pyproject.toml", "uv.lock"], "lock": "uv.lock", "extra": "clearml\n",
+        "pip": "\n".join(detect("reqs_uvlock").lines) + "\nclearml\n",
     }  # fmt: skip
     assert detect("reqs_declared", working_dir="app").script_requirements() == {
         "source": "requirements.txt", "files": ["requirements.txt", "app/requirements.txt"],

@@ -83,17 +83,21 @@ def _read(index: SourceIndex) -> Parser:
             parser.problems = index.problems + parser.problems
             for sub in all_levels(parser):
                 sub.filename, sub.complete = index.filename, parser.complete
-            parser.sdk_binds_args = library == "argparse" and _sdk_binds_args(index)
+            if library == "argparse":
+                parser.sdk_binds_args, parser.sdk_unbound = _sdk_binding(index)
             return parser
     return Parser(filename=index.filename, problems=index.problems)
 
 
-def _sdk_binds_args(index: SourceIndex) -> bool:
-    """A call of clearml's Task.init that leaves auto_connect_arg_parser on."""
+def _sdk_binding(index: SourceIndex) -> tuple[bool, list[str]]:
+    """Whether a call of clearml's Task.init leaves auto_connect_arg_parser on, and the dests a literal
+    dict there leaves out (`{"verbose": False}`)."""
     for call in index.calls:
         qualified = index.qualified(call.func) or ""
         if qualified.startswith("clearml.") and qualified.endswith("Task.init"):
             switch = index.keyword(call, "auto_connect_arg_parser")
-            if switch is None or index.literal(switch) is not False:
-                return True
-    return False
+            value = None if switch is None else index.literal(switch)
+            if value is not False:
+                unbound = [str(k) for k, v in value.items() if v is False] if isinstance(value, dict) else []
+                return True, unbound
+    return False, []
