@@ -24,3 +24,4 @@ echo "== clearml-launcher: reproduce and run task $task"
 echo "== its log, as stored on the server"
 "$BIN/clearml-launcher" logs "$task" | grep -v '^launcher:\|^workspace:\|^environment:'
 "$BIN/clearml-launcher" tasks --status completed failed | head -n 5
+echo "== to look at it in a browser: $BIN/clearml-launcher ui   (serves the embedded data dir on loopback)"
