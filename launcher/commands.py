@@ -40,14 +40,17 @@ def server(args: argparse.Namespace) -> int:
 
 
 def ui(args: argparse.Namespace) -> int:
-    """The web UI of the embedded data dir: the server on loopback, its URL and the keys to log in with."""
+    """The web UI of the embedded data dir: the server on loopback, its URL and where the keys to log in with
+    are (a secret key is never printed)."""
+    from clearml_task.server.auth import CREDENTIALS_FILE
     from clearml_task.server.serve import create_server
 
     data_dir = args.data_dir or config.server_dir()
     httpd, served = create_server(data_dir, "127.0.0.1", args.port)
     keys = served.app.keys
     print(f"clearml-launcher: the web UI at {served.url}/ (data: {data_dir})", flush=True)
-    print(f"log in with access key {keys.access_key} and secret key {keys.secret_key}", flush=True)
+    where = data_dir / CREDENTIALS_FILE if keys.generated else "$CLEARML_API_SECRET_KEY"
+    print(f"log in with access key {keys.access_key} and the secret key in {where}", flush=True)
     return _serve(httpd)
 
 

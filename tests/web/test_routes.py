@@ -3,6 +3,7 @@ session cookie on API calls, static files, headers, and the commands that serve 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -140,11 +141,11 @@ def test_clearml_launcher_ui_serves_the_embedded_data(tmp_path: Path) -> None:
                                    stdout=out, stderr=subprocess.STDOUT, text=True, cwd=ROOT)  # fmt: skip
     try:
         url = wait_for_line(process, r"the web UI at (http://127\.0\.0\.1:\d+)/", log)[1]
-        keys = wait_for_line(process, r"log in with access key (\S+) and secret key (\S+)", log)
-        assert (keys[1], keys[2]) == (
-            App(tmp_path / "data").keys.access_key,
-            App(tmp_path / "data").keys.secret_key,
-        )
+        keys = wait_for_line(process, r"log in with access key (\S+) and the secret key in (\S+)", log)
+        served = App(tmp_path / "data").keys
+        assert keys[1] == served.access_key
+        assert json.loads(Path(keys[2]).read_text())["secret_key"] == served.secret_key
+        assert served.secret_key not in log.read_text()  # a secret is never printed
         page = requests.get(f"{url}/projects/*/tasks", timeout=30)
         assert page.status_code == 200 and "Log in" in page.text
     finally:
