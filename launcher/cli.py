@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, help="database and keys (default: $CLEARML_TASK_HOME/server)"
     )
     server.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    server.add_argument(
+        "--non-responsive-timeout", type=float, metavar="SECONDS",
+        help="stop in_progress tasks nothing updated for this long (default 7200, as ClearML; 0: never; "
+        "env CLEARML_TASK_NON_RESPONSIVE_TIMEOUT)",
+    )  # fmt: skip
 
     execute = sub.add_parser("execute", help="run one task now, in the foreground")
     execute.add_argument("--id", required=True, dest="task_id", help="the task's id")

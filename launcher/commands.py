@@ -19,9 +19,12 @@ if TYPE_CHECKING:
 def server(args: argparse.Namespace) -> int:
     from clearml_task.server.auth import CREDENTIALS_FILE
     from clearml_task.server.serve import api_block, create_server
+    from clearml_task.server.watchdog import Watchdog
 
     data_dir = args.data_dir or config.server_dir()
-    httpd, served = create_server(data_dir, args.host, args.port, threads=args.threads)
+    httpd, served = create_server(data_dir, args.host, args.port, threads=args.threads,
+                                  non_responsive_timeout=args.non_responsive_timeout)  # fmt: skip
+    watchdog = Watchdog(served.app.store, served.app.non_responsive_timeout).start()
     keys = served.app.keys
     print(f"clearml-launcher: serving the ClearML API at {served.url} (data: {data_dir})", flush=True)
     if keys.fresh:
@@ -34,6 +37,7 @@ def server(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        watchdog.stop()
         httpd.close()
     return 0
 

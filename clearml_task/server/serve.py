@@ -38,12 +38,13 @@ def api_block(url: str, access_key: str, secret_key: str) -> str:
 
 
 def create_server(
-    data_dir: Path, host: str = "127.0.0.1", port: int = 8008, threads: int = 8
-) -> tuple[Any, Served]:
+    data_dir: Path, host: str = "127.0.0.1", port: int = 8008, threads: int = 8,
+    non_responsive_timeout: float | None = None,
+) -> tuple[Any, Served]:  # fmt: skip
     """A waitress server bound to host:port (port 0 = any free port), not yet serving."""
     from waitress.server import create_server as waitress_server
 
-    app = App(data_dir)
+    app = App(data_dir, non_responsive_timeout=non_responsive_timeout)
     try:
         server = waitress_server(app, host=host, port=port, threads=threads, ident="clearml-task")
     except OSError as e:

@@ -29,6 +29,11 @@ CREATE TABLE IF NOT EXISTS events (
     timestamp INTEGER NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_task ON events (task, type, timestamp, seq);
 """
+# A client may give an event a `seq` unique within its task (the launcher numbers its log lines): an event
+# sent again with the same one (a retry of a batch whose answer was lost) is stored once.
+EVENT_KEY = """
+CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (task, key) WHERE key IS NOT NULL
+"""
 
 # Which document fields each table copies into its own columns.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -71,11 +76,15 @@ class Tx:
         return self.conn.execute(f"SELECT 1 FROM {kind} WHERE name = ?", (name,)).fetchone() is not None
 
     # events ---------------------------------------------------------------------------------------
-    def add_events(self, events: list[dict[str, Any]]) -> None:
+    def add_events(self, events: list[dict[str, Any]]) -> int:
+        """Store events; one whose task and `seq` are stored already is left out. Returns how many went in."""
+        before = self.conn.total_changes
         self.conn.executemany(
-            "INSERT INTO events (task, type, timestamp, doc) VALUES (?, ?, ?, ?)",
-            [(e["task"], e["type"], int(e["timestamp"]), json.dumps(e)) for e in events],
-        )
+            "INSERT OR IGNORE INTO events (task, type, timestamp, doc, key) VALUES (?, ?, ?, ?, ?)",
+            [(e["task"], e["type"], int(e["timestamp"]), json.dumps(e),
+              None if e.get("seq") is None else str(e["seq"])) for e in events],
+        )  # fmt: skip
+        return self.conn.total_changes - before
 
     def events(
         self, task: str, type_: str, *, from_timestamp: int | None, limit: int, newest_first: bool
@@ -126,6 +135,10 @@ class Store:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     tx.conn.execute(statement)
+            columns = {row[1] for row in tx.conn.execute("PRAGMA table_info(events)")}
+            if "key" not in columns:  # a database from before events had keys
+                tx.conn.execute("ALTER TABLE events ADD COLUMN key TEXT")
+            tx.conn.execute(EVENT_KEY)
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
