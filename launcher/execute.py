@@ -10,7 +10,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,9 @@ class Settings:
     keep_workspace: bool = False
     echo: bool = True
     sdk_report_subprocess: bool = False  # the SDK's Linux default; its exit then waits 5-11 s
+    # Told what a run has on this machine as it starts (work tree, SDK config; then pid, pgid and the
+    # marker its processes inherit): the daemon's record, for cleaning up after a crash.
+    on_run: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -72,13 +75,16 @@ def run(
 ) -> str:
     """Reproduce and run a taken task; returns its final status (completed, failed or stopped). Setting
     `stop` (the daemon is shutting down) aborts the run: the task ends stopped, never completed."""
-    from launcher import environment, workspace
+    from clearml_task import locks
+    from launcher import environment, registry, workspace
 
     task_id = task["id"]
     dest = settings.work_dir / f"{task_id}-{int(time.time() * 1000)}"
     started = time.monotonic()
+    if settings.on_run is not None:
+        settings.on_run({"work_tree": str(dest), "sdk_config": str(_sdk_config_path(dest))})
     try:
-        with _server_for_the_task(client) as server_env:
+        with locks.exclusive(registry.run_lock(dest)), _server_for_the_task(client) as server_env:
             ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write)
             env = environment.ensure(task, ws.root, ws.workdir, settings.cache_dir, log.write)
             _record_requirements(client, task, env.frozen, log)
@@ -98,6 +104,7 @@ def run(
         log.write(f"launcher: done in {time.monotonic() - started:.2f}s")
         if not settings.keep_workspace:
             shutil.rmtree(dest, ignore_errors=True)
+        registry.run_lock(dest).unlink(missing_ok=True)  # a kept work tree is never swept
 
 
 def _run_process(
@@ -128,8 +135,14 @@ def _run_process(
     if settings.gpus is not None:
         extra["CUDA_VISIBLE_DEVICES"] = extra["NVIDIA_VISIBLE_DEVICES"] = settings.gpus
     env = process.environment(task, extra, ws.workdir, ws.root)
+    on_run = settings.on_run
+
+    def started(pid: int, marker: str) -> None:
+        if on_run is not None:
+            on_run({"pid": pid, "pgid": pid, "marker": marker})
+
     outcome = process.run(argv, cwd=ws.workdir, env=env, client=client, task_id=task["id"], log=log,
-                          grace=settings.grace, stop=stop)  # fmt: skip
+                          grace=settings.grace, stop=stop, started=started)  # fmt: skip
     if outcome.aborted:
         log.write("launcher: aborted: the task was stopped on the server", "warning")
         log.flush()
