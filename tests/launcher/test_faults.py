@@ -2,7 +2,8 @@
 
 No task is stranded, no log line is lost or doubled, and a daemon rides out a server that goes away.
 CLEARML_TASK_TEST_OUTAGE (seconds the server stays down, default 60), CLEARML_TASK_TEST_FLOOD (seconds of
-output flood, default 20) and CLEARML_TASK_TEST_TASKS (tasks over 6 daemons, default 300: about 2 minutes on 2 cores) size them."""
+output flood, default 20) and CLEARML_TASK_TEST_TASKS (tasks over 6 daemons, default 300: about 2 minutes
+on 2 cores) size them."""
 
 from __future__ import annotations
 
