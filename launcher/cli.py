@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clearml_task import __version__, console
+from launcher.envcache import DEFAULT_SIZE
 
 PROG = "clearml-launcher"
 
@@ -85,6 +86,10 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     gpus.add_argument("--gpus", help="GPUs for the task, e.g. 0,1 (CUDA_VISIBLE_DEVICES)")
     gpus.add_argument("--cpu-only", action="store_true", help="no GPUs for the task")
     parser.add_argument("--keep-workspace", action="store_true", help="keep the task's work tree afterwards")
+    parser.add_argument(
+        "--env-cache-size", default=DEFAULT_SIZE, metavar="SIZE",
+        help="least recently used environments go once the cache is over this (default 20G; 0: no limit)",
+    )  # fmt: skip
     parser.add_argument("--grace", type=float, default=10.0, help="seconds from SIGTERM to SIGKILL on abort")
     parser.add_argument(
         "--sdk-report-subprocess",

@@ -220,8 +220,9 @@ def _gpus(args: argparse.Namespace) -> str | None:
 
 
 def _settings(args: argparse.Namespace, worker: str) -> Settings:
+    from launcher.envcache import parse_size
     from launcher.execute import Settings
 
     return Settings(home=_home(), worker=worker, gpus=_gpus(args), grace=args.grace,
-                    keep_workspace=args.keep_workspace,
+                    keep_workspace=args.keep_workspace, env_cache_size=parse_size(args.env_cache_size),
                     sdk_report_subprocess=args.sdk_report_subprocess)  # fmt: skip

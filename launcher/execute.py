@@ -36,6 +36,7 @@ class Settings:
     # Told what a run has on this machine as it starts (work tree, SDK config; then pid, pgid and the
     # marker its processes inherit): the daemon's record, for cleaning up after a crash.
     on_run: Callable[[dict[str, Any]], None] | None = None
+    env_cache_size: int = 20 * 1024**3  # bytes the environment cache may hold (0: no limit)
 
     @property
     def cache_dir(self) -> Path:
@@ -76,7 +77,7 @@ def run(
     """Reproduce and run a taken task; returns its final status (completed, failed or stopped). Setting
     `stop` (the daemon is shutting down) aborts the run: the task ends stopped, never completed."""
     from clearml_task import locks
-    from launcher import environment, registry, workspace
+    from launcher import envcache, environment, registry, workspace
 
     task_id = task["id"]
     dest = settings.work_dir / f"{task_id}-{int(time.time() * 1000)}"
@@ -87,9 +88,10 @@ def run(
         with locks.exclusive(registry.run_lock(dest)), _server_for_the_task(client) as server_env:
             ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write)
             env = environment.ensure(task, ws.root, ws.workdir, settings.cache_dir, log.write)
-            _record_requirements(client, task, env.frozen, log)
-            sdk_env = _sdk_config(dest, settings, log)
-            return _run_process(client, task, settings, log, ws, env.python, server_env | sdk_env, stop)
+            with envcache.using(env.python.parent.parent):
+                _record_requirements(client, task, env.frozen, log)
+                sdk_env = _sdk_config(dest, settings, log)
+                return _run_process(client, task, settings, log, ws, env.python, server_env | sdk_env, stop)
     except ReproductionError as e:
         log.write(f"launcher: {e.reason}", "error")
         for line in e.detail.strip().splitlines()[-40:]:
@@ -105,6 +107,9 @@ def run(
         if not settings.keep_workspace:
             shutil.rmtree(dest, ignore_errors=True)
         registry.run_lock(dest).unlink(missing_ok=True)  # a kept work tree is never swept
+        envcache.evict(
+            settings.cache_dir / "envs", settings.env_cache_size, lambda line: log.write(f"launcher: {line}")
+        )
 
 
 def _run_process(
