@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from clearml_task import locks
 from clearml_task.errors import UserError
-from clearml_task.vocabulary import FAILED, IN_PROGRESS
+from clearml_task.vocabulary import FAILED, IN_PROGRESS, QUEUED
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
@@ -160,11 +160,15 @@ def reconcile(client: Client, previous: dict[str, Any] | None, say: Callable[[st
         group = None
     ended = reaper.end(group, marker)
     task_id = run.get("task")
-    if task_id:
-        found = client.tasks(id=[task_id], only_fields=["status"])
-        if found and found[0].get("status") == IN_PROGRESS:
-            client.set_status(task_id, FAILED, force=True, message=RESTARTED)
-            say(f"task {task_id} failed: {RESTARTED} ({ended} process(es) it left were stopped)")
+    found = client.tasks(id=[task_id], only_fields=["status", "execution"]) if task_id else []
+    if found and found[0].get("status") == IN_PROGRESS:
+        client.set_status(task_id, FAILED, force=True, message=RESTARTED)
+        say(f"task {task_id} failed: {RESTARTED} ({ended} process(es) it left were stopped)")
+    elif found and found[0].get("status") == QUEUED:  # taken from its queue, never started: back in line
+        queue = (found[0].get("execution") or {}).get("queue")
+        if queue:
+            client.enqueue(task_id, queue)
+            say(f"task {task_id} went back to its queue: {RESTARTED} before it started")
     for key in ("work_tree", "sdk_config"):
         if run.get(key):
             _remove(Path(run[key]))
@@ -182,8 +186,9 @@ def sweep(work_dir: Path, say: Callable[[str], None]) -> int:
         return 0
     swept = 0
     for entry in sorted(work_dir.iterdir()):
-        young = time.time() - entry.stat().st_mtime < SWEEP_AGE
-        if not entry.is_dir() or not run_lock(entry).exists() or young:
+        if not entry.is_dir() or not run_lock(entry).exists():
+            continue  # a file, gone already, or a tree kept on purpose
+        if time.time() - entry.stat().st_mtime < SWEEP_AGE:
             continue
         handle = locks.hold(run_lock(entry))
         if handle is None:
