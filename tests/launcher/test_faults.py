@@ -239,3 +239,19 @@ def test_many_tasks_over_six_daemons_run_exactly_once(rig: Rig, jobs: Repo, daem
     runs = [sum(line.startswith("epochs=") for line in log_lines(t)) for t in ids]
     assert runs == [1] * TASKS
     assert len({client.get_task(t)["last_worker"] for t in ids}) > 1
+
+
+def test_the_log_is_what_the_task_printed(jobs: Repo) -> None:
+    """A 1 MB line whole (in ordered pieces), a \\r bar as its states, stderr at error, non-UTF-8 escaped."""
+    task_id = create_task(jobs.work, "fidelity.py", skip_task_init=True, skip_python_env_install=True)
+    assert launcher("execute", "--id", task_id).returncode == 0
+    ours = ("launcher:", "workspace:", "environment:")
+    events = [e for e in Client().task_log(task_id) if not str(e["msg"]).startswith(ours)]
+    pieces = [e["msg"] for e in events if set(e["msg"]) == {"x"}]
+    assert "".join(pieces) == "x" * 1_000_000 and len(pieces) > 1
+    shown = [e["msg"] for e in events if e["msg"].startswith("progress")]
+    assert shown[-1] == "progress 100%" and len(shown) <= 2
+    assert [e["level"] for e in events if e["msg"] == "to stderr"] == ["error"]
+    assert "latin-1: caf\\xe9" in [e["msg"] for e in events]
+    stamps = [e["timestamp"] for e in events]
+    assert stamps == sorted(stamps) and stamps[-1] <= time.time() * 1000 + 1000  # real time, never ahead
