@@ -31,6 +31,9 @@ OUTAGE = float(os.environ.get("CLEARML_TASK_TEST_OUTAGE", "60"))
 FLOOD = float(os.environ.get("CLEARML_TASK_TEST_FLOOD", "20"))
 TASKS = int(os.environ.get("CLEARML_TASK_TEST_TASKS", "300"))
 Daemons = list[subprocess.Popen[bytes]]
+# Tasks that print only what the test reads: no Task.init() (the SDK's monitor thread prints into the same
+# stdout, mid-line), and no environment to build.
+PLAIN = {"skip_task_init": True, "skip_python_env_install": True}
 WATCHDOG = 4.0  # seconds of silence before the server stops a task, in the watchdog's test
 
 
@@ -167,7 +170,9 @@ def test_daemons_ride_out_a_server_outage(rig: Rig, jobs: Repo, daemons: Daemons
     busy_q, idle_q = queue(), queue()
     busy, idle = daemon(daemons, busy_q), daemon(daemons, idle_q)
     lines = int((OUTAGE + 15) / 0.05)
-    printing = create_task(jobs.work, "chatty.py", args=[f"lines={lines}", "interval=0.05"], queue=busy_q)
+    printing = create_task(
+        jobs.work, "chatty.py", args=[f"lines={lines}", "interval=0.05"], queue=busy_q, **PLAIN
+    )
     wait_for(lambda: len(log_lines(printing)) > 20 and len(workers_of(idle_q)) == 1)
     rig.kill()
     time.sleep(OUTAGE)
@@ -184,7 +189,7 @@ def test_daemons_ride_out_a_server_outage(rig: Rig, jobs: Repo, daemons: Daemons
 def test_a_flood_of_output_arrives_exactly_once_in_order(rig: Rig, jobs: Repo, daemons: Daemons) -> None:
     q = queue()
     daemon(daemons, q)
-    task_id = create_task(jobs.work, "chatty.py", args=[f"seconds={FLOOD}"], queue=q)
+    task_id = create_task(jobs.work, "chatty.py", args=[f"seconds={FLOOD}"], queue=q, **PLAIN)
     wait_for(lambda: status(task_id) == "completed", timeout=FLOOD + 300, interval=0.5)
     assert numbered(task_id)
 
@@ -222,8 +227,7 @@ def test_daemons_started_together_get_their_own_ids_and_stop_by_queue(rig: Rig, 
 def test_many_tasks_over_six_daemons_run_exactly_once(rig: Rig, jobs: Repo, daemons: Daemons) -> None:
     q = queue()
     client = Client()
-    # trivial: no Task.init() injected and no environment to build (the launcher's own Python runs it)
-    first = create_task(jobs.work, "train.py", name="many", skip_task_init=True, skip_python_env_install=True)
+    first = create_task(jobs.work, "train.py", name="many", **PLAIN)
     ids = [client.clone_task(first) for _ in range(TASKS)]
     for task_id in ids:
         client.enqueue(task_id, q)
@@ -243,7 +247,7 @@ def test_many_tasks_over_six_daemons_run_exactly_once(rig: Rig, jobs: Repo, daem
 
 def test_the_log_is_what_the_task_printed(jobs: Repo) -> None:
     """A 1 MB line whole (in ordered pieces), a \\r bar as its states, stderr at error, non-UTF-8 escaped."""
-    task_id = create_task(jobs.work, "fidelity.py", skip_task_init=True, skip_python_env_install=True)
+    task_id = create_task(jobs.work, "fidelity.py", **PLAIN)
     assert launcher("execute", "--id", task_id).returncode == 0
     ours = ("launcher:", "workspace:", "environment:")
     events = [e for e in Client().task_log(task_id) if not str(e["msg"]).startswith(ours)]
