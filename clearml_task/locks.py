@@ -62,3 +62,14 @@ def _unlock(handle: IO[bytes]) -> None:
         msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
     else:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def hold(path: Path) -> IO[bytes] | None:
+    """The lock on `path` if it is free now, held until the returned file is closed (or the process ends,
+    however it ends); None when someone holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+b")
+    if _lock(handle, wait=False):
+        return handle
+    handle.close()
+    return None

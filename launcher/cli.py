@@ -13,6 +13,7 @@ from pathlib import Path
 
 from clearml_task import __version__, console
 from clearml_task.server.body import DEFAULT_MAX_BODY_MB, MAX_BODY_ENV
+from launcher.envcache import DEFAULT_SIZE
 
 PROG = "clearml-launcher"
 
@@ -32,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, help="database and keys (default: $CLEARML_TASK_HOME/server)"
     )
     server.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    server.add_argument(
+        "--non-responsive-timeout", type=float, metavar="SECONDS",
+        help="stop in_progress tasks nothing updated for this long (default 7200, as ClearML; 0: never; "
+        "env CLEARML_TASK_NON_RESPONSIVE_TIMEOUT)",
+    )  # fmt: skip
     server.add_argument(
         "--max-body-mb",
         type=int,
@@ -137,6 +143,10 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         help="with --docker: the engine (default: docker when its daemon answers, else podman)",
     )  # fmt: skip
     parser.add_argument("--keep-workspace", action="store_true", help="keep the task's work tree afterwards")
+    parser.add_argument(
+        "--env-cache-size", default=DEFAULT_SIZE, metavar="SIZE",
+        help="least recently used environments go once the cache is over this (default 20G; 0: no limit)",
+    )  # fmt: skip
     parser.add_argument("--grace", type=float, default=10.0, help="seconds from SIGTERM to SIGKILL on abort")
     parser.add_argument(
         "--sdk-report-subprocess",

@@ -25,9 +25,9 @@ def server(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or config.server_dir()
     if args.add_user or args.remove_user or args.list_users:
         return _users(args, data_dir)
-    httpd, served = create_server(
-        data_dir, args.host, args.port, threads=args.threads, max_body_mb=args.max_body_mb
-    )
+    httpd, served = create_server(data_dir, args.host, args.port, threads=args.threads,
+                                  max_body_mb=args.max_body_mb,
+                                  non_responsive_timeout=args.non_responsive_timeout)  # fmt: skip
     keys = served.app.keys
     print(f"clearml-launcher: serving the ClearML API at {served.url} (data: {data_dir})", flush=True)
     print(f"clearml-launcher: the web UI at {served.url}/", flush=True)
@@ -36,7 +36,7 @@ def server(args: argparse.Namespace) -> int:
         print(api_block(served.url, keys.access_key, keys.secret_key), flush=True)
     elif keys.generated:
         print(f"credentials: {data_dir / CREDENTIALS_FILE} (printed in full on first start only)", flush=True)
-    return _serve(httpd)
+    return _serve(httpd, served)
 
 
 def ui(args: argparse.Namespace) -> int:
@@ -51,15 +51,20 @@ def ui(args: argparse.Namespace) -> int:
     print(f"clearml-launcher: the web UI at {served.url}/ (data: {data_dir})", flush=True)
     where = data_dir / CREDENTIALS_FILE if keys.generated else "$CLEARML_API_SECRET_KEY"
     print(f"log in with access key {keys.access_key} and the secret key in {where}", flush=True)
-    return _serve(httpd)
+    return _serve(httpd, served)
 
 
-def _serve(httpd: Any) -> int:
+def _serve(httpd: Any, served: Any) -> int:
+    """Serve until interrupted, with the watchdog of non-responsive tasks running beside."""
+    from clearml_task.server.watchdog import Watchdog
+
+    watchdog = Watchdog(served.app.store, served.app.non_responsive_timeout).start()
     try:
         httpd.run()
     except KeyboardInterrupt:
         pass
     finally:
+        watchdog.stop()
         httpd.close()
     return 0
 
@@ -126,17 +131,32 @@ def logs(args: argparse.Namespace) -> int:
 
     client = Client()
     client.get_task(args.task_id)
-    if not args.follow:
-        for event in client.task_log(args.task_id):
-            sys.stdout.write(event.get("msg", "").rstrip("\n") + "\n")
+    try:
+        if not args.follow:
+            for event in client.task_log(args.task_id):
+                sys.stdout.write(event.get("msg", "").rstrip("\n") + "\n")
+            sys.stdout.flush()
+            return 0
+        status = client.follow_log(args.task_id, lambda line: print(line, flush=True))
+    except BrokenPipeError:  # `logs ID | head`: the reader has what it wanted
+        _quiet_stdout()
         return 0
-    status = client.follow_log(args.task_id, lambda line: print(line, flush=True))
     return 0 if status == vocabulary.COMPLETED else 1
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush does not fail on a closed pipe."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def execute(args: argparse.Namespace) -> int:
     from clearml_task.api import Client
     from launcher import execute as run
+    from launcher import reaper
     from launcher.logship import LogShipper
 
     client = Client()
@@ -147,6 +167,7 @@ def execute(args: argparse.Namespace) -> int:
         task_id = client.clone_task(task_id)
         print(f"clearml-launcher: running clone {task_id} of {args.task_id}", flush=True)
     settings = _settings(args, worker=run.default_worker())
+    reaper.become_subreaper()  # whatever the task leaves running is handed back here, and ended
     task = run.take(client, task_id)
     log = LogShipper(client, task_id, settings.worker, echo=True)
     stop = _stop_on_signals()
@@ -158,48 +179,59 @@ def execute(args: argparse.Namespace) -> int:
     return 0 if status == vocabulary.COMPLETED else 1
 
 
+MIN_POLLING_INTERVAL = 0.1  # seconds; less is a busy loop
+
+
 def daemon(args: argparse.Namespace) -> int:
-    from launcher import daemon as daemons
+    """--status, --stop, --detached, or the daemon itself in the foreground."""
+    import os
+
+    from launcher import registry
 
     home = _home()
     if args.status:
-        rows = [
-            (d["worker"], d["pid"], ", ".join(d["queues"]), d["started"], d["log"])
-            for d in daemons.running(home)
-        ]
-        console.table("Daemons on this machine", ["worker", "pid", "queues", "started", "log"], rows)
+        rows = [(d["worker"], d["pid"], ", ".join(d["queues"]), d.get("task") or "idle", d["started"],
+                 d.get("log") or "(foreground)") for d in registry.running(home)]  # fmt: skip
+        console.table("Daemons on this machine", ["worker", "pid", "queues", "task", "started", "log"], rows)
         return 0
     if args.stop is not None:
-        stopped = daemons.stop(home, args.stop or None)
+        chosen = registry.select(home, args.stop or None, args.queue, _gpus(args))
+        stopped = registry.stop(chosen)
         print(f"clearml-launcher: stopped {', '.join(stopped) or 'nothing (no daemon runs)'}", flush=True)
         return 0
     if not args.queue:
         raise UserError(
             "--queue is required", "name the queues to pull from, highest priority first", exit_code=2
         )
-    from clearml_task.api import Client
-
-    worker = daemons.worker_id(home, _gpus(args))
+    if args.polling_interval is not None and args.polling_interval < MIN_POLLING_INTERVAL:
+        raise UserError(f"--polling-interval must be at least {MIN_POLLING_INTERVAL} seconds",
+                        exit_code=2)  # fmt: skip
     if args.detached:
         argv = [a for a in sys.argv[1:] if a != "--detached"]
-        pid, log_file = daemons.detach(argv, home, worker)
-        print(f"clearml-launcher: daemon {worker} started in the background (pid {pid}, log {log_file})")
+        info, log_file = registry.detach(argv, home)
+        print(f"clearml-launcher: daemon {info['worker']} started in the background (pid {info['pid']}, "
+              f"log {log_file})")  # fmt: skip
         return 0
-    client = Client()
-    options = daemons.Options(
-        queues=args.queue, fairness=args.order_fairness, polling_interval=args.polling_interval,
-        once=args.once, max_tasks=args.max_tasks, create_queue=args.create_queue,
-        services=args.services_mode,
-    )  # fmt: skip
-    settings = _settings(args, worker=worker)
-    settings.echo = args.foreground
-    runner = daemons.Daemon(client, options, settings)
-    pid_file = daemons.record(home, worker, args.queue)
-    runner.stopping = _stop_on_signals()
+    from clearml_task.api import Client, Session
+    from launcher import daemon as daemons
+    from launcher import reaper
+
+    reaper.become_subreaper()
+    claim = registry.claim(home, _gpus(args), args.queue, os.environ.get(registry.LOG_FILE_ENV, ""))
     try:
+        client = Client(Session(retries=None))  # an outage of any length is waited out
+        options = daemons.Options(
+            queues=args.queue, fairness=args.order_fairness, polling_interval=args.polling_interval,
+            once=args.once, max_tasks=args.max_tasks, create_queue=args.create_queue,
+            services=args.services_mode,
+        )  # fmt: skip
+        settings = _settings(args, worker=claim.worker)
+        settings.echo = args.foreground
+        runner = daemons.Daemon(client, options, settings, claim)
+        runner.stopping = _stop_on_signals()
         return runner.run()
     finally:
-        pid_file.unlink(missing_ok=True)
+        claim.release()
 
 
 def slurm(args: argparse.Namespace) -> int:
@@ -292,10 +324,11 @@ def _gpus(args: argparse.Namespace) -> str | None:
 
 
 def _settings(args: argparse.Namespace, worker: str) -> Settings:
+    from launcher.envcache import parse_size
     from launcher.execute import Settings
 
     settings = Settings(home=_home(), worker=worker, gpus=_gpus(args), grace=args.grace,
-                        keep_workspace=args.keep_workspace,
+                        keep_workspace=args.keep_workspace, env_cache_size=parse_size(args.env_cache_size),
                         sdk_report_subprocess=args.sdk_report_subprocess)  # fmt: skip
     if args.docker is not None:
         settings.runner = _container(args.docker, args.container_engine)

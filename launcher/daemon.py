@@ -3,21 +3,18 @@ reporting as a ClearML worker.
 
 Strict priority across queues (after each task it starts again from the first), or round-robin with
 --order-fairness. Idle polling is one cheap call per queue per interval; a stop (SIGTERM, `--stop`) ends
-a running task as stopped — never completed — and unregisters the worker."""
+a running task as stopped — never completed — and unregisters the worker. The daemon's record
+(launcher.registry) says what it runs at every moment, so that a daemon taking its id after a crash can
+clean up; its client never gives up on the server (an outage of any length is waited out)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +25,7 @@ from launcher.services import Slots
 if TYPE_CHECKING:
     from clearml_task.api import Client
     from launcher.execute import Settings
+    from launcher.registry import Claim
 
 REPORT_INTERVAL = 30.0
 
@@ -44,8 +42,8 @@ class Options:
 
 
 class Daemon:
-    def __init__(self, client: Client, options: Options, settings: Settings) -> None:
-        self.client, self.options, self.settings = client, options, settings
+    def __init__(self, client: Client, options: Options, settings: Settings, claim: Claim) -> None:
+        self.client, self.options, self.settings, self.claim = client, options, settings, claim
         self.stopping = threading.Event()
         embedded = client.session.config.embedded
         # A remote server gets one call per queue a second: a task starts within about a second, at a load a
@@ -57,8 +55,13 @@ class Daemon:
         self.slots = Slots(options.services) if options.services is not None else None
 
     def run(self) -> int:
+        from launcher import registry
+
         worker = self.settings.worker
+        registry.reconcile(self.client, self.claim.previous, _say)
+        registry.sweep(self.settings.work_dir, _say)
         self.client.register_worker(worker, self.queue_ids, timeout=max(600, int(self.interval * 4)))
+        self.claim.update(registered=True)
         print(f"clearml-launcher: worker {worker} polls {', '.join(self.options.queues)}", flush=True)
         ran, start = 0, 0
         try:
@@ -84,7 +87,9 @@ class Daemon:
         finally:
             if self.slots is not None:
                 self.slots.join()
-            self.client.unregister_worker(worker)
+            self.client.session.retries = 3  # leaving: a server that is away is not waited for
+            with contextlib.suppress(Exception):
+                self.client.unregister_worker(worker)
         return 0
 
     def _next(self, start: int) -> tuple[int, str] | None:
@@ -101,24 +106,33 @@ class Daemon:
         from launcher.logship import LogShipper
 
         print(f"clearml-launcher: task {task_id} from {self.names[queue_id]}", flush=True)
+        self.claim.update(task=task_id, run={"task": task_id})
         try:
             task = execute.take(self.client, task_id, dequeued=True)
         except UserError as e:  # deleted, or no longer runnable since it was enqueued
             print(f"clearml-launcher: skipping task {task_id}: {e.message}", flush=True)
+            self.claim.update(task=None, run=None)
             return
         self.client.status_report(self.settings.worker, task_id=task_id, queue_id=queue_id,
                                   machine_stats=machine_stats())  # fmt: skip
         done = threading.Event()
         reporter = threading.Thread(target=self._report_while, args=(task_id, queue_id, done), daemon=True)
         reporter.start()
-        log = LogShipper(self.client, task_id, self.settings.worker, echo=self.settings.echo)
+        log = LogShipper(self.client, task_id, self.settings.worker, echo=self.settings.echo,
+                         spill_dir=self.settings.work_dir)  # fmt: skip
+        self.settings.on_run = self._running
         try:
             status = execute.run(self.client, task, self.settings, log, stop=self.stopping)
         finally:
             log.close()
             done.set()
             reporter.join()
+            self.claim.update(task=None, run=None)
         print(f"clearml-launcher: task {task_id} {status}", flush=True)
+
+    def _running(self, fields: dict[str, Any]) -> None:
+        """What the run tells as it goes (work tree, SDK config, process), into the record."""
+        self.claim.update(run={**(self.claim.info.get("run") or {}), **fields})
 
     def _report_while(self, task_id: str, queue_id: str, done: threading.Event) -> None:
         """Status reports every REPORT_INTERVAL while the task runs (they keep it "held" by this worker)."""
@@ -135,6 +149,10 @@ class Daemon:
         self._last_report = time.monotonic()
         with contextlib.suppress(Exception):
             self.client.status_report(self.settings.worker, machine_stats=machine_stats())
+
+
+def _say(message: str) -> None:
+    print(f"clearml-launcher: {message}", flush=True)
 
 
 def machine_stats() -> dict[str, Any]:
@@ -174,75 +192,3 @@ def _gpu_stats() -> dict[str, Any]:
         "gpu_memory_free": [r[2] for r in rows],
         "gpu_temperature": [r[3] for r in rows],
     }
-
-
-# ---- this machine's daemons: worker ids, pid files, --detached, --stop, --status ----------------
-def registry(home: Path) -> Path:
-    path = home / "daemons"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def running(home: Path) -> list[dict[str, Any]]:
-    """This machine's live daemons (pid files whose process is alive); stale files are removed."""
-    out = []
-    for path in sorted(registry(home).glob("*.json")):
-        try:
-            info = json.loads(path.read_text())
-            os.kill(int(info["pid"]), 0)
-        except (ValueError, KeyError, OSError):
-            path.unlink(missing_ok=True)
-            continue
-        out.append(info)
-    return out
-
-
-def worker_id(home: Path, gpus: str | None) -> str:
-    host = socket.gethostname()
-    if gpus:
-        return f"{host}:gpu{gpus}"
-    taken = {info["worker"] for info in running(home)}
-    n = 0
-    while f"{host}:{n}" in taken:
-        n += 1
-    return f"{host}:{n}"
-
-
-def record(home: Path, worker: str, queues: Sequence[str], log_file: str = "") -> Path:
-    path = registry(home) / f"{worker.replace('/', '_').replace(':', '_')}.json"
-    info = {"pid": os.getpid(), "worker": worker, "queues": list(queues), "log": log_file,
-            "started": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
-    path.write_text(json.dumps(info))
-    return path
-
-
-def detach(argv: list[str], home: Path, worker: str) -> tuple[int, Path]:
-    """Start this daemon again in the background (its own session, output to a log file)."""
-    logs = home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_file = logs / f"{worker.replace(':', '_')}.log"
-    with log_file.open("ab") as out:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "launcher", *argv], stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-    return child.pid, log_file
-
-
-def stop(home: Path, worker: str | None, timeout: float = 60.0) -> list[str]:
-    """SIGTERM this machine's daemon(s) — one worker, or all — and wait until they are gone."""
-    targets = [info for info in running(home) if worker in (None, info["worker"])]
-    if worker and not targets:
-        known = ", ".join(info["worker"] for info in running(home)) or "none"
-        raise UserError(f"no daemon {worker} runs on this machine (running: {known})")
-    for info in targets:
-        os.kill(int(info["pid"]), signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for info in targets:
-        while time.monotonic() < deadline:
-            try:
-                os.kill(int(info["pid"]), 0)
-            except OSError:
-                break
-            time.sleep(0.1)
-    return [info["worker"] for info in targets]

@@ -10,7 +10,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,10 @@ class Settings:
     echo: bool = True
     sdk_report_subprocess: bool = False  # the SDK's Linux default; its exit then waits 5-11 s
     runner: Runner = field(default_factory=Local)  # where the process runs: the host, or a container
+    # Told what a run has on this machine as it starts (work tree, SDK config; then pid, pgid and the
+    # marker its processes inherit): the daemon's record, for cleaning up after a crash.
+    on_run: Callable[[dict[str, Any]], None] | None = None
+    env_cache_size: int = 20 * 1024**3  # bytes the environment cache may hold (0: no limit)
 
     @property
     def cache_dir(self) -> Path:
@@ -76,13 +80,16 @@ def run(
 ) -> str:
     """Reproduce and run a taken task; returns its final status (completed, failed or stopped). Setting
     `stop` (the daemon is shutting down) aborts the run: the task ends stopped, never completed."""
-    from launcher import workspace
+    from clearml_task import locks
+    from launcher import envcache, registry, workspace
 
     task_id = task["id"]
     dest = settings.work_dir / f"{task_id}-{int(time.time() * 1000)}"
     started = time.monotonic()
+    if settings.on_run is not None:
+        settings.on_run({"work_tree": str(dest), "sdk_config": str(_sdk_config_path(dest))})
     try:
-        with _server_for_the_task(client) as server_env:
+        with locks.exclusive(registry.run_lock(dest)), _server_for_the_task(client) as server_env:
             ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write)
             sdk_env = _sdk_config(dest, settings, log)
             job = _job(client, task, settings, log, ws, server_env | sdk_env, stop)
@@ -102,6 +109,10 @@ def run(
         log.write(f"launcher: done in {time.monotonic() - started:.2f}s")
         if not settings.keep_workspace:
             shutil.rmtree(dest, ignore_errors=True)
+        registry.run_lock(dest).unlink(missing_ok=True)  # a kept work tree is never swept
+        envcache.evict(
+            settings.cache_dir / "envs", settings.env_cache_size, lambda line: log.write(f"launcher: {line}")
+        )
 
 
 def _job(
@@ -126,7 +137,21 @@ def _job(
     files = [Path(launcher_env["CLEARML_CONFIG_FILE"])] if "CLEARML_CONFIG_FILE" in launcher_env else []
     return Job(client=client, task=task, root=ws.root, workdir=ws.workdir, entry_point=entry_point,
                parser=parser, extra_env=extra, cache_dir=settings.cache_dir, log=log,
-               grace=settings.grace, gpus=settings.gpus, stop=stop, files=files)  # fmt: skip
+               grace=settings.grace, gpus=settings.gpus, stop=stop, files=files,
+               on_start=_on_start(settings))  # fmt: skip
+
+
+def _on_start(settings: Settings) -> Callable[[int, str], None] | None:
+    """What the runner calls once the task's process has started (its pid, and the marker its processes
+    inherit): the daemon's record of the run, for cleaning up after a crash."""
+    on_run = settings.on_run
+    if on_run is None:
+        return None
+
+    def started(pid: int, marker: str) -> None:
+        on_run({"pid": pid, "pgid": pid, "marker": marker})
+
+    return started
 
 
 def _report(client: Client, task_id: str, outcome: Outcome, log: LogShipper) -> str:

@@ -1,48 +1,126 @@
 """Shipping a task's console to the server: lines batched into events.add_batch at most every 0.5 s, in
-order, nothing lost at exit (close() flushes), and the launcher's own step lines in the same stream."""
+order, each exactly once, nothing lost at exit (close() flushes) or while the server is away.
+
+- Every line gets its real time (never moved forward to make stamps unique: lines of one millisecond share
+  it, and the server keeps them in the order they came) and a sequence number unique in the run (`seq`):
+  the server stores a line it already has once, so a batch sent again after a lost answer is not doubled.
+- A line longer than MAX_LINE goes as several events, in order; nothing is cut.
+- While the server cannot be reached, lines wait: up to MAX_MEMORY in memory, the rest in a spill file,
+  sent in their order once it answers again."""
 
 from __future__ import annotations
 
+import json
+import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from clearml_task.errors import APICallError
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
 
 INTERVAL = 0.5
 MAX_BATCH = 1000
-MAX_LINE = 64 * 1024
+MAX_LINE = 64 * 1024  # characters per event (the server's limit); longer lines go as several events
+MAX_MEMORY = 20_000  # lines waiting in memory; more wait in a spill file
+
+Entry = tuple[str, str, int, str]  # level, message, millisecond stamp, seq
+
+
+def chunks(line: str, size: int = MAX_LINE) -> list[str]:
+    """A line as pieces of at most `size` characters, in order (one piece for a short or empty line)."""
+    return [line[i : i + size] for i in range(0, len(line), size)] or [""]
+
+
+class Spill:
+    """Lines waiting on disk, oldest first (json lines appended, read back from a moving offset)."""
+
+    def __init__(self, directory: Path | None) -> None:
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+        self.file: IO[str] = tempfile.TemporaryFile(  # noqa: SIM115 - open as long as lines wait in it
+            "w+", encoding="utf-8", dir=directory, prefix="log-spill-"
+        )
+        self.read_at = 0
+        self.count = 0
+
+    def append(self, entry: Entry) -> None:
+        self.file.seek(0, 2)
+        self.file.write(json.dumps(entry) + "\n")
+        self.count += 1
+
+    def take(self, limit: int) -> list[Entry]:
+        self.file.flush()
+        self.file.seek(self.read_at)
+        out: list[Entry] = []
+        while len(out) < limit:
+            line = self.file.readline()
+            if not line:
+                break
+            level, msg, stamp, seq = json.loads(line)
+            out.append((level, msg, stamp, seq))
+        self.read_at = self.file.tell()
+        self.count -= len(out)
+        return out
+
+    def close(self) -> None:
+        self.file.close()
 
 
 class LogShipper:
-    def __init__(self, client: Client, task_id: str, worker: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, client: Client, task_id: str, worker: str, *, echo: bool = False, spill_dir: Path | None = None
+    ) -> None:
         from clearml_task.console import line_printer
 
         self.client, self.task_id, self.worker = client, task_id, worker
         self.echo = line_printer() if echo else None
-        self._pending: list[tuple[str, str, int]] = []
+        self.run = uuid.uuid4().hex[:12]
+        self.spill_dir = spill_dir
+        self._pending: deque[Entry] = deque()
+        self._spill: Spill | None = None
         self._lock = threading.Lock()
         self._sending = threading.Lock()  # one batch in flight at a time: the server sees our order
         self._wake = threading.Event()
         self._closed = False
         self._last_stamp = 0
+        self._count = 0
         self._thread = threading.Thread(target=self._loop, name="log-shipper", daemon=True)
         self._thread.start()
         self.shipped = 0
         self.failures = 0
+        self.dropped = 0  # lines the server refused (not a connection problem): not sent again
 
     def write(self, line: str, level: str = "info") -> None:
         """One line of output (without its newline)."""
         if self.echo is not None:
             self.echo(line, level)
         with self._lock:
-            # Strictly increasing millisecond stamps keep the server's order equal to ours.
-            stamp = max(int(time.time() * 1000), self._last_stamp + 1)
+            # Real time, never backwards: the server orders by stamp, then by arrival.
+            stamp = max(int(time.time() * 1000), self._last_stamp)
             self._last_stamp = stamp
-            self._pending.append((level, line[:MAX_LINE], stamp))
+            for piece in chunks(line):
+                self._count += 1
+                entry = (level, piece, stamp, f"{self.run}:{self._count}")
+                if self._spill is None and len(self._pending) < MAX_MEMORY:
+                    self._pending.append(entry)
+                else:
+                    if self._spill is None:
+                        self._spill = Spill(self.spill_dir)
+                    self._spill.append(entry)
             if len(self._pending) >= MAX_BATCH:
                 self._wake.set()
+
+    @property
+    def waiting(self) -> int:
+        """Lines not yet shipped."""
+        with self._lock:
+            return len(self._pending) + (self._spill.count if self._spill else 0)
 
     def flush(self) -> None:
         """Ship what is pending now (before the task's final status, so a follower sees every line)."""
@@ -53,6 +131,10 @@ class LogShipper:
         self._wake.set()
         self._thread.join()
         self._flush()
+        with self._lock:
+            if self._spill is not None:
+                self._spill.close()
+                self._spill = None
 
     def _loop(self) -> None:
         while not self._closed:
@@ -62,19 +144,36 @@ class LogShipper:
 
     def _flush(self) -> None:
         with self._sending:
-            self._send()
+            while self._send_one():
+                pass
 
-    def _send(self) -> None:
+    def _next_batch(self) -> list[Entry]:
         with self._lock:
-            batch, self._pending = self._pending, []
-        for start in range(0, len(batch), MAX_BATCH):
-            chunk = batch[start : start + MAX_BATCH]
-            lines = [(level, msg) for level, msg, _stamp in chunk]
-            try:
-                self.client.send_log(self.task_id, lines, worker=self.worker, stamps=[c[2] for c in chunk])
-                self.shipped += len(chunk)
-            except Exception:  # the run goes on; the next flush tries again with these lines first
-                self.failures += 1
-                with self._lock:
-                    self._pending = batch[start:] + self._pending
-                return
+            if not self._pending and self._spill is not None:
+                self._pending.extend(self._spill.take(MAX_MEMORY))
+                if self._spill.count == 0:
+                    self._spill.close()
+                    self._spill = None
+            return [self._pending[i] for i in range(min(MAX_BATCH, len(self._pending)))]
+
+    def _send_one(self) -> bool:
+        """Ship the oldest batch; True when it went (or was refused for good) and more may follow."""
+        batch = self._next_batch()
+        if not batch:
+            return False
+        try:
+            lines = [(level, msg) for level, msg, _, _ in batch]
+            self.client.send_log(self.task_id, lines, worker=self.worker,
+                                 stamps=[e[2] for e in batch], seqs=[e[3] for e in batch])  # fmt: skip
+        except APICallError:  # refused (the task was deleted, say): sending it again cannot help
+            self.dropped += len(batch)
+            self.failures += 1
+        except Exception:  # not reached: these lines stay first in line; the next flush tries again
+            self.failures += 1
+            return False
+        else:
+            self.shipped += len(batch)
+        with self._lock:
+            for _ in batch:
+                self._pending.popleft()
+        return True

@@ -1,6 +1,7 @@
 """Running the task's process: the command line, its environment, its output line by line into the log,
 tasks.ping while it runs, and an abort from the server (status stopped, or "stopping" in status_message)
-ending the whole process group: SIGTERM, then SIGKILL after a grace period."""
+ending the whole process group: SIGTERM, then SIGKILL after a grace period. When the main process ends,
+whatever it started ends too (launcher.reaper), and the launcher never waits on a pipe they hold."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 WATCH_INTERVAL = 0.5  # seconds between looks at the task's status
 PING_INTERVAL = 30.0
 GRACE = 10.0  # seconds between SIGTERM and SIGKILL
+DRAIN = 1.0  # seconds the output may take to end after the main process did, before what holds it is ended
+LEFTOVER_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for what the task left behind
 
 
 @dataclass
@@ -84,16 +88,24 @@ def environment(
 def run(
     argv: list[str], *, cwd: Path, env: Mapping[str, str], client: Client, task_id: str, log: LogShipper,
     grace: float = GRACE, stop: threading.Event | None = None,
+    started: Callable[[int, str], None] | None = None,
 ) -> Outcome:  # fmt: skip
+    """Run the task's process to its end. `started(pid, marker)` is told the process (its pid is its
+    process group) and the marker its descendants inherit, for whoever must clean up after a crash."""
+    from launcher import output, reaper
+
     log.write(f"launcher: running {shlex.join(argv)} (in {cwd})")
+    token = uuid.uuid4().hex
     try:
         child = subprocess.Popen(
-            argv, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            argv, cwd=cwd, env={**env, reaper.MARKER: token}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     except OSError as e:
         log.write(f"launcher: cannot start the process: {e}", "error")
         return Outcome(None)
+    if started is not None:
+        started(child.pid, token)
     aborted = threading.Event()
     done = threading.Event()
     watcher = threading.Thread(
@@ -103,23 +115,19 @@ def run(
         daemon=True,
     )
     watcher.start()
-    reader = threading.Thread(target=_read, args=(child, log), name="output-reader", daemon=True)
-    reader.start()
+    assert child.stdout is not None and child.stderr is not None
+    reader = output.Output(child.stdout, child.stderr, log.write).start()
     code = child.wait()
-    reader.join(timeout=2.0)
-    if reader.is_alive():  # what the task left running in the background still holds its output open
-        log.write("launcher: the task left processes behind; stopping them", "warning")
-        stop_group(child, grace=2.0)
-        reader.join()
+    reader.join(DRAIN)  # the output ends with the process, unless something it left holds it open
+    left = reaper.end(child.pid, token, grace=LEFTOVER_GRACE)
+    reader.stop()
+    if left:
+        log.write(f"launcher: the task left {left} process(es) running; they were stopped", "warning")
+    child.stdout.close()
+    child.stderr.close()
     done.set()
     watcher.join()
     return Outcome(code, aborted.is_set())
-
-
-def _read(child: subprocess.Popen[bytes], log: LogShipper) -> None:
-    assert child.stdout is not None
-    for raw in child.stdout:
-        log.write(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
 
 
 def _watch(

@@ -138,15 +138,19 @@ class Client:
         *,
         worker: str = "",
         stamps: Sequence[int] | None = None,
+        seqs: Sequence[str] | None = None,
     ) -> int:
         """Ship (level, message) lines as log events in one call; returns how many the server took.
-        `stamps` are the lines' millisecond timestamps, one per line (default: now, for all of them)."""
+        `stamps` are the lines' millisecond timestamps, one per line (default: now, for all of them);
+        `seqs` keys unique in the task, one per line: the embedded server stores a line sent again once."""
         now = int(time.time() * 1000)
-        events = [
+        events: list[dict[str, Any]] = [
             {"type": "log", "task": task_id, "level": level, "msg": msg,
              "timestamp": stamps[index] if stamps is not None else now, "worker": worker}
             for index, (level, msg) in enumerate(lines)
         ]  # fmt: skip
+        for event, seq in zip(events, seqs or (), strict=False):
+            event["seq"] = seq
         if not events:
             return 0
         return int(self.call("events.add_batch", events).get("added", 0))

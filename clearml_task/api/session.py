@@ -13,6 +13,7 @@ from clearml_task.api.transport import InProcessTransport, Transport, TransportE
 from clearml_task.errors import APICallError, UserError
 
 RETRY_CODES = frozenset({429, 502, 503, 504})
+MAX_DELAY = 30.0  # seconds: the longest wait between two tries of a session that never gives up
 
 
 def _warn(message: str) -> None:
@@ -26,10 +27,13 @@ class Session:
         self,
         server: config_module.ServerConfig | None = None,
         *,
-        retries: int = 6,
+        retries: int | None = 6,
         backoff: float = 0.5,
         on_retry: Callable[[str], None] = _warn,
     ) -> None:
+        """`retries`: tries of a call the server did not answer (refused, reset, 502...); None: until it
+        answers, however long that takes, with the wait between tries doubling up to MAX_DELAY (what a
+        daemon needs to ride out a server's restart or an outage)."""
         self.config = server or config_module.resolve()
         self.retries = retries
         self.backoff = backoff
@@ -83,7 +87,9 @@ class Session:
 
     def _send(self, endpoint: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         delay = self.backoff
-        for attempt in range(1, self.retries + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             last = attempt == self.retries
             try:
                 code, envelope = self.transport.send(endpoint, body, headers)
@@ -98,10 +104,10 @@ class Session:
                 if code not in RETRY_CODES or last:
                     return code, envelope
                 problem = f"HTTP {code}"
-            self.on_retry(f"{endpoint}: {problem}; retrying in {delay:.1f}s ({attempt}/{self.retries - 1})")
+            of = f"/{self.retries - 1}" if self.retries is not None else ""
+            self.on_retry(f"{endpoint}: {problem}; retrying in {delay:.1f}s ({attempt}{of})")
             time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-        raise AssertionError("unreachable")
+            delay = min(delay * 2, MAX_DELAY if self.retries is None else 10.0)
 
     @staticmethod
     def _data(endpoint: str, code: int, envelope: dict[str, Any]) -> dict[str, Any]:

@@ -1,12 +1,14 @@
 """How a call reaches the server: HTTP, or the embedded app called in process.
 
-HTTP goes through the standard library's http.client on one kept-alive connection, unless a proxy
+HTTP goes through the standard library's http.client on one kept-alive connection per thread (an
+http.client connection is not thread-safe: threads sharing one collide mid-request), unless a proxy
 applies to the server's host: then through requests, which speaks to proxies. (requests takes ~75 ms to
 import, most of a short command's run time, so the common case goes without it.)"""
 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,7 +40,8 @@ def http_transport(base_url: str, timeout: float = 60.0) -> Transport:
 
 
 class HttpTransport:
-    """http.client, one kept-alive connection; a connection the server dropped is opened again once."""
+    """http.client, one kept-alive connection per thread; a connection the server dropped while idle is
+    opened again once (the request never reached the server, so sending it again cannot double it)."""
 
     def __init__(self, base_url: str, timeout: float = 60.0) -> None:
         from urllib.parse import urlsplit
@@ -51,7 +54,15 @@ class HttpTransport:
         self.secure = parts.scheme == "https"
         self.host, self.port = parts.hostname, parts.port
         self.timeout = timeout
-        self.connection: Any = None
+        self._local = threading.local()
+
+    @property
+    def connection(self) -> Any:
+        return getattr(self._local, "connection", None)
+
+    @connection.setter
+    def connection(self, value: Any) -> None:
+        self._local.connection = value
 
     def _connect(self) -> Any:
         import http.client
@@ -88,19 +99,18 @@ class ProxiedHttpTransport:
     """requests, for servers behind the proxy the environment names."""
 
     def __init__(self, base_url: str, timeout: float = 60.0) -> None:
-        import requests
-
         self.where = base_url.rstrip("/")
         self.timeout = timeout
-        self.http = requests.Session()
+        self._local = threading.local()
 
     def send(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Envelope]:
         import requests
 
+        http = getattr(self._local, "http", None)
+        if http is None:  # a requests.Session is not thread-safe either: one per thread
+            http = self._local.http = requests.Session()
         try:
-            response = self.http.post(
-                f"{self.where}/{path}", data=body, headers=headers, timeout=self.timeout
-            )
+            response = http.post(f"{self.where}/{path}", data=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as e:
             raise TransportError(f"{type(e).__name__}: {e}") from None
         return response.status_code, _envelope(response.status_code, response.content)

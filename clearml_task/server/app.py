@@ -45,9 +45,12 @@ class App:
     """The embedded ClearML-API server over one SQLite file in `data_dir`."""
 
     def __init__(
-        self, data_dir: Path | str, environ: Mapping[str, str] = os.environ, *, max_body_mb: int | None = None
-    ) -> None:
-        from clearml_task.server import services
+        self, data_dir: Path | str, environ: Mapping[str, str] = os.environ, *,
+        max_body_mb: int | None = None, non_responsive_timeout: float | None = None,
+    ) -> None:  # fmt: skip
+        """`non_responsive_timeout`: the watchdog's (None: from the environment); opening the store runs
+        one pass, so that ephemeral mode, with no server process living on, has the watchdog too."""
+        from clearml_task.server import services, watchdog
 
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -57,8 +60,11 @@ class App:
         self.keys = load_keys(self.data_dir, environ)
         self.users = Users(self.data_dir, first_user(self.keys))
         self.tokens = Tokens(self.keys, self.users)
+        given = non_responsive_timeout
+        self.non_responsive_timeout = watchdog.timeout_from(environ) if given is None else given
         with self.store.transaction(write=True) as tx:
             services.bootstrap(tx)
+            watchdog.stop_non_responsive(tx, self.non_responsive_timeout)
 
     # the server minus HTTP ------------------------------------------------------------------------
     def handle(

@@ -52,6 +52,7 @@ def create_server(
     threads: int = 8,
     *,
     max_body_mb: int | None = None,
+    non_responsive_timeout: float | None = None,
     channel_timeout: float = CHANNEL_TIMEOUT,
     cleanup_interval: float = CLEANUP_INTERVAL,
 ) -> tuple[Any, Served]:
@@ -59,7 +60,7 @@ def create_server(
     app's limit for authenticated calls are refused by waitress before they are read."""
     from waitress.server import create_server as waitress_server
 
-    app = App(data_dir, max_body_mb=max_body_mb)
+    app = App(data_dir, max_body_mb=max_body_mb, non_responsive_timeout=non_responsive_timeout)
     try:
         server = waitress_server(
             app,

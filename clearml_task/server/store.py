@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS events (
     timestamp INTEGER NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_task ON events (task, type, timestamp, seq);
 """
+# A client may give an event a `seq` unique within its task (the launcher numbers its log lines): an event
+# sent again with the same one (a retry of a batch whose answer was lost) is stored once.
+EVENT_KEY = """
+CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (task, key) WHERE key IS NOT NULL
+"""
 
 # SQLite's `->` (3.38) extracts JSON fields; older versions read whole documents (see Tx.find_fields).
 EXTRACTS_FIELDS = sqlite3.sqlite_version_info >= (3, 38)
@@ -124,11 +129,15 @@ class Tx:
         return self.conn.execute(f"SELECT 1 FROM {kind} WHERE name = ?", (name,)).fetchone() is not None
 
     # events ---------------------------------------------------------------------------------------
-    def add_events(self, events: list[dict[str, Any]]) -> None:
+    def add_events(self, events: list[dict[str, Any]]) -> int:
+        """Store events; one whose task and `seq` are stored already is left out. Returns how many went in."""
+        before = self.conn.total_changes
         self.conn.executemany(
-            "INSERT INTO events (task, type, timestamp, doc) VALUES (?, ?, ?, ?)",
-            [(e["task"], e["type"], int(e["timestamp"]), json.dumps(e)) for e in events],
-        )
+            "INSERT OR IGNORE INTO events (task, type, timestamp, doc, key) VALUES (?, ?, ?, ?, ?)",
+            [(e["task"], e["type"], int(e["timestamp"]), json.dumps(e),
+              None if e.get("seq") is None else str(e["seq"])) for e in events],
+        )  # fmt: skip
+        return self.conn.total_changes - before
 
     def events(
         self, task: str, type_: str, *, from_timestamp: int | None, limit: int, newest_first: bool
@@ -196,6 +205,10 @@ class Store:
                 if statement.strip():
                     tx.conn.execute(statement)
             _add_columns(tx.conn)
+            columns = {row[1] for row in tx.conn.execute("PRAGMA table_info(events)")}
+            if "key" not in columns:  # a database from before events had keys
+                tx.conn.execute("ALTER TABLE events ADD COLUMN key TEXT")
+            tx.conn.execute(EVENT_KEY)
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(f"{self.path}{suffix}", 0o600)

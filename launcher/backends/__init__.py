@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -45,6 +46,8 @@ class Job:
     gpus: str | None = None  # "0,1"; "" for none; None: untouched
     stop: threading.Event | None = None
     files: list[Path] = field(default_factory=list)  # host files the run reads besides the checkout
+    # told the process once it starts (its pid, and the marker its processes inherit): the daemon's record
+    on_start: Callable[[int, str], None] | None = None
 
     def arguments(self, sdk_installed: bool = True) -> list[str]:
         """The task's argv from its hyperparams.Args, written to the log. Where the task's environment has no

@@ -208,7 +208,8 @@ class Container:
             try:
                 outcome = process.run([self.engine, "start", "--attach", name], cwd=job.workdir,
                                       env=dict(os.environ), client=job.client, task_id=job.task["id"],
-                                      log=job.log, grace=job.grace, stop=job.stop)  # fmt: skip
+                                      log=job.log, grace=job.grace, stop=job.stop,
+                                      started=job.on_start)  # fmt: skip
                 if not outcome.aborted:
                     outcome = process.Outcome(self._exit_code(name, outcome.exit_code))
             finally:

@@ -15,18 +15,22 @@ class Local:
         return "on the host"
 
     def run(self, job: Job) -> Outcome:
-        from launcher import environment, process
+        from launcher import envcache, environment, process
 
         note_container(job)
         env = environment.ensure(job.task, job.root, job.workdir, job.cache_dir, job.log.write)
-        record_requirements(job, env.frozen)
-        argv = process.command(env.python, job.entry_point, job.arguments(environment.has_sdk(env.frozen)))
-        extra = dict(job.extra_env)
-        if job.gpus is not None:
-            extra["CUDA_VISIBLE_DEVICES"] = extra["NVIDIA_VISIBLE_DEVICES"] = job.gpus
-        child_env = process.environment(job.task, extra, job.workdir, job.root)
-        return process.run(argv, cwd=job.workdir, env=child_env, client=job.client, task_id=job.task["id"],
-                           log=job.log, grace=job.grace, stop=job.stop)  # fmt: skip
+        with envcache.using(env.python.parent.parent):  # not evicted while it runs
+            record_requirements(job, env.frozen)
+            argv = process.command(
+                env.python, job.entry_point, job.arguments(environment.has_sdk(env.frozen))
+            )
+            extra = dict(job.extra_env)
+            if job.gpus is not None:
+                extra["CUDA_VISIBLE_DEVICES"] = extra["NVIDIA_VISIBLE_DEVICES"] = job.gpus
+            child_env = process.environment(job.task, extra, job.workdir, job.root)
+            return process.run(argv, cwd=job.workdir, env=child_env, client=job.client,
+                               task_id=job.task["id"], log=job.log, grace=job.grace, stop=job.stop,
+                               started=job.on_start)  # fmt: skip
 
 
 def note_container(job: Job) -> None:

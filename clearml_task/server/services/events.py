@@ -78,17 +78,19 @@ def add_batch(call: Call) -> dict[str, Any]:
             problems[str(e)] = problems.get(str(e), 0) + 1
     if not accepted:
         raise errors.events_not_added(", ".join(problems))
-    call.tx.add_events(accepted)
+    call.tx.add_events(accepted)  # a retried batch's events (same task and seq) are stored once
     _touch_tasks(call.tx, accepted, tasks)
     return {"added": len(accepted), "errors": sum(problems.values()), "errors_info": problems}
 
 
 def _touch_tasks(tx: Tx, events: list[dict[str, Any]], tasks: dict[str, dict[str, Any] | None]) -> None:
-    """Metric events move the task's last_iteration (and last_update) forward."""
+    """Every event moves its task's last_update forward (the non-responsive watchdog reads it); metric
+    events move last_iteration too."""
     iterations: dict[str, int] = {}
     for event in events:
+        iterations.setdefault(event["task"], 0)
         if event["type"] != "log" and isinstance(event.get("iter"), int):
-            iterations[event["task"]] = max(iterations.get(event["task"], 0), event["iter"])
+            iterations[event["task"]] = max(iterations[event["task"]], event["iter"])
     for task_id, iteration in iterations.items():
         task = tasks[task_id]
         if task is not None:

@@ -1,0 +1,141 @@
+"""No process a task started outlives it: the processes a run left behind, found and ended.
+
+A run's processes are found three ways: its process group; the marker every one of them inherits in its
+environment (CLEARML_LAUNCHER_RUN, which survives setsid and double forks); and, once the launcher is a
+child subreaper (Linux PR_SET_CHILD_SUBREAPER), the orphans the kernel hands back to it instead of init."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+MARKER = "CLEARML_LAUNCHER_RUN"
+PR_SET_CHILD_SUBREAPER = 36
+PROC = Path("/proc")
+
+_subreaper = False
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux); False where that is not possible.
+    Only a process that runs nothing but tasks should be one (the daemon, `execute`): then every child it
+    has once a task ended is something the task left."""
+    global _subreaper
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        _subreaper = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        _subreaper = False
+    return _subreaper
+
+
+def marked(token: str) -> list[int]:
+    """Processes whose environment carries this run's marker (readable ones: this user's)."""
+    needle = f"{MARKER}={token}".encode()
+    found = []
+    for entry in _pids():
+        try:
+            environ = (PROC / str(entry) / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(entry)
+    return found
+
+
+def stray_children() -> list[int]:
+    """This process's children that it did not start (orphans handed to it as subreaper)."""
+    if not _subreaper:
+        return []
+    me = os.getpid()
+    return [pid for pid in _pids() if _parent(pid) == me]
+
+
+def leftovers(pgid: int | None, token: str | None) -> set[int]:
+    """What is left of a run: its group's processes, the marked ones, and the orphans handed to us."""
+    found: set[int] = set()
+    if pgid:
+        found.update(pid for pid in _pids() if _group(pid) == pgid)
+    if token:
+        found.update(marked(token))
+    found.update(stray_children())
+    found.discard(os.getpid())
+    return found
+
+
+def end(pgid: int | None, token: str | None, grace: float = 2.0) -> int:
+    """SIGTERM what is left of a run, SIGKILL what is still there after `grace` seconds; reap our own.
+    Returns how many processes there were."""
+    found = leftovers(pgid, token)
+    count = len(found)
+    if not found:
+        return 0
+    _signal(found, pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        _reap(found)
+        found = {pid for pid in found if _alive(pid)}
+        if not found:
+            return count
+        time.sleep(0.05)
+    found |= leftovers(pgid, token)
+    _signal(found, pgid, signal.SIGKILL)
+    time.sleep(0.05)
+    _reap(found)
+    return count
+
+
+def _signal(pids: set[int], pgid: int | None, signum: int) -> None:
+    if pgid:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signum)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+
+
+def _reap(pids: set[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, dead but not yet reaped by its parent, counts as gone)."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _pids() -> list[int]:
+    try:
+        return [int(entry.name) for entry in PROC.iterdir() if entry.name.isdigit()]
+    except OSError:
+        return []
+
+
+def _stat(pid: int) -> list[str]:
+    try:
+        return (PROC / str(pid) / "stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def _parent(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[1]) if len(fields) > 2 else -1
+
+
+def _group(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[2]) if len(fields) > 2 else -1

@@ -1,0 +1,242 @@
+"""This machine's daemons and what their runs leave behind.
+
+- A worker id (`<host>:<n>`, `<host>:gpu0,1:<n>`) is claimed with a file lock the daemon holds for its
+  whole life: two daemons never get one id, and a lock nobody holds means its daemon is dead, however it
+  died (the kernel releases the lock of a killed process).
+- Beside the lock, the daemon's record (JSON): pid, queues, GPUs, log file, the task it runs, and the run
+  itself (process group, the marker its processes inherit, work tree, SDK config).
+- A daemon that claims the id of a dead one reconciles what it left: the run's processes are ended, its
+  task fails ("the worker was restarted while it ran"), its work tree and SDK config go.
+- Work trees of runs nobody runs any more (each run holds a lock beside its tree) are swept."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from clearml_task import locks
+from clearml_task.errors import UserError
+from clearml_task.vocabulary import FAILED, IN_PROGRESS, QUEUED
+
+if TYPE_CHECKING:
+    from clearml_task.api import Client
+
+RESTARTED = "the worker was restarted while it ran"
+LOG_FILE_ENV = "CLEARML_LAUNCHER_LOG_FILE"  # a detached daemon's log file, for its record
+LOCK_SUFFIX = ".lock"
+SWEEP_AGE = 60.0  # seconds: a work tree younger than this may belong to a run that is only starting
+
+
+def directory(home: Path) -> Path:
+    path = home / "daemons"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _stem(worker: str) -> str:
+    return worker.replace("/", "_").replace(":", "_")
+
+
+@dataclass
+class Claim:
+    """A worker id this process holds, and its record."""
+
+    worker: str
+    path: Path
+    handle: IO[bytes]
+    previous: dict[str, Any] | None  # what a dead daemon with this id left
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def update(self, **fields: Any) -> None:
+        """Change the record (written whole, then renamed over the old one: readers never see half)."""
+        self.info.update(fields)
+        partial = self.path.with_suffix(".tmp")
+        partial.write_text(json.dumps(self.info))
+        os.replace(partial, self.path)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.handle.close()
+
+
+def claim(home: Path, gpus: str | None, queues: Sequence[str], log_file: str = "") -> Claim:
+    """The first free id for these GPUs on this machine, claimed for as long as this process lives."""
+    host = socket.gethostname()
+    base = f"{host}:gpu{gpus}" if gpus else host
+    folder = directory(home)
+    n = 0
+    while True:
+        worker = f"{base}:{n}"
+        handle = locks.hold(folder / f"{_stem(worker)}{LOCK_SUFFIX}")
+        if handle is not None:
+            break
+        n += 1
+    path = folder / f"{_stem(worker)}.json"
+    previous = _read(path)
+    found = Claim(worker, path, handle, previous)
+    found.update(pid=os.getpid(), worker=worker, queues=list(queues), gpus=gpus, log=log_file,
+                 started=time.strftime("%Y-%m-%d %H:%M:%S"), registered=False, task=None,
+                 run=None)  # fmt: skip
+    return found
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _alive(record: Path) -> bool:
+    """Its daemon holds the lock beside it."""
+    handle = locks.hold(record.with_suffix(LOCK_SUFFIX))
+    if handle is None:
+        return True
+    handle.close()
+    return False
+
+
+def running(home: Path) -> list[dict[str, Any]]:
+    """This machine's live daemons' records."""
+    out = []
+    for path in sorted(directory(home).glob("*.json")):
+        info = _read(path)
+        if info is not None and _alive(path):
+            out.append(info)
+    return out
+
+
+def select(home: Path, worker: str | None, queues: Sequence[str], gpus: str | None) -> list[dict[str, Any]]:
+    """The live daemons a --stop names: by worker id, else those started with these --queue / --gpus."""
+    found = running(home)
+    if worker:
+        chosen = [d for d in found if d["worker"] == worker]
+    else:
+        chosen = [d for d in found if (not queues or d["queues"] == list(queues))
+                  and (gpus is None or d.get("gpus") == gpus)]  # fmt: skip
+    if (worker or queues or gpus is not None) and not chosen:
+        known = ", ".join(f"{d['worker']} ({' '.join(d['queues'])})" for d in found) or "none"
+        raise UserError(f"no daemon on this machine matches (running: {known})")
+    return chosen
+
+
+def stop(daemons: list[dict[str, Any]], timeout: float = 60.0) -> list[str]:
+    """SIGTERM these daemons and wait until they are gone."""
+    for info in daemons:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(info["pid"]), signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for info in daemons:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(int(info["pid"]), 0)
+            except OSError:
+                break
+            time.sleep(0.1)
+    return [info["worker"] for info in daemons]
+
+
+def reconcile(client: Client, previous: dict[str, Any] | None, say: Callable[[str], None]) -> None:
+    """End what the dead daemon whose id we took was running: its processes, its task, its files."""
+    from launcher import reaper
+
+    run = (previous or {}).get("run")
+    if not run:
+        return
+    marker = run.get("marker")
+    group = run.get("pgid")
+    # The group id may be a stranger's by now: it is only ours while one of its processes has our marker.
+    if group and not (marker and reaper.leftovers(group, None) & set(reaper.marked(marker))):
+        group = None
+    ended = reaper.end(group, marker)
+    task_id = run.get("task")
+    found = client.tasks(id=[task_id], only_fields=["status", "execution"]) if task_id else []
+    if found and found[0].get("status") == IN_PROGRESS:
+        client.set_status(task_id, FAILED, force=True, message=RESTARTED)
+        say(f"task {task_id} failed: {RESTARTED} ({ended} process(es) it left were stopped)")
+    elif found and found[0].get("status") == QUEUED:  # taken from its queue, never started: back in line
+        queue = (found[0].get("execution") or {}).get("queue")
+        if queue:
+            client.enqueue(task_id, queue)
+            say(f"task {task_id} went back to its queue: {RESTARTED} before it started")
+    for key in ("work_tree", "sdk_config"):
+        if run.get(key):
+            _remove(Path(run[key]))
+
+
+def run_lock(work_tree: Path) -> Path:
+    """The lock a run holds beside its work tree for as long as it runs."""
+    return work_tree.with_name(work_tree.name + LOCK_SUFFIX)
+
+
+def sweep(work_dir: Path, say: Callable[[str], None]) -> int:
+    """Remove the work trees (and SDK configs) of runs that no process runs any more: a run's lock file
+    outlives it only when it did not end by itself (a kept work tree has none)."""
+    if not work_dir.is_dir():
+        return 0
+    swept = 0
+    for entry in sorted(work_dir.iterdir()):
+        if not entry.is_dir() or not run_lock(entry).exists():
+            continue  # a file, gone already, or a tree kept on purpose
+        if time.time() - entry.stat().st_mtime < SWEEP_AGE:
+            continue
+        handle = locks.hold(run_lock(entry))
+        if handle is None:
+            continue  # its run goes on
+        try:
+            _remove(entry)
+            for leftover in work_dir.glob(f"{entry.name}.*"):
+                if leftover.suffix != LOCK_SUFFIX:
+                    _remove(leftover)
+            run_lock(entry).unlink(missing_ok=True)
+            swept += 1
+        finally:
+            handle.close()
+    if swept:
+        say(f"removed {swept} work tree(s) of runs that ended without cleaning up")
+    return swept
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def detach(argv: list[str], home: Path, timeout: float = 120.0) -> tuple[dict[str, Any], Path]:
+    """Start this daemon again in the background (its own session, output to a log file) and wait until
+    it registered as a worker; its failure, with the reason its log gives, is a UserError."""
+    import subprocess
+    import sys
+
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_file = logs / f"daemon-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}.log"
+    with log_file.open("ab") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "launcher", *argv], stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, LOG_FILE_ENV: str(log_file)},
+        )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mine = [d for d in running(home) if d.get("pid") == child.pid]
+        if mine and mine[0].get("registered"):
+            return mine[0], log_file
+        if child.poll() is not None:
+            lines = [line for line in log_file.read_text(errors="replace").splitlines() if line.strip()]
+            reason = lines[-1] if lines else f"exit code {child.returncode}"
+            raise UserError(f"the daemon exited at start: {reason}", f"its log: {log_file}")
+        time.sleep(0.1)
+    raise UserError(f"the daemon (pid {child.pid}) did not register within {timeout:.0f}s; it goes on trying",
+                    f"its log: {log_file}; stop it with `clearml-launcher daemon --stop`")  # fmt: skip

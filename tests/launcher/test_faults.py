@@ -1,0 +1,261 @@
+"""Faults, end to end: a real server subprocess over loopback HTTP, real daemons as subprocesses, kill -9.
+
+No task is stranded, no log line is lost or doubled, and a daemon rides out a server that goes away.
+CLEARML_TASK_TEST_OUTAGE (seconds the server stays down, default 60), CLEARML_TASK_TEST_FLOOD (seconds of
+output flood, default 20) and CLEARML_TASK_TEST_TASKS (tasks over 6 daemons, default 300: about 2 minutes
+on 2 cores) size them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from clearml_task.api import Client
+from clearml_task.server import watchdog
+from launcher import registry
+from testing.launching import alive, create_task, launcher, log_lines, sleepy_task, status, wait_for
+from testing.repos import Repo, make_repo
+from testing.servers import ROOT, ServerProcess, start_server, stop_server
+
+OUTAGE = float(os.environ.get("CLEARML_TASK_TEST_OUTAGE", "60"))
+FLOOD = float(os.environ.get("CLEARML_TASK_TEST_FLOOD", "20"))
+TASKS = int(os.environ.get("CLEARML_TASK_TEST_TASKS", "300"))
+Daemons = list[subprocess.Popen[bytes]]
+# Tasks that print only what the test reads: no Task.init() (the SDK's monitor thread prints into the same
+# stdout, mid-line), and no environment to build.
+PLAIN = {"skip_task_init": True, "skip_python_env_install": True}
+WATCHDOG = 4.0  # seconds of silence before the server stops a task, in the watchdog's test
+
+
+@dataclass
+class Rig:
+    """A server subprocess the test can kill -9 and start again on the same port and data."""
+
+    server: ServerProcess
+    tmp: Path
+
+    @property
+    def port(self) -> str:
+        return self.server.url.rsplit(":", 1)[1]
+
+    def kill(self) -> None:
+        self.server.process.kill()
+        self.server.process.wait()
+
+    def start_again(self, watchdog: float = 0) -> None:
+        """The server again, on its port and data; `watchdog`: its non-responsive timeout (0: none)."""
+        self.server = start_server(self.server.data_dir, "--port", self.port,
+                                   "--non-responsive-timeout", str(watchdog))  # fmt: skip
+
+
+@pytest.fixture
+def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    # No watchdog at first: a task's first run builds its environment, silent for longer than a short one.
+    server = start_server(tmp_path / "server", "--non-responsive-timeout", "0")
+    keys = server.keys
+    monkeypatch.setenv("CLEARML_API_HOST", server.url)
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", keys["access_key"])
+    monkeypatch.setenv("CLEARML_API_SECRET_KEY", keys["secret_key"])
+    found = Rig(server, tmp_path)
+    yield found
+    stop_server(found.server)
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Repo:
+    return make_repo(tmp_path / "jobs", "jobs")
+
+
+@pytest.fixture
+def daemons() -> Iterator[Daemons]:
+    """Daemons a test starts; whatever is left of them is ended with the test."""
+    started: Daemons = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+    for process in started:
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def daemon(started: Daemons, q: str, *extra: str) -> subprocess.Popen[bytes]:
+    """A daemon on `q`; its output goes to daemon-N.log beside the launcher's home (for when one fails)."""
+    log = home().parent / f"daemon-{len(started)}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "launcher", "daemon", "--queue", q, "--polling-interval", "0.2", "--grace",
+             "2", *extra], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+    started.append(process)
+    return process
+
+
+def queue() -> str:
+    return Client().queue_id(f"q-{uuid.uuid4().hex[:6]}", create=True)
+
+
+def home() -> Path:
+    return Path(os.environ["CLEARML_TASK_HOME"]) / "launcher"
+
+
+def workers_of(q: str) -> list[str]:
+    return sorted(w["id"] for w in Client().call("workers.get_all")["workers"]
+                  if any(x["id"] == q for x in w.get("queues", [])))  # fmt: skip
+
+
+def numbered(task_id: str) -> list[int]:
+    """The numbers of a chatty.py task's `line N` lines, in the log's order; and it printed them all."""
+    lines = log_lines(task_id)
+    printed = [int(m[1]) for line in lines if (m := re.fullmatch(r"printed (\d+) lines", line))]
+    numbers = [int(line[5:]) for line in lines if re.fullmatch(r"line \d{7}", line)]
+    assert printed and numbers == list(range(printed[0])), (len(numbers), printed)
+    return numbers
+
+
+def test_a_killed_daemons_task_is_stopped_by_the_watchdog(
+    rig: Rig, jobs: Repo, tmp_path: Path, daemons: Daemons
+) -> None:
+    q = queue()
+    running = daemon(daemons, q)
+    task = sleepy_task(jobs.work, tmp_path, queue=q)
+    task.wait_for_tick(2)
+    running.kill()
+    running.wait()
+    rig.kill()
+    rig.start_again(watchdog=WATCHDOG)
+    killed = time.monotonic()
+    wait_for(lambda: status(task.task_id) != "in_progress", timeout=60, interval=0.2)
+    assert time.monotonic() - killed < WATCHDOG + watchdog.interval(WATCHDOG) + 5  # + the last log's flight
+    assert Client().get_task(task.task_id)["status_reason"] == watchdog.REASON
+    daemon(daemons, q)  # the same id again: what the dead one left is ended and swept
+    task.assert_tree_gone()
+    wait_for(lambda: not any(p.is_dir() for p in (home() / "work").iterdir()), timeout=30)
+
+
+def test_a_restarted_daemon_fails_the_task_its_predecessor_ran(
+    jobs: Repo, tmp_path: Path, daemons: Daemons
+) -> None:
+    q = queue()
+    running = daemon(daemons, q)
+    task = sleepy_task(jobs.work, tmp_path, queue=q)
+    task.wait_for_tick(2)
+    (record,) = registry.running(home())
+    assert record["task"] == task.task_id and record["run"]["pid"]
+    running.kill()
+    running.wait()
+    daemon(daemons, q)
+    wait_for(lambda: status(task.task_id) == "failed", timeout=60)
+    assert Client().get_task(task.task_id)["status_message"] == registry.RESTARTED
+    task.assert_tree_gone()
+    assert not Path(record["run"]["work_tree"]).exists()
+    assert not Path(record["run"]["sdk_config"]).exists()
+
+
+def test_daemons_ride_out_a_server_outage(rig: Rig, jobs: Repo, daemons: Daemons) -> None:
+    """kill -9 of the server for OUTAGE seconds while one daemon idles and another's task prints."""
+    busy_q, idle_q = queue(), queue()
+    busy, idle = daemon(daemons, busy_q), daemon(daemons, idle_q)
+    lines = int((OUTAGE + 15) / 0.05)
+    printing = create_task(
+        jobs.work, "chatty.py", args=[f"lines={lines}", "interval=0.05"], queue=busy_q, **PLAIN
+    )
+    wait_for(lambda: len(log_lines(printing)) > 20 and len(workers_of(idle_q)) == 1)
+    rig.kill()
+    time.sleep(OUTAGE)
+    assert busy.poll() is None and idle.poll() is None
+    rig.start_again()
+    later = create_task(jobs.work, "train.py", queue=idle_q)
+    wait_for(lambda: status(printing) in ("completed", "failed", "stopped"), timeout=OUTAGE + 180)
+    assert status(printing) == "completed"
+    assert len(numbered(printing)) == lines  # every line exactly once, in order
+    wait_for(lambda: status(later) == "completed", timeout=120)
+    assert busy.poll() is None and idle.poll() is None
+
+
+def test_a_flood_of_output_arrives_exactly_once_in_order(rig: Rig, jobs: Repo, daemons: Daemons) -> None:
+    q = queue()
+    daemon(daemons, q)
+    task_id = create_task(jobs.work, "chatty.py", args=[f"seconds={FLOOD}"], queue=q, **PLAIN)
+    wait_for(lambda: status(task_id) == "completed", timeout=FLOOD + 300, interval=0.5)
+    assert numbered(task_id)
+
+
+def test_what_a_task_leaves_running_ends_with_it(
+    rig: Rig, jobs: Repo, tmp_path: Path, daemons: Daemons
+) -> None:
+    q = queue()
+    daemon(daemons, q)
+    pidfile = tmp_path / "escapee"
+    task_id = create_task(jobs.work, "escape.py", args=[f"pidfile={pidfile}"], queue=q)
+    wait_for(lambda: status(task_id) == "completed", timeout=300)
+    task = Client().get_task(task_id)
+    (last_line,) = [e for e in Client().task_log(task_id) if e["msg"] == "left a process behind"]
+    ended = datetime.fromisoformat(task["completed"]).timestamp()
+    assert ended - last_line["timestamp"] / 1000 < 5  # not the escapee's 45 s
+    assert not alive(int(pidfile.read_text()))
+
+
+def test_daemons_started_together_get_their_own_ids_and_stop_by_queue(rig: Rig, daemons: Daemons) -> None:
+    q, other = queue(), queue()
+    for _ in range(3):
+        daemon(daemons, q)
+    daemon(daemons, other)
+    ids = wait_for(lambda: len(workers_of(q)) == 3 and workers_of(q))
+    assert len(set(ids)) == 3 and all(re.fullmatch(r".+:\d+", i) for i in ids)
+    listed = launcher("daemon", "--status").stdout
+    assert all(i in listed for i in ids)
+    assert launcher("daemon", "--stop", "--queue", q).returncode == 0
+    assert [p.poll() is None for p in daemons] == [False, False, False, True]
+    assert launcher("daemon", "--stop", "--queue", q).returncode == 1  # none left with those
+    assert launcher("daemon", "--polling-interval", "0", "--queue", q).returncode == 2
+
+
+def test_many_tasks_over_six_daemons_run_exactly_once(rig: Rig, jobs: Repo, daemons: Daemons) -> None:
+    q = queue()
+    client = Client()
+    first = create_task(jobs.work, "train.py", name="many", **PLAIN)
+    ids = [client.clone_task(first) for _ in range(TASKS)]
+    for task_id in ids:
+        client.enqueue(task_id, q)
+    for _ in range(6):
+        daemon(daemons, q)
+    deadline = time.monotonic() + 60 + TASKS * 0.6
+
+    def finished() -> bool:
+        found = client.tasks(id=ids, only_fields=["status"], size=len(ids))
+        return all(t["status"] == "completed" for t in found)
+
+    wait_for(finished, timeout=deadline - time.monotonic(), interval=1)
+    runs = [sum(line.startswith("epochs=") for line in log_lines(t)) for t in ids]
+    assert runs == [1] * TASKS
+    assert len({client.get_task(t)["last_worker"] for t in ids}) > 1
+
+
+def test_the_log_is_what_the_task_printed(jobs: Repo) -> None:
+    """A 1 MB line whole (in ordered pieces), a \\r bar as its states, stderr at error, non-UTF-8 escaped."""
+    task_id = create_task(jobs.work, "fidelity.py", **PLAIN)
+    assert launcher("execute", "--id", task_id).returncode == 0
+    ours = ("launcher:", "workspace:", "environment:")
+    events = [e for e in Client().task_log(task_id) if not str(e["msg"]).startswith(ours)]
+    pieces = [e["msg"] for e in events if set(e["msg"]) == {"x"}]
+    assert "".join(pieces) == "x" * 1_000_000 and len(pieces) > 1
+    shown = [e["msg"] for e in events if e["msg"].startswith("progress")]
+    assert shown[-1] == "progress 100%" and len(shown) <= 2
+    assert [e["level"] for e in events if e["msg"] == "to stderr"] == ["error"]
+    assert "latin-1: caf\\xe9" in [e["msg"] for e in events]
+    stamps = [e["timestamp"] for e in events]
+    assert stamps == sorted(stamps) and stamps[-1] <= time.time() * 1000 + 1000  # real time, never ahead

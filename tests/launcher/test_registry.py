@@ -1,0 +1,60 @@
+"""This machine's daemons: ids claimed once, records, --stop's choice, a dead daemon's run reconciled, and
+dead runs' work trees swept."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from clearml_task.api import Client, Session
+from clearml_task.errors import UserError
+from launcher import registry
+from testing.servers import embedded_config
+
+
+def test_ids_are_claimed_once_and_freed_with_their_daemon(tmp_path: Path) -> None:
+    first = registry.claim(tmp_path, None, ["q1"])
+    second = registry.claim(tmp_path, None, ["q2"])
+    gpu = registry.claim(tmp_path, "0,1", ["q1"])
+    assert [c.worker.rsplit(":", 1)[1] for c in (first, second, gpu)] == ["0", "1", "0"]
+    assert ":gpu0,1:" in gpu.worker
+    assert sorted(d["worker"] for d in registry.running(tmp_path)) == sorted(
+        c.worker for c in (first, second, gpu)
+    )
+    assert [d["worker"] for d in registry.select(tmp_path, None, ["q2"], None)] == [second.worker]
+    assert [d["worker"] for d in registry.select(tmp_path, None, [], "0,1")] == [gpu.worker]
+    assert len(registry.select(tmp_path, None, [], None)) == 3
+    with pytest.raises(UserError):
+        registry.select(tmp_path, "nobody:7", [], None)
+    first.release()
+    assert registry.claim(tmp_path, None, ["q3"]).worker == first.worker  # free again
+
+
+def test_a_task_taken_but_never_started_goes_back_to_its_queue(tmp_path: Path) -> None:
+    client = Client(Session(embedded_config(tmp_path / "server")))
+    queue = client.queue_id("back", create=True)
+    task_id = client.create_task({"name": "taken", "type": "training"})
+    client.enqueue(task_id, queue)
+    assert client.next_task(queue) == task_id  # the daemon took it, and died
+    said: list[str] = []
+    registry.reconcile(client, {"run": {"task": task_id}}, said.append)
+    assert client.next_task(queue) == task_id and said
+
+
+def test_work_trees_of_dead_runs_are_swept_kept_ones_stay(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    dead, kept, young = work / "dead-1", work / "kept-1", work / "young-1"
+    for tree in (dead, kept, young):
+        (tree / "src").mkdir(parents=True)
+    registry.run_lock(dead).touch()
+    registry.run_lock(young).touch()
+    (work / "dead-1.clearml.conf").touch()
+    old = time.time() - 2 * registry.SWEEP_AGE
+    for tree in (dead, kept):
+        os.utime(tree, (old, old))
+    assert registry.sweep(work, lambda line: None) == 1
+    assert not dead.exists() and not (work / "dead-1.clearml.conf").exists()
+    assert kept.exists() and young.exists()
