@@ -56,13 +56,9 @@ def get_default(call: Call) -> dict[str, Any]:
 @endpoint("queues.update", fields={"queue": ID, **QUEUE_FIELDS})
 def update(call: Call) -> dict[str, Any]:
     queue = get(call.tx, call.id("queue"))
-    fields: dict[str, Any] = {}
     name = call.new_name("queues", queue["name"])
-    if name:
-        fields["name"] = fields["display_name"] = name
-    for key in ("tags", "system_tags"):
-        if call.items(key) is not None:
-            fields[key] = call.items(key)
+    fields: dict[str, Any] = {"name": name, "display_name": name} if name else {}
+    fields.update(call.given_items("tags", "system_tags"))
     if call.mapping("metadata") is not None:
         fields["metadata"] = call.mapping("metadata")
     queue.update(fields, last_update=now())

@@ -78,10 +78,7 @@ CLONE_FIELDS: dict[str, Kind] = {
 
 
 def get(tx: Tx, task_id: str) -> dict[str, Any]:
-    doc = tx.get("tasks", task_id)
-    if doc is None:
-        raise errors.invalid_task_id(id=task_id)
-    return doc
+    return tx.require("tasks", task_id, lambda: errors.invalid_task_id(id=task_id))
 
 
 def _validated(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
