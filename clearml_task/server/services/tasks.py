@@ -97,8 +97,18 @@ def _validated(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
     if fields.get("hyperparams") is not None:
         fields["hyperparams"] = _normalised_hyperparams(fields["hyperparams"])
     if fields.get("configuration") is not None:
-        fields["configuration"] = _normalised_configuration(fields["configuration"])
+        fields["configuration"] = _named_objects(fields["configuration"], "configuration")
     return fields
+
+
+def _named_objects(items: dict[str, Any], path: str, **labels: str) -> dict[str, Any]:
+    """Each of `items` (at `path` in the task) must be an object; it is given these labels and its name."""
+    out: dict[str, Any] = {}
+    for name, item in items.items():
+        if not isinstance(item, dict):
+            raise errors.validation_error(f"{path}.{name} must be an object")
+        out[name] = {**item, **labels, "name": name}
+    return out
 
 
 def _normalised_hyperparams(hyperparams: dict[str, Any]) -> dict[str, Any]:
@@ -106,20 +116,7 @@ def _normalised_hyperparams(hyperparams: dict[str, Any]) -> dict[str, Any]:
     for section, params in hyperparams.items():
         if not isinstance(params, dict):
             raise errors.validation_error(f"hyperparams.{section} must be an object of parameters")
-        out[section] = {}
-        for name, param in params.items():
-            if not isinstance(param, dict):
-                raise errors.validation_error(f"hyperparams.{section}.{name} must be an object")
-            out[section][name] = {**param, "section": section, "name": name}
-    return out
-
-
-def _normalised_configuration(configuration: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, item in configuration.items():
-        if not isinstance(item, dict):
-            raise errors.validation_error(f"configuration.{name} must be an object")
-        out[name] = {**item, "name": name}
+        out[section] = _named_objects(params, f"hyperparams.{section}", section=section)
     return out
 
 
