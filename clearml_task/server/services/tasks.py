@@ -294,16 +294,27 @@ def clone(call: Call) -> dict[str, Any]:
 
 def _status_call(call: Call, new: str, *, extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict]:
     task = get(call.tx, call.id("task"))
-    fields = set_status(
+    return task, _set_status(call, task, new, extra=extra)
+
+
+def _set_status(
+    call: Call,
+    task: dict[str, Any],
+    new: str,
+    *,
+    force: bool | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """set_status as the call asks: its force flag (unless `force` is given), status_reason and message."""
+    return set_status(
         call.tx,
         task,
         new,
-        force=call.flag("force"),
+        force=call.flag("force") if force is None else force,
         reason=call.text("status_reason"),
         message=call.text("status_message"),
         extra=extra,
     )
-    return task, fields
 
 
 @endpoint("tasks.started", fields=STATUS_CHANGE)
@@ -396,15 +407,8 @@ def enqueue(call: Call) -> dict[str, Any]:
     queue_entries.remove_from_all(call.tx, task["id"])
     execution = {**(task.get("execution") or {}), "queue": queue["id"]}
     system_tags = [t for t in task.get("system_tags", []) if t != "development"]
-    fields = set_status(
-        call.tx,
-        task,
-        QUEUED,
-        force=call.flag("force"),
-        reason=call.text("status_reason"),
-        message=call.text("status_message"),
-        extra={"execution": execution, "enqueue_status": previous, "system_tags": system_tags},
-    )
+    extra = {"execution": execution, "enqueue_status": previous, "system_tags": system_tags}
+    fields = _set_status(call, task, QUEUED, extra=extra)
     queue_entries.add_entry(call.tx, queue_entries.get(call.tx, queue["id"]), task["id"])
     result: dict[str, Any] = {"updated": 1, "fields": fields, "queued": 1}
     if call.flag("verify_watched_queue"):
@@ -431,15 +435,7 @@ def dequeue(call: Call) -> dict[str, Any]:
     new_status = call.text("new_status") or task.get("enqueue_status") or CREATED
     if new_status not in TRANSITIONS:
         raise errors.validation_error("new_status is not a task status", new_status=new_status)
-    fields = set_status(
-        call.tx,
-        task,
-        new_status,
-        force=True,
-        reason=call.text("status_reason"),
-        message=call.text("status_message"),
-        extra={"enqueue_status": None},
-    )
+    fields = _set_status(call, task, new_status, force=True, extra={"enqueue_status": None})
     return {"dequeued": 1, "updated": 1, "fields": fields}
 
 
