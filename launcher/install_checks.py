@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from clearml_task.git.urls import scrub
-from clearml_task.requirements.files import INCLUDE, Entry, read_entries
+from clearml_task.requirements.files import INCLUDE, Entry, include_path, read_entries, read_text
 from clearml_task.requirements.readers import Reader, directory_reader
 
 from .errors import ReproductionError
@@ -62,14 +62,10 @@ def read_requirement_files(root: Path, files: Iterable[Path]) -> list[Entry]:
 
     def read(path: str) -> str | None:
         stays_inside(root, Path(path), f"the requirements file {show(path)}")
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                return handle.read()
-        except OSError:
-            return None
+        return read_text(path)
 
     def join(including: str, target: str) -> str:
-        joined = os.path.join(os.path.dirname(including), os.path.expanduser(target))
+        joined = include_path(including, target)
         if not inside(root, joined):
             raise ReproductionError(
                 f"{show(including)} includes {target!r}, which is outside the checkout; refused",

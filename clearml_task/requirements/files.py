@@ -215,10 +215,11 @@ def name_of(line: str) -> str:
 
 def read_local_file(path: str, *, strict: bool = True) -> list[Entry]:
     """The entries of a requirements file on disk, its includes followed on disk (see read_entries)."""
-    return read_entries(os.path.realpath(path), _read_local, _join_local, _show_local, strict=strict)
+    return read_entries(os.path.realpath(path), read_text, _join_local, _show_local, strict=strict)
 
 
-def _read_local(path: str) -> str | None:
+def read_text(path: str) -> str | None:
+    """A requirements file's text on disk (undecodable bytes replaced), None when it cannot be read."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             return handle.read()
@@ -226,8 +227,13 @@ def _read_local(path: str) -> str | None:
         return None
 
 
+def include_path(including: str, target: str) -> str:
+    """Where an include (`-r target`) of the file at `including` points on disk (links not resolved)."""
+    return os.path.join(os.path.dirname(including), os.path.expanduser(target))
+
+
 def _join_local(including: str, target: str) -> str:
-    return os.path.realpath(os.path.join(os.path.dirname(including), os.path.expanduser(target)))
+    return os.path.realpath(include_path(including, target))
 
 
 def _show_local(path: str) -> str:

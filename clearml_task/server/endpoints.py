@@ -122,6 +122,11 @@ class Call:
             return None
         return value if isinstance(value, list) else [value]
 
+    def given_items(self, *names: str) -> dict[str, list[Any]]:
+        """Those of these list fields (as `items` reads them) that the call gives a value."""
+        given = {name: self.items(name) for name in names}
+        return {name: value for name, value in given.items() if value is not None}
+
     def new_name(self, kind: str, current: str) -> str | None:
         """The `name` field when it renames the document; a name another one has is refused."""
         name = self.text("name")

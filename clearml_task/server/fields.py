@@ -27,11 +27,14 @@ class Kind:
 
 
 @dataclass(frozen=True)
-class Text(Kind):
-    what: str = "a string"
+class Instance(Kind):
+    """A value of one Python type (TEXT, OBJECT)."""
+
+    type: type = object
+    what: str = "valid"
 
     def accepts(self, value: Any) -> bool:
-        return isinstance(value, str)
+        return isinstance(value, self.type)
 
 
 @dataclass(frozen=True)
@@ -107,14 +110,6 @@ class Texts(Kind):
 
 
 @dataclass(frozen=True)
-class Object(Kind):
-    what: str = "an object"
-
-    def accepts(self, value: Any) -> bool:
-        return isinstance(value, dict)
-
-
-@dataclass(frozen=True)
 class Anything(Kind):
     def accepts(self, value: Any) -> bool:
         return True
@@ -155,10 +150,10 @@ def check(data: Mapping[str, Any], spec: Mapping[str, Kind]) -> None:
 
 
 # The kinds most endpoints use.
-TEXT = Text()
+TEXT = Instance(str, "a string")
 ID = Id()
 FLAG = Flag()
-OBJECT = Object()
+OBJECT = Instance(dict, "an object")
 TAGS = Texts()  # stored as given: a list of strings
 MATCHING = Texts(single=True)  # a filter: one value or any of a list
 COUNT = Int(0, 2**31)

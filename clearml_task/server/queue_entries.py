@@ -12,10 +12,7 @@ DEFAULT_TAG = "default"
 
 
 def get(tx: Tx, queue_id: str) -> dict[str, Any]:
-    doc = tx.get("queues", queue_id)
-    if doc is None:
-        raise errors.invalid_queue_id(queue_id=queue_id)
-    return doc
+    return tx.require("queues", queue_id, lambda: errors.invalid_queue_id(queue_id=queue_id))
 
 
 def by_name(tx: Tx, name: str) -> dict[str, Any] | None:

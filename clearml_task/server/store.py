@@ -14,7 +14,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,13 @@ class Tx:
     def get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(f"SELECT doc FROM {kind} WHERE id = ?", (doc_id,)).fetchone()
         return json.loads(row[0]) if row else None
+
+    def require(self, kind: str, doc_id: str, missing: Callable[[], Exception]) -> dict[str, Any]:
+        """The document, or the error `missing` makes (the service's not-found error) when there is none."""
+        doc = self.get(kind, doc_id)
+        if doc is None:
+            raise missing()
+        return doc
 
     def find(self, kind: str, where: str = "", params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         sql = f"SELECT doc FROM {kind}" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"

@@ -12,7 +12,7 @@ from typing import Any
 import libcst as cst
 
 from clearml_task.arguments.model import FLAGS, UNKNOWN, Option, Parser, free_subcommand_key
-from clearml_task.arguments.readers.source_index import SourceIndex, children
+from clearml_task.arguments.readers.source_index import LibraryReader, SourceIndex, children
 from clearml_task.arguments.values import typed_default
 
 ARGPARSE_ACTIONS = (
@@ -21,11 +21,6 @@ ARGPARSE_ACTIONS = (
 )  # fmt: skip
 PARSE_METHODS = ("parse_args", "parse_known_args", "parse_intermixed_args", "parse_known_intermixed_args")
 SUPPRESS = "==SUPPRESS=="
-
-
-def read(index: SourceIndex) -> Parser | None:
-    """The argparse parser the module parses its command line with, or None when it makes none."""
-    return ArgparseTracer(index).read()
 
 
 class Scope:
@@ -78,12 +73,12 @@ class TracedSubparsers:
     aliases: dict[str, str] = field(default_factory=dict)
 
 
-class ArgparseTracer:
+class ArgparseTracer(LibraryReader):
     """Traces argparse parsers through one module: names bound to parsers, groups and subparsers, the
     module's own functions called with them (add_common_args(parser)) or returning them (get_parser())."""
 
     def __init__(self, index: SourceIndex) -> None:
-        self.index = index
+        super().__init__(index)
         self.module_scope = Scope()
         self.attributes: dict[str, Any] = {}  # self.parser = ... (by its dotted name)
         self.parsers: dict[int, TracedParser] = {}  # by the id of the ArgumentParser(...) call
@@ -547,6 +542,9 @@ class ArgparseTracer:
         if tokens is not None:
             return "bool", name, *tokens
         return "unknown", name, "true", "false"
+
+
+read = ArgparseTracer.read_index  # the argparse parser the module parses its command line with, or None
 
 
 def _bool_like(index: SourceIndex, func: cst.FunctionDef | cst.Lambda) -> tuple[str, str] | None:

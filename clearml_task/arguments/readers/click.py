@@ -9,19 +9,11 @@ from typing import Any
 import libcst as cst
 
 from clearml_task.arguments.model import UNKNOWN, Option, Parser, free_subcommand_key
-from clearml_task.arguments.readers.source_index import MISSING, SourceIndex
+from clearml_task.arguments.readers.source_index import MISSING, LibraryReader
 
 
-def read(index: SourceIndex) -> Parser | None:
-    """The click command the module runs (a group with its subcommands), or None."""
-    return _ClickReader(index).read()
-
-
-class _ClickReader:
+class ClickReader(LibraryReader):
     """The click commands of one module: what each decorator declares, and how groups nest."""
-
-    def __init__(self, index: SourceIndex) -> None:
-        self.index = index
 
     def read(self) -> Parser | None:
         """The decorated commands and groups (`@click.command`, `@cli.command`), nested by their decorators
@@ -226,6 +218,9 @@ class _ClickReader:
         ):
             return simple[short], short if short in ("int", "float", "str", "bool") else simple[short], None
         return "unknown", short, None
+
+
+read = ClickReader.read_index  # the click command the module runs (a group with its subcommands), or None
 
 
 def _option_names(decls: Sequence[str]) -> tuple[str, list[str], list[str]]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import libcst as cst
 
-from clearml_task.arguments.model import UNKNOWN
+from clearml_task.arguments.model import UNKNOWN, Parser
 
 _ARGPARSE_CONSTANTS = {
     "argparse.SUPPRESS": "==SUPPRESS==", "argparse.OPTIONAL": "?", "argparse.ZERO_OR_MORE": "*",
@@ -216,3 +216,18 @@ def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
             yield value
         elif isinstance(value, (list, tuple)):
             yield from (item for item in value if isinstance(item, cst.CSTNode))
+
+
+class LibraryReader:
+    """A library's reader of one module: `read()` is the parser the module builds with it, or None.
+    `read_index` is the module-level `read(index)` each reader module offers."""
+
+    def __init__(self, index: SourceIndex) -> None:
+        self.index = index
+
+    @classmethod
+    def read_index(cls, index: SourceIndex) -> Parser | None:
+        return cls(index).read()
+
+    def read(self) -> Parser | None:
+        raise NotImplementedError

@@ -9,19 +9,11 @@ from typing import Any
 import libcst as cst
 
 from clearml_task.arguments.model import UNKNOWN, Option, Parser, free_subcommand_key
-from clearml_task.arguments.readers.source_index import MISSING, SourceIndex
+from clearml_task.arguments.readers.source_index import MISSING, LibraryReader
 
 
-def read(index: SourceIndex) -> Parser | None:
-    """The typer command the module runs (an app with its subcommands), or None."""
-    return _TyperReader(index).read()
-
-
-class _TyperReader:
+class TyperReader(LibraryReader):
     """The typer apps and commands of one module."""
-
-    def __init__(self, index: SourceIndex) -> None:
-        self.index = index
 
     def read(self) -> Parser | None:
         """The function given to `typer.run`, else the top-level Typer app (the one the module calls when
@@ -305,3 +297,6 @@ class _TyperReader:
                             return None
                         members[small.targets[0].target.value] = str(value)
         return members or None
+
+
+read = TyperReader.read_index  # the typer command the module runs (an app with its subcommands), or None

@@ -9,6 +9,11 @@ from clearml_task.server.endpoints import Call, endpoint, new_id, now
 from clearml_task.server.fields import FLAG, GET_ALL, ID, TAGS, TEXT
 from clearml_task.server.store import Tx
 
+
+def get(tx: Tx, project_id: str) -> dict[str, Any]:
+    return tx.require("projects", project_id, lambda: errors.invalid_project_id(id=project_id))
+
+
 PROJECT_FIELDS = {
     "name": TEXT,
     "description": TEXT,
@@ -16,13 +21,6 @@ PROJECT_FIELDS = {
     "system_tags": TAGS,
     "default_output_destination": TEXT,
 }
-
-
-def get(tx: Tx, project_id: str) -> dict[str, Any]:
-    doc = tx.get("projects", project_id)
-    if doc is None:
-        raise errors.invalid_project_id(id=project_id)
-    return doc
 
 
 def create(tx: Tx, call: Call, name: str, **fields: Any) -> str:
@@ -82,16 +80,12 @@ def get_all(call: Call) -> dict[str, Any]:
 @endpoint("projects.update", fields={"project": ID, **PROJECT_FIELDS})
 def update(call: Call) -> dict[str, Any]:
     project = get(call.tx, call.id("project"))
-    fields: dict[str, Any] = {}
     name = call.new_name("projects", project["name"])
-    if name:
-        fields.update(name=name, basename=name.rpartition("/")[2])
+    fields: dict[str, Any] = {"name": name, "basename": name.rpartition("/")[2]} if name else {}
     for key in ("description", "default_output_destination"):
         if key in call.data:
             fields[key] = call.text(key)
-    for key in ("tags", "system_tags"):
-        if call.items(key) is not None:
-            fields[key] = call.items(key)
+    fields.update(call.given_items("tags", "system_tags"))
     if fields:
         project.update(fields, last_update=now())
         call.tx.put("projects", project)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from clearml_task.server import errors, query
-from clearml_task.server.endpoints import Call, endpoint, now
+from clearml_task.server.endpoints import Call, Handler, endpoint, now
 from clearml_task.server.fields import COUNT, FLAG, GET_ALL, ID, OBJECT, TAGS, TEXT, Int
 from clearml_task.server.queue_entries import add_entry, create, default, get, remove_entry
 from clearml_task.server.task_status import set_status
@@ -56,13 +56,9 @@ def get_default(call: Call) -> dict[str, Any]:
 @endpoint("queues.update", fields={"queue": ID, **QUEUE_FIELDS})
 def update(call: Call) -> dict[str, Any]:
     queue = get(call.tx, call.id("queue"))
-    fields: dict[str, Any] = {}
     name = call.new_name("queues", queue["name"])
-    if name:
-        fields["name"] = fields["display_name"] = name
-    for key in ("tags", "system_tags"):
-        if call.items(key) is not None:
-            fields[key] = call.items(key)
+    fields: dict[str, Any] = {"name": name, "display_name": name} if name else {}
+    fields.update(call.given_items("tags", "system_tags"))
     if call.mapping("metadata") is not None:
         fields["metadata"] = call.mapping("metadata")
     queue.update(fields, last_update=now())
@@ -113,42 +109,33 @@ def get_next_task(call: Call) -> dict[str, Any]:
     return {"entry": entry}
 
 
-def _move(call: Call, where: str) -> dict[str, Any]:
-    queue = get(call.tx, call.id("queue"))
-    task_id = call.id("task")
-    entries = queue["entries"]
-    index = next((i for i, e in enumerate(entries) if e["task"] == task_id), None)
-    if index is None:
-        raise errors.task_not_queued(task=task_id, queue=queue["id"])
-    count = call.integer("count", 1) or 1
-    target = {
-        "forward": index - count,
-        "backward": index + count,
-        "front": 0,
-        "back": len(entries) - 1,
-    }[where]
-    target = min(max(target, 0), len(entries) - 1)
-    entries.insert(target, entries.pop(index))
-    queue["last_update"] = now()
-    call.tx.put("queues", queue)
-    return {"position": target}
+def _mover(where: str) -> Handler:
+    """The handler of queues.move_task_<where>: moves the task's entry within its queue."""
+
+    def move(call: Call) -> dict[str, Any]:
+        queue = get(call.tx, call.id("queue"))
+        task_id = call.id("task")
+        entries = queue["entries"]
+        index = next((i for i, e in enumerate(entries) if e["task"] == task_id), None)
+        if index is None:
+            raise errors.task_not_queued(task=task_id, queue=queue["id"])
+        count = call.integer("count", 1) or 1
+        target = {
+            "forward": index - count,
+            "backward": index + count,
+            "front": 0,
+            "back": len(entries) - 1,
+        }[where]
+        target = min(max(target, 0), len(entries) - 1)
+        entries.insert(target, entries.pop(index))
+        queue["last_update"] = now()
+        call.tx.put("queues", queue)
+        return {"position": target}
+
+    return move
 
 
-@endpoint("queues.move_task_forward", fields=MOVE)
-def move_task_forward(call: Call) -> dict[str, Any]:
-    return _move(call, "forward")
-
-
-@endpoint("queues.move_task_backward", fields=MOVE)
-def move_task_backward(call: Call) -> dict[str, Any]:
-    return _move(call, "backward")
-
-
-@endpoint("queues.move_task_to_front", fields=MOVE)
-def move_task_to_front(call: Call) -> dict[str, Any]:
-    return _move(call, "front")
-
-
-@endpoint("queues.move_task_to_back", fields=MOVE)
-def move_task_to_back(call: Call) -> dict[str, Any]:
-    return _move(call, "back")
+move_task_forward = endpoint("queues.move_task_forward", fields=MOVE)(_mover("forward"))
+move_task_backward = endpoint("queues.move_task_backward", fields=MOVE)(_mover("backward"))
+move_task_to_front = endpoint("queues.move_task_to_front", fields=MOVE)(_mover("front"))
+move_task_to_back = endpoint("queues.move_task_to_back", fields=MOVE)(_mover("back"))

@@ -78,10 +78,7 @@ CLONE_FIELDS: dict[str, Kind] = {
 
 
 def get(tx: Tx, task_id: str) -> dict[str, Any]:
-    doc = tx.get("tasks", task_id)
-    if doc is None:
-        raise errors.invalid_task_id(id=task_id)
-    return doc
+    return tx.require("tasks", task_id, lambda: errors.invalid_task_id(id=task_id))
 
 
 def _validated(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
@@ -100,8 +97,18 @@ def _validated(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
     if fields.get("hyperparams") is not None:
         fields["hyperparams"] = _normalised_hyperparams(fields["hyperparams"])
     if fields.get("configuration") is not None:
-        fields["configuration"] = _normalised_configuration(fields["configuration"])
+        fields["configuration"] = _named_objects(fields["configuration"], "configuration")
     return fields
+
+
+def _named_objects(items: dict[str, Any], path: str, **labels: str) -> dict[str, Any]:
+    """Each of `items` (at `path` in the task) must be an object; it is given these labels and its name."""
+    out: dict[str, Any] = {}
+    for name, item in items.items():
+        if not isinstance(item, dict):
+            raise errors.validation_error(f"{path}.{name} must be an object")
+        out[name] = {**item, **labels, "name": name}
+    return out
 
 
 def _normalised_hyperparams(hyperparams: dict[str, Any]) -> dict[str, Any]:
@@ -109,20 +116,7 @@ def _normalised_hyperparams(hyperparams: dict[str, Any]) -> dict[str, Any]:
     for section, params in hyperparams.items():
         if not isinstance(params, dict):
             raise errors.validation_error(f"hyperparams.{section} must be an object of parameters")
-        out[section] = {}
-        for name, param in params.items():
-            if not isinstance(param, dict):
-                raise errors.validation_error(f"hyperparams.{section}.{name} must be an object")
-            out[section][name] = {**param, "section": section, "name": name}
-    return out
-
-
-def _normalised_configuration(configuration: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, item in configuration.items():
-        if not isinstance(item, dict):
-            raise errors.validation_error(f"configuration.{name} must be an object")
-        out[name] = {**item, "name": name}
+        out[section] = _named_objects(params, f"hyperparams.{section}", section=section)
     return out
 
 
@@ -300,16 +294,27 @@ def clone(call: Call) -> dict[str, Any]:
 
 def _status_call(call: Call, new: str, *, extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict]:
     task = get(call.tx, call.id("task"))
-    fields = set_status(
+    return task, _set_status(call, task, new, extra=extra)
+
+
+def _set_status(
+    call: Call,
+    task: dict[str, Any],
+    new: str,
+    *,
+    force: bool | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """set_status as the call asks: its force flag (unless `force` is given), status_reason and message."""
+    return set_status(
         call.tx,
         task,
         new,
-        force=call.flag("force"),
+        force=call.flag("force") if force is None else force,
         reason=call.text("status_reason"),
         message=call.text("status_message"),
         extra=extra,
     )
-    return task, fields
 
 
 @endpoint("tasks.started", fields=STATUS_CHANGE)
@@ -402,15 +407,8 @@ def enqueue(call: Call) -> dict[str, Any]:
     queue_entries.remove_from_all(call.tx, task["id"])
     execution = {**(task.get("execution") or {}), "queue": queue["id"]}
     system_tags = [t for t in task.get("system_tags", []) if t != "development"]
-    fields = set_status(
-        call.tx,
-        task,
-        QUEUED,
-        force=call.flag("force"),
-        reason=call.text("status_reason"),
-        message=call.text("status_message"),
-        extra={"execution": execution, "enqueue_status": previous, "system_tags": system_tags},
-    )
+    extra = {"execution": execution, "enqueue_status": previous, "system_tags": system_tags}
+    fields = _set_status(call, task, QUEUED, extra=extra)
     queue_entries.add_entry(call.tx, queue_entries.get(call.tx, queue["id"]), task["id"])
     result: dict[str, Any] = {"updated": 1, "fields": fields, "queued": 1}
     if call.flag("verify_watched_queue"):
@@ -437,15 +435,7 @@ def dequeue(call: Call) -> dict[str, Any]:
     new_status = call.text("new_status") or task.get("enqueue_status") or CREATED
     if new_status not in TRANSITIONS:
         raise errors.validation_error("new_status is not a task status", new_status=new_status)
-    fields = set_status(
-        call.tx,
-        task,
-        new_status,
-        force=True,
-        reason=call.text("status_reason"),
-        message=call.text("status_message"),
-        extra={"enqueue_status": None},
-    )
+    fields = _set_status(call, task, new_status, force=True, extra={"enqueue_status": None})
     return {"dequeued": 1, "updated": 1, "fields": fields}
 
 

@@ -75,9 +75,7 @@ def register(call: Call) -> dict[str, Any]:
     doc = _upsert(call, worker_id, timeout=call.integer("timeout", DEFAULT_TIMEOUT))
     if call.items("queues") is not None:
         doc["queues"] = _queue_refs(call.tx, call.items("queues"))
-    for key in ("tags", "system_tags"):
-        if call.items(key) is not None:
-            doc[key] = call.items(key)
+    doc.update(call.given_items("tags", "system_tags"))
     call.tx.put("workers", doc)
     return {}
 
