@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,11 @@ def home(environ: Mapping[str, str] = os.environ) -> Path:
     given = environ.get("CLEARML_TASK_HOME")
     if given:
         return Path(given).expanduser()
+    if sys.platform == "linux" and "ANDROID_DATA" not in os.environ:
+        # platformdirs' answer on Linux, without its import (~15 ms): an absolute $XDG_DATA_HOME, else
+        # ~/.local/share
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        return Path(xdg if os.path.isabs(xdg) else os.path.expanduser("~/.local/share"), "clearml-task")
     import platformdirs
 
     return Path(platformdirs.user_data_dir("clearml-task", appauthor=False))

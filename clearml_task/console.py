@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +22,8 @@ def run(prog: str, command: Callable[[], int | None], *, debug: bool = False) ->
         return command() or 0
     except UserError as e:
         if debug:
+            import traceback
+
             traceback.print_exc()
         error(prog, e.message, e.hint)
         return e.exit_code

@@ -8,6 +8,7 @@ import, most of a short command's run time, so the common case goes without it.)
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,10 +30,13 @@ class Transport(Protocol):
 
 
 def http_transport(base_url: str, timeout: float = 60.0) -> Transport:
-    import urllib.request
     from urllib.parse import urlsplit
 
     parts = urlsplit(base_url)
+    if not any(value and name.lower() == f"{parts.scheme}_proxy" for name, value in os.environ.items()):
+        return HttpTransport(base_url, timeout)  # no proxy for this scheme: urllib.request is not needed
+    import urllib.request
+
     proxies = urllib.request.getproxies_environment()
     if parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname or ""):
         return ProxiedHttpTransport(base_url, timeout)

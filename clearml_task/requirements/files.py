@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -128,18 +129,35 @@ def check_line(line: str, where: str) -> None:
         )
     if _DIRECT.match(line) or _ARCHIVE.search(line.split(";")[0].strip()):
         return
-    from packaging.requirements import InvalidRequirement
-    from packaging.requirements import Requirement as Parsed
-
-    try:
-        Parsed(_PER_REQUIREMENT_OPTION.sub("", line))
-    except InvalidRequirement as error:
-        reason = str(error).splitlines()[0]
+    reason = _pep508_error(_PER_REQUIREMENT_OPTION.sub("", line))
+    if reason is not None:
         raise UserError(
             f"{where}: {line!r} is not a valid requirement ({reason})",
             "write it as PEP 508, e.g. numpy>=1.26, torch==2.3.1 or pkg[extra]; see "
             "https://peps.python.org/pep-0508/",
-        ) from None
+        )
+
+
+def _pep508_error(text: str) -> str | None:
+    """Why `text` is not a PEP 508 requirement (None: it is one). The answer is remembered by content and
+    packaging's version, so packaging (~40 ms to import) is only imported for a line not seen before."""
+    import packaging
+
+    from clearml_task.cache import memoized
+
+    def parse() -> dict[str, str | None]:
+        from packaging.requirements import InvalidRequirement
+        from packaging.requirements import Requirement as Parsed
+
+        try:
+            Parsed(text)
+        except InvalidRequirement as error:
+            return {"error": str(error).splitlines()[0]}
+        return {"error": None}
+
+    key = (packaging.__version__, text)
+    error: str | None = memoized("pep508", sys.modules[__name__], key, parse)["error"]
+    return error
 
 
 def read_given(requirements_file: str | None, packages: Sequence[str] | None) -> Given:
@@ -166,9 +184,6 @@ def read_given(requirements_file: str | None, packages: Sequence[str] | None) ->
 def apply_constraints(entries: list[Entry], notes: list[str]) -> list[Requirement]:
     """Requirements in order (exact duplicates once); a constraint narrows the requirement of the same name
     (its specifier added); a constraint on a name nothing requires is left out, with a note."""
-    from packaging.requirements import Requirement as Parsed
-    from packaging.utils import canonicalize_name
-
     constraints: dict[str, list[Entry]] = {}
     for entry in entries:
         if entry.kind == "constraint":
@@ -187,6 +202,9 @@ def apply_constraints(entries: list[Entry], notes: list[str]) -> list[Requiremen
         if not matching or entry.line.startswith("-") or _DIRECT.match(entry.line):
             result.append(Requirement(entry.line, entry.where))
             continue
+        from packaging.requirements import Requirement as Parsed  # only when a constraint applies
+        from packaging.utils import canonicalize_name
+
         options = _PER_REQUIREMENT_OPTION.search(entry.line)
         parsed = Parsed(entry.line[: options.start()] if options else entry.line)
         used.add(canonicalize_name(parsed.name))
