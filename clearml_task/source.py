@@ -81,33 +81,38 @@ class Base:
     commit: str
     branch: str
     remote: str | None  # None: no remote holds any of it; the repository is the local path
+    head: str  # HEAD's commit
 
 
 def choose_base(root: Path) -> Base:
     """The commit the patch applies on: the upstream's commit when the branch tracks one (unpushed commits
     then travel in the patch); else the newest commit of HEAD a remote branch contains; else HEAD."""
-    head = repository.head_commit(root)
+    refs = repository.refs(root)
+    on = next((ref for ref in refs.values() if ref.head), None)  # the branch HEAD is on; None: detached
+    head = on.commit if on else repository.head_commit(root)
     if not head:
         raise UserError(f"the repository {root} has no commits yet", "commit something first")
-    ref = repository.head_ref(root)
-    branch = ref.removeprefix("refs/heads/")
-    if ref:
-        remote_name, merge, upstream = repository.upstream(root, ref)
-        if upstream and remote_name and remote_name != "." and merge.startswith("refs/heads/"):
-            commit = run.commit_of(root, upstream)
-            if commit:
-                return Base(commit, merge.removeprefix("refs/heads/"), remote_name)
-    remote_refs = repository.remote_branches(root)
+
+    def commit_of(ref: str) -> str:
+        return refs[ref].commit if ref in refs else run.commit_of(root, ref)
+
+    if on and on.upstream and on.remote and on.remote != "." and on.merge.startswith("refs/heads/"):
+        commit = commit_of(on.upstream)
+        if commit:
+            return Base(commit, on.merge.removeprefix("refs/heads/"), on.remote, head)
+    remote_refs = [name for name in refs if name.startswith("refs/remotes/") and not name.endswith("/HEAD")]
     if remote_refs:
-        found = _newest_pushed(root, remote_refs)
+        found = _newest_pushed(root, remote_refs, commit_of)
         if found:
             commit, found_ref = found
             remote_name, _, name = found_ref.removeprefix("refs/remotes/").partition("/")
-            return Base(commit, name, remote_name)
-    return Base(head, branch, None)
+            return Base(commit, name, remote_name, head)
+    return Base(head, on.name.removeprefix("refs/heads/") if on else "", None, head)
 
 
-def _newest_pushed(root: Path, remote_refs: list[str]) -> tuple[str, str] | None:
+def _newest_pushed(
+    root: Path, remote_refs: list[str], commit_of: Callable[[str], str]
+) -> tuple[str, str] | None:
     """The newest commit in HEAD's history that some remote branch contains, and that branch: of the
     branches that contain it, the one whose tip it is (a branch forked from main and not pushed records
     main, not another branch that grew from the same commit), else the first by name."""
@@ -115,7 +120,7 @@ def _newest_pushed(root: Path, remote_refs: list[str]) -> tuple[str, str] | None
     for ref in remote_refs:
         base = repository.merge_base(root, "HEAD", ref)
         if base:
-            found.append((-repository.count(root, base), run.commit_of(root, ref) != base, ref, base))
+            found.append((-repository.count(root, base), commit_of(ref) != base, ref, base))
     if not found:
         return None
     _depth, _not_tip, ref, base = min(found)
@@ -215,7 +220,9 @@ def capture_local(
         warnings.append("submodules are recorded at their committed commits; their own changes do not travel")
     source.stats.untracked = len(untracked) - len(left_out)
     source.secrets_left_out = left_out
-    source.stats.unpushed_commits = repository.count(root, f"{base.commit}..HEAD")
+    source.stats.unpushed_commits = (
+        0 if base.commit == base.head else repository.count(root, f"{base.commit}..HEAD")
+    )
     source.repository, source.branch, source.root, source.submodules = (
         recorded,
         base.branch,

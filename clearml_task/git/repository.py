@@ -4,6 +4,7 @@ HEAD is past them, a remote's URL, untracked files."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from clearml_task.git import run, urls
@@ -14,22 +15,32 @@ def head_commit(root: Path) -> str:
     return run.out(root, "rev-parse", "--verify", "-q", "HEAD", check=False)
 
 
-def head_ref(root: Path) -> str:
-    """The branch HEAD is on (refs/heads/...), or "" when detached."""
-    return run.out(root, "symbolic-ref", "-q", "HEAD", check=False)
+@dataclass(frozen=True)
+class Ref:
+    """A branch or remote-tracking ref as `git for-each-ref` lists it."""
+
+    name: str  # refs/heads/main, refs/remotes/origin/main
+    commit: str  # what it points to, peeled through tags
+    remote: str  # its upstream's remote name, "" if it tracks none ("." for a local branch)
+    merge: str  # the upstream's ref on that remote (refs/heads/main)
+    upstream: str  # the local ref that follows the upstream (refs/remotes/origin/main)
+    head: bool  # HEAD is on this branch
 
 
-def upstream(root: Path, ref: str) -> tuple[str, str, str]:
-    """(remote name, the remote's ref, the local remote-tracking ref) `ref` tracks; empty parts if none."""
-    tracking = "%(upstream:remotename)%00%(upstream:remoteref)%00%(upstream)"
-    remote, merge, tracked = run.out(root, "for-each-ref", f"--format={tracking}", ref).split("\0")
-    return remote, merge, tracked
-
-
-def remote_branches(root: Path) -> list[str]:
-    """The remote-tracking refs (refs/remotes/<remote>/<branch>), without the remotes' HEADs."""
-    refs = run.out(root, "for-each-ref", "--format=%(refname)", "refs/remotes").split()
-    return [ref for ref in refs if not ref.endswith("/HEAD")]
+def refs(root: Path) -> dict[str, Ref]:
+    """The local branches and remote-tracking refs, by name in name order, with one `git for-each-ref`."""
+    fields = (
+        "%(refname) %(objectname) %(*objectname) %(upstream:remotename) %(upstream:remoteref) %(upstream) "
+        "%(HEAD)"
+    )
+    listed = run.out(
+        root, "for-each-ref", f"--format={fields.replace(' ', '%00')}", "refs/heads", "refs/remotes"
+    )
+    found: dict[str, Ref] = {}
+    for line in listed.splitlines():
+        name, commit, peeled, remote, merge, upstream, head = line.split("\0")
+        found[name] = Ref(name, peeled or commit, remote, merge, upstream, head == "*")
+    return found
 
 
 def merge_base(root: Path, one: str, other: str) -> str:

@@ -30,6 +30,20 @@ class Snapshot:
             "GIT_OBJECT_DIRECTORY": str(tmp / "objects"),
             "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects),
         }
+        self._listed: dict[str, tuple[str, str]] | None = None  # path -> (mode, blob), kept up to date
+
+    def _listing(self) -> dict[str, tuple[str, str]]:
+        """path -> (mode, blob id) of every entry in the index (one `git ls-files`, then kept up to date
+        by this object's own changes)."""
+        if self._listed is None:
+            listed = self._git("ls-files", "-s", "-z").decode("utf-8", errors="surrogateescape").split("\0")
+            self._listed = {}
+            for record in listed:
+                if record:
+                    info, _, path = record.partition("\t")
+                    mode, blob = info.split()[:2]
+                    self._listed[path] = (mode, blob)
+        return self._listed
 
     def _git(self, *args: str, input: bytes | None = None) -> bytes:
         return run.run(self.repo, *args, env=self.env, input=input)
@@ -42,10 +56,12 @@ class Snapshot:
         if self.user_index.is_file():
             shutil.copyfile(self.user_index, self.env["GIT_INDEX_FILE"])  # its stat cache spares re-hashing
         self._git("add", "-A", "--", ".")
+        self._listed = None
 
     def forget(self, paths: list[str]) -> None:
         """Take these paths out of the index (their files stay as they are on disk)."""
         if paths:
+            self._listed = None
             self._git(
                 "update-index",
                 "--force-remove",
@@ -56,9 +72,12 @@ class Snapshot:
 
     def start_from_commit(self, commit: str) -> None:
         self._git("read-tree", commit)
+        self._listed = None
 
     def entry(self, path: str) -> tuple[str, str] | None:
         """(mode, blob id) of a path in the index."""
+        if self._listed is not None and path in self._listed:
+            return self._listed[path]
         line = self._out("ls-files", "-s", "--", path)
         if not line:
             return None
@@ -67,9 +86,7 @@ class Snapshot:
 
     def files(self) -> list[tuple[str, str]]:
         """(mode, path) of every entry in the index, submodules' included."""
-        listed = self._git("ls-files", "-s", "-z").decode("utf-8", errors="surrogateescape").split("\0")
-        entries = [record.partition("\t") for record in listed if record]
-        return [(info.split()[0], path) for info, _, path in entries]
+        return [(mode, path) for path, (mode, _blob) in self._listing().items()]
 
     def read(self, path: str) -> tuple[str, bytes]:
         """(mode, content) of a path in the index."""
@@ -81,14 +98,15 @@ class Snapshot:
     def write(self, path: str, content: bytes, mode: str = "100644") -> None:
         blob = self._out("hash-object", "-w", "--stdin", input=content)
         self._git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}")
+        if self._listed is not None:
+            self._listed[path] = (mode, blob)
 
     def keep_gitlinks_of(self, commit: str) -> tuple[dict[str, str], list[str]]:
         """Submodule pointers stay as in `commit` (their own state is out of scope).
         Returns the submodules ({path: commit}) and the paths whose checkout had moved."""
         kept: dict[str, str] = {}
         moved = []
-        for line in self._out("ls-files", "-s").splitlines():
-            mode, blob, _stage, path = line.split(maxsplit=3)
+        for path, (mode, blob) in list(self._listing().items()):
             if mode != GITLINK:
                 continue
             recorded = run.out(self.repo, "rev-parse", "-q", "--verify", f"{commit}:{path}", check=False)
@@ -98,8 +116,10 @@ class Snapshot:
                 moved.append(path)
                 if recorded:
                     self._git("update-index", "--cacheinfo", f"{GITLINK},{recorded},{path}")
+                    self._listing()[path] = (GITLINK, recorded)
                 else:
                     self._git("update-index", "--force-remove", "--", path)
+                    del self._listing()[path]
         return kept, moved
 
     def tree(self) -> str:
