@@ -34,6 +34,19 @@ def test_default_home_is_the_user_data_dir(monkeypatch: pytest.MonkeyPatch) -> N
     assert config.home({}) == Path(platformdirs.user_data_dir("clearml-task", appauthor=False))
 
 
+@pytest.mark.parametrize("xdg", [None, "", "  ", "/tmp/xdg", "/tmp/xdg/", "relative", "~/data", " /tmp/x"])
+def test_default_home_follows_xdg_data_home_as_platformdirs_does(
+    monkeypatch: pytest.MonkeyPatch, xdg: str | None
+) -> None:
+    import platformdirs
+
+    if xdg is None:
+        monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_DATA_HOME", xdg)
+    assert config.home({}) == Path(platformdirs.user_data_dir("clearml-task", appauthor=False))
+
+
 def test_environment_wins_and_derives_the_web_server(isolated_env: Path) -> None:
     (isolated_env / "clearml.conf").write_text(CONF)
     env = {
