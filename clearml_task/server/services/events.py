@@ -78,6 +78,8 @@ def add_batch(call: Call) -> dict[str, Any]:
     given = call.data.get("requests")
     if given is None:  # one event posted as a JSON object
         given = [call.data] if call.data else []
+    if not isinstance(given, list):
+        raise errors.validation_error("requests must be a list of events")
     if not given:
         raise errors.empty_batch()
     accepted: list[dict[str, Any]] = []
