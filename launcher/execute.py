@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.errors import UserError
+from clearml_task.server.files import files_url
 from clearml_task.vocabulary import COMPLETED, FAILED, IN_PROGRESS, QUEUED, RUNNABLE_STATUSES, STOPPED
 from launcher.backends import Job, Runner
 from launcher.backends.local import Local
@@ -179,12 +180,14 @@ def _server_for_the_task(client: Client) -> Iterator[dict[str, str]]:
     config = client.session.config
     if not config.embedded:
         assert config.api_server and config.access_key and config.secret_key
-        yield _sdk_env(config.api_server, config.access_key, config.secret_key)
+        files_server = config.files_server or files_url(config.api_server)
+        yield _sdk_env(config.api_server, files_server, config.access_key, config.secret_key)
         return
     from clearml_task.server.serve import in_background
 
     with in_background(config.server_dir) as served:
-        yield _sdk_env(served.url, served.app.keys.access_key, served.app.keys.secret_key)
+        keys = served.app.keys
+        yield _sdk_env(served.url, files_url(served.url), keys.access_key, keys.secret_key)
 
 
 SDK_CONFIG_SUFFIX = ".clearml.conf"
@@ -223,11 +226,11 @@ def _sdk_config(dest: Path, settings: Settings, log: LogShipper) -> dict[str, st
     return {"CLEARML_CONFIG_FILE": str(path), "TRAINS_CONFIG_FILE": str(path)}
 
 
-def _sdk_env(url: str, access_key: str, secret_key: str) -> dict[str, str]:
+def _sdk_env(url: str, files_server: str, access_key: str, secret_key: str) -> dict[str, str]:
     return {
         "CLEARML_API_HOST": url,
         "CLEARML_WEB_HOST": url,
-        "CLEARML_FILES_HOST": url,
+        "CLEARML_FILES_HOST": files_server,
         "CLEARML_API_ACCESS_KEY": access_key,
         "CLEARML_API_SECRET_KEY": secret_key,
     }

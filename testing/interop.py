@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from clearml_task.server.files import files_url
 from testing.servers import ServerProcess
 
 PINS = ("clearml==2.1.12", "clearml-agent==3.0.3")
@@ -102,7 +103,7 @@ def server_env(server: ServerProcess) -> dict[str, str]:
     return {
         "CLEARML_API_HOST": server.url,
         "CLEARML_WEB_HOST": server.url,
-        "CLEARML_FILES_HOST": server.url,
+        "CLEARML_FILES_HOST": files_url(server.url),
         "CLEARML_API_ACCESS_KEY": keys["access_key"],
         "CLEARML_API_SECRET_KEY": keys["secret_key"],
     }

@@ -7,6 +7,7 @@
   malformed body is a 400 envelope, never an HTML page.
 - Bearer tokens on every endpoint but auth.login (HTTP Basic) and debug.ping; the web UI's pages call
   with their session cookie plus its CSRF header instead (web/session.py).
+- `/files/...` is the file server the SDK uploads artifacts, models and images to (files.py).
 - The web UI's paths (`/`, `/static/`, `/projects/...`, `/workers-and-queues/...`) go to web/routes.py.
 
 `App.handle` is the whole server minus HTTP: the WSGI entry point and the client's in-process transport
@@ -26,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from clearml_task.server import errors, fields
+from clearml_task.server import errors, fields, files
 from clearml_task.server.auth import Tokens, first_user, identity, load_keys
 from clearml_task.server.body import UNAUTHENTICATED_MAX_BODY, max_body, merge_query, parse
 from clearml_task.server.endpoints import ENDPOINTS, Call, Endpoint
@@ -88,7 +89,9 @@ class App:
             data = merge_query(parse(body, content_type, found.batch), query)
             fields.check(data, found.fields)
             with self.store.transaction(write=found.write) as tx:
-                result = found.handler(Call(name, data, tx, self.tokens, caller, login_time))
+                call = Call(name, data, tx, self.tokens, caller, login_time)
+                result = found.handler(call)
+            files.remove(self.data_dir, call.stale_files)
             return 200, _envelope(name, version, 200, 0, "OK", result)
         except errors.APIError as e:
             return e.code, self._answer(path, e)
@@ -141,6 +144,8 @@ class App:
             request.max_content_length = UNAUTHENTICATED_MAX_BODY  # a login form is all a page takes
             return routes.serve(self, request)(environ, start_response)
         authorization = authorization or session.api_authorization(self, request)
+        if files.is_files_path(request.path):  # the file server (files.py)
+            return files.serve(self, request, authorization)(environ, start_response)
         limit = self.max_body if self._token_valid(authorization) else UNAUTHENTICATED_MAX_BODY
         # The size is checked before the body is read: a declared length past the limit is not read at
         # all, and an undeclared one (chunked) is read only to one byte past it.

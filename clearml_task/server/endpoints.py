@@ -68,6 +68,9 @@ class Call:
     tokens: Tokens
     identity: dict[str, Any] = field(default_factory=dict)
     login_time: int | None = None  # when the caller's token chain began (None: logged in with keys)
+    # Glob patterns (relative to the file store) of the files the call made stale, such as a deleted
+    # model's weights or a deleted task's folder: removed once the transaction has committed.
+    stale_files: list[str] = field(default_factory=list)
 
     def required(self, name: str) -> Any:
         value = self.data.get(name)

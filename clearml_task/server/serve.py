@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clearml_task.server.app import App
+from clearml_task.server.files import files_url
 
 
 @dataclass
@@ -25,11 +26,13 @@ class Served:
 
 
 def api_block(url: str, access_key: str, secret_key: str) -> str:
-    """A ready `api { ... }` section for ~/clearml.conf (the web UI is served on the same port)."""
+    """A ready `api { ... }` section for ~/clearml.conf (the web UI and the file server are served on
+    the same port)."""
     return (
         "api {\n"
         f"    api_server: {url}\n"
         f"    web_server: {url}\n"
+        f"    files_server: {files_url(url)}\n"
         f"    credentials {{\n"
         f'        "access_key" = "{access_key}"\n'
         f'        "secret_key" = "{secret_key}"\n'

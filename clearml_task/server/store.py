@@ -1,6 +1,6 @@
 """The SQLite store: documents in ClearML's shape, one transaction per API call.
 
-Every kind of document (project, task, queue, worker) lives in its own table as JSON text, with the
+Every kind of document (project, task, queue, worker, model) lives in its own table as JSON text, with the
 columns queries filter on copied out beside it. Write transactions start with BEGIN IMMEDIATE, so two
 processes on one file serialise their read-modify-write cycles (this is what makes
 queues.get_next_task hand each entry to exactly one caller).
@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, task TEXT NOT NULL, type TEXT NOT NULL,
     timestamp INTEGER NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_task ON events (task, type, timestamp, seq);
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, project TEXT, task TEXT, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS models_task ON models (task);
 """
 # A client may give an event a `seq` unique within its task (the launcher numbers its log lines): an event
 # sent again with the same one (a retry of a batch whose answer was lost) is stored once.
@@ -50,6 +53,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "tasks": ("name", "project", "status", "created", "type", "parent", "tags", "system_tags"),
     "queues": ("name",),
     "workers": ("name",),
+    "models": ("name", "project", "task"),
 }
 JSON_COLUMNS = frozenset({"tags", "system_tags"})
 

@@ -7,7 +7,6 @@ ClearML's tools come from a venv of their own (testing/interop.py), cached betwe
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 
 from clearml_task.api import Client
-from testing.interop import Tools, ensure_tools, server_env, tool_env
+from testing.interop import Tools, server_env, tool_env
 from testing.launching import create_task, launcher, status, wait_for
 from testing.repos import Repo, make_repo
 from testing.servers import ServerProcess, start_server, stop_server
@@ -34,31 +33,11 @@ DEFAULTS = {"epochs": 1, "lr": 0.1, "run_name": "unnamed"}
 AGENT_TIMEOUT = 300  # a cold agent builds the task's venv with pip (and clearml in it, for the SDK variant)
 
 
-@pytest.fixture(scope="session")
-def tools(request: pytest.FixtureRequest) -> Tools:
-    """ClearML's clearml and clearml-agent, pinned, in a venv cached between sessions (progress is printed
-    past pytest's capture: the first install takes a while)."""
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-
-    def say(line: str) -> None:
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            print(line, flush=True)
-
-    return ensure_tools(say)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     running = start_server(tmp_path_factory.mktemp("interop") / "server")
     yield running
     stop_server(running)
-
-
-@pytest.fixture(scope="session")
-def launcher_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One CLEARML_TASK_HOME for our launcher in these tests, so that they share its env cache (with clearml
-    from PyPI in it)."""
-    return tmp_path_factory.mktemp("launcher-home")
 
 
 @pytest.fixture

@@ -5,7 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from clearml_task.server import queue_entries
-from clearml_task.server.services import auth, debug, events, projects, queues, server, tasks, users, workers
+from clearml_task.server.services import (
+    auth,
+    debug,
+    events,
+    models,
+    projects,
+    queues,
+    server,
+    task_objects,
+    tasks,
+    users,
+    workers,
+)
 
 if TYPE_CHECKING:
     from clearml_task.server.store import Tx
@@ -15,9 +27,11 @@ __all__ = [
     "bootstrap",
     "debug",
     "events",
+    "models",
     "projects",
     "queues",
     "server",
+    "task_objects",
     "tasks",
     "users",
     "workers",

@@ -7,7 +7,19 @@ from typing import Any
 
 from clearml_task.server import errors
 from clearml_task.server.endpoints import Call, endpoint, now
-from clearml_task.server.fields import COUNT, FLAG, ID, TEXT, TIMESTAMP, Anything, Int, Number, problem
+from clearml_task.server.fields import (
+    COUNT,
+    FLAG,
+    ID,
+    TEXT,
+    TIMESTAMP,
+    Anything,
+    Int,
+    Number,
+    Objects,
+    Texts,
+    problem,
+)
 from clearml_task.server.store import Tx
 
 MAX_LOG_MSG = 64 * 1024
@@ -66,6 +78,8 @@ def add_batch(call: Call) -> dict[str, Any]:
     given = call.data.get("requests")
     if given is None:  # one event posted as a JSON object
         given = [call.data] if call.data else []
+    if not isinstance(given, list):
+        raise errors.validation_error("requests must be a list of events")
     if not given:
         raise errors.empty_batch()
     accepted: list[dict[str, Any]] = []
@@ -186,3 +200,107 @@ def get_task_events(call: Call) -> dict[str, Any]:
     events.sort(key=lambda e: (e["timestamp"], e.get("iter") or 0), reverse=call.text("order") == "desc")
     batch = call.integer("batch_size", DEFAULT_LOG_BATCH) or DEFAULT_LOG_BATCH
     return {"events": events[:batch], "returned": min(len(events), batch), "total": len(events)}
+
+
+DEBUG_IMAGES = "training_debug_image"
+METRIC_REQUEST = Objects({"task": TEXT, "metric": TEXT, "variants": Texts(single=True)}, required=("task",))
+
+
+def _task_events(call: Call, task_id: str, kind: str) -> list[dict[str, Any]]:
+    if call.tx.get("tasks", task_id) is None:
+        raise errors.invalid_task_id(id=task_id)
+    return call.tx.all_events(task_id, kind)
+
+
+@endpoint(
+    "events.debug_images",
+    write=False,
+    fields={"metrics": METRIC_REQUEST, "iters": Int(1, 10_000), "scroll_id": TEXT, "navigate_earlier": FLAG},
+)
+def debug_images(call: Call) -> dict[str, Any]:
+    """Each requested task's (and metric's) debug images by iteration, newest first, `iters` iterations a
+    call; scroll_id (the number of iterations already returned) pages on, and a page past the last one has
+    no iterations (which is how the SDK knows it is done)."""
+    requests = call.items("metrics")
+    if not requests:
+        raise errors.missing_field(field="metrics")
+    iters = call.integer("iters") or 1
+    scroll = call.text("scroll_id") or "0"
+    done = int(scroll) if scroll.isdigit() else 0
+    answer = []
+    for request in requests:
+        variants = request.get("variants")
+        variants = [variants] if isinstance(variants, str) else variants
+        by_iter: dict[int, list[dict[str, Any]]] = {}
+        for event in _task_events(call, request["task"], DEBUG_IMAGES):
+            if request.get("metric") not in (None, event.get("metric")):
+                continue
+            if variants and event.get("variant") not in variants:
+                continue
+            by_iter.setdefault(int(event.get("iter") or 0), []).append(event)
+        chosen = sorted(by_iter, reverse=True)[done : done + iters]
+        answer.append(
+            {
+                "task": request["task"],
+                "metric": request.get("metric"),
+                "iterations": [{"iter": i, "events": by_iter[i]} for i in chosen],
+            }
+        )
+    return {"metrics": answer, "scroll_id": str(done + iters)}
+
+
+@endpoint(
+    "events.get_task_plots",
+    write=False,
+    fields={"task": ID, "iters": Int(1, 10_000), "scroll_id": TEXT, "metrics": Anything(), "no_scroll": FLAG},
+)
+def get_task_plots(call: Call) -> dict[str, Any]:
+    """A task's plot events (the last `iters` iterations' when given), oldest first; one page holds them
+    all, so a scroll_id reads past the end."""
+    task_id = call.id("task")
+    plots = _task_events(call, task_id, "plot")
+    iters = call.integer("iters")
+    if iters:
+        kept = sorted({int(e.get("iter") or 0) for e in plots}, reverse=True)[:iters]
+        plots = [e for e in plots if int(e.get("iter") or 0) in kept]
+    if call.text("scroll_id"):
+        plots = []
+    return {"plots": plots, "returned": len(plots), "total": len(plots), "scroll_id": "end"}
+
+
+SINGLE_VALUE_ITERATION = -(2**31)
+
+
+@endpoint("events.get_task_single_value_metrics", write=False, fields={"tasks": Texts(single=True)})
+def get_task_single_value_metrics(call: Call) -> dict[str, Any]:
+    """The single values a task reported (scalars at ClearML's single-value iteration), the last of each."""
+    answer = []
+    for task_id in call.items("tasks") or []:
+        values: dict[tuple[str, str], dict[str, Any]] = {}
+        for event in _task_events(call, task_id, "training_stats_scalar"):
+            if event.get("iter") == SINGLE_VALUE_ITERATION:
+                values[(event.get("metric", ""), event.get("variant", ""))] = {
+                    "metric": event.get("metric", ""),
+                    "variant": event.get("variant", ""),
+                    "value": event.get("value"),
+                    "timestamp": event.get("timestamp"),
+                }
+        answer.append({"task": task_id, "values": list(values.values())})
+    return {"tasks": answer}
+
+
+@endpoint("events.get_task_metrics", write=False, fields={"tasks": Texts(single=True), "event_type": TEXT})
+def get_task_metrics(call: Call) -> dict[str, Any]:
+    """The metric names each task reported events of (of `event_type`, every metric type when not given)."""
+    kind = call.text("event_type")
+    if kind is not None and kind not in TYPES[1:]:
+        raise errors.validation_error(f"event_type must be one of {', '.join(TYPES[1:])}", event_type=kind)
+    answer = []
+    for task_id in call.items("tasks") or []:
+        names = {
+            str(e.get("metric", ""))
+            for t in ([kind] if kind else TYPES[1:])
+            for e in _task_events(call, task_id, t)
+        }
+        answer.append({"task": task_id, "metrics": sorted(names)})
+    return {"metrics": answer}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from clearml_task.server import errors, query, queue_entries, store
+from clearml_task.server import errors, files, query, queue_entries, store
 from clearml_task.server.endpoints import Call, Handler, endpoint, new_id, now
 from clearml_task.server.fields import (
     FLAG,
@@ -476,6 +476,7 @@ def delete(call: Call) -> dict[str, Any]:
         raise errors.invalid_task_status("task is running; pass force to delete it", task=task["id"])
     queue_entries.remove_from_all(call.tx, task["id"])
     call.tx.delete_events(task["id"])
+    call.stale_files.append(files.task_folder(task["id"]))
     return {"deleted": call.tx.delete("tasks", task["id"])}
 
 

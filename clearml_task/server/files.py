@@ -1,0 +1,174 @@
+"""The file server under `/files/` on the API's port: what ClearML's SDK uses as `files_server`.
+
+- Upload: a multipart POST to `/files/<folder>/`; each file part is stored at `<folder>/<part name>`
+  (the SDK names the part after the rest of the object's path).
+- Download: GET (or HEAD) `/files/<path>`. Delete: DELETE `/files/<path>`.
+- Every request needs a valid Bearer token, downloads too (the SDK sends it to its files_server; ClearML's
+  own fileserver does the same when its auth is on). Bodies have the API's size limit.
+- Files live under `<data dir>/files`. A path with `..`, an empty or absolute segment, a NUL or a
+  backslash is refused (the URL is percent-decoded first, so encoded forms are refused too), and so is a
+  path through a symlink.
+- A deleted task's folder (`<project>/<task name>.<task id>`, the SDK's layout) and a deleted model's
+  weights are removed once the deletion has committed (Call.stale_files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from clearml_task.server import errors
+
+if TYPE_CHECKING:
+    from werkzeug.wrappers import Request, Response
+
+    from clearml_task.server.app import App
+
+PREFIX = "/files/"
+FOLDER = "files"
+
+
+def files_url(url: str) -> str:
+    """The file server's URL on a server at `url` (the same port, under /files)."""
+    return url.rstrip("/") + PREFIX.rstrip("/")
+
+
+def root(data_dir: Path) -> Path:
+    return data_dir / FOLDER
+
+
+def is_files_path(path: str) -> bool:
+    return path.startswith(PREFIX) or path == PREFIX.rstrip("/")
+
+
+def _segments(relative: str) -> list[str]:
+    """The path's segments, refusing anything that could leave the store."""
+    if "\0" in relative or "\\" in relative or relative.startswith("/"):
+        raise errors.bad_request("invalid file path", path=relative)
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise errors.bad_request("invalid file path", path=relative)
+    return parts
+
+
+def safe_path(store: Path, relative: str) -> Path:
+    """The file `relative` names inside `store`; refused when any segment is unsafe or a symlink."""
+    path = store
+    for part in _segments(relative):
+        path = path / part
+        if path.is_symlink():
+            raise errors.bad_request("invalid file path (a symlink)", path=relative)
+    return path
+
+
+def relative(uri: str | None) -> str | None:
+    """The store path of a URL this server serves (`.../files/<path>`), or None for any other URL."""
+    if not uri:
+        return None
+    path = unquote(urlparse(uri).path)
+    if not path.startswith(PREFIX):
+        return None
+    found = path[len(PREFIX) :]
+    try:
+        _segments(found)
+    except errors.APIError:
+        return None
+    return found
+
+
+def task_folder(task_id: str) -> str:
+    """A glob of the folders the SDK stores a task's files in (`<project>/<task name>.<task id>`)."""
+    return f"**/*.{task_id}"
+
+
+def remove(data_dir: Path, patterns: Iterable[str]) -> None:
+    """Remove the files and folders the patterns match inside the store (never through a symlink)."""
+    store = root(data_dir)
+    if not store.is_dir():
+        return
+    base = store.resolve()
+    for pattern in patterns:
+        for found in sorted(store.glob(pattern), key=lambda p: len(p.parts), reverse=True):
+            if found.is_symlink() or not found.resolve().is_relative_to(base):
+                continue
+            if found.is_dir():
+                shutil.rmtree(found, ignore_errors=True)
+            elif found.exists():
+                found.unlink(missing_ok=True)
+
+
+def serve(app: App, request: Request, authorization: str | None) -> Response:
+    """Answer one request to the file server."""
+
+    try:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise errors.missing_credentials("the file server takes Authorization: Bearer <token>")
+        app.tokens.verify(token.strip())
+        store = root(app.data_dir)
+        folder = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else ""
+        if request.method == "POST":
+            return _json(200, {"uploaded": _upload(app, request, store, folder.rstrip("/"))})
+        if not folder:
+            raise errors.bad_request("name a file: /files/<path>")
+        path = safe_path(store, folder)
+        if request.method in ("GET", "HEAD"):
+            if not path.is_file():
+                return _json(404, {"error": "file not found", "path": folder})
+            return _download(request, path)
+        if request.method == "DELETE":
+            if not path.is_file():
+                return _json(404, {"error": "file not found", "path": folder})
+            path.unlink()
+            return _json(200, {"deleted": folder})
+        raise errors.bad_request(f"method {request.method} is not supported by the file server")
+    except errors.APIError as e:
+        return _json(e.code, {"error": e.msg})
+
+
+def _upload(app: App, request: Request, store: Path, folder: str) -> list[str]:
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    request.max_content_length = app.max_body
+    try:
+        parts = list(request.files.items(multi=True))
+    except RequestEntityTooLarge:
+        raise errors.body_too_large(limit=app.max_body, authenticated=True) from None
+    if not parts:
+        raise errors.bad_request("no file in the upload (a multipart POST with one part per file)")
+    stored = []
+    for name, part in parts:
+        name = name[1:] if name.startswith("/") else name  # the SDK's object names start with one
+        relative_path = f"{folder}/{name}" if folder else name
+        path = safe_path(store, relative_path)
+        store.mkdir(mode=0o700, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        safe_path(store, relative_path)  # a symlink made meanwhile is refused too
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                shutil.copyfileobj(part.stream, out)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        stored.append(relative_path)
+    return stored
+
+
+def _download(request: Request, path: Path) -> Response:
+    from werkzeug.utils import send_file
+
+    return send_file(path, request.environ, as_attachment=False, conditional=True)
+
+
+def _json(code: int, body: dict[str, Any]) -> Response:
+    from werkzeug.wrappers import Response
+
+    return Response(json.dumps(body), status=code, content_type="application/json")

@@ -1,0 +1,172 @@
+"""The file server under /files: uploads as ClearML's SDK sends them, downloads, its auth, the paths it
+refuses, its size limit and the files removed with their task or model. In process (the WSGI app) and
+over loopback HTTP."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import requests
+
+from clearml_task.server.app import App
+from clearml_task.server.files import root
+from testing.servers import ServerProcess, start_server, stop_server
+
+PAYLOAD = bytes(range(256)) * 40
+
+
+class Files:
+    """Requests to one server, in process (werkzeug's test client) or over HTTP (raw paths kept)."""
+
+    def __init__(self, data_dir: Path, url: str | None, keys: dict[str, str], app: App | None = None) -> None:
+        self.data_dir, self.url, self.keys, self.app = data_dir, url, keys, app
+
+    def send(self, method: str, path: str, *, token: bool = True, **kw: Any) -> tuple[int, bytes]:
+        headers = dict(kw.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {self.token()}"
+        if self.app is not None:
+            from werkzeug.test import Client
+
+            response = Client(self.app).open(path, method=method, headers=headers, **kw)
+            return response.status_code, response.get_data()
+        if "files" in kw or "data" in kw:
+            answer = requests.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kw)
+            return answer.status_code, answer.content
+        connection = http.client.HTTPConnection(urlparse(self.url).netloc, timeout=30)
+        connection.request(method, path, headers=headers)  # the path as written: no normalising
+        raw = connection.getresponse()
+        return raw.status, raw.read()
+
+    def api(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        status, data = self.send("POST", f"/{endpoint}", data=json.dumps(body), headers=_json())
+        assert status == 200, data
+        result: dict[str, Any] = json.loads(data)["data"]
+        return result
+
+    def token(self) -> str:
+        pair = base64.b64encode(f"{self.keys['access_key']}:{self.keys['secret_key']}".encode()).decode()
+        headers = {"Authorization": f"Basic {pair}", **_json()}
+        if self.app is not None:
+            code, envelope = self.app.handle("/auth.login", b"{}", authorization=headers["Authorization"])
+        else:
+            answer = requests.post(f"{self.url}/auth.login", data=b"{}", headers=headers, timeout=30)
+            code, envelope = answer.status_code, answer.json()
+        assert code == 200, envelope
+        token: str = envelope["data"]["token"]
+        return token
+
+    def upload(self, folder: str, name: str, payload: bytes = PAYLOAD, **kw: Any) -> tuple[int, bytes]:
+        if self.app is not None:
+            from io import BytesIO
+
+            return self.send("POST", folder, data={name: (BytesIO(payload), name)}, **kw)
+        return self.send("POST", folder, files={name: (name, payload)}, **kw)
+
+
+def _json() -> dict[str, str]:
+    return {"Content-Type": "application/json"}
+
+
+@pytest.fixture(params=["inprocess", "http"])
+def files(request: pytest.FixtureRequest, tmp_path: Path) -> Files:
+    if request.param == "inprocess":
+        app = App(tmp_path / "server")
+        return Files(
+            app.data_dir, None, {"access_key": app.keys.access_key, "secret_key": app.keys.secret_key}, app
+        )
+    server: ServerProcess = request.getfixturevalue("http_server")
+    return Files(server.data_dir, server.url, server.keys)
+
+
+def test_upload_as_the_sdk_does_then_download_byte_exact(files: Files) -> None:
+    status, body = files.upload("/files", "/proj/t.1/artifacts/a/a.bin")
+    assert status == 200 and json.loads(body) == {"uploaded": ["proj/t.1/artifacts/a/a.bin"]}
+    assert files.send("GET", "/files/proj/t.1/artifacts/a/a.bin") == (200, PAYLOAD)
+    assert files.upload("/files/proj/", "t.1/b.bin")[0] == 200
+    assert files.send("GET", "/files/proj/t.1/b.bin") == (200, PAYLOAD)
+    assert files.send("DELETE", "/files/proj/t.1/b.bin")[0] == 200
+    assert files.send("GET", "/files/proj/t.1/b.bin")[0] == 404
+
+
+def test_every_request_needs_a_valid_token(files: Files) -> None:
+    files.upload("/files", "auth/x.bin")
+    assert files.send("GET", "/files/auth/x.bin", token=False)[0] == 401
+    assert (
+        files.send("GET", "/files/auth/x.bin", token=False, headers={"Authorization": "Bearer junk"})[0]
+        == 401
+    )
+    assert files.upload("/files", "auth/y.bin", token=False)[0] == 401
+    assert files.send("DELETE", "/files/auth/x.bin", token=False)[0] == 401
+    assert files.send("GET", "/files/auth/x.bin")[0] == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/../clearml.db",
+        "/files/a/%2e%2e/%2e%2e/clearml.db",
+        "/files/a/%00x",
+        "/files//etc/passwd",
+        "/files/a/..%5c..%5cx",
+        "/files/./x",
+    ],
+)
+def test_download_paths_that_leave_the_store_are_refused(files: Files, path: str) -> None:
+    status, _ = files.send("GET", path)
+    assert status in (400, 404)
+    assert status == 400 or files.app is None  # over HTTP a client or proxy may normalise `..` away first
+
+
+@pytest.mark.parametrize("name", ["../escape.bin", "a/../../escape.bin", "//abs.bin", "a/./x", "a/\0/x"])
+def test_upload_names_that_leave_the_store_are_refused(files: Files, name: str) -> None:
+    assert files.upload("/files", name)[0] == 400
+    assert not (files.data_dir / "escape.bin").exists()
+
+
+def test_a_symlink_in_the_store_is_not_followed(files: Files, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("secret")
+    store = root(files.data_dir)
+    store.mkdir(exist_ok=True)
+    link = store / f"link-{os.getpid()}-{id(files)}"
+    link.symlink_to(outside)
+    assert files.send("GET", f"/files/{link.name}/secret")[0] == 400
+    assert files.upload("/files", f"{link.name}/planted")[0] == 400
+    assert not (outside / "planted").exists()
+
+
+def test_files_of_a_deleted_task_and_model_are_removed(files: Files) -> None:
+    task_id = files.api("tasks.create", {"name": "with files", "type": "training"})["id"]
+    files.upload("/files", f"proj/with files.{task_id}/artifacts/a/a.bin")
+    files.upload("/files", "proj/other.task/keep.bin")
+    files.api("tasks.delete", {"task": task_id})
+    assert files.send("GET", f"/files/proj/with%20files.{task_id}/artifacts/a/a.bin")[0] == 404
+    assert files.send("GET", "/files/proj/other.task/keep.bin")[0] == 200
+    files.upload("/files", "models/w.bin")
+    model_id = files.api("models.create", {"name": "m", "uri": "http://host:1/files/models/w.bin"})["id"]
+    files.api("models.delete", {"model": model_id})
+    assert files.send("GET", "/files/models/w.bin")[0] == 404
+
+
+@pytest.fixture
+def small_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path / "small", "--max-body-mb", "1")
+    yield server
+    stop_server(server)
+
+
+def test_uploads_past_the_body_limit_are_refused(small_server: ServerProcess) -> None:
+    files = Files(small_server.data_dir, small_server.url, small_server.keys)
+    assert files.upload("/files", "big.bin", b"x" * (2 * 1024 * 1024))[0] == 413
+    assert files.upload("/files", "small.bin", b"x" * 1024)[0] == 200
+    assert not (root(small_server.data_dir) / "big.bin").exists()
