@@ -1,9 +1,11 @@
 """The environment cache's size: least recently used environments go once the cache is over its limit.
 
-A run holds a shared lock on its environment's build lock (`envs/<name>.lock`) while it uses it, and
-touches `envs/<name>.used`; eviction takes that lock exclusively without waiting, so an environment being
-built or used is never removed. An environment's size is measured once (its files never change after it is
-built) and kept in `envs/<name>.size`. Shared locks need flock: on Windows nothing is evicted."""
+A run holds a shared lock on `envs/<name>.inuse` while it uses its environment, and touches
+`envs/<name>.used`; eviction takes both that lock and the build lock (`envs/<name>.lock`) exclusively without
+waiting, so an environment being built or used is never removed. (The in-use lock is not the build lock: a
+second run finding the environment cached must not wait for the first to end.) An environment's size is
+measured once (its files never change after it is built) and kept in `envs/<name>.size`.
+Shared locks need flock: on Windows nothing is evicted."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def parse_size(text: str) -> int:
 @contextmanager
 def using(env: Path) -> Iterator[None]:
     """Mark `env` (a cached environment's directory) used now, and in use while the block runs."""
-    lock = env.with_name(env.name + ".lock")
+    lock = env.with_name(env.name + ".inuse")
     env.with_name(env.name + ".used").touch()
     if sys.platform == "win32":
         yield
@@ -62,11 +64,15 @@ def evict(envs: Path, limit: int, say: Callable[[str], None]) -> list[str]:
     for _, env in sorted(found, key=lambda pair: pair[0]):
         if total <= limit:
             break
-        with env.with_name(env.name + ".lock").open("a+b") as handle:
+        with (
+            env.with_name(env.name + ".lock").open("a+b") as build,
+            env.with_name(env.name + ".inuse").open("a+b") as used,
+        ):
             try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(build.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(used.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                continue  # in use, or being built
+                continue  # being built, or in use
             shutil.rmtree(env, ignore_errors=True)
             for suffix in (".used", ".size"):
                 env.with_name(env.name + suffix).unlink(missing_ok=True)

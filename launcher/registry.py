@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,13 +56,16 @@ class Claim:
     handle: IO[bytes]
     previous: dict[str, Any] | None  # what a dead daemon with this id left
     info: dict[str, Any] = field(default_factory=dict)
+    # services mode runs several tasks in threads of one daemon: one writer of the record at a time
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def update(self, **fields: Any) -> None:
         """Change the record (written whole, then renamed over the old one: readers never see half)."""
-        self.info.update(fields)
-        partial = self.path.with_suffix(".tmp")
-        partial.write_text(json.dumps(self.info))
-        os.replace(partial, self.path)
+        with self.lock:
+            self.info.update(fields)
+            partial = self.path.with_suffix(".tmp")
+            partial.write_text(json.dumps(self.info))
+            os.replace(partial, self.path)
 
     def release(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -54,7 +54,8 @@ class Snapshot:
     def start_from_worktree(self) -> None:
         """The index := the work tree (untracked files included, ignored ones not)."""
         if self.user_index.is_file():
-            shutil.copyfile(self.user_index, self.env["GIT_INDEX_FILE"])  # its stat cache spares re-hashing
+            shutil.copy2(self.user_index, self.env["GIT_INDEX_FILE"])  # its stat cache spares re-hashing;
+            # its mtime is kept, or git would trust the stat of a file changed in the second of its last add
         self._git("add", "-A", "--", ".")
         self._listed = None
 
