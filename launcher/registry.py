@@ -163,6 +163,9 @@ def reconcile(client: Client, previous: dict[str, Any] | None, say: Callable[[st
     if group and not (marker and reaper.leftovers(group, None) & set(reaper.marked(marker))):
         group = None
     ended = reaper.end(group, marker)
+    for key in ("work_tree", "sdk_config"):  # cleaned up before the task says so: whoever sees it failed
+        if run.get(key):  # sees its files gone too
+            _remove(Path(run[key]))
     task_id = run.get("task")
     found = client.tasks(id=[task_id], only_fields=["status", "execution"]) if task_id else []
     if found and found[0].get("status") == IN_PROGRESS:
@@ -173,9 +176,6 @@ def reconcile(client: Client, previous: dict[str, Any] | None, say: Callable[[st
         if queue:
             client.enqueue(task_id, queue)
             say(f"task {task_id} went back to its queue: {RESTARTED} before it started")
-    for key in ("work_tree", "sdk_config"):
-        if run.get(key):
-            _remove(Path(run[key]))
 
 
 def run_lock(work_tree: Path) -> Path:
