@@ -118,6 +118,18 @@ class Call:
         except (TypeError, ValueError):
             raise errors.validation_error(f"{name} must be an integer") from None
 
+    def merged_by(
+        self, name: str, key: str, current: Mapping[str, Any] | None, replace: str
+    ) -> dict[str, Any]:
+        """The objects given in `name` merged by their `key` into `current` (or replacing it when the flag
+        `replace` is set); a call that gives none is a missing field."""
+        given = self.items(name)
+        if not given:
+            raise errors.missing_field(field=name)
+        merged = {} if self.flag(replace) else dict(current or {})
+        merged.update((item[key], item) for item in given)
+        return merged
+
     def items(self, name: str) -> list[Any] | None:
         """A list field; a single value is taken as a list of one."""
         value = self.data.get(name)

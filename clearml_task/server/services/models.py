@@ -226,13 +226,11 @@ def delete(call: Call) -> dict[str, Any]:
 )
 def add_or_update_metadata(call: Call) -> dict[str, Any]:
     model = get(call.tx, call.id("model"))
-    given = call.items("metadata")
-    if not given:
-        raise errors.missing_field(field="metadata")
-    current = {} if call.flag("replace_metadata") else dict(model.get("metadata") or {})
-    for item in given:
-        current[item["key"]] = {"key": item["key"], "type": item.get("type"), "value": item.get("value")}
-    model["metadata"] = current
+    merged = call.merged_by("metadata", "key", model.get("metadata"), "replace_metadata")
+    model["metadata"] = {
+        name: {"key": name, "type": item.get("type"), "value": item.get("value")}
+        for name, item in merged.items()
+    }
     model["last_update"] = now()
     call.tx.put("models", model)
     return {"updated": 1}

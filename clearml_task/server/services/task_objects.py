@@ -70,13 +70,8 @@ def delete_artifacts(call: Call) -> dict[str, Any]:
 )
 def edit_configuration(call: Call) -> dict[str, Any]:
     task = get(call.tx, call.id("task"))
-    given = call.items("configuration")
-    if not given:
-        raise errors.missing_field(field="configuration")
-    current = {} if call.flag("replace_configuration") else dict(task.get("configuration") or {})
-    for item in given:
-        current[item["name"]] = dict(item)
-    task["configuration"] = current
+    merged = call.merged_by("configuration", "name", task.get("configuration"), "replace_configuration")
+    task["configuration"] = {name: dict(item) for name, item in merged.items()}
     _touched(call.tx, task)
     return {"updated": 1}
 
