@@ -6,8 +6,9 @@ The host reproduces the code as for a host run and mounts the work tree at the s
 installed in the image. The log is the engine's attached output, shipped from the host line by line.
 
 The install plan is the host's (environment.plan_requirements), carried out as on the host: a project with a
-uv.lock by `uv sync --locked` (without one, `uv sync`, and the uv.lock it writes removed afterwards),
-requirement lines and files by `uv pip install`, then `extra` on top. When uv fails, its stderr comes back
+uv.lock by `uv sync --locked` (without one, `uv sync`, and the uv.lock it writes removed afterwards), a
+poetry.lock by `poetry install --no-root`, requirement lines and files by `uv pip install`, then `extra` on
+top. When uv fails, its stderr comes back
 through a mounted directory and the task fails with the line a host run gives.
 
 The container is created, started attached and, once it ended, its exit code comes from the engine's `wait`
@@ -103,12 +104,18 @@ uv_sync() {
     UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --quiet --no-python-downloads \
         --project "$CLEARML_LAUNCHER_PROJECT" --python "$venv/bin/python" --no-install-workspace "$@"
 }
+poetry_install() (  # Poetry run by uv from PyPI, as on the host; its requests trust the host's CA bundle too
+    if [ -n "${SSL_CERT_FILE:-}" ]; then REQUESTS_CA_BUNDLE=$SSL_CERT_FILE; export REQUESTS_CA_BUNDLE; fi
+    VIRTUAL_ENV="$venv" POETRY_NO_INTERACTION=1 POETRY_VIRTUALENVS_CREATE=false "$uv" tool run --quiet \
+        --from poetry poetry install --no-root --directory "$CLEARML_LAUNCHER_PROJECT"
+)
 uv_pip_install() {
     "$uv" pip install --quiet --no-python-downloads --python "$venv/bin/python" -r "$1"
 }
 case "$CLEARML_LAUNCHER_SYNC" in
     locked) installing declared uv_sync --locked ;;
     resolve) installing declared uv_sync ;;
+    poetry) installing declared poetry_install ;;
 esac
 if [ -s /opt/clearml-launcher/task-requirements.txt ]; then
     installing declared uv_pip_install /opt/clearml-launcher/task-requirements.txt
@@ -284,9 +291,13 @@ class Container:
             "CLEARML_LAUNCHER_WORKDIR": str(job.workdir),
             "CLEARML_LAUNCHER_SETUP": f"{MOUNT}/setup.sh",
         }
-        if plan.installer == "sync" and plan.project is not None:  # as on the host: uv sync of the project
+        if plan.installer == "sync" and plan.project is not None:  # the project, as on the host
             env["CLEARML_LAUNCHER_PROJECT"] = str(plan.project)
             env["CLEARML_LAUNCHER_SYNC"] = "locked" if plan.lock else "resolve"
+        elif plan.installer == "poetry" and plan.project is not None:
+            env["CLEARML_LAUNCHER_PROJECT"] = str(plan.project)
+            env["CLEARML_LAUNCHER_SYNC"] = "poetry"
+            env["POETRY_CACHE_DIR"] = str(job.cache_dir / "poetry-cache")
         setup = (job.task.get("container") or {}).get("setup_shell_script") or ""
         if isinstance(setup, list):
             setup = "\n".join(str(line) for line in setup)
@@ -300,13 +311,15 @@ class Container:
     def _mounts(self, job: Job, staging: Path) -> list[str]:
         from launcher.environment import find_uv
 
-        uv_cache = job.cache_dir / "uv-cache"
-        uv_cache.mkdir(parents=True, exist_ok=True)
+        uv_cache, poetry_cache = job.cache_dir / "uv-cache", job.cache_dir / "poetry-cache"
+        for cache in (uv_cache, poetry_cache):
+            cache.mkdir(parents=True, exist_ok=True)
         out = staging / "out"
         out.mkdir(exist_ok=True)
         binds = [
             (job.root, job.root, "rw"),
             (uv_cache, uv_cache, "rw"),
+            (poetry_cache, poetry_cache, "rw"),
             (Path(find_uv()), Path(MOUNT) / "uv", "ro"),
             *((staging / name, Path(MOUNT) / name, "ro") for name in STAGED),
             (out, Path(OUT), "rw"),

@@ -146,6 +146,20 @@ def test_a_pyproject_without_a_lock_is_synced_and_the_checkout_left_as_it_was(
     assert (kept / "pyproject.toml").is_file() and not (kept / "uv.lock").exists()  # the sync wrote one
 
 
+def test_a_poetry_lock_is_installed_by_poetry_in_the_container(engine: tuple[dict[str, str], str],
+                                                               tmp_path: Path) -> None:  # fmt: skip
+    env, image = engine
+    repo = make_repo(tmp_path / "poetry", "reqs_poetry")
+    task_id = create_task(repo.work, "train.py", docker=image, skip_task_init=True)
+    result = launcher("execute", "--id", task_id, "--docker", "--container-engine", "podman", env=env)
+    lines = log_lines(task_id)
+    assert result.returncode == 0 and status(task_id) == "completed", result.stdout
+    assert "poetry job ran with six 1.17.0" in lines
+    assert "environment: requirements from poetry.lock (poetry install in .) (built in the container)" in (
+        lines
+    )
+
+
 def test_the_exit_code_comes_from_the_engine(engine: tuple[dict[str, str], str], jobs: Repo) -> None:
     env, image = engine
     task_id = create_task(jobs.work, "fail.py")
