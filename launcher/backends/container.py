@@ -8,8 +8,8 @@ installed in the image. The log is the engine's attached output, shipped from th
 The install plan is the host's (environment.plan_requirements), carried out as on the host: a project with a
 uv.lock by `uv sync --locked` (without one, `uv sync`, and the uv.lock it writes removed afterwards), a
 poetry.lock by `poetry install --no-root`, requirement lines and files by `uv pip install`, then `extra` on
-top. When uv fails, its stderr comes back
-through a mounted directory and the task fails with the line a host run gives.
+top. When an install fails, its stderr comes back through a mounted directory and the task fails with the
+line a host run gives.
 
 The container is created, started attached and, once it ended, its exit code comes from the engine's `wait`
 (`--rm` would lose it); it is removed whatever happened, so an abort leaves nothing running: the engine's
@@ -225,7 +225,7 @@ class Container:
                                                  job.root, job.workdir)  # fmt: skip
             job.log.write(f"environment: {environment.describe(plan, job.root)} (built in the container)")
             values = self._values(job, staging, plan)
-            written = []  # uv.lock files a `uv sync` without a lock writes, removed as on the host
+            written: list[Path] = []  # uv.lock files a lockless `uv sync` writes: removed, as on the host
             if plan.installer == "sync" and plan.project is not None and plan.lock is None:
                 written = environment.locks_to_remove(job.root, plan.project)
             name = f"clearml-{job.task['id'][:32]}-{secrets.token_hex(4)}"
@@ -290,12 +290,12 @@ class Container:
             "NO_COLOR": "1",
             "CLEARML_LAUNCHER_WORKDIR": str(job.workdir),
             "CLEARML_LAUNCHER_SETUP": f"{MOUNT}/setup.sh",
+            "CLEARML_LAUNCHER_SYNC": "",  # how the project is installed, as on the host (never the task's)
+            "CLEARML_LAUNCHER_PROJECT": str(plan.project or ""),
         }
-        if plan.installer == "sync" and plan.project is not None:  # the project, as on the host
-            env["CLEARML_LAUNCHER_PROJECT"] = str(plan.project)
+        if plan.installer == "sync" and plan.project is not None:
             env["CLEARML_LAUNCHER_SYNC"] = "locked" if plan.lock else "resolve"
         elif plan.installer == "poetry" and plan.project is not None:
-            env["CLEARML_LAUNCHER_PROJECT"] = str(plan.project)
             env["CLEARML_LAUNCHER_SYNC"] = "poetry"
             env["POETRY_CACHE_DIR"] = str(job.cache_dir / "poetry-cache")
         setup = (job.task.get("container") or {}).get("setup_shell_script") or ""
