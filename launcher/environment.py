@@ -474,10 +474,7 @@ def sync(uv: Uv, project_dir: Path, lock: Path | None, env: Path, root: Path, hi
     them from its checkout, and an env shared between checkouts must not point into one (editable) or hold a
     copy of one commit's code. A uv.lock this writes (there was none) is removed: the checkout stays as is."""
     project = ["--project", str(project_dir)]
-    written = [root / d / "uv.lock" for d in descent(relative(root, project_dir))]
-    for path in written:
-        install_checks.stays_inside(root, path, f"the repository's {path.relative_to(root)}")
-    written = [path for path in written if not path.exists()]
+    written = locks_to_remove(root, project_dir)
     locked = ["--locked"] if lock else []
     try:
         uv.run(
@@ -495,6 +492,22 @@ def sync(uv: Uv, project_dir: Path, lock: Path | None, env: Path, root: Path, hi
         for path in written:
             path.unlink(missing_ok=True)
     return requirement_lines(exported)
+
+
+def locks_to_remove(root: Path, project_dir: Path) -> list[Path]:
+    """The uv.lock files a `uv sync` of `project_dir` could write that are not there yet (none may lead
+    outside the checkout): removed once it ran, so the checkout stays as it is."""
+    paths = [root / d / "uv.lock" for d in descent(relative(root, project_dir))]
+    for path in paths:
+        install_checks.stays_inside(root, path, f"the repository's {path.relative_to(root)}")
+    return [path for path in paths if not path.exists()]
+
+
+def declared_failure(stderr: str, plan: Plan) -> ReproductionError:
+    """The error for uv failing to install what the checkout declares (its stderr): the same words whether
+    uv ran here or in a container."""
+    error = failed(stderr, "", INSTALL_HINTS.get(plan.source, ""))
+    return install_checks.without_content(error, file_lines(plan))
 
 
 def poetry_install(uv: Uv, project_dir: Path, env: Path, hint: str) -> list[str]:

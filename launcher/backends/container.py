@@ -5,6 +5,12 @@ The host reproduces the code as for a host run and mounts the work tree at the s
 (mounted read-only) and the host's uv cache (mounted), then execs the task's command. Nothing of ours is
 installed in the image. The log is the engine's attached output, shipped from the host line by line.
 
+The install plan is the host's (environment.plan_requirements), carried out as on the host: a project with a
+uv.lock by `uv sync --locked` (without one, `uv sync`, and the uv.lock it writes removed afterwards), a
+poetry.lock by `poetry install --no-root`, requirement lines and files by `uv pip install`, then `extra` on
+top. When an install fails, its stderr comes back through a mounted directory and the task fails with the
+line a host run gives.
+
 The container is created, started attached and, once it ended, its exit code comes from the engine's `wait`
 (`--rm` would lose it); it is removed whatever happened, so an abort leaves nothing running: the engine's
 `stop` (SIGTERM, then SIGKILL after the grace period) and `rm -f`.
@@ -70,7 +76,12 @@ INDEX_SETTINGS = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_
                   "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
                   "no_proxy")  # fmt: skip
 CA_BUNDLE = f"{MOUNT}/ca-certificates.crt"  # the host's SSL_CERT_FILE, when it names one
-STAGED = ("entry.sh", "setup.sh", "requirements.txt")  # written per run, mounted read-only under MOUNT
+OUT = "/opt/clearml-launcher-out"  # what the entry script hands back to the host (mounted read-write)
+# written per run, mounted read-only under MOUNT; the requirement files keep the host's names, so uv's errors
+# read the same as on the host
+STAGED = ("entry.sh", "setup.sh", "task-requirements.txt", "extra-requirements.txt")
+# in OUT, as ENTRY names them: the install step that failed ("declared" or "extra"), and uv's stderr of it
+FAILED_STEP, INSTALL_ERROR = "install-failed.txt", "install-error.txt"
 ENTRY = """\
 set -e
 if [ -s "$CLEARML_LAUNCHER_SETUP" ]; then
@@ -78,15 +89,41 @@ if [ -s "$CLEARML_LAUNCHER_SETUP" ]; then
     if command -v bash >/dev/null; then bash "$CLEARML_LAUNCHER_SETUP"; else sh "$CLEARML_LAUNCHER_SETUP"; fi
 fi
 uv=/opt/clearml-launcher/uv
+out=/opt/clearml-launcher-out
+venv=/opt/clearml-venv
 python=$(command -v python3 || true)
 if [ -z "$python" ]; then echo "launcher: the image has no python3" >&2; exit 127; fi
 echo "launcher: environment: $("$python" --version 2>&1) at $python; uv $("$uv" --version | cut -d' ' -f2)"
-"$uv" venv --quiet --no-python-downloads --python "$python" /opt/clearml-venv
-if [ -s "$CLEARML_LAUNCHER_REQUIREMENTS" ]; then
-    "$uv" pip install --quiet --no-python-downloads --python /opt/clearml-venv/bin/python \
-        -r "$CLEARML_LAUNCHER_REQUIREMENTS"
+"$uv" venv --quiet --no-python-downloads --python "$python" "$venv"
+# a step's uv errors go to the host, which fails the task with the line it gives for a run on the host
+installing() {
+    step=$1; shift
+    if ! "$@" 2> "$out/install-error.txt"; then echo "$step" > "$out/install-failed.txt"; exit 1; fi
+}
+uv_sync() {
+    UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --quiet --no-python-downloads \
+        --project "$CLEARML_LAUNCHER_PROJECT" --python "$venv/bin/python" --no-install-workspace "$@"
+}
+poetry_install() (  # Poetry run by uv from PyPI, as on the host; its requests trust the host's CA bundle too
+    if [ -n "${SSL_CERT_FILE:-}" ]; then REQUESTS_CA_BUNDLE=$SSL_CERT_FILE; export REQUESTS_CA_BUNDLE; fi
+    VIRTUAL_ENV="$venv" POETRY_NO_INTERACTION=1 POETRY_VIRTUALENVS_CREATE=false "$uv" tool run --quiet \
+        --from poetry poetry install --no-root --directory "$CLEARML_LAUNCHER_PROJECT"
+)
+uv_pip_install() {
+    "$uv" pip install --quiet --no-python-downloads --python "$venv/bin/python" -r "$1"
+}
+case "$CLEARML_LAUNCHER_SYNC" in
+    locked) installing declared uv_sync --locked ;;
+    resolve) installing declared uv_sync ;;
+    poetry) installing declared poetry_install ;;
+esac
+if [ -s /opt/clearml-launcher/task-requirements.txt ]; then
+    installing declared uv_pip_install /opt/clearml-launcher/task-requirements.txt
 fi
-"$uv" pip freeze --python /opt/clearml-venv/bin/python > "$CLEARML_LAUNCHER_FROZEN"
+if [ -s /opt/clearml-launcher/extra-requirements.txt ]; then
+    installing extra uv_pip_install /opt/clearml-launcher/extra-requirements.txt
+fi
+"$uv" pip freeze --python "$venv/bin/python" > "$out/frozen.txt"
 cd "$CLEARML_LAUNCHER_WORKDIR"
 exec "$@"
 """
@@ -188,6 +225,9 @@ class Container:
                                                  job.root, job.workdir)  # fmt: skip
             job.log.write(f"environment: {environment.describe(plan, job.root)} (built in the container)")
             values = self._values(job, staging, plan)
+            written: list[Path] = []  # uv.lock files a lockless `uv sync` writes: removed, as on the host
+            if plan.installer == "sync" and plan.project is not None and plan.lock is None:
+                written = environment.locks_to_remove(job.root, plan.project)
             name = f"clearml-{job.task['id'][:32]}-{secrets.token_hex(4)}"
             create = [
                 self.engine, "create", "--name", name, "--init", "--network", "host",
@@ -214,6 +254,10 @@ class Container:
                     outcome = process.Outcome(self._exit_code(name, outcome.exit_code))
             finally:
                 self._remove(name, job.grace)
+                for path in written:
+                    path.unlink(missing_ok=True)
+            if not outcome.aborted:
+                _raise_install_failure(staging / "out", plan)
             frozen = staging / "out" / "frozen.txt"
             if frozen.is_file() and frozen.stat().st_size:
                 record_requirements(job, frozen.read_text())
@@ -246,33 +290,39 @@ class Container:
             "NO_COLOR": "1",
             "CLEARML_LAUNCHER_WORKDIR": str(job.workdir),
             "CLEARML_LAUNCHER_SETUP": f"{MOUNT}/setup.sh",
-            "CLEARML_LAUNCHER_REQUIREMENTS": f"{MOUNT}/requirements.txt",
-            "CLEARML_LAUNCHER_FROZEN": "/opt/clearml-launcher-out/frozen.txt",
+            "CLEARML_LAUNCHER_SYNC": "",  # how the project is installed, as on the host (never the task's)
+            "CLEARML_LAUNCHER_PROJECT": str(plan.project or ""),
         }
+        if plan.installer == "sync" and plan.project is not None:
+            env["CLEARML_LAUNCHER_SYNC"] = "locked" if plan.lock else "resolve"
+        elif plan.installer == "poetry" and plan.project is not None:
+            env["CLEARML_LAUNCHER_SYNC"] = "poetry"
+            env["POETRY_CACHE_DIR"] = str(job.cache_dir / "poetry-cache")
         setup = (job.task.get("container") or {}).get("setup_shell_script") or ""
         if isinstance(setup, list):
             setup = "\n".join(str(line) for line in setup)
         (staging / "setup.sh").write_text(str(setup))
-        (staging / "requirements.txt").write_text(_requirements_file(plan))
+        main = [f"-r {path}" for path in plan.files] if plan.files else plan.lines
+        (staging / "task-requirements.txt").write_text("".join(f"{line}\n" for line in main))
+        (staging / "extra-requirements.txt").write_text("".join(f"{line}\n" for line in plan.extra))
         (staging / "entry.sh").write_text(ENTRY)
         return env
 
     def _mounts(self, job: Job, staging: Path) -> list[str]:
         from launcher.environment import find_uv
 
-        uv_cache = job.cache_dir / "uv-cache"
-        uv_cache.mkdir(parents=True, exist_ok=True)
+        uv_cache, poetry_cache = job.cache_dir / "uv-cache", job.cache_dir / "poetry-cache"
+        for cache in (uv_cache, poetry_cache):
+            cache.mkdir(parents=True, exist_ok=True)
         out = staging / "out"
         out.mkdir(exist_ok=True)
         binds = [
             (job.root, job.root, "rw"),
             (uv_cache, uv_cache, "rw"),
+            (poetry_cache, poetry_cache, "rw"),
             (Path(find_uv()), Path(MOUNT) / "uv", "ro"),
-            *(
-                (staging / name, Path(MOUNT) / name, "ro")
-                for name in ("entry.sh", "setup.sh", "requirements.txt")
-            ),
-            (out, Path("/opt/clearml-launcher-out"), "rw"),
+            *((staging / name, Path(MOUNT) / name, "ro") for name in STAGED),
+            (out, Path(OUT), "rw"),
             *((path, path, "ro") for path in job.files if path.exists()),
             *((bundle, Path(CA_BUNDLE), "ro") for bundle in [_ca_bundle()] if bundle),
         ]
@@ -291,12 +341,17 @@ class Container:
         subprocess.run([self.engine, "rm", "--force", name], capture_output=True)
 
 
-def _requirements_file(plan: Plan) -> str:
-    """The plan as one requirements file for uv inside the container (requirements.txt files by path)."""
-    lines = [f"-r {path}" for path in plan.files] if plan.files else list(plan.lines)
-    if plan.installer == "sync" and plan.project is not None:
-        lines.append(f"-r {plan.project / 'pyproject.toml'}")
-    return "\n".join([*lines, *plan.extra]) + "\n"
+def _raise_install_failure(out: Path, plan: Plan) -> None:
+    """The task fails as on the host when uv could not install its environment in the container."""
+    from launcher import environment
+
+    failed_step = out / FAILED_STEP
+    if not failed_step.is_file():
+        return
+    error = (out / INSTALL_ERROR).read_text(errors="replace") if (out / INSTALL_ERROR).is_file() else ""
+    if failed_step.read_text().strip() == "extra":
+        raise environment.failed(error, "", environment.INSTALL_HINTS["extra"])
+    raise environment.declared_failure(error, plan)
 
 
 def _ca_bundle() -> Path | None:

@@ -87,11 +87,13 @@ def tail(text: str, lines: int = 60) -> str:
 # --- 1. our clearml-task → ClearML's agent ----------------------------------------------------------------
 
 
-def agent_execute(tools: Tools, server: ServerProcess, task_id: str, tmp_path: Path) -> None:
+def agent_execute(tools: Tools, server: ServerProcess, task_id: str, tmp_path: Path) -> str:
+    """ClearML's agent runs the task to its end; returns what the agent printed."""
     env = tool_env(tools, server, Path(os.environ["HOME"]))
     argv = [tools.bin("clearml-agent"), "execute", "--id", task_id, "--cpu-only"]
     result = run_tool(argv, env, tmp_path / "agent-execute.log", AGENT_TIMEOUT)
     assert result.returncode == 0, tail(result.stdout + result.stderr)
+    return result.stdout + result.stderr
 
 
 def test_agent_executes_our_task(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,
@@ -132,6 +134,65 @@ def test_agent_executes_our_task_whose_repository_declares_requirements(
     seen = printed(task_id)
     assert seen.get("args") == GIVEN, seen["log"]
     assert seen["sdk"] == task_id, seen["log"]
+
+
+# Prints the name and the bytes of every file under data/ as hex, as the checkout it runs in has them.
+SHOW_BYTES = """import os
+
+for name in sorted(os.listdir(b"data")):
+    with open(os.path.join(b"data", name), "rb") as handle:
+        print("interop bytes " + name.hex() + " " + handle.read().hex())
+"""
+
+
+def data_files(directory: Path) -> dict[bytes, bytes]:
+    return {name: (directory / os.fsdecode(name)).read_bytes() for name in os.listdir(os.fsencode(directory))}
+
+
+def agent_applies(tools: Tools, server: ServerProcess, ours: Client, repo: Repo, tmp_path: Path) -> str:
+    """Our clearml-task captures the uncommitted changes under data/ (as git binary patches), ClearML's agent
+    applies them and the script sees exactly the work tree's names and bytes. Returns the patch."""
+    task_id = create_task(repo.work, "show_bytes.py", name="agent bytes", skip_task_init=True,
+                          force_no_requirements=True)  # fmt: skip
+    patch: str = ours.get_task(task_id)["script"]["diff"]
+    said = agent_execute(tools, server, task_id, tmp_path)
+    # the agent says so before `git apply`, and fails the run if it fails (its success line is debug-level)
+    assert "Applying uncommitted changes" in said and "Failed applying" not in said, tail(said)
+    assert status(task_id) == "completed"
+    log = printed(task_id)["log"]
+    seen = {bytes.fromhex(name): bytes.fromhex(data)
+            for name, data in re.findall(r"^interop bytes (\S+) (\S*)$", log, re.MULTILINE)}  # fmt: skip
+    assert seen == data_files(repo.work / "data"), log
+    return patch
+
+
+def test_agent_applies_our_latin1_change_byte_exact(tools: Tools, server: ServerProcess, ours: Client,
+                                                    repo: Repo, tmp_path: Path) -> None:  # fmt: skip
+    repo.write("data/data.txt", "café\n".encode("latin-1"))
+    repo.write("show_bytes.py", SHOW_BYTES)
+    repo.commit("latin-1 data")
+    repo.git("push", "-q")
+    repo.write("data/data.txt", "café crème\nà bientôt\n".encode("latin-1"))
+    patch = agent_applies(tools, server, ours, repo, tmp_path)
+    assert patch.count("GIT binary patch") == 1, patch
+
+
+def test_agent_applies_our_binary_changes_byte_exact(tools: Tools, server: ServerProcess, ours: Client,
+                                                     repo: Repo, tmp_path: Path) -> None:  # fmt: skip
+    """A changed binary file (a delta hunk), a new one (a literal hunk) whose name is not UTF-8 (C-quoted in
+    the patch), both with NUL and high bytes, and a deleted one."""
+    blob = bytes(range(256)) * 32
+    repo.write("data/weights.bin", blob)
+    repo.write("data/gone.bin", b"\0gone\xff")
+    repo.write("show_bytes.py", SHOW_BYTES)
+    repo.commit("binary data")
+    repo.git("push", "-q")
+    repo.write("data/weights.bin", blob[:1000] + b"\0\xff changed \0" + blob[1000:])
+    repo.write(os.fsdecode(b"data/n\xe4me.bin"), b"\x00\x01\x02\xfe\xff\x00" * 50)
+    (repo.work / "data" / "gone.bin").unlink()
+    patch = agent_applies(tools, server, ours, repo, tmp_path)
+    assert patch.count("GIT binary patch") == 3 and '"b/data/n\\344me.bin"' in patch, patch
+    assert "\ndelta " in patch and "\nliteral " in patch, patch
 
 
 def test_agent_daemon_runs_our_task(tools: Tools, server: ServerProcess, ours: Client, repo: Repo,

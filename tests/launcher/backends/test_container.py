@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uv
 
 from clearml_task.api import Client
 from launcher.backends.container import check_arguments, check_image, gpu_options
@@ -54,6 +55,109 @@ def test_runs_in_the_task_image_with_its_setup_script(engine: tuple[dict[str, st
     assert any(line.startswith("launcher: container clearml-") for line in lines)
     assert "org_pip" in Client().get_task(task_id)["script"]["requirements"]
     assert leftovers(env, task_id) == []
+
+
+SHOW_VERSIONS = """import six
+
+print("six " + six.__version__)
+try:
+    import attr
+except ImportError:
+    print("attrs absent")
+else:
+    print("attrs " + attr.__version__)
+"""
+
+
+def locked_repo(tmp_path: Path) -> Repo:
+    """A repository whose pyproject.toml asks for any six and whose uv.lock pins six 1.16.0 (locked while
+    pyproject.toml pinned it; uv keeps a locked version that still fits): a fresh resolve would take a newer
+    six. Locked against this machine's index, as the launcher's uv reaches it."""
+    repo = make_repo(tmp_path / "locked", "reqs_uvlock")
+    repo.write("train.py", SHOW_VERSIONS)
+    lock = [uv.find_uv_bin(), "lock", "--quiet", "--no-python-downloads"]
+    env = {**os.environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    subprocess.run(lock, cwd=repo.work, env=env, check=True)
+    pyproject = repo.work / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"six==1.16.0"', '"six"'))
+    subprocess.run(lock, cwd=repo.work, env=env, check=True)
+    assert 'name = "six"\nversion = "1.16.0"' in (repo.work / "uv.lock").read_text()
+    repo.commit("any six, locked at 1.16.0")
+    repo.git("push", "-q")
+    return repo
+
+
+def test_a_uv_lock_is_installed_as_locked_with_extra_on_top(engine: tuple[dict[str, str], str],
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    env, image = engine
+    repo = locked_repo(tmp_path)
+    task_id = create_task(repo.work, "train.py", docker=image, skip_task_init=True)
+    script = Client().get_task(task_id)["script"]
+    assert script["requirements"]["source"] == "uv.lock"
+    script["requirements"]["extra"] = "attrs==23.2.0\n"  # as clearml for an injected Task.init()
+    Client().edit_task(task_id, script=script)
+    result = launcher("execute", "--id", task_id, "--docker", "--container-engine", "podman", env=env)
+    lines = log_lines(task_id)
+    assert result.returncode == 0 and status(task_id) == "completed", lines
+    assert "six 1.16.0" in lines and "attrs 23.2.0" in lines
+    described = "from uv.lock (uv sync --locked in .), then attrs==23.2.0 (built in the container)"
+    assert f"environment: requirements {described}" in lines
+    recorded = Client().get_task(task_id)["script"]["requirements"]["pip"]  # what was installed
+    assert "six==1.16.0" in recorded and "attrs==23.2.0" in recorded
+
+
+def test_a_stale_uv_lock_fails_the_task_as_on_the_host(engine: tuple[dict[str, str], str],
+                                                       tmp_path: Path) -> None:  # fmt: skip
+    env, image = engine
+    repo = locked_repo(tmp_path)
+    repo.write("pyproject.toml", (repo.work / "pyproject.toml").read_text().replace('"six"', '"six>=1.17"'))
+    repo.commit("pyproject.toml changed, uv.lock not")
+    repo.git("push", "-q")
+    messages = []
+    for where in (["--docker", "--container-engine", "podman"], []):
+        task_id = create_task(repo.work, "train.py", docker=image, skip_task_init=True)
+        result = launcher("execute", "--id", task_id, *where, env=env)
+        task = Client().get_task(task_id)
+        assert result.returncode == 1 and task["status"] == "failed", log_lines(task_id)
+        assert not any(line.startswith("six ") for line in log_lines(task_id))
+        messages.append(task["status_message"])
+    assert messages[0] == messages[1]
+    assert messages[0].startswith("cannot install the task's requirements: ")
+    assert "uv.lock" in messages[0] and "--locked" in messages[0]
+
+
+def test_a_pyproject_without_a_lock_is_synced_and_the_checkout_left_as_it_was(
+    engine: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    env, image = engine
+    repo = make_repo(tmp_path / "unlocked", "reqs_uvlock")
+    repo.write("train.py", SHOW_VERSIONS)
+    repo.git("rm", "-q", "uv.lock")
+    repo.commit("no lock")
+    repo.git("push", "-q")
+    task_id = create_task(repo.work, "train.py", docker=image, skip_task_init=True)
+    result = launcher("execute", "--id", task_id, "--docker", "--container-engine", "podman",
+                      "--keep-workspace", env=env)  # fmt: skip
+    lines = log_lines(task_id)
+    assert result.returncode == 0 and status(task_id) == "completed", lines
+    assert "six 1.16.0" in lines and "attrs absent" in lines
+    assert "environment: requirements from pyproject.toml (uv sync in .) (built in the container)" in lines
+    [kept] = (Path(os.environ["CLEARML_TASK_HOME"]) / "launcher" / "work").glob(f"{task_id}-*")
+    assert (kept / "pyproject.toml").is_file() and not (kept / "uv.lock").exists()  # the sync wrote one
+
+
+def test_a_poetry_lock_is_installed_by_poetry_in_the_container(engine: tuple[dict[str, str], str],
+                                                               tmp_path: Path) -> None:  # fmt: skip
+    env, image = engine
+    repo = make_repo(tmp_path / "poetry", "reqs_poetry")
+    task_id = create_task(repo.work, "train.py", docker=image, skip_task_init=True)
+    result = launcher("execute", "--id", task_id, "--docker", "--container-engine", "podman", env=env)
+    lines = log_lines(task_id)
+    assert result.returncode == 0 and status(task_id) == "completed", result.stdout
+    assert "poetry job ran with six 1.17.0" in lines
+    assert "environment: requirements from poetry.lock (poetry install in .) (built in the container)" in (
+        lines
+    )
 
 
 def test_the_exit_code_comes_from_the_engine(engine: tuple[dict[str, str], str], jobs: Repo) -> None:
