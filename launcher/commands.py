@@ -190,8 +190,8 @@ def daemon(args: argparse.Namespace) -> int:
 
     home = _home()
     if args.status:
-        rows = [(d["worker"], d["pid"], ", ".join(d["queues"]), d.get("task") or "idle", d["started"],
-                 d.get("log") or "(foreground)") for d in registry.running(home)]  # fmt: skip
+        rows = [(d["worker"], d["pid"], ", ".join(d["queues"]), ", ".join(d.get("runs") or {}) or "idle",
+                 d["started"], d.get("log") or "(foreground)") for d in registry.running(home)]  # fmt: skip
         console.table("Daemons on this machine", ["worker", "pid", "queues", "task", "started", "log"], rows)
         return 0
     if args.stop is not None:

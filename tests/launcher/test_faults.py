@@ -154,15 +154,71 @@ def test_a_restarted_daemon_fails_the_task_its_predecessor_ran(
     task = sleepy_task(jobs.work, tmp_path, queue=q)
     task.wait_for_tick(2)
     (record,) = registry.running(home())
-    assert record["task"] == task.task_id and record["run"]["pid"]
+    (run,) = record["runs"].values()
+    assert run["task"] == task.task_id and run["pid"]
     running.kill()
     running.wait()
     daemon(daemons, q)
     wait_for(lambda: status(task.task_id) == "failed", timeout=60)
     assert Client().get_task(task.task_id)["status_message"] == registry.RESTARTED
     task.assert_tree_gone()
-    assert not Path(record["run"]["work_tree"]).exists()
-    assert not Path(record["run"]["sdk_config"]).exists()
+    assert not Path(run["work_tree"]).exists()
+    assert not Path(run["sdk_config"]).exists()
+
+
+def quiet_tasks(jobs: Repo, tmp_path: Path, q: str, count: int) -> dict[str, Path]:
+    """`count` tasks on `q` that print nothing: task id -> the file their three pids go to."""
+    found = {}
+    for n in range(count):
+        pidfile = tmp_path / f"quiet-{n}"
+        found[create_task(jobs.work, "quiet.py", args=[f"pidfile={pidfile}"], queue=q, **PLAIN)] = pidfile
+    return found
+
+
+def pids_of(pidfile: Path) -> list[int]:
+    return [int(pid) for pid in pidfile.read_text().split()]
+
+
+def test_a_services_mode_daemon_restarted_fails_every_task_it_ran(
+    jobs: Repo, tmp_path: Path, daemons: Daemons
+) -> None:
+    q = queue()
+    tasks = quiet_tasks(jobs, tmp_path, q, 3)
+    running = daemon(daemons, q, "--services-mode", "3")
+    wait_for(lambda: all(pidfile.exists() for pidfile in tasks.values()), timeout=180)
+
+    def every_run_recorded() -> dict[str, dict[str, object]] | None:
+        found = registry.running(home())
+        runs = found[0]["runs"] if found else {}
+        return runs if set(runs) == set(tasks) and all(run.get("pid") for run in runs.values()) else None
+
+    runs = wait_for(every_run_recorded, timeout=30)
+    running.kill()
+    running.wait()
+    daemon(daemons, q, "--services-mode", "3")
+    for task_id, pidfile in tasks.items():
+        wait_for(lambda task_id=task_id: status(task_id) == "failed", timeout=60)
+        assert Client().get_task(task_id)["status_message"] == registry.RESTARTED
+        wait_for(lambda pidfile=pidfile: not any(alive(pid) for pid in pids_of(pidfile)), timeout=30)
+        assert not Path(str(runs[task_id]["work_tree"])).exists()
+        assert not Path(str(runs[task_id]["sdk_config"])).exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_quiet_task_does_not_outlive_its_killed_daemon(
+    jobs: Repo, tmp_path: Path, daemons: Daemons
+) -> None:
+    q = queue()
+    ((task_id, pidfile),) = quiet_tasks(jobs, tmp_path, q, 1).items()
+    running = daemon(daemons, q)
+    wait_for(pidfile.exists, timeout=180)
+    pids = pids_of(pidfile)
+    assert all(alive(pid) for pid in pids)
+    running.kill()
+    running.wait()
+    # no daemon takes its id again: the task's processes (the setsid escapee too) end by themselves
+    wait_for(lambda: not any(alive(pid) for pid in pids), timeout=30)
+    assert status(task_id) == "in_progress"  # nobody has told the server yet (a restart or its watchdog does)
 
 
 def test_daemons_ride_out_a_server_outage(rig: Rig, jobs: Repo, daemons: Daemons) -> None:
