@@ -283,7 +283,7 @@ def _glue(args: argparse.Namespace, scheduler: Scheduler, suffix: str) -> int:
 
     options = Options(queues=args.queue, worker=f"{socket.gethostname()}:{scheduler.name}",
                       interval=args.polling_interval, once=args.once, max_jobs=args.max_jobs,
-                      dry_run=args.dry_run, suffix=suffix)  # fmt: skip
+                      dry_run=args.dry_run, suffix=suffix, state_dir=_home() / "glue")  # fmt: skip
     glue = Glue(Client(), scheduler, options)
     glue.stopping = _stop_on_signals()
     return glue.run()
