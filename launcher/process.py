@@ -1,7 +1,8 @@
 """Running the task's process: the command line, its environment, its output line by line into the log,
 tasks.ping while it runs, and an abort from the server (status stopped, or "stopping" in status_message)
 ending the whole process group: SIGTERM, then SIGKILL after a grace period. When the main process ends,
-whatever it started ends too (launcher.reaper), and the launcher never waits on a pipe they hold."""
+whatever it started ends too (launcher.reaper), and the launcher never waits on a pipe they hold. When the
+launcher dies, the run dies with it (launcher.tether, on Linux)."""
 
 from __future__ import annotations
 
