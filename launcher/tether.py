@@ -17,13 +17,13 @@ ended when a launcher takes its worker id again (launcher.registry)."""
 
 from __future__ import annotations
 
+# _signal, not signal: the same functions and numbers without importing enum (this module starts every task)
+import _signal as signal
 import os
-import signal
 import sys
-from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
-DEATH_SIGNAL = signal.SIGHUP
+DEATH_SIGNAL = signal.SIGHUP  # no pathlib either
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL for what a dead launcher's run left
 
 
@@ -35,7 +35,7 @@ def command(argv: list[str]) -> list[str]:
     """`argv` tethered to this process (Linux); as it is elsewhere."""
     if not available():
         return argv
-    return [sys.executable, "-I", "-S", str(Path(__file__)), str(os.getpid()), *argv]
+    return [sys.executable, "-I", "-S", os.path.abspath(__file__), str(os.getpid()), *argv]
 
 
 def _ask_for_death_signal() -> bool:
@@ -43,14 +43,14 @@ def _ask_for_death_signal() -> bool:
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(PR_SET_PDEATHSIG, int(DEATH_SIGNAL), 0, 0, 0) == 0)
+        return bool(libc.prctl(PR_SET_PDEATHSIG, DEATH_SIGNAL, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
 
 
 def _end_the_run() -> None:
     """The launcher is gone: end the run's processes (the group, the marked ones), then this one."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
     from launcher import reaper
 
     for signum in (signal.SIGTERM, signal.SIGINT, DEATH_SIGNAL):
