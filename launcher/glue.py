@@ -88,16 +88,16 @@ class Book:
         self.handle: IO[bytes] = handle
 
     def read(self) -> list[Tracked]:
-        """The jobs recorded by the glue before this one (entries that are not well formed are skipped)."""
+        """The jobs recorded by the glue before this one (a job id "" when it stopped while submitting)."""
         try:
             found = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return []
         jobs = found.get("jobs") if isinstance(found, dict) else None
         return [
-            Tracked(str(task_id), str(job["job"]), str(job.get("queue") or ""))
+            Tracked(str(task_id), str(job.get("job") or ""), str(job.get("queue") or ""))
             for task_id, job in (jobs.items() if isinstance(jobs, dict) else [])
-            if isinstance(job, dict) and job.get("job")
+            if isinstance(job, dict)
         ]
 
     def write(self, jobs: dict[str, Tracked]) -> None:
@@ -147,6 +147,9 @@ class Glue:
 
         name = self.scheduler.name
         for tracked in self.book.read():
+            if not tracked.job_id:  # its glue stopped between recording the task and learning the job's id
+                self._fail_unknown_job(tracked.task_id)
+                continue
             self.jobs[tracked.task_id] = tracked
             with contextlib.suppress(APICallError):  # a task deleted meanwhile: track() cancels its job
                 self._log(tracked.task_id, f"launcher: {name} job {tracked.job_id} tracked again by "
@@ -154,6 +157,20 @@ class Glue:
         if self.jobs:
             print(f"clearml-launcher: tracking {len(self.jobs)} {name} job(s) submitted before this glue "
                   "started", flush=True)  # fmt: skip
+
+    def _fail_unknown_job(self, task_id: str) -> None:
+        """A task whose job may or may not have been submitted: nothing tracks it, so it fails (a job that
+        does start finds it no longer queued and runs nothing)."""
+        from clearml_task.errors import APICallError
+
+        found = self.client.tasks(id=[task_id], only_fields=["id", "status"])
+        if found and found[0].get("status") == QUEUED:
+            reason = (
+                f"the {self.scheduler.name} glue stopped while submitting this task's job; none is tracked"
+            )
+            with contextlib.suppress(APICallError):
+                self._fail(task_id, reason)
+        self._save()
 
     def _forget(self, task_id: str) -> None:
         del self.jobs[task_id]
@@ -191,11 +208,16 @@ class Glue:
             return
         context = templates.Context(queue_name, queue_id, self.options.worker, task, {})
         try:
-            job_id = self.scheduler.submit(self.scheduler.render(task, context))
+            rendered = self.scheduler.render(task, context)
+            self.jobs[task_id] = Tracked(task_id, "", queue_name)
+            self._save()  # a glue killed while submitting leaves a trace: the next one fails the task
+            job_id = self.scheduler.submit(rendered)
         except ReproductionError as e:
+            if task_id in self.jobs:
+                self._forget(task_id)
             self._fail(task_id, e.reason, e.detail)
             return
-        self.jobs[task_id] = Tracked(task_id, job_id, queue_name)
+        self.jobs[task_id].job_id = job_id
         self._save()  # on disk before anything else: a glue killed from here on still knows the job
         self._log(task_id, f"launcher: {self.scheduler.name} job {job_id} submitted for this task "
                            f"by {self.options.worker}")  # fmt: skip

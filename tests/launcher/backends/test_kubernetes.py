@@ -135,14 +135,17 @@ def test_abort_deletes_the_job(api: tuple[KubernetesApi, dict[str, str]], jobs: 
 
 def submitted_then_glue_killed(server: KubernetesApi, env: dict[str, str], q: str, tmp_path: Path) -> str:
     """A glue creates the Job of the one task queued on `q` and is killed (-9) while it runs: the Job's id."""
+    (task_id,) = [e["task"] for e in Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})
+                  ["queue"]["entries"]]  # fmt: skip
     glue = spawn("k8s", "--queue", q, "--template", template(tmp_path), "--polling-interval", "0.3", env=env)
     try:
-        wait_for(lambda: server.jobs)
+        job_id = wait_for(lambda: (Client().get_task(task_id).get("runtime") or {}).get("kubernetes_job_id"))
     finally:
         glue.kill()
         glue.wait()
     (name,) = server.jobs
-    return f"default/{name}"
+    assert job_id == f"default/{name}"
+    return str(job_id)
 
 
 def test_a_restarted_glue_tracks_its_job_to_the_end(

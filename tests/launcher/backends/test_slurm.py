@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from clearml_task.api import Client
+from launcher import glue
 from testing import slurm
 from testing.engines import require
 from testing.launching import create_task, launcher, log_lines, spawn, status, wait_for
@@ -171,6 +172,20 @@ def test_a_job_cancelled_while_its_glue_was_down_fails_the_task(
     assert (
         f"slurm job {job_id} ended (CANCELLED) without the task reporting its end" in task["status_message"]
     )
+
+
+def test_a_task_whose_glue_stopped_while_submitting_fails(cluster: dict[str, str], jobs: Repo) -> None:
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    assert Client().next_task(Client().queue_id(q)) == task_id  # taken by a glue that recorded it, then died
+    book = glue.Book(Path(os.environ["CLEARML_TASK_HOME"]) / "launcher" / "glue", "slurm", [q])
+    book.write({task_id: glue.Tracked(task_id, "", q)})
+    book.close()
+    result = launcher("slurm", "--queue", q, "--template", str(template(jobs.work)), "--once", env=cluster)
+    assert result.returncode == 0, result.stdout + result.stderr
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    assert "glue stopped while submitting this task's job" in task["status_message"]
 
 
 def test_dry_run_writes_the_singularity_script_and_submits_nothing(jobs: Repo, tmp_path: Path) -> None:
