@@ -190,8 +190,8 @@ def daemon(args: argparse.Namespace) -> int:
 
     home = _home()
     if args.status:
-        rows = [(d["worker"], d["pid"], ", ".join(d["queues"]), d.get("task") or "idle", d["started"],
-                 d.get("log") or "(foreground)") for d in registry.running(home)]  # fmt: skip
+        rows = [(d["worker"], d["pid"], ", ".join(d["queues"]), ", ".join(d.get("runs") or {}) or "idle",
+                 d["started"], d.get("log") or "(foreground)") for d in registry.running(home)]  # fmt: skip
         console.table("Daemons on this machine", ["worker", "pid", "queues", "task", "started", "log"], rows)
         return 0
     if args.stop is not None:
@@ -283,7 +283,7 @@ def _glue(args: argparse.Namespace, scheduler: Scheduler, suffix: str) -> int:
 
     options = Options(queues=args.queue, worker=f"{socket.gethostname()}:{scheduler.name}",
                       interval=args.polling_interval, once=args.once, max_jobs=args.max_jobs,
-                      dry_run=args.dry_run, suffix=suffix)  # fmt: skip
+                      dry_run=args.dry_run, suffix=suffix, state_dir=_home() / "glue")  # fmt: skip
     glue = Glue(Client(), scheduler, options)
     glue.stopping = _stop_on_signals()
     return glue.run()

@@ -10,12 +10,14 @@ clean up; its client never gives up on the server (an outage of any length is wa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,12 +108,12 @@ class Daemon:
         from launcher.logship import LogShipper
 
         print(f"clearml-launcher: task {task_id} from {self.names[queue_id]}", flush=True)
-        self.claim.update(task=task_id, run={"task": task_id})
+        self.claim.run_started(task_id)  # in the record until it ends (services mode: one of several)
         try:
             task = execute.take(self.client, task_id, dequeued=True)
         except UserError as e:  # deleted, or no longer runnable since it was enqueued
             print(f"clearml-launcher: skipping task {task_id}: {e.message}", flush=True)
-            self.claim.update(task=None, run=None)
+            self.claim.run_ended(task_id)
             return
         self.client.status_report(self.settings.worker, task_id=task_id, queue_id=queue_id,
                                   machine_stats=machine_stats())  # fmt: skip
@@ -120,19 +122,16 @@ class Daemon:
         reporter.start()
         log = LogShipper(self.client, task_id, self.settings.worker, echo=self.settings.echo,
                          spill_dir=self.settings.work_dir)  # fmt: skip
-        self.settings.on_run = self._running
+        # what the run tells as it goes (work tree, SDK config, process) goes into its entry of the record
+        settings = dataclasses.replace(self.settings, on_run=partial(self.claim.run_changed, task_id))
         try:
-            status = execute.run(self.client, task, self.settings, log, stop=self.stopping)
+            status = execute.run(self.client, task, settings, log, stop=self.stopping)
         finally:
             log.close()
             done.set()
             reporter.join()
-            self.claim.update(task=None, run=None)
+            self.claim.run_ended(task_id)
         print(f"clearml-launcher: task {task_id} {status}", flush=True)
-
-    def _running(self, fields: dict[str, Any]) -> None:
-        """What the run tells as it goes (work tree, SDK config, process), into the record."""
-        self.claim.update(run={**(self.claim.info.get("run") or {}), **fields})
 
     def _report_while(self, task_id: str, queue_id: str, done: threading.Event) -> None:
         """Status reports every REPORT_INTERVAL while the task runs (they keep it "held" by this worker)."""

@@ -7,16 +7,25 @@ starts leaves a task nobody else takes: when a job ends and its task still is qu
 is failed with the job's end state. A task aborted on the server gets its job cancelled. sbatch or the API
 server refusing the job fails the task with the refusal. `dry_run` writes what would be submitted into a
 directory and submits nothing: the tasks stay in their queues.
+
+The jobs a glue tracks are on disk (`Book`: one JSON record per scheduler and set of queues, written whole
+and renamed, by the one glue that holds its lock), so a glue started again — after a crash, a kill -9, a
+reboot — goes on tracking them: a job still alive is followed to its end, a job gone meanwhile fails its
+task (naming the job), and a task aborted meanwhile gets its job cancelled.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from clearml_task.vocabulary import CLOSED, CREATED, FAILED, IN_PROGRESS, QUEUED, STOPPED
 from launcher import templates
@@ -50,13 +59,56 @@ class Options:
     max_jobs: int = 0  # 0: no limit on jobs tracked at once
     dry_run: Path | None = None
     suffix: str = ".sh"  # of the files --dry-run writes
+    state_dir: Path | None = None  # where the jobs it tracks are recorded (None: in memory only)
 
 
 @dataclass
 class Tracked:
     task_id: str
     job_id: str
+    queue: str = ""
     ended_at: float | None = None
+
+
+class Book:
+    """The jobs a glue tracks, on disk: `<scheduler>-<hash of its queues>.json` beside the lock its glue holds
+    for its whole life (one writer; the kernel frees the lock of a killed glue)."""
+
+    def __init__(self, state_dir: Path, scheduler: str, queues: list[str]) -> None:
+        from clearml_task import locks
+        from clearml_task.errors import UserError
+
+        state_dir.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(json.dumps(sorted(queues)).encode()).hexdigest()[:16]
+        self.path = state_dir / f"{scheduler}-{digest}.json"
+        handle = locks.hold(self.path.with_suffix(".lock"))
+        if handle is None:
+            raise UserError(f"another {scheduler} glue on this machine pulls from these queues",
+                            f"its record: {self.path}")  # fmt: skip
+        self.handle: IO[bytes] = handle
+
+    def read(self) -> list[Tracked]:
+        """The jobs recorded by the glue before this one (a job id "" when it stopped while submitting)."""
+        try:
+            found = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return []
+        jobs = found.get("jobs") if isinstance(found, dict) else None
+        return [
+            Tracked(str(task_id), str(job.get("job") or ""), str(job.get("queue") or ""))
+            for task_id, job in (jobs.items() if isinstance(jobs, dict) else [])
+            if isinstance(job, dict)
+        ]
+
+    def write(self, jobs: dict[str, Tracked]) -> None:
+        """All tracked jobs, written whole and renamed over the old record: a reader never sees half."""
+        record = {"jobs": {t.task_id: {"job": t.job_id, "queue": t.queue} for t in jobs.values()}}
+        partial = self.path.with_suffix(".tmp")
+        partial.write_text(json.dumps(record))
+        os.replace(partial, self.path)
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 @dataclass
@@ -66,6 +118,7 @@ class Glue:
     options: Options
     stopping: threading.Event = field(default_factory=threading.Event)
     jobs: dict[str, Tracked] = field(default_factory=dict)  # task id -> its job
+    book: Book | None = None
 
     def run(self) -> int:
         """Pull, submit and track until stopped (or, with `once`, until what was queued has ended)."""
@@ -73,24 +126,72 @@ class Glue:
         names = dict(zip(queue_ids, self.options.queues, strict=True))
         if self.options.dry_run is not None:
             return self._dry_run(queue_ids, names)
+        if self.options.state_dir is not None:
+            self.book = Book(self.options.state_dir, self.scheduler.name, self.options.queues)
+            self._resume()
         self.client.register_worker(self.options.worker, queue_ids)
         print(f"clearml-launcher: {self.scheduler.name} glue {self.options.worker} polls "
               f"{', '.join(self.options.queues)}", flush=True)  # fmt: skip
         try:
-            pulling = True
-            while not self.stopping.is_set():
-                self.track()
-                if pulling and (not self.options.max_jobs or len(self.jobs) < self.options.max_jobs):
-                    pulled = self._pull(queue_ids, names)
-                    pulling = pulled or not self.options.once
-                    if pulled:
-                        continue
-                if self.options.once and not pulling and not self.jobs:
-                    break
-                self.stopping.wait(self.options.interval * random.uniform(0.8, 1.2))
+            self._loop(queue_ids, names)
         finally:
             self.client.unregister_worker(self.options.worker)
+            if self.book is not None:
+                self.book.close()
         return 0
+
+    def _resume(self) -> None:
+        """Track again the jobs the glue before this one submitted (what became of them, track() decides)."""
+        assert self.book is not None
+        from clearml_task.errors import APICallError
+
+        name = self.scheduler.name
+        for tracked in self.book.read():
+            if not tracked.job_id:  # its glue stopped between recording the task and learning the job's id
+                self._fail_unknown_job(tracked.task_id)
+                continue
+            self.jobs[tracked.task_id] = tracked
+            with contextlib.suppress(APICallError):  # a task deleted meanwhile: track() cancels its job
+                self._log(tracked.task_id, f"launcher: {name} job {tracked.job_id} tracked again by "
+                                           f"{self.options.worker} (its glue was restarted)")  # fmt: skip
+        if self.jobs:
+            print(f"clearml-launcher: tracking {len(self.jobs)} {name} job(s) submitted before this glue "
+                  "started", flush=True)  # fmt: skip
+
+    def _fail_unknown_job(self, task_id: str) -> None:
+        """A task whose job may or may not have been submitted: nothing tracks it, so it fails (a job that
+        does start finds it no longer queued and runs nothing)."""
+        from clearml_task.errors import APICallError
+
+        found = self.client.tasks(id=[task_id], only_fields=["id", "status"])
+        if found and found[0].get("status") == QUEUED:
+            reason = (
+                f"the {self.scheduler.name} glue stopped while submitting this task's job; none is tracked"
+            )
+            with contextlib.suppress(APICallError):
+                self._fail(task_id, reason)
+        self._save()
+
+    def _forget(self, task_id: str) -> None:
+        del self.jobs[task_id]
+        self._save()
+
+    def _save(self) -> None:
+        if self.book is not None:
+            self.book.write(self.jobs)
+
+    def _loop(self, queue_ids: list[str], names: dict[str, str]) -> None:
+        pulling = True
+        while not self.stopping.is_set():
+            self.track()
+            if pulling and (not self.options.max_jobs or len(self.jobs) < self.options.max_jobs):
+                pulled = self._pull(queue_ids, names)
+                pulling = pulled or not self.options.once
+                if pulled:
+                    continue
+            if self.options.once and not pulling and not self.jobs:
+                break
+            self.stopping.wait(self.options.interval * random.uniform(0.8, 1.2))
 
     def _pull(self, queue_ids: list[str], names: dict[str, str]) -> bool:
         for queue_id in queue_ids:
@@ -107,11 +208,17 @@ class Glue:
             return
         context = templates.Context(queue_name, queue_id, self.options.worker, task, {})
         try:
-            job_id = self.scheduler.submit(self.scheduler.render(task, context))
+            rendered = self.scheduler.render(task, context)
+            self.jobs[task_id] = Tracked(task_id, "", queue_name)
+            self._save()  # a glue killed while submitting leaves a trace: the next one fails the task
+            job_id = self.scheduler.submit(rendered)
         except ReproductionError as e:
+            if task_id in self.jobs:
+                self._forget(task_id)
             self._fail(task_id, e.reason, e.detail)
             return
-        self.jobs[task_id] = Tracked(task_id, job_id)
+        self.jobs[task_id].job_id = job_id
+        self._save()  # on disk before anything else: a glue killed from here on still knows the job
         self._log(task_id, f"launcher: {self.scheduler.name} job {job_id} submitted for this task "
                            f"by {self.options.worker}")  # fmt: skip
         self.client.edit_task(task_id, force=True, runtime={f"{self.scheduler.name}_job_id": job_id})
@@ -135,10 +242,10 @@ class Glue:
                 self.scheduler.cancel(tracked.job_id)
                 self._log(task_id, f"launcher: the task was aborted; {self.scheduler.name} job "
                                    f"{tracked.job_id} cancelled")  # fmt: skip
-                del self.jobs[task_id]
+                self._forget(task_id)
                 continue
             if status not in (QUEUED, IN_PROGRESS):
-                del self.jobs[task_id]  # it reported how it ended
+                self._forget(task_id)  # it reported how it ended
                 continue
             state = self.scheduler.state(tracked.job_id)
             if state.active:
@@ -147,7 +254,7 @@ class Glue:
             if time.monotonic() - tracked.ended_at >= ENDED_GRACE:
                 self._fail(task_id, f"{self.scheduler.name} job {tracked.job_id} ended ({state.word}) "
                                     "without the task reporting its end")  # fmt: skip
-                del self.jobs[task_id]
+                self._forget(task_id)
 
     def _dry_run(self, queue_ids: list[str], names: dict[str, str]) -> int:
         """Write each queued task's job into the directory; submit nothing, take nothing off a queue."""

@@ -3,7 +3,11 @@ order, each exactly once, nothing lost at exit (close() flushes) or while the se
 
 - Every line gets its real time (never moved forward to make stamps unique: lines of one millisecond share
   it, and the server keeps them in the order they came) and a sequence number unique in the run (`seq`):
-  the server stores a line it already has once, so a batch sent again after a lost answer is not doubled.
+  our server stores a line it already has once.
+- ClearML's server gives every log event an id of its own (whatever the client sends): a batch stored
+  twice shows twice. So a batch is never sent again blindly: when its call failed after the request went
+  out (the answer lost, a gateway's 502), the task's log since the batch's first stamp is read back first,
+  and only the lines the server does not hold are sent (a batch stored in part is completed).
 - A line longer than MAX_LINE goes as several events, in order; nothing is cut.
 - While the server cannot be reached, lines wait: up to MAX_MEMORY in memory, the rest in a spill file,
   sent in their order once it answers again."""
@@ -11,14 +15,16 @@ order, each exactly once, nothing lost at exit (close() flushes) or while the se
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from clearml_task.api.transport import MaybeDelivered
 from clearml_task.errors import APICallError
 
 if TYPE_CHECKING:
@@ -28,8 +34,10 @@ INTERVAL = 0.5
 MAX_BATCH = 1000
 MAX_LINE = 64 * 1024  # characters per event (the server's limit); longer lines go as several events
 MAX_MEMORY = 20_000  # lines waiting in memory; more wait in a spill file
+CLOSE_TRIES = 5  # flushes at close while lines wait and the server may hold some of them
 
 Entry = tuple[str, str, int, str]  # level, message, millisecond stamp, seq
+Key = tuple[str, int, str, str]  # worker, stamp, level, message: a line as the server gives it back
 
 
 def chunks(line: str, size: int = MAX_LINE) -> list[str]:
@@ -95,6 +103,8 @@ class LogShipper:
         self.shipped = 0
         self.failures = 0
         self.dropped = 0  # lines the server refused (not a connection problem): not sent again
+        self._unsure = False  # the oldest batch's last try may have reached the server
+        self._tail_stamp, self._tail = 0, Counter[Key]()  # the lines shipped at the latest stamp
 
     def write(self, line: str, level: str = "info") -> None:
         """One line of output (without its newline)."""
@@ -131,6 +141,14 @@ class LogShipper:
         self._wake.set()
         self._thread.join()
         self._flush()
+        for attempt in range(CLOSE_TRIES):
+            if not self.waiting:
+                break
+            time.sleep(0.2 * 2**attempt)
+            self._flush()
+        if self.waiting:  # never silently: the launcher's own output says so
+            print(f"launcher: {self.waiting} log line(s) of task {self.task_id} could not be shipped",
+                  file=sys.stderr, flush=True)  # fmt: skip
         with self._lock:
             if self._spill is not None:
                 self._spill.close()
@@ -161,10 +179,22 @@ class LogShipper:
         batch = self._next_batch()
         if not batch:
             return False
+        todo: list[Entry] | None = batch
+        if self._unsure:
+            todo = self._not_stored(batch)
+            if todo is None:  # cannot tell yet: the next flush looks again
+                self.failures += 1
+                return False
+            self._unsure = False
         try:
-            lines = [(level, msg) for level, msg, _, _ in batch]
-            self.client.send_log(self.task_id, lines, worker=self.worker,
-                                 stamps=[e[2] for e in batch], seqs=[e[3] for e in batch])  # fmt: skip
+            if todo:
+                lines = [(level, msg) for level, msg, _, _ in todo]
+                self.client.send_log(self.task_id, lines, worker=self.worker, stamps=[e[2] for e in todo],
+                                     seqs=[e[3] for e in todo], resend=False)  # fmt: skip
+        except MaybeDelivered:  # it may be stored: the next try reads back what is
+            self._unsure = True
+            self.failures += 1
+            return False
         except APICallError:  # refused (the task was deleted, say): sending it again cannot help
             self.dropped += len(batch)
             self.failures += 1
@@ -173,7 +203,39 @@ class LogShipper:
             return False
         else:
             self.shipped += len(batch)
+        self._stored(batch)
         with self._lock:
             for _ in batch:
                 self._pending.popleft()
         return True
+
+    def _key(self, entry: Entry) -> Key:
+        return (self.worker, entry[2], entry[0], entry[1])
+
+    def _stored(self, batch: list[Entry]) -> None:
+        """Remember the lines the server holds at the latest stamp (a later read-back starts there)."""
+        for entry in batch:
+            if entry[2] != self._tail_stamp:
+                self._tail_stamp, self._tail = entry[2], Counter()
+            self._tail[self._key(entry)] += 1
+
+    def _not_stored(self, batch: list[Entry]) -> list[Entry] | None:
+        """The lines of `batch` the server does not hold, read back from the task's log (None: it cannot
+        be read now). A line is its worker, stamp, level and text; those shipped before at the batch's first
+        stamp are discounted."""
+        try:
+            found = self.client.task_log(self.task_id, after=batch[0][2] - 1)
+        except Exception:
+            return None
+        held = Counter((str(e.get("worker", "")), int(e.get("timestamp") or 0), str(e.get("level", "")),
+                        str(e.get("msg", ""))) for e in found)  # fmt: skip
+        if batch[0][2] == self._tail_stamp:
+            held.subtract(self._tail)
+        todo = []
+        for entry in batch:
+            key = self._key(entry)
+            if held[key] > 0:
+                held[key] -= 1
+            else:
+                todo.append(entry)
+        return todo

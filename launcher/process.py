@@ -1,7 +1,8 @@
 """Running the task's process: the command line, its environment, its output line by line into the log,
 tasks.ping while it runs, and an abort from the server (status stopped, or "stopping" in status_message)
 ending the whole process group: SIGTERM, then SIGKILL after a grace period. When the main process ends,
-whatever it started ends too (launcher.reaper), and the launcher never waits on a pipe they hold."""
+whatever it started ends too (launcher.reaper), and the launcher never waits on a pipe they hold. When the
+launcher dies, the run dies with it (launcher.tether, on Linux)."""
 
 from __future__ import annotations
 
@@ -92,18 +93,32 @@ def run(
 ) -> Outcome:  # fmt: skip
     """Run the task's process to its end. `started(pid, marker)` is told the process (its pid is its
     process group) and the marker its descendants inherit, for whoever must clean up after a crash."""
-    from launcher import output, reaper
+    from launcher import reaper, tether
 
     log.write(f"launcher: running {shlex.join(argv)} (in {cwd})")
     token = uuid.uuid4().hex
-    try:
+    try:  # tethered: it dies with this process, even a kill -9 of it (Linux)
         child = subprocess.Popen(
-            argv, cwd=cwd, env={**env, reaper.MARKER: token}, stdout=subprocess.PIPE,
+            tether.command(argv), cwd=cwd, env={**env, reaper.MARKER: token}, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     except OSError as e:
         log.write(f"launcher: cannot start the process: {e}", "error")
         return Outcome(None)
+    reaper.running(child.pid, token)
+    try:
+        return _follow(child, token, client, task_id, log, grace, stop, started)
+    finally:
+        reaper.finished(child.pid)
+
+
+def _follow(
+    child: subprocess.Popen[bytes], token: str, client: Client, task_id: str, log: LogShipper, grace: float,
+    stop: threading.Event | None, started: Callable[[int, str], None] | None,
+) -> Outcome:  # fmt: skip
+    """The started process to its end: the abort watch, its output into the log, what it leaves ended."""
+    from launcher import output, reaper
+
     if started is not None:
         started(child.pid, token)
     aborted = threading.Event()

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ PR_SET_CHILD_SUBREAPER = 36
 PROC = Path("/proc")
 
 _subreaper = False
+_runs: dict[int, str] = {}  # the runs this process has going (services mode: several): pid -> marker
+_runs_lock = threading.Lock()
 
 
 def become_subreaper() -> bool:
@@ -40,23 +43,40 @@ def become_subreaper() -> bool:
 def marked(token: str) -> list[int]:
     """Processes whose environment carries this run's marker (readable ones: this user's)."""
     needle = f"{MARKER}={token}".encode()
-    found = []
-    for entry in _pids():
-        try:
-            environ = (PROC / str(entry) / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0"):
-            found.append(entry)
-    return found
+    return [entry for entry in _pids() if needle in _environ(entry)]
 
 
-def stray_children() -> list[int]:
-    """This process's children that it did not start (orphans handed to it as subreaper)."""
+def running(pid: int, token: str) -> None:
+    """A run this process started (its main process and marker): another run's end leaves it alone."""
+    with _runs_lock:
+        _runs[pid] = token
+
+
+def finished(pid: int) -> None:
+    with _runs_lock:
+        _runs.pop(pid, None)
+
+
+def stray_children(token: str | None = None) -> list[int]:
+    """This process's children that it did not start (orphans handed to it as subreaper), except those of
+    the other runs going on (their main processes, and what carries their marker)."""
     if not _subreaper:
         return []
     me = os.getpid()
-    return [pid for pid in _pids() if _parent(pid) == me]
+    with _runs_lock:
+        others = {pid: marker for pid, marker in _runs.items() if marker != token}
+    found = [pid for pid in _pids() if _parent(pid) == me and pid not in others]
+    if not others:
+        return found
+    theirs = {f"{MARKER}={marker}".encode() for marker in others.values()}
+    return [pid for pid in found if not theirs & set(_environ(pid))]
+
+
+def _environ(pid: int) -> list[bytes]:
+    try:
+        return (PROC / str(pid) / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
 
 
 def leftovers(pgid: int | None, token: str | None) -> set[int]:
@@ -66,7 +86,7 @@ def leftovers(pgid: int | None, token: str | None) -> set[int]:
         found.update(pid for pid in _pids() if _group(pid) == pgid)
     if token:
         found.update(marked(token))
-    found.update(stray_children())
+    found.update(stray_children(token))
     found.discard(os.getpid())
     return found
 

@@ -3,10 +3,11 @@
 - A worker id (`<host>:<n>`, `<host>:gpu0,1:<n>`) is claimed with a file lock the daemon holds for its
   whole life: two daemons never get one id, and a lock nobody holds means its daemon is dead, however it
   died (the kernel releases the lock of a killed process).
-- Beside the lock, the daemon's record (JSON): pid, queues, GPUs, log file, the task it runs, and the run
-  itself (process group, the marker its processes inherit, work tree, SDK config).
-- A daemon that claims the id of a dead one reconciles what it left: the run's processes are ended, its
-  task fails ("the worker was restarted while it ran"), its work tree and SDK config go.
+- Beside the lock, the daemon's record (JSON): pid, queues, GPUs, log file, and every run it has going
+  (one, or up to N in services mode), by task id: process group, the marker its processes inherit, work
+  tree, SDK config. A run leaves the record when it ends.
+- A daemon that claims the id of a dead one reconciles what it left, run by run: the run's processes are
+  ended, its task fails ("the worker was restarted while it ran"), its work tree and SDK config go.
 - Work trees of runs nobody runs any more (each run holds a lock beside its tree) are swept."""
 
 from __future__ import annotations
@@ -63,9 +64,36 @@ class Claim:
         """Change the record (written whole, then renamed over the old one: readers never see half)."""
         with self.lock:
             self.info.update(fields)
-            partial = self.path.with_suffix(".tmp")
-            partial.write_text(json.dumps(self.info))
-            os.replace(partial, self.path)
+            self._write()
+
+    def _write(self) -> None:
+        partial = self.path.with_suffix(".tmp")
+        partial.write_text(json.dumps(self.info))
+        os.replace(partial, self.path)
+
+    def run_started(self, task_id: str) -> None:
+        """A run begins (its task taken): it is in the record until it ends."""
+        self._change_run(task_id, {"task": task_id})
+
+    def run_changed(self, task_id: str, fields: dict[str, Any]) -> None:
+        """What a run tells as it goes (work tree, SDK config, process)."""
+        self._change_run(task_id, fields)
+
+    def run_ended(self, task_id: str) -> None:
+        with self.lock:
+            self.info["runs"] = {key: run for key, run in self.runs.items() if key != task_id}
+            self._write()
+
+    @property
+    def runs(self) -> dict[str, dict[str, Any]]:
+        return dict(self.info.get("runs") or {})
+
+    def _change_run(self, task_id: str, fields: dict[str, Any]) -> None:
+        with self.lock:
+            runs = self.runs
+            runs[task_id] = {**runs.get(task_id, {}), **fields}
+            self.info["runs"] = runs
+            self._write()
 
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -88,8 +116,7 @@ def claim(home: Path, gpus: str | None, queues: Sequence[str], log_file: str = "
     previous = _read(path)
     found = Claim(worker, path, handle, previous)
     found.update(pid=os.getpid(), worker=worker, queues=list(queues), gpus=gpus, log=log_file,
-                 started=time.strftime("%Y-%m-%d %H:%M:%S"), registered=False, task=None,
-                 run=None)  # fmt: skip
+                 started=time.strftime("%Y-%m-%d %H:%M:%S"), registered=False, runs={})  # fmt: skip
     return found
 
 
@@ -150,13 +177,24 @@ def stop(daemons: list[dict[str, Any]], timeout: float = 60.0) -> list[str]:
     return [info["worker"] for info in daemons]
 
 
+def runs_of(record: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The runs a daemon's record holds (a record from before services mode kept one, as `run`)."""
+    record = record or {}
+    found = [run for run in (record.get("runs") or {}).values() if isinstance(run, dict)]
+    if isinstance(record.get("run"), dict):
+        found.append(record["run"])
+    return found
+
+
 def reconcile(client: Client, previous: dict[str, Any] | None, say: Callable[[str], None]) -> None:
-    """End what the dead daemon whose id we took was running: its processes, its task, its files."""
+    """End what the dead daemon whose id we took was running: every run's processes, task and files."""
+    for run in runs_of(previous):
+        _reconcile_run(client, run, say)
+
+
+def _reconcile_run(client: Client, run: dict[str, Any], say: Callable[[str], None]) -> None:
     from launcher import reaper
 
-    run = (previous or {}).get("run")
-    if not run:
-        return
     marker = run.get("marker")
     group = run.get("pgid")
     # The group id may be a stranger's by now: it is only ours while one of its processes has our marker.
@@ -166,7 +204,7 @@ def reconcile(client: Client, previous: dict[str, Any] | None, say: Callable[[st
     for key in ("work_tree", "sdk_config"):  # cleaned up before the task says so: whoever sees it failed
         if run.get(key):  # sees its files gone too
             _remove(Path(run[key]))
-    task_id = run.get("task")
+    task_id = str(run.get("task") or "")
     found = client.tasks(id=[task_id], only_fields=["status", "execution"]) if task_id else []
     if found and found[0].get("status") == IN_PROGRESS:
         client.set_status(task_id, FAILED, force=True, message=RESTARTED)

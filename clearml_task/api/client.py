@@ -24,9 +24,9 @@ class Client:
         self.session = session or Session()
 
     def call(
-        self, endpoint: str, data: dict[str, Any] | list[dict[str, Any]] | None = None
+        self, endpoint: str, data: dict[str, Any] | list[dict[str, Any]] | None = None, *, resend: bool = True
     ) -> dict[str, Any]:
-        return self.session.call(endpoint, data)
+        return self.session.call(endpoint, data, resend=resend)
 
     # projects -------------------------------------------------------------------------------------
     def project_id(self, name: str, *, create: bool = True) -> str:
@@ -139,10 +139,12 @@ class Client:
         worker: str = "",
         stamps: Sequence[int] | None = None,
         seqs: Sequence[str] | None = None,
+        resend: bool = True,
     ) -> int:
         """Ship (level, message) lines as log events in one call; returns how many the server took.
         `stamps` are the lines' millisecond timestamps, one per line (default: now, for all of them);
-        `seqs` keys unique in the task, one per line: the embedded server stores a line sent again once."""
+        `seqs` keys unique in the task, one per line: the embedded server stores a line sent again once
+        (ClearML's server does not: with `resend=False` a batch it may have stored is MaybeDelivered)."""
         now = int(time.time() * 1000)
         events: list[dict[str, Any]] = [
             {"type": "log", "task": task_id, "level": level, "msg": msg,
@@ -153,7 +155,7 @@ class Client:
             event["seq"] = seq
         if not events:
             return 0
-        return int(self.call("events.add_batch", events).get("added", 0))
+        return int(self.call("events.add_batch", events, resend=resend).get("added", 0))
 
     def task_log(
         self, task_id: str, *, after: int | None = None, batch_size: int = 5000

@@ -9,7 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 from clearml_task import config as config_module
-from clearml_task.api.transport import InProcessTransport, Transport, TransportError, encode, http_transport
+from clearml_task.api.transport import (
+    InProcessTransport,
+    MaybeDelivered,
+    Transport,
+    TransportError,
+    encode,
+    http_transport,
+)
 from clearml_task.errors import APICallError, UserError
 
 RETRY_CODES = frozenset({429, 502, 503, 504})
@@ -53,12 +60,14 @@ class Session:
         return self.transport.where
 
     def call(
-        self, endpoint: str, data: dict[str, Any] | list[dict[str, Any]] | None = None
+        self, endpoint: str, data: dict[str, Any] | list[dict[str, Any]] | None = None, *, resend: bool = True
     ) -> dict[str, Any]:
+        """`resend=False`: a call the server may have received is never sent again; its failure is then
+        MaybeDelivered, for the caller to find out (a call it never received is retried as any other)."""
         body, content_type = encode(data if data is not None else {})
         for attempt in (1, 2):
             headers = {"Content-Type": content_type, "Authorization": f"Bearer {self.token()}"}
-            code, envelope = self._send(endpoint, body, headers)
+            code, envelope = self._send(endpoint, body, headers, resend)
             if code == 401 and attempt == 1:  # the token expired or the server was reset: log in again
                 self._token = None
                 continue
@@ -85,15 +94,19 @@ class Session:
             raise UserError(f"the server at {self.where} answered auth.login without a token")
         return token
 
-    def _send(self, endpoint: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    def _send(
+        self, endpoint: str, body: bytes, headers: dict[str, str], resend: bool = True
+    ) -> tuple[int, dict[str, Any]]:
         delay = self.backoff
         attempt = 0
         while True:
             attempt += 1
             last = attempt == self.retries
             try:
-                code, envelope = self.transport.send(endpoint, body, headers)
+                code, envelope = self.transport.send(endpoint, body, headers, resend=resend)
             except TransportError as e:
+                if isinstance(e, MaybeDelivered) and not resend:
+                    raise
                 if last:
                     raise UserError(
                         f"cannot reach the ClearML server at {self.where} ({endpoint}: {e})",
@@ -103,6 +116,8 @@ class Session:
             else:
                 if code not in RETRY_CODES or last:
                     return code, envelope
+                if not resend:  # a gateway's answer: whether the server behind it acted is not known
+                    raise MaybeDelivered(f"HTTP {code}")
                 problem = f"HTTP {code}"
             of = f"/{self.retries - 1}" if self.retries is not None else ""
             self.on_retry(f"{endpoint}: {problem}; retrying in {delay:.1f}s ({attempt}{of})")

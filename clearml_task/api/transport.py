@@ -23,10 +23,19 @@ class TransportError(Exception):
     """The server could not be reached (connection refused, reset, timed out)."""
 
 
+class MaybeDelivered(TransportError):
+    """The connection failed after the request went out: the server may have acted on it (sending it again
+    may do it twice, on a server that does not recognise a request it has seen)."""
+
+
 class Transport(Protocol):
     where: str
 
-    def send(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Envelope]: ...
+    def send(
+        self, path: str, body: bytes, headers: dict[str, str], *, resend: bool = True
+    ) -> tuple[int, Envelope]:
+        """`resend=False`: a request that may have reached the server is never sent again here."""
+        ...
 
 
 def http_transport(base_url: str, timeout: float = 60.0) -> Transport:
@@ -44,8 +53,10 @@ def http_transport(base_url: str, timeout: float = 60.0) -> Transport:
 
 
 class HttpTransport:
-    """http.client, one kept-alive connection per thread; a connection the server dropped while idle is
-    opened again once (the request never reached the server, so sending it again cannot double it)."""
+    """http.client, one kept-alive connection per thread. A kept-alive connection the server has closed
+    (it reads as ended) is opened again before the request goes; one that fails as the request goes out is
+    opened again once for a call that may be sent twice (`resend`), and is MaybeDelivered for one that may
+    not: the server may have closed it just as the request arrived."""
 
     def __init__(self, base_url: str, timeout: float = 60.0) -> None:
         from urllib.parse import urlsplit
@@ -78,12 +89,21 @@ class HttpTransport:
             return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=context)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
-    def send(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Envelope]:
+    def send(
+        self, path: str, body: bytes, headers: dict[str, str], *, resend: bool = True
+    ) -> tuple[int, Envelope]:
         import http.client
 
         for attempt in (1, 2):
-            reused = self.connection is not None
-            connection = self.connection or self._connect()
+            connection = self._open()
+            reused = connection.sock is not None
+            try:
+                if not reused:
+                    connection.connect()
+            except (http.client.HTTPException, OSError) as e:  # nothing went out
+                connection.close()
+                self.connection = None
+                raise TransportError(f"{type(e).__name__}: {e}") from None
             try:
                 connection.request("POST", f"{self.prefix}/{path}", body=body, headers=headers)
                 response = connection.getresponse()
@@ -91,12 +111,28 @@ class HttpTransport:
             except (http.client.HTTPException, OSError) as e:
                 connection.close()
                 self.connection = None
-                if reused and attempt == 1 and isinstance(e, _DROPPED):
+                if reused and attempt == 1 and isinstance(e, _DROPPED) and resend:
                     continue  # the server closed an idle kept-alive connection: a new one
-                raise TransportError(f"{type(e).__name__}: {e}") from None
+                raise MaybeDelivered(f"{type(e).__name__}: {e}") from None
             self.connection = None if response.will_close else connection
             return response.status, _envelope(response.status, data)
         raise AssertionError("unreachable")
+
+    def _open(self) -> Any:
+        """This thread's connection; a kept-alive one the server has closed meanwhile is replaced."""
+        import select
+
+        connection = self.connection
+        if connection is not None and connection.sock is not None:
+            try:
+                readable = select.select([connection.sock], [], [], 0)[0]
+            except (OSError, ValueError):
+                readable = [connection.sock]
+            if readable:  # an idle connection has nothing to read unless the server ended it
+                connection.close()
+                connection = None
+        self.connection = connection or self._connect()
+        return self.connection
 
 
 class ProxiedHttpTransport:
@@ -107,7 +143,9 @@ class ProxiedHttpTransport:
         self.timeout = timeout
         self._local = threading.local()
 
-    def send(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Envelope]:
+    def send(
+        self, path: str, body: bytes, headers: dict[str, str], *, resend: bool = True
+    ) -> tuple[int, Envelope]:
         import requests
 
         http = getattr(self._local, "http", None)
@@ -115,8 +153,10 @@ class ProxiedHttpTransport:
             http = self._local.http = requests.Session()
         try:
             response = http.post(f"{self.where}/{path}", data=body, headers=headers, timeout=self.timeout)
-        except requests.RequestException as e:
+        except requests.ConnectTimeout as e:
             raise TransportError(f"{type(e).__name__}: {e}") from None
+        except requests.RequestException as e:  # through a proxy, where it failed is not known
+            raise MaybeDelivered(f"{type(e).__name__}: {e}") from None
         return response.status_code, _envelope(response.status_code, response.content)
 
 
@@ -147,7 +187,9 @@ class InProcessTransport:
         self.app: App = App(data_dir)
         self.where = f"embedded server in {data_dir}"
 
-    def send(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Envelope]:
+    def send(
+        self, path: str, body: bytes, headers: dict[str, str], *, resend: bool = True
+    ) -> tuple[int, Envelope]:
         return self.app.handle(
             "/" + path,
             body,

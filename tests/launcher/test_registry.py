@@ -44,6 +44,29 @@ def test_a_task_taken_but_never_started_goes_back_to_its_queue(tmp_path: Path) -
     assert client.next_task(queue) == task_id and said
 
 
+def test_every_run_a_record_holds_is_reconciled(tmp_path: Path) -> None:
+    client = Client(Session(embedded_config(tmp_path / "server")))
+    ids = [client.create_task({"name": f"run {n}", "type": "training"}) for n in range(3)]
+    for task_id in ids:
+        client.set_status(task_id, "started", force=True)
+    trees = [tmp_path / "work" / task_id for task_id in ids]
+    for tree in trees:
+        (tree / "src").mkdir(parents=True)
+    claim = registry.claim(tmp_path, None, ["q"])
+    for task_id, tree in zip(ids[:2], trees, strict=False):  # services mode: two runs at once
+        claim.run_started(task_id)
+        claim.run_changed(task_id, {"work_tree": str(tree)})
+    claim.run_started("ended")
+    claim.run_ended("ended")
+    record = registry.runs_of(registry.running(tmp_path)[0])
+    assert sorted(run["task"] for run in record) == sorted(ids[:2])
+    older = {"run": {"task": ids[2], "work_tree": str(trees[2])}}  # a record written before services mode
+    registry.reconcile(client, {"runs": {run["task"]: run for run in record}} | older, lambda line: None)
+    assert [client.get_task(task_id)["status_message"] for task_id in ids] == [registry.RESTARTED] * 3
+    assert not any(tree.exists() for tree in trees)
+    claim.release()
+
+
 def test_work_trees_of_dead_runs_are_swept_kept_ones_stay(tmp_path: Path) -> None:
     work = tmp_path / "work"
     dead, kept, young = work / "dead-1", work / "kept-1", work / "young-1"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from clearml_task.api import Client
-from testing.launching import launcher, sleepy_task, spawn, status, wait_for
+from testing.launching import alive, launcher, log_lines, sleepy_task, spawn, status, wait_for
 from testing.repos import Repo, make_repo
 
 
@@ -30,7 +30,10 @@ def test_tasks_run_at_once_and_abort_alone(jobs: Repo, tmp_path: Path) -> None:
         assert launcher("abort", first.task_id).returncode == 0
         wait_for(lambda: status(first.task_id) == "stopped")
         first.assert_tree_gone()
-        second.wait_for_tick(20)
+        # the first run's end took nothing of the second's (both are children of the one daemon)
+        assert all(alive(int(pid)) for pid in second.pidfile.read_text().split())
+        ticks = [int(line[5:]) for line in log_lines(second.task_id) if line.startswith("tick ")]
+        second.wait_for_tick(max(ticks) + 30)  # well past the first run's clean-up (its grace: 2 s)
         assert status(second.task_id) == "in_progress"
     finally:
         daemon.terminate()

@@ -133,6 +133,78 @@ def test_abort_deletes_the_job(api: tuple[KubernetesApi, dict[str, str]], jobs: 
     assert not server.jobs
 
 
+def submitted_then_glue_killed(server: KubernetesApi, env: dict[str, str], q: str, tmp_path: Path) -> str:
+    """A glue creates the Job of the one task queued on `q` and is killed (-9) while it runs: the Job's id."""
+    (task_id,) = [e["task"] for e in Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})
+                  ["queue"]["entries"]]  # fmt: skip
+    glue = spawn("k8s", "--queue", q, "--template", template(tmp_path), "--polling-interval", "0.3", env=env)
+    try:
+        job_id = wait_for(lambda: (Client().get_task(task_id).get("runtime") or {}).get("kubernetes_job_id"))
+    finally:
+        glue.kill()
+        glue.wait()
+    (name,) = server.jobs
+    assert job_id == f"default/{name}"
+    return str(job_id)
+
+
+def test_a_restarted_glue_tracks_its_job_to_the_end(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    server, env = api
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    job_id = submitted_then_glue_killed(server, env, q, tmp_path)
+    glue = spawn("k8s", "--queue", q, "--template", template(tmp_path), "--polling-interval", "0.3", env=env)
+    try:
+        wait_for(lambda: any("tracked again" in line for line in log_lines(task_id)))
+        reads = sum(r.method == "GET" for r in server.requests)
+        wait_for(lambda: sum(r.method == "GET" for r in server.requests) > reads + 2)  # it keeps looking
+        assert status(task_id) == "queued"  # the Job is still active
+        server.job_status = {
+            "conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
+        }
+        wait_for(lambda: status(task_id) == "failed", timeout=60)
+    finally:
+        glue.terminate()
+        glue.wait(timeout=60)
+    message = Client().get_task(task_id)["status_message"]
+    assert f"kubernetes job {job_id} ended (FAILED: DeadlineExceeded)" in message
+
+
+def test_a_job_gone_while_its_glue_was_down_fails_the_task(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    server, env = api
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    job_id = submitted_then_glue_killed(server, env, q, tmp_path)
+    server.jobs.clear()  # deleted by someone else meanwhile
+    result = launcher("k8s", "--queue", q, "--template", template(tmp_path), "--once", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    assert (
+        f"kubernetes job {job_id} ended (DELETED) without the task reporting its end"
+        in task["status_message"]
+    )
+
+
+def test_a_task_aborted_while_its_glue_was_down_gets_its_job_deleted(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    server, env = api
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    job_id = submitted_then_glue_killed(server, env, q, tmp_path)
+    assert launcher("abort", task_id).returncode == 0
+    result = launcher("k8s", "--queue", q, "--template", template(tmp_path), "--once", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (deleted,) = [r.path for r in server.requests if r.method == "DELETE"]
+    assert deleted.startswith(f"/apis/batch/v1/namespaces/default/jobs/{job_id.split('/')[1]}?")
+    assert not server.jobs and status(task_id) == "stopped"
+
+
 def test_no_cluster_is_a_clear_error_before_any_task(jobs: Repo, tmp_path: Path) -> None:
     q = queue()
     task_id = create_task(jobs.work, "train.py", queue=q)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from clearml_task.api import Client
+from launcher import glue
 from testing import slurm
 from testing.engines import require
 from testing.launching import create_task, launcher, log_lines, spawn, status, wait_for
@@ -121,6 +122,70 @@ def test_abort_cancels_the_job(cluster: dict[str, str], jobs: Repo, tmp_path: Pa
     finally:
         glue.terminate()
         glue.wait(timeout=60)
+
+
+def submitted_then_glue_killed(cluster: dict[str, str], q: str, script: Path) -> tuple[str, str]:
+    """A glue submits the one task queued on `q` and is killed (-9) before its job ends: (task, job id)."""
+    (task_id,) = [e["task"] for e in Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})
+                  ["queue"]["entries"]]  # fmt: skip
+    glue = spawn("slurm", "--queue", q, "--template", str(script), "--polling-interval", "0.3", env=cluster)
+    try:
+        job_id = wait_for(lambda: (Client().get_task(task_id).get("runtime") or {}).get("slurm_job_id"))
+    finally:
+        glue.kill()
+        glue.wait()
+    return task_id, str(job_id)
+
+
+def test_a_restarted_glue_tracks_its_jobs_to_the_end(
+    cluster: dict[str, str], jobs: Repo, tmp_path: Path
+) -> None:
+    q = queue()
+    create_task(jobs.work, "train.py", queue=q)
+    dying = template(tmp_path, TEMPLATE.replace("${CLEARML_AGENT_EXECUTE}", "sleep 4; exit 7"))
+    task_id, job_id = submitted_then_glue_killed(cluster, q, dying)
+    assert status(task_id) == "queued"  # in no queue: nobody but the glue knows the job
+    # --once: with nothing queued, it waits only for the jobs it tracks again
+    result = launcher("slurm", "--queue", q, "--template", str(dying), "--once", "--polling-interval", "0.3",
+                      env=cluster)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tracking 1 slurm job(s)" in result.stdout
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    assert f"slurm job {job_id} ended (FAILED) without the task reporting its end" in task["status_message"]
+    assert any("tracked again" in line for line in log_lines(task_id))
+
+
+def test_a_job_cancelled_while_its_glue_was_down_fails_the_task(
+    cluster: dict[str, str], jobs: Repo, tmp_path: Path
+) -> None:
+    q = queue()
+    create_task(jobs.work, "train.py", queue=q)
+    waiting = template(tmp_path, TEMPLATE.replace("${CLEARML_AGENT_EXECUTE}", "sleep 300"))
+    task_id, job_id = submitted_then_glue_killed(cluster, q, waiting)
+    env = {**os.environ, **cluster}
+    subprocess.run(["scancel", job_id], env=env, check=True)
+    result = launcher("slurm", "--queue", q, "--template", str(waiting), "--once", env=cluster)
+    assert result.returncode == 0, result.stdout + result.stderr
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    assert (
+        f"slurm job {job_id} ended (CANCELLED) without the task reporting its end" in task["status_message"]
+    )
+
+
+def test_a_task_whose_glue_stopped_while_submitting_fails(cluster: dict[str, str], jobs: Repo) -> None:
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    assert Client().next_task(Client().queue_id(q)) == task_id  # taken by a glue that recorded it, then died
+    book = glue.Book(Path(os.environ["CLEARML_TASK_HOME"]) / "launcher" / "glue", "slurm", [q])
+    book.write({task_id: glue.Tracked(task_id, "", q)})
+    book.close()
+    result = launcher("slurm", "--queue", q, "--template", str(template(jobs.work)), "--once", env=cluster)
+    assert result.returncode == 0, result.stdout + result.stderr
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    assert "glue stopped while submitting this task's job" in task["status_message"]
 
 
 def test_dry_run_writes_the_singularity_script_and_submits_nothing(jobs: Repo, tmp_path: Path) -> None:

@@ -1,0 +1,76 @@
+"""A stand-in for ClearML's server where our server's log de-duplication is concerned: a loopback HTTP proxy
+in front of our server that removes every event's `seq` from `events.add_batch` (ClearML's server gives each
+log event an id of its own, so a batch stored twice shows twice), and that loses the calls it is told to:
+`answer` forwards the call and drops the connection instead of answering (the batch is stored, the client
+does not know), `request` drops the connection without forwarding (nothing is stored, the client does not
+know that either)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+
+@dataclass
+class ForgetfulProxy:
+    upstream: str  # our server's URL
+    losses: list[str] = field(default_factory=list)  # what becomes of the next add_batch calls, in order
+    batches: int = 0  # add_batch calls seen
+    stripped: int = 0  # events whose seq was removed
+
+    def start(self) -> str:
+        proxy = self
+        target = urlsplit(self.upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                loss = ""
+                if self.path.endswith("/events.add_batch"):
+                    body, loss = proxy._batch(body)
+                if loss == "request":
+                    self.close_connection = True
+                    return
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")
+                }
+                upstream.request("POST", self.path, body=body, headers=headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+                upstream.close()
+                if loss == "answer":
+                    self.close_connection = True
+                    return
+                self.send_response(answer.status)
+                self.send_header("Content-Type", answer.getheader("Content-Type") or "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _batch(self, body: bytes) -> tuple[bytes, str]:
+        self.batches += 1
+        events = [json.loads(line) for line in body.splitlines() if line.strip()]
+        for event in events:
+            if event.pop("seq", None) is not None:
+                self.stripped += 1
+        loss = self.losses.pop(0) if self.losses else ""
+        return b"\n".join(json.dumps(event).encode() for event in events), loss
