@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from clearml_task import vocabulary
+from clearml_task.server import files
 from clearml_task.server.web.calls import PageError
 
 if TYPE_CHECKING:
@@ -224,10 +225,16 @@ def packages(requirements: dict[str, Any]) -> dict[str, Any]:
 
 
 def download_href(uri: Any) -> str:
-    """A link for a URI the browser can follow (http, https or a path on this server), else ''."""
+    """A link for a URI the browser can follow, else ''. A file of this server's file server (a URL whose
+    path is under /files/, as files.relative reads it, whichever host and port the uploader knew the server
+    by) becomes a path on this origin, which the browser reads with its session cookie; another http(s) URL
+    stays as it is; anything else (s3://, file://, javascript:) is no link."""
     if not isinstance(uri, str) or not uri:
         return ""
     scheme = urlsplit(uri).scheme.lower()
+    stored = files.relative(uri) if scheme in ("http", "https", "") else None
+    if stored is not None:
+        return files.PREFIX + quote(stored, safe="/")
     if scheme in ("http", "https") or (not scheme and uri.startswith("/") and not uri.startswith("//")):
         return uri
     return ""
