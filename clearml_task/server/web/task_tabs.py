@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from clearml_task.server.web.calls import Ui
 
 LOG_BATCH = 5000
+LOG_CHUNK = 100  # lines per block of the console: a block off screen is not laid out (app.css)
 SECTION_ORDER = ("Args", "Environment", "General")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -93,7 +94,7 @@ def console(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
     found = ui.api("events.get_task_log", task=task["id"], batch_size=LOG_BATCH, navigate_earlier=True)
     events = list(reversed(found["events"]))
     return {
-        "log": log_text(events),
+        "log_chunks": [log_text(events[i : i + LOG_CHUNK]) for i in range(0, len(events), LOG_CHUNK)],
         "log_total": found["total"],
         "log_shown": len(events),
         **log_cursor(events),

@@ -69,10 +69,17 @@
     for (const metric of Object.keys(current)) chart(charts, metric, current[metric], weight);
   }
 
+  // The page paints first; the charts are built in the task after that frame.
+  function afterPaint(build) {
+    requestAnimationFrame(() => setTimeout(build, 0));
+  }
+
   if (charts) {
-    const scalars = read("scalars-data");
-    current = scalars ? fromHistogram(scalars) : read("compare-data") || {};
-    draw();
+    afterPaint(() => {
+      const scalars = read("scalars-data");
+      current = scalars ? fromHistogram(scalars) : read("compare-data") || {};
+      draw();
+    });
   }
   if (smoothing) {
     smoothing.addEventListener("input", () => {
@@ -91,7 +98,7 @@
 
   // Plots: plotly figures (plot_str); their numeric x/y traces are drawn, anything else is shown as JSON.
   const plots = document.getElementById("plots");
-  if (plots) {
+  if (plots) afterPaint(() => {
     for (const event of read("plots-data") || []) {
       let figure = {};
       try { figure = JSON.parse(event.plot_str || "{}"); } catch (error) { figure = {}; }
@@ -110,5 +117,5 @@
         plots.append(box);
       }
     }
-  }
+  });
 })();
