@@ -138,5 +138,9 @@
     }
     window.setTimeout(poll, 1000);
   }
-  if (log) log.scrollTop = log.scrollHeight;
+  // At the end; once more after the first frame, when the blocks shown have their real height.
+  if (log) {
+    log.scrollTop = log.scrollHeight;
+    requestAnimationFrame(() => setTimeout(() => { log.scrollTop = log.scrollHeight; }, 0));
+  }
 })();
