@@ -99,6 +99,8 @@ def test_paged_listings_in_sql_answer_as_whole_documents_do(tmp_path: Path) -> N
         {"order_by": ["id"], "page": 9, "page_size": 5},
         {"order_by": ["-created"], "page": 0, "page_size": 4, "tags": ["__$all", "t1"]},  # not in SQL
         {"page": 0, "page_size": 7},
+        {"order_by": ["-created"], "page": 1, "page_size": 2, "name": "(?i)TASK [13]"},
+        {"order_by": ["status"], "page": 0, "page_size": 9, "name": "4$", "system_tags": ["-archived"]},
     ]
     for query in queries:
         whole = listed(app, **query)
