@@ -82,6 +82,10 @@
     run(form, body);
   });
 
+  // Long tables paint their first screenful; the rows after it are shown once that frame is painted.
+  const later = document.querySelectorAll("tbody.later");
+  if (later.length) requestAnimationFrame(() => setTimeout(() => later.forEach((rows) => rows.classList.remove("later")), 0));
+
   document.querySelectorAll("select[data-navigate]").forEach((select) => {
     select.addEventListener("change", () => window.location.assign(select.value));
   });
