@@ -102,7 +102,8 @@ def console(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
 
 
 def scalars(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
-    return {"scalars": ui.api("events.scalar_metrics_iter_histogram", task=task["id"])}
+    """Nothing: the page reads the scalars (events.scalar_metrics_iter_histogram) after its first paint."""
+    return {}
 
 
 def plots(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:

@@ -74,11 +74,18 @@
     requestAnimationFrame(() => setTimeout(build, 0));
   }
 
+  // Compare has its series in the page; a task's scalars tab reads them through the API.
   if (charts) {
-    afterPaint(() => {
-      const scalars = read("scalars-data");
-      current = scalars ? fromHistogram(scalars) : read("compare-data") || {};
+    afterPaint(async () => {
+      const compared = read("compare-data");
+      const none = document.getElementById("no-scalars");
+      try {
+        current = compared || fromHistogram(await window.clearmlApi("events.scalar_metrics_iter_histogram", { task: charts.dataset.task }));
+      } catch (error) {
+        if (none) none.textContent = "scalars: " + error.message;
+      }
       draw();
+      if (none) none.hidden = Object.keys(current).length > 0;
     });
   }
   if (smoothing) {
