@@ -31,6 +31,7 @@ from typing import Any
 from common import server, table, temp_dir
 
 from clearml_task.server.app import App
+from clearml_task.server.auth import first_user
 
 AIM_MS = 200.0
 TABS = ("execution", "configuration", "artifacts", "models", "info", "console", "scalars", "plots",
@@ -51,7 +52,7 @@ def call(app: App, token: str, endpoint: str, body: dict[str, Any]) -> dict[str,
 def fill(data_dir: Path, count: int, patch_kb: int = 20) -> dict[str, str]:
     """The data set; returns the ids the pages need (project, two tasks)."""
     app = App(data_dir)
-    token = app.tokens.issue()
+    token = app.tokens.issue(first_user(app.keys))
     project = call(app, token, "projects.create", {"name": "bench web"})["id"]
     patch = "".join(f"+line {i} of an uncommitted change to train.py\n" for i in range(patch_kb * 20))
     header = (

@@ -7,7 +7,8 @@
   malformed body is a 400 envelope, never an HTML page.
 - Bearer tokens on every endpoint but auth.login (HTTP Basic) and debug.ping; the web UI's pages call
   with their session cookie plus its CSRF header instead (web/session.py).
-- `/files/...` is the file server the SDK uploads artifacts, models and images to (files.py).
+- `/files/...` is the file server the SDK uploads artifacts, models and images to (files.py); a logged-in
+  browser reads from it (GET/HEAD only) with its session cookie, so the UI's images and links load.
 - The web UI's paths (`/`, `/static/`, `/projects/...`, `/workers-and-queues/...`) go to web/routes.py.
 
 `App.handle` is the whole server minus HTTP: the WSGI entry point and the client's in-process transport
@@ -143,9 +144,10 @@ class App:
         if is_page(request.path, request.method, authorization):  # the web UI's pages and static files
             request.max_content_length = UNAUTHENTICATED_MAX_BODY  # a login form is all a page takes
             return routes.serve(self, request)(environ, start_response)
-        authorization = authorization or session.api_authorization(self, request)
-        if files.is_files_path(request.path):  # the file server (files.py)
+        if files.is_files_path(request.path):  # the file server (files.py): a page's cookie reads only
+            authorization = authorization or session.file_authorization(self, request)
             return files.serve(self, request, authorization)(environ, start_response)
+        authorization = authorization or session.api_authorization(self, request)
         limit = self.max_body if self._token_valid(authorization) else UNAUTHENTICATED_MAX_BODY
         # The size is checked before the body is read: a declared length past the limit is not read at
         # all, and an undeclared one (chunked) is read only to one byte past it.

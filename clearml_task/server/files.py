@@ -4,7 +4,9 @@
   (the SDK names the part after the rest of the object's path).
 - Download: GET (or HEAD) `/files/<path>`. Delete: DELETE `/files/<path>`.
 - Every request needs a valid Bearer token, downloads too (the SDK sends it to its files_server; ClearML's
-  own fileserver does the same when its auth is on). Bodies have the API's size limit.
+  own fileserver does the same when its auth is on). A logged-in browser's session cookie stands for it on
+  GET and HEAD only (web/session.py: the web UI's images and download links); an upload or a deletion with
+  the cookie alone is refused. Bodies have the API's size limit.
 - Files live under `<data dir>/files`. A path with `..`, an empty or absolute segment, a NUL or a
   backslash is refused (the URL is percent-decoded first, so encoded forms are refused too), and so is a
   path through a symlink.
@@ -162,10 +164,22 @@ def _upload(app: App, request: Request, store: Path, folder: str) -> list[str]:
     return stored
 
 
+# Headers of every download: a logged-in browser reads files on the web UI's origin (web/session.py), and a
+# file is whatever a task uploaded. Sandboxed, with no script, a hostile HTML or SVG file opened from a link
+# runs nothing and reaches nothing of the UI's; its type is never sniffed; only the browser keeps a copy.
+DOWNLOAD_HEADERS = {
+    "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "private, no-cache",
+}
+
+
 def _download(request: Request, path: Path) -> Response:
     from werkzeug.utils import send_file
 
-    return send_file(path, request.environ, as_attachment=False, conditional=True)
+    response = send_file(path, request.environ, as_attachment=False, conditional=True)
+    response.headers.update(DOWNLOAD_HEADERS)
+    return response
 
 
 def _json(code: int, body: dict[str, Any]) -> Response:

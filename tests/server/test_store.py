@@ -66,3 +66,45 @@ def test_paged_listings_answer_as_whole_documents_do(tmp_path: Path) -> None:
         assert listed(app, **query, only_fields=fields) == [
             {k: v for k, v in doc.items() if k in fields and k != "script"} for doc in whole
         ]
+
+
+def test_paged_listings_in_sql_answer_as_whole_documents_do(tmp_path: Path) -> None:
+    """The pages the web UI's table asks for (order by a column, status, archived or not, tags) are chosen
+    in SQL: the same tasks in the same order as the whole documents give, ties and nulls included."""
+    app = App(tmp_path / "server")
+    token = f"Bearer {app.tokens.issue(first_user(app.keys))}"
+    created = app.handle("/projects.create", b'{"name": "ppp"}', authorization=token)[1]
+    project = created["data"]["id"]
+    system = [[], ["archived"], ["hidden"], ["not archived", "hidden-ish"], ["archived", "x"], []]
+    for n in range(18):
+        body = {
+            "name": f"task {n % 5}", "type": ("testing", "training", "inference")[n % 3],
+            "tags": [f"t{n % 4}"] if n % 6 else [], "system_tags": system[n % 6],
+            **({"project": project} if n % 2 else {}),
+        }  # fmt: skip
+        code, envelope = app.handle("/tasks.create", json.dumps(body).encode(), authorization=token)
+        assert code == 200, envelope
+        if n % 4 == 1:
+            enqueue = {"task": envelope["data"]["id"], "queue_name": "q"}
+            app.handle("/tasks.enqueue", json.dumps(enqueue).encode(), authorization=token)
+    fields = ["id", "name", "status", "type", "project", "tags", "system_tags"]
+    queries = [
+        {"order_by": ["-created"], "page": 0, "page_size": 5, "system_tags": ["-archived"]},
+        {"order_by": ["name", "-created"], "page": 1, "page_size": 4},
+        {"order_by": ["-name"], "page": 0, "page_size": 50, "system_tags": ["archived"]},
+        {"order_by": ["status", "type"], "page": 2, "page_size": 3, "status": ["queued", "created"]},
+        {"order_by": ["-type"], "page": 0, "page_size": 6, "project": [project], "tags": ["t1", "-t2"]},
+        {"order_by": ["project"], "page": 0, "page_size": 20, "tags": ["-t3"], "search_hidden": True},
+        {"order_by": ["-project", "name"], "page": 0, "page_size": 20},
+        {"order_by": ["id"], "page": 9, "page_size": 5},
+        {"order_by": ["-created"], "page": 0, "page_size": 4, "tags": ["__$all", "t1"]},  # not in SQL
+        {"page": 0, "page_size": 7},
+        {"order_by": ["-created"], "page": 1, "page_size": 2, "name": "(?i)TASK [13]"},
+        {"order_by": ["status"], "page": 0, "page_size": 9, "name": "4$", "system_tags": ["-archived"]},
+    ]
+    for query in queries:
+        whole = listed(app, **query)
+        assert listed(app, **query, only_fields=fields) == [
+            {k: v for k, v in doc.items() if k in fields} for doc in whole
+        ], query
+    assert len(listed(app, page=0, page_size=50)) == 15  # the hidden ones left out

@@ -176,6 +176,12 @@ def test_scalars_plots_and_debug_samples(site: Site, page: Page, shot: Any) -> N
     shot(page, "debug-samples")
 
 
+def test_a_task_without_scalars_says_so(site: Site, page: Page) -> None:
+    page.goto(site.path("ticker", "scalars"))  # the page reads them after its first paint
+    expect(page.locator("#no-scalars")).to_be_visible()
+    expect(page.locator("#charts figure.chart")).to_have_count(0)
+
+
 def test_compare_overlays_scalars_and_marks_differing_hyperparameters(
     site: Site, page: Page, shot: Any
 ) -> None:

@@ -213,15 +213,17 @@ def get_all(call: Call) -> dict[str, Any]:
             parents is None or doc.get("parent") in parents
         )
 
-    return {"tasks": _listed(call, " AND ".join(where), params, keep)}
+    filtered = keep if types is not None or parents is not None else None
+    return {"tasks": _listed(call, " AND ".join(where), params, filtered)}
 
 
 def _listed(
-    call: Call, where_sql: str, params: list[Any], keep: Callable[[dict[str, Any]], bool]
+    call: Call, where_sql: str, params: list[Any], keep: Callable[[dict[str, Any]], bool] | None
 ) -> list[dict[str, Any]]:
     """get_all's answer. With only_fields, SQLite extracts the fields the filters, the order and the answer
     need, so a listing does not parse whole documents (a task's patch can be megabytes); with paging too,
-    the filters and the order run on a few small fields first, and only the page's tasks are read."""
+    the filters and the order run first (in SQL when they can, else on a few small fields), and only the
+    page's tasks are read."""
     only, order = call.items("only_fields"), call.items("order_by")
     if not only or not store.EXTRACTS_FIELDS:
         return query.select(call, call.tx.find("tasks", where_sql, params), keep)
@@ -233,9 +235,10 @@ def _listed(
     if call.integer("page_size") is None:
         docs = call.tx.find_fields("tasks", dict.fromkeys([*sorting, *answer]), where_sql, params)
         return query.select(call, docs, keep)
-    light = call.tx.find_fields("tasks", dict.fromkeys(sorting), where_sql, params, columns=True)
-    page = query.chosen(call, light, keep)
-    ids = [doc["id"] for doc in page]
+    ids = query.page_ids(call, "tasks", where_sql, params) if keep is None else None
+    if ids is None:  # what only query.chosen does: on the few small fields it needs
+        light = call.tx.find_fields("tasks", dict.fromkeys(sorting), where_sql, params, columns=True)
+        ids = [doc["id"] for doc in query.chosen(call, light, keep)]
     found = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]

@@ -28,6 +28,11 @@ PAGE_HEADERS = {
 }
 
 
+# Rows of a long table in the first paint; the rest (`<tbody class="later">`) are laid out just after it
+# (app.js), as charts are: a screenful is about 20 rows.
+FIRST_SCREEN = 20
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     """The templates, compiled once per process (Jinja2 is imported on the first page, not at start-up)."""
@@ -41,6 +46,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = when
+    env.globals["first_screen"] = FIRST_SCREEN
     return env
 
 

@@ -2,7 +2,8 @@
 
 The cookie is HttpOnly and SameSite=Strict. Every state-changing request carries a CSRF token bound to the
 session (a form field, or the `X-CSRF-Token` header of the pages' API calls); the login form carries one
-bound to a cookie of its own (double submit), so no other site can log a browser in either.
+bound to a cookie of its own (double submit), so no other site can log a browser in either. The cookie
+alone reads the file server (GET/HEAD of `/files/...`: the pages' images and downloads), nothing else.
 """
 
 from __future__ import annotations
@@ -54,6 +55,19 @@ def api_authorization(app: App, request: Request) -> str | None:
     if session_token and csrf_ok(app, session_token, request.headers.get(CSRF_HEADER)):
         return f"Bearer {session_token}"
     return None
+
+
+def file_authorization(app: App, request: Request) -> str | None:
+    """`Bearer <token>` for a browser reading a file (GET or HEAD) with the session cookie, so that the
+    pages' `<img>` and download links work; None for any other method (an upload or a deletion takes its
+    own Authorization header, never the cookie, CSRF header or not) and for a request the browser says
+    comes from another site (`Sec-Fetch-Site`; SameSite=Strict already keeps the cookie off those)."""
+    if request.method not in ("GET", "HEAD"):
+        return None
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return None
+    session_token = token(app, request)
+    return f"Bearer {session_token}" if session_token else None
 
 
 def log_in(app: App, request: Request) -> str:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from clearml_task import vocabulary
+from clearml_task.server import files
 from clearml_task.server.web.calls import PageError
 
 if TYPE_CHECKING:
     from clearml_task.server.web.calls import Ui
 
 LOG_BATCH = 5000
+LOG_CHUNK = 100  # lines per block of the console: a block off screen is not laid out (app.css)
 SECTION_ORDER = ("Args", "Environment", "General")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -92,7 +94,7 @@ def console(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
     found = ui.api("events.get_task_log", task=task["id"], batch_size=LOG_BATCH, navigate_earlier=True)
     events = list(reversed(found["events"]))
     return {
-        "log": log_text(events),
+        "log_chunks": [log_text(events[i : i + LOG_CHUNK]) for i in range(0, len(events), LOG_CHUNK)],
         "log_total": found["total"],
         "log_shown": len(events),
         **log_cursor(events),
@@ -100,7 +102,8 @@ def console(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
 
 
 def scalars(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
-    return {"scalars": ui.api("events.scalar_metrics_iter_histogram", task=task["id"])}
+    """Nothing: the page reads the scalars (events.scalar_metrics_iter_histogram) after its first paint."""
+    return {}
 
 
 def plots(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
@@ -224,10 +227,16 @@ def packages(requirements: dict[str, Any]) -> dict[str, Any]:
 
 
 def download_href(uri: Any) -> str:
-    """A link for a URI the browser can follow (http, https or a path on this server), else ''."""
+    """A link for a URI the browser can follow, else ''. A file of this server's file server (a URL whose
+    path is under /files/, as files.relative reads it, whichever host and port the uploader knew the server
+    by) becomes a path on this origin, which the browser reads with its session cookie; another http(s) URL
+    stays as it is; anything else (s3://, file://, javascript:) is no link."""
     if not isinstance(uri, str) or not uri:
         return ""
     scheme = urlsplit(uri).scheme.lower()
+    stored = files.relative(uri) if scheme in ("http", "https", "") else None
+    if stored is not None:
+        return files.PREFIX + quote(stored, safe="/")
     if scheme in ("http", "https") or (not scheme and uri.startswith("/") and not uri.startswith("//")):
         return uri
     return ""

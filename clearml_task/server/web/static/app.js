@@ -82,6 +82,10 @@
     run(form, body);
   });
 
+  // Long tables paint their first screenful; the rows after it are shown once that frame is painted.
+  const later = document.querySelectorAll("tbody.later");
+  if (later.length) requestAnimationFrame(() => setTimeout(() => later.forEach((rows) => rows.classList.remove("later")), 0));
+
   document.querySelectorAll("select[data-navigate]").forEach((select) => {
     select.addEventListener("change", () => window.location.assign(select.value));
   });
@@ -138,5 +142,9 @@
     }
     window.setTimeout(poll, 1000);
   }
-  if (log) log.scrollTop = log.scrollHeight;
+  // At the end; once more after the first frame, when the blocks shown have their real height.
+  if (log) {
+    log.scrollTop = log.scrollHeight;
+    requestAnimationFrame(() => setTimeout(() => { log.scrollTop = log.scrollHeight; }, 0));
+  }
 })();

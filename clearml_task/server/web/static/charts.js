@@ -69,10 +69,24 @@
     for (const metric of Object.keys(current)) chart(charts, metric, current[metric], weight);
   }
 
+  // The page paints first; the charts are built in the task after that frame.
+  function afterPaint(build) {
+    requestAnimationFrame(() => setTimeout(build, 0));
+  }
+
+  // Compare has its series in the page; a task's scalars tab reads them through the API.
   if (charts) {
-    const scalars = read("scalars-data");
-    current = scalars ? fromHistogram(scalars) : read("compare-data") || {};
-    draw();
+    afterPaint(async () => {
+      const compared = read("compare-data");
+      const none = document.getElementById("no-scalars");
+      try {
+        current = compared || fromHistogram(await window.clearmlApi("events.scalar_metrics_iter_histogram", { task: charts.dataset.task }));
+      } catch (error) {
+        if (none) none.textContent = "scalars: " + error.message;
+      }
+      draw();
+      if (none) none.hidden = Object.keys(current).length > 0;
+    });
   }
   if (smoothing) {
     smoothing.addEventListener("input", () => {
@@ -91,7 +105,7 @@
 
   // Plots: plotly figures (plot_str); their numeric x/y traces are drawn, anything else is shown as JSON.
   const plots = document.getElementById("plots");
-  if (plots) {
+  if (plots) afterPaint(() => {
     for (const event of read("plots-data") || []) {
       let figure = {};
       try { figure = JSON.parse(event.plot_str || "{}"); } catch (error) { figure = {}; }
@@ -110,5 +124,5 @@
         plots.append(box);
       }
     }
-  }
+  });
 })();
