@@ -1,7 +1,8 @@
 """How a call reaches the server: HTTP, or the embedded app called in process.
 
-HTTP goes through the standard library's http.client on one kept-alive connection per thread (an
-http.client connection is not thread-safe: threads sharing one collide mid-request), unless a proxy
+HTTP goes through the standard library's http.client on kept-alive connections, each used by one call at a
+time (an http.client connection is not thread-safe: threads sharing one collide mid-request) and handed to
+the next call when it is done, whichever thread makes it (calls one after another share one), unless a proxy
 applies to the server's host: then through requests, which speaks to proxies. (requests takes ~75 ms to
 import, most of a short command's run time, so the common case goes without it.)"""
 
@@ -44,8 +45,9 @@ def http_transport(base_url: str, timeout: float = 60.0) -> Transport:
 
 
 class HttpTransport:
-    """http.client, one kept-alive connection per thread; a connection the server dropped while idle is
-    opened again once (the request never reached the server, so sending it again cannot double it)."""
+    """http.client, kept-alive connections each used by one call at a time; a connection the server dropped
+    while idle is opened again once (the request never reached the server, so sending it again cannot
+    double it)."""
 
     def __init__(self, base_url: str, timeout: float = 60.0) -> None:
         from urllib.parse import urlsplit
@@ -58,15 +60,22 @@ class HttpTransport:
         self.secure = parts.scheme == "https"
         self.host, self.port = parts.hostname, parts.port
         self.timeout = timeout
-        self._local = threading.local()
+        self._idle: list[Any] = []  # kept-alive connections no call is using
+        self._lock = threading.Lock()
 
     @property
     def connection(self) -> Any:
-        return getattr(self._local, "connection", None)
+        """The kept-alive connection the next call takes (None: it opens one)."""
+        with self._lock:
+            return self._idle[-1] if self._idle else None
 
-    @connection.setter
-    def connection(self, value: Any) -> None:
-        self._local.connection = value
+    def _take(self) -> Any:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def _keep(self, connection: Any) -> None:
+        with self._lock:
+            self._idle.append(connection)
 
     def _connect(self) -> Any:
         import http.client
@@ -82,19 +91,19 @@ class HttpTransport:
         import http.client
 
         for attempt in (1, 2):
-            reused = self.connection is not None
-            connection = self.connection or self._connect()
+            kept = self._take() if attempt == 1 else None
+            connection = kept or self._connect()
             try:
                 connection.request("POST", f"{self.prefix}/{path}", body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
             except (http.client.HTTPException, OSError) as e:
                 connection.close()
-                self.connection = None
-                if reused and attempt == 1 and isinstance(e, _DROPPED):
+                if kept is not None and isinstance(e, _DROPPED):
                     continue  # the server closed an idle kept-alive connection: a new one
                 raise TransportError(f"{type(e).__name__}: {e}") from None
-            self.connection = None if response.will_close else connection
+            if not response.will_close:
+                self._keep(connection)
             return response.status, _envelope(response.status, data)
         raise AssertionError("unreachable")
 
