@@ -277,8 +277,7 @@ def _apply_injection(snap: Snapshot, script_rel: str | None, inject: Injector | 
 
 
 def _finish(snap: Snapshot, commit: str, max_patch: int) -> Source:
-    tree = snap.tree()
-    patch = snap.diff(commit, tree)  # empty when the trees are equal
+    tree, patch = snap.tree_and_diff(commit)  # the patch is empty when the trees are equal
     stats = patch_stats(patch)
     if stats.size > max_patch:
         raise UserError(*_too_large(patch, stats.size, max_patch))

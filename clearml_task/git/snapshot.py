@@ -181,12 +181,27 @@ class Snapshot:
     def tree(self) -> str:
         return self._out("write-tree")
 
+    def tree_and_diff(self, commit: str) -> tuple[str, str]:
+        """The index's tree (written) and the patch from `commit` to it (`diff`): git writes the tree while
+        another git diffs the index (the same content) against the commit."""
+        writing = run.start(self.repo, "write-tree", env=self.env)
+        try:
+            output = self._diff("--cached", "--patch-with-raw", "-z", "--no-abbrev", commit)
+        except BaseException:
+            writing.result()  # write-tree's own failure is the one to report, as when it ran first
+            raise
+        tree = writing.out()
+        return tree, self._patch(commit, tree, output)
+
     def diff(self, commit: str, tree: str) -> str:
         """The git patch from `commit` to `tree`, always UTF-8 text that `git apply` turns back into the
         exact bytes: a file whose content (before or after) or name is not UTF-8 goes as a binary patch
         (base85) under a C-quoted name, the rest as git diffs them. (One `git diff` gives the changes'
         blob ids and the patch: --patch-with-raw.)"""
-        output = self._diff("--patch-with-raw", "-z", "--no-abbrev", commit, tree)
+        return self._patch(commit, tree, self._diff("--patch-with-raw", "-z", "--no-abbrev", commit, tree))
+
+    def _patch(self, commit: str, tree: str, output: bytes) -> str:
+        """The patch of `diff`, from the output of its `git diff --patch-with-raw -z --no-abbrev`."""
         changes, at = _raw_changes(output)
         foreign = self._not_utf8(changes)
         if not foreign:
