@@ -156,7 +156,8 @@ def commit_of(repo: Path | str, rev: str) -> str:
 
 
 # What `toplevel` learnt of a work tree with the same git call, by its root: the object dir, the index and
-# the object format (sha1, sha256); the capture's snapshot needs them next.
+# the object format (sha1, sha256); the capture's snapshot needs them next, and takes them (once: a later
+# snapshot of the same path asks git again).
 _GIT_PATHS: dict[str, tuple[Path, Path, str]] = {}
 _PATH_ARGS = ("--git-path", "objects", "--git-path", "index", "--show-object-format")
 
@@ -174,7 +175,7 @@ def toplevel(path: Path) -> Path | None:
 
 def git_paths(repo: Path) -> tuple[Path, Path, str]:
     """The object dir and the index of `repo` (absolute), and its object format."""
-    known = _GIT_PATHS.get(str(repo))
+    known = _GIT_PATHS.pop(str(repo), None)
     if known is not None:
         return known
     objects, index, object_format = out(repo, "rev-parse", "--path-format=absolute", *_PATH_ARGS).splitlines()
