@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from clearml_task import __version__, console, vocabulary
 
+TYPE_CHECKING = False  # as typing's, without importing typing for --help (mypy reads the name so too)
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
     from clearml_task.request import Request
 
 PROG = "clearml-task"
