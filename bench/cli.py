@@ -16,7 +16,8 @@
    a task queued on `default` (checked through our API after the clock stops). Peak RSS comes from
    `/usr/bin/time -f %M` wrapped around each child (both sides alike; `--no-rss` leaves it out).
 4. Times `clearml-task --help` of both the same way.
-5. Prints medians, the median of the paired ratios theirs/ours and the aims (>= 8x; ours' --help < 0.15 s).
+5. Prints medians, the median of the paired ratios theirs/ours and the aims (>= 8x, >= 5x with
+   --cold-cache; ours' --help <= 0.05 s).
 
 Only 127.0.0.1 is contacted; the children get HOME=<empty temp dir> and no proxy or CLEARML_* variables
 beyond the server's address and keys.
@@ -48,8 +49,9 @@ from clearml_task.api import Session
 from clearml_task.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-AIM_RATIO = 8.0  # theirs / ours, create + enqueue
-AIM_HELP = 0.15  # seconds, ours' --help
+AIM_RATIO = 8.0  # theirs / ours, create + enqueue, our entry-point cache warm
+AIM_RATIO_COLD = 5.0  # the same with --cold-cache
+AIM_HELP = 0.05  # seconds, ours' --help
 QUEUE = "default"
 PROJECT = "bench"
 MIN_FILES = 40
@@ -469,8 +471,9 @@ def bench(args: argparse.Namespace, time_bin: str | None) -> tuple[Side, Side, l
 
 
 # the report ---------------------------------------------------------------------------------------
-def report(ours: Side, theirs: Side, ratios: list[float], rss_note: str) -> str:
+def report(ours: Side, theirs: Side, ratios: list[float], rss_note: str, *, cold: bool = False) -> str:
     ratio = statistics.median(ratios)
+    aim = AIM_RATIO_COLD if cold else AIM_RATIO
     help_ratio = theirs.help_seconds / ours.help_seconds
     rows = [
         ("what", "ours", "theirs", "theirs/ours", "aim", "met"),
@@ -479,16 +482,16 @@ def report(ours: Side, theirs: Side, ratios: list[float], rss_note: str) -> str:
             f"{ours.seconds:.3f}",
             f"{theirs.seconds:.3f}",
             f"{ratio:.2f}x",
-            f">= {AIM_RATIO:g}x",
-            "yes" if ratio >= AIM_RATIO else "NO",
+            f">= {aim:g}x",
+            "yes" if ratio >= aim else "NO",
         ),
         (
             "--help, median s",
             f"{ours.help_seconds:.3f}",
             f"{theirs.help_seconds:.3f}",
             f"{help_ratio:.2f}x",
-            f"ours < {AIM_HELP:g} s",
-            "yes" if ours.help_seconds < AIM_HELP else "NO",
+            f"ours <= {AIM_HELP:g} s",
+            "yes" if ours.help_seconds <= AIM_HELP else "NO",
         ),
     ]
     for label, a, b in (
@@ -549,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench/cli.py: {e}", file=sys.stderr)
         return 1
     print(f"all {grew} runs exited 0 and left their task queued on {QUEUE!r}\n")
-    print(report(ours, theirs, ratios, rss_note))
+    print(report(ours, theirs, ratios, rss_note, cold=args.cold_cache))
     return 0
 
 

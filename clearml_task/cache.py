@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 Value = dict[str, Any]
+_CODE: dict[tuple[Path, ...], Any] = {}  # the hash of the code's sources, read once per process
 
 
 def memoized(
@@ -25,9 +26,7 @@ def memoized(
     from clearml_task import config
 
     files = [Path(str(code.__file__))] if isinstance(code, ModuleType) else code
-    hasher = hashlib.sha256()
-    for file in files:
-        hasher.update(file.read_bytes())
+    hasher = _code_hash(tuple(files)).copy()
     for part in (kind, *key):
         hasher.update(b"\0" + part.encode("utf-8", "surrogateescape"))
     digest = hasher.hexdigest()
@@ -46,3 +45,13 @@ def memoized(
     except OSError:
         pass  # a read-only home only costs the next run the same work
     return value
+
+
+def _code_hash(files: tuple[Path, ...]) -> Any:
+    """sha256 over the sources of the code that computes a value (a hashlib object to copy)."""
+    found = _CODE.get(files)
+    if found is None:
+        found = _CODE[files] = hashlib.sha256()
+        for file in files:
+            found.update(file.read_bytes())
+    return found

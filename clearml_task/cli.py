@@ -8,14 +8,15 @@ The flags are ClearML's clearml-task 2.1.12's, with the same names and meanings,
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from clearml_task import __version__, console, vocabulary
 
+TYPE_CHECKING = False  # as typing's, without importing typing for --help (mypy reads the name so too)
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
     from clearml_task.request import Request
 
 PROG = "clearml-task"
@@ -132,8 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     from clearml_task import submit
 
     request = _request(args)
-    if not request.dry_run:
-        _preload_client()
+    client_of = None if request.dry_run else submit.start_client(request)  # the server's side meanwhile
     prepared = submit.prepare(request)
     if request.dry_run:
         shown = prepared.document
@@ -143,11 +143,12 @@ def _run(args: argparse.Namespace) -> int:
             shown = submit.preview_clone(request, Client())
         _print_dry_run(request, shown, args.output)
         return 0
-    from clearml_task.api import Client
-
-    client = Client()
+    assert client_of is not None
+    client = client_of()
     result = submit.submit(request, prepared, client)
     if args.output == "json":
+        import json
+
         print(json.dumps({"id": result.task_id, "project": result.project_id, "queue": result.queue_id,
                           "url": result.url}))  # fmt: skip
     else:
@@ -178,22 +179,14 @@ def _request(args: argparse.Namespace) -> Request:
     )  # fmt: skip
 
 
-def _preload_client() -> None:
-    """Import the HTTP client in a thread while the main one waits on git: it overlaps the capture."""
-    import threading
-
-    def load() -> None:
-        import http.client  # noqa: F401
-
-    threading.Thread(target=load, daemon=True).start()
-
-
 def _print_dry_run(request: Request, document: dict[str, Any], output: str) -> None:
     """The task that would be created (`document`, a new task's or a clone's), as YAML or JSON."""
     shaped = {"project": request.project, **document, "status": vocabulary.CREATED}
     if request.queue:
         shaped["execution"] = {"queue": request.queue}
     if output == "json":
+        import json
+
         print(json.dumps(shaped, indent=2))
         return
     import yaml

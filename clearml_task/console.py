@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
 
 from clearml_task.errors import UserError
+
+TYPE_CHECKING = False  # as typing's, without importing typing for --help (mypy reads the name so too)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 
 def error(prog: str, message: str, hint: str = "") -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import posixpath
 from collections.abc import Iterable
 
@@ -20,10 +19,24 @@ PATH_SUFFIXES = (".aws/credentials", ".kube/config", ".docker/config.json")
 def looks_secret(path: str) -> bool:
     """A repository-relative path ("/"-separated) whose name or place says it holds a secret."""
     name = posixpath.basename(path).lower()
-    if any(fnmatch.fnmatchcase(name, pattern) for pattern in NAME_PATTERNS):
+    if any(_matches(name, pattern) for pattern in NAME_PATTERNS):
         return True
     lowered = path.lower()
     return any(lowered == suffix or lowered.endswith(f"/{suffix}") for suffix in PATH_SUFFIXES)
+
+
+def _matches(name: str, pattern: str) -> bool:
+    """fnmatchcase(name, pattern), without compiling a regex for the patterns above: a `*` at one end only."""
+    inner = pattern.strip("*")
+    if "*" in inner or "?" in inner or "[" in inner or pattern.count("*") > 1:
+        import fnmatch
+
+        return fnmatch.fnmatchcase(name, pattern)
+    if pattern.startswith("*"):
+        return name.endswith(inner)
+    if pattern.endswith("*"):
+        return name.startswith(inner)
+    return name == pattern
 
 
 def among(paths: Iterable[str]) -> list[str]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from clearml_task import secret_files
 from clearml_task.errors import UserError
-from clearml_task.git import remote, repository, run, urls
+from clearml_task.git import repository, run, urls
 from clearml_task.git.snapshot import GITLINK, Snapshot, snapshot
 
 if TYPE_CHECKING:
@@ -191,22 +191,29 @@ def capture_local(
 ) -> Source:
     """Everything needed to reproduce the local work tree at `root`, as the recorded commit plus one patch;
     untracked files that look like secrets are left out unless `include_secrets`."""
-    base = choose_base(root)
-    working_dir = _working_dir(root, entry)
-    warnings: list[str] = []
-    if base.remote is None:
-        recorded = str(root)
-        warnings.append(
-            f"no remote has any of this branch's commits: the task records the local path {root}, "
-            "so only agents on this machine can clone it (push the branch to share it)"
-        )
-    else:
-        recorded = repository.remote_url(root, base.remote)
-    script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
-    untracked = repository.untracked(root)
-    left_out = [] if include_secrets else secret_files.among(untracked)
     with snapshot(root) as snap:
-        snap.start_from_worktree()
+        # `git add` of the work tree into the snapshot and the listing of untracked files run while the
+        # commit is chosen (each only reads the repository); their failures are raised in the same order
+        snap.begin_from_worktree()
+        listing = repository.start_untracked(root)
+        try:
+            base = choose_base(root)
+            working_dir = _working_dir(root, entry)
+            warnings: list[str] = []
+            if base.remote is None:
+                recorded = str(root)
+                warnings.append(
+                    f"no remote has any of this branch's commits: the task records the local path {root}, "
+                    "so only agents on this machine can clone it (push the branch to share it)"
+                )
+            else:
+                recorded = repository.remote_url(root, base.remote)
+            untracked = repository.untracked_of(listing)
+        finally:
+            listing.close()
+        script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
+        left_out = [] if include_secrets else secret_files.among(untracked)
+        snap.wait()
         snap.forget(left_out)
         submodules, moved = snap.keep_gitlinks_of(base.commit)
         entry_text = _apply_injection(snap, script_rel, inject)
@@ -270,8 +277,7 @@ def _apply_injection(snap: Snapshot, script_rel: str | None, inject: Injector | 
 
 
 def _finish(snap: Snapshot, commit: str, max_patch: int) -> Source:
-    tree = snap.tree()
-    patch = snap.diff(commit, tree)  # empty when the trees are equal
+    tree, patch = snap.tree_and_diff(commit)  # the patch is empty when the trees are equal
     stats = patch_stats(patch)
     if stats.size > max_patch:
         raise UserError(*_too_large(patch, stats.size, max_patch))
@@ -326,6 +332,8 @@ def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRe
     """--branch / --commit / a tag, resolved against the remote (default: the remote's default branch).
     A --commit alone goes with the branch whose tip it is, else with the default branch if it is on it
     (checked by capture_remote), else with none."""
+    from clearml_task.git import remote  # only --repo fetches
+
     problem = urls.repository_problem(url)
     if problem:
         raise UserError(f"--repo {url!r} cannot be used: {problem}", "give an https://, ssh:// or git:// URL")
@@ -373,6 +381,8 @@ def capture_remote(
     """The remote at the resolved commit; only trees and the entry point's blob are fetched (shallow,
     blob filter), so the injection lands in the right place of the real file. With `files`, the files the
     requirements decision may read (by suffix) are fetched too, in one batch, and kept in memory."""
+    from clearml_task.git import remote  # only --repo fetches
+
     with tempfile.TemporaryDirectory(prefix="clearml-task-remote-") as tmp:
         bare = remote.partial_clone(Path(tmp), url)
         commit = _fetch(bare, ref)
@@ -401,6 +411,8 @@ def capture_remote(
 
 def _fetch(bare: Path, ref: RemoteRef) -> str:
     """The resolved commit into the partial clone, as little of it as will do; returns its full id."""
+    from clearml_task.git import remote  # only --repo fetches
+
     if ref.tag:
         target = f"refs/tags/{ref.tag}"
     elif ref.branch and len(ref.commit) < 40:  # an abbreviated --commit: fetch the branch it is on
@@ -424,6 +436,8 @@ def _fetch(bare: Path, ref: RemoteRef) -> str:
 def _branch_holding(bare: Path, ref: RemoteRef, commit: str) -> str:
     """The branch to record with `commit`: ref.branch when the commit is on it (its history is fetched,
     commits only, to tell), else none; a --branch the commit is not on is an error."""
+    from clearml_task.git import remote  # only --repo fetches
+
     if not ref.branch or ref.at_tip:
         return ref.branch
     tip = remote.fetch_branch_history(bare, ref.branch)
@@ -441,6 +455,7 @@ def _blob_reader(bare: Path, commit: str) -> Reader:
     and held in memory: the Python files and notebooks, the requirements.txt / pyproject.toml / uv.lock files,
     then whatever those requirements files include. (The commit's, not the snapshot's: the injected entry
     point is a blob the remote does not have, and decide() reads the entry point's text before injection.)"""
+    from clearml_task.git import remote  # only --repo fetches
     from clearml_task.requirements import included, mapping_reader, wanted
 
     tree = remote.files_of(bare, commit)
@@ -458,6 +473,8 @@ def _blob_reader(bare: Path, commit: str) -> Reader:
 
 def _fetch_blobs(bare: Path, blobs: list[str]) -> dict[str, bytes]:
     """Blob id -> content, fetched in one request; a blob the remote did not send is an error."""
+    from clearml_task.git import remote  # only --repo fetches
+
     found = remote.fetch_blobs(bare, blobs)
     missing = [blob for blob in blobs if blob not in found]
     if missing:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import posixpath
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,8 +88,10 @@ def _capture(request: Request, inject: Injector | None) -> Source:
 
 
 def _requirements(request: Request, source: Source, *, add_clearml: bool) -> tuple[Decision, str]:
-    """The requirements decision, and a note on where installed versions were read when they were."""
-    site, site_note = _site(source.root)
+    """The requirements decision, and a note on where installed versions were read when they were. The
+    project's interpreter is looked for (and run) only when installed versions are needed: detection, or
+    a --module to check."""
+    site = _Site(source.root)
     decision = requirements.decide(
         force_none=request.force_no_requirements,
         given=request.given,
@@ -98,15 +101,15 @@ def _requirements(request: Request, source: Source, *, add_clearml: bool) -> tup
         entry_text=source.entry_text,
         add_clearml=add_clearml,
         declared=source.read is not None,
-        site=site,
+        site=site.path,
         left_behind=source.left_behind,
     )
     if request.module and source.read is not None:
         from clearml_task.entry_module import check_module
 
         named = decision.lines if decision.source != "detected" else []  # detection names the module itself
-        check_module(request.module, source.read, source.working_dir, site, named)
-    return decision, site_note if decision.source == "detected" else ""
+        check_module(request.module, source.read, source.working_dir, site.path(), named)
+    return decision, site.note if decision.source == "detected" else ""
 
 
 def _arguments(request: Request, source: Source) -> dict[str, dict[str, str]]:
@@ -124,9 +127,27 @@ def _arguments(request: Request, source: Source) -> dict[str, dict[str, str]]:
     return arguments.check_and_record(parser, request.overrides, require=bool(request.queue))
 
 
+class _Site:
+    """Where installed versions are looked up (None: this interpreter's environment), found on first use,
+    and a note saying which environment that is."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self.found: tuple[list[str] | None, str] | None = None
+
+    def path(self) -> list[str] | None:
+        if self.found is None:
+            self.found = _site(self.root)
+        return self.found[0]
+
+    @property
+    def note(self) -> str:
+        self.path()
+        assert self.found is not None
+        return self.found[1]
+
+
 def _site(root: Path | None) -> tuple[list[str] | None, str]:
-    """Where installed versions are looked up (None: this interpreter's environment), and a note saying
-    which environment that is."""
     python = requirements.project_python(root)
     if python is None:
         return None, f"installed versions are read from clearml-task's own environment ({sys.executable})"
@@ -159,17 +180,19 @@ def _injector(request: Request, notes: list[str], injected: list[str]) -> Inject
         return None
 
     def inject(path: str, text: str) -> str | None:
-        from dataclasses import asdict
-
-        from clearml_task import inject as injection
         from clearml_task.arguments import counted_dests, read_parser_cached
         from clearml_task.cache import memoized
 
+        def compute() -> dict[str, Any]:
+            from dataclasses import asdict
+
+            from clearml_task import inject as injection
+
+            return asdict(injection.inject_task_init(text, path, unbound))
+
         unbound = counted_dests(read_parser_cached(text, path)) if path.endswith(".py") else []
-        result = memoized(
-            "inject", injection, (path, text, *unbound),
-            lambda: asdict(injection.inject_task_init(text, path, unbound)),
-        )  # fmt: skip
+        # keyed by inject.py's source, read without importing it: a cached answer needs no libcst
+        result = memoized("inject", [Path(__file__).with_name("inject.py")], (path, text, *unbound), compute)
         notes.append(result["note"])
         text_out: str | None = result["text"]
         if text_out is not None:
@@ -180,6 +203,53 @@ def _injector(request: Request, notes: list[str], injected: list[str]) -> Inject
 
 
 # --------------------------------------------------------------------------------------- the server
+def start_client(request: Request) -> Callable[[], Client]:
+    """The client, made in a thread while the code is captured: the server's address read, http.client
+    imported, the login and the lookups submit starts with (Client.look_ahead) done. The thread tries each
+    call once and says nothing; when anything fails there, the function it returns gives a fresh client,
+    so that what failed is done again, in its order, and reported as usual. (The embedded server is left to
+    the main thread: its SQLite connection belongs to the thread that opens it.)"""
+    import threading
+
+    made: list[Client] = []
+
+    def make() -> None:
+        try:
+            from clearml_task import config
+            from clearml_task.api import Client, Session
+
+            server = config.resolve()
+            if server.embedded:
+                return
+            session = Session(server)
+            normal = session.retries, session.on_retry
+            session.retries, session.on_retry = 1, _quiet
+            client = Client(session)
+            session.token()
+            client.look_ahead(request.queue, request.project)
+            session.retries, session.on_retry = normal
+            made.append(client)
+        except Exception:  # done again, and reported, by the main thread
+            pass
+
+    thread = threading.Thread(target=make, name="clearml-task-client", daemon=True)
+    thread.start()
+
+    def client() -> Client:
+        thread.join()
+        if made:
+            return made[0]
+        from clearml_task.api import Client
+
+        return Client()
+
+    return client
+
+
+def _quiet(message: str) -> None:
+    """A retry the look-ahead does not make (it tries once), so says nothing of."""
+
+
 def submit(request: Request, prepared: Prepared, client: Client) -> Result:
     queue_id = client.queue_id(request.queue) if request.queue else None  # an unknown queue: nothing created
     if request.base_task_id:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,18 +20,49 @@ def _exact(name: str) -> str:
     return f"^{re.escape(name)}$"
 
 
+def _key(endpoint: str, data: dict[str, Any]) -> tuple[str, str]:
+    return endpoint, json.dumps(data, sort_keys=True)
+
+
+def _queues_query() -> tuple[str, dict[str, Any]]:
+    return "queues.get_all", {}
+
+
+def _project_query(name: str) -> tuple[str, dict[str, Any]]:
+    return "projects.get_all", {"name": _exact(name), "only_fields": ["id", "name"]}
+
+
 class Client:
     def __init__(self, session: Session | None = None) -> None:
         self.session = session or Session()
+        self._ahead: dict[tuple[str, str], dict[str, Any]] = {}  # answers asked for ahead (look_ahead)
 
     def call(
         self, endpoint: str, data: dict[str, Any] | list[dict[str, Any]] | None = None, *, resend: bool = True
     ) -> dict[str, Any]:
+        if self._ahead and not isinstance(data, list):
+            found = self._ahead.pop(_key(endpoint, data or {}), None)
+            if found is not None:
+                return found
         return self.session.call(endpoint, data, resend=resend)
+
+    def look_ahead(self, queue: str | None, project: str | None) -> None:
+        """Asks now what queue_id(queue) and project_id(project) ask first, and keeps the answers that
+        name them for those calls (once each); an answer that does not name them is asked again then."""
+        if queue:
+            endpoint, data = _queues_query()
+            found = self.call(endpoint, data)
+            if any(queue in (q.get("id"), q.get("name")) for q in found.get("queues", [])):
+                self._ahead[_key(endpoint, data)] = found
+        if project:
+            endpoint, data = _project_query(project)
+            found = self.call(endpoint, data)
+            if any(p.get("name") == project for p in found.get("projects", [])):
+                self._ahead[_key(endpoint, data)] = found
 
     # projects -------------------------------------------------------------------------------------
     def project_id(self, name: str, *, create: bool = True) -> str:
-        found = self.call("projects.get_all", {"name": _exact(name), "only_fields": ["id", "name"]})
+        found = self.call(*_project_query(name))
         for project in found.get("projects", []):
             if project.get("name") == name:
                 return str(project["id"])
@@ -80,7 +112,7 @@ class Client:
 
     # queues ---------------------------------------------------------------------------------------
     def queues(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.call("queues.get_all", {})["queues"]
+        found: list[dict[str, Any]] = self.call(*_queues_query())["queues"]
         return found
 
     def queue_id(self, name_or_id: str, *, create: bool = False) -> str:

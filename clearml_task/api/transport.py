@@ -1,7 +1,8 @@
 """How a call reaches the server: HTTP, or the embedded app called in process.
 
-HTTP goes through the standard library's http.client on one kept-alive connection per thread (an
-http.client connection is not thread-safe: threads sharing one collide mid-request), unless a proxy
+HTTP goes through the standard library's http.client on kept-alive connections, each used by one call at a
+time (an http.client connection is not thread-safe: threads sharing one collide mid-request) and handed to
+the next call when it is done, whichever thread makes it (calls one after another share one), unless a proxy
 applies to the server's host: then through requests, which speaks to proxies. (requests takes ~75 ms to
 import, most of a short command's run time, so the common case goes without it.)"""
 
@@ -53,10 +54,11 @@ def http_transport(base_url: str, timeout: float = 60.0) -> Transport:
 
 
 class HttpTransport:
-    """http.client, one kept-alive connection per thread. A kept-alive connection the server has closed
-    (it reads as ended) is opened again before the request goes; one that fails as the request goes out is
-    opened again once for a call that may be sent twice (`resend`), and is MaybeDelivered for one that may
-    not: the server may have closed it just as the request arrived."""
+    """http.client, kept-alive connections each used by one call at a time (a pool shared by the threads). A
+    kept-alive connection the server has closed (it reads as ended) is opened again before the request goes;
+    one that fails as the request goes out is opened again once for a call that may be sent twice
+    (`resend`), and is MaybeDelivered for one that may not: the server may have closed it just as the request
+    arrived."""
 
     def __init__(self, base_url: str, timeout: float = 60.0) -> None:
         from urllib.parse import urlsplit
@@ -69,15 +71,22 @@ class HttpTransport:
         self.secure = parts.scheme == "https"
         self.host, self.port = parts.hostname, parts.port
         self.timeout = timeout
-        self._local = threading.local()
+        self._idle: list[Any] = []  # kept-alive connections no call is using
+        self._lock = threading.Lock()
 
     @property
     def connection(self) -> Any:
-        return getattr(self._local, "connection", None)
+        """The kept-alive connection the next call takes (None: it opens one)."""
+        with self._lock:
+            return self._idle[-1] if self._idle else None
 
-    @connection.setter
-    def connection(self, value: Any) -> None:
-        self._local.connection = value
+    def _take(self) -> Any:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def _keep(self, connection: Any) -> None:
+        with self._lock:
+            self._idle.append(connection)
 
     def _connect(self) -> Any:
         import http.client
@@ -95,14 +104,13 @@ class HttpTransport:
         import http.client
 
         for attempt in (1, 2):
-            connection = self._open()
+            connection = self._open(reuse=attempt == 1)
             reused = connection.sock is not None
             try:
                 if not reused:
                     connection.connect()
             except (http.client.HTTPException, OSError) as e:  # nothing went out
                 connection.close()
-                self.connection = None
                 raise TransportError(f"{type(e).__name__}: {e}") from None
             try:
                 connection.request("POST", f"{self.prefix}/{path}", body=body, headers=headers)
@@ -110,29 +118,30 @@ class HttpTransport:
                 data = response.read()
             except (http.client.HTTPException, OSError) as e:
                 connection.close()
-                self.connection = None
                 if reused and attempt == 1 and isinstance(e, _DROPPED) and resend:
                     continue  # the server closed an idle kept-alive connection: a new one
                 raise MaybeDelivered(f"{type(e).__name__}: {e}") from None
-            self.connection = None if response.will_close else connection
+            if not response.will_close:
+                self._keep(connection)
             return response.status, _envelope(response.status, data)
         raise AssertionError("unreachable")
 
-    def _open(self) -> Any:
-        """This thread's connection; a kept-alive one the server has closed meanwhile is replaced."""
+    def _open(self, *, reuse: bool) -> Any:
+        """A kept-alive connection from the pool (`reuse`), unless the server closed it meanwhile, else a new
+        one, not yet connected."""
         import select
 
-        connection = self.connection
-        if connection is not None and connection.sock is not None:
+        while reuse and (connection := self._take()) is not None:
+            if connection.sock is None:
+                continue
             try:
                 readable = select.select([connection.sock], [], [], 0)[0]
             except (OSError, ValueError):
                 readable = [connection.sock]
-            if readable:  # an idle connection has nothing to read unless the server ended it
-                connection.close()
-                connection = None
-        self.connection = connection or self._connect()
-        return self.connection
+            if not readable:  # an idle connection has nothing to read unless the server ended it
+                return connection
+            connection.close()
+        return self._connect()
 
 
 class ProxiedHttpTransport:

@@ -30,7 +30,8 @@ task's environment, the launcher passes everything on the command line (`sdk_bin
 
 from __future__ import annotations
 
-from clearml_task.arguments.hydra_config import check_overrides as check_hydra_overrides
+from typing import TYPE_CHECKING, Any
+
 from clearml_task.arguments.model import UNKNOWN, CommandLine, Option, Parser, counted_dests
 from clearml_task.arguments.readers import read_parser, read_parser_cached, read_parser_file
 from clearml_task.arguments.record import (
@@ -39,7 +40,10 @@ from clearml_task.arguments.record import (
     merge_overrides,
     parse_overrides,
 )
-from clearml_task.arguments.render import command_line
+
+if TYPE_CHECKING:
+    from clearml_task.arguments.hydra_config import check_overrides as check_hydra_overrides
+    from clearml_task.arguments.render import command_line
 
 __all__ = [
     "UNKNOWN",
@@ -57,3 +61,17 @@ __all__ = [
     "read_parser_cached",
     "read_parser_file",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """command_line (the launcher's) and check_hydra_overrides (a Hydra app's), imported when first asked
+    for: creating a task for another script needs neither."""
+    if name == "command_line":
+        from clearml_task.arguments.render import command_line
+
+        return command_line
+    if name == "check_hydra_overrides":
+        from clearml_task.arguments.hydra_config import check_overrides
+
+        return check_overrides
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,6 @@ recorded with every other option's default in hyperparams.Args; a clone's Args w
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -113,6 +112,8 @@ def check_clone_overrides(
     for key, text in overrides.items():
         param = recorded.get(key)
         if param is None:
+            import difflib
+
             close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
             suggestion = f"; did you mean {' or '.join(close)}?" if close else ""
             shown = ", ".join(known[:40]) + (f", ... ({len(known)} in all)" if len(known) > 40 else "")
@@ -174,6 +175,8 @@ def _resolve_key(parser: Parser, slots: Mapping[str, Slot], key: str) -> str | N
 
 def _unknown_key(parser: Parser, slots: Mapping[str, Slot], key: str) -> UserError:
     known = list(slots)
+    import difflib
+
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
     suggestion = f"; did you mean {' or '.join(close)}?" if close else ""
     shown = ", ".join(known[:40]) + (f", ... ({len(known)} in all)" if len(known) > 40 else "")

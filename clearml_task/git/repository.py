@@ -62,10 +62,14 @@ def remote_url(root: Path, remote: str) -> str:
     return urls.public_url(url)
 
 
-def untracked(root: Path) -> list[str]:
-    """The untracked files that are not ignored."""
-    listed = run.out(root, "ls-files", "--others", "--exclude-standard", "-z").split("\0")
-    return [path for path in listed if path]
+def start_untracked(root: Path) -> run.Pending:
+    """The untracked files that are not ignored, listed in the background: `untracked_of` the result."""
+    return run.start(root, "ls-files", "--others", "--exclude-standard", "-z")
+
+
+def untracked_of(listing: run.Pending) -> list[str]:
+    """The paths `start_untracked` listed."""
+    return [path for path in listing.result().decode(errors="surrogateescape").split("\0") if path]
 
 
 def read_blobs(repo: Path, blobs: list[str], env: Mapping[str, str] | None = None) -> dict[str, bytes]:

@@ -72,6 +72,14 @@ def _without_prefix(line: str) -> str:
     return line
 
 
+def _argv(args: Sequence[str]) -> list[str]:
+    return ["git", "-c", "core.quotepath=false", "-c", "color.ui=false", *args]
+
+
+def _env(env: Mapping[str, str] | None) -> dict[str, str]:
+    return {**os.environ, **QUIET_ENV, **(env or {})}
+
+
 def run(
     cwd: Path | str,
     *args: str,
@@ -82,18 +90,51 @@ def run(
     """`git <args>` in `cwd`; its stdout as bytes. A failure raises GitError (unless `check` is off); git
     that cannot start, GitUnavailable."""
     try:
-        result = subprocess.run(
-            ["git", "-c", "core.quotepath=false", "-c", "color.ui=false", *args],
-            cwd=cwd,
-            env={**os.environ, **QUIET_ENV, **(env or {})},
-            input=input,
-            capture_output=True,
-        )
+        result = subprocess.run(_argv(args), cwd=cwd, env=_env(env), input=input, capture_output=True)
     except OSError as e:
         raise GitUnavailable(e) from None
     if check and result.returncode != 0:
         raise GitError(args, result.stderr.decode(errors="replace"))
     return result.stdout
+
+
+class Pending:
+    """A git command started in the background (`start`), so that several independent ones run at once:
+    `result()` waits for it and answers as `run` would; `close()` waits for it without asking (when what
+    started it failed first)."""
+
+    def __init__(self, args: Sequence[str], process: subprocess.Popen[bytes] | OSError, check: bool) -> None:
+        self.args, self.process, self.check = args, process, check
+        self.done: bytes | None = None
+
+    def result(self) -> bytes:
+        if isinstance(self.process, OSError):
+            raise GitUnavailable(self.process)
+        if self.done is None:
+            stdout, stderr = self.process.communicate()
+            if self.check and self.process.returncode != 0:
+                raise GitError(self.args, stderr.decode(errors="replace"))
+            self.done = stdout
+        return self.done
+
+    def out(self) -> str:
+        return self.result().decode(errors="surrogateescape").strip()
+
+    def close(self) -> None:
+        if not isinstance(self.process, OSError) and self.process.returncode is None:
+            self.process.communicate()
+
+
+def start(cwd: Path | str, *args: str, env: Mapping[str, str] | None = None, check: bool = True) -> Pending:
+    """`git <args>` in `cwd`, started now and answered by `Pending.result()` (no input)."""
+    try:
+        process: subprocess.Popen[bytes] | OSError = subprocess.Popen(
+            _argv(args), cwd=cwd, env=_env(env), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+    except OSError as e:
+        process = e
+    return Pending(args, process, check)
 
 
 def out(cwd: Path | str, *args: str, env: Mapping[str, str] | None = None, check: bool = True) -> str:
@@ -114,7 +155,28 @@ def commit_of(repo: Path | str, rev: str) -> str:
     return answer(repo, "rev-parse", "-q", "--verify", f"{rev}^{{commit}}")
 
 
+# What `toplevel` learnt of a work tree with the same git call, by its root: the object dir, the index and
+# the object format (sha1, sha256); the capture's snapshot needs them next, and takes them (once: a later
+# snapshot of the same path asks git again).
+_GIT_PATHS: dict[str, tuple[Path, Path, str]] = {}
+_PATH_ARGS = ("--git-path", "objects", "--git-path", "index", "--show-object-format")
+
+
 def toplevel(path: Path) -> Path | None:
     """The root of the work tree that contains `path`, or None outside a repository."""
-    root = out(path if path.is_dir() else path.parent, "rev-parse", "--show-toplevel", check=False)
-    return Path(root) if root else None
+    where = path if path.is_dir() else path.parent
+    lines = out(where, "rev-parse", "--path-format=absolute", "--show-toplevel", *_PATH_ARGS, check=False)
+    found = lines.splitlines()
+    if len(found) != 4:
+        return None
+    _GIT_PATHS[found[0]] = (Path(found[1]), Path(found[2]), found[3])
+    return Path(found[0])
+
+
+def git_paths(repo: Path) -> tuple[Path, Path, str]:
+    """The object dir and the index of `repo` (absolute), and its object format."""
+    known = _GIT_PATHS.pop(str(repo), None)
+    if known is not None:
+        return known
+    objects, index, object_format = out(repo, "rev-parse", "--path-format=absolute", *_PATH_ARGS).splitlines()
+    return Path(objects), Path(index), object_format

@@ -20,10 +20,7 @@ class Snapshot:
 
     def __init__(self, repo: Path, tmp: Path) -> None:
         self.repo, self.tmp = repo, tmp
-        paths = run.out(
-            repo, "rev-parse", "--path-format=absolute", "--git-path", "objects", "--git-path", "index"
-        )
-        objects, self.user_index = (Path(p) for p in paths.splitlines())
+        objects, self.user_index, self.object_format = run.git_paths(repo)
         (tmp / "objects").mkdir()
         self.env = {
             "GIT_INDEX_FILE": str(tmp / "index"),
@@ -31,6 +28,8 @@ class Snapshot:
             "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects),
         }
         self._listed: dict[str, tuple[str, str]] | None = None  # path -> (mode, blob), kept up to date
+        self._adding: run.Pending | None = None  # `git add -A` under way (start_from_worktree)
+        self.worktree = False  # the index was made from the work tree (its files are the blobs' contents)
 
     def _listing(self) -> dict[str, tuple[str, str]]:
         """path -> (mode, blob id) of every entry in the index (one `git ls-files`, then kept up to date
@@ -53,11 +52,29 @@ class Snapshot:
 
     def start_from_worktree(self) -> None:
         """The index := the work tree (untracked files included, ignored ones not)."""
+        self.begin_from_worktree()
+        self.wait()
+
+    def begin_from_worktree(self) -> None:
+        """start_from_worktree, with `git add` left running: `wait()` for it before using the index (other
+        git commands on the repository may run meanwhile)."""
         if self.user_index.is_file():
             shutil.copy2(self.user_index, self.env["GIT_INDEX_FILE"])  # its stat cache spares re-hashing;
             # its mtime is kept, or git would trust the stat of a file changed in the second of its last add
-        self._git("add", "-A", "--", ".")
+        self._adding = run.start(self.repo, "add", "-A", "--", ".", env=self.env)
         self._listed = None
+        self.worktree = True
+
+    def wait(self) -> None:
+        """Wait for a `git add` begun by begin_from_worktree (its failure raises here)."""
+        adding, self._adding = self._adding, None
+        if adding is not None:
+            adding.result()
+
+    def close(self) -> None:
+        """Wait for anything still running in the temporary directory, without asking how it went."""
+        if self._adding is not None:
+            self._adding.close()
 
     def forget(self, paths: list[str]) -> None:
         """Take these paths out of the index (their files stay as they are on disk)."""
@@ -74,6 +91,7 @@ class Snapshot:
     def start_from_commit(self, commit: str) -> None:
         self._git("read-tree", commit)
         self._listed = None
+        self.worktree = False
 
     def entry(self, path: str) -> tuple[str, str] | None:
         """(mode, blob id) of a path in the index."""
@@ -90,17 +108,54 @@ class Snapshot:
         return [(mode, path) for path, (mode, _blob) in self._listing().items()]
 
     def read(self, path: str) -> tuple[str, bytes]:
-        """(mode, content) of a path in the index."""
+        """(mode, content) of a path in the index (a regular file whose copy in the work tree still has the
+        blob's content is read from there, without a git call)."""
         found = self.entry(path)
         if found is None:
             raise UserError(f"{path} is not in the repository")
-        return found[0], self._git("cat-file", "blob", found[1])
+        mode, blob = found
+        if self.worktree and mode in ("100644", "100755"):
+            try:
+                content = (self.repo / path).read_bytes()
+            except OSError:
+                content = None
+            if content is not None and self._blob_id(content) == blob:
+                return mode, content
+        return mode, self._git("cat-file", "blob", blob)
 
     def write(self, path: str, content: bytes, mode: str = "100644") -> None:
-        blob = self._out("hash-object", "-w", "--stdin", input=content)
+        blob = self._store(content)
         self._git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}")
         if self._listed is not None:
             self._listed[path] = (mode, blob)
+
+    def _blob_id(self, content: bytes) -> str | None:
+        """The id git gives a blob of this content (None for an object format hashlib does not know)."""
+        import hashlib
+
+        try:
+            hasher = hashlib.new(self.object_format)
+        except ValueError:
+            return None
+        hasher.update(b"blob %d\0" % len(content))
+        hasher.update(content)
+        return hasher.hexdigest()
+
+    def _store(self, content: bytes) -> str:
+        """Writes a blob into the temporary object directory (as `git hash-object -w --stdin` would, a loose
+        object); returns its id."""
+        blob = self._blob_id(content)
+        if blob is None:
+            return self._out("hash-object", "-w", "--stdin", input=content)
+        import zlib
+
+        target = self.tmp / "objects" / blob[:2] / blob[2:]
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            partial = target.with_name(f".{blob[2:]}.tmp")
+            partial.write_bytes(zlib.compress(b"blob %d\0" % len(content) + content))
+            partial.replace(target)
+        return blob
 
     def keep_gitlinks_of(self, commit: str) -> tuple[dict[str, str], list[str]]:
         """Submodule pointers stay as in `commit` (their own state is out of scope).
@@ -126,13 +181,31 @@ class Snapshot:
     def tree(self) -> str:
         return self._out("write-tree")
 
+    def tree_and_diff(self, commit: str) -> tuple[str, str]:
+        """The index's tree (written) and the patch from `commit` to it (`diff`): git writes the tree while
+        another git diffs the index (the same content) against the commit."""
+        writing = run.start(self.repo, "write-tree", env=self.env)
+        try:
+            output = self._diff("--cached", "--patch-with-raw", "-z", "--no-abbrev", commit)
+        except BaseException:
+            writing.result()  # write-tree's own failure is the one to report, as when it ran first
+            raise
+        tree = writing.out()
+        return tree, self._patch(commit, tree, output)
+
     def diff(self, commit: str, tree: str) -> str:
         """The git patch from `commit` to `tree`, always UTF-8 text that `git apply` turns back into the
         exact bytes: a file whose content (before or after) or name is not UTF-8 goes as a binary patch
-        (base85) under a C-quoted name, the rest as git diffs them."""
-        foreign = self._not_utf8(commit, tree)
+        (base85) under a C-quoted name, the rest as git diffs them. (One `git diff` gives the changes'
+        blob ids and the patch: --patch-with-raw.)"""
+        return self._patch(commit, tree, self._diff("--patch-with-raw", "-z", "--no-abbrev", commit, tree))
+
+    def _patch(self, commit: str, tree: str, output: bytes) -> str:
+        """The patch of `diff`, from the output of its `git diff --patch-with-raw -z --no-abbrev`."""
+        changes, at = _raw_changes(output)
+        foreign = self._not_utf8(changes)
         if not foreign:
-            return self._diff(commit, tree).decode("utf-8")
+            return output[at:].decode("utf-8")
         kept = self._diff(commit, tree, "--", ":/", *(f":(top,exclude,literal){p}" for p in foreign))
         return (kept + self._binary_diff(commit, tree, foreign)).decode("utf-8")
 
@@ -154,21 +227,11 @@ class Snapshot:
             env={**env, "GIT_DIR": str(scratch)},
         )  # fmt: skip
 
-    def _not_utf8(self, commit: str, tree: str) -> list[str]:
-        """The paths of the changes from `commit` to `tree` (both sides of a rename) whose name or content,
-        before or after, is not UTF-8."""
-        fields = self._git("diff", "--raw", "-z", "--no-abbrev", "-M", commit, tree).split(b"\0")
-        changes: list[tuple[list[bytes], list[str]]] = []  # (names, blob ids)
-        at = 0
-        while at < len(fields) and fields[at].startswith(b":"):
-            mode_a, mode_b, blob_a, blob_b, status = fields[at][1:].decode().split()
-            count = 2 if status[0] in "RC" else 1
-            sides = ((mode_a, blob_a), (mode_b, blob_b))
-            blobs = [blob for mode, blob in sides if mode != GITLINK and blob.strip("0")]
-            changes.append((fields[at + 1 : at + 1 + count], blobs))
-            at += 1 + count
+    def _not_utf8(self, changes: list[tuple[list[bytes], list[str]]]) -> list[str]:
+        """The paths of the changes (both sides of a rename) whose name or content, before or after, is not
+        UTF-8."""
         ids = list(dict.fromkeys(blob for _, blobs in changes for blob in blobs))
-        contents = repository.read_blobs(self.repo, ids, env=self.env)
+        contents = repository.read_blobs(self.repo, ids, env=self.env) if ids else {}
         foreign = [
             name
             for names, blobs in changes
@@ -176,6 +239,27 @@ class Snapshot:
             for name in names
         ]
         return list(dict.fromkeys(name.decode("utf-8", errors="surrogateescape") for name in foreign))
+
+
+def _raw_changes(output: bytes) -> tuple[list[tuple[list[bytes], list[str]]], int]:
+    """The changes `git diff --raw -z --no-abbrev` lists at the start of `output`, as (names, blob ids
+    that are not submodules' or missing), and where what follows them (the patch) starts."""
+    changes: list[tuple[list[bytes], list[str]]] = []
+    at = 0
+    while output.startswith(b":", at):
+        end = output.index(b"\0", at)
+        mode_a, mode_b, blob_a, blob_b, status = output[at + 1 : end].decode().split()
+        names = []
+        at = end + 1
+        for _ in range(2 if status[0] in "RC" else 1):
+            end = output.index(b"\0", at)
+            names.append(output[at:end])
+            at = end + 1
+        sides = ((mode_a, blob_a), (mode_b, blob_b))
+        changes.append((names, [blob for mode, blob in sides if mode != GITLINK and blob.strip("0")]))
+    if changes and output.startswith(b"\0", at):
+        at += 1  # the line between the list and the patch
+    return changes, at
 
 
 # How patches are made: binary files in full (base85), whole ids, renames found, no user diff tools.
@@ -194,4 +278,8 @@ def _is_utf8(data: bytes) -> bool:
 @contextmanager
 def snapshot(repo: Path) -> Iterator[Snapshot]:
     with tempfile.TemporaryDirectory(prefix="clearml-task-") as tmp:
-        yield Snapshot(repo, Path(tmp))
+        snap = Snapshot(repo, Path(tmp))
+        try:
+            yield snap
+        finally:
+            snap.close()

@@ -3,10 +3,14 @@ face of the package for clearml-task, and what the launcher reads the checkout's
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from clearml_task.requirements.decision import Decision, decide
 from clearml_task.requirements.files import Given, Requirement, read_given
-from clearml_task.requirements.installed import project_python, sys_path_of
 from clearml_task.requirements.readers import Reader, directory_reader, included, mapping_reader, wanted
+
+if TYPE_CHECKING:
+    from clearml_task.requirements.installed import project_python, sys_path_of
 
 __all__ = [
     "Decision",
@@ -22,3 +26,13 @@ __all__ = [
     "sys_path_of",
     "wanted",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """project_python and sys_path_of, imported when first asked for (only detection reads installed
+    versions)."""
+    if name in ("project_python", "sys_path_of"):
+        from clearml_task.requirements import installed
+
+        return getattr(installed, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

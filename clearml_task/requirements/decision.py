@@ -26,15 +26,17 @@ root -> text, or None), so a local checkout and a remote repository are read the
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from clearml_task.requirements.closure import Closure
 from clearml_task.requirements.declared import declared_requirements, find_declared
 from clearml_task.requirements.files import Given, Requirement, name_of
-from clearml_task.requirements.imports import Import, scan_notebook, scan_python
-from clearml_task.requirements.installed import Installed, to_requirements
 from clearml_task.requirements.readers import Reader, clean, join, memo, nothing
+
+if TYPE_CHECKING:  # detection's modules are imported when the requirements are detected
+    from clearml_task.requirements.imports import Import
+    from clearml_task.requirements.installed import Installed
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def decide(
     entry_text: str | None = None,
     add_clearml: bool = False,
     declared: bool = True,
-    site: Sequence[str] | None = None,
+    site: Sequence[str] | Callable[[], Sequence[str] | None] | None = None,
     left_behind: Reader | None = None,
 ) -> Decision:
     """What the task needs, in the order of precedence above.
@@ -129,8 +131,9 @@ def decide(
     ("train.py", "notebooks/eda.ipynb" or "-m pkg.main"); `entry_text` is the entry point's content before
     the injection (read through `read` when None). `declared=False` skips step 4 (a standalone script, whose
     neighbours do not travel). `site` is where installed distributions are looked for (default: sys.path of
-    this interpreter). `left_behind` reads the local work tree as it is on disk: an import of a file there
-    that `read` does not have (git ignores it) is named in a note, not taken for a package. `given` is what
+    this interpreter), or a function that says where, called only when the requirements are detected.
+    `left_behind` reads the local work tree as it is on disk: an import of a file there that `read` does not
+    have (git ignores it) is named in a note, not taken for a package. `given` is what
     --requirements / --packages give, read and checked before (read_given)."""
     if force_none:
         return Decision("none")
@@ -146,7 +149,10 @@ def decide(
             lines = declared_requirements(found, read, notes)
             decision = Decision(found.source, lines, found.files, found.lock, tuple(notes))
             return _with_clearml(decision, add_clearml)
-    detected = detect(read, working_dir, entry_point, entry_text, Installed.of(site), notes, left_behind)
+    from clearml_task.requirements.installed import Installed
+
+    where = site() if callable(site) else site
+    detected = detect(read, working_dir, entry_point, entry_text, Installed.of(where), notes, left_behind)
     return _with_clearml(detected, add_clearml)
 
 
@@ -172,6 +178,10 @@ def detect(
     left_behind: Reader | None = None,
 ) -> Decision:
     """Step 5: the import closure of the entry point, mapped to distributions."""
+    from clearml_task.requirements.closure import Closure
+    from clearml_task.requirements.imports import Import, scan_notebook, scan_python
+    from clearml_task.requirements.installed import to_requirements
+
     working_dir = clean(working_dir)
     entry = entry_point.strip()
     start: list[Import] = []

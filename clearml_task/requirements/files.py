@@ -22,6 +22,12 @@ _FLAG = {"--no-index", "--pre", "--prefer-binary", "--require-hashes"}
 _PER_REQUIREMENT_OPTION = re.compile(r"\s--(hash|global-option|install-option|config-settings)\b.*$")
 _DIRECT = re.compile(r"^([.~/\\]|[A-Za-z][A-Za-z0-9+.-]*://|[A-Za-z]:[\\/]|git\+|hg\+|svn\+|bzr\+)")
 _ARCHIVE = re.compile(r"\.(whl|tar\.gz|tgz|tar\.bz2|zip)$", re.IGNORECASE)
+# The common requirement lines, which PEP 508 (and packaging) always accepts: a name, extras, and version
+# clauses of plain release numbers (numpy, numpy>=1.24,<2, torch==2.3.*, pkg[a,b]~=1.4). Any other line is
+# checked with packaging.
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_CLAUSE = r"(?:(?:==|!=)\d+(?:\.\d+)*(?:\.\*)?|(?:>=|<=|>|<)\d+(?:\.\d+)*|~=\d+(?:\.\d+)+)"
+_PLAIN_REQUIREMENT = rf"{_NAME}(?:\[{_NAME}(?:,{_NAME})*\])?(?:\s*{_CLAUSE}(?:,{_CLAUSE})*)?"
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,10 @@ def check_line(line: str, where: str) -> None:
 
 def _pep508_error(text: str) -> str | None:
     """Why `text` is not a PEP 508 requirement (None: it is one). The answer is remembered by content and
-    packaging's version, so packaging (~40 ms to import) is only imported for a line not seen before."""
+    packaging's version, so packaging (~40 ms to import) is only imported for a line not seen before; a
+    plain line (a name, extras, release-number clauses) needs neither."""
+    if re.fullmatch(_PLAIN_REQUIREMENT, text.strip()):
+        return None
     import packaging
 
     from clearml_task.cache import memoized

@@ -146,3 +146,18 @@ def test_resolve_reads_a_served_config(
     assert "queues" in Session(found).call("queues.get_all")
     assert http_config(http_server, tmp_path).access_key == found.access_key
     assert embedded_config(tmp_path).embedded
+
+
+def test_look_ahead_keeps_only_answers_that_name_the_queue_and_project(session: Session) -> None:
+    """What clearml-task asks while git runs: an answer that names the queue (project) is used once by
+    queue_id (project_id); one that does not is asked again, so what was created meanwhile is found."""
+    other = Client(session)
+    queue = other.queue_id("ahead-queue", create=True)
+    client = Client(session)
+    client.look_ahead("ahead-queue", "ahead-project")  # the project does not exist yet
+    project = other.project_id("ahead-project")  # ... and is created meanwhile
+    other.call("queues.delete", {"queue": queue, "force": True})
+    assert client.queue_id("ahead-queue") == queue  # the answer from before
+    assert client.project_id("ahead-project", create=False) == project  # asked again: found
+    with pytest.raises(UserError, match="no queue named 'ahead-queue'"):
+        client.queue_id("ahead-queue")  # used once: asked again

@@ -65,6 +65,29 @@ def test_a_dropped_keep_alive_connection_is_opened_again(
     assert session.transport.connection is not first
 
 
+def test_calls_one_after_another_share_one_connection_whichever_thread_makes_them(
+    short_lived_server: tuple[str, App], tmp_path: Path
+) -> None:
+    """clearml-task logs in from a thread while git runs, then calls from the main thread: one connection;
+    calls at the same time each get their own (an http.client connection is not thread-safe)."""
+    url, app = short_lived_server
+    config = ServerConfig(url, None, None, app.keys.access_key, app.keys.secret_key, "test", tmp_path)
+    session = Session(config, retries=1)
+    assert isinstance(session.transport, HttpTransport)
+    thread = threading.Thread(target=session.call, args=("queues.get_all",))
+    thread.start()
+    thread.join()
+    first = session.transport.connection
+    assert first is not None
+    assert "queues" in session.call("queues.get_all")
+    assert session.transport.connection is first
+    held = session.transport._take()  # a call under way elsewhere holds it ...
+    assert held is first
+    assert "queues" in session.call("queues.get_all")  # ... so this one opens its own
+    assert session.transport.connection is not first
+    held.close()
+
+
 class _Relay(http.server.BaseHTTPRequestHandler):
     """A forwarding HTTP proxy (absolute-form request lines), counting what it relays."""
 

@@ -195,6 +195,31 @@ def test_without_an_active_environment_versions_come_from_the_python3_on_path(
     assert f"installed versions are read from clearml-task's own environment ({sys.executable})" in out
 
 
+def test_the_project_python_runs_only_when_requirements_are_detected(
+    detect_repo: Repo, tmp_path: Path
+) -> None:
+    """Finding installed versions runs the project's interpreter (a pyenv shim takes ~0.2 s): a repository
+    that declares its requirements does not need it, one whose requirements are detected does."""
+    bin_dir, ran = tmp_path / "bin", tmp_path / "ran"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f"#!/bin/sh\necho ran >> {ran}\nexit 1\n")
+    (bin_dir / "python3").chmod(0o755)
+    env = {"VIRTUAL_ENV": "", "CONDA_PREFIX": "", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    detect_repo.write("requirements.txt", "six\n")
+    task, _ = created(
+        "--name", "declared", "--folder", str(detect_repo.work), "--script", "train.py", env=env
+    )
+    assert requirements_of(task)["source"] == "requirements.txt"
+    assert not ran.exists()
+    (detect_repo.work / "requirements.txt").unlink()
+    task, out = created(
+        "--name", "detected", "--folder", str(detect_repo.work), "--script", "train.py", env=env
+    )
+    assert requirements_of(task)["source"] == "detected"
+    assert ran.read_text() == "ran\n"
+    assert f"{bin_dir}/python3 does not run" in out
+
+
 def test_force_no_requirements_installs_nothing_even_with_a_requirements_file(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "bad", "reqs_bad")  # its requirements.txt could not even be installed
     repo.write("train.py", "print('ran with nothing installed')\n")

@@ -7,6 +7,7 @@ is read without importing libcst."""
 from __future__ import annotations
 
 import base64
+import os
 import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,8 @@ def read_parser_cached(source: str, filename: str = "") -> Parser:
 def _code_files() -> list[Path]:
     """The sources what is read depends on: the model, the values and every reader."""
     here = Path(__file__).parent
-    return [here.parent / "model.py", here.parent / "values.py", *sorted(here.glob("*.py"))]
+    readers = sorted(name for name in os.listdir(here) if name.endswith(".py"))
+    return [here.parent / "model.py", here.parent / "values.py", *(here / name for name in readers)]
 
 
 def read_parser(source: str, filename: str = "") -> Parser:
