@@ -147,8 +147,6 @@ class Daemon:
             print(f"clearml-launcher: skipping task {task_id}: {e.message}", flush=True)
             self.claim.update(task=None, run=None)
             return
-        self.client.status_report(self.settings.worker, task_id=task_id, queue_id=queue_id,
-                                  machine_stats=machine_stats())  # fmt: skip
         done = threading.Event()
         reporter = threading.Thread(target=self._report_while, args=(task_id, queue_id, done), daemon=True)
         reporter.start()
@@ -169,8 +167,11 @@ class Daemon:
         self.claim.update(run={**(self.claim.info.get("run") or {}), **fields})
 
     def _report_while(self, task_id: str, queue_id: str, done: threading.Event) -> None:
-        """Status reports every REPORT_INTERVAL while the task runs (they keep it "held" by this worker)."""
-        while not done.wait(REPORT_INTERVAL):
+        """Status reports, the first at once, then every REPORT_INTERVAL while the task runs (they keep it
+        "held" by this worker). In a thread: the task does not wait for them."""
+        first = True
+        while first or not done.wait(REPORT_INTERVAL):
+            first = False
             try:
                 self.client.status_report(self.settings.worker, task_id=task_id, queue_id=queue_id,
                                           machine_stats=machine_stats())  # fmt: skip

@@ -88,10 +88,12 @@ def environment(
 def run(
     argv: list[str], *, cwd: Path, env: Mapping[str, str], client: Client, task_id: str, log: LogShipper,
     grace: float = GRACE, stop: threading.Event | None = None,
-    started: Callable[[int, str], None] | None = None,
+    started: Callable[[int, str], None] | None = None, meanwhile: Callable[[], None] | None = None,
 ) -> Outcome:  # fmt: skip
     """Run the task's process to its end. `started(pid, marker)` is told the process (its pid is its
-    process group) and the marker its descendants inherit, for whoever must clean up after a crash."""
+    process group) and the marker its descendants inherit, for whoever must clean up after a crash.
+    `meanwhile` runs once the process runs and its output is read: work that need not delay the task (a
+    failure is a warning in the log)."""
     from launcher import output, reaper
 
     log.write(f"launcher: running {shlex.join(argv)} (in {cwd})")
@@ -117,9 +119,14 @@ def run(
     watcher.start()
     assert child.stdout is not None and child.stderr is not None
     reader = output.Output(child.stdout, child.stderr, log.write).start()
+    if meanwhile is not None:
+        try:
+            meanwhile()
+        except Exception as e:
+            log.write(f"launcher: warning: {e}", "warning")
     code = child.wait()
     reader.join(DRAIN)  # the output ends with the process, unless something it left holds it open
-    left = reaper.end(child.pid, token, grace=LEFTOVER_GRACE)
+    left = reaper.end(child.pid, token, grace=LEFTOVER_GRACE, ours=True)
     reader.stop()
     if left:
         log.write(f"launcher: the task left {left} process(es) running; they were stopped", "warning")
