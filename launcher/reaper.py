@@ -90,11 +90,13 @@ def _nothing_left(pgid: int | None) -> bool:
             return False
         else:
             return False
-    try:
-        threads = list((PROC / "self" / "task").iterdir())
-        return not any((thread / "children").read_text().split() for thread in threads)
-    except OSError:  # no /proc/<pid>/task/<tid>/children on this kernel
+    try:  # WNOWAIT: a child that has exited stays for whoever waits for it
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True  # no child at all, running or exited
+    except OSError:
         return False
+    return False
 
 
 def end(pgid: int | None, token: str | None, grace: float = 2.0, *, ours: bool = False) -> int:
