@@ -25,13 +25,13 @@ def temp_dir(prefix: str) -> Iterator[Path]:
 
 
 @contextmanager
-def server(data_dir: Path, env: Mapping[str, str]) -> Iterator[str]:
-    """`python -m launcher server --port 0` on loopback; yields its URL once it listens."""
+def server(data_dir: Path, env: Mapping[str, str], extra: Sequence[str] = ()) -> Iterator[str]:
+    """`python -m launcher server --port 0 [extra]` on loopback; yields its URL once it listens."""
     log = data_dir.parent / "server.log"
     argv = [sys.executable, "-m", "launcher", "server", "--host", "127.0.0.1", "--port", "0"]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*argv, "--data-dir", str(data_dir)],
+            [*argv, "--data-dir", str(data_dir), *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=dict(env),

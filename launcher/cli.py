@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
     server.add_argument(
+        "--max-wait", type=float, default=30.0, metavar="SECONDS",
+        help="longest a daemon's queues.get_next_task may wait for a task (default 30; 0: daemons poll)",
+    )  # fmt: skip
+    server.add_argument(
         "--non-responsive-timeout", type=float, metavar="SECONDS",
         help="stop in_progress tasks nothing updated for this long (default 7200, as ClearML; 0: never; "
         "env CLEARML_TASK_NON_RESPONSIVE_TIMEOUT)",

@@ -20,13 +20,16 @@ if TYPE_CHECKING:
 
 def server(args: argparse.Namespace) -> int:
     from clearml_task.server.auth import CREDENTIALS_FILE
+    from clearml_task.server.endpoints import MAX_WAIT
     from clearml_task.server.serve import api_block, create_server
 
     data_dir = args.data_dir or config.server_dir()
     if args.add_user or args.remove_user or args.list_users:
         return _users(args, data_dir)
+    if not 0 <= args.max_wait <= MAX_WAIT:
+        raise UserError(f"--max-wait must be from 0 to {MAX_WAIT} seconds", exit_code=2)
     httpd, served = create_server(data_dir, args.host, args.port, threads=args.threads,
-                                  max_body_mb=args.max_body_mb,
+                                  max_body_mb=args.max_body_mb, max_wait=args.max_wait,
                                   non_responsive_timeout=args.non_responsive_timeout)  # fmt: skip
     keys = served.app.keys
     print(f"clearml-launcher: serving the ClearML API at {served.url} (data: {data_dir})", flush=True)

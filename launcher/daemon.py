@@ -2,8 +2,12 @@
 reporting as a ClearML worker.
 
 Strict priority across queues (after each task it starts again from the first), or round-robin with
---order-fairness. Idle polling is one cheap call per queue per interval; a stop (SIGTERM, `--stop`) ends
-a running task as stopped — never completed — and unregisters the worker. The daemon's record
+--order-fairness. On our server an idle daemon long-polls: one queues.get_next_task call over all its
+queues, in the order of the pass (`then_queues`), that the server holds until an entry comes or LONG_POLL
+seconds pass, so a task starts as soon as it is enqueued and the order is the server's atomic pass. On
+ClearML's server (server.info does not advertise the `wait` field) it polls: one call per queue per
+interval. A stop (SIGTERM, `--stop`) is seen within LONG_POLL seconds when idle; it ends a running task
+as stopped — never completed — and unregisters the worker. The daemon's record
 (launcher.registry) says what it runs at every moment, so that a daemon taking its id after a crash can
 clean up; its client never gives up on the server (an outage of any length is waited out)."""
 
@@ -30,6 +34,9 @@ if TYPE_CHECKING:
     from launcher.registry import Claim
 
 REPORT_INTERVAL = 30.0
+# Seconds one long-poll waits on the server: also the longest an idle daemon takes to see a stop.
+LONG_POLL = 2.0
+MIN_LONG_POLL = 1.0  # a server that waits less than this is polled
 
 
 @dataclass
@@ -55,6 +62,8 @@ class Daemon:
         self.names = dict(zip(self.queue_ids, options.queues, strict=True))
         self._last_report = 0.0
         self.slots = Slots(options.services) if options.services is not None else None
+        advertised = client.long_poll_wait()  # 0: the server cannot wait (ClearML's): poll it
+        self.wait = min(LONG_POLL, advertised) if advertised >= MIN_LONG_POLL else 0.0
 
     def run(self) -> int:
         from launcher import registry
@@ -64,20 +73,29 @@ class Daemon:
         registry.sweep(self.settings.work_dir, _say)
         self.client.register_worker(worker, self.queue_ids, timeout=max(600, int(self.interval * 4)))
         self.claim.update(registered=True)
-        print(f"clearml-launcher: worker {worker} polls {', '.join(self.options.queues)}", flush=True)
+        how = "waits on" if self.wait else f"polls every {self.interval:g}s"
+        print(f"clearml-launcher: worker {worker} {how} {', '.join(self.options.queues)}", flush=True)
         ran, start = 0, 0
         try:
             while not self.stopping.is_set():
                 if self.slots is not None and not self.slots.wait_free(self.stopping):
                     break
+                asked = time.monotonic()
                 picked = self._next(start)
                 if picked is None:
                     if self.options.once:
                         break
                     self._report()
-                    self.stopping.wait(self.interval * random.uniform(0.8, 1.2))  # jitter: fair among peers
+                    if self.wait and time.monotonic() - asked >= self.wait / 2:
+                        continue  # the server waited: ask again now
+                    # Polling, or the server had no room for another waiting call: the interval, with jitter
+                    # (fair among peers).
+                    self.stopping.wait(self.interval * random.uniform(0.8, 1.2))
                     continue
                 index, task_id = picked
+                if self.stopping.is_set():  # taken while the stop came: first in line again, not stopped
+                    self._hand_back(task_id, self.queue_ids[index])
+                    break
                 start = (index + 1) % len(self.queue_ids) if self.options.fairness else 0
                 if self.slots is None:
                     self._run_one(task_id, self.queue_ids[index])
@@ -95,13 +113,29 @@ class Daemon:
         return 0
 
     def _next(self, start: int) -> tuple[int, str] | None:
+        """(index of the queue, task id) of the next task in a pass over the queues from `start`."""
         count = len(self.queue_ids)
+        if self.wait:
+            order = self.queue_ids[start:] + self.queue_ids[:start]
+            found = self.client.take_next(order, 0.0 if self.options.once else self.wait)
+            if found is None:
+                return None
+            return self.queue_ids.index(found[0]), found[1]
         for offset in range(count):
             index = (start + offset) % count
             task_id = self.client.next_task(self.queue_ids[index])
             if task_id:
                 return index, task_id
         return None
+
+    def _hand_back(self, task_id: str, queue_id: str) -> None:
+        with contextlib.suppress(Exception):
+            self.client.call("queues.add_task", {"queue": queue_id, "task": task_id})
+            self.client.call("queues.move_task_to_front", {"queue": queue_id, "task": task_id})
+            print(
+                f"clearml-launcher: task {task_id} went back to the front of {self.names[queue_id]}",
+                flush=True,
+            )
 
     def _run_one(self, task_id: str, queue_id: str) -> None:
         from launcher import execute
@@ -115,8 +149,6 @@ class Daemon:
             print(f"clearml-launcher: skipping task {task_id}: {e.message}", flush=True)
             self.claim.run_ended(task_id)
             return
-        self.client.status_report(self.settings.worker, task_id=task_id, queue_id=queue_id,
-                                  machine_stats=machine_stats())  # fmt: skip
         done = threading.Event()
         reporter = threading.Thread(target=self._report_while, args=(task_id, queue_id, done), daemon=True)
         reporter.start()
@@ -134,8 +166,11 @@ class Daemon:
         print(f"clearml-launcher: task {task_id} {status}", flush=True)
 
     def _report_while(self, task_id: str, queue_id: str, done: threading.Event) -> None:
-        """Status reports every REPORT_INTERVAL while the task runs (they keep it "held" by this worker)."""
-        while not done.wait(REPORT_INTERVAL):
+        """Status reports, the first at once, then every REPORT_INTERVAL while the task runs (they keep it
+        "held" by this worker). In a thread: the task does not wait for them."""
+        first = True
+        while first or not done.wait(REPORT_INTERVAL):
+            first = False
             try:
                 self.client.status_report(self.settings.worker, task_id=task_id, queue_id=queue_id,
                                           machine_stats=machine_stats())  # fmt: skip

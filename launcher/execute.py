@@ -108,12 +108,25 @@ def run(
     finally:
         _sdk_config_path(dest).unlink(missing_ok=True)
         log.write(f"launcher: done in {time.monotonic() - started:.2f}s")
-        if not settings.keep_workspace:
-            shutil.rmtree(dest, ignore_errors=True)
-        registry.run_lock(dest).unlink(missing_ok=True)  # a kept work tree is never swept
+        if settings.keep_workspace:
+            registry.run_lock(dest).unlink(missing_ok=True)  # a kept work tree is never swept
+        else:
+            _remove_in_background(dest, registry.run_lock(dest))
         envcache.evict(
             settings.cache_dir / "envs", settings.env_cache_size, lambda line: log.write(f"launcher: {line}")
         )
+
+
+def _remove_in_background(dest: Path, lock: Path) -> None:
+    """The work tree goes in a thread (the next task need not wait for it), then its run lock; the process
+    waits for the thread before it exits. Should it die first, the lock left behind gets the tree swept
+    (registry.sweep)."""
+
+    def remove() -> None:
+        shutil.rmtree(dest, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+
+    threading.Thread(target=remove, name="remove-work-tree").start()
 
 
 def _job(

@@ -89,10 +89,12 @@ def environment(
 def run(
     argv: list[str], *, cwd: Path, env: Mapping[str, str], client: Client, task_id: str, log: LogShipper,
     grace: float = GRACE, stop: threading.Event | None = None,
-    started: Callable[[int, str], None] | None = None,
+    started: Callable[[int, str], None] | None = None, meanwhile: Callable[[], None] | None = None,
 ) -> Outcome:  # fmt: skip
     """Run the task's process to its end. `started(pid, marker)` is told the process (its pid is its
-    process group) and the marker its descendants inherit, for whoever must clean up after a crash."""
+    process group) and the marker its descendants inherit, for whoever must clean up after a crash.
+    `meanwhile` runs once the process runs and its output is read: work that need not delay the task (a
+    failure is a warning in the log)."""
     from launcher import reaper, tether
 
     log.write(f"launcher: running {shlex.join(argv)} (in {cwd})")
@@ -107,7 +109,7 @@ def run(
         return Outcome(None)
     reaper.running(child.pid, token)
     try:
-        return _follow(child, token, client, task_id, log, grace, stop, started)
+        return _follow(child, token, client, task_id, log, grace, stop, started, meanwhile)
     finally:
         reaper.finished(child.pid)
 
@@ -115,6 +117,7 @@ def run(
 def _follow(
     child: subprocess.Popen[bytes], token: str, client: Client, task_id: str, log: LogShipper, grace: float,
     stop: threading.Event | None, started: Callable[[int, str], None] | None,
+    meanwhile: Callable[[], None] | None,
 ) -> Outcome:  # fmt: skip
     """The started process to its end: the abort watch, its output into the log, what it leaves ended."""
     from launcher import output, reaper
@@ -132,9 +135,14 @@ def _follow(
     watcher.start()
     assert child.stdout is not None and child.stderr is not None
     reader = output.Output(child.stdout, child.stderr, log.write).start()
+    if meanwhile is not None:
+        try:
+            meanwhile()
+        except Exception as e:
+            log.write(f"launcher: warning: {e}", "warning")
     code = child.wait()
     reader.join(DRAIN)  # the output ends with the process, unless something it left holds it open
-    left = reaper.end(child.pid, token, grace=LEFTOVER_GRACE)
+    left = reaper.end(child.pid, token, grace=LEFTOVER_GRACE, ours=True)
     reader.stop()
     if left:
         log.write(f"launcher: the task left {left} process(es) running; they were stopped", "warning")

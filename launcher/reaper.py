@@ -79,8 +79,12 @@ def _environ(pid: int) -> list[bytes]:
         return []
 
 
-def leftovers(pgid: int | None, token: str | None) -> set[int]:
-    """What is left of a run: its group's processes, the marked ones, and the orphans handed to us."""
+def leftovers(pgid: int | None, token: str | None, *, ours: bool = False) -> set[int]:
+    """What is left of a run: its group's processes, the marked ones, and the orphans handed to us.
+    `ours`: the run was our child, which has ended: then an empty group and no child of ours at all prove
+    nothing is left, without reading every process's /proc files (see _nothing_left)."""
+    if ours and _nothing_left(pgid):
+        return set()
     found: set[int] = set()
     if pgid:
         found.update(pid for pid in _pids() if _group(pid) == pgid)
@@ -91,10 +95,34 @@ def leftovers(pgid: int | None, token: str | None) -> set[int]:
     return found
 
 
-def end(pgid: int | None, token: str | None, grace: float = 2.0) -> int:
+def _nothing_left(pgid: int | None) -> bool:
+    """As subreaper, every live descendant of a child that ended is a child of ours or below one (an orphan
+    is handed to us; a marked process is a descendant): no process in its group and no child of ours at
+    all means it left nothing. False whenever that cannot be told so cheaply."""
+    if not _subreaper:
+        return False
+    if pgid:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            pass
+        except OSError:
+            return False
+        else:
+            return False
+    try:  # WNOWAIT: a child that has exited stays for whoever waits for it
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True  # no child at all, running or exited
+    except OSError:
+        return False
+    return False
+
+
+def end(pgid: int | None, token: str | None, grace: float = 2.0, *, ours: bool = False) -> int:
     """SIGTERM what is left of a run, SIGKILL what is still there after `grace` seconds; reap our own.
-    Returns how many processes there were."""
-    found = leftovers(pgid, token)
+    Returns how many processes there were. `ours`: as for leftovers."""
+    found = leftovers(pgid, token, ours=ours)
     count = len(found)
     if not found:
         return 0

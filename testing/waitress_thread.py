@@ -14,7 +14,7 @@ from clearml_task.server.serve import Served, create_server
 @contextmanager
 def serving(data_dir: Path, **options: Any) -> Iterator[tuple[Served, Any]]:
     """(what is served, the waitress server) on a free loopback port for as long as the block runs."""
-    httpd, served = create_server(data_dir, port=0, threads=4, **options)
+    httpd, served = create_server(data_dir, port=0, **{"threads": 4, **options})
     thread = threading.Thread(target=httpd.run, name="test-waitress", daemon=True)
     thread.start()
     try:

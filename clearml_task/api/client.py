@@ -138,6 +138,26 @@ class Client:
         entry = self.call("queues.get_next_task", {"queue": queue_id}).get("entry")
         return str(entry["task"]) if entry else None
 
+    def take_next(self, queue_ids: Sequence[str], wait: float) -> tuple[str, str] | None:
+        """(queue id, task id) from the first of these queues that has an entry, waiting up to `wait` seconds
+        for one: our server's long-poll form of queues.get_next_task (`long_poll_wait` says whether the
+        server has it)."""
+        first, *more = queue_ids
+        found = self.call("queues.get_next_task", {"queue": first, "then_queues": more, "wait": wait})
+        entry = found.get("entry")
+        return (str(found.get("queue") or first), str(entry["task"])) if entry else None
+
+    def long_poll_wait(self) -> float:
+        """The longest `wait` the server's queues.get_next_task takes (server.info says it); 0 when it has no
+        such field, as ClearML's server has not."""
+        try:
+            advertised = self.call("server.info", {}).get("get_next_task_max_wait")
+        except APICallError:
+            return 0.0
+        if isinstance(advertised, bool) or not isinstance(advertised, int | float) or advertised <= 0:
+            return 0.0
+        return float(advertised)
+
     # workers --------------------------------------------------------------------------------------
     def register_worker(self, worker: str, queue_ids: Iterable[str], timeout: int = 600) -> None:
         self.call("workers.register", {"worker": worker, "queues": list(queue_ids), "timeout": timeout})

@@ -22,16 +22,18 @@ import json
 import os
 import re
 import sys
+import threading
+import time
 import traceback
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from clearml_task.server import errors, fields, files
 from clearml_task.server.auth import Tokens, first_user, identity, load_keys
 from clearml_task.server.body import UNAUTHENTICATED_MAX_BODY, max_body, merge_query, parse
-from clearml_task.server.endpoints import ENDPOINTS, Call, Endpoint
+from clearml_task.server.endpoints import ENDPOINTS, MAX_WAIT, Call, Endpoint
 from clearml_task.server.store import Store
 from clearml_task.server.users import Users
 from clearml_task.server.web import is_page, session
@@ -49,9 +51,13 @@ class App:
     def __init__(
         self, data_dir: Path | str, environ: Mapping[str, str] = os.environ, *,
         max_body_mb: int | None = None, non_responsive_timeout: float | None = None,
+        max_wait: float = MAX_WAIT, max_waiters: int | None = None,
     ) -> None:  # fmt: skip
         """`non_responsive_timeout`: the watchdog's (None: from the environment); opening the store runs
-        one pass, so that ephemeral mode, with no server process living on, has the watchdog too."""
+        one pass, so that ephemeral mode, with no server process living on, has the watchdog too.
+        `max_wait`: the longest a call waits (queues.get_next_task's `wait`); `max_waiters`: how many calls
+        may wait at once (None: any number). Past it a call answers at once, as without `wait`: waiting
+        calls each hold one of the HTTP server's threads, and the calls that end a wait need threads too."""
         from clearml_task.server import services, watchdog
 
         self.data_dir = Path(data_dir)
@@ -64,6 +70,8 @@ class App:
         self.tokens = Tokens(self.keys, self.users)
         given = non_responsive_timeout
         self.non_responsive_timeout = watchdog.timeout_from(environ) if given is None else given
+        self.max_wait = max_wait
+        self._waiters = threading.BoundedSemaphore(max_waiters) if max_waiters is not None else None
         with self.store.transaction(write=True) as tx:
             services.bootstrap(tx)
             watchdog.stop_non_responsive(tx, self.non_responsive_timeout)
@@ -78,7 +86,10 @@ class App:
         authorization: str | None = None,
         content_type: str = "application/json",
         query: Iterable[tuple[str, str]] = (),
+        gone: Callable[[], bool] | None = None,
     ) -> tuple[int, Envelope]:
+        """One call; `gone` tells whether the HTTP client has hung up (a waiting call then gives up before
+        it takes anything)."""
         name, version = _name_version(path)
         try:
             if method not in ("GET", "POST"):
@@ -89,9 +100,7 @@ class App:
             caller, login_time = self._authenticate(found, authorization)
             data = merge_query(parse(body, content_type, found.batch), query)
             fields.check(data, found.fields)
-            with self.store.transaction(write=found.write) as tx:
-                call = Call(name, data, tx, self.tokens, caller, login_time)
-                result = found.handler(call)
+            call, result = self._run(found, data, caller, login_time, gone)
             files.remove(self.data_dir, call.stale_files)
             return 200, _envelope(name, version, 200, 0, "OK", result)
         except errors.APIError as e:
@@ -100,6 +109,35 @@ class App:
             traceback.print_exc(file=sys.stderr)
             internal = errors.APIError(500, 0, f"Internal error: {type(e).__name__}: {e}")
             return 500, self._answer(path, internal)
+
+    def _run(
+        self, found: Endpoint, data: dict[str, Any], caller: dict[str, Any], login_time: int | None,
+        gone: Callable[[], bool] | None,
+    ) -> tuple[Call, dict[str, Any]]:  # fmt: skip
+        """The handler in one transaction; again in a new one each time what a waiting call waits for
+        changes, until it has an answer or its time is up. No transaction stays open while it waits."""
+        deadline: float | None = None
+        holding = False
+        try:
+            while True:
+                with self.store.transaction(write=found.write) as tx:
+                    call = Call(found.name, data, tx, self.tokens, caller, login_time, max_wait=self.max_wait)
+                    result = found.handler(call)
+                if call.waits is None:
+                    return call, result
+                kind, seen, seconds = call.waits
+                if deadline is None:
+                    holding = self._waiters is None or self._waiters.acquire(blocking=False)
+                    if not holding:
+                        return call, result  # as many calls wait as may: this one answers now
+                    deadline = time.monotonic() + min(seconds, self.max_wait)
+                if not self.store.wait_for_change(kind, seen, deadline, gone) or (
+                    gone is not None and gone()
+                ):
+                    return call, result  # time is up, or nobody is left to take what the next run finds
+        finally:
+            if holding and self._waiters is not None:
+                self._waiters.release()
 
     def _token_valid(self, authorization: str | None) -> bool:
         scheme, _, value = (authorization or "").partition(" ")
@@ -164,6 +202,7 @@ class App:
                 authorization=authorization,
                 content_type=request.headers.get("Content-Type", ""),
                 query=request.args.items(multi=True),
+                gone=environ.get("waitress.client_disconnected"),
             )
         payload = json.dumps(envelope).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]

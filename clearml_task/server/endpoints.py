@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from clearml_task.server.store import Tx
 
 Handler = Callable[["Call"], dict[str, Any]]
+# The longest a call may wait for something to change (queues.get_next_task's `wait`), in seconds.
+MAX_WAIT = 30
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,16 @@ class Call:
     # Glob patterns (relative to the file store) of the files the call made stale, such as a deleted
     # model's weights or a deleted task's folder: removed once the transaction has committed.
     stale_files: list[str] = field(default_factory=list)
+    # Set by a handler that found nothing yet and may wait (wait_for): the kind it waits for, that kind's
+    # version as the handler saw it, and the seconds the caller allows.
+    waits: tuple[str, int, float] | None = None
+    max_wait: float = MAX_WAIT  # the app's cap on a wait (0: this server does not wait)
+
+    def wait_for(self, kind: str, seconds: float) -> None:
+        """Nothing yet: the app runs the handler again, in a new transaction, each time `kind` changes
+        (store.VERSIONED), until `seconds` (capped at the app's max_wait) have passed since the call came."""
+        if seconds > 0 and self.max_wait > 0:
+            self.waits = (kind, self.tx.version(kind), seconds)
 
     def required(self, name: str) -> Any:
         value = self.data.get(name)
@@ -108,6 +120,11 @@ class Call:
         if value is None:
             return default
         raise errors.validation_error(f"{name} must be a boolean")
+
+    def number(self, name: str, default: float = 0.0) -> float:
+        """A numeric field its declared kind has checked (a number, or its decimal text)."""
+        value = self.data.get(name)
+        return default if value is None else float(value)
 
     def integer(self, name: str, default: int | None = None) -> int | None:
         value = self.data.get(name, default)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clearml_task.server.app import App
+from clearml_task.server.endpoints import MAX_WAIT
 from clearml_task.server.files import files_url
 
 
@@ -46,6 +47,8 @@ def api_block(url: str, access_key: str, secret_key: str) -> str:
 CHANNEL_TIMEOUT = 30
 CLEANUP_INTERVAL = 5
 CONNECTION_LIMIT = 500
+# Threads that waiting calls leave to the others (among them the enqueue that ends a wait).
+RESERVED_THREADS = 2
 
 
 def create_server(
@@ -58,12 +61,16 @@ def create_server(
     non_responsive_timeout: float | None = None,
     channel_timeout: float = CHANNEL_TIMEOUT,
     cleanup_interval: float = CLEANUP_INTERVAL,
+    max_wait: float = MAX_WAIT,
 ) -> tuple[Any, Served]:
     """A waitress server bound to host:port (port 0 = any free port), not yet serving. Bodies past the
-    app's limit for authenticated calls are refused by waitress before they are read."""
+    app's limit for authenticated calls are refused by waitress before they are read. Calls that wait
+    (queues.get_next_task's `wait`) may hold all but RESERVED_THREADS of the threads; waitress reads ahead
+    on a connection whose request runs, so that a waiting call sees its client hang up."""
     from waitress.server import create_server as waitress_server
 
-    app = App(data_dir, max_body_mb=max_body_mb, non_responsive_timeout=non_responsive_timeout)
+    app = App(data_dir, max_body_mb=max_body_mb, non_responsive_timeout=non_responsive_timeout,
+              max_wait=max_wait, max_waiters=max(1, threads - RESERVED_THREADS))  # fmt: skip
     try:
         server = waitress_server(
             app,
@@ -75,6 +82,7 @@ def create_server(
             channel_timeout=channel_timeout,
             cleanup_interval=cleanup_interval,
             connection_limit=CONNECTION_LIMIT,
+            channel_request_lookahead=1,
         )
     except OSError as e:
         from clearml_task.errors import UserError

@@ -4,6 +4,11 @@ Every kind of document (project, task, queue, worker, model) lives in its own ta
 columns queries filter on copied out beside it. Write transactions start with BEGIN IMMEDIATE, so two
 processes on one file serialise their read-modify-write cycles (this is what makes
 queues.get_next_task hand each entry to exactly one caller).
+
+A write to a VERSIONED kind (queues) also counts up that kind's row in `versions`, in the same transaction:
+a cheap number every process can read, so that a call waiting for a queue to change (queues.get_next_task
+with `wait`) sees an entry another process added. In this process, a commit that counted also wakes the
+waiters at once (wait_for_change).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +41,12 @@ CREATE INDEX IF NOT EXISTS events_task ON events (task, type, timestamp, seq);
 CREATE TABLE IF NOT EXISTS models (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, project TEXT, task TEXT, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS models_task ON models (task);
+CREATE TABLE IF NOT EXISTS versions (kind TEXT PRIMARY KEY, n INTEGER NOT NULL);
 """
+# The kinds whose writes are counted in `versions` (what a waiting call can wait for).
+VERSIONED = frozenset({"queues"})
+# How often a waiting call reads the count again (another process's commit wakes nobody here).
+RECHECK = 0.05
 # A client may give an event a `seq` unique within its task (the launcher numbers its log lines): an event
 # sent again with the same one (a retry of a batch whose answer was lost) is stored once.
 EVENT_KEY = """
@@ -70,6 +81,20 @@ class Tx:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.counted: set[str] = set()  # VERSIONED kinds this transaction wrote (counted once each)
+
+    def _count(self, kind: str) -> None:
+        if kind in VERSIONED and kind not in self.counted:
+            self.counted.add(kind)
+            self.conn.execute(
+                "INSERT INTO versions (kind, n) VALUES (?, 1) ON CONFLICT (kind) DO UPDATE SET n = n + 1",
+                (kind,),
+            )
+
+    def version(self, kind: str) -> int:
+        """How many committed transactions have written `kind` (a VERSIONED one), by any process."""
+        row = self.conn.execute("SELECT n FROM versions WHERE kind = ?", (kind,)).fetchone()
+        return int(row[0]) if row else 0
 
     def get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(f"SELECT doc FROM {kind} WHERE id = ?", (doc_id,)).fetchone()
@@ -132,8 +157,10 @@ class Tx:
         self.conn.execute(
             f"INSERT INTO {kind} ({names}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}", values
         )
+        self._count(kind)
 
     def delete(self, kind: str, doc_id: str) -> int:
+        self._count(kind)
         return self.conn.execute(f"DELETE FROM {kind} WHERE id = ?", (doc_id,)).rowcount
 
     def name_taken(self, kind: str, name: str) -> bool:
@@ -211,6 +238,7 @@ class Store:
         with contextlib.suppress(FileExistsError):
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._local = threading.local()
+        self._changed = threading.Condition()  # notified after a commit that counted a VERSIONED kind
         with self.transaction(write=True) as tx:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -238,12 +266,31 @@ class Store:
     def transaction(self, *, write: bool) -> Iterator[Tx]:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        tx = Tx(conn)
         try:
-            yield Tx(conn)
+            yield tx
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        if tx.counted:
+            with self._changed:
+                self._changed.notify_all()
+
+    def wait_for_change(
+        self, kind: str, seen: int, deadline: float, gone: Callable[[], bool] | None = None
+    ) -> bool:
+        """Wait until `kind`'s version is no longer `seen` (True), or until the monotonic `deadline` or the
+        caller is `gone` (False). A commit in this process wakes the wait at once; one in another process
+        is seen within RECHECK seconds."""
+        tx = Tx(self._connection())
+        with self._changed:  # held while reading: a commit's notify cannot slip in between read and wait
+            while tx.version(kind) == seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (gone is not None and gone()):
+                    return False
+                self._changed.wait(min(remaining, RECHECK))
+        return True
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -20,7 +20,6 @@ class Local:
         note_container(job)
         env = environment.ensure(job.task, job.root, job.workdir, job.cache_dir, job.log.write)
         with envcache.using(env.python.parent.parent):  # not evicted while it runs
-            record_requirements(job, env.frozen)
             argv = process.command(
                 env.python, job.entry_point, job.arguments(environment.has_sdk(env.frozen))
             )
@@ -30,7 +29,8 @@ class Local:
             child_env = process.environment(job.task, extra, job.workdir, job.root)
             return process.run(argv, cwd=job.workdir, env=child_env, client=job.client,
                                task_id=job.task["id"], log=job.log, grace=job.grace, stop=job.stop,
-                               started=job.on_start)  # fmt: skip
+                               started=job.on_start,
+                               meanwhile=lambda: record_requirements(job, env.frozen))  # fmt: skip
 
 
 def note_container(job: Job) -> None:

@@ -32,6 +32,8 @@ assert services
 MUTATION_EXAMPLES = 100
 WHOLE_EXAMPLES = 90
 HTTP_EXAMPLES = 30
+# A generated `wait` (queues.get_next_task) waits this long at most, not up to 30 s.
+SHORT_WAIT = 0.02
 PLACEHOLDERS = ("<task>", "<project>", "<queue>", "<worker>")
 BY_TAGS = {"tags": ["x", "-y"], "system_tags": ["__$all", "z"], "order_by": ["-name", "tags"], "page_size": 2}
 READS = (
@@ -132,7 +134,7 @@ class Target:
     """The app in process, with a token and one document of each kind for the bodies to refer to."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.app = App(data_dir, environ={})
+        self.app = App(data_dir, environ={}, max_wait=SHORT_WAIT)
         self.client = Client(self.app)
         self.auth = {"Authorization": f"Bearer {self.app.tokens.issue(self.app.users.first)}"}
         self.sent = 0
@@ -255,7 +257,7 @@ def test_no_body_gets_a_5xx(target: Target) -> None:
 
 @pytest.fixture(scope="module")
 def loopback(target: Target) -> Iterator[str]:
-    with serving(target.app.data_dir) as (served, _):
+    with serving(target.app.data_dir, max_wait=SHORT_WAIT) as (served, _):
         yield served.url
 
 

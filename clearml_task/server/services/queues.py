@@ -1,12 +1,18 @@
-"""queues.*: named, ordered lists of task entries; get_next_task pops the head atomically."""
+"""queues.*: named, ordered lists of task entries; get_next_task pops the head atomically.
+
+get_next_task takes two fields ClearML's server does not have (server.info says so with
+`get_next_task_max_wait`; without them the call is ClearML's): `wait`, seconds to wait for an entry when
+there is none yet (at most MAX_WAIT; no transaction stays open meanwhile), and `then_queues`, more queue
+ids tried in order after `queue`, so that one call takes by strict priority from several queues (the answer
+then names the queue it took from)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from clearml_task.server import errors, query
-from clearml_task.server.endpoints import Call, Handler, endpoint, now
-from clearml_task.server.fields import COUNT, FLAG, GET_ALL, ID, OBJECT, TAGS, TEXT, Int
+from clearml_task.server.endpoints import MAX_WAIT, Call, Handler, endpoint, now
+from clearml_task.server.fields import COUNT, FLAG, GET_ALL, ID, OBJECT, TAGS, TEXT, Int, Number, Texts
 from clearml_task.server.queue_entries import add_entry, create, default, get, remove_entry
 from clearml_task.server.task_status import set_status
 from clearml_task.vocabulary import CREATED, QUEUED
@@ -14,6 +20,11 @@ from clearml_task.vocabulary import CREATED, QUEUED
 QUEUE_FIELDS = {"name": TEXT, "tags": TAGS, "system_tags": TAGS, "metadata": OBJECT}
 ENTRY = {"queue": ID, "task": ID}
 MOVE = {**ENTRY, "count": Int(0, 2**31)}
+NEXT_TASK = {
+    "queue": ID,
+    "wait": Number(0, MAX_WAIT, what=f"a number of seconds from 0 to {MAX_WAIT}"),
+    "then_queues": Texts(what="a list of queue ids"),
+}
 
 
 def _limited(doc: dict[str, Any], max_entries: int | None) -> dict[str, Any]:
@@ -97,16 +108,20 @@ def remove_task(call: Call) -> dict[str, Any]:
     return {"removed": remove_entry(call.tx, queue, call.id("task"))}
 
 
-@endpoint("queues.get_next_task", fields={"queue": ID})
+@endpoint("queues.get_next_task", fields=NEXT_TASK)
 def get_next_task(call: Call) -> dict[str, Any]:
-    """Pop the head entry. The write transaction (BEGIN IMMEDIATE) makes the pop exclusive."""
-    queue = get(call.tx, call.id("queue"))
-    if not queue["entries"]:
-        return {}
-    entry = queue["entries"].pop(0)
-    queue["last_update"] = now()
-    call.tx.put("queues", queue)
-    return {"entry": entry}
+    """Pop the head entry of the first queue that has one. The write transaction (BEGIN IMMEDIATE) makes
+    the pop exclusive."""
+    more = call.items("then_queues")
+    for queue_id in [call.id("queue"), *(more or [])]:
+        queue = get(call.tx, queue_id)
+        if queue["entries"]:
+            entry = queue["entries"].pop(0)
+            queue["last_update"] = now()
+            call.tx.put("queues", queue)
+            return {"entry": entry, "queue": queue_id} if more is not None else {"entry": entry}
+    call.wait_for("queues", call.number("wait"))
+    return {}
 
 
 def _mover(where: str) -> Handler:

@@ -10,4 +10,9 @@ from clearml_task.vocabulary import API_VERSION, SERVER_VERSION
 
 @endpoint("server.info", write=False, fields={})
 def info(call: Call) -> dict[str, Any]:
-    return {"version": SERVER_VERSION, "build": "", "commit": "", "api_version": API_VERSION}
+    found: dict[str, Any] = {"version": SERVER_VERSION, "build": "", "commit": "", "api_version": API_VERSION}
+    # Ours (ClearML's server has no such key): queues.get_next_task takes `wait` (up to this many seconds)
+    # and `then_queues` here, and a daemon long-polls instead of polling.
+    if call.max_wait > 0:
+        found["get_next_task_max_wait"] = call.max_wait
+    return found
