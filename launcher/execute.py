@@ -152,7 +152,7 @@ def _job(
     return Job(client=client, task=task, root=ws.root, workdir=ws.workdir, entry_point=entry_point,
                parser=parser, extra_env=extra, cache_dir=settings.cache_dir, log=log,
                grace=settings.grace, gpus=settings.gpus, stop=stop, files=files,
-               on_start=_on_start(settings))  # fmt: skip
+               on_start=_on_start(settings), record=settings.on_run)  # fmt: skip
 
 
 def _on_start(settings: Settings) -> Callable[[int, str], None] | None:

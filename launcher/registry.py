@@ -201,6 +201,12 @@ def _reconcile_run(client: Client, run: dict[str, Any], say: Callable[[str], Non
     if group and not (marker and reaper.leftovers(group, None) & set(reaper.marked(marker))):
         group = None
     ended = reaper.end(group, marker)
+    if run.get("container"):  # a container outlives the engine's client that the run's group held
+        from launcher.backends.container import remove_left
+
+        removed = remove_left(run["container"])
+        if removed:
+            say(f"removed the container {removed} a dead run left")
     for key in ("work_tree", "sdk_config"):  # cleaned up before the task says so: whoever sees it failed
         if run.get(key):  # sees its files gone too
             _remove(Path(run[key]))

@@ -48,6 +48,8 @@ class Job:
     files: list[Path] = field(default_factory=list)  # host files the run reads besides the checkout
     # told the process once it starts (its pid, and the marker its processes inherit): the daemon's record
     on_start: Callable[[int, str], None] | None = None
+    # adds to the daemon's record of the run what a daemon taking its id after a crash must end (a container)
+    record: Callable[[dict[str, Any]], None] | None = None
 
     def arguments(self, sdk_installed: bool = True) -> list[str]:
         """The task's argv from its hyperparams.Args, written to the log. Where the task's environment has no

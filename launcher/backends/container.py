@@ -52,6 +52,7 @@ IMAGE = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"  # :tag @digest
 )
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+CONTAINER_NAME = r"clearml-[A-Za-z0-9_.-]{1,32}-[0-9a-f]{8}"  # as a run names its container
 SIZE = r"[0-9]+(?:\.[0-9]+)?[bkmgBKMG]?"
 # The options a task's container.arguments may use, with the form of their value. Anything else (e.g.
 # --privileged, -v/--volume, --pid, --ipc, --network, --device, --cap-add, --security-opt, --user) is refused.
@@ -238,6 +239,8 @@ class Container:
                 *process.command(Path(VENV) / "bin" / "python", job.entry_point, job.arguments()),
             ]  # fmt: skip
             job.log.write(f"launcher: container {name} from {image} ({Path(self.engine).name})")
+            if job.record is not None:  # before it exists: a crash in between leaves nothing unrecorded
+                job.record({"container": {"engine": self.engine, "name": name}})
             made = subprocess.run(create, env={**os.environ, **values}, capture_output=True, text=True)
             if made.returncode != 0:
                 raise ReproductionError(
@@ -339,6 +342,21 @@ class Container:
         """Nothing left running: stop (SIGTERM, SIGKILL after `grace`), then remove."""
         subprocess.run([self.engine, "stop", "--time", str(max(1, round(grace))), name], capture_output=True)
         subprocess.run([self.engine, "rm", "--force", name], capture_output=True)
+
+
+def remove_left(recorded: object) -> str | None:
+    """Remove the container a dead launcher's run left (as its record names it: engine and name, both
+    checked, for the record is a file); its name, or None when there was nothing valid to remove."""
+    if not isinstance(recorded, dict):
+        return None
+    engine, name = str(recorded.get("engine") or ""), str(recorded.get("name") or "")
+    if Path(engine).name not in ENGINES or not re.fullmatch(CONTAINER_NAME, name):
+        return None
+    try:
+        subprocess.run([engine, "rm", "--force", name], capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return name
 
 
 def _raise_install_failure(out: Path, plan: Plan) -> None:

@@ -11,7 +11,8 @@ import pytest
 import uv
 
 from clearml_task.api import Client
-from launcher.backends.container import check_arguments, check_image, gpu_options
+from launcher import registry
+from launcher.backends.container import check_arguments, check_image, gpu_options, remove_left
 from launcher.errors import ReproductionError
 from testing import containers
 from testing.engines import require
@@ -248,3 +249,44 @@ def test_an_engine_without_docker_is_a_usage_error(jobs: Repo) -> None:
     assert result.returncode == 2
     assert "--container-engine goes with --docker" in result.stderr + result.stdout
     assert status(task_id) == "created"
+
+
+def test_a_restarted_daemon_removes_the_container_its_predecessor_left(
+    engine: tuple[dict[str, str], str], jobs: Repo, tmp_path: Path
+) -> None:
+    """kill -9 of a daemon running a task in a container: the engine keeps the container running (it is
+    the engine's child, not the daemon's); the daemon that takes the dead one's id removes it and fails the
+    task."""
+    env, image = engine
+    queue = Client().queue_id("containers", create=True)
+    task_id = create_task(jobs.work, "sleepy.py", args=["pidfile=pids"], docker=image, queue=queue)
+    argv = ("daemon", "--queue", "containers", "--docker", "--container-engine", "podman",
+            "--polling-interval", "0.2", "--grace", "2")  # fmt: skip
+    first = spawn(*argv, env=env)
+    try:
+        wait_for(lambda: "tick 2" in log_lines(task_id), timeout=300)
+        assert leftovers(env, task_id)
+        first.kill()
+        first.wait()
+        assert leftovers(env, task_id), "the engine keeps a dead daemon's container running"
+        second = spawn(*argv, env=env)
+        try:
+            wait_for(lambda: status(task_id) == "failed", timeout=120)
+            assert Client().get_task(task_id)["status_message"] == registry.RESTARTED
+            assert leftovers(env, task_id) == []
+        finally:
+            second.terminate()
+            second.wait(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        for name in leftovers(env, task_id):
+            subprocess.run(["podman", "rm", "--force", name], env={**os.environ, **env}, capture_output=True)
+
+
+def test_only_a_recorded_container_of_ours_is_removed() -> None:
+    """The record is a file: an engine or a name of another shape is never run."""
+    assert remove_left({"engine": "/bin/rm", "name": "clearml-abc-0123abcd"}) is None
+    assert remove_left({"engine": "podman", "name": "--all"}) is None
+    assert remove_left({"engine": "podman", "name": "other-container"}) is None
+    assert remove_left("podman rm -f x") is None
