@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ from launcher.errors import ReproductionError
 if TYPE_CHECKING:
     from clearml_task.api import Client
 
+# what a recorded task or job id may look like before it reaches squeue/scancel or the Kubernetes API
+# (the record is a file: an entry of another shape, an option say, is dropped)
+RECORDED_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 ENDED_GRACE = 5.0  # seconds a task may take to report its end after its job ended
 
 
@@ -94,11 +98,13 @@ class Book:
         except (OSError, ValueError):
             return []
         jobs = found.get("jobs") if isinstance(found, dict) else None
-        return [
+        found = [
             Tracked(str(task_id), str(job.get("job") or ""), str(job.get("queue") or ""))
             for task_id, job in (jobs.items() if isinstance(jobs, dict) else [])
             if isinstance(job, dict)
         ]
+        return [t for t in found if RECORDED_ID.fullmatch(t.task_id) and
+                (not t.job_id or RECORDED_ID.fullmatch(t.job_id))]  # fmt: skip
 
     def write(self, jobs: dict[str, Tracked]) -> None:
         """All tracked jobs, written whole and renamed over the old record: a reader never sees half."""

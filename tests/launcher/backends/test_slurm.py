@@ -201,3 +201,18 @@ def test_dry_run_writes_the_singularity_script_and_submits_nothing(jobs: Repo, t
     assert status(task_id) == "queued"
     waiting = Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})["queue"]["entries"]
     assert task_id in [entry["task"] for entry in waiting]
+
+
+def test_a_glue_record_entry_of_another_shape_is_dropped(tmp_path: Path) -> None:
+    """A glue's record is a file: an id that could read as an option never reaches squeue/scancel."""
+    book = glue.Book(tmp_path, "slurm", ["q"])
+    try:
+        book.write({
+            "abc123": glue.Tracked("abc123", "4711", "q"),
+            "def456": glue.Tracked("def456", "", "q"),  # stopped while submitting
+            "-x": glue.Tracked("-x", "4712", "q"),
+            "ghi789": glue.Tracked("ghi789", "--user=root", "q"),
+        })  # fmt: skip
+        assert [(t.task_id, t.job_id) for t in book.read()] == [("abc123", "4711"), ("def456", "")]
+    finally:
+        book.close()
