@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 # what a recorded task or job id may look like before it reaches squeue/scancel or the Kubernetes API
 # (the record is a file: an entry of another shape, an option say, is dropped)
-RECORDED_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+_WORD = r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}"
+RECORDED_ID = re.compile(rf"{_WORD}(?:/{_WORD})?")  # a Slurm job id, a task id, a Kubernetes namespace/name
 ENDED_GRACE = 5.0  # seconds a task may take to report its end after its job ended
 
 

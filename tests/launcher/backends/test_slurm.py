@@ -210,9 +210,15 @@ def test_a_glue_record_entry_of_another_shape_is_dropped(tmp_path: Path) -> None
         book.write({
             "abc123": glue.Tracked("abc123", "4711", "q"),
             "def456": glue.Tracked("def456", "", "q"),  # stopped while submitting
+            "jkl012": glue.Tracked("jkl012", "clearml-jobs/clearml-jkl012", "q"),  # a namespace/name
+            "mno345": glue.Tracked("mno345", "ns/../x", "q"),
             "-x": glue.Tracked("-x", "4712", "q"),
             "ghi789": glue.Tracked("ghi789", "--user=root", "q"),
         })  # fmt: skip
-        assert [(t.task_id, t.job_id) for t in book.read()] == [("abc123", "4711"), ("def456", "")]
+        assert [(t.task_id, t.job_id) for t in book.read()] == [
+            ("abc123", "4711"),
+            ("def456", ""),
+            ("jkl012", "clearml-jobs/clearml-jkl012"),
+        ]
     finally:
         book.close()
