@@ -10,15 +10,15 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from clearml_task.errors import UserError
+from clearml_task.records import record
 
 DEFAULT_CONFIG = "~/clearml.conf"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ServerConfig:
     api_server: str | None  # None: the embedded server, in process
     web_server: str | None

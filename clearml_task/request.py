@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from clearml_task import vocabulary
 from clearml_task.arguments import parse_overrides
 from clearml_task.errors import UserError
 from clearml_task.git import urls
+from clearml_task.records import field, record
 from clearml_task.requirements import Given, read_given
 
 # The flags that say where the code comes from: a clone (--base-task-id) takes its base task's.
@@ -24,7 +24,7 @@ def usage(message: str, hint: str = "") -> UserError:
     return UserError(message, hint, exit_code=2)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Request:
     """clearml-task's flags after parsing; making one checks them (a UserError names the first wrong one).
     `overrides` (the --args pairs, each key once) and `given` (what --requirements / --packages hold; None

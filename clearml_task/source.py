@@ -15,7 +15,6 @@ import posixpath
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ from clearml_task import secret_files
 from clearml_task.errors import UserError
 from clearml_task.git import repository, run, urls
 from clearml_task.git.snapshot import GITLINK, Snapshot, snapshot
+from clearml_task.records import field, record
 
 if TYPE_CHECKING:
     from clearml_task.requirements import Reader
@@ -33,7 +33,7 @@ DEFAULT_MAX_PATCH_BYTES = 5 * 1024 * 1024
 Injector = Callable[[str, str], "str | None"]
 
 
-@dataclass
+@record
 class PatchStats:
     files: int = 0
     insertions: int = 0
@@ -43,7 +43,7 @@ class PatchStats:
     size: int = 0
 
 
-@dataclass
+@record
 class Source:
     repository: str  # URL without credentials, or an absolute local path
     branch: str
@@ -66,7 +66,7 @@ class Source:
     left_behind: Reader | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EntryPoint:
     """Where the entry point is, before capture: a script path (absolute) or a module."""
 
@@ -76,7 +76,7 @@ class EntryPoint:
 
 
 # ----------------------------------------------------------------------------------- commit choice
-@dataclass(frozen=True)
+@record(frozen=True)
 class Base:
     commit: str
     branch: str
@@ -319,7 +319,7 @@ def _mb(size: int) -> str:
 
 
 # ------------------------------------------------------------------------------------- remote --repo
-@dataclass(frozen=True)
+@record(frozen=True)
 class RemoteRef:
     commit: str
     branch: str  # recorded only when the commit is on it: checked once fetched, unless `at_tip`

@@ -12,11 +12,11 @@ import copy
 import posixpath
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task import document, requirements
+from clearml_task.records import field, record
 from clearml_task.request import Request, usage
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from clearml_task.source import Injector, Source
 
 
-@dataclass
+@record
 class Prepared:
     """The task as it will be created: nothing on the server yet."""
 
@@ -35,7 +35,7 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
+@record
 class Result:
     task_id: str
     project_id: str | None

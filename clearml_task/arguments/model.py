@@ -4,9 +4,10 @@ subcommands (Parser), what cannot be read (UNKNOWN), and the Args keys a parser 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from clearml_task.records import field, record
 
 READABLE = ("argparse", "click", "typer")  # kinds whose options are read, checked and recorded
 FLAGS = ("store_true", "store_false", "boolean_optional")
@@ -29,7 +30,7 @@ class _Unknown:
 UNKNOWN: Any = _Unknown()
 
 
-@dataclass
+@record
 class Option:
     """One argument of a script's command line, as read from its source."""
 
@@ -69,7 +70,7 @@ class Option:
         return "/".join(self.option_strings) if self.option_strings else self.dest
 
 
-@dataclass
+@record
 class Parser:
     """A script's command line as read statically."""
 
@@ -94,7 +95,7 @@ class Parser:
         return Path(self.filename).name or "the script"
 
 
-@dataclass
+@record
 class CommandLine:
     """The argv a run passes to the script, and what the launcher reports about it."""
 
@@ -105,7 +106,7 @@ class CommandLine:
 
 
 # ------------------------------------------------------------------------------------------ Args keys
-@dataclass
+@record
 class Slot:
     """One Args key of a parser: the options that share a dest, or the key naming the subcommand."""
 

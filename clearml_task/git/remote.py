@@ -3,13 +3,13 @@ blobs, a commit fetched shallow or with its history, and blobs fetched and read 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from clearml_task.git import repository, run, urls
+from clearml_task.records import field, record
 
 
-@dataclass
+@record
 class Listing:
     """What `git ls-remote --symref` says: branch and tag names -> commit ids, and the default branch."""
 
@@ -79,8 +79,8 @@ def files_of(repo: Path, commit: str) -> dict[str, str]:
     """The regular files (executable or not) of a commit: path -> blob id."""
     tree: dict[str, str] = {}
     listing = run.run(repo, "ls-tree", "-r", "-z", commit).decode("utf-8", errors="surrogateescape")
-    for record in listing.split("\0"):
-        info, _, path = record.partition("\t")
+    for entry in listing.split("\0"):
+        info, _, path = entry.partition("\t")
         if info and info.split()[0] in ("100644", "100755"):
             tree[path] = info.split()[2]
     return tree

@@ -4,10 +4,10 @@ HEAD is past them, a remote's URL, untracked files."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from clearml_task.git import run, urls
+from clearml_task.records import record
 
 
 def head_commit(root: Path) -> str:
@@ -15,7 +15,7 @@ def head_commit(root: Path) -> str:
     return run.out(root, "rev-parse", "--verify", "-q", "HEAD", check=False)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Ref:
     """A branch or remote-tracking ref as `git for-each-ref` lists it."""
 

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from clearml_task.records import record
 from clearml_task.requirements.declared import declared_requirements, find_declared
 from clearml_task.requirements.files import Given, Requirement, name_of
 from clearml_task.requirements.readers import Reader, clean, join, memo, nothing
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # detection's modules are imported when the requirements are 
     from clearml_task.requirements.installed import Installed
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Decision:
     # "none" | "given" | "requirements.txt" | "pyproject.toml" | "uv.lock" | "poetry.lock" | "detected"
     source: str

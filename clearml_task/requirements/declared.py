@@ -7,15 +7,15 @@ find them here."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from clearml_task.errors import UserError
+from clearml_task.records import record
 from clearml_task.requirements.files import Entry, Requirement, apply_constraints, check_line, read_entries
 from clearml_task.requirements.readers import Reader, clean, descent, join, join_repo, show_repo
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Declared:
     """The declaring files of a repository (root-relative paths)."""
 

@@ -9,9 +9,9 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 from clearml_task.errors import UserError
+from clearml_task.records import record
 
 INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?<=^-[rc]))(\S.*)$")
 _OPTION_WITH_VALUE = {
@@ -30,20 +30,20 @@ _CLAUSE = r"(?:(?:==|!=)\d+(?:\.\d+)*(?:\.\*)?|(?:>=|<=|>|<)\d+(?:\.\d+)*|~=\d+(
 _PLAIN_REQUIREMENT = rf"{_NAME}(?:\[{_NAME}(?:,{_NAME})*\])?(?:\s*{_CLAUSE}(?:,{_CLAUSE})*)?"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Requirement:
     line: str  # as it is installed: "PyYAML==6.0.3", "opencv-python", "torch>=2 ; sys_platform == 'linux'"
     origin: str  # where it came from: "--packages", "requirements.txt:3", "import yaml (train.py:3), ..."
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Entry:
     kind: str  # "requirement" | "constraint" | "include" (the -r / -c line itself)
     line: str
     where: str  # "requirements.txt:3"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Given:
     """What --requirements / --packages give, read once: the requirements and what was left out, and why."""
 

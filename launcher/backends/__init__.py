@@ -15,7 +15,6 @@ Two shapes, as submitit's executors and pre-commit's languages have one shape ea
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,13 +55,13 @@ class Job:
         clearml SDK, an injected Task.init cannot apply the values, so the command line carries them all."""
         import shlex
 
-        from clearml_task import arguments
+        from clearml_task import arguments, records
         from clearml_task.errors import UserError
         from launcher.errors import ReproductionError
 
         parser = self.parser
         if parser.sdk_binds_args and not sdk_installed:
-            parser = dataclasses.replace(parser, sdk_binds_args=False)
+            parser = records.replace(parser, sdk_binds_args=False)
         try:
             line = arguments.command_line((self.task.get("hyperparams") or {}).get("Args") or {}, parser)
         except UserError as e:

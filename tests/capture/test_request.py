@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
+from clearml_task import records
 from clearml_task.api import Client
 from clearml_task.errors import UserError
 from clearml_task.request import Request
@@ -44,7 +44,7 @@ def test_what_the_checks_read_goes_with_the_request(tmp_path: Path) -> None:
     assert Request(project="proj", name="checked", script="train.py").given is None
     unread = Request(project="proj", name="checked", script="t.py", force_no_requirements=True)
     assert unread.given is None and unread.gives_requirements  # --force-no-requirements: nothing is read
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(records.FrozenInstanceError):
         request.name = "changed"  # type: ignore[misc]
 
 

@@ -4,13 +4,13 @@ one; the parser that parses the command line is the one that is neither a parent
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 import libcst as cst
 
+from clearml_task import records
 from clearml_task.arguments.model import FLAGS, UNKNOWN, Option, Parser, free_subcommand_key
 from clearml_task.arguments.readers.source_index import LibraryReader, SourceIndex, children
 from clearml_task.arguments.values import typed_default
@@ -131,7 +131,7 @@ class ArgparseTracer(LibraryReader):
     def to_parser(self, traced: TracedParser, name: str, seen: set[int]) -> Parser:
         """The Parser of a traced parser: its parents' options and its own, with set_defaults applied."""
         seen = seen | {id(traced)}
-        options = [dataclasses.replace(o) for o in self.options_of(traced, seen)]
+        options = [records.replace(o) for o in self.options_of(traced, seen)]
         for option in options:
             if option.dest in traced.defaults:
                 option.default = typed_default(option, traced.defaults[option.dest])
