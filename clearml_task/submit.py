@@ -204,7 +204,7 @@ def _injector(request: Request, notes: list[str], injected: list[str]) -> Inject
 
 # --------------------------------------------------------------------------------------- the server
 def start_client(request: Request) -> Callable[[], Client]:
-    """The client, made in a thread while the code is captured: the server's address read, http.client
+    """The client, made in a thread while the code is captured: the server's address read, the HTTP code
     imported, the login and the lookups submit starts with (Client.look_ahead) done. The thread tries each
     call once and says nothing; when anything fails there, the function it returns gives a fresh client,
     so that what failed is done again, in its order, and reported as usual. (The embedded server is left to

@@ -1,10 +1,11 @@
 """How a call reaches the server: HTTP, or the embedded app called in process.
 
-HTTP goes through the standard library's http.client on kept-alive connections, each used by one call at a
-time (an http.client connection is not thread-safe: threads sharing one collide mid-request) and handed to
-the next call when it is done, whichever thread makes it (calls one after another share one), unless a proxy
-applies to the server's host: then through requests, which speaks to proxies. (requests takes ~75 ms to
-import, most of a short command's run time, so the common case goes without it.)"""
+HTTP goes over kept-alive connections, each used by one call at a time (a connection is not thread-safe:
+threads sharing one collide mid-request) and handed to the next call when it is done, whichever thread makes
+it (calls one after another share one): plain_http's for an `http://` server, the standard library's
+http.client (and ssl) for `https://`, unless a proxy applies to the server's host: then through requests,
+which speaks to proxies. (requests takes ~75 ms to import and http.client ~30 ms, most of a short command's
+run time, so the common cases go without them.)"""
 
 from __future__ import annotations
 
@@ -54,8 +55,9 @@ def http_transport(base_url: str, timeout: float = 60.0) -> Transport:
 
 
 class HttpTransport:
-    """http.client, kept-alive connections each used by one call at a time (a pool shared by the threads). A
-    kept-alive connection the server has closed (it reads as ended) is opened again before the request goes;
+    """plain_http (http://) or http.client (https://) on kept-alive connections each used by one call at a
+    time (a pool shared by the threads). A kept-alive connection the server has closed (it reads as ended) is
+    opened again before the request goes;
     one that fails as the request goes out is opened again once for a call that may be sent twice
     (`resend`), and is MaybeDelivered for one that may not: the server may have closed it just as the request
     arrived."""
@@ -89,34 +91,42 @@ class HttpTransport:
             self._idle.append(connection)
 
     def _connect(self) -> Any:
-        import http.client
-
         if self.secure:
+            import http.client
             import ssl
 
             context = ssl.create_default_context()
             return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=context)
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        from clearml_task.api.plain_http import PlainConnection
+
+        return PlainConnection(self.host, self.port, self.timeout)
+
+    def _failures(self) -> tuple[type[Exception], ...]:
+        """What a connection raises when the exchange fails (plain_http's are all OSErrors)."""
+        if self.secure:
+            import http.client
+
+            return (http.client.HTTPException, OSError)
+        return (OSError,)
 
     def send(
         self, path: str, body: bytes, headers: dict[str, str], *, resend: bool = True
     ) -> tuple[int, Envelope]:
-        import http.client
-
+        failures = self._failures()
         for attempt in (1, 2):
             connection = self._open(reuse=attempt == 1)
             reused = connection.sock is not None
             try:
                 if not reused:
                     connection.connect()
-            except (http.client.HTTPException, OSError) as e:  # nothing went out
+            except failures as e:  # nothing went out
                 connection.close()
                 raise TransportError(f"{type(e).__name__}: {e}") from None
             try:
                 connection.request("POST", f"{self.prefix}/{path}", body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
-            except (http.client.HTTPException, OSError) as e:
+            except failures as e:
                 connection.close()
                 if reused and attempt == 1 and isinstance(e, _DROPPED) and resend:
                     continue  # the server closed an idle kept-alive connection: a new one

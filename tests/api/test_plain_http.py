@@ -1,0 +1,157 @@
+"""plain_http against a real loopback socket that answers with the bytes each test gives: the framings an
+HTTP/1.1 server (or a proxy in front of ClearML's) may use, and answers that are not HTTP."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from clearml_task.api.plain_http import BadAnswer, PlainConnection
+from clearml_task.api.transport import HttpTransport, MaybeDelivered
+
+
+class RawServer:
+    """Accepts connections on loopback; for each request read, sends the next canned answer (then closes
+    the connection when the answer says so by `close_after`)."""
+
+    def __init__(self, answers: list[bytes], close_after: bool = False) -> None:
+        self.answers, self.close_after = list(answers), close_after
+        self.requests: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                while self.answers:
+                    request = self._read_request(conn)
+                    if request is None:
+                        break
+                    self.requests.append(request)
+                    conn.sendall(self.answers.pop(0))
+                    if self.close_after:
+                        break
+
+    @staticmethod
+    def _read_request(conn: socket.socket) -> bytes | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+        while len(body) < length:
+            body += conn.recv(65536)
+        return data
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[list[RawServer]]:
+    made: list[RawServer] = []
+    yield made
+    for server in made:
+        server.close()
+
+
+def _exchange(server: RawServer, body: bytes = b'{"a": 1}') -> tuple[int, bool, bytes]:
+    connection = PlainConnection("127.0.0.1", server.port, timeout=5)
+    connection.connect()
+    connection.request("POST", "/v2.13/x.y", body=body, headers={"Content-Type": "application/json"})
+    answer = connection.getresponse()
+    return answer.status, answer.will_close, answer.read()
+
+
+def test_a_request_goes_with_its_length_host_and_headers_and_a_length_framed_answer_is_read(
+    serve: list[RawServer],
+) -> None:
+    serve.append(server := RawServer([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"]))
+    assert _exchange(server, b"x" * 300) == (200, False, b"hello")
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /v2.13/x.y HTTP/1.1"
+    assert f"Host: 127.0.0.1:{server.port}".encode() in lines
+    assert b"Content-Length: 300" in lines and b"Content-Type: application/json" in lines
+    assert body == b"x" * 300
+
+
+def test_chunked_answers_with_extensions_and_trailers_are_joined(serve: list[RawServer]) -> None:
+    answer = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4;name=x\r\nhell\r\n1\r\no\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    )
+    serve.append(server := RawServer([answer]))
+    assert _exchange(server) == (200, False, b"hello")
+
+
+def test_informational_answers_are_skipped_and_close_is_honoured(serve: list[RawServer]) -> None:
+    answer = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 2\r\n\r\nno"
+    )
+    serve.append(server := RawServer([answer]))
+    assert _exchange(server) == (404, True, b"no")
+
+
+def test_http_1_0_and_answers_without_a_length_end_with_the_connection(serve: list[RawServer]) -> None:
+    serve.append(server := RawServer([b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"]))
+    assert _exchange(server) == (200, True, b"ok")
+    serve.append(server := RawServer([b"HTTP/1.1 200 OK\r\n\r\nuntil the end"], close_after=True))
+    assert _exchange(server) == (200, True, b"until the end")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"SSH-2.0-OpenSSH_9.2\r\n",  # not HTTP at all
+        b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",  # no status code
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",  # a length that is not one
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # a chunk size that is not one
+        b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 101 + b"\r\n",  # too many header lines
+        b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70000 + b"\r\n\r\n",  # a line too long
+    ],
+)
+def test_answers_that_are_not_http_are_a_bad_answer(serve: list[RawServer], answer: bytes) -> None:
+    serve.append(server := RawServer([answer], close_after=True))
+    with pytest.raises(BadAnswer):
+        _exchange(server)
+
+
+def test_a_connection_closed_before_the_answer_or_mid_body_is_a_reset(serve: list[RawServer]) -> None:
+    serve.append(server := RawServer([b""], close_after=True))
+    with pytest.raises(ConnectionResetError):
+        _exchange(server)
+    serve.append(
+        server := RawServer([b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"], close_after=True)
+    )
+    with pytest.raises(ConnectionResetError):
+        _exchange(server)
+
+
+def test_the_transport_reports_a_bad_answer_as_maybe_delivered_never_a_traceback(
+    serve: list[RawServer],
+) -> None:
+    """Through HttpTransport: the request went out, so the failure is MaybeDelivered (a TransportError the
+    session reports in one line), and a call that may not be sent twice is not sent again."""
+    serve.append(server := RawServer([b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]))
+    transport = HttpTransport(f"http://127.0.0.1:{server.port}")
+    with pytest.raises(MaybeDelivered, match="BadAnswer"):
+        transport.send("tasks.create", b"{}", {"Content-Type": "application/json"}, resend=False)
+    assert len(server.requests) == 1
