@@ -24,7 +24,7 @@ class _Unknown:
         return self
 
     def __reduce__(self) -> str:
-        return "UNKNOWN"  # unpickled as the module's one UNKNOWN, so `is UNKNOWN` holds
+        return "UNKNOWN"  # copied or pickled as the module's one UNKNOWN, so `is UNKNOWN` holds
 
 
 UNKNOWN: Any = _Unknown()
@@ -151,3 +151,74 @@ def all_levels(parser: Parser) -> Iterator[Parser]:
     yield parser
     for sub in parser.subcommands.values():
         yield from all_levels(sub)
+
+
+# ------------------------------------------------------------------------------- stored as JSON
+class NotStorable(ValueError):
+    """A value read from a script that the JSON form of a parser does not hold."""
+
+
+def parser_to_json(parser: Parser) -> dict[str, Any]:
+    """A parser as JSON data (what the cache keeps): records as their fields, and values that JSON cannot
+    hold as they are (tuples, sets, bytes, non-finite floats, dicts, UNKNOWN) tagged. No code is ever
+    stored: reading it back builds only these classes and literal values."""
+    return _stored(parser)
+
+
+def parser_from_json(data: dict[str, Any]) -> Parser:
+    """parser_to_json's data as the Parser again (ValueError when it is not such data)."""
+    parser = _loaded(data)
+    if not isinstance(parser, Parser):
+        raise ValueError("not a stored parser")
+    return parser
+
+
+_RECORDS: dict[str, Any] = {"parser": Parser, "option": Option}
+
+
+def _stored(value: Any) -> Any:
+    if value is UNKNOWN:
+        return {"unknown": True}
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value - value == 0 else {"float": repr(value)}  # inf and nan are not JSON
+    if isinstance(value, list):
+        return [_stored(item) for item in value]
+    if isinstance(value, (tuple, set, frozenset)):
+        return {type(value).__name__: [_stored(item) for item in value]}
+    if isinstance(value, dict):
+        return {"dict": [[_stored(k), _stored(v)] for k, v in value.items()]}
+    if isinstance(value, bytes):
+        return {"bytes": value.decode("latin-1")}
+    if isinstance(value, complex):
+        return {"complex": [value.real, value.imag]}
+    kind = next((name for name, cls in _RECORDS.items() if type(value) is cls), None)
+    if kind is None:
+        raise NotStorable(f"a {type(value).__name__} value")
+    return {kind: {f.name: _stored(getattr(value, f.name)) for f in type(value).__record_fields__}}
+
+
+def _loaded(data: Any) -> Any:
+    if data is None or isinstance(data, (bool, int, float, str)):
+        return data
+    if isinstance(data, list):
+        return [_loaded(item) for item in data]
+    if not isinstance(data, dict) or len(data) != 1:
+        raise ValueError("not a stored value")
+    ((tag, inner),) = data.items()
+    builders: dict[str, Any] = {
+        "unknown": lambda _: UNKNOWN,
+        "float": float,
+        "tuple": lambda items: tuple(_loaded(items)),
+        "set": lambda items: set(_loaded(items)),
+        "frozenset": lambda items: frozenset(_loaded(items)),
+        "dict": lambda pairs: {_loaded(k): _loaded(v) for k, v in pairs},
+        "bytes": lambda text: text.encode("latin-1"),
+        "complex": lambda parts: complex(*parts),
+    }
+    if tag in builders:
+        return builders[tag](inner)
+    if tag in _RECORDS and isinstance(inner, dict):
+        return _RECORDS[tag](**{name: _loaded(value) for name, value in inner.items()})
+    raise ValueError(f"not a stored value: {tag!r}")

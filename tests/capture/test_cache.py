@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -65,3 +68,58 @@ def test_a_cached_parser_is_the_parser() -> None:
     assert direct == first == again
     home = next(o for o in again.options if o.dest == "home")
     assert home.default is arguments.UNKNOWN  # still the one UNKNOWN after a round trip
+
+
+def test_parsers_are_kept_as_json_data_with_every_literal_they_hold() -> None:
+    """The JSON form gives back the same parser: values JSON has no type for (tuples, sets, bytes, inf,
+    dicts with other keys) and UNKNOWN included, in subcommands too."""
+    from clearml_task.arguments.model import UNKNOWN, Option, Parser, parser_from_json, parser_to_json
+
+    odd = {1: (2.5, float("inf")), "b": {b"\xff\x00", frozenset({3})}, "c": [None, True, 1 + 2j]}
+    sub = Parser(kind="argparse", options=[Option("depth", ["--depth"], default=(1, 2), choices=UNKNOWN)])
+    parser = Parser(
+        kind="argparse",
+        options=[Option("lr", ["--lr"], type="float", default=float("-inf"), const=odd, nargs="+")],
+        subcommands={"train": sub},
+        aliases={"t": "train"},
+        problems=["one"],
+    )
+    data = json.loads(json.dumps(parser_to_json(parser)))  # through text, as the cache keeps it
+    again = parser_from_json(data)
+    assert again == parser
+    assert again.subcommands["train"].options[0].choices is UNKNOWN
+    assert type(again.options[0].const[1]) is tuple and type(again.options[0].const["b"]) is set
+
+
+def test_a_planted_cache_entry_is_never_run_and_the_script_is_read_again(tmp_path: Path) -> None:
+    """An entry someone else wrote (a pickle that would run code when loaded, as the cache once kept, or
+    data of the wrong shape) is not trusted: the parser is read from the source again."""
+    from clearml_task import arguments
+
+    source = (
+        "import argparse\np = argparse.ArgumentParser()\np.add_argument('--epochs', type=int, default=3)\n"
+    )
+    expected = arguments.read_parser(source, "train.py")
+    assert arguments.read_parser_cached(source, "train.py") == expected
+    (entry,) = (Path(tmp_path) / "clearml-task-home" / "cache" / "parser").rglob("*.json")
+    marker = tmp_path / "ran"
+    payload = pickle.dumps(_Planted(str(marker)))
+    for planted in (
+        {"pickle": base64.b64encode(payload).decode()},
+        {"parser": {"parser": {"kind": "argparse", "run": "os.system"}}},
+        {"parser": {"exec": "print(1)"}},
+        {"parser": [1, 2]},
+    ):
+        entry.write_text(json.dumps(planted))
+        assert arguments.read_parser_cached(source, "train.py") == expected
+    assert not marker.exists()
+
+
+class _Planted:
+    """Unpickling this would create the marker file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (Path.write_text, (Path(self.path), "ran"))  # type: ignore[return-value]

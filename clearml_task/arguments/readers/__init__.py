@@ -6,13 +6,11 @@ is read without importing libcst."""
 
 from __future__ import annotations
 
-import base64
 import os
-import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clearml_task.arguments.model import Parser, all_levels
+from clearml_task.arguments.model import NotStorable, Parser, all_levels, parser_from_json, parser_to_json
 
 if TYPE_CHECKING:
     from clearml_task.arguments.readers.source_index import SourceIndex
@@ -37,12 +35,22 @@ def read_parser_cached(source: str, filename: str = "") -> Parser:
     whatever --args, reads its parser without importing libcst."""
     from clearml_task import cache
 
+    read: list[Parser] = []
+
     def compute() -> dict[str, Any]:
-        return {"pickle": base64.b64encode(pickle.dumps(read_parser(source, filename))).decode()}
+        read.append(read_parser(source, filename))
+        try:
+            return {"parser": parser_to_json(read[0])}
+        except NotStorable:
+            return {}  # a value only the parse gives: read again next time
 
     found = cache.memoized("parser", _code_files(), (filename, source), compute)
-    parser: Parser = pickle.loads(base64.b64decode(found["pickle"]))
-    return parser
+    if read:
+        return read[0]
+    try:
+        return parser_from_json(found["parser"])
+    except (KeyError, ValueError, TypeError):  # not this code's data (a damaged entry): read again
+        return read_parser(source, filename)
 
 
 def _code_files() -> list[Path]:
