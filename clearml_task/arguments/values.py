@@ -3,7 +3,6 @@ and how a value is written back as the clearml SDK records it."""
 
 from __future__ import annotations
 
-import ast
 from typing import Any
 
 from clearml_task.arguments.model import FLAGS, LIST_ACTIONS, UNKNOWN, Option
@@ -36,6 +35,8 @@ def list_items(text: str) -> list[Any]:
     if not stripped:
         return []
     if stripped[0] in "[(":
+        import ast  # only for a list's text (~5 ms to import)
+
         parsed: Any = None
         try:
             parsed = ast.literal_eval(stripped)
