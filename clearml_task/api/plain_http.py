@@ -78,6 +78,8 @@ class PlainConnection:
                 break  # 1xx (informational) answers precede the real one
         connection = fields.get("connection", "").lower()
         will_close = "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection)
+        if status in (204, 304):
+            return Answer(status, will_close, b"")  # no body, whatever the headers say
         if "chunked" in fields.get("transfer-encoding", "").lower():
             return Answer(status, will_close, self._chunks())
         length = fields.get("content-length")

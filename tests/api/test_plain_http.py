@@ -110,6 +110,11 @@ def test_informational_answers_are_skipped_and_close_is_honoured(serve: list[Raw
     assert _exchange(server) == (404, True, b"no")
 
 
+def test_an_answer_that_has_no_body_is_not_waited_for(serve: list[RawServer]) -> None:
+    serve.append(server := RawServer([b"HTTP/1.1 204 No Content\r\n\r\n"]))
+    assert _exchange(server) == (204, False, b"")
+
+
 def test_http_1_0_and_answers_without_a_length_end_with_the_connection(serve: list[RawServer]) -> None:
     serve.append(server := RawServer([b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"]))
     assert _exchange(server) == (200, True, b"ok")
