@@ -42,7 +42,9 @@ class PlainConnection:
         self._answer: Answer | None = None
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        # an ASCII host goes as bytes: as text, the resolver imports the idna codec first (~4 ms)
+        host: str | bytes = self.host.encode("ascii") if self.host.isascii() else self.host
+        self.sock = socket.create_connection((host, self.port), timeout=self.timeout)  # type: ignore[arg-type]
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._reader = self.sock.makefile("rb")
 

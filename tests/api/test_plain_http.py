@@ -160,3 +160,11 @@ def test_the_transport_reports_a_bad_answer_as_maybe_delivered_never_a_traceback
     with pytest.raises(MaybeDelivered, match="BadAnswer"):
         transport.send("tasks.create", b"{}", {"Content-Type": "application/json"}, resend=False)
     assert len(server.requests) == 1
+
+
+def test_a_host_name_is_resolved(serve: list[RawServer]) -> None:
+    serve.append(server := RawServer([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]))
+    connection = PlainConnection("localhost", server.port, timeout=5)
+    connection.request("POST", "/x", body=b"{}", headers={})  # connects on the first request
+    assert connection.getresponse().read() == b"ok"
+    assert f"Host: localhost:{server.port}".encode() in server.requests[0]
