@@ -16,6 +16,7 @@ from clearml_task.api import Session
 from clearml_task.api.transport import HttpTransport, ProxiedHttpTransport, http_transport
 from clearml_task.config import ServerConfig
 from clearml_task.server.app import App
+from testing.servers import LoopbackServer
 
 
 @pytest.fixture
@@ -118,10 +119,9 @@ def test_calls_go_through_the_proxy_the_environment_names(
     short_lived_server: tuple[str, App], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, app = short_lived_server
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Relay)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    proxy = LoopbackServer(_Relay)
     try:
-        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_port}")
+        monkeypatch.setenv("http_proxy", proxy.url)
         monkeypatch.delenv("no_proxy", raising=False)
         monkeypatch.delenv("NO_PROXY", raising=False)
         # a name other than 127.0.0.1, so that requests does not bypass the proxy for loopback
@@ -132,4 +132,4 @@ def test_calls_go_through_the_proxy_the_environment_names(
         assert "queues" in session.call("queues.get_all")
         assert _Relay.relayed[-2:] == ["/auth.login", "/queues.get_all"]
     finally:
-        proxy.shutdown()
+        proxy.stop()
