@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from clearml_task.errors import UserError
 from clearml_task.server.files import files_url
 from clearml_task.vocabulary import COMPLETED, FAILED, IN_PROGRESS, QUEUED, RUNNABLE_STATUSES, STOPPED
-from launcher.backends import Job, Runner
+from launcher.backends import Job, Runner, runner_name
 from launcher.backends.local import Local
 from launcher.errors import ReproductionError
 
@@ -38,8 +38,8 @@ class Settings:
     echo: bool = True
     sdk_report_subprocess: bool = False  # the SDK's Linux default; its exit then waits 5-11 s
     runner: Runner = field(default_factory=Local)  # where the process runs: the host, or a container
-    # Told what a run has on this machine as it starts (work tree, SDK config; then pid, pgid and the
-    # marker its processes inherit): the daemon's record, for cleaning up after a crash.
+    # Told what a run has on this machine as it starts (its backend, work tree, SDK config; then pid, pgid
+    # and the marker its processes inherit): the daemon's record, for cleaning up after a crash.
     on_run: Callable[[dict[str, Any]], None] | None = None
     env_cache_size: int = 20 * 1024**3  # bytes the environment cache may hold (0: no limit)
 
@@ -88,7 +88,8 @@ def run(
     dest = settings.work_dir / f"{task_id}-{int(time.time() * 1000)}"
     started = time.monotonic()
     if settings.on_run is not None:
-        settings.on_run({"work_tree": str(dest), "sdk_config": str(_sdk_config_path(dest))})
+        settings.on_run({"backend": runner_name(settings.runner), "work_tree": str(dest),
+                         "sdk_config": str(_sdk_config_path(dest))})  # fmt: skip
     try:
         with locks.exclusive(registry.run_lock(dest)), _server_for_the_task(client) as server_env:
             ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write)

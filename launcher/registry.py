@@ -4,10 +4,11 @@
   whole life: two daemons never get one id, and a lock nobody holds means its daemon is dead, however it
   died (the kernel releases the lock of a killed process).
 - Beside the lock, the daemon's record (JSON): pid, queues, GPUs, log file, and every run it has going
-  (one, or up to N in services mode), by task id: process group, the marker its processes inherit, work
-  tree, SDK config. A run leaves the record when it ends.
+  (one, or up to N in services mode), by task id: its backend (the runner module), process group, the marker
+  its processes inherit, work tree, SDK config. A run leaves the record when it ends.
 - A daemon that claims the id of a dead one reconciles what it left, run by run: the run's processes are
-  ended, its task fails ("the worker was restarted while it ran"), its work tree and SDK config go.
+  ended, what its backend left goes (its runner module's `cleanup`: a container), its task fails ("the worker
+  was restarted while it ran"), its work tree and SDK config go.
 - Work trees of runs nobody runs any more (each run holds a lock beside its tree) are swept."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any
 
 from clearml_task import locks
@@ -201,12 +203,9 @@ def _reconcile_run(client: Client, run: dict[str, Any], say: Callable[[str], Non
     if group and not (marker and reaper.leftovers(group, None) & set(reaper.marked(marker))):
         group = None
     ended = reaper.end(group, marker)
-    if run.get("container"):  # a container outlives the engine's client that the run's group held
-        from launcher.backends.container import remove_left
-
-        removed = remove_left(run["container"])
-        if removed:
-            say(f"removed the container {removed} a dead run left")
+    cleaned = _runner_module(run).cleanup(run)  # what the run's backend left besides its processes
+    if cleaned:
+        say(cleaned)
     for key in ("work_tree", "sdk_config"):  # cleaned up before the task says so: whoever sees it failed
         if run.get(key):  # sees its files gone too
             _remove(Path(run[key]))
@@ -220,6 +219,20 @@ def _reconcile_run(client: Client, run: dict[str, Any], say: Callable[[str], Non
         if queue:
             client.enqueue(task_id, queue)
             say(f"task {task_id} went back to its queue: {RESTARTED} before it started")
+
+
+def _runner_module(run: dict[str, Any]) -> ModuleType:
+    """The runner module (launcher/backends) the run's record names; a record from before runs named theirs
+    (or naming none we know: the record is a file) has a container run's container in it, else it ran on the
+    host."""
+    import importlib
+
+    from launcher.backends import RUNNERS
+
+    name = run.get("backend")
+    if name not in RUNNERS:
+        name = "container" if run.get("container") else "local"
+    return importlib.import_module(f"launcher.backends.{name}")
 
 
 def run_lock(work_tree: Path) -> Path:

@@ -1,5 +1,5 @@
 """The real server for tests: a `clearml-launcher server` subprocess over loopback HTTP, the app in process,
-and raw bytes to either."""
+and raw bytes to either; and the loopback HTTP server the stand-ins for other servers answer on."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -69,6 +71,20 @@ def stop_server(server: ServerProcess) -> None:
         server.process.wait(10)
     except subprocess.TimeoutExpired:
         server.process.kill()
+
+
+class LoopbackServer:
+    """A stand-in's handler (a Kubernetes API, a proxy) served on a free loopback port by a thread of the test
+    process, until `stop`."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self._server.serve_forever, name="test-loopback", daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def http_config(server: ServerProcess, tmp: Path) -> ServerConfig:

@@ -76,12 +76,6 @@ class HttpTransport:
         self._idle: list[Any] = []  # kept-alive connections no call is using
         self._lock = threading.Lock()
 
-    @property
-    def connection(self) -> Any:
-        """The kept-alive connection the next call takes (None: it opens one)."""
-        with self._lock:
-            return self._idle[-1] if self._idle else None
-
     def _take(self) -> Any:
         with self._lock:
             return self._idle.pop() if self._idle else None

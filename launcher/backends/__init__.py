@@ -5,7 +5,10 @@ Two shapes, as submitit's executors and pre-commit's languages have one shape ea
 - runners run a prepared job on this machine and return how it ended — `local` (a process on the host) and
   `container` (the same run inside a container engine). A runner is an object with `describe() -> str` and
   `run(job: Job) -> Outcome`; the launcher has reproduced the code (`Job.root`) before it is called, and
-  reports the task's status from the Outcome after.
+  reports the task's status from the Outcome after. Each runner module also has `cleanup(record) -> str |
+  None`: what a run of it that a dead daemon left on this machine besides its processes (a container) goes,
+  as the run's record names it; it says what it removed, or None (`local`: nothing outlives the processes).
+  A run's record names its runner module as `backend` (`runner_name`).
 - schedulers hand a queued task to a cluster where `clearml-launcher execute --id <task>` runs it —
   `slurm` and `kubernetes`. Each module has `missing() -> str | None` (why it cannot be used here, with the
   install line) and a class with `render(task, context) -> str` (the job: a batch script, a manifest),
@@ -26,6 +29,14 @@ if TYPE_CHECKING:
     from clearml_task.arguments import Parser
     from launcher.logship import LogShipper
     from launcher.process import Outcome
+
+
+RUNNERS = ("local", "container")  # the runner modules, as a run's record names them
+
+
+def runner_name(runner: Runner) -> str:
+    """The module under launcher/backends that implements this runner, as a run's record names it."""
+    return type(runner).__module__.rpartition(".")[2]
 
 
 @dataclass

@@ -31,7 +31,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clearml_task.errors import UserError
 from launcher.backends import Job
@@ -342,6 +342,12 @@ class Container:
         """Nothing left running: stop (SIGTERM, SIGKILL after `grace`), then remove."""
         subprocess.run([self.engine, "stop", "--time", str(max(1, round(grace))), name], capture_output=True)
         subprocess.run([self.engine, "rm", "--force", name], capture_output=True)
+
+
+def cleanup(record: dict[str, Any]) -> str | None:
+    """A container outlives the engine's client that the dead run's process group held: it goes."""
+    removed = remove_left(record.get("container"))
+    return f"removed the container {removed} a dead run left" if removed else None
 
 
 def remove_left(recorded: object) -> str | None:

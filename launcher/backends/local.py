@@ -33,6 +33,11 @@ class Local:
                                meanwhile=lambda: record_requirements(job, env.frozen))  # fmt: skip
 
 
+def cleanup(record: dict[str, Any]) -> str | None:
+    """Nothing of a host run outlives its processes, which the daemon's registry ends."""
+    return None
+
+
 def note_container(job: Job) -> None:
     """A task made for a container says in its log that it runs on the host (nothing is silently ignored)."""
     container = job.task.get("container") or {}

@@ -155,7 +155,7 @@ def test_a_restarted_daemon_fails_the_task_its_predecessor_ran(
     task.wait_for_tick(2)
     (record,) = registry.running(home())
     (run,) = record["runs"].values()
-    assert run["task"] == task.task_id and run["pid"]
+    assert run["task"] == task.task_id and run["pid"] and run["backend"] == "local"
     running.kill()
     running.wait()
     daemon(daemons, q)

@@ -67,6 +67,23 @@ def test_every_run_a_record_holds_is_reconciled(tmp_path: Path) -> None:
     claim.release()
 
 
+def test_a_run_is_cleaned_up_by_the_backend_its_record_names(tmp_path: Path) -> None:
+    """The record is a file: a backend name that is not one of our runner modules is never imported; a run
+    then counts as a host run (as a record written before runs named their backend)."""
+    client = Client(Session(embedded_config(tmp_path / "server")))
+    ids = [client.create_task({"name": f"run {n}", "type": "training"}) for n in range(3)]
+    for task_id in ids:
+        client.set_status(task_id, "started", force=True)
+    backends = ["local", "os", "../../registry"]
+    said: list[str] = []
+    runs = {
+        task_id: {"task": task_id, "backend": backend} for task_id, backend in zip(ids, backends, strict=True)
+    }
+    registry.reconcile(client, {"runs": runs}, said.append)
+    assert [client.get_task(task_id)["status_message"] for task_id in ids] == [registry.RESTARTED] * 3
+    assert all("container" not in line for line in said)
+
+
 def test_work_trees_of_dead_runs_are_swept_kept_ones_stay(tmp_path: Path) -> None:
     work = tmp_path / "work"
     dead, kept, young = work / "dead-1", work / "kept-1", work / "young-1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import uv
 
-from clearml_task.api import Client
+from clearml_task.api import Client, Session
 from launcher import registry
 from launcher.backends.container import check_arguments, check_image, gpu_options, remove_left
 from launcher.errors import ReproductionError
@@ -18,6 +19,7 @@ from testing import containers
 from testing.engines import require
 from testing.launching import create_task, launcher, log_lines, spawn, status, wait_for
 from testing.repos import Repo, make_repo
+from testing.servers import embedded_config
 
 
 @pytest.fixture(scope="module")
@@ -282,6 +284,31 @@ def test_a_restarted_daemon_removes_the_container_its_predecessor_left(
             first.kill()
         for name in leftovers(env, task_id):
             subprocess.run(["podman", "rm", "--force", name], env={**os.environ, **env}, capture_output=True)
+
+
+def test_a_container_recorded_before_runs_named_their_backend_is_removed(
+    engine: tuple[dict[str, str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon upgraded while a container run went on reads the old record (no `backend`, the container
+    only) and still removes what the run left."""
+    env, image = engine
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    client = Client(Session(embedded_config(tmp_path / "server")))
+    task_id = client.create_task({"name": "in a container", "type": "training"})
+    client.set_status(task_id, "started", force=True)
+    name = f"clearml-{task_id[:32]}-{secrets.token_hex(4)}"
+    subprocess.run(["podman", "run", "--detach", "--name", name, image, "sleep", "600"], check=True,
+                   capture_output=True)  # fmt: skip
+    try:
+        said: list[str] = []
+        old = {"run": {"task": task_id, "container": {"engine": "podman", "name": name}}}
+        registry.reconcile(client, old, said.append)
+        assert leftovers(env, task_id) == []
+        assert f"removed the container {name} a dead run left" in said
+        assert client.get_task(task_id)["status_message"] == registry.RESTARTED
+    finally:
+        subprocess.run(["podman", "rm", "--force", name], capture_output=True)
 
 
 def test_only_a_recorded_container_of_ours_is_removed() -> None:

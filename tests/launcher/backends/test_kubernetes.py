@@ -8,6 +8,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -133,11 +134,27 @@ def test_abort_deletes_the_job(api: tuple[KubernetesApi, dict[str, str]], jobs: 
     assert not server.jobs
 
 
-def submitted_then_glue_killed(server: KubernetesApi, env: dict[str, str], q: str, tmp_path: Path) -> str:
-    """A glue creates the Job of the one task queued on `q` and is killed (-9) while it runs: the Job's id."""
-    (task_id,) = [e["task"] for e in Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})
-                  ["queue"]["entries"]]  # fmt: skip
-    glue = spawn("k8s", "--queue", q, "--template", template(tmp_path), "--polling-interval", "0.3", env=env)
+class Orphaned(NamedTuple):
+    """A task whose Job a glue created before it was killed (-9): the next glue finds it in its record."""
+
+    server: KubernetesApi
+    env: dict[str, str]
+    queue: str
+    task_id: str
+    job_id: str
+    template: str
+
+    def glue(self, *options: str) -> list[str]:
+        """The glue's command line on the same queue and template, with these options."""
+        return ["k8s", "--queue", self.queue, "--template", self.template, *options]
+
+
+@pytest.fixture
+def orphaned(api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path) -> Orphaned:
+    server, env = api
+    q, job = queue(), template(tmp_path)
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    glue = spawn("k8s", "--queue", q, "--template", job, "--polling-interval", "0.3", env=env)
     try:
         job_id = wait_for(lambda: (Client().get_task(task_id).get("runtime") or {}).get("kubernetes_job_id"))
     finally:
@@ -145,17 +162,12 @@ def submitted_then_glue_killed(server: KubernetesApi, env: dict[str, str], q: st
         glue.wait()
     (name,) = server.jobs
     assert job_id == f"default/{name}"
-    return str(job_id)
+    return Orphaned(server, env, q, task_id, str(job_id), job)
 
 
-def test_a_restarted_glue_tracks_its_job_to_the_end(
-    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
-) -> None:
-    server, env = api
-    q = queue()
-    task_id = create_task(jobs.work, "train.py", queue=q)
-    job_id = submitted_then_glue_killed(server, env, q, tmp_path)
-    glue = spawn("k8s", "--queue", q, "--template", template(tmp_path), "--polling-interval", "0.3", env=env)
+def test_a_restarted_glue_tracks_its_job_to_the_end(orphaned: Orphaned) -> None:
+    server, env, task_id, job_id = orphaned.server, orphaned.env, orphaned.task_id, orphaned.job_id
+    glue = spawn(*orphaned.glue("--polling-interval", "0.3"), env=env)
     try:
         wait_for(lambda: any("tracked again" in line for line in log_lines(task_id)))
         reads = sum(r.method == "GET" for r in server.requests)
@@ -172,15 +184,10 @@ def test_a_restarted_glue_tracks_its_job_to_the_end(
     assert f"kubernetes job {job_id} ended (FAILED: DeadlineExceeded)" in message
 
 
-def test_a_job_gone_while_its_glue_was_down_fails_the_task(
-    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
-) -> None:
-    server, env = api
-    q = queue()
-    task_id = create_task(jobs.work, "train.py", queue=q)
-    job_id = submitted_then_glue_killed(server, env, q, tmp_path)
+def test_a_job_gone_while_its_glue_was_down_fails_the_task(orphaned: Orphaned) -> None:
+    server, env, task_id, job_id = orphaned.server, orphaned.env, orphaned.task_id, orphaned.job_id
     server.jobs.clear()  # deleted by someone else meanwhile
-    result = launcher("k8s", "--queue", q, "--template", template(tmp_path), "--once", env=env)
+    result = launcher(*orphaned.glue("--once"), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     task = Client().get_task(task_id)
     assert task["status"] == "failed"
@@ -190,15 +197,10 @@ def test_a_job_gone_while_its_glue_was_down_fails_the_task(
     )
 
 
-def test_a_task_aborted_while_its_glue_was_down_gets_its_job_deleted(
-    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
-) -> None:
-    server, env = api
-    q = queue()
-    task_id = create_task(jobs.work, "train.py", queue=q)
-    job_id = submitted_then_glue_killed(server, env, q, tmp_path)
+def test_a_task_aborted_while_its_glue_was_down_gets_its_job_deleted(orphaned: Orphaned) -> None:
+    server, env, task_id, job_id = orphaned.server, orphaned.env, orphaned.task_id, orphaned.job_id
     assert launcher("abort", task_id).returncode == 0
-    result = launcher("k8s", "--queue", q, "--template", template(tmp_path), "--once", env=env)
+    result = launcher(*orphaned.glue("--once"), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     (deleted,) = [r.path for r in server.requests if r.method == "DELETE"]
     assert deleted.startswith(f"/apis/batch/v1/namespaces/default/jobs/{job_id.split('/')[1]}?")

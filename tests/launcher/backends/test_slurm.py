@@ -7,6 +7,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -124,30 +125,43 @@ def test_abort_cancels_the_job(cluster: dict[str, str], jobs: Repo, tmp_path: Pa
         glue.wait(timeout=60)
 
 
-def submitted_then_glue_killed(cluster: dict[str, str], q: str, script: Path) -> tuple[str, str]:
-    """A glue submits the one task queued on `q` and is killed (-9) before its job ends: (task, job id)."""
-    (task_id,) = [e["task"] for e in Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})
-                  ["queue"]["entries"]]  # fmt: skip
+class Orphaned(NamedTuple):
+    """A task whose batch job a glue submitted before it was killed (-9), before the job ended: the next glue
+    finds the job in its record."""
+
+    queue: str
+    script: Path
+    task_id: str
+    job_id: str
+
+    def glue(self, *options: str) -> list[str]:
+        """The glue's command line on the same queue and script, with these options."""
+        return ["slurm", "--queue", self.queue, "--template", str(self.script), *options]
+
+
+def orphaned(cluster: dict[str, str], jobs: Repo, tmp_path: Path, execute: str) -> Orphaned:
+    """A task queued, its job (whose script runs `execute` instead of the task) submitted by a glue that is
+    killed (-9) before the job ends."""
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    script = template(tmp_path, TEMPLATE.replace("${CLEARML_AGENT_EXECUTE}", execute))
     glue = spawn("slurm", "--queue", q, "--template", str(script), "--polling-interval", "0.3", env=cluster)
     try:
         job_id = wait_for(lambda: (Client().get_task(task_id).get("runtime") or {}).get("slurm_job_id"))
     finally:
         glue.kill()
         glue.wait()
-    return task_id, str(job_id)
+    return Orphaned(q, script, task_id, str(job_id))
 
 
 def test_a_restarted_glue_tracks_its_jobs_to_the_end(
     cluster: dict[str, str], jobs: Repo, tmp_path: Path
 ) -> None:
-    q = queue()
-    create_task(jobs.work, "train.py", queue=q)
-    dying = template(tmp_path, TEMPLATE.replace("${CLEARML_AGENT_EXECUTE}", "sleep 4; exit 7"))
-    task_id, job_id = submitted_then_glue_killed(cluster, q, dying)
+    left = orphaned(cluster, jobs, tmp_path, "sleep 4; exit 7")
+    task_id, job_id = left.task_id, left.job_id
     assert status(task_id) == "queued"  # in no queue: nobody but the glue knows the job
     # --once: with nothing queued, it waits only for the jobs it tracks again
-    result = launcher("slurm", "--queue", q, "--template", str(dying), "--once", "--polling-interval", "0.3",
-                      env=cluster)  # fmt: skip
+    result = launcher(*left.glue("--once", "--polling-interval", "0.3"), env=cluster)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "tracking 1 slurm job(s)" in result.stdout
     task = Client().get_task(task_id)
@@ -159,13 +173,11 @@ def test_a_restarted_glue_tracks_its_jobs_to_the_end(
 def test_a_job_cancelled_while_its_glue_was_down_fails_the_task(
     cluster: dict[str, str], jobs: Repo, tmp_path: Path
 ) -> None:
-    q = queue()
-    create_task(jobs.work, "train.py", queue=q)
-    waiting = template(tmp_path, TEMPLATE.replace("${CLEARML_AGENT_EXECUTE}", "sleep 300"))
-    task_id, job_id = submitted_then_glue_killed(cluster, q, waiting)
+    left = orphaned(cluster, jobs, tmp_path, "sleep 300")
+    task_id, job_id = left.task_id, left.job_id
     env = {**os.environ, **cluster}
     subprocess.run(["scancel", job_id], env=env, check=True)
-    result = launcher("slurm", "--queue", q, "--template", str(waiting), "--once", env=cluster)
+    result = launcher(*left.glue("--once"), env=cluster)
     assert result.returncode == 0, result.stdout + result.stderr
     task = Client().get_task(task_id)
     assert task["status"] == "failed"
