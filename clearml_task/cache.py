@@ -32,9 +32,10 @@ def memoized(
     digest = hasher.hexdigest()
     path = config.home() / "cache" / kind / digest[:2] / f"{digest}.json"
     try:
-        found: Value = json.loads(path.read_text())
-        return found
-    except (OSError, ValueError):
+        found = json.loads(path.read_text())
+        if isinstance(found, dict):
+            return found
+    except (OSError, ValueError, RecursionError):  # missing, damaged, or nested past what json reads
         pass
     value = compute()
     try:
@@ -42,7 +43,7 @@ def memoized(
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         tmp.write_text(json.dumps(value))
         os.replace(tmp, path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a value json does not write (an int of 5,000 digits)
         pass  # a read-only home only costs the next run the same work
     return value
 

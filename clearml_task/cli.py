@@ -120,8 +120,10 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     found without the `shutil` it imports for that (with bz2 and lzma: ~3 ms of --help)."""
     import os
 
-    columns = os.environ.get("COLUMNS", "")
-    width = int(columns) if columns.isdigit() else 0
+    try:
+        width = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        width = 0
     if width <= 0:
         try:
             width = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]

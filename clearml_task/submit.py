@@ -193,6 +193,8 @@ def _injector(request: Request, notes: list[str], injected: list[str]) -> Inject
         unbound = counted_dests(read_parser_cached(text, path)) if path.endswith(".py") else []
         # keyed by inject.py's source, read without importing it: a cached answer needs no libcst
         result = memoized("inject", [Path(__file__).with_name("inject.py")], (path, text, *unbound), compute)
+        if not isinstance(result.get("note"), str) or not isinstance(result.get("text"), (str, type(None))):
+            result = compute()  # an entry of another shape (damaged, or not written by this code)
         notes.append(result["note"])
         text_out: str | None = result["text"]
         if text_out is not None:

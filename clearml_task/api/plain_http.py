@@ -5,17 +5,27 @@ http.client imports `email` (its header parser) and `ssl`: ~30 ms of CPU, an eig
 run, for a request and an answer whose framing is a status line, headers and a Content-Length (or chunks).
 `https://` servers keep going through http.client (and ssl). The interface is the part of
 `http.client.HTTPConnection` the transport uses (`sock`, `connect`, `request`, `getresponse`, `close`),
-and every failure is an OSError: a connection the server closed before answering is a
-ConnectionResetError, as http.client's RemoteDisconnected; an answer that is not HTTP is a
-`BadAnswer`."""
+and every failure of the exchange is an OSError: a connection the server closed before answering is a
+ConnectionResetError, as http.client's RemoteDisconnected; an answer that is not HTTP, or larger than
+MAX_ANSWER, is a `BadAnswer`. A URL or header that would break the request's framing is a ValueError
+before anything is sent, as with http.client."""
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Any
 
 MAX_LINE = 65536  # one status or header line, as http.client's limit
 MAX_HEADERS = 100
+MAX_ANSWER = 1 << 30  # the largest body read (a task's whole log is far less); past it: BadAnswer
+PIECE = 1 << 20  # a body is read in pieces of at most this, never allocated whole from what it claims
+
+
+_DIGITS = re.compile(r"[0-9]+")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f]")
+_UNSAFE_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed in a value
 
 
 class BadAnswer(OSError):
@@ -46,7 +56,6 @@ class PlainConnection:
         host: str | bytes = self.host.encode("ascii") if self.host.isascii() else self.host
         self.sock = socket.create_connection((host, self.port), timeout=self.timeout)  # type: ignore[arg-type]
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._reader = self.sock.makefile("rb")
 
     def close(self) -> None:
         sock, reader, self.sock, self._reader = self.sock, self._reader, None, None
@@ -55,16 +64,34 @@ class PlainConnection:
                 part.close()
 
     def request(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> None:
-        """Send the request and read its answer (kept for getresponse)."""
+        """Send the request and read its answer (kept for getresponse). A URL or header that would change
+        the request's framing (a control character, a line break) is a ValueError, before anything goes."""
+        head = self._head(method, url, {**headers, "Content-Length": str(len(body))})
         if self.sock is None:
             self.connect()
         assert self.sock is not None
-        host = self.host if ":" not in self.host else f"[{self.host}]"
-        lines = [f"{method} {url} HTTP/1.1", f"Host: {host}:{self.port}", "Accept-Encoding: identity"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        lines.append(f"Content-Length: {len(body)}")
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        self._answer = self._read_answer()
+        self.sock.sendall(head + body)
+        # a reader for this answer only (as http.client's): bytes a server sends past an answer's end
+        # are never read as the next call's answer
+        self._reader = self.sock.makefile("rb")
+        try:
+            self._answer = self._read_answer()
+        finally:
+            reader, self._reader = self._reader, None
+            reader.close()
+
+    def _head(self, method: str, url: str, headers: dict[str, str]) -> bytes:
+        """The request line and headers, checked."""
+        if _UNSAFE_IN_URL.search(url) or not url.startswith("/"):
+            raise ValueError(f"a URL path with control characters or spaces: {url!r}")
+        host = self.host if self.host.isascii() else self.host.encode("idna").decode("ascii")
+        host = f"[{host}]" if ":" in host else host
+        lines = [f"{method} {url} HTTP/1.1", f"Host: {host}" + ("" if self.port == 80 else f":{self.port}")]
+        for name, value in {"Accept-Encoding": "identity", **headers}.items():
+            if _UNSAFE_IN_HEADER.search(name + value) or ":" in name:
+                raise ValueError(f"a request header with a control character or line break: {name!r}")
+            lines.append(f"{name}: {value}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def getresponse(self) -> Answer:
         answer, self._answer = self._answer, None
@@ -86,10 +113,8 @@ class PlainConnection:
             return Answer(status, will_close, self._chunks())
         length = fields.get("content-length")
         if length is not None:
-            if not length.strip().isdigit():
-                raise BadAnswer(f"bad Content-Length {length!r}")
-            return Answer(status, will_close, self._exactly(int(length)))
-        return Answer(status, True, self._reader.read())  # the body ends where the connection does
+            return Answer(status, will_close, self._exactly(_size(length.strip(), 10, "Content-Length")))
+        return Answer(status, True, self._until_closed())  # the body ends where the connection does
 
     def _line(self) -> bytes:
         line: bytes = self._reader.readline(MAX_LINE + 1)
@@ -103,7 +128,7 @@ class PlainConnection:
             raise ConnectionResetError("the server closed the connection without answering")
         version, _, rest = line.decode("latin-1").partition(" ")
         code = rest[:3]
-        if not version.startswith("HTTP/1.") or not code.isdigit():
+        if not version.startswith("HTTP/1.") or not _DIGITS.fullmatch(code):
             raise BadAnswer(f"not an HTTP answer: {line[:80]!r}")
         return int(code), version
 
@@ -119,22 +144,44 @@ class PlainConnection:
                 fields[key] = f"{fields[key]}, {value.strip()}" if key in fields else value.strip()
         raise BadAnswer(f"more than {MAX_HEADERS} header lines")
 
-    def _exactly(self, size: int) -> bytes:
-        data: bytes = self._reader.read(size)
-        if len(data) < size:
-            raise ConnectionResetError(f"the answer ended after {len(data)} of {size} bytes")
-        return data
+    def _exactly(self, size: int, before: int = 0) -> bytes:
+        """`size` bytes of the body (`before` read already), in pieces."""
+        if before + size > MAX_ANSWER:
+            raise BadAnswer(f"an answer of more than {MAX_ANSWER} bytes")
+        parts, left = [], size
+        while left:
+            piece: bytes = self._reader.read(min(left, PIECE))
+            if not piece:
+                raise ConnectionResetError(f"the answer ended after {size - left} of {size} bytes")
+            parts.append(piece)
+            left -= len(piece)
+        return b"".join(parts)
+
+    def _until_closed(self) -> bytes:
+        parts, total = [], 0
+        while piece := self._reader.read(PIECE):
+            total += len(piece)
+            if total > MAX_ANSWER:
+                raise BadAnswer(f"an answer of more than {MAX_ANSWER} bytes")
+            parts.append(piece)
+        return b"".join(parts)
 
     def _chunks(self) -> bytes:
         parts: list[bytes] = []
+        total = 0
         while True:
-            size_text = self._line().split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise BadAnswer(f"bad chunk size {size_text[:20]!r}") from None
+            size_text = self._line().split(b";", 1)[0].strip().decode("latin-1")
+            size = _size(size_text, 16, "chunk size")
             if size == 0:
                 self._headers()  # trailers, if any, up to the blank line
                 return b"".join(parts)
-            parts.append(self._exactly(size))
+            parts.append(self._exactly(size, total))
+            total += size
             self._line()  # the CRLF after the chunk
+
+
+def _size(text: str, base: int, what: str) -> int:
+    """A length the server sent (ASCII digits of `base`, at most 15 of them), or BadAnswer."""
+    if not (_HEX if base == 16 else _DIGITS).fullmatch(text) or len(text) > 15:
+        raise BadAnswer(f"bad {what} {text[:20]!r}")
+    return int(text, base)

@@ -120,6 +120,9 @@ class HttpTransport:
                 connection.request("POST", f"{self.prefix}/{path}", body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
+            except ValueError as e:  # a URL or header that cannot go (a line break in it): nothing went
+                connection.close()
+                raise TransportError(f"cannot send the request: {e}") from None
             except failures as e:
                 connection.close()
                 if reused and attempt == 1 and isinstance(e, _DROPPED) and resend:

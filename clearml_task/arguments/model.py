@@ -166,11 +166,57 @@ def parser_to_json(parser: Parser) -> dict[str, Any]:
 
 
 def parser_from_json(data: dict[str, Any]) -> Parser:
-    """parser_to_json's data as the Parser again (ValueError when it is not such data)."""
+    """parser_to_json's data as the Parser again; ValueError when it is not such data (a field of the wrong
+    type at any level included, so that what was planted never reaches the code that reads a parser)."""
     parser = _loaded(data)
-    if not isinstance(parser, Parser):
+    if not isinstance(parser, Parser) or not _well_formed(parser):
         raise ValueError("not a stored parser")
     return parser
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _text_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+def _is(*types: type) -> Any:
+    return lambda value: isinstance(value, types)
+
+
+def _anything(value: Any) -> bool:
+    return True
+
+
+# what each field of a stored record may hold (the values a script gives, default/const/choices/nargs, are
+# checked by the code that uses them, as when they are read from the script)
+_OPTION_FIELDS: dict[str, Any] = {
+    "dest": _is(str), "option_strings": _texts, "action": _is(str), "type": _is(str), "type_name": _is(str),
+    "default": _anything, "const": _anything, "choices": _anything, "nargs": _anything,
+    "required": _is(bool), "help": _is(str, type(None)), "negatives": _texts,
+    "exclusive": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+    "true_token": _is(str), "false_token": _is(str),
+}  # fmt: skip
+_PARSER_FIELDS: dict[str, Any] = {
+    "kind": _is(str), "subcommand_dest": _is(str), "subcommand_required": _is(bool), "aliases": _text_map,
+    "complete": _is(bool), "problems": _texts, "filename": _is(str), "name": _is(str),
+    "sdk_binds_args": _is(bool), "sdk_unbound": _texts, "hydra_config": _text_map,
+    "options": lambda v: isinstance(v, list) and all(isinstance(o, Option) and _fields_ok(o) for o in v),
+    "subcommands": lambda v: isinstance(v, dict)
+    and all(isinstance(k, str) and isinstance(p, Parser) and _well_formed(p) for k, p in v.items()),
+}  # fmt: skip
+
+
+def _fields_ok(option: Option) -> bool:
+    return all(check(getattr(option, name)) for name, check in _OPTION_FIELDS.items())
+
+
+def _well_formed(parser: Parser) -> bool:
+    return all(check(getattr(parser, name)) for name, check in _PARSER_FIELDS.items())
 
 
 _RECORDS: dict[str, Any] = {"parser": Parser, "option": Option}
@@ -179,6 +225,8 @@ _RECORDS: dict[str, Any] = {"parser": Parser, "option": Option}
 def _stored(value: Any) -> Any:
     if value is UNKNOWN:
         return {"unknown": True}
+    if isinstance(value, int) and value.bit_length() > 13000:
+        raise NotStorable("an integer of more than 4,000 digits")  # json refuses to write it
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):

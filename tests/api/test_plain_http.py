@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from clearml_task.api.plain_http import BadAnswer, PlainConnection
-from clearml_task.api.transport import HttpTransport, MaybeDelivered
+from clearml_task.api.transport import HttpTransport, MaybeDelivered, TransportError
 
 
 class RawServer:
@@ -168,3 +168,85 @@ def test_a_host_name_is_resolved(serve: list[RawServer]) -> None:
     connection.request("POST", "/x", body=b"{}", headers={})  # connects on the first request
     assert connection.getresponse().read() == b"ok"
     assert f"Host: localhost:{server.port}".encode() in server.requests[0]
+
+
+def test_bytes_past_an_answer_are_never_read_as_the_next_calls_answer(serve: list[RawServer]) -> None:
+    """A server that sends more than its framing says (a body on a 204): the extra bytes are not the next
+    call's answer; through the transport, every call gets its own."""
+
+    def answer(n: int) -> bytes:
+        body = b'{"meta": {"result_code": 200}, "n": %d}' % n
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    serve.append(server := RawServer([b"HTTP/1.1 204 No Content\r\n\r\n" + answer(0), answer(1), answer(2)]))
+    transport = HttpTransport(f"http://127.0.0.1:{server.port}")
+    assert transport.send("a.b", b"{}", {})[0] == 204
+    assert [transport.send("a.b", b"{}", {})[1].get("n") for _ in range(2)] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: \xc2\xb2\r\n\r\n",  # a digit that is not ASCII
+        b"HTTP/1.1 \xc2\xb200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",  # would overflow
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000000\r\n\r\n",  # would be allocated whole
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n",
+    ],
+)
+def test_lengths_that_are_not_ascii_digits_or_too_large_are_a_bad_answer(
+    serve: list[RawServer], answer: bytes
+) -> None:
+    serve.append(server := RawServer([answer], close_after=True))
+    with pytest.raises(BadAnswer):
+        _exchange(server)
+
+
+def test_an_answer_past_the_largest_read_is_a_bad_answer(
+    serve: list[RawServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clearml_task.api import plain_http
+
+    monkeypatch.setattr(plain_http, "MAX_ANSWER", 1000)  # the limit, scaled down to a test's size
+    for answer in (
+        b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 1001,  # until the connection ends
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + (b"1f4\r\n" + b"x" * 500 + b"\r\n") * 3,
+    ):
+        serve.append(server := RawServer([answer], close_after=True))
+        with pytest.raises(BadAnswer, match="more than 1000"):
+            _exchange(server)
+
+
+@pytest.mark.parametrize(
+    ("url", "headers"),
+    [
+        ("/a.b", {"Authorization": "Bearer x\r\nX-Injected: 1"}),  # a token the server gave, say
+        ("/a.b", {"X\r\nY": "1"}),
+        ("/a b", {}),
+        ("/a\x00b", {}),
+    ],
+)
+def test_a_request_that_would_break_its_framing_is_refused_before_it_goes(
+    serve: list[RawServer], url: str, headers: dict[str, str]
+) -> None:
+    serve.append(server := RawServer([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]))
+    connection = PlainConnection("127.0.0.1", server.port, timeout=5)
+    with pytest.raises(ValueError, match=r"control character|line break"):
+        connection.request("POST", url, body=b"{}", headers=headers)
+    assert server.requests == []
+
+
+def test_the_transport_reports_an_unsendable_header_in_one_line(serve: list[RawServer]) -> None:
+    serve.append(server := RawServer([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]))
+    transport = HttpTransport(f"http://127.0.0.1:{server.port}")
+    with pytest.raises(TransportError, match="cannot send the request"):
+        transport.send("a.b", b"{}", {"Authorization": "Bearer x\ny"})
+    assert server.requests == []
+
+
+def test_the_host_header_names_the_port_unless_it_is_80_and_a_name_in_idna() -> None:
+    assert b"\r\nHost: example.org\r\n" in PlainConnection("example.org", 80, 5)._head("POST", "/x", {})
+    assert b"\r\nHost: [::1]:8008\r\n" in PlainConnection("::1", 8008, 5)._head("POST", "/x", {})
+    assert b"\r\nHost: xn--e1afmkfd.xn--p1ai:81\r\n" in PlainConnection("пример.рф", 81, 5)._head(
+        "POST", "/x", {}
+    )

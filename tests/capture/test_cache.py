@@ -123,3 +123,45 @@ class _Planted:
 
     def __reduce__(self) -> tuple[object, tuple[str, str]]:
         return (Path.write_text, (Path(self.path), "ran"))  # type: ignore[return-value]
+
+
+def test_planted_parser_entries_of_every_wrong_shape_are_read_again_never_a_traceback(tmp_path: Path) -> None:
+    """Data that loads but is not a parser (fields of the wrong type at any level, values JSON cannot hold
+    back, nesting deeper than the reader goes) makes the script be read again."""
+    from clearml_task import arguments
+
+    source = "import argparse\np = argparse.ArgumentParser()\np.add_argument('--lr', type=float)\n"
+    expected = arguments.read_parser(source, "train.py")
+    assert arguments.read_parser_cached(source, "train.py") == expected
+    (entry,) = (Path(tmp_path) / "clearml-task-home" / "cache" / "parser").rglob("*.json")
+    good = json.loads(entry.read_text())["parser"]
+    option = good["parser"]["options"][0]["option"]
+    wrong: list[object] = [
+        {"bytes": 5},
+        {"parser": {**good["parser"], "options": 5}},
+        {"parser": {**good["parser"], "options": ["str"]}},
+        {"parser": {**good["parser"], "options": [good]}},
+        {"parser": {**good["parser"], "subcommands": {"dict": [["a", 1]]}}},
+        {"parser": {**good["parser"], "subcommands": [1]}},
+        {"parser": {**good["parser"], "options": [{"option": {**option, "option_strings": [1]}}]}},
+        {"parser": {**good["parser"], "options": [{"option": {**option, "dest": 5}}]}},
+        {"parser": {**good["parser"], "aliases": {"dict": [[1, "x"]]}}},
+    ]
+    deep = '{"parser": ' + "[" * 700 + json.dumps(good) + "]" * 700 + "}"  # json reads it; _loaded recurses
+    for planted in [*(json.dumps({"parser": value}) for value in wrong), deep]:
+        entry.write_text(planted)
+        assert arguments.read_parser_cached(source, "train.py") == expected
+    entry.write_text("[" * 100_000 + "]" * 100_000)  # past json's own nesting limit
+    assert arguments.read_parser_cached(source, "train.py") == expected
+
+
+def test_a_default_json_cannot_write_is_read_each_time_not_a_traceback() -> None:
+    from clearml_task import arguments
+
+    huge = "0x" + "f" * 4000  # 16,000 bits: Python reads it, json will not write it
+    source = (
+        f"import argparse\np = argparse.ArgumentParser()\np.add_argument('--d', type=int, default={huge})\n"
+    )
+    first = arguments.read_parser_cached(source, "train.py")
+    assert first.options[0].default == int("f" * 4000, 16)
+    assert arguments.read_parser_cached(source, "train.py") == first

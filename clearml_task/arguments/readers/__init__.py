@@ -49,7 +49,7 @@ def read_parser_cached(source: str, filename: str = "") -> Parser:
         return read[0]
     try:
         return parser_from_json(found["parser"])
-    except (KeyError, ValueError, TypeError):  # not this code's data (a damaged entry): read again
+    except Exception:  # not this code's data (a damaged or planted entry): read the script again
         return read_parser(source, filename)
 
 
