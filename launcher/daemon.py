@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from clearml_task.api import Client
     from launcher.execute import Settings
     from launcher.registry import Claim
+    from launcher.reuse import Spares
 
 REPORT_INTERVAL = 30.0
 # Seconds one long-poll waits on the server: also the longest an idle daemon takes to see a stop.
@@ -62,6 +63,7 @@ class Daemon:
         self.names = dict(zip(self.queue_ids, options.queues, strict=True))
         self._last_report = 0.0
         self.slots = Slots(options.services) if options.services is not None else None
+        self.spares = _spares(settings)
         advertised = client.long_poll_wait()  # 0: the server cannot wait (ClearML's): poll it
         self.wait = min(LONG_POLL, advertised) if advertised >= MIN_LONG_POLL else 0.0
 
@@ -107,6 +109,8 @@ class Daemon:
         finally:
             if self.slots is not None:
                 self.slots.join()
+            if self.spares is not None:
+                self.spares.close()
             self.client.session.retries = 3  # leaving: a server that is away is not waited for
             with contextlib.suppress(Exception):
                 self.client.unregister_worker(worker)
@@ -155,7 +159,8 @@ class Daemon:
         log = LogShipper(self.client, task_id, self.settings.worker, echo=self.settings.echo,
                          spill_dir=self.settings.work_dir)  # fmt: skip
         # what the run tells as it goes (work tree, SDK config, process) goes into its entry of the record
-        settings = dataclasses.replace(self.settings, on_run=partial(self.claim.run_changed, task_id))
+        settings = dataclasses.replace(self.settings, on_run=partial(self.claim.run_changed, task_id),
+                                       spares=self.spares)  # fmt: skip
         try:
             status = execute.run(self.client, task, settings, log, stop=self.stopping)
         finally:
@@ -183,6 +188,17 @@ class Daemon:
         self._last_report = time.monotonic()
         with contextlib.suppress(Exception):
             self.client.status_report(self.settings.worker, machine_stats=machine_stats())
+
+
+def _spares(settings: Settings) -> Spares | None:
+    """A clean work tree kept for the next task of the same code (launcher.reuse): for tasks run on the host
+    (a container runner hands the tree to the engine), unless work trees are kept for inspection."""
+    from launcher.backends.local import Local
+    from launcher.reuse import Spares
+
+    if settings.keep_workspace or not isinstance(settings.runner, Local):
+        return None
+    return Spares()
 
 
 def _say(message: str) -> None:

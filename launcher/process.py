@@ -36,6 +36,7 @@ LEFTOVER_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for what the task le
 class Outcome:
     exit_code: int | None  # None when it never started
     aborted: bool = False
+    left: int = 0  # processes it left running, which were ended
 
     @property
     def message(self) -> str:
@@ -150,7 +151,7 @@ def _follow(
     child.stderr.close()
     done.set()
     watcher.join()
-    return Outcome(code, aborted.is_set())
+    return Outcome(code, aborted.is_set(), left)
 
 
 def _watch(
