@@ -161,12 +161,13 @@ def snapshot(root: Path) -> Record | None:
     link count, extended attributes, and the content's digest (a symlink's target). None when the tree
     holds more than MAX_ENTRIES entries or MAX_BYTES of content, or anything but files, directories and
     symlinks. Nothing is followed: symlinks are recorded, never read through."""
-    entries: list[tuple[Any, ...]] = [_entry(root, "", os.lstat(root), b"")]
+    base = os.fspath(root)
+    entries: list[tuple[Any, ...]] = [_entry(base, "", os.lstat(base), b"")]
     pending, total = [""], 0
     while pending:
         relative = pending.pop()
-        with os.scandir(root / relative if relative else root) as listing:
-            children = sorted(listing, key=lambda child: child.name)
+        with os.scandir(os.path.join(base, relative) if relative else base) as listing:
+            children = list(listing)
         for child in children:
             if len(entries) >= MAX_ENTRIES:
                 return None
@@ -185,11 +186,11 @@ def snapshot(root: Path) -> Record | None:
                 content = os.fsencode(os.readlink(child.path))
             else:
                 return None
-            entries.append(_entry(Path(child.path), path, info, content))
+            entries.append(_entry(child.path, path, info, content))
     return tuple(sorted(entries))
 
 
-def _entry(path: Path, relative: str, info: os.stat_result, content: bytes) -> tuple[Any, ...]:
+def _entry(path: str, relative: str, info: os.stat_result, content: bytes) -> tuple[Any, ...]:
     return (relative, info.st_mode, info.st_uid, info.st_gid, info.st_size, info.st_mtime_ns, info.st_nlink,
             _attributes(path), content)  # fmt: skip
 
@@ -198,13 +199,15 @@ def _digest(path: str) -> bytes:
     """The content's digest, read without following a symlink put in the file's place."""
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     digest = hashlib.blake2b()
-    with os.fdopen(descriptor, "rb") as handle:
-        while chunk := handle.read(1 << 16):
+    try:
+        while chunk := os.read(descriptor, 1 << 16):
             digest.update(chunk)
+    finally:
+        os.close(descriptor)
     return digest.digest()
 
 
-def _attributes(path: Path) -> tuple[tuple[str, bytes], ...]:
+def _attributes(path: str) -> tuple[tuple[str, bytes], ...]:
     """Extended attributes and their values (none where the platform or file system has none)."""
     if not hasattr(os, "listxattr"):
         return ()
