@@ -1,23 +1,24 @@
 """A clean work tree kept for the daemon's next task of the same code, instead of a new checkout.
 
 A daemon often runs tasks of one commit one after another (a sweep, retries, clones of one task). When a
-task's code is the previous task's code again — the same repository URL, commit, recorded tree, and no
-patch or script (`Key`) — the work tree made for it by a fresh checkout is recorded once it is verified
-(`snapshot`): every entry under it, its `.git` included (config, hooks, index, HEAD, alternates), with its
-type, mode, owner, size, mtime, link count, extended attributes and the digest of its content (a
-symlink's target). Only regular files, directories and symlinks are recorded.
+task's code is the previous task's code again — the same repository URL, full commit id, recorded tree, and
+the same patch (or none, or the same script written to the same place) (`Key`) — the work tree made for it by
+a fresh checkout is recorded once it is verified (`snapshot`): every entry under it, its `.git` included
+(config, hooks, index, HEAD, alternates), with its type, mode, owner, size, mtime, link count, extended
+attributes and the digest of its content (a symlink's target). Only regular files, directories and symlinks
+are recorded.
 
-After the run, when the task ended and left no process running, the tree is recorded again. Only when
-nothing differs — no file written (even with its size and mtime put back: the content is compared),
-touched, added, removed, re-linked or re-moded, in the work tree or in its `.git` — is it kept, and the
-next task with the same key takes it (renamed to its own work tree's path) instead of a checkout. No git
-command ever runs in a kept tree: nothing the task could have left there (a hook, a config) is read by
-the launcher, and the tree the next task gets is, byte for byte, the one its fresh checkout was. Anything
-else is removed as before. A tree larger than MAX_ENTRIES or MAX_BYTES is not recorded (it would cost
-more to compare than the checkout it spares), nor one with a special file (a fifo, a socket).
+After the run, when the task ended and left no process running, the tree is recorded again. Only when nothing
+differs — no file written (even with its size and mtime put back: the content is compared), touched, added,
+removed, re-linked or re-moded, in the work tree or in its `.git` — is it kept, and the next task with the
+same key takes it (renamed to its own work tree's path) instead of a checkout. No git command ever runs in a
+kept tree: nothing the task could have left there (a hook, a config) is read by the launcher, and the tree the
+next task gets is, byte for byte, the one its fresh checkout was. Anything else is removed as before. A tree
+larger than MAX_ENTRIES or MAX_BYTES is not recorded (it would cost more to compare than the checkout it
+spares), nor one with a special file (a fifo, a socket).
 
-At most one tree is kept, under its run lock (held by the daemon: another daemon's sweep leaves it, and
-it is swept once the daemon is gone, however it ended); the daemon removes it when it stops."""
+At most one tree is kept, under its run lock (held by the daemon: another daemon's sweep leaves it, and it is
+swept once the daemon is gone, however it ended); the daemon removes it when it stops."""
 
 from __future__ import annotations
 
@@ -41,20 +42,22 @@ FULL_COMMIT = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")  # SHA-1, or SHA-256
 
 @dataclass(frozen=True)
 class Key:
-    """What makes two tasks' checkouts the same tree: repository, commit and the recorded tree id."""
+    """What makes two tasks' checkouts the same tree: repository, commit, the recorded tree id, and what
+    goes on top of the commit (the patch, or a script and where it is written), by its digest."""
 
     repository: str
     commit: str
     tree: str
+    on_top: str
 
 
-def key_of(repository: str, commit: str, tree: str, diff: str) -> Key | None:
-    """The key of a task's code, or None when its tree is not reused: no full commit id recorded (a branch
-    moves; a short id may name another commit after a fetch), or a patch or standalone script in
-    script.diff."""
-    if not repository or not FULL_COMMIT.fullmatch(commit.lower()) or diff:
+def key_of(repository: str, commit: str, tree: str, on_top: str) -> Key | None:
+    """The key of a task's code, or None when its tree is not reused: no repository, or no full commit id
+    recorded (a branch moves; a short id may name another commit after a fetch)."""
+    if not repository or not FULL_COMMIT.fullmatch(commit.lower()):
         return None
-    return Key(repository, commit.lower(), tree)
+    digest = hashlib.sha256(on_top.encode("utf-8", "surrogateescape")).hexdigest() if on_top else ""
+    return Key(repository, commit.lower(), tree, digest)
 
 
 @dataclass

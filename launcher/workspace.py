@@ -102,7 +102,7 @@ def prepare(
     code = Code.of(task)
     check(code)
     dest, cache_dir = dest.absolute(), cache_dir.absolute()
-    key = reuse.key_of(code.repository, code.commit, code.tree, code.diff) if spares is not None else None
+    key = reuse.key_of(code.repository, code.commit, code.tree, _on_top(code)) if spares is not None else None
     try:
         _claim(dest)
         start = time.monotonic()
@@ -113,8 +113,8 @@ def prepare(
             _apply(code, dest, commit, log)
             if code.tree:
                 _verify(dest, code.tree, commit, log)
-            if spares is not None and key is not None:
-                spares.prepared(key, dest)
+            if spares is not None and key is not None and not (dest / ".gitmodules").is_file():
+                spares.prepared(key, dest)  # (submodules: each task checks them out, as it logs)
         else:
             _standalone(code, dest, log)
         workdir = _workdir(dest, code.working_dir)
@@ -124,11 +124,22 @@ def prepare(
     return Workspace(dest, workdir, code.entry_point)
 
 
+def _on_top(code: Code) -> str:
+    """What goes on the commit: the patch, or a standalone script and the path it is written to."""
+    if not code.diff or code.is_patch:
+        return code.diff
+    return f"{code.working_dir}\0{code.entry_point}\0{code.diff}"
+
+
 def _say_reused(code: Code, start: float, log: Log) -> None:
     """The lines a fresh checkout of the same code logs: the kept tree is, byte for byte, the one that
-    checkout made and verified."""
+    checkout made (patch applied) and verified."""
     log(f"workspace: repository cache hit ({_since(start)})")
     log(f"workspace: checked out {code.commit[:12]} ({_since(start)})")
+    if code.diff and code.is_patch:
+        log(f"workspace: applied the patch ({patch_stats(code.diff).files} files) ({_since(start)})")
+    elif code.diff:
+        log(f"workspace: wrote the script {code.entry_point}")
     if code.tree:
         log(f"workspace: work tree verified ({_since(start)})")
 

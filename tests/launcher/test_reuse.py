@@ -181,14 +181,31 @@ def test_only_the_same_code_takes_it(tmp_path: Path, repo: Repo) -> None:
     assert not kept.exists() and (dest / "train.py").read_text() != "print('another commit')\n"
 
 
-def test_a_task_with_a_patch_or_a_short_commit_is_never_kept(tmp_path: Path, repo: Repo) -> None:
+def test_a_task_with_the_same_patch_takes_it_another_patch_does_not(tmp_path: Path, repo: Repo) -> None:
+    task = capture(repo.work)  # Task.init() injected: a patch
+    assert task["script"]["diff"].startswith("diff ")
+    daemon = Daemon(tmp_path)
+    daemon.run(task)
+    kept, _ = daemon.run(task)
+    dest, log = daemon.prepare(task)
+    assert not kept.exists() and "from clearml import Task" in (dest / "train.py").read_text()
+    assert [line.split(" (")[0] for line in log] == [
+        "workspace: repository cache hit",
+        f"workspace: checked out {task['script']['version_num'][:12]}",
+        "workspace: applied the patch",
+        "workspace: work tree verified",
+    ]
+    assert daemon.end(dest)
     repo.write("train.py", "print('uncommitted')\n")
-    patched = capture(repo.work, skip_task_init=True)
-    assert patched["script"]["diff"]
+    other = capture(repo.work, skip_task_init=True)
+    fresh, _ = daemon.prepare(other)
+    assert dest.exists()  # not taken: another patch
+    assert (fresh / "train.py").read_text() == "print('uncommitted')\n"
+
+
+def test_a_short_commit_is_never_kept(tmp_path: Path, repo: Repo) -> None:
     short = capture(repo.work, skip_task_init=True)
-    short["script"]["diff"], short["runtime"]["worktree_tree"] = "", ""
     short["script"]["version_num"] = short["script"]["version_num"][:12]
-    for task in (patched, short):
-        daemon = Daemon(tmp_path / str(id(task)))
-        daemon.run(task)
-        assert daemon.run(task)[1] is False
+    daemon = Daemon(tmp_path)
+    daemon.run(short)
+    assert daemon.run(short)[1] is False
