@@ -159,7 +159,7 @@ def _quiet_stdout() -> None:
 def execute(args: argparse.Namespace) -> int:
     from clearml_task.api import Client
     from launcher import execute as run
-    from launcher import reaper
+    from launcher import reaper, tether
     from launcher.logship import LogShipper
 
     client = Client()
@@ -170,6 +170,7 @@ def execute(args: argparse.Namespace) -> int:
         task_id = client.clone_task(task_id)
         print(f"clearml-launcher: running clone {task_id} of {args.task_id}", flush=True)
     settings = _settings(args, worker=run.default_worker())
+    tether.start()  # before the subreaper: the warden is not this process's child
     reaper.become_subreaper()  # whatever the task leaves running is handed back here, and ended
     task = run.take(client, task_id)
     log = LogShipper(client, task_id, settings.worker, echo=True)
@@ -217,8 +218,9 @@ def daemon(args: argparse.Namespace) -> int:
         return 0
     from clearml_task.api import Client, Session
     from launcher import daemon as daemons
-    from launcher import reaper
+    from launcher import reaper, tether
 
+    tether.start()  # before the subreaper: the warden is not this process's child
     reaper.become_subreaper()
     claim = registry.claim(home, _gpus(args), args.queue, os.environ.get(registry.LOG_FILE_ENV, ""))
     try:

@@ -31,7 +31,9 @@ from launcher.services import Slots
 if TYPE_CHECKING:
     from clearml_task.api import Client
     from launcher.execute import Settings
+    from launcher.logship import LogShipper
     from launcher.registry import Claim
+    from launcher.reuse import Spares
 
 REPORT_INTERVAL = 30.0
 # Seconds one long-poll waits on the server: also the longest an idle daemon takes to see a stop.
@@ -62,6 +64,9 @@ class Daemon:
         self.names = dict(zip(self.queue_ids, options.queues, strict=True))
         self._last_report = 0.0
         self.slots = Slots(options.services) if options.services is not None else None
+        self.spares = _spares(settings)
+        self._closing: list[threading.Thread] = []  # logs being closed (their last lines shipped)
+        self._closing_lock = threading.Lock()
         advertised = client.long_poll_wait()  # 0: the server cannot wait (ClearML's): poll it
         self.wait = min(LONG_POLL, advertised) if advertised >= MIN_LONG_POLL else 0.0
 
@@ -107,6 +112,9 @@ class Daemon:
         finally:
             if self.slots is not None:
                 self.slots.join()
+            if self.spares is not None:
+                self.spares.close()
+            self._wait_for_logs()
             self.client.session.retries = 3  # leaving: a server that is away is not waited for
             with contextlib.suppress(Exception):
                 self.client.unregister_worker(worker)
@@ -155,15 +163,30 @@ class Daemon:
         log = LogShipper(self.client, task_id, self.settings.worker, echo=self.settings.echo,
                          spill_dir=self.settings.work_dir)  # fmt: skip
         # what the run tells as it goes (work tree, SDK config, process) goes into its entry of the record
-        settings = dataclasses.replace(self.settings, on_run=partial(self.claim.run_changed, task_id))
+        settings = dataclasses.replace(self.settings, on_run=partial(self.claim.run_changed, task_id),
+                                       spares=self.spares)  # fmt: skip
         try:
             status = execute.run(self.client, task, settings, log, stop=self.stopping)
         finally:
-            log.close()
+            self._close_in_background(log)
             done.set()
             reporter.join()
             self.claim.run_ended(task_id)
         print(f"clearml-launcher: task {task_id} {status}", flush=True)
+
+    def _close_in_background(self, log: LogShipper) -> None:
+        """The log's last lines (after the final status: "done in ...") shipped while the next task starts;
+        the daemon waits for every log it closes before it exits (nothing is lost)."""
+        closer = threading.Thread(target=log.close, name="log-close")
+        closer.start()
+        with self._closing_lock:
+            self._closing = [thread for thread in self._closing if thread.is_alive()] + [closer]
+
+    def _wait_for_logs(self) -> None:
+        with self._closing_lock:
+            closing, self._closing = self._closing, []
+        for thread in closing:
+            thread.join()
 
     def _report_while(self, task_id: str, queue_id: str, done: threading.Event) -> None:
         """Status reports, the first at once, then every REPORT_INTERVAL while the task runs (they keep it
@@ -183,6 +206,17 @@ class Daemon:
         self._last_report = time.monotonic()
         with contextlib.suppress(Exception):
             self.client.status_report(self.settings.worker, machine_stats=machine_stats())
+
+
+def _spares(settings: Settings) -> Spares | None:
+    """A clean work tree kept for the next task of the same code (launcher.reuse): for tasks run on the host
+    (a container runner hands the tree to the engine), unless work trees are kept for inspection."""
+    from launcher.backends.local import Local
+    from launcher.reuse import Spares
+
+    if settings.keep_workspace or not isinstance(settings.runner, Local):
+        return None
+    return Spares()
 
 
 def _say(message: str) -> None:

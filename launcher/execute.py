@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from clearml_task.api import Client
     from launcher.logship import LogShipper
     from launcher.process import Outcome
+    from launcher.reuse import Spares
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Settings:
     # and the marker its processes inherit): the daemon's record, for cleaning up after a crash.
     on_run: Callable[[dict[str, Any]], None] | None = None
     env_cache_size: int = 20 * 1024**3  # bytes the environment cache may hold (0: no limit)
+    spares: Spares | None = None  # the daemon's kept work tree (launcher.reuse); None: every run checks out
 
     @property
     def cache_dir(self) -> Path:
@@ -90,13 +92,16 @@ def run(
     if settings.on_run is not None:
         settings.on_run({"backend": runner_name(settings.runner), "work_tree": str(dest),
                          "sdk_config": str(_sdk_config_path(dest))})  # fmt: skip
+    ended_cleanly = False  # the process ran and left nothing running: its work tree may be kept
     try:
         with locks.exclusive(registry.run_lock(dest)), _server_for_the_task(client) as server_env:
-            ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write)
+            ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write, settings.spares)
             sdk_env = _sdk_config(dest, settings, log)
             job = _job(client, task, settings, log, ws, server_env | sdk_env, stop)
             log.write(f"launcher: the task runs {settings.runner.describe()}")
-            return _report(client, task["id"], settings.runner.run(job), log)
+            outcome = settings.runner.run(job)
+            ended_cleanly = outcome.exit_code is not None and not outcome.aborted and outcome.left == 0
+            return _report(client, task["id"], outcome, log)
     except ReproductionError as e:
         log.write(f"launcher: {e.reason}", "error")
         for line in e.detail.strip().splitlines()[-40:]:
@@ -111,8 +116,8 @@ def run(
         log.write(f"launcher: done in {time.monotonic() - started:.2f}s")
         if settings.keep_workspace:
             registry.run_lock(dest).unlink(missing_ok=True)  # a kept work tree is never swept
-        else:
-            _remove_in_background(dest, registry.run_lock(dest))
+        elif not (settings.spares and settings.spares.keep(dest, registry.run_lock(dest), ended_cleanly)):
+            _remove_in_background(dest, registry.run_lock(dest))  # unless kept for the next task of its code
         envcache.evict(
             settings.cache_dir / "envs", settings.env_cache_size, lambda line: log.write(f"launcher: {line}")
         )

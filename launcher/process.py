@@ -2,7 +2,7 @@
 tasks.ping while it runs, and an abort from the server (status stopped, or "stopping" in status_message)
 ending the whole process group: SIGTERM, then SIGKILL after a grace period. When the main process ends,
 whatever it started ends too (launcher.reaper), and the launcher never waits on a pipe they hold. When the
-launcher dies, the run dies with it (launcher.tether, on Linux)."""
+launcher dies, the run dies with it (launcher.tether's warden, on Linux)."""
 
 from __future__ import annotations
 
@@ -30,12 +30,14 @@ PING_INTERVAL = 30.0
 GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 DRAIN = 1.0  # seconds the output may take to end after the main process did, before what holds it is ended
 LEFTOVER_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for what the task left behind
+EXEC_FAILED = 127  # the exit code of a command that could not start, as a shell (and the old tether) gives
 
 
 @dataclass
 class Outcome:
     exit_code: int | None  # None when it never started
     aborted: bool = False
+    left: int = 0  # processes it left running, which were ended
 
     @property
     def message(self) -> str:
@@ -99,19 +101,23 @@ def run(
 
     log.write(f"launcher: running {shlex.join(argv)} (in {cwd})")
     token = uuid.uuid4().hex
-    try:  # tethered: it dies with this process, even a kill -9 of it (Linux)
+    tether.watch(token)  # told to the warden first: the run dies with this process, even a kill -9 (Linux)
+    try:
         child = subprocess.Popen(
-            tether.command(argv), cwd=cwd, env={**env, reaper.MARKER: token}, stdout=subprocess.PIPE,
+            argv, cwd=cwd, env={**env, reaper.MARKER: token}, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     except OSError as e:
+        tether.ended(token)
         log.write(f"launcher: cannot start the process: {e}", "error")
-        return Outcome(None)
+        return Outcome(EXEC_FAILED if tether.available() else None)
+    tether.started(token, child.pid)
     reaper.running(child.pid, token)
     try:
         return _follow(child, token, client, task_id, log, grace, stop, started, meanwhile)
     finally:
         reaper.finished(child.pid)
+        tether.ended(token)
 
 
 def _follow(
@@ -150,7 +156,7 @@ def _follow(
     child.stderr.close()
     done.set()
     watcher.join()
-    return Outcome(code, aborted.is_set())
+    return Outcome(code, aborted.is_set(), left)
 
 
 def _watch(

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 MARKER = "CLEARML_LAUNCHER_RUN"
@@ -28,16 +29,34 @@ def become_subreaper() -> bool:
     Only a process that runs nothing but tasks should be one (the daemon, `execute`): then every child it
     has once a task ended is something the task left."""
     global _subreaper
+    _subreaper = _set_subreaper(1)
+    return _subreaper
+
+
+def _set_subreaper(value: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     import ctypes
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        _subreaper = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, value, 0, 0, 0) == 0)
     except (OSError, AttributeError):
-        _subreaper = False
-    return _subreaper
+        return False
+
+
+@contextlib.contextmanager
+def not_subreaper() -> Iterator[None]:
+    """Not the subreaper while the block runs: a helper it starts and leaves (a double fork: the warden,
+    launcher.tether) goes to init, never back to this process as a child the next run's end would end."""
+    if not _subreaper:
+        yield
+        return
+    _set_subreaper(0)
+    try:
+        yield
+    finally:
+        _set_subreaper(1)
 
 
 def marked(token: str) -> list[int]:

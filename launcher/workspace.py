@@ -32,6 +32,7 @@ from clearml_task import locks
 from clearml_task.git import checkout, run
 from clearml_task.git.urls import public_url, repository_name, repository_problem
 from clearml_task.source import patch_stats
+from launcher import reuse
 from launcher.errors import ReproductionError
 
 Log = Callable[[str], None]
@@ -92,18 +93,28 @@ class Code:
         return self.diff.startswith("diff ")
 
 
-def prepare(task: Mapping[str, Any], dest: Path, cache_dir: Path, log: Log) -> Workspace:
-    """The task's code at `dest` (which must not exist, or be empty), ready to run."""
+def prepare(
+    task: Mapping[str, Any], dest: Path, cache_dir: Path, log: Log, spares: reuse.Spares | None = None
+) -> Workspace:
+    """The task's code at `dest` (which must not exist, or be empty), ready to run. With `spares` (the
+    daemon's), the previous task's work tree when it has the same code and was proven unchanged
+    (launcher.reuse), else a fresh checkout, recorded when the previous task had the same code."""
     code = Code.of(task)
     check(code)
     dest, cache_dir = dest.absolute(), cache_dir.absolute()
+    key = reuse.key_of(code.repository, code.commit, code.tree, _on_top(code)) if spares is not None else None
     try:
         _claim(dest)
-        if code.repository:
+        start = time.monotonic()
+        if spares is not None and key is not None and spares.take(key, dest):
+            _say_reused(code, start, log)
+        elif code.repository:
             commit = _checkout(code, dest, cache_dir, log)
             _apply(code, dest, commit, log)
             if code.tree:
                 _verify(dest, code.tree, commit, log)
+            if spares is not None and key is not None and not (dest / ".gitmodules").is_file():
+                spares.prepared(key, dest)  # (submodules: each task checks them out, as it logs)
         else:
             _standalone(code, dest, log)
         workdir = _workdir(dest, code.working_dir)
@@ -111,6 +122,26 @@ def prepare(task: Mapping[str, Any], dest: Path, cache_dir: Path, log: Log) -> W
     except OSError as e:
         raise ReproductionError(f"the workspace {dest} could not be prepared: {e}") from None
     return Workspace(dest, workdir, code.entry_point)
+
+
+def _on_top(code: Code) -> str:
+    """What goes on the commit: the patch, or a standalone script and the path it is written to."""
+    if not code.diff or code.is_patch:
+        return code.diff
+    return f"{code.working_dir}\0{code.entry_point}\0{code.diff}"
+
+
+def _say_reused(code: Code, start: float, log: Log) -> None:
+    """The lines a fresh checkout of the same code logs: the kept tree is, byte for byte, the one that
+    checkout made (patch applied) and verified."""
+    log(f"workspace: repository cache hit ({_since(start)})")
+    log(f"workspace: checked out {code.commit[:12]} ({_since(start)})")
+    if code.diff and code.is_patch:
+        log(f"workspace: applied the patch ({patch_stats(code.diff).files} files) ({_since(start)})")
+    elif code.diff:
+        log(f"workspace: wrote the script {code.entry_point}")
+    if code.tree:
+        log(f"workspace: work tree verified ({_since(start)})")
 
 
 def refused(field: str, value: str, why: str, hint: str = "") -> ReproductionError:

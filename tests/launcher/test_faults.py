@@ -204,7 +204,7 @@ def test_a_services_mode_daemon_restarted_fails_every_task_it_ran(
         assert not Path(str(runs[task_id]["sdk_config"])).exists()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the warden is Linux's")
 def test_a_quiet_task_does_not_outlive_its_killed_daemon(
     jobs: Repo, tmp_path: Path, daemons: Daemons
 ) -> None:
