@@ -132,16 +132,14 @@ def _on_top(code: Code) -> str:
 
 
 def _say_reused(code: Code, start: float, log: Log) -> None:
-    """The lines a fresh checkout of the same code logs: the kept tree is, byte for byte, the one that
-    checkout made (patch applied) and verified."""
-    log(f"workspace: repository cache hit ({_since(start)})")
-    log(f"workspace: checked out {code.commit[:12]} ({_since(start)})")
-    if code.diff and code.is_patch:
-        log(f"workspace: applied the patch ({patch_stats(code.diff).files} files) ({_since(start)})")
-    elif code.diff:
-        log(f"workspace: wrote the script {code.entry_point}")
-    if code.tree:
-        log(f"workspace: work tree verified ({_since(start)})")
+    """What a kept tree is: the previous task's checkout of the same code, unchanged byte for byte since
+    it was made (patch applied) and verified (launcher.reuse)."""
+    on_top = " with the same patch" if code.diff and code.is_patch else " and script" if code.diff else ""
+    verified = ", verified then," if code.tree else ""
+    log(
+        f"workspace: the previous task's work tree of {code.commit[:12]}{on_top}{verified} unchanged since "
+        f"({_since(start)})"
+    )
 
 
 def refused(field: str, value: str, why: str, hint: str = "") -> ReproductionError:

@@ -67,9 +67,7 @@ def test_the_next_task_of_the_same_commit_takes_the_unchanged_tree(tmp_path: Pat
     third, log = daemon.prepare(task)
     commit = repo.git("rev-parse", "HEAD")
     assert log == [
-        "workspace: repository cache hit (0.00s)",
-        f"workspace: checked out {commit[:12]} (0.00s)",
-        "workspace: work tree verified (0.00s)",
+        f"workspace: the previous task's work tree of {commit[:12]}, verified then, unchanged since (0.00s)"
     ]
     assert not second.exists() and not registry.run_lock(second).exists()
     assert (third / "train.py").stat().st_ino == inode
@@ -189,11 +187,10 @@ def test_a_task_with_the_same_patch_takes_it_another_patch_does_not(tmp_path: Pa
     kept, _ = daemon.run(task)
     dest, log = daemon.prepare(task)
     assert not kept.exists() and "from clearml import Task" in (dest / "train.py").read_text()
+    commit = task["script"]["version_num"][:12]
     assert [line.split(" (")[0] for line in log] == [
-        "workspace: repository cache hit",
-        f"workspace: checked out {task['script']['version_num'][:12]}",
-        "workspace: applied the patch",
-        "workspace: work tree verified",
+        f"workspace: the previous task's work tree of {commit} with the same patch, verified then, "
+        "unchanged since"
     ]
     assert daemon.end(dest)
     repo.write("train.py", "print('uncommitted')\n")
