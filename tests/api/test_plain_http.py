@@ -92,27 +92,27 @@ def test_a_request_goes_with_its_length_host_and_headers_and_a_length_framed_ans
     assert body == b"x" * 300
 
 
-def test_chunked_answers_with_extensions_and_trailers_are_joined(serve: list[RawServer]) -> None:
-    answer = (
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"4;name=x\r\nhell\r\n1\r\no\r\n0\r\nX-Trailer: 1\r\n\r\n"
-    )
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (  # chunks with extensions, then trailers
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"4;name=x\r\nhell\r\n1\r\no\r\n0\r\nX-Trailer: 1\r\n\r\n",
+            (200, False, b"hello"),
+        ),
+        (  # an informational answer first, then one that closes the connection
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 2\r\n\r\nno",
+            (404, True, b"no"),
+        ),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", (204, False, b"")),  # no body, nothing waited for
+    ],
+)
+def test_framings_an_http_1_1_server_may_use(
+    serve: list[RawServer], answer: bytes, expected: tuple[int, bool, bytes]
+) -> None:
     serve.append(server := RawServer([answer]))
-    assert _exchange(server) == (200, False, b"hello")
-
-
-def test_informational_answers_are_skipped_and_close_is_honoured(serve: list[RawServer]) -> None:
-    answer = (
-        b"HTTP/1.1 100 Continue\r\n\r\n"
-        b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 2\r\n\r\nno"
-    )
-    serve.append(server := RawServer([answer]))
-    assert _exchange(server) == (404, True, b"no")
-
-
-def test_an_answer_that_has_no_body_is_not_waited_for(serve: list[RawServer]) -> None:
-    serve.append(server := RawServer([b"HTTP/1.1 204 No Content\r\n\r\n"]))
-    assert _exchange(server) == (204, False, b"")
+    assert _exchange(server) == expected
 
 
 def test_http_1_0_and_answers_without_a_length_end_with_the_connection(serve: list[RawServer]) -> None:
