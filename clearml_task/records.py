@@ -96,7 +96,10 @@ def replace(obj: T, /, **changes: Any) -> T:
 def _make(cls: type, frozen: bool) -> type:
     """Collect the fields of `cls` from its annotations and give it the record's methods."""
     fields: list[Field] = []
-    for name, annotation in cls.__dict__.get("__annotations__", {}).items():  # noqa: RUF063 (inspect costs)
+    # the class's own annotations (strings: every record's module has `from __future__ import annotations`);
+    # where the class dict has none (lazy annotations, Python 3.14), the attribute computes them
+    own = cls.__dict__.get("__annotations__")  # noqa: RUF063 (inspect.get_annotations costs its import)
+    for name, annotation in (own if own is not None else getattr(cls, "__annotations__", {})).items():
         if isinstance(annotation, str) and annotation.startswith(("ClassVar", "typing.ClassVar")):
             continue
         value = cls.__dict__.get(name, _MISSING)
