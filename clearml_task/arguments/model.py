@@ -255,18 +255,21 @@ def _loaded(data: Any) -> Any:
     if not isinstance(data, dict) or len(data) != 1:
         raise ValueError("not a stored value")
     ((tag, inner),) = data.items()
-    builders: dict[str, Any] = {
-        "unknown": lambda _: UNKNOWN,
-        "float": float,
-        "tuple": lambda items: tuple(_loaded(items)),
-        "set": lambda items: set(_loaded(items)),
-        "frozenset": lambda items: frozenset(_loaded(items)),
-        "dict": lambda pairs: {_loaded(k): _loaded(v) for k, v in pairs},
-        "bytes": lambda text: text.encode("latin-1"),
-        "complex": lambda parts: complex(*parts),
-    }
-    if tag in builders:
-        return builders[tag](inner)
+    if tag in _BUILDERS:
+        return _BUILDERS[tag](inner)
     if tag in _RECORDS and isinstance(inner, dict):
         return _RECORDS[tag](**{name: _loaded(value) for name, value in inner.items()})
     raise ValueError(f"not a stored value: {tag!r}")
+
+
+# how each tagged value of _stored is built back
+_BUILDERS: dict[str, Any] = {
+    "unknown": lambda _: UNKNOWN,
+    "float": float,
+    "tuple": lambda items: tuple(_loaded(items)),
+    "set": lambda items: set(_loaded(items)),
+    "frozenset": lambda items: frozenset(_loaded(items)),
+    "dict": lambda pairs: {_loaded(k): _loaded(v) for k, v in pairs},
+    "bytes": lambda text: text.encode("latin-1"),
+    "complex": lambda parts: complex(*parts),
+}

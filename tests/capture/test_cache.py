@@ -165,3 +165,11 @@ def test_a_default_json_cannot_write_is_read_each_time_not_a_traceback() -> None
     first = arguments.read_parser_cached(source, "train.py")
     assert first.options[0].default == int("f" * 4000, 16)
     assert arguments.read_parser_cached(source, "train.py") == first
+
+
+def test_the_stored_form_checks_every_field_of_the_records() -> None:
+    """A field added to Option or Parser is type-checked when read back from the cache, never let through."""
+    from clearml_task.arguments import model
+
+    assert set(model._OPTION_FIELDS) == {f.name for f in model.Option.__record_fields__}  # type: ignore[attr-defined]
+    assert set(model._PARSER_FIELDS) == {f.name for f in model.Parser.__record_fields__}  # type: ignore[attr-defined]
