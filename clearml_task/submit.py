@@ -22,7 +22,8 @@ from clearml_task.request import Request, usage
 if TYPE_CHECKING:
     from clearml_task.api import Client
     from clearml_task.requirements import Decision
-    from clearml_task.source import Injector, Source
+    from clearml_task.requirements.installed import SysPathProbe
+    from clearml_task.source import EntryPoint, Injector, Source
 
 
 @record
@@ -50,14 +51,26 @@ def prepare(request: Request) -> Prepared:
     document (reads the local repository; contacts no server). The flags were checked with the request."""
     if request.base_task_id:
         return Prepared(document={})
+    from clearml_task import source as source_module
+
     notes: list[str] = []
     injected: list[str] = []  # the files Task.init() was injected into
-    source = _capture(request, _injector(request, notes, injected))
-    if source.entry_point.endswith(".ipynb") and source.entry_text is not None:
-        from clearml_task import notebook
+    located = None
+    if not request.repo:
+        located = source_module.locate(_path(request.folder), request.script, request.module, request.cwd)
+    root = located[0] if located is not None and not request.skip_repo_detection else None
+    site = _Site(root)
+    if located is not None and _detects(request, root, located[1]):
+        site.start()  # the project's python answers while the code is captured
+    try:
+        source = _capture(request, _injector(request, notes, injected), located)
+        if source.entry_point.endswith(".ipynb") and source.entry_text is not None:
+            from clearml_task import notebook
 
-        notebook.code_cells(source.entry_text, source.entry_point)  # magics refused before anything is made
-    decision, site_note = _requirements(request, source, add_clearml=bool(injected))
+            notebook.code_cells(source.entry_text, source.entry_point)  # magics refused before anything
+        decision, site_note = _requirements(request, source, site, add_clearml=bool(injected))
+    finally:
+        site.close()
     notes += [*decision.notes, *([site_note] if site_note else [])]
     args = _arguments(request, source)
     return Prepared(
@@ -65,19 +78,35 @@ def prepare(request: Request) -> Prepared:
     )
 
 
-def _capture(request: Request, inject: Injector | None) -> Source:
-    """The code as the task will run it: a remote's commit, a local checkout plus its changes, or a script."""
+def _detects(request: Request, root: Path | None, entry: EntryPoint) -> bool:
+    """Whether the requirements will be detected from the imports (nothing given, and no requirement file
+    in the local checkout), so that the project's interpreter will be asked where packages are installed."""
+    if request.gives_requirements:
+        return False
+    if root is None:
+        return True
+    from clearml_task.requirements.declared import find_declared
+
+    return find_declared(requirements.directory_reader(root), entry.cwd or ".", strict=False) is None
+
+
+def _capture(
+    request: Request, inject: Injector | None, located: tuple[Path | None, EntryPoint] | None
+) -> Source:
+    """The code as the task will run it: a remote's commit, a local checkout plus its changes, or a script
+    (`located`: the local root and entry point, None with --repo)."""
     from clearml_task import source as source_module
 
     max_patch = request.max_patch_size or source_module.DEFAULT_MAX_PATCH_BYTES
-    entry = source_module.EntryPoint(None, request.module, request.cwd)
-    if request.repo:
+    if located is None:
+        assert request.repo, "a capture without a local checkout has --repo"
+        entry = source_module.EntryPoint(None, request.module, request.cwd)
         ref = source_module.resolve_remote(request.repo, request.branch, request.commit)
         return source_module.capture_remote(
             request.repo, ref, entry, request.script, inject=inject, max_patch=max_patch,
             files=not request.gives_requirements,
         )  # fmt: skip
-    root, entry = source_module.locate(_path(request.folder), request.script, request.module, request.cwd)
+    root, entry = located
     if root is not None and not request.skip_repo_detection:
         return source_module.capture_local(
             root, entry, inject=inject, max_patch=max_patch, include_secrets=request.include_secrets
@@ -87,11 +116,14 @@ def _capture(request: Request, inject: Injector | None) -> Source:
     raise usage("--module needs a repository", "use --folder or --repo with --module")
 
 
-def _requirements(request: Request, source: Source, *, add_clearml: bool) -> tuple[Decision, str]:
+def _requirements(
+    request: Request, source: Source, site: _Site, *, add_clearml: bool
+) -> tuple[Decision, str]:
     """The requirements decision, and a note on where installed versions were read when they were. The
-    project's interpreter is looked for (and run) only when installed versions are needed: detection, or
-    a --module to check."""
-    site = _Site(source.root)
+    project's interpreter is run only when installed versions are needed (detection, or a --module to
+    check), or when `prepare` saw they would be and started it early."""
+    if not site.started:
+        site.root = source.root
     decision = requirements.decide(
         force_none=request.force_no_requirements,
         given=request.given,
@@ -128,17 +160,36 @@ def _arguments(request: Request, source: Source) -> dict[str, dict[str, str]]:
 
 
 class _Site:
-    """Where installed versions are looked up (None: this interpreter's environment), found on first use,
-    and a note saying which environment that is."""
+    """Where installed versions are looked up (None: this interpreter's environment), found on first use
+    or started early (`start`), and a note saying which environment that is."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
         self.found: tuple[list[str] | None, str] | None = None
+        self.probe: SysPathProbe | None = None
+        self.python: str | None = None
+        self.started = False
+
+    def start(self) -> None:
+        """Run the project's interpreter now, in the background; `path` reads its answer."""
+        from clearml_task.requirements.installed import SysPathProbe
+
+        self.started = True
+        self.python = requirements.project_python(self.root)
+        if self.python is not None:
+            self.probe = SysPathProbe(self.python)
 
     def path(self) -> list[str] | None:
         if self.found is None:
-            self.found = _site(self.root)
+            if not self.started:
+                self.start()
+            self.found = _site(self.python, self.probe)
         return self.found[0]
+
+    def close(self) -> None:
+        """An interpreter started early and not needed after all is stopped."""
+        if self.probe is not None:
+            self.probe.cancel()
 
     @property
     def note(self) -> str:
@@ -147,11 +198,10 @@ class _Site:
         return self.found[1]
 
 
-def _site(root: Path | None) -> tuple[list[str] | None, str]:
-    python = requirements.project_python(root)
-    if python is None:
+def _site(python: str | None, probe: SysPathProbe | None) -> tuple[list[str] | None, str]:
+    if python is None or probe is None:
         return None, f"installed versions are read from clearml-task's own environment ({sys.executable})"
-    found = requirements.sys_path_of(python)
+    found = probe.result()
     if found:
         return found, f"installed versions are read from the environment of {python}"
     return None, f"{python} does not run: installed versions are read from clearml-task's own environment"

@@ -313,15 +313,47 @@ def _python_on_path() -> str | None:
 
 def sys_path_of(python: str) -> list[str]:
     """sys.path of another interpreter (e.g. the project's venv), for `site`; [] when it does not run."""
-    import json
-    import subprocess
+    return SysPathProbe(python).result()
 
-    try:
-        done = subprocess.run(
-            [python, "-c", "import json, sys; print(json.dumps(sys.path))"],
-            capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
-        found = json.loads(done.stdout) if done.returncode == 0 else []
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return []
-    return [str(path) for path in found if path]
+
+class SysPathProbe:
+    """sys.path of another interpreter, asked for at once and read when needed: the interpreter starts
+    (a pyenv shim, a conda python: 0.1-0.4 s) while clearml-task captures the code."""
+
+    def __init__(self, python: str) -> None:
+        import subprocess
+
+        self.python = python
+        try:
+            self._child: subprocess.Popen[str] | None = subprocess.Popen(
+                [python, "-c", "import json, sys; print(json.dumps(sys.path))"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            )  # fmt: skip
+        except (OSError, ValueError):
+            self._child = None
+        self._found: list[str] | None = None
+
+    def result(self, timeout: float = 30.0) -> list[str]:
+        """The interpreter's sys.path; [] when it does not run, fails or takes longer than `timeout`."""
+        import json
+        import subprocess
+
+        if self._found is None:
+            self._found = []
+            if self._child is not None:
+                try:
+                    out, _ = self._child.communicate(timeout=timeout)
+                    found = json.loads(out) if self._child.returncode == 0 else []
+                except (ValueError, subprocess.SubprocessError):
+                    self.cancel()
+                    found = []
+                self._found = [str(path) for path in found if path] if isinstance(found, list) else []
+        return self._found
+
+    def cancel(self) -> None:
+        """Stop the interpreter if it still runs (its answer is not needed)."""
+        child, self._child = self._child, None
+        if child is not None and child.poll() is None:
+            child.kill()
+        if child is not None:
+            child.communicate()

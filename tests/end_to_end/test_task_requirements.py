@@ -220,6 +220,27 @@ def test_the_project_python_runs_only_when_requirements_are_detected(
     assert f"{bin_dir}/python3 does not run" in out
 
 
+def test_an_interpreter_started_early_is_stopped_when_the_submit_fails(
+    detect_repo: Repo, tmp_path: Path
+) -> None:
+    """Requirements to detect: the project's python starts while the code is captured. When the capture
+    then fails (a script that does not parse), that interpreter is stopped, not left running."""
+    bin_dir, pid_file = tmp_path / "bin", tmp_path / "pid"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 300\n")
+    (bin_dir / "python3").chmod(0o755)
+    env = {"VIRTUAL_ENV": "", "CONDA_PREFIX": "", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    detect_repo.write("train.py", "import yaml\ndef broken(:\n")
+    result = clearml_task("--name", "broken", "--folder", str(detect_repo.work), "--script", "train.py",
+                          env=env)  # fmt: skip
+    assert result.returncode == 1 and "cannot parse train.py" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    pid = int(pid_file.read_text())  # it was started: the requirements were to be detected
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert Client().call("tasks.get_all", {"name": "broken"})["tasks"] == []
+
+
 def test_force_no_requirements_installs_nothing_even_with_a_requirements_file(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "bad", "reqs_bad")  # its requirements.txt could not even be installed
     repo.write("train.py", "print('ran with nothing installed')\n")
