@@ -1,11 +1,14 @@
 """Our `clearml-task` against ClearML's own (clearml 2.1.12), end to end, on the same repo and server.
 
-    python bench/cli.py [--runs N] [--files 1000] [--clearml-venv PATH] [--venv PATH]
+    python bench/cli.py [--runs N] [--files 1000] [--clearml-venv PATH] [--venv PATH] [--cold-cache]
+                        [--detected-requirements]
 
 1. Builds a realistic git repository of `--files` files in a temp dir (Python package dirs with modules of a
    few dozen lines, tests, data and config files, a `train.py` argparse entry point at the root), commits
    it, pushes it to a bare "origin" (a file path) with upstream set, then edits one file and adds one
-   untracked file.
+   untracked file. It declares its requirements in requirements.txt; with `--detected-requirements` it
+   declares none, and both sides detect them from the imports (ours asks the `python3` on PATH where
+   packages are installed).
 2. Starts our server over loopback HTTP (`python -m launcher server --port 0 --data-dir <tmp>`).
 3. Runs both CLIs as subprocesses, in pairs whose order alternates, `--runs` times after one warm-up pair:
    ours:   clearml-task --project bench --name bench-ours --folder REPO --script train.py --args epochs=3
@@ -163,10 +166,16 @@ def data_text(rng: random.Random, suffix: str) -> str:
     return "".join(f"{k}: {rng.randint(1, 100)}\n" for k in keys)
 
 
-def repo_files(count: int, seed: int = 1) -> dict[str, str]:
-    """`count` relative paths -> text, deterministic; about 80% Python, the rest data, config and docs."""
+def repo_files(count: int, seed: int = 1, *, detected: bool = False) -> dict[str, str]:
+    """`count` relative paths -> text, deterministic; about 80% Python, the rest data, config and docs.
+    `detected`: no requirements.txt and a pyproject.toml that configures tools only, so that both sides
+    detect the requirements from the imports."""
     rng = random.Random(seed)
     files = dict(ROOT_FILES)
+    if detected:
+        del files["requirements.txt"]
+        files["NOTES.md"] = "# Notes\n\nInstall numpy, PyYAML and tqdm first.\n"
+        files["pyproject.toml"] = "[tool.ruff]\nline-length = 110\n"
     rest = count - len(files)
     n_data, n_conf, n_docs, n_tests = rest * 6 // 100, rest * 3 // 100, rest * 2 // 100, rest * 8 // 100
     for i in range(n_data):
@@ -209,10 +218,10 @@ def git(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> str:
     return done.stdout
 
 
-def build_repo(base: Path, count: int, env: Mapping[str, str]) -> Path:
+def build_repo(base: Path, count: int, env: Mapping[str, str], *, detected: bool = False) -> Path:
     """A committed and pushed repo at base/repo (origin: base/origin.git), plus one edit and one new file."""
     repo, origin = base / "repo", base / "origin.git"
-    files = repo_files(count)
+    files = repo_files(count, detected=detected)
     for rel, text in files.items():
         path = repo / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -413,7 +422,7 @@ def bench(args: argparse.Namespace, time_bin: str | None) -> tuple[Side, Side, l
             GIT_COMMITTER_NAME="Bench", GIT_COMMITTER_EMAIL="bench@example.invalid",
         )  # fmt: skip
         (tmp / "git-home").mkdir()
-        repo = build_repo(tmp, args.files, git_env)
+        repo = build_repo(tmp, args.files, git_env, detected=args.detected_requirements)
         server_env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARML_")}
         server_env["CLEARML_TASK_HOME"] = str(tmp / "server-home")
         url = stack.enter_context(server(tmp / "server", server_env))
@@ -533,6 +542,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cold-cache", action="store_true", help="empty our entry-point cache before each of our runs"
     )
+    parser.add_argument(
+        "--detected-requirements", action="store_true",
+        help="a repo that declares no requirements: both sides detect them from the imports",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
