@@ -71,11 +71,17 @@ class Daemon:
         self.wait = min(LONG_POLL, advertised) if advertised >= MIN_LONG_POLL else 0.0
 
     def run(self) -> int:
-        from launcher import registry
+        from launcher import execute, registry
 
         worker = self.settings.worker
         registry.reconcile(self.client, self.claim.previous, _say)
         registry.sweep(self.settings.work_dir, _say)
+        with execute.server_for_tasks(self.client) as server_env:  # ephemeral mode: served once, not per task
+            self.settings = dataclasses.replace(self.settings, server_env=server_env)
+            return self._serve(worker)
+
+    def _serve(self, worker: str) -> int:
+        """Registered as `worker`, run the queues' tasks until stopped (or --once / --max-tasks)."""
         self.client.register_worker(worker, self.queue_ids, timeout=max(600, int(self.interval * 4)))
         self.claim.update(registered=True)
         how = "waits on" if self.wait else f"polls every {self.interval:g}s"

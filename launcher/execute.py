@@ -44,6 +44,9 @@ class Settings:
     on_run: Callable[[dict[str, Any]], None] | None = None
     env_cache_size: int = 20 * 1024**3  # bytes the environment cache may hold (0: no limit)
     spares: Spares | None = None  # the daemon's kept work tree (launcher.reuse); None: every run checks out
+    # The server's address and keys for the task's SDK, when the caller serves them for all its runs (a
+    # daemon in ephemeral mode: `server_for_tasks`); None: each run finds (or serves) its own.
+    server_env: dict[str, str] | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -94,7 +97,7 @@ def run(
                          "sdk_config": str(_sdk_config_path(dest))})  # fmt: skip
     ended_cleanly = False  # the process ran and left nothing running: its work tree may be kept
     try:
-        with locks.exclusive(registry.run_lock(dest)), _server_for_the_task(client) as server_env:
+        with locks.exclusive(registry.run_lock(dest)), _server_for_the_run(client, settings) as server_env:
             ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write, settings.spares)
             sdk_env = _sdk_config(dest, settings, log)
             job = _job(client, task, settings, log, ws, server_env | sdk_env, stop)
@@ -193,9 +196,10 @@ def _report(client: Client, task_id: str, outcome: Outcome, log: LogShipper) -> 
 
 
 @contextlib.contextmanager
-def _server_for_the_task(client: Client) -> Iterator[dict[str, str]]:
-    """The server's address and keys for the SDK inside the task. In ephemeral mode the embedded app is
-    served on a loopback port while the task runs (the Task.init() in the script needs HTTP)."""
+def server_for_tasks(client: Client) -> Iterator[dict[str, str]]:
+    """The server's address and keys for the SDK inside tasks. In ephemeral mode the embedded app is
+    served on a loopback port for as long as the block runs (the Task.init() in the script needs HTTP):
+    `execute` serves it for its one run, a daemon for its whole life (not started and stopped per task)."""
     config = client.session.config
     if not config.embedded:
         assert config.api_server and config.access_key and config.secret_key
@@ -207,6 +211,16 @@ def _server_for_the_task(client: Client) -> Iterator[dict[str, str]]:
     with in_background(config.server_dir) as served:
         keys = served.app.keys
         yield _sdk_env(served.url, files_url(served.url), keys.access_key, keys.secret_key)
+
+
+@contextlib.contextmanager
+def _server_for_the_run(client: Client, settings: Settings) -> Iterator[dict[str, str]]:
+    """What the caller serves for all its runs, else the server for this run alone."""
+    if settings.server_env is not None:
+        yield settings.server_env
+        return
+    with server_for_tasks(client) as server_env:
+        yield server_env
 
 
 SDK_CONFIG_SUFFIX = ".clearml.conf"

@@ -113,7 +113,7 @@ def in_background(data_dir: Path, host: str = "127.0.0.1") -> Iterator[Served]:
 
     app = App(data_dir)
     server = make_server(host, 0, app, threaded=True, request_handler=Quiet)
-    # A short poll interval: shutdown() waits for it, and a daemon does this after every task.
+    # A short poll interval: shutdown() waits for it (at the end of each `execute`, of each daemon).
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="embedded-server", daemon=True)
     thread.start()
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from clearml_task.api import Client
-from testing.launching import create_task, launcher, sleepy_task, spawn, status, wait_for
+from testing.launching import create_task, launcher, log_lines, sleepy_task, spawn, status, wait_for
 from testing.repos import Repo, make_repo
 
 
@@ -109,6 +109,38 @@ def test_abort_of_a_task_a_daemon_runs(jobs: Repo, tmp_path: Path) -> None:
     finally:
         running.terminate()
         running.wait(60)
+
+
+PROBE = """\
+import base64, json, os, urllib.request
+
+url = os.environ["CLEARML_API_HOST"]
+keys = f"{os.environ['CLEARML_API_ACCESS_KEY']}:{os.environ['CLEARML_API_SECRET_KEY']}"
+request = urllib.request.Request(url + "/auth.login", data=b"{}", headers={
+    "Content-Type": "application/json", "Authorization": "Basic " + base64.b64encode(keys.encode()).decode()})
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+with opener.open(request, timeout=30) as answer:
+    print("reached", url, json.load(answer)["meta"]["result_code"])
+"""
+
+
+def test_an_ephemeral_daemon_serves_the_embedded_server_once_for_all_its_tasks(jobs: Repo) -> None:
+    """In ephemeral mode a task's SDK reaches the embedded app over loopback HTTP. A daemon serves it once
+    for its whole life, not per task: both tasks reach it, at the same address."""
+    assert Client().session.config.embedded
+    jobs.write("probe.py", PROBE)
+    q = queue("served")
+    tasks = [
+        create_task(jobs.work, "probe.py", queue=q, name=f"probe {i}", skip_task_init=True) for i in (1, 2)
+    ]
+    result = launcher("daemon", "--queue", q, "--max-tasks", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    reached = []
+    for task_id in tasks:
+        assert status(task_id) == "completed", log_lines(task_id)
+        reached += [line for line in log_lines(task_id) if line.startswith("reached ")]
+    assert len(reached) == 2 and reached[0].endswith(" 200"), reached
+    assert reached[0].startswith("reached http://127.0.0.1:") and reached[0] == reached[1]
 
 
 def test_machine_stats_have_cpu_and_memory() -> None:
