@@ -122,6 +122,12 @@ def test_static_files_and_nothing_outside_them(app: App) -> None:
     assert routes.static("").status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/static/%00", "/static/a%00b.js", "/static/" + "a" * 300, "/static/a/" * 500])
+def test_static_names_no_file_can_have_are_not_found(app: App, path: str) -> None:
+    """A NUL or a name too long for the file system is a 404 like any missing file, not a 500."""
+    assert WsgiClient(app).get(path).status_code == 404
+
+
 def wait_for_line(process: subprocess.Popen[str], pattern: str, log: Path) -> re.Match[str]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

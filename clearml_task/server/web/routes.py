@@ -126,8 +126,12 @@ def static(name: str) -> Response:
     """A file under static/ (never outside it), cached for an hour."""
     from werkzeug.wrappers import Response
 
-    target = (STATIC / name).resolve()
-    if not name or STATIC not in target.parents or not target.is_file():
+    try:
+        target = (STATIC / name).resolve()
+        found = bool(name) and STATIC in target.parents and target.is_file()
+    except (OSError, ValueError):  # a name no file can have: too long, or with a NUL
+        found = False
+    if not found:
         return Response("not found", status=404, mimetype="text/plain")
     kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     headers: dict[str, Any] = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
