@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -203,9 +204,9 @@ def get_all(call: Call) -> dict[str, Any]:
     where, params = [], []
     for column in ("id", "project", "status"):  # narrowed in SQL; the rest in query.select
         values = call.items(column)
-        if values is not None:
-            where.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "0")
-            params.extend(values)
+        if values is not None:  # one JSON list, not one variable each: SQLite caps their number
+            where.append(f"{column} IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(values))
     types, parents = call.items("type"), call.items("parent")
 
     def keep(doc: dict[str, Any]) -> bool:

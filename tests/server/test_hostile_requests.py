@@ -1,0 +1,57 @@
+"""Requests an attacker sends that the field kinds let through: values whose size or content reach SQLite
+(variable counts, LIKE patterns) or burn CPU per document. Each answers at once with a 200 or a 4xx."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clearml_task.server import services
+from clearml_task.server.app import App
+
+assert services  # importing it registers the endpoints
+
+# How many `?` one SQLite statement may hold in this build (32766 or 250000, depending on how it was built).
+SQL_VARIABLES = sqlite3.connect(":memory:").getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> App:
+    return App(tmp_path_factory.mktemp("hostile") / "server", environ={})
+
+
+def call(app: App, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    token = app.tokens.issue(app.users.first)
+    return app.handle(f"/{endpoint}", json.dumps(body).encode(), authorization=f"Bearer {token}")
+
+
+@pytest.mark.parametrize("field", ["id", "project", "status"])
+@pytest.mark.parametrize("paged", [False, True])
+def test_tasks_get_all_takes_more_values_than_sqlite_has_variables(app: App, field: str, paged: bool) -> None:
+    task = call(app, "tasks.create", {"name": "listed", "type": "training"})[1]["data"]["id"]
+    wanted = {"id": task, "project": None, "status": "created"}[field]
+    values = [f"v{i}" for i in range(SQL_VARIABLES + 1)] + ([wanted] if wanted else [])
+    body: dict[str, Any] = {field: values, "only_fields": ["id"]}
+    if paged:
+        body["page_size"] = 10
+    code, envelope = call(app, "tasks.get_all", body)
+    assert code == 200, envelope["meta"]["result_msg"]
+    if field != "project":
+        assert task in [t["id"] for t in envelope["data"]["tasks"]] or paged
+
+
+def test_dequeue_of_an_unknown_long_or_wildcard_id_is_not_a_5xx(app: App) -> None:
+    """The id is looked for in the queues as text, never as a LIKE pattern (too long for SQLite, or `%`)."""
+    queue = call(app, "queues.create", {"name": "kept"})[1]["data"]["id"]
+    task = call(app, "tasks.create", {"name": "queued one", "type": "training"})[1]["data"]["id"]
+    assert call(app, "tasks.enqueue", {"task": task, "queue": queue})[0] == 200
+    for hostile in ("x" * 60_000, "%", "_" * 32):
+        code, envelope = call(app, "tasks.dequeue", {"task": hostile})
+        assert code < 500, envelope["meta"]["result_msg"]
+    entries = call(app, "queues.get_by_id", {"queue": queue})[1]["data"]["queue"]["entries"]
+    assert [e["task"] for e in entries] == [task]
