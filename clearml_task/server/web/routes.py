@@ -46,7 +46,18 @@ def _routes() -> list[tuple[re.Pattern[str], Page]]:
 
 
 def serve(app: App, request: Request) -> Response:
-    """The response to a UI path (web.is_page said it is one)."""
+    """The response to a UI path (web.is_page said it is one); a request werkzeug refuses (a form past the
+    pages' body limit, a malformed one) is an error page with its 4xx, never a 500."""
+    from werkzeug.exceptions import HTTPException
+
+    try:
+        return _serve(app, request)
+    except HTTPException as e:
+        status = e.code or 400
+        return render.page(None, "error.html", status=status, title="Refused", message=e.description or e.name)
+
+
+def _serve(app: App, request: Request) -> Response:
     path = request.path
     if path.startswith("/static/"):
         return static(path.removeprefix("/static/"))
