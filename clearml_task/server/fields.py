@@ -102,11 +102,14 @@ class Texts(Kind):
 
     single: bool = False
     what: str = "a list of strings"
+    most: int | None = None  # the longest list taken (None: any length)
 
     def accepts(self, value: Any) -> bool:
         if self.single and isinstance(value, str):
             return True
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if not isinstance(value, list) or (self.most is not None and len(value) > self.most):
+            return False
+        return all(isinstance(v, str) for v in value)
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,10 @@ FLAG = Flag()
 OBJECT = Instance(dict, "an object")
 TAGS = Texts()  # stored as given: a list of strings
 MATCHING = Texts(single=True)  # a filter: one value or any of a list
+# get_all's tag filters, order and fields each cost a step per document and entry (and only_fields one
+# SQLite column each, which SQLite caps at 2000): no client needs more than a few dozen.
+MAX_LISTED = 256
+LISTED = Texts(single=True, most=MAX_LISTED, what=f"a string or a list of at most {MAX_LISTED} strings")
 COUNT = Int(0, 2**31)
 TIMESTAMP = Number(0, 2**53)
 
@@ -163,13 +170,13 @@ TIMESTAMP = Number(0, 2**53)
 GET_ALL: dict[str, Kind] = {
     "id": MATCHING,
     "name": TEXT,
-    "tags": MATCHING,
-    "system_tags": MATCHING,
+    "tags": LISTED,
+    "system_tags": LISTED,
     "search_hidden": FLAG,
-    "order_by": MATCHING,
+    "order_by": LISTED,
     "page": COUNT,
     "page_size": COUNT,
-    "only_fields": MATCHING,
+    "only_fields": LISTED,
 }
 # What every status change reads.
 STATUS_CHANGE: dict[str, Kind] = {"task": ID, "force": FLAG, "status_reason": TEXT, "status_message": TEXT}

@@ -207,12 +207,10 @@ def get_all(call: Call) -> dict[str, Any]:
         if values is not None:  # one JSON list, not one variable each: SQLite caps their number
             where.append(f"{column} IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(values))
-    types, parents = call.items("type"), call.items("parent")
+    types, parents = query.wanted(call, "type"), query.wanted(call, "parent")
 
     def keep(doc: dict[str, Any]) -> bool:
-        return (types is None or doc.get("type") in types) and (
-            parents is None or doc.get("parent") in parents
-        )
+        return query.one_of(doc.get("type"), types) and query.one_of(doc.get("parent"), parents)
 
     filtered = keep if types is not None or parents is not None else None
     return {"tasks": _listed(call, " AND ".join(where), params, filtered)}
