@@ -131,7 +131,9 @@ def test_a_form_past_the_pages_body_limit_is_a_413_page(app: App, path: str) -> 
     assert client.get("/workers-and-queues/queues").status_code == 200  # still logged in
 
 
-@pytest.mark.parametrize("path", ["/static/%00", "/static/a%00b.js", "/static/" + "a" * 300, "/static/a/" * 500])
+@pytest.mark.parametrize(
+    "path", ["/static/%00", "/static/a%00b.js", "/static/" + "a" * 300, "/static/a/" * 500]
+)
 def test_static_names_no_file_can_have_are_not_found(app: App, path: str) -> None:
     """A NUL or a name too long for the file system is a 404 like any missing file, not a 500."""
     assert WsgiClient(app).get(path).status_code == 404

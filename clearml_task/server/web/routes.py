@@ -53,8 +53,8 @@ def serve(app: App, request: Request) -> Response:
     try:
         return _serve(app, request)
     except HTTPException as e:
-        status = e.code or 400
-        return render.page(None, "error.html", status=status, title="Refused", message=e.description or e.name)
+        message = e.description or e.name
+        return render.page(None, "error.html", status=e.code or 400, title="Refused", message=message)
 
 
 def _serve(app: App, request: Request) -> Response:
