@@ -73,7 +73,7 @@ GET_ALLS = ["tasks.get_all", "projects.get_all", "queues.get_all", "models.get_a
 
 @pytest.mark.parametrize("endpoint", GET_ALLS)
 @pytest.mark.parametrize("field", ["order_by", "only_fields", "tags", "system_tags"])
-def test_get_all_lists_that_cost_a_step_per_document_are_bounded(many: App, endpoint: str, field: str) -> None:
+def test_get_all_lists_costing_a_step_per_document_are_bounded(many: App, endpoint: str, field: str) -> None:
     """100,000 entries (1 MB) used to take seconds per request, and 2,001 only_fields a 500 (SQLite's
     column limit); past a few hundred entries the answer is a 400 at once."""
     for size in (2001, 100_000):
