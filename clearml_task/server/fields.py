@@ -125,9 +125,12 @@ class Objects(Kind):
     fields: Mapping[str, Kind] = field(default_factory=dict)
     required: tuple[str, ...] = ()
     what: str = "a list of objects"
+    most: int | None = None  # the longest list taken (None: any length)
 
     def accepts(self, value: Any) -> bool:
         items = value if isinstance(value, list) else [value]
+        if self.most is not None and len(items) > self.most:
+            return False
         return all(
             isinstance(item, dict) and problem(item, self.fields, self.required) is None for item in items
         )
@@ -163,6 +166,10 @@ MATCHING = Texts(single=True)  # a filter: one value or any of a list
 # SQLite column each, which SQLite caps at 2000): no client needs more than a few dozen.
 MAX_LISTED = 256
 LISTED = Texts(single=True, most=MAX_LISTED, what=f"a string or a list of at most {MAX_LISTED} strings")
+# The tasks of a read over several tasks (tasks.get_configurations, events.get_task_metrics, ...): each is
+# read on its own, so a list costs a query per entry; ClearML's web app compares up to 100.
+MAX_TASKS = 1000
+TASKS = Texts(single=True, most=MAX_TASKS, what=f"an id or a list of at most {MAX_TASKS} ids")
 COUNT = Int(0, 2**31)
 TIMESTAMP = Number(0, 2**53)
 

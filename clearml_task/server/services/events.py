@@ -11,6 +11,8 @@ from clearml_task.server.fields import (
     COUNT,
     FLAG,
     ID,
+    MAX_TASKS,
+    TASKS,
     TEXT,
     TIMESTAMP,
     Anything,
@@ -203,7 +205,12 @@ def get_task_events(call: Call) -> dict[str, Any]:
 
 
 DEBUG_IMAGES = "training_debug_image"
-METRIC_REQUEST = Objects({"task": TEXT, "metric": TEXT, "variants": Texts(single=True)}, required=("task",))
+METRIC_REQUEST = Objects(
+    {"task": TEXT, "metric": TEXT, "variants": Texts(single=True)},
+    required=("task",),
+    what=f"a list of at most {MAX_TASKS} objects",
+    most=MAX_TASKS,
+)
 
 
 def _task_events(call: Call, task_id: str, kind: str) -> list[dict[str, Any]]:
@@ -271,7 +278,7 @@ def get_task_plots(call: Call) -> dict[str, Any]:
 SINGLE_VALUE_ITERATION = -(2**31)
 
 
-@endpoint("events.get_task_single_value_metrics", write=False, fields={"tasks": Texts(single=True)})
+@endpoint("events.get_task_single_value_metrics", write=False, fields={"tasks": TASKS})
 def get_task_single_value_metrics(call: Call) -> dict[str, Any]:
     """The single values a task reported (scalars at ClearML's single-value iteration), the last of each."""
     answer = []
@@ -289,7 +296,7 @@ def get_task_single_value_metrics(call: Call) -> dict[str, Any]:
     return {"tasks": answer}
 
 
-@endpoint("events.get_task_metrics", write=False, fields={"tasks": Texts(single=True), "event_type": TEXT})
+@endpoint("events.get_task_metrics", write=False, fields={"tasks": TASKS, "event_type": TEXT})
 def get_task_metrics(call: Call) -> dict[str, Any]:
     """The metric names each task reported events of (of `event_type`, every metric type when not given)."""
     kind = call.text("event_type")

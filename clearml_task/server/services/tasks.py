@@ -18,6 +18,7 @@ from clearml_task.server.fields import (
     OBJECT,
     STATUS_CHANGE,
     TAGS,
+    TASKS,
     TEXT,
     Kind,
     Objects,
@@ -503,7 +504,7 @@ def set_requirements(call: Call) -> dict[str, Any]:
     return {"updated": 1, "fields": fields}
 
 
-@endpoint("tasks.get_hyper_params", write=False, fields={"tasks": MATCHING})
+@endpoint("tasks.get_hyper_params", write=False, fields={"tasks": TASKS})
 def get_hyper_params(call: Call) -> dict[str, Any]:
     ids = call.items("tasks") or []
     if not ids:
