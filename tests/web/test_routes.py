@@ -122,6 +122,16 @@ def test_static_files_and_nothing_outside_them(app: App) -> None:
     assert routes.static("").status_code == 404
 
 
+def test_a_csrf_token_with_non_ascii_characters_is_refused_not_a_500(app: App) -> None:
+    client, _ = logged_in(app)
+    call = client.post("/tasks.get_all", data=b"{}", headers={session.CSRF_HEADER: "\u00ff\u00fe"})
+    assert envelope_code(call) == 401
+    assert client.post("/logout", data={"csrf": "\u00e9t\u00e9"}).status_code == 400
+    assert client.get_cookie(session.COOKIE) is not None  # still logged in
+    keys = {"access_key": app.keys.access_key, "secret_key": app.keys.secret_key}
+    assert WsgiClient(app).post("/login", data={"csrf": "\u00e9t\u00e9", **keys}).status_code == 400
+
+
 @pytest.mark.parametrize("path", ["/login", "/logout"])
 def test_a_form_past_the_pages_body_limit_is_a_413_page(app: App, path: str) -> None:
     """The login and logout forms take a few KB; a bigger one is refused with a page, not a 500."""
