@@ -122,3 +122,53 @@ def test_reads_over_several_tasks_take_a_bounded_list(app: App, endpoint: str, f
     assert time.monotonic() - started < 1
     code, envelope = call(app, endpoint, {field: [entry] * 1000})
     assert code == 200, envelope["meta"]["result_msg"]
+
+
+EVENT_READS = [
+    ("events.get_task_events", {}),
+    ("events.get_task_events", {"order": "desc"}),
+    ("events.get_task_plots", {"iters": 1}),
+    ("events.scalar_metrics_iter_histogram", {}),
+    ("events.get_scalar_metrics_and_variants", {}),
+    ("events.get_task_log", {}),
+]
+
+
+def _events(task: str, iteration: Any, value: Any) -> list[dict[str, Any]]:
+    same = {"task": task, "metric": "m", "variant": "v", "timestamp": 1000}
+    return [
+        {**same, "type": "plot", "iter": iteration, "plot_str": "{}"},
+        {**same, "type": "plot", "iter": 3, "plot_str": "{}"},
+        {**same, "type": "training_debug_image", "iter": iteration, "url": "http://host/i.png"},
+        {**same, "type": "training_debug_image", "iter": 3, "url": "http://host/i.png"},
+        {**same, "type": "training_stats_scalar", "iter": iteration, "value": value},
+        {**same, "type": "training_stats_scalar", "iter": 3, "value": 1},
+    ]
+
+
+def _event_reads_answer(app: App, task: str) -> None:
+    for endpoint, body in [*EVENT_READS, ("events.debug_images", {"metrics": [{"task": task}], "iters": 1})]:
+        code, envelope = call(app, endpoint, {"task": task, **body})
+        assert code == 200, (endpoint, envelope["meta"]["result_msg"])
+
+
+@pytest.mark.parametrize("iteration", ["5", "5.0", " 7 "])
+def test_numbers_sent_as_text_in_events_are_stored_as_numbers(app: App, iteration: str) -> None:
+    """An iteration or value given as its text (which their kinds take) used to be stored as text: every
+    later events.get_task_events of the task was a 500 (text and numbers do not sort together), and
+    "5.0" broke the plot and scalar reads too."""
+    task = call(app, "tasks.create", {"name": "text numbers", "type": "training"})[1]["data"]["id"]
+    assert call(app, "events.add_batch", {"requests": _events(task, iteration, "0.5")})[0] == 200
+    _event_reads_answer(app, task)
+    stored = call(app, "events.get_task_events", {"task": task})[1]["data"]["events"]
+    assert {type(e["iter"]) for e in stored} == {int}
+    scalars = call(app, "events.scalar_metrics_iter_histogram", {"task": task})[1]["data"]
+    assert sorted(scalars["m"]["v"]["y"]) == [0.5, 1]
+
+
+def test_events_stored_with_text_iterations_before_still_read(app: App) -> None:
+    """A store written by an earlier version may hold such events: reads take them as numbers."""
+    task = call(app, "tasks.create", {"name": "old events", "type": "training"})[1]["data"]["id"]
+    with app.store.transaction(write=True) as tx:
+        tx.add_events(_events(task, "5.0", 0.5))
+    _event_reads_answer(app, task)
