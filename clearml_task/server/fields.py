@@ -102,11 +102,14 @@ class Texts(Kind):
 
     single: bool = False
     what: str = "a list of strings"
+    most: int | None = None  # the longest list taken (None: any length)
 
     def accepts(self, value: Any) -> bool:
         if self.single and isinstance(value, str):
             return True
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if not isinstance(value, list) or (self.most is not None and len(value) > self.most):
+            return False
+        return all(isinstance(v, str) for v in value)
 
 
 @dataclass(frozen=True)
@@ -122,9 +125,12 @@ class Objects(Kind):
     fields: Mapping[str, Kind] = field(default_factory=dict)
     required: tuple[str, ...] = ()
     what: str = "a list of objects"
+    most: int | None = None  # the longest list taken (None: any length)
 
     def accepts(self, value: Any) -> bool:
         items = value if isinstance(value, list) else [value]
+        if self.most is not None and len(items) > self.most:
+            return False
         return all(
             isinstance(item, dict) and problem(item, self.fields, self.required) is None for item in items
         )
@@ -156,6 +162,14 @@ FLAG = Flag()
 OBJECT = Instance(dict, "an object")
 TAGS = Texts()  # stored as given: a list of strings
 MATCHING = Texts(single=True)  # a filter: one value or any of a list
+# get_all's tag filters, order and fields each cost a step per document and entry (and only_fields one
+# SQLite column each, which SQLite caps at 2000): no client needs more than a few dozen.
+MAX_LISTED = 256
+LISTED = Texts(single=True, most=MAX_LISTED, what=f"a string or a list of at most {MAX_LISTED} strings")
+# The tasks of a read over several tasks (tasks.get_configurations, events.get_task_metrics, ...): each is
+# read on its own, so a list costs a query per entry; ClearML's web app compares up to 100.
+MAX_TASKS = 1000
+TASKS = Texts(single=True, most=MAX_TASKS, what=f"an id or a list of at most {MAX_TASKS} ids")
 COUNT = Int(0, 2**31)
 TIMESTAMP = Number(0, 2**53)
 
@@ -163,13 +177,13 @@ TIMESTAMP = Number(0, 2**53)
 GET_ALL: dict[str, Kind] = {
     "id": MATCHING,
     "name": TEXT,
-    "tags": MATCHING,
-    "system_tags": MATCHING,
+    "tags": LISTED,
+    "system_tags": LISTED,
     "search_hidden": FLAG,
-    "order_by": MATCHING,
+    "order_by": LISTED,
     "page": COUNT,
     "page_size": COUNT,
-    "only_fields": MATCHING,
+    "only_fields": LISTED,
 }
 # What every status change reads.
 STATUS_CHANGE: dict[str, Kind] = {"task": ID, "force": FLAG, "status_reason": TEXT, "status_message": TEXT}

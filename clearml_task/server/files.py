@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -105,8 +106,15 @@ def remove(data_dir: Path, patterns: Iterable[str]) -> None:
                 found.unlink(missing_ok=True)
 
 
+# What the file system answers a path a client made up (never this server's own fault): a 400.
+PATH_ERRORS = frozenset(
+    {errno.ENAMETOOLONG, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EINVAL}
+)
+
+
 def serve(app: App, request: Request, authorization: str | None) -> Response:
     """Answer one request to the file server."""
+    from werkzeug.exceptions import HTTPException
 
     try:
         scheme, _, token = (authorization or "").partition(" ")
@@ -132,6 +140,12 @@ def serve(app: App, request: Request, authorization: str | None) -> Response:
         raise errors.bad_request(f"method {request.method} is not supported by the file server")
     except errors.APIError as e:
         return _json(e.code, {"error": e.msg})
+    except OSError as e:  # a path the file system refuses: too long, through a file, onto a folder
+        if e.errno not in PATH_ERRORS:
+            raise
+        return _json(400, {"error": f"invalid file path ({os.strerror(e.errno)})"})
+    except HTTPException as e:  # a Range the file cannot satisfy (416), or another header werkzeug refuses
+        return _json(e.code or 400, {"error": e.description or e.name})
 
 
 def _upload(app: App, request: Request, store: Path, folder: str) -> list[str]:

@@ -27,14 +27,14 @@ def chosen(
     call: Call, docs: Iterable[dict[str, Any]], keep: Callable[[dict[str, Any]], bool] | None = None
 ) -> list[dict[str, Any]]:
     """select without only_fields: the whole documents it returns, filtered, ordered and paged."""
-    ids = call.items("id")
+    ids = wanted(call, "id")
     pattern = name_filter(call.text("name"))
     tags, system_tags = call.items("tags"), call.items("system_tags")
     show_hidden = call.flag("search_hidden") or ids is not None
     found = [
         doc
         for doc in docs
-        if (ids is None or doc["id"] in ids)
+        if one_of(doc["id"], ids)
         and (pattern is None or pattern.search(doc["name"]))
         and tags_match(doc.get("tags", []), tags)
         and tags_match(doc.get("system_tags", []), system_tags)
@@ -90,6 +90,17 @@ def page_ids(call: Call, kind: str, where_sql: str, params: list[Any]) -> list[s
     # The name regex runs on RE2 (linear time) over the names alone, in the order SQL gave.
     found = [row[0] for row in call.tx.conn.execute(sql, args) if pattern.search(row[1])]
     return found[start : start + size]
+
+
+def wanted(call: Call, name: str) -> set[str] | None:
+    """A filter field (strings, as its kind is checked) as a set, looked up once per document."""
+    values = call.items(name)
+    return None if values is None else set(values)
+
+
+def one_of(value: Any, values: set[str] | None) -> bool:
+    """Whether a document's `value` passes the filter `values` (None: no filter)."""
+    return values is None or (isinstance(value, str) and value in values)
 
 
 MAX_PATTERN = 1000

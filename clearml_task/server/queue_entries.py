@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from clearml_task.server import errors
@@ -92,5 +93,7 @@ def remove_entry(tx: Tx, queue: dict[str, Any], task_id: str) -> int:
 
 
 def remove_from_all(tx: Tx, task_id: str) -> int:
-    # Entries live inside the queue documents; LIKE narrows the scan to queues that mention the task.
-    return sum(remove_entry(tx, q, task_id) for q in tx.find("queues", "doc LIKE ?", (f"%{task_id}%",)))
+    # Entries live inside the queue documents; instr narrows the scan to queues that mention the task (as
+    # plain text: a LIKE pattern made of the caller's id could hold wildcards, or be too long for SQLite).
+    mentioning = tx.find("queues", "instr(doc, ?) > 0", (json.dumps(task_id),))
+    return sum(remove_entry(tx, q, task_id) for q in mentioning)

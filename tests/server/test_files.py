@@ -170,3 +170,30 @@ def test_uploads_past_the_body_limit_are_refused(small_server: ServerProcess) ->
     assert files.upload("/files", "big.bin", b"x" * (2 * 1024 * 1024))[0] == 413
     assert files.upload("/files", "small.bin", b"x" * 1024)[0] == 200
     assert not (root(small_server.data_dir) / "big.bin").exists()
+
+
+@pytest.mark.parametrize(
+    "path", ["/files/" + "a" * 300, "/files/" + "a/" * 2500 + "x", "/files/up/" + "b" * 256 + "/c"]
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE"])
+def test_a_path_too_long_for_the_file_system_is_a_400(files: Files, path: str, method: str) -> None:
+    files.upload("/files", "up/a.bin")
+    assert files.send(method, path)[0] == 400
+
+
+def test_uploads_the_file_system_refuses_are_a_400(files: Files) -> None:
+    """Through a file, onto a folder, or a name too long: the caller's mistake, never a 500."""
+    assert files.upload("/files/up", "a/b.bin")[0] == 200
+    assert files.upload("/files/up/a/b.bin", "c.bin")[0] == 400  # b.bin is a file, not a folder
+    assert files.upload("/files/up", "a")[0] == 400  # a is a folder
+    assert files.upload("/files/up", "n" * 300)[0] == 400
+    assert files.send("GET", "/files/up/a/b.bin") == (200, PAYLOAD)
+    assert not [p.name for p in (root(files.data_dir) / "up").rglob(".upload-*")]
+
+
+@pytest.mark.parametrize("byte_range", ["bytes=abc", "bytes=5-1", f"bytes={len(PAYLOAD) + 10}-"])
+def test_a_range_the_file_cannot_satisfy_is_a_4xx(files: Files, byte_range: str) -> None:
+    files.upload("/files", "ranged.bin")
+    status, _ = files.send("GET", "/files/ranged.bin", headers={"Range": byte_range})
+    assert status in (200, 416)
+    assert files.send("GET", "/files/ranged.bin", headers={"Range": "bytes=0-9"}) == (206, PAYLOAD[:10])

@@ -122,6 +122,33 @@ def test_static_files_and_nothing_outside_them(app: App) -> None:
     assert routes.static("").status_code == 404
 
 
+def test_a_csrf_token_with_non_ascii_characters_is_refused_not_a_500(app: App) -> None:
+    client, _ = logged_in(app)
+    call = client.post("/tasks.get_all", data=b"{}", headers={session.CSRF_HEADER: "\u00ff\u00fe"})
+    assert envelope_code(call) == 401
+    assert client.post("/logout", data={"csrf": "\u00e9t\u00e9"}).status_code == 400
+    assert client.get_cookie(session.COOKIE) is not None  # still logged in
+    keys = {"access_key": app.keys.access_key, "secret_key": app.keys.secret_key}
+    assert WsgiClient(app).post("/login", data={"csrf": "\u00e9t\u00e9", **keys}).status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/login", "/logout"])
+def test_a_form_past_the_pages_body_limit_is_a_413_page(app: App, path: str) -> None:
+    """The login and logout forms take a few KB; a bigger one is refused with a page, not a 500."""
+    client, _ = logged_in(app)
+    answer = client.post(path, data={"csrf": "x" * 100_000, "access_key": "a", "secret_key": "b"})
+    assert answer.status_code == 413 and answer.mimetype == "text/html"
+    assert client.get("/workers-and-queues/queues").status_code == 200  # still logged in
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/%00", "/static/a%00b.js", "/static/" + "a" * 300, "/static/a/" * 500]
+)
+def test_static_names_no_file_can_have_are_not_found(app: App, path: str) -> None:
+    """A NUL or a name too long for the file system is a 404 like any missing file, not a 500."""
+    assert WsgiClient(app).get(path).status_code == 404
+
+
 def wait_for_line(process: subprocess.Popen[str], pattern: str, log: Path) -> re.Match[str]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -11,6 +11,8 @@ from clearml_task.server.fields import (
     COUNT,
     FLAG,
     ID,
+    MAX_TASKS,
+    TASKS,
     TEXT,
     TIMESTAMP,
     Anything,
@@ -44,6 +46,19 @@ class _Rejected(Exception):
     pass
 
 
+def _iteration(value: Any) -> int:
+    """An event's iteration as a whole number: stored as one, or as its decimal text (`"5"`, `"5.0"`) by a
+    server that kept the text as given."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
 def _checked(event: Any, tasks: dict[str, dict[str, Any] | None], tx: Tx) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise _Rejected("Event must be a JSON object")
@@ -62,6 +77,12 @@ def _checked(event: Any, tasks: dict[str, dict[str, Any] | None], tx: Tx) -> dic
     if tasks[task_id] is None:
         raise _Rejected(f"Invalid task id {task_id}")
     out = dict(event)
+    # Numbers may come as their decimal text (their kinds take it, as query strings carry it): stored as
+    # numbers, so that reads sort and compare them with the others.
+    if isinstance(out.get("iter"), str):
+        out["iter"] = _iteration(out["iter"])
+    if isinstance(out.get("value"), str):
+        out["value"] = float(out["value"])
     timestamp = out.pop("ts", None) if "timestamp" not in out else out["timestamp"]
     out["timestamp"] = int(timestamp) if isinstance(timestamp, int | float) else int(time.time() * 1000)
     out.setdefault("worker", "<unknown>")
@@ -152,7 +173,7 @@ def _scalars(call: Call) -> dict[str, dict[str, list[dict[str, Any]]]]:
         by_iter = series.setdefault(str(event.get("metric", "")), {}).setdefault(
             str(event.get("variant", "")), {}
         )
-        by_iter[int(event.get("iter") or 0)] = event
+        by_iter[_iteration(event.get("iter"))] = event
     return {
         metric: {variant: [points[i] for i in sorted(points)] for variant, points in variants.items()}
         for metric, variants in series.items()
@@ -197,13 +218,20 @@ def get_task_events(call: Call) -> dict[str, Any]:
     if kind is not None and kind not in TYPES:
         raise errors.validation_error(f"event_type must be one of {', '.join(TYPES)}", event_type=kind)
     events = [e for t in ([kind] if kind else TYPES[1:]) for e in call.tx.all_events(task_id, t)]
-    events.sort(key=lambda e: (e["timestamp"], e.get("iter") or 0), reverse=call.text("order") == "desc")
+    events.sort(
+        key=lambda e: (e["timestamp"], _iteration(e.get("iter"))), reverse=call.text("order") == "desc"
+    )
     batch = call.integer("batch_size", DEFAULT_LOG_BATCH) or DEFAULT_LOG_BATCH
     return {"events": events[:batch], "returned": min(len(events), batch), "total": len(events)}
 
 
 DEBUG_IMAGES = "training_debug_image"
-METRIC_REQUEST = Objects({"task": TEXT, "metric": TEXT, "variants": Texts(single=True)}, required=("task",))
+METRIC_REQUEST = Objects(
+    {"task": TEXT, "metric": TEXT, "variants": Texts(single=True)},
+    required=("task",),
+    what=f"a list of at most {MAX_TASKS} objects",
+    most=MAX_TASKS,
+)
 
 
 def _task_events(call: Call, task_id: str, kind: str) -> list[dict[str, Any]]:
@@ -237,7 +265,7 @@ def debug_images(call: Call) -> dict[str, Any]:
                 continue
             if variants and event.get("variant") not in variants:
                 continue
-            by_iter.setdefault(int(event.get("iter") or 0), []).append(event)
+            by_iter.setdefault(_iteration(event.get("iter")), []).append(event)
         chosen = sorted(by_iter, reverse=True)[done : done + iters]
         answer.append(
             {
@@ -261,8 +289,8 @@ def get_task_plots(call: Call) -> dict[str, Any]:
     plots = _task_events(call, task_id, "plot")
     iters = call.integer("iters")
     if iters:
-        kept = sorted({int(e.get("iter") or 0) for e in plots}, reverse=True)[:iters]
-        plots = [e for e in plots if int(e.get("iter") or 0) in kept]
+        kept = sorted({_iteration(e.get("iter")) for e in plots}, reverse=True)[:iters]
+        plots = [e for e in plots if _iteration(e.get("iter")) in kept]
     if call.text("scroll_id"):
         plots = []
     return {"plots": plots, "returned": len(plots), "total": len(plots), "scroll_id": "end"}
@@ -271,7 +299,7 @@ def get_task_plots(call: Call) -> dict[str, Any]:
 SINGLE_VALUE_ITERATION = -(2**31)
 
 
-@endpoint("events.get_task_single_value_metrics", write=False, fields={"tasks": Texts(single=True)})
+@endpoint("events.get_task_single_value_metrics", write=False, fields={"tasks": TASKS})
 def get_task_single_value_metrics(call: Call) -> dict[str, Any]:
     """The single values a task reported (scalars at ClearML's single-value iteration), the last of each."""
     answer = []
@@ -289,7 +317,7 @@ def get_task_single_value_metrics(call: Call) -> dict[str, Any]:
     return {"tasks": answer}
 
 
-@endpoint("events.get_task_metrics", write=False, fields={"tasks": Texts(single=True), "event_type": TEXT})
+@endpoint("events.get_task_metrics", write=False, fields={"tasks": TASKS, "event_type": TEXT})
 def get_task_metrics(call: Call) -> dict[str, Any]:
     """The metric names each task reported events of (of `event_type`, every metric type when not given)."""
     kind = call.text("event_type")

@@ -174,11 +174,11 @@ def get_by_id(call: Call) -> dict[str, Any]:
     },
 )
 def get_all(call: Call) -> dict[str, Any]:
-    wanted = {key: call.items(key) for key in ("project", "task", "framework", "uri")}
+    wanted = {key: query.wanted(call, key) for key in ("project", "task", "framework", "uri")}
     ready = call.flag("ready") if call.data.get("ready") is not None else None
 
     def keep(doc: dict[str, Any]) -> bool:
-        return all(values is None or doc.get(key) in values for key, values in wanted.items()) and (
+        return all(query.one_of(doc.get(key), values) for key, values in wanted.items()) and (
             ready is None or bool(doc.get("ready")) == ready
         )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from clearml_task.server import errors
 from clearml_task.server.endpoints import Call, endpoint, now
-from clearml_task.server.fields import FLAG, ID, MATCHING, TEXT, Int, Objects
+from clearml_task.server.fields import FLAG, ID, MATCHING, TASKS, TEXT, Int, Objects
 from clearml_task.server.services.tasks import get
 from clearml_task.server.store import Tx
 
@@ -83,7 +83,7 @@ def _tasks(call: Call) -> list[dict[str, Any]]:
     return [get(call.tx, task_id) for task_id in ids]
 
 
-@endpoint("tasks.get_configurations", write=False, fields={"tasks": MATCHING, "names": MATCHING})
+@endpoint("tasks.get_configurations", write=False, fields={"tasks": TASKS, "names": MATCHING})
 def get_configurations(call: Call) -> dict[str, Any]:
     names = call.items("names")
     return {
@@ -101,7 +101,7 @@ def get_configurations(call: Call) -> dict[str, Any]:
     }
 
 
-@endpoint("tasks.get_configuration_names", write=False, fields={"tasks": MATCHING, "skip_empty": FLAG})
+@endpoint("tasks.get_configuration_names", write=False, fields={"tasks": TASKS, "skip_empty": FLAG})
 def get_configuration_names(call: Call) -> dict[str, Any]:
     skip_empty = call.flag("skip_empty", True)
     return {

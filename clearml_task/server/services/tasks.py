@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -17,6 +18,7 @@ from clearml_task.server.fields import (
     OBJECT,
     STATUS_CHANGE,
     TAGS,
+    TASKS,
     TEXT,
     Kind,
     Objects,
@@ -203,15 +205,13 @@ def get_all(call: Call) -> dict[str, Any]:
     where, params = [], []
     for column in ("id", "project", "status"):  # narrowed in SQL; the rest in query.select
         values = call.items(column)
-        if values is not None:
-            where.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "0")
-            params.extend(values)
-    types, parents = call.items("type"), call.items("parent")
+        if values is not None:  # one JSON list, not one variable each: SQLite caps their number
+            where.append(f"{column} IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(values))
+    types, parents = query.wanted(call, "type"), query.wanted(call, "parent")
 
     def keep(doc: dict[str, Any]) -> bool:
-        return (types is None or doc.get("type") in types) and (
-            parents is None or doc.get("parent") in parents
-        )
+        return query.one_of(doc.get("type"), types) and query.one_of(doc.get("parent"), parents)
 
     filtered = keep if types is not None or parents is not None else None
     return {"tasks": _listed(call, " AND ".join(where), params, filtered)}
@@ -504,7 +504,7 @@ def set_requirements(call: Call) -> dict[str, Any]:
     return {"updated": 1, "fields": fields}
 
 
-@endpoint("tasks.get_hyper_params", write=False, fields={"tasks": MATCHING})
+@endpoint("tasks.get_hyper_params", write=False, fields={"tasks": TASKS})
 def get_hyper_params(call: Call) -> dict[str, Any]:
     ids = call.items("tasks") or []
     if not ids:

@@ -46,7 +46,18 @@ def _routes() -> list[tuple[re.Pattern[str], Page]]:
 
 
 def serve(app: App, request: Request) -> Response:
-    """The response to a UI path (web.is_page said it is one)."""
+    """The response to a UI path (web.is_page said it is one); a request werkzeug refuses (a form past the
+    pages' body limit, a malformed one) is an error page with its 4xx, never a 500."""
+    from werkzeug.exceptions import HTTPException
+
+    try:
+        return _serve(app, request)
+    except HTTPException as e:
+        message = e.description or e.name
+        return render.page(None, "error.html", status=e.code or 400, title="Refused", message=message)
+
+
+def _serve(app: App, request: Request) -> Response:
     path = request.path
     if path.startswith("/static/"):
         return static(path.removeprefix("/static/"))
@@ -126,8 +137,12 @@ def static(name: str) -> Response:
     """A file under static/ (never outside it), cached for an hour."""
     from werkzeug.wrappers import Response
 
-    target = (STATIC / name).resolve()
-    if not name or STATIC not in target.parents or not target.is_file():
+    try:
+        target = (STATIC / name).resolve()
+        found = bool(name) and STATIC in target.parents and target.is_file()
+    except (OSError, ValueError):  # a name no file can have: too long, or with a NUL
+        found = False
+    if not found:
         return Response("not found", status=404, mimetype="text/plain")
     kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     headers: dict[str, Any] = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}

@@ -45,7 +45,15 @@ def csrf(app: App, session_token: str) -> str:
 
 
 def csrf_ok(app: App, session_token: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(csrf(app, session_token), given or "")
+    return bool(given) and _same(csrf(app, session_token), given or "")
+
+
+def _same(expected: str, given: str) -> bool:
+    """A constant-time comparison of two texts, whatever characters the request put in them (compare_digest
+    refuses str with non-ASCII characters, so bytes)."""
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+    )
 
 
 def api_authorization(app: App, request: Request) -> str | None:
@@ -74,7 +82,7 @@ def log_in(app: App, request: Request) -> str:
     """Check the login form (its CSRF pair, then the key pair); returns a new session token."""
     form_token = request.form.get("csrf", "")
     cookie_token = request.cookies.get(LOGIN_COOKIE, "")
-    if not form_token or not hmac.compare_digest(form_token, cookie_token):
+    if not form_token or not _same(cookie_token, form_token):
         raise errors.bad_request("the login form expired: load the page again")
     user = app.tokens.check_credentials(
         request.form.get("access_key", ""), request.form.get("secret_key", "")
