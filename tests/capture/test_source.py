@@ -330,6 +330,22 @@ def test_the_work_tree_index_and_objects_are_untouched(tmp_path: Path) -> None:
     assert {p: p.stat().st_mtime_ns for p in repo.work.rglob("*") if ".git" not in p.parts} == mtimes
 
 
+def test_a_submodules_index_is_untouched(tmp_path: Path) -> None:
+    # `git add` asks each submodule whether it is dirty (a `git status` in it), which rewrites the
+    # submodule's index when a file's stat changed; the capture must leave it as it was
+    inner = make_repo(tmp_path / "inner", remote=False)
+    repo = make_repo(tmp_path / "outer")
+    git(repo.work, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(inner.work), "sub")
+    repo.commit("add submodule")
+    touched = repo.work / "sub" / "train.py"
+    touched.write_bytes(touched.read_bytes())  # same content, a new stat: stale in the submodule's index
+    os.utime(touched, ns=(1_000_000_000, 1_000_000_000))
+    index = Path(git(repo.work / "sub", "rev-parse", "--path-format=absolute", "--git-path", "index"))
+    before = (index.read_bytes(), index.stat().st_mtime_ns)
+    capture(repo)
+    assert (index.read_bytes(), index.stat().st_mtime_ns) == before
+
+
 # ---- guards and URLs -------------------------------------------------------------------------------
 
 
