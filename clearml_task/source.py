@@ -268,6 +268,11 @@ def _apply_injection(snap: Snapshot, script_rel: str | None, inject: Injector | 
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
+        if inject is not None:  # Python reads it only with a coding line, and the injection writes UTF-8
+            raise UserError(
+                f"cannot inject Task.init() into {script_rel}: it is not UTF-8 text",
+                "save it as UTF-8, or pass --skip-task-init",
+            ) from None
         return None
     if inject is not None:
         injected = inject(script_rel, text)

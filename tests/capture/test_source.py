@@ -244,6 +244,18 @@ def test_syntax_error_is_a_clear_error(tmp_path: Path) -> None:
     assert prepared.source is not None and prepared.source.patch == ""
 
 
+def test_an_entry_point_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    # Task.init() was silently not injected (and clearml not required): the task ran untracked
+    repo = make_repo(tmp_path)
+    repo.write("latin.py", "# -*- coding: latin-1 -*-\nprint('café')\n".encode("latin-1"))
+    with pytest.raises(UserError) as e:
+        capture(repo, script="latin.py")
+    assert e.value.message == "cannot inject Task.init() into latin.py: it is not UTF-8 text"
+    assert "--skip-task-init" in e.value.hint
+    prepared = capture(repo, script="latin.py", skip_task_init=True)
+    assert_reproduces(tmp_path, repo, prepared, injected_into=None)
+
+
 def test_shell_and_module_entry_points_are_not_injected(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     shell = capture(repo, script="run.sh")
