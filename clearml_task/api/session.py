@@ -18,6 +18,7 @@ from clearml_task.api.transport import (
     http_transport,
 )
 from clearml_task.errors import APICallError, UserError
+from clearml_task.git.urls import public_url, scrub
 
 RETRY_CODES = frozenset({429, 502, 503, 504})
 MAX_DELAY = 30.0  # seconds: the longest wait between two tries of a session that never gives up
@@ -57,7 +58,8 @@ class Session:
 
     @property
     def where(self) -> str:
-        return self.transport.where
+        """The server's address as it may be printed (without credentials)."""
+        return public_url(self.transport.where)
 
     def call(
         self, endpoint: str, data: dict[str, Any] | list[dict[str, Any]] | None = None, *, resend: bool = True
@@ -109,10 +111,10 @@ class Session:
                     raise
                 if last:
                     raise UserError(
-                        f"cannot reach the ClearML server at {self.where} ({endpoint}: {e})",
+                        f"cannot reach the ClearML server at {self.where} ({endpoint}: {scrub(str(e))})",
                         "start one with `clearml-launcher server`, or fix CLEARML_API_HOST / api.api_server",
                     ) from None
-                problem = str(e)
+                problem = scrub(str(e))
             else:
                 if code not in RETRY_CODES or last:
                     return code, envelope

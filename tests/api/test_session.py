@@ -67,6 +67,17 @@ def test_wrong_credentials_are_a_clear_error_without_the_secret(
     assert "super-secret-value" not in str(e.value)
 
 
+def test_credentials_in_the_server_url_stay_out_of_messages(tmp_path: Path) -> None:
+    port = free_port()
+    retried: list[str] = []
+    config = ServerConfig(f"http://someone:url-secret@127.0.0.1:{port}", None, None, "K", "S", "t", tmp_path)
+    session = Session(config, retries=2, backoff=0.01, on_retry=retried.append)
+    with pytest.raises(UserError) as e:
+        session.call("queues.get_all")
+    assert f"cannot reach the ClearML server at http://127.0.0.1:{port} " in str(e.value)
+    assert retried and "url-secret" not in str(e.value) + "".join(retried)
+
+
 def test_unreachable_server_is_retried_then_a_clear_error(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     retried: list[str] = []

@@ -337,6 +337,47 @@ def test_unreachable_server_is_a_clear_error() -> None:
     assert "cannot reach the ClearML server" in result.stderr.splitlines()[-1]
 
 
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("localhost:8008", "is not an http:// or https:// URL"),
+        ("-oProxyCommand=x", "is not an http:// or https:// URL"),
+        ("http://127.0.0.1:99999", "is not a valid URL (Port out of range"),
+        ("http://[::1", "is not a valid URL"),
+    ],
+)
+def test_a_server_url_that_is_not_one_is_a_clear_error(quickstart: Path, host: str, problem: str) -> None:
+    env = {"CLEARML_API_HOST": host, "CLEARML_API_ACCESS_KEY": "K", "CLEARML_API_SECRET_KEY": "S"}
+    for command in (
+        ("clearml-task", "--project", "demo", "--name", "bad host", "--script", str(quickstart)),
+        ("clearml-launcher", "queues"),
+    ):
+        assert_one_line_error(run(*command, env=env), 1, f"CLEARML_API_HOST {host!r} {problem}")
+
+
+def test_credentials_in_the_server_url_are_never_printed(tmp_path: Path, quickstart: Path) -> None:
+    from clearml_task.server.serve import free_port
+
+    unreachable = f"http://someone:url-secret@127.0.0.1:{free_port()}"
+    no_keys = run("clearml-task", "--project", "demo", "--name", "no keys", "--script", str(quickstart),
+                  env={"CLEARML_API_HOST": unreachable})  # fmt: skip
+    assert_one_line_error(no_keys, 1, "no credentials for the ClearML server http://127.0.0.1:")
+    server = start_server(tmp_path / "srv")
+    try:
+        env = {
+            "CLEARML_API_HOST": server.url.replace("http://", "http://someone:url-secret@"),
+            "CLEARML_API_ACCESS_KEY": server.keys["access_key"],
+            "CLEARML_API_SECRET_KEY": server.keys["secret_key"],
+        }
+        created = run("clearml-task", "--project", "demo", "--name", "with url", "--script", str(quickstart),
+                      "--output", "json", env=env)  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        assert json.loads(created.stdout)["url"].startswith("http://127.0.0.1:")
+        assert "url-secret" not in created.stdout + created.stderr
+    finally:
+        stop_server(server)
+
+
 @pytest.mark.parametrize("command", ["clearml-task", "clearml-launcher"])
 def test_help(command: str) -> None:
     result = run(command, "--help")
