@@ -172,3 +172,59 @@ def test_look_ahead_keeps_only_answers_that_name_the_queue_and_project(session: 
     assert client.project_id("ahead-project", create=False) == project  # asked again: found
     with pytest.raises(UserError, match="no queue named 'ahead-queue'"):
         client.queue_id("ahead-queue")  # used once: asked again
+
+
+class Garbling:
+    """Our app, except that one endpoint answers `body` (a server that is not quite ClearML's)."""
+
+    def __init__(self, app: App, endpoint: str, body: bytes) -> None:
+        self.app, self.endpoint, self.body = app, endpoint, body
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"].endswith(f"/{self.endpoint}"):
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [self.body]
+        return self.app(environ, start_response)
+
+
+_OK = '{"meta": {"result_code": 200}, "data": %s}'
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "said"),
+    [
+        ("auth.login", '{"meta": "x", "data": "y"}', "is not a ClearML API answer"),
+        ("auth.login", '{"meta": {"result_code": "abc"}}', "is not a ClearML API answer"),
+        ("queues.get_all", _OK % '{"queues": "none"}', "has no list of objects in 'queues'"),
+        ("queues.get_all", _OK % "{}", "has no 'queues'"),
+        ("queues.get_all", _OK % '{"queues": [{"id": "q"}]}', "has no 'name'"),
+        ("projects.get_all", _OK % '{"projects": [{"name": "demo"}]}', "has no 'id'"),
+        ("tasks.create", _OK % '{"id": 5}', "has no id in 'id'"),
+    ],
+)  # fmt: skip
+def test_a_server_answering_garbage_is_a_one_line_error(
+    tmp_path: Path, endpoint: str, body: str, said: str
+) -> None:
+    from werkzeug.serving import make_server
+
+    from testing.commands import assert_one_line_error, run
+    from testing.repos import make_repo
+
+    app = App(tmp_path / "srv")
+    server = make_server("127.0.0.1", 0, Garbling(app, endpoint, body.encode()), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        script = make_repo(tmp_path / "repo", "quickstart").work / "train.py"
+        env = {
+            "CLEARML_API_HOST": f"http://127.0.0.1:{server.server_port}",
+            "CLEARML_API_ACCESS_KEY": app.keys.access_key,
+            "CLEARML_API_SECRET_KEY": app.keys.secret_key,
+        }
+        flags = ("--project", "demo", "--name", "garbage", "--script", str(script), "--queue", "default")
+        said = f"answered {endpoint} with an answer that {said}"
+        assert_one_line_error(run("clearml-task", *flags, env=env), 1, said)
+    finally:
+        server.shutdown()
+        thread.join()
