@@ -378,6 +378,34 @@ def test_credentials_in_the_server_url_are_never_printed(tmp_path: Path, quickst
         stop_server(server)
 
 
+@pytest.mark.parametrize(
+    ("spoil", "said"),
+    [
+        ("home is a file", "cannot keep the server's data in"),
+        ("database is not one", "cannot open the server's database"),
+        ("credentials are not JSON", "credentials.json is not a credentials file"),
+        ("credentials lack a key", "credentials.json is not a credentials file (KeyError"),
+    ],
+)
+def test_an_unusable_embedded_data_dir_is_a_clear_error(
+    tmp_path: Path, quickstart: Path, spoil: str, said: str
+) -> None:
+    home = tmp_path / "task-home"
+    server = home / "server"
+    server.mkdir(parents=True)
+    if spoil == "home is a file":
+        server.rmdir()
+        server.write_text("")
+    elif spoil == "database is not one":
+        (server / "clearml.db").write_text("not a database\n" * 100)
+    else:
+        (server / "credentials.json").write_text("{" if spoil.endswith("JSON") else '{"access_key": "A"}')
+    env = {"CLEARML_TASK_HOME": str(home)}
+    flags = ("--project", "demo", "--name", "spoilt home", "--script", str(quickstart))
+    assert_one_line_error(run("clearml-task", *flags, env=env), 1, said)
+    assert_one_line_error(run("clearml-launcher", "queues", env=env), 1, said)
+
+
 @pytest.mark.parametrize("command", ["clearml-task", "clearml-launcher"])
 def test_help(command: str) -> None:
     result = run(command, "--help")
