@@ -99,15 +99,21 @@ def choose_base(root: Path) -> Base:
     if on and on.upstream and on.remote and on.remote != "." and on.merge.startswith("refs/heads/"):
         commit = commit_of(on.upstream)
         if commit:
-            return Base(commit, on.merge.removeprefix("refs/heads/"), on.remote, head)
+            return Base(commit, _recordable(on.merge.removeprefix("refs/heads/")), on.remote, head)
     remote_refs = [name for name in refs if name.startswith("refs/remotes/") and not name.endswith("/HEAD")]
     if remote_refs:
         found = _newest_pushed(root, remote_refs, commit_of)
         if found:
             commit, found_ref = found
             remote_name, _, name = found_ref.removeprefix("refs/remotes/").partition("/")
-            return Base(commit, name, remote_name, head)
-    return Base(head, on.name.removeprefix("refs/heads/") if on else "", None, head)
+            return Base(commit, _recordable(name), remote_name, head)
+    return Base(head, _recordable(on.name.removeprefix("refs/heads/")) if on else "", None, head)
+
+
+def _recordable(branch: str) -> str:
+    """The branch name as recorded: none for a name git itself refuses or one that reads as an option
+    (`-x`), which a launcher would refuse or pass to git; the commit alone says what runs."""
+    return branch if repository.recordable_ref(branch) else ""
 
 
 def _newest_pushed(
@@ -342,8 +348,15 @@ def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRe
     problem = urls.repository_problem(url)
     if problem:
         raise UserError(f"--repo {url!r} cannot be used: {problem}", "give an https://, ssh:// or git:// URL")
+    if branch and not repository.recordable_ref(branch):
+        raise UserError(
+            f"--branch {branch!r} is not a git branch or tag name", "see `git help check-ref-format`"
+        )
     listing = remote.ls_remote(urls.fetchable(url))
-    heads, tags, default = listing.heads, listing.tags, listing.default
+    # a remote's branch or tag whose name cannot be recorded (an option, say) is never chosen
+    heads = {name: tip for name, tip in listing.heads.items() if repository.recordable_ref(name)}
+    tags = {name: tip for name, tip in listing.tags.items() if repository.recordable_ref(name)}
+    default = listing.default
     if not heads and not tags:
         raise UserError(
             f"the repository {urls.public_url(url)} has no branches", "push something to it first"
@@ -368,6 +381,8 @@ def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRe
             return RemoteRef(tags[branch], "", branch)
         known = ", ".join(sorted(heads)[:20])
         raise UserError(f"no branch or tag {branch!r} in {urls.public_url(url)}", f"branches: {known}")
+    if not heads:
+        raise UserError(f"the repository {urls.public_url(url)} has only tags", "give one with --branch TAG")
     if default not in heads:
         default = "main" if "main" in heads else sorted(heads)[0]
     return RemoteRef(heads[default], default, "")

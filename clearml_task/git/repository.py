@@ -3,11 +3,21 @@ HEAD is past them, a remote's URL, untracked files."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from clearml_task.git import run, urls
 from clearml_task.records import record
+
+# What git check-ref-format refuses, plus a leading "-" (an option) and whitespace: a branch or tag name
+# with any of these is never recorded in a task (the launcher refuses it, and another agent may pass it on).
+BAD_REF = re.compile(r"^-|^/|/$|\.\.|@\{|//|\.lock$|/\.|^\.|[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def recordable_ref(name: str) -> bool:
+    """Whether a branch or tag name may be recorded in a task (and handed to git by a launcher)."""
+    return not BAD_REF.search(name)
 
 
 def head_commit(root: Path) -> str:
@@ -56,7 +66,7 @@ def count(root: Path, revisions: str) -> int:
 def remote_url(root: Path, remote: str) -> str:
     """The remote's URL as it may be recorded: a local path made absolute, any other URL without
     credentials."""
-    url = run.out(root, "remote", "get-url", remote)
+    url = run.out(root, "remote", "get-url", "--", remote)  # a remote may be named like an option
     if urls.is_local_path(url):
         return str((root / url).resolve())
     return urls.public_url(url)

@@ -395,6 +395,25 @@ def test_credentials_in_the_remote_are_not_recorded(tmp_path: Path) -> None:
     assert "hunter2" not in repr(prepared.document)
 
 
+def test_remote_and_branch_names_that_read_as_options_go_nowhere(tmp_path: Path) -> None:
+    # a remote named like an option reached `git remote get-url` as one (and failed the capture); a
+    # branch named so was recorded, for a launcher to refuse or another agent to hand to git
+    repo = make_repo(tmp_path)
+    name = "--upload-pack=touch"
+    repo.git("push", "-q", "origin", "HEAD:refs/heads/-oEvil")
+    repo.git("config", f"remote.{name}.url", str(repo.origin))
+    repo.git("config", f"remote.{name}.fetch", f"+refs/heads/*:refs/remotes/{name}/*")
+    repo.git("fetch", "-q", "--", name)
+    repo.git("config", "branch.main.remote", name)
+    repo.git("config", "branch.main.merge", "refs/heads/-oEvil")
+    prepared = capture(repo)
+    found = prepared.source
+    assert found is not None
+    assert (found.repository, found.branch) == (str(repo.origin), "")
+    assert found.commit == repo.git("rev-parse", "HEAD")
+    assert_reproduces(tmp_path, repo, prepared)
+
+
 def test_empty_repository_is_a_clear_error(tmp_path: Path) -> None:
     work = tmp_path / "empty"
     work.mkdir()
@@ -456,6 +475,7 @@ def test_repo_with_branch_tag_and_commit(remote: Repo) -> None:
     ("flags", "message"),
     [
         ({"branch": "nope"}, "no branch or tag 'nope'"),
+        ({"branch": "-oEvil"}, "--branch '-oEvil' is not a git branch or tag name"),
         ({"commit": "0123456789abcdef0123456789abcdef01234567"}, "is not on the remote"),
         ({"commit": "not-a-sha"}, "is not a commit id"),
         ({"script": "missing.py"}, "not in the repository"),
@@ -509,3 +529,15 @@ def test_an_unpushed_branch_records_the_branch_it_forked_from(tmp_path: Path) ->
     assert prepared.source is not None
     assert (prepared.source.branch, prepared.source.commit) == ("main", forked_from)
     assert_reproduces(tmp_path, repo, prepared)
+
+
+def test_a_remote_with_only_tags_is_a_clear_error(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, push=False)
+    assert repo.origin is not None
+    repo.git("push", "-q", "origin", "HEAD:refs/tags/v1", "HEAD:refs/heads/-oEvil")
+    with pytest.raises(UserError, match="has only tags"):
+        prepare(Request(project="proj", name="tags only", repo=str(repo.origin), script="train.py"))
+    tagged = prepare(
+        Request(project="proj", name="tag", repo=str(repo.origin), script="train.py", branch="v1")
+    )
+    assert tagged.source is not None and (tagged.source.branch, tagged.source.tag) == ("", "v1")
