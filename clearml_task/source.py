@@ -202,7 +202,16 @@ def capture_local(
         # commit is chosen (each only reads the repository); their failures are raised in the same order
         snap.begin_from_worktree()
         listing = repository.start_untracked(root)
+        conflicts = repository.start_unmerged(root)
         try:
+            unmerged = repository.unmerged_of(conflicts)
+            if unmerged:
+                more = f" and {len(unmerged) - 5} more" if len(unmerged) > 5 else ""
+                shown = ", ".join(unmerged[:5]) + more
+                raise UserError(
+                    f"the repository {root} has unresolved merge conflicts in {shown}",
+                    "resolve them (and `git add` the files), or abort the merge, before sending it",
+                )
             base = choose_base(root)
             working_dir = _working_dir(root, entry)
             warnings: list[str] = []
@@ -217,6 +226,7 @@ def capture_local(
             untracked = repository.untracked_of(listing)
         finally:
             listing.close()
+            conflicts.close()
         script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
         left_out = [] if include_secrets else secret_files.among(untracked)
         snap.wait()

@@ -77,6 +77,17 @@ def start_untracked(root: Path) -> run.Pending:
     return run.start(root, "ls-files", "--others", "--exclude-standard", "-z")
 
 
+def start_unmerged(root: Path) -> run.Pending:
+    """The paths with unresolved merge conflicts in the index, listed in the background: `unmerged_of`."""
+    return run.start(root, "ls-files", "--unmerged", "-z")
+
+
+def unmerged_of(listing: run.Pending) -> list[str]:
+    """The paths `start_unmerged` listed, each once, in order."""
+    found = listing.result().decode(errors="surrogateescape").split("\0")
+    return list(dict.fromkeys(entry.partition("\t")[2] for entry in found if entry))
+
+
 def untracked_of(listing: run.Pending) -> list[str]:
     """The paths `start_untracked` listed."""
     return [path for path in listing.result().decode(errors="surrogateescape").split("\0") if path]

@@ -414,6 +414,26 @@ def test_remote_and_branch_names_that_read_as_options_go_nowhere(tmp_path: Path)
     assert_reproduces(tmp_path, repo, prepared)
 
 
+def test_unresolved_merge_conflicts_are_a_clear_error(tmp_path: Path) -> None:
+    # the conflicted files, markers and all, travelled in the patch without a word
+    repo = make_repo(tmp_path)
+    repo.git("checkout", "-q", "-b", "other")
+    repo.write("README.md", "theirs\n")
+    repo.commit("theirs")
+    repo.git("checkout", "-q", "main")
+    repo.write("README.md", "ours\n")
+    repo.commit("ours")
+    with pytest.raises(AssertionError):
+        repo.git("merge", "-q", "other")
+    before = _state(repo)
+    with pytest.raises(UserError) as e:
+        capture(repo)
+    assert e.value.message == f"the repository {repo.work} has unresolved merge conflicts in README.md"
+    assert _state(repo) == before
+    repo.git("add", "README.md")  # resolved (as it stands): it travels
+    assert capture(repo).source is not None
+
+
 def test_empty_repository_is_a_clear_error(tmp_path: Path) -> None:
     work = tmp_path / "empty"
     work.mkdir()
