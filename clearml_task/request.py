@@ -75,6 +75,10 @@ class Request:
             object.__setattr__(self, "project", _checked_project(self.project))
         if self.repo and urls.is_local_path(self.repo):
             object.__setattr__(self, "repo", str(Path(self.repo).expanduser().resolve()))
+        if self.docker is not None:
+            image, arguments = _checked_docker(self.docker, self.docker_args)
+            object.__setattr__(self, "docker", image)
+            object.__setattr__(self, "docker_args", arguments)
         if self.output_uri is not None:
             object.__setattr__(self, "output_uri", _checked_output_uri(self.output_uri))
         if self.task_type and self.task_type not in vocabulary.TASK_TYPES:
@@ -141,6 +145,23 @@ def _checked_project(project: str) -> str:
                 "ClearML project names (each part of a/b/c) have at least 3 characters",
             )
     return name
+
+
+def _checked_docker(docker: str, docker_args: str | None) -> tuple[str, str | None]:
+    """--docker as recorded: an image reference; words after it are container arguments, as ClearML's
+    clearml-task takes them (`--docker "image --ipc=host"`), put before --docker_args."""
+    words = docker.split()
+    if not words:  # --docker "": no image, as when it is not given
+        return "", docker_args
+    image, *more = words
+    if not re.match(vocabulary.IMAGE_PATTERN, image):
+        raise usage(
+            f"--docker {docker!r} does not start with an image reference",
+            "name an image as registry/name:tag (e.g. python:3.11); container options go in --docker_args",
+        )
+    if more:
+        docker_args = " ".join([*more, *([docker_args] if docker_args else [])])
+    return image, docker_args
 
 
 # scheme://rest, as in s3://bucket/path, gs://, azure://, http(s)://, file:///abs

@@ -23,11 +23,24 @@ def test_every_check_runs_before_the_repository_is_looked_at(tmp_path: Path) -> 
         ({"packages": ["pandas=>2"]}, "--packages: 'pandas=>2' is not a valid requirement", 1),
         ({"requirements": str(tmp_path / "nowhere.txt")}, "nowhere.txt does not exist", 1),
         ({"follow": True}, "--follow needs --queue", 2),
+        ({"docker": "-v/:/host"}, "--docker '-v/:/host' does not start with an image reference", 2),
+        ({"docker": "--privileged img"}, "--docker '--privileged img' does not start with an image", 2),
     ]
     for extra, message, code in cases:
         with pytest.raises(UserError, match=message) as caught:
             Request(**{**flags, **extra})  # type: ignore[arg-type]
         assert caught.value.exit_code == code
+
+
+def test_docker_is_an_image_and_the_words_after_it_are_arguments() -> None:
+    # an option given as --docker was recorded as container.image, for an agent to put on the engine's
+    # command line; ClearML's clearml-task reads `--docker "image args"` as the image and its arguments
+    flags = {"project": "proj", "name": "docker", "script": "train.py"}
+    split = Request(**flags, docker="python:3.11  --ipc=host", docker_args="-e A=1")  # type: ignore[arg-type]
+    assert (split.docker, split.docker_args) == ("python:3.11", "--ipc=host -e A=1")
+    plain = Request(**flags, docker="registry.example.com:5000/team/img:v1@sha256:" + "0" * 64)  # type: ignore[arg-type]
+    assert plain.docker_args is None and plain.docker is not None and plain.docker.endswith("0" * 64)
+    assert Request(**flags, docker="").docker == ""  # type: ignore[arg-type]
 
 
 def test_what_the_checks_read_goes_with_the_request(tmp_path: Path) -> None:
