@@ -79,6 +79,8 @@ class Request:
             image, arguments = _checked_docker(self.docker, self.docker_args)
             object.__setattr__(self, "docker", image)
             object.__setattr__(self, "docker_args", arguments)
+        if self.docker_bash_setup_script:
+            object.__setattr__(self, "docker_bash_setup_script", _setup_script(self.docker_bash_setup_script))
         if self.output_uri is not None:
             object.__setattr__(self, "output_uri", _checked_output_uri(self.output_uri))
         if self.task_type and self.task_type not in vocabulary.TASK_TYPES:
@@ -162,6 +164,27 @@ def _checked_docker(docker: str, docker_args: str | None) -> tuple[str, str | No
     if more:
         docker_args = " ".join([*more, *([docker_args] if docker_args else [])])
     return image, docker_args
+
+
+def _setup_script(value: str) -> str:
+    """--docker_bash_setup_script as recorded: the content of the file it names (without its #! line), else
+    the script itself."""
+    path = Path(value).expanduser()
+    try:
+        named = path.is_file()
+    except OSError:  # e.g. a script too long to be a file name
+        named = False
+    if not named:
+        return value
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(
+            f"--docker_bash_setup_script {value} is not UTF-8 text", "give a shell script saved as UTF-8"
+        ) from None
+    except OSError as e:
+        raise UserError(f"cannot read --docker_bash_setup_script {value}: {e.strerror or e}") from None
+    return "\n".join(lines[1:] if lines and lines[0].startswith("#!") else lines)
 
 
 # scheme://rest, as in s3://bucket/path, gs://, azure://, http(s)://, file:///abs

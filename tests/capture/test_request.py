@@ -43,6 +43,21 @@ def test_docker_is_an_image_and_the_words_after_it_are_arguments() -> None:
     assert Request(**flags, docker="").docker == ""  # type: ignore[arg-type]
 
 
+def test_the_setup_script_is_read_when_the_request_is_made(tmp_path: Path) -> None:
+    # a file that is not UTF-8, and a literal script too long to be a file name, were tracebacks
+    flags = {"project": "proj", "name": "setup", "script": "train.py"}
+    named = tmp_path / "setup.sh"
+    named.write_text("#!/bin/bash\napt-get install -y git\n")
+    assert Request(**flags, docker_bash_setup_script=str(named)).docker_bash_setup_script == (  # type: ignore[arg-type]
+        "apt-get install -y git"
+    )
+    literal = "echo " + "x" * 300
+    assert Request(**flags, docker_bash_setup_script=literal).docker_bash_setup_script == literal  # type: ignore[arg-type]
+    named.write_bytes(b"\xff\xfe echo\n")
+    with pytest.raises(UserError, match=r"setup.sh is not UTF-8 text"):
+        Request(**flags, docker_bash_setup_script=str(named))  # type: ignore[arg-type]
+
+
 def test_what_the_checks_read_goes_with_the_request(tmp_path: Path) -> None:
     given = tmp_path / "reqs.txt"
     given.write_text("numpy>=1.26\n")
