@@ -75,6 +75,11 @@ class Request:
             object.__setattr__(self, "project", _checked_project(self.project))
         if self.repo and urls.is_local_path(self.repo):
             object.__setattr__(self, "repo", str(Path(self.repo).expanduser().resolve()))
+        if self.binary and not re.match(vocabulary.BINARY_PATTERN, self.binary.strip()):
+            raise usage(
+                f"--binary {self.binary!r} is not an interpreter a task may name",
+                "give python3, python3.X, an absolute path to one, or bash",
+            )
         if self.docker is not None:
             image, arguments = _checked_docker(self.docker, self.docker_args)
             object.__setattr__(self, "docker", image)

@@ -19,6 +19,10 @@ IMAGE_PATTERN = (
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"  # :tag @digest
 )
 
+# What script.binary may be: a Python by name or absolute path (python3, python3.11, /usr/bin/python3,
+# pypy3), or bash / sh; never a command line.
+BINARY_PATTERN = r"^(/[^\x00-\x1f]*/)?(python|pypy)[0-9.]*[mtd]?$|^(/[^\x00-\x1f]*/)?(ba)?sh$"
+
 # Task statuses, as ClearML names them.
 CREATED = "created"
 QUEUED = "queued"

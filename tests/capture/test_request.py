@@ -23,6 +23,8 @@ def test_every_check_runs_before_the_repository_is_looked_at(tmp_path: Path) -> 
         ({"packages": ["pandas=>2"]}, "--packages: 'pandas=>2' is not a valid requirement", 1),
         ({"requirements": str(tmp_path / "nowhere.txt")}, "nowhere.txt does not exist", 1),
         ({"follow": True}, "--follow needs --queue", 2),
+        ({"binary": "sh -c id"}, "--binary 'sh -c id' is not an interpreter a task may name", 2),
+        ({"binary": "python3; touch x"}, "--binary 'python3; touch x' is not an interpreter", 2),
         ({"docker": "-v/:/host"}, "--docker '-v/:/host' does not start with an image reference", 2),
         ({"docker": "--privileged img"}, "--docker '--privileged img' does not start with an image", 2),
     ]
