@@ -201,6 +201,11 @@ def _checked_output_uri(value: str) -> str:
     """--output-uri as it is recorded: a URI as given; a local path (/abs, ./rel, ../rel, ~/dir) as the
     file:// URI of its absolute path, as ClearML's SDK does; anything else is refused."""
     if _URI.match(value):
+        if urls.public_url(value) != value:
+            raise usage(
+                f"--output-uri {urls.public_url(value)!r} carries credentials, which the task would store",
+                "give it without them: the workers' clearml.conf (or the storage's variables) holds them",
+            )
         return value
     if value in (".", "..", "~") or value.startswith(_LOCAL):
         return Path(os.path.abspath(Path(value).expanduser())).as_uri()

@@ -25,6 +25,8 @@ def test_every_check_runs_before_the_repository_is_looked_at(tmp_path: Path) -> 
         ({"follow": True}, "--follow needs --queue", 2),
         ({"binary": "sh -c id"}, "--binary 'sh -c id' is not an interpreter a task may name", 2),
         ({"binary": "python3; touch x"}, "--binary 'python3; touch x' is not an interpreter", 2),
+        ({"output_uri": "s3://AKIA:hunter2@bucket/out"}, "--output-uri 's3://bucket/out' carries", 2),
+        ({"output_uri": "https://host/out?token=hunter2"}, "carries credentials", 2),
         ({"docker": "-v/:/host"}, "--docker '-v/:/host' does not start with an image reference", 2),
         ({"docker": "--privileged img"}, "--docker '--privileged img' does not start with an image", 2),
     ]
@@ -32,6 +34,7 @@ def test_every_check_runs_before_the_repository_is_looked_at(tmp_path: Path) -> 
         with pytest.raises(UserError, match=message) as caught:
             Request(**{**flags, **extra})  # type: ignore[arg-type]
         assert caught.value.exit_code == code
+        assert "hunter2" not in str(caught.value)
 
 
 def test_docker_is_an_image_and_the_words_after_it_are_arguments() -> None:
