@@ -419,7 +419,11 @@ def capture_remote(
         branch = _branch_holding(bare, ref, commit)
         with snapshot(bare) as snap:
             snap.start_from_commit(commit)
-            working_dir = entry.cwd.strip("/") if entry.cwd else "."
+            working_dir = posixpath.normpath(entry.cwd.strip("/")) if entry.cwd else "."
+            if working_dir == ".." or working_dir.startswith("../"):
+                raise UserError(
+                    f"--cwd {entry.cwd} is outside the repository", "give it relative to the repository root"
+                )
             script_rel = _remote_script(snap, script, working_dir) if script else None
             entry_text = _apply_injection(snap, script_rel, inject)
             read = _blob_reader(bare, commit) if files else None
@@ -520,8 +524,9 @@ def _remote_script(snap: Snapshot, script: str, working_dir: str) -> str:
     if working_dir != ".":
         candidates.append(f"{working_dir}/{script.lstrip('/')}")
     for candidate in candidates:
-        if snap.entry(os.path.normpath(candidate)) is not None:
-            return os.path.normpath(candidate)
+        path = posixpath.normpath(candidate)
+        if path != ".." and not path.startswith("../") and snap.entry(path) is not None:
+            return path
     raise UserError(
         f"--script {script} is not in the repository at that commit", f"looked for {' and '.join(candidates)}"
     )

@@ -97,11 +97,15 @@ class Snapshot:
         """(mode, blob id) of a path in the index."""
         if self._listed is not None and path in self._listed:
             return self._listed[path]
-        line = self._out("ls-files", "-s", "--", path)
-        if not line:
-            return None
-        mode, blob = line.split()[:2]
-        return mode, blob
+        # literally (a glob or `:(magic)` in a name matches nothing else), and only that path (not the
+        # files of a directory by that name)
+        listed = self._git("ls-files", "-s", "-z", "--", f":(top,literal){path}")
+        for record in listed.decode("utf-8", errors="surrogateescape").split("\0"):
+            info, _, name = record.partition("\t")
+            if name == path:
+                mode, blob = info.split()[:2]
+                return mode, blob
+        return None
 
     def files(self) -> list[tuple[str, str]]:
         """(mode, path) of every entry in the index, submodules' included."""

@@ -499,6 +499,12 @@ def test_repo_with_branch_tag_and_commit(remote: Repo) -> None:
         ({"commit": "0123456789abcdef0123456789abcdef01234567"}, "is not on the remote"),
         ({"commit": "not-a-sha"}, "is not a commit id"),
         ({"script": "missing.py"}, "not in the repository"),
+        # a path is a path: no glob, no pathspec magic, nothing above the root (each once recorded as given)
+        ({"script": "tr*.py"}, "--script tr\\*.py is not in the repository"),
+        ({"script": ":(glob)**/train.py"}, "is not in the repository"),
+        ({"script": ":!nothing"}, "is not in the repository"),
+        ({"script": "../../etc/passwd"}, "is not in the repository"),
+        ({"cwd": "../.."}, "--cwd ../.. is outside the repository"),
     ],
 )
 def test_repo_errors(remote: Repo, flags: dict, message: str) -> None:
