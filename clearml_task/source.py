@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from clearml_task import secret_files
 from clearml_task.errors import UserError
 from clearml_task.git import repository, run, urls
-from clearml_task.git.snapshot import GITLINK, Snapshot, snapshot
+from clearml_task.git.snapshot import GITLINK, NotInIndex, Snapshot, snapshot
 from clearml_task.records import field, record
 
 if TYPE_CHECKING:
@@ -232,7 +232,18 @@ def capture_local(
         snap.wait()
         snap.forget(left_out)
         submodules, moved = snap.keep_gitlinks_of(base.commit)
-        entry_text = _apply_injection(snap, script_rel, inject)
+        try:
+            entry_text = _apply_injection(snap, script_rel, inject)
+        except NotInIndex:  # the script is on disk (locate found it), so it is left out of what travels
+            if script_rel in left_out:
+                raise UserError(
+                    f"--script {script_rel} looks like a secret file, which stays behind",
+                    "rename it, or pass --include-secrets",
+                ) from None
+            raise UserError(
+                f"--script {script_rel} is ignored by git, so it would not travel with the repository",
+                "stop ignoring it (.gitignore) or commit it; or send it alone with --skip-repo-detection",
+            ) from None
         source = _finish(snap, base.commit, max_patch)
         source.read, source.left_behind = _work_tree_readers(snap, root)
     warnings += [

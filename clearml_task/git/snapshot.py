@@ -15,6 +15,10 @@ from clearml_task.git import repository, run
 GITLINK = "160000"  # the mode of a submodule's entry
 
 
+class NotInIndex(UserError):
+    """A path the snapshot does not hold (ignored by git, left out, or not there at all)."""
+
+
 class Snapshot:
     """A temporary index and object directory over a repository (its objects serve as alternates)."""
 
@@ -116,7 +120,7 @@ class Snapshot:
         blob's content is read from there, without a git call)."""
         found = self.entry(path)
         if found is None:
-            raise UserError(f"{path} is not in the repository")
+            raise NotInIndex(f"{path} is not in the repository")
         mode, blob = found
         if self.worktree and mode in ("100644", "100755"):
             try:

@@ -256,6 +256,23 @@ def test_an_entry_point_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> Non
     assert_reproduces(tmp_path, repo, prepared, injected_into=None)
 
 
+def test_an_entry_point_that_would_not_travel_says_why(tmp_path: Path) -> None:
+    # a git-ignored script, or one named like a secret, was "train.py is not in the repository" (it is)
+    repo = make_repo(tmp_path)
+    repo.write(".gitignore", "scratch/\n")
+    repo.commit("ignore scratch")
+    repo.write("scratch/try.py", "print(1)\n")
+    with pytest.raises(UserError) as ignored:
+        capture(repo, script="scratch/try.py")
+    assert ignored.value.message.startswith("--script scratch/try.py is ignored by git")
+    assert "--skip-repo-detection" in ignored.value.hint
+    repo.write(".env_setup.py", "print(1)\n")
+    with pytest.raises(UserError) as secret:
+        capture(repo, script=".env_setup.py")
+    assert secret.value.message == "--script .env_setup.py looks like a secret file, which stays behind"
+    assert capture(repo, script=".env_setup.py", include_secrets=True).source is not None
+
+
 def test_shell_and_module_entry_points_are_not_injected(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     shell = capture(repo, script="run.sh")
