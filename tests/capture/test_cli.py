@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -404,6 +405,22 @@ def test_an_unusable_embedded_data_dir_is_a_clear_error(
     flags = ("--project", "demo", "--name", "spoilt home", "--script", str(quickstart))
     assert_one_line_error(run("clearml-task", *flags, env=env), 1, said)
     assert_one_line_error(run("clearml-launcher", "queues", env=env), 1, said)
+
+
+def test_a_current_directory_that_is_gone_is_a_clear_error(tmp_path: Path, quickstart: Path) -> None:
+    import subprocess
+    import sys
+
+    # the shell enters a directory, removes it, then starts clearml-task there (a FileNotFoundError before)
+    command = 'cd "$1" && rmdir "$1" && shift && exec "$@"'
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    flags = ["--project", "demo", "--name", "nowhere", "--script", str(quickstart), "--dry-run"]
+    result = subprocess.run(
+        ["sh", "-c", command, "sh", str(gone), sys.executable, "-m", "clearml_task.cli", *flags],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert_one_line_error(result, 1, "the current directory no longer exists")
 
 
 @pytest.mark.parametrize("command", ["clearml-task", "clearml-launcher"])
