@@ -184,7 +184,13 @@ def _entry_point(root: Path, working_dir: str, entry: EntryPoint) -> str:
     if entry.module:
         return f"-m {entry.module}"
     assert entry.script is not None
-    return os.path.relpath(entry.script, root / working_dir).replace(os.sep, "/")
+    return _not_an_option(os.path.relpath(entry.script, root / working_dir).replace(os.sep, "/"))
+
+
+def _not_an_option(path: str) -> str:
+    """A relative entry point as recorded: `./-x.py` for `-x.py`, which Python (and a launcher) would
+    otherwise read as an option."""
+    return f"./{path}" if path.startswith("-") else path
 
 
 def capture_local(
@@ -449,7 +455,7 @@ def capture_remote(
     if entry.module:
         source.entry_point = f"-m {entry.module}"
     elif script_rel is not None:
-        source.entry_point = os.path.relpath(script_rel, working_dir).replace(os.sep, "/")
+        source.entry_point = _not_an_option(os.path.relpath(script_rel, working_dir).replace(os.sep, "/"))
     source.entry_text = entry_text
     return source
 
@@ -554,7 +560,7 @@ def capture_standalone(script: Path, *, inject: Injector | None = None) -> Sourc
     injected = inject(script.name, text) if inject is not None else None
     content = injected if injected is not None else text
     return Source(
-        repository="", branch="", commit="", tag="", working_dir=".", entry_point=script.name,
+        repository="", branch="", commit="", tag="", working_dir=".", entry_point=_not_an_option(script.name),
         patch=content, tree="", entry_text=text,
         stats=PatchStats(files=1, insertions=content.count("\n"), size=len(content.encode())),
     )  # fmt: skip

@@ -216,6 +216,20 @@ def test_script_with_spaces_in_its_name(tmp_path: Path) -> None:
     assert_reproduces(tmp_path, repo, prepared, injected_into="my scripts/trâin me.py")
 
 
+def test_a_script_named_like_an_option_is_recorded_as_a_path(tmp_path: Path) -> None:
+    # `--help.py` was recorded as it is: `python --help.py` to an agent, refused by the launcher
+    repo = make_repo(tmp_path)
+    repo.write("--help.py", "print('hi')\n")
+    prepared = capture(repo, script="--help.py")
+    assert prepared.source is not None and prepared.source.entry_point == "./--help.py"
+    assert_reproduces(tmp_path, repo, prepared, injected_into="--help.py")
+    alone = tmp_path / "alone" / "-x.py"
+    alone.parent.mkdir()
+    alone.write_text("print('hi')\n")
+    standalone = prepare(Request(project="proj", name="alone", script=str(alone)))
+    assert standalone.source is not None and standalone.source.entry_point == "./-x.py"
+
+
 def test_header_lines_stay_first(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, "header")
     prepared = capture(repo)
