@@ -407,6 +407,22 @@ def test_an_unusable_embedded_data_dir_is_a_clear_error(
     assert_one_line_error(run("clearml-launcher", "queues", env=env), 1, said)
 
 
+def test_the_summary_shows_the_users_words_as_text(tmp_path: Path) -> None:
+    # `--args tag=[/]` was read as rich markup: a MarkupError traceback after the task was created; a file
+    # name's terminal codes reached the terminal
+    repo = make_repo(tmp_path / "repo")
+    repo.write(
+        "tagged.py",
+        "import argparse\np = argparse.ArgumentParser()\np.add_argument('--tag')\np.parse_args()\n",
+    )
+    repo.write(".env\x1b[2J", "SECRET=1\n")
+    flags = ("--project", "demo", "--name", "markup", "--script", str(repo.work / "tagged.py"))
+    result = run("clearml-task", *flags, "--args", "tag=[/]")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "tag=[/]" in result.stdout
+    assert ".env\\x1b[2J" in result.stdout and "\x1b" not in result.stdout
+
+
 def test_a_current_directory_that_is_gone_is_a_clear_error(tmp_path: Path, quickstart: Path) -> None:
     import subprocess
     import sys
