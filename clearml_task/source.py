@@ -441,6 +441,8 @@ def capture_remote(
                 raise UserError(
                     f"--cwd {entry.cwd} is outside the repository", "give it relative to the repository root"
                 )
+            if working_dir != "." and not _is_directory(bare, commit, working_dir):
+                raise UserError(f"--cwd {entry.cwd} is not a directory of the repository at that commit")
             script_rel = _remote_script(snap, script, working_dir) if script else None
             entry_text = _apply_injection(snap, script_rel, inject)
             read = _blob_reader(bare, commit) if files else None
@@ -458,6 +460,16 @@ def capture_remote(
         source.entry_point = _not_an_option(os.path.relpath(script_rel, working_dir).replace(os.sep, "/"))
     source.entry_text = entry_text
     return source
+
+
+def _is_directory(repo: Path, commit: str, path: str) -> bool:
+    """Whether `path` is a directory of `commit` (read from its trees: no blob is fetched)."""
+    listed = run.run(repo, "ls-tree", "-z", commit, "--", path, check=False)
+    for entry in listed.decode("utf-8", errors="surrogateescape").split("\0"):
+        info, _, name = entry.partition("\t")
+        if name == path and info.split()[1:2] == ["tree"]:
+            return True
+    return False
 
 
 def _fetch(bare: Path, ref: RemoteRef) -> str:

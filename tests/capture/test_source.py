@@ -536,6 +536,8 @@ def test_repo_with_branch_tag_and_commit(remote: Repo) -> None:
         ({"script": ":!nothing"}, "is not in the repository"),
         ({"script": "../../etc/passwd"}, "is not in the repository"),
         ({"cwd": "../.."}, "--cwd ../.. is outside the repository"),
+        ({"cwd": "nowhere"}, "--cwd nowhere is not a directory of the repository at that commit"),
+        ({"cwd": "train.py"}, "--cwd train.py is not a directory"),
     ],
 )
 def test_repo_errors(remote: Repo, flags: dict, message: str) -> None:
@@ -586,6 +588,14 @@ def test_an_unpushed_branch_records_the_branch_it_forked_from(tmp_path: Path) ->
     assert prepared.source is not None
     assert (prepared.source.branch, prepared.source.commit) == ("main", forked_from)
     assert_reproduces(tmp_path, repo, prepared)
+
+
+def test_repo_with_a_cwd(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    for cwd in ("src", "./src/", "/src"):
+        request = Request(project="proj", name="cwd", repo=str(repo.origin), script="run.py", cwd=cwd)
+        found = prepare(request).source
+        assert found is not None and (found.working_dir, found.entry_point) == ("src", "run.py"), cwd
 
 
 def test_a_remote_with_only_tags_is_a_clear_error(tmp_path: Path) -> None:
