@@ -8,9 +8,11 @@ The flags are ClearML's clearml-task 2.1.12's, with the same names and meanings,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from clearml_task import __version__, console, vocabulary
+from clearml_task.errors import UserError
 
 TYPE_CHECKING = False  # as typing's, without importing typing for --help (mypy reads the name so too)
 if TYPE_CHECKING:
@@ -150,6 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from clearml_task import submit
 
+    try:
+        os.getcwd()  # every relative path given is read from here
+    except FileNotFoundError:
+        raise UserError(
+            "the current directory no longer exists", "cd to an existing directory and run it again"
+        ) from None
     request = _request(args)
     client_of = None if request.dry_run else submit.start_client(request)  # the server's side meanwhile
     prepared = submit.prepare(request)

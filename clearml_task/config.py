@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from clearml_task.errors import UserError
+from clearml_task.git.urls import public_url
 from clearml_task.records import record
 
 DEFAULT_CONFIG = "~/clearml.conf"
@@ -82,9 +83,16 @@ def resolve(environ: Mapping[str, str] = os.environ) -> ServerConfig:
     access = environ.get("CLEARML_API_ACCESS_KEY") or conf.get("access_key")
     secret = environ.get("CLEARML_API_SECRET_KEY") or conf.get("secret_key")
     source = "environment" if env_host else str(conf_path)
+    problem = _url_problem(api_server)
+    if problem:
+        setting = "CLEARML_API_HOST" if env_host else f"api.api_server in {conf_path}"
+        raise UserError(
+            f"{setting} {public_url(api_server)!r} {problem}",
+            "give the server's URL, such as http://localhost:8008 or https://api.clear.ml",
+        )
     if not access or not secret:
         raise UserError(
-            f"no credentials for the ClearML server {api_server} (from {source})",
+            f"no credentials for the ClearML server {public_url(api_server)} (from {source})",
             "set CLEARML_API_ACCESS_KEY and CLEARML_API_SECRET_KEY, or api.credentials in clearml.conf",
         )
     web = environ.get("CLEARML_WEB_HOST") or conf.get("web_server") or _derive(api_server, "8080", "app.")
@@ -94,9 +102,24 @@ def resolve(environ: Mapping[str, str] = os.environ) -> ServerConfig:
     return ServerConfig(api_server.rstrip("/"), web, files, access, secret, source, data)
 
 
+def _url_problem(url: str) -> str:
+    """What keeps `url` from being a server's address ("" when nothing does)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- read for its check: a port that is not a number or out of range
+    except ValueError as e:
+        return f"is not a valid URL ({e})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http:// or https:// URL"
+    return ""
+
+
 def _derive(api_server: str, port: str, prefix: str) -> str:
-    """ClearML's rule: the web (files) server is the API host with :8008 -> :8080 (:8081), api. -> app."""
-    url = re.sub(r":8008\b", f":{port}", api_server)
+    """ClearML's rule: the web (files) server is the API host with :8008 -> :8080 (:8081), api. -> app.
+    (Credentials in the API host's URL are not carried over: the web address is printed.)"""
+    url = re.sub(r":8008\b", f":{port}", public_url(api_server))
     return re.sub(r"//api\.", f"//{prefix}", url)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.git.urls import scrub
@@ -27,10 +26,7 @@ def container(request: Request) -> dict[str, str] | None:
     arguments = request.docker_args or ""
     if request.skip_python_env_install:  # as ClearML does: the agent reads it from the container's env
         arguments = f"{arguments} -e CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL=1".strip()
-    setup = request.docker_bash_setup_script
-    if setup and Path(setup).expanduser().is_file():
-        lines = Path(setup).expanduser().read_text().splitlines()
-        setup = "\n".join(lines[1:] if lines and lines[0].startswith("#!") else lines)
+    setup = request.docker_bash_setup_script  # the script itself (Request read a file it named)
     if not (request.docker or arguments or setup):
         return None
     return {"image": request.docker or "", "arguments": arguments, "setup_shell_script": setup or ""}

@@ -75,6 +75,17 @@ class Request:
             object.__setattr__(self, "project", _checked_project(self.project))
         if self.repo and urls.is_local_path(self.repo):
             object.__setattr__(self, "repo", str(Path(self.repo).expanduser().resolve()))
+        if self.binary and not re.match(vocabulary.BINARY_PATTERN, self.binary.strip()):
+            raise usage(
+                f"--binary {self.binary!r} is not an interpreter a task may name",
+                "give python3, python3.X, an absolute path to one, or bash",
+            )
+        if self.docker is not None:
+            image, arguments = _checked_docker(self.docker, self.docker_args)
+            object.__setattr__(self, "docker", image)
+            object.__setattr__(self, "docker_args", arguments)
+        if self.docker_bash_setup_script:
+            object.__setattr__(self, "docker_bash_setup_script", _setup_script(self.docker_bash_setup_script))
         if self.output_uri is not None:
             object.__setattr__(self, "output_uri", _checked_output_uri(self.output_uri))
         if self.task_type and self.task_type not in vocabulary.TASK_TYPES:
@@ -143,6 +154,44 @@ def _checked_project(project: str) -> str:
     return name
 
 
+def _checked_docker(docker: str, docker_args: str | None) -> tuple[str, str | None]:
+    """--docker as recorded: an image reference; words after it are container arguments, as ClearML's
+    clearml-task takes them (`--docker "image --ipc=host"`), put before --docker_args."""
+    words = docker.split()
+    if not words:  # --docker "": no image, as when it is not given
+        return "", docker_args
+    image, *more = words
+    if not re.match(vocabulary.IMAGE_PATTERN, image):
+        raise usage(
+            f"--docker {docker!r} does not start with an image reference",
+            "name an image as registry/name:tag (e.g. python:3.11); container options go in --docker_args",
+        )
+    if more:
+        docker_args = " ".join([*more, *([docker_args] if docker_args else [])])
+    return image, docker_args
+
+
+def _setup_script(value: str) -> str:
+    """--docker_bash_setup_script as recorded: the content of the file it names (without its #! line), else
+    the script itself."""
+    path = Path(value).expanduser()
+    try:
+        named = path.is_file()
+    except OSError:  # e.g. a script too long to be a file name
+        named = False
+    if not named:
+        return value
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(
+            f"--docker_bash_setup_script {value} is not UTF-8 text", "give a shell script saved as UTF-8"
+        ) from None
+    except OSError as e:
+        raise UserError(f"cannot read --docker_bash_setup_script {value}: {e.strerror or e}") from None
+    return "\n".join(lines[1:] if lines and lines[0].startswith("#!") else lines)
+
+
 # scheme://rest, as in s3://bucket/path, gs://, azure://, http(s)://, file:///abs
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
 _LOCAL = ("/", "./", "../", "~")
@@ -152,6 +201,11 @@ def _checked_output_uri(value: str) -> str:
     """--output-uri as it is recorded: a URI as given; a local path (/abs, ./rel, ../rel, ~/dir) as the
     file:// URI of its absolute path, as ClearML's SDK does; anything else is refused."""
     if _URI.match(value):
+        if urls.public_url(value) != value:
+            raise usage(
+                f"--output-uri {urls.public_url(value)!r} carries credentials, which the task would store",
+                "give it without them: the workers' clearml.conf (or the storage's variables) holds them",
+            )
         return value
     if value in (".", "..", "~") or value.startswith(_LOCAL):
         return Path(os.path.abspath(Path(value).expanduser())).as_uri()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from clearml_task import secret_files
 from clearml_task.errors import UserError
 from clearml_task.git import repository, run, urls
-from clearml_task.git.snapshot import GITLINK, Snapshot, snapshot
+from clearml_task.git.snapshot import GITLINK, NotInIndex, Snapshot, snapshot
 from clearml_task.records import field, record
 
 if TYPE_CHECKING:
@@ -99,15 +99,21 @@ def choose_base(root: Path) -> Base:
     if on and on.upstream and on.remote and on.remote != "." and on.merge.startswith("refs/heads/"):
         commit = commit_of(on.upstream)
         if commit:
-            return Base(commit, on.merge.removeprefix("refs/heads/"), on.remote, head)
+            return Base(commit, _recordable(on.merge.removeprefix("refs/heads/")), on.remote, head)
     remote_refs = [name for name in refs if name.startswith("refs/remotes/") and not name.endswith("/HEAD")]
     if remote_refs:
         found = _newest_pushed(root, remote_refs, commit_of)
         if found:
             commit, found_ref = found
             remote_name, _, name = found_ref.removeprefix("refs/remotes/").partition("/")
-            return Base(commit, name, remote_name, head)
-    return Base(head, on.name.removeprefix("refs/heads/") if on else "", None, head)
+            return Base(commit, _recordable(name), remote_name, head)
+    return Base(head, _recordable(on.name.removeprefix("refs/heads/")) if on else "", None, head)
+
+
+def _recordable(branch: str) -> str:
+    """The branch name as recorded: none for a name git itself refuses or one that reads as an option
+    (`-x`), which a launcher would refuse or pass to git; the commit alone says what runs."""
+    return branch if repository.recordable_ref(branch) else ""
 
 
 def _newest_pushed(
@@ -178,7 +184,13 @@ def _entry_point(root: Path, working_dir: str, entry: EntryPoint) -> str:
     if entry.module:
         return f"-m {entry.module}"
     assert entry.script is not None
-    return os.path.relpath(entry.script, root / working_dir).replace(os.sep, "/")
+    return _not_an_option(os.path.relpath(entry.script, root / working_dir).replace(os.sep, "/"))
+
+
+def _not_an_option(path: str) -> str:
+    """A relative entry point as recorded: `./-x.py` for `-x.py`, which Python (and a launcher) would
+    otherwise read as an option."""
+    return f"./{path}" if path.startswith("-") else path
 
 
 def capture_local(
@@ -196,7 +208,16 @@ def capture_local(
         # commit is chosen (each only reads the repository); their failures are raised in the same order
         snap.begin_from_worktree()
         listing = repository.start_untracked(root)
+        conflicts = repository.start_unmerged(root)
         try:
+            unmerged = repository.unmerged_of(conflicts)
+            if unmerged:
+                more = f" and {len(unmerged) - 5} more" if len(unmerged) > 5 else ""
+                shown = ", ".join(unmerged[:5]) + more
+                raise UserError(
+                    f"the repository {root} has unresolved merge conflicts in {shown}",
+                    "resolve them (and `git add` the files), or abort the merge, before sending it",
+                )
             base = choose_base(root)
             working_dir = _working_dir(root, entry)
             warnings: list[str] = []
@@ -211,12 +232,24 @@ def capture_local(
             untracked = repository.untracked_of(listing)
         finally:
             listing.close()
+            conflicts.close()
         script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
         left_out = [] if include_secrets else secret_files.among(untracked)
         snap.wait()
         snap.forget(left_out)
         submodules, moved = snap.keep_gitlinks_of(base.commit)
-        entry_text = _apply_injection(snap, script_rel, inject)
+        try:
+            entry_text = _apply_injection(snap, script_rel, inject)
+        except NotInIndex:  # the script is on disk (locate found it), so it is left out of what travels
+            if script_rel in left_out:
+                raise UserError(
+                    f"--script {script_rel} looks like a secret file, which stays behind",
+                    "rename it, or pass --include-secrets",
+                ) from None
+            raise UserError(
+                f"--script {script_rel} is ignored by git, so it would not travel with the repository",
+                "stop ignoring it (.gitignore) or commit it; or send it alone with --skip-repo-detection",
+            ) from None
         source = _finish(snap, base.commit, max_patch)
         source.read, source.left_behind = _work_tree_readers(snap, root)
     warnings += [
@@ -268,6 +301,11 @@ def _apply_injection(snap: Snapshot, script_rel: str | None, inject: Injector | 
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
+        if inject is not None:  # Python reads it only with a coding line, and the injection writes UTF-8
+            raise UserError(
+                f"cannot inject Task.init() into {script_rel}: it is not UTF-8 text",
+                "save it as UTF-8, or pass --skip-task-init",
+            ) from None
         return None
     if inject is not None:
         injected = inject(script_rel, text)
@@ -337,8 +375,15 @@ def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRe
     problem = urls.repository_problem(url)
     if problem:
         raise UserError(f"--repo {url!r} cannot be used: {problem}", "give an https://, ssh:// or git:// URL")
+    if branch and not repository.recordable_ref(branch):
+        raise UserError(
+            f"--branch {branch!r} is not a git branch or tag name", "see `git help check-ref-format`"
+        )
     listing = remote.ls_remote(urls.fetchable(url))
-    heads, tags, default = listing.heads, listing.tags, listing.default
+    # a remote's branch or tag whose name cannot be recorded (an option, say) is never chosen
+    heads = {name: tip for name, tip in listing.heads.items() if repository.recordable_ref(name)}
+    tags = {name: tip for name, tip in listing.tags.items() if repository.recordable_ref(name)}
+    default = listing.default
     if not heads and not tags:
         raise UserError(
             f"the repository {urls.public_url(url)} has no branches", "push something to it first"
@@ -363,6 +408,8 @@ def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRe
             return RemoteRef(tags[branch], "", branch)
         known = ", ".join(sorted(heads)[:20])
         raise UserError(f"no branch or tag {branch!r} in {urls.public_url(url)}", f"branches: {known}")
+    if not heads:
+        raise UserError(f"the repository {urls.public_url(url)} has only tags", "give one with --branch TAG")
     if default not in heads:
         default = "main" if "main" in heads else sorted(heads)[0]
     return RemoteRef(heads[default], default, "")
@@ -389,7 +436,13 @@ def capture_remote(
         branch = _branch_holding(bare, ref, commit)
         with snapshot(bare) as snap:
             snap.start_from_commit(commit)
-            working_dir = entry.cwd.strip("/") if entry.cwd else "."
+            working_dir = posixpath.normpath(entry.cwd.strip("/")) if entry.cwd else "."
+            if working_dir == ".." or working_dir.startswith("../"):
+                raise UserError(
+                    f"--cwd {entry.cwd} is outside the repository", "give it relative to the repository root"
+                )
+            if working_dir != "." and not _is_directory(bare, commit, working_dir):
+                raise UserError(f"--cwd {entry.cwd} is not a directory of the repository at that commit")
             script_rel = _remote_script(snap, script, working_dir) if script else None
             entry_text = _apply_injection(snap, script_rel, inject)
             read = _blob_reader(bare, commit) if files else None
@@ -404,9 +457,19 @@ def capture_remote(
     if entry.module:
         source.entry_point = f"-m {entry.module}"
     elif script_rel is not None:
-        source.entry_point = os.path.relpath(script_rel, working_dir).replace(os.sep, "/")
+        source.entry_point = _not_an_option(os.path.relpath(script_rel, working_dir).replace(os.sep, "/"))
     source.entry_text = entry_text
     return source
+
+
+def _is_directory(repo: Path, commit: str, path: str) -> bool:
+    """Whether `path` is a directory of `commit` (read from its trees: no blob is fetched)."""
+    listed = run.run(repo, "ls-tree", "-z", commit, "--", path, check=False)
+    for entry in listed.decode("utf-8", errors="surrogateescape").split("\0"):
+        info, _, name = entry.partition("\t")
+        if name == path and info.split()[1:2] == ["tree"]:
+            return True
+    return False
 
 
 def _fetch(bare: Path, ref: RemoteRef) -> str:
@@ -490,8 +553,9 @@ def _remote_script(snap: Snapshot, script: str, working_dir: str) -> str:
     if working_dir != ".":
         candidates.append(f"{working_dir}/{script.lstrip('/')}")
     for candidate in candidates:
-        if snap.entry(os.path.normpath(candidate)) is not None:
-            return os.path.normpath(candidate)
+        path = posixpath.normpath(candidate)
+        if path != ".." and not path.startswith("../") and snap.entry(path) is not None:
+            return path
     raise UserError(
         f"--script {script} is not in the repository at that commit", f"looked for {' and '.join(candidates)}"
     )
@@ -508,7 +572,7 @@ def capture_standalone(script: Path, *, inject: Injector | None = None) -> Sourc
     injected = inject(script.name, text) if inject is not None else None
     content = injected if injected is not None else text
     return Source(
-        repository="", branch="", commit="", tag="", working_dir=".", entry_point=script.name,
+        repository="", branch="", commit="", tag="", working_dir=".", entry_point=_not_an_option(script.name),
         patch=content, tree="", entry_text=text,
         stats=PatchStats(files=1, insertions=content.count("\n"), size=len(content.encode())),
     )  # fmt: skip

@@ -11,6 +11,18 @@ TASK_TYPES = (
     "optimizer", "service", "qc", "custom",
 )  # fmt: skip
 
+# A container image reference (registry/name:tag, @sha256: digest): what container.image may be. A pattern,
+# not a compiled regex, so that importing this module needs no `re`.
+IMAGE_PATTERN = (
+    r"^(?:(?:localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+)(?::[0-9]+)?/|[a-zA-Z0-9-]+:[0-9]+/)?"  # registry/
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"  # path
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"  # :tag @digest
+)
+
+# What script.binary may be: a Python by name or absolute path (python3, python3.11, /usr/bin/python3,
+# pypy3), or bash / sh; never a command line.
+BINARY_PATTERN = r"^(/[^\x00-\x1f]*/)?(python|pypy)[0-9.]*[mtd]?$|^(/[^\x00-\x1f]*/)?(ba)?sh$"
+
 # Task statuses, as ClearML names them.
 CREATED = "created"
 QUEUED = "queued"

@@ -55,6 +55,7 @@ from clearml_task.git.urls import scrub
 from clearml_task.requirements.declared import find_declared
 from clearml_task.requirements.files import INCLUDE, requirement_lines
 from clearml_task.requirements.readers import descent
+from clearml_task.vocabulary import BINARY_PATTERN
 
 from . import install_checks
 from .errors import ReproductionError
@@ -81,7 +82,7 @@ INSTALL_HINTS = {
 }
 # A Python interpreter, by name or absolute path (python3, python3.11, /usr/bin/python3, pypy3), or bash
 # and sh (a shell script's; the launcher's own Python then builds the env).
-BINARY = re.compile(r"^(/[^\x00-\x1f]*/)?(python|pypy)[0-9.]*[mtd]?$|^(/[^\x00-\x1f]*/)?(ba)?sh$")
+BINARY = re.compile(BINARY_PATTERN)
 CONDA_FILES = ("environment.yml", "environment.yaml")
 POETRY = "poetry"  # the PyPI project uv runs Poetry from
 

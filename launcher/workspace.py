@@ -30,6 +30,7 @@ from typing import Any
 
 from clearml_task import locks
 from clearml_task.git import checkout, run
+from clearml_task.git.repository import recordable_ref
 from clearml_task.git.urls import public_url, repository_name, repository_problem
 from clearml_task.source import patch_stats
 from launcher import reuse
@@ -40,8 +41,6 @@ Log = Callable[[str], None]
 MAX_LISTED_PATHS = 20
 COMMIT = re.compile(r"[0-9a-fA-F]{4,40}")
 MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
-# What git check-ref-format refuses, plus a leading "-" (an option) and whitespace.
-BAD_REF = re.compile(r"^-|^/|/$|\.\.|@\{|//|\.lock$|/\.|^\.|[\x00-\x20\x7f~^:?*\[\\]")
 UNREACHABLE_HINT = (
     "check the URL and that this machine can reach it; a private repository needs credentials for the "
     "launcher's user (an ssh key, a credential helper or a token in the URL): git runs with "
@@ -158,7 +157,7 @@ def check(code: Code) -> None:
                 "use an https://, http://, ssh://, git:// or file:// URL, user@host:path, or a local path",
             )  # fmt: skip
     for field, name in (("script.branch", code.branch), ("script.tag", code.tag)):
-        if name and BAD_REF.search(name):
+        if name and not recordable_ref(name):
             raise refused(
                 field, name, "it is not a git branch or tag name", "see `git help check-ref-format`"
             )

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from clearml_task.api.session import Session
+from clearml_task.api.session import Answer, Session
 from clearml_task.errors import APICallError, UserError
 from clearml_task.vocabulary import COMPLETED, FAILED, FINAL_STATUSES, QUEUED, STOPPED
 
@@ -35,11 +35,11 @@ def _project_query(name: str) -> tuple[str, dict[str, Any]]:
 class Client:
     def __init__(self, session: Session | None = None) -> None:
         self.session = session or Session()
-        self._ahead: dict[tuple[str, str], dict[str, Any]] = {}  # answers asked for ahead (look_ahead)
+        self._ahead: dict[tuple[str, str], Answer] = {}  # answers asked for ahead (look_ahead)
 
     def call(
         self, endpoint: str, data: dict[str, Any] | list[dict[str, Any]] | None = None, *, resend: bool = True
-    ) -> dict[str, Any]:
+    ) -> Answer:
         if self._ahead and not isinstance(data, list):
             found = self._ahead.pop(_key(endpoint, data or {}), None)
             if found is not None:
@@ -52,34 +52,34 @@ class Client:
         if queue:
             endpoint, data = _queues_query()
             found = self.call(endpoint, data)
-            if any(queue in (q.get("id"), q.get("name")) for q in found.get("queues", [])):
+            if any(queue in (q.get("id"), q.get("name")) for q in found.records("queues")):
                 self._ahead[_key(endpoint, data)] = found
         if project:
             endpoint, data = _project_query(project)
             found = self.call(endpoint, data)
-            if any(p.get("name") == project for p in found.get("projects", [])):
+            if any(p.get("name") == project for p in found.records("projects")):
                 self._ahead[_key(endpoint, data)] = found
 
     # projects -------------------------------------------------------------------------------------
     def project_id(self, name: str, *, create: bool = True) -> str:
         found = self.call(*_project_query(name))
-        for project in found.get("projects", []):
+        for project in found.records("projects"):
             if project.get("name") == name:
-                return str(project["id"])
+                return project.id()
         if not create:
             raise UserError(f"no project named {name!r}")
-        return str(self.call("projects.create", {"name": name})["id"])
+        return self.call("projects.create", {"name": name}).id()
 
     # tasks ----------------------------------------------------------------------------------------
     def create_task(self, document: dict[str, Any]) -> str:
-        return str(self.call("tasks.create", document)["id"])
+        return self.call("tasks.create", document).id()
 
     def edit_task(self, task_id: str, *, force: bool = False, **fields: Any) -> None:
         self.call("tasks.edit", {"task": task_id, "force": force, **fields})
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         try:
-            task: dict[str, Any] = self.call("tasks.get_by_id", {"task": task_id})["task"]
+            task: dict[str, Any] = self.call("tasks.get_by_id", {"task": task_id}).record("task")
         except APICallError as e:
             if e.subcode == 101:
                 raise UserError(
@@ -89,11 +89,11 @@ class Client:
         return task
 
     def tasks(self, **filters: Any) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.call("tasks.get_all", filters)["tasks"]
+        found: list[dict[str, Any]] = [*self.call("tasks.get_all", filters).records("tasks")]
         return found
 
     def clone_task(self, task_id: str, **overrides: Any) -> str:
-        return str(self.call("tasks.clone", {"task": task_id, **overrides})["id"])
+        return self.call("tasks.clone", {"task": task_id, **overrides}).id()
 
     def enqueue(self, task_id: str, queue_id: str) -> dict[str, Any]:
         return self.call("tasks.enqueue", {"task": task_id, "queue": queue_id})
@@ -112,7 +112,7 @@ class Client:
 
     # queues ---------------------------------------------------------------------------------------
     def queues(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.call(*_queues_query())["queues"]
+        found: list[dict[str, Any]] = [*self.call(*_queues_query()).records("queues")]
         return found
 
     def queue_id(self, name_or_id: str, *, create: bool = False) -> str:
@@ -122,8 +122,8 @@ class Client:
             if name_or_id in (queue["id"], queue["name"]):
                 return str(queue["id"])
         if create:
-            return str(self.call("queues.create", {"name": name_or_id})["id"])
-        names = ", ".join(sorted(q["name"] for q in known)) or "none"
+            return self.call("queues.create", {"name": name_or_id}).id()
+        names = ", ".join(sorted(str(q["name"]) for q in known)) or "none"
         raise UserError(
             f"no queue named {name_or_id!r} (known queues: {names})",
             "check the name; `clearml-launcher queues` lists them",

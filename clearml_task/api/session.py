@@ -18,6 +18,7 @@ from clearml_task.api.transport import (
     http_transport,
 )
 from clearml_task.errors import APICallError, UserError
+from clearml_task.git.urls import public_url, scrub
 
 RETRY_CODES = frozenset({429, 502, 503, 504})
 MAX_DELAY = 30.0  # seconds: the longest wait between two tries of a session that never gives up
@@ -57,11 +58,12 @@ class Session:
 
     @property
     def where(self) -> str:
-        return self.transport.where
+        """The server's address as it may be printed (without credentials)."""
+        return public_url(self.transport.where)
 
     def call(
         self, endpoint: str, data: dict[str, Any] | list[dict[str, Any]] | None = None, *, resend: bool = True
-    ) -> dict[str, Any]:
+    ) -> Answer:
         """`resend=False`: a call the server may have received is never sent again; its failure is then
         MaybeDelivered, for the caller to find out (a call it never received is retried as any other)."""
         body, content_type = encode(data if data is not None else {})
@@ -109,10 +111,10 @@ class Session:
                     raise
                 if last:
                     raise UserError(
-                        f"cannot reach the ClearML server at {self.where} ({endpoint}: {e})",
+                        f"cannot reach the ClearML server at {self.where} ({endpoint}: {scrub(str(e))})",
                         "start one with `clearml-launcher server`, or fix CLEARML_API_HOST / api.api_server",
                     ) from None
-                problem = str(e)
+                problem = scrub(str(e))
             else:
                 if code not in RETRY_CODES or last:
                     return code, envelope
@@ -124,15 +126,53 @@ class Session:
             time.sleep(delay)
             delay = min(delay * 2, MAX_DELAY if self.retries is None else 10.0)
 
-    @staticmethod
-    def _data(endpoint: str, code: int, envelope: dict[str, Any]) -> dict[str, Any]:
+    def _data(self, endpoint: str, code: int, envelope: dict[str, Any]) -> Answer:
         meta = envelope.get("meta") or {}
-        if code != 200 or meta.get("result_code", 200) != 200:
-            raise APICallError(
-                endpoint,
-                int(meta.get("result_code", code)),
-                int(meta.get("result_subcode", 0)),
-                str(meta.get("result_msg", "")),
-            )
+        if not isinstance(meta, dict):
+            raise Answer(endpoint, self.where).wrong("is not a ClearML API answer")
+        result, subcode = meta.get("result_code", code), meta.get("result_subcode", 0)
+        if not all(isinstance(number, int) and not isinstance(number, bool) for number in (result, subcode)):
+            raise Answer(endpoint, self.where).wrong("is not a ClearML API answer")
+        if code != 200 or result != 200:
+            raise APICallError(endpoint, result, subcode, str(meta.get("result_msg", "")))
         data = envelope.get("data")
-        return data if isinstance(data, dict) else {}
+        return Answer(endpoint, self.where, data if isinstance(data, dict) else {})
+
+
+class Answer(dict[str, Any]):
+    """An endpoint's `data`. A field the caller needs that it lacks, or holds in another shape, is the
+    server's fault, and says so in one line (a UserError), never a KeyError or TypeError."""
+
+    def __init__(self, endpoint: str, where: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(data or {})
+        self.endpoint, self.where = endpoint, where
+
+    def wrong(self, what: str) -> UserError:
+        return UserError(
+            f"the server at {self.where} answered {self.endpoint} with an answer that {what}",
+            "check that CLEARML_API_HOST (or api.api_server) names a ClearML API server",
+        )
+
+    def __missing__(self, key: str) -> Any:
+        raise self.wrong(f"has no {key!r}")
+
+    def records(self, key: str) -> list[Answer]:
+        """The list of objects under `key` (each an Answer of its own)."""
+        found = self[key]
+        if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+            raise self.wrong(f"has no list of objects in {key!r}")
+        return [Answer(self.endpoint, self.where, item) for item in found]
+
+    def record(self, key: str) -> Answer:
+        """The object under `key`."""
+        found = self[key]
+        if not isinstance(found, dict):
+            raise self.wrong(f"has no object in {key!r}")
+        return Answer(self.endpoint, self.where, found)
+
+    def id(self, key: str = "id") -> str:
+        """The id under `key`: a non-empty string."""
+        found = self[key]
+        if not isinstance(found, str) or not found:
+            raise self.wrong(f"has no id in {key!r}")
+        return found

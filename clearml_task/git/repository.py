@@ -3,11 +3,21 @@ HEAD is past them, a remote's URL, untracked files."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from clearml_task.git import run, urls
 from clearml_task.records import record
+
+# What git check-ref-format refuses, plus a leading "-" (an option) and whitespace: a branch or tag name
+# with any of these is never recorded in a task (the launcher refuses it, and another agent may pass it on).
+BAD_REF = re.compile(r"^-|^/|/$|\.\.|@\{|//|\.lock$|/\.|^\.|[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def recordable_ref(name: str) -> bool:
+    """Whether a branch or tag name may be recorded in a task (and handed to git by a launcher)."""
+    return not BAD_REF.search(name)
 
 
 def head_commit(root: Path) -> str:
@@ -56,7 +66,7 @@ def count(root: Path, revisions: str) -> int:
 def remote_url(root: Path, remote: str) -> str:
     """The remote's URL as it may be recorded: a local path made absolute, any other URL without
     credentials."""
-    url = run.out(root, "remote", "get-url", remote)
+    url = run.out(root, "remote", "get-url", "--", remote)  # a remote may be named like an option
     if urls.is_local_path(url):
         return str((root / url).resolve())
     return urls.public_url(url)
@@ -65,6 +75,17 @@ def remote_url(root: Path, remote: str) -> str:
 def start_untracked(root: Path) -> run.Pending:
     """The untracked files that are not ignored, listed in the background: `untracked_of` the result."""
     return run.start(root, "ls-files", "--others", "--exclude-standard", "-z")
+
+
+def start_unmerged(root: Path) -> run.Pending:
+    """The paths with unresolved merge conflicts in the index, listed in the background: `unmerged_of`."""
+    return run.start(root, "ls-files", "--unmerged", "-z")
+
+
+def unmerged_of(listing: run.Pending) -> list[str]:
+    """The paths `start_unmerged` listed, each once, in order."""
+    found = listing.result().decode(errors="surrogateescape").split("\0")
+    return list(dict.fromkeys(entry.partition("\t")[2] for entry in found if entry))
 
 
 def untracked_of(listing: run.Pending) -> list[str]:

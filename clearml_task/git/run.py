@@ -12,8 +12,10 @@ from clearml_task.errors import UserError
 from clearml_task.git.urls import GIT_ALLOW_PROTOCOL, scrub
 
 # Never prompt (no terminal, no credential helper dialogs); ssh in batch mode; no pager, no colour; only
-# the transports git may use (never `ext::`, which runs a command, even for a submodule's URL).
+# the transports git may use (never `ext::`, which runs a command, even for a submodule's URL); no optional
+# locks, so no git (nor the `git status` that `git add` runs in each submodule) refreshes a user's index.
 QUIET_ENV = {
+    "GIT_OPTIONAL_LOCKS": "0",
     "GIT_ALLOW_PROTOCOL": GIT_ALLOW_PROTOCOL,
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -oBatchMode=yes"),

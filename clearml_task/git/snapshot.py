@@ -15,6 +15,10 @@ from clearml_task.git import repository, run
 GITLINK = "160000"  # the mode of a submodule's entry
 
 
+class NotInIndex(UserError):
+    """A path the snapshot does not hold (ignored by git, left out, or not there at all)."""
+
+
 class Snapshot:
     """A temporary index and object directory over a repository (its objects serve as alternates)."""
 
@@ -97,11 +101,15 @@ class Snapshot:
         """(mode, blob id) of a path in the index."""
         if self._listed is not None and path in self._listed:
             return self._listed[path]
-        line = self._out("ls-files", "-s", "--", path)
-        if not line:
-            return None
-        mode, blob = line.split()[:2]
-        return mode, blob
+        # literally (a glob or `:(magic)` in a name matches nothing else), and only that path (not the
+        # files of a directory by that name)
+        listed = self._git("ls-files", "-s", "-z", "--", f":(top,literal){path}")
+        for record in listed.decode("utf-8", errors="surrogateescape").split("\0"):
+            info, _, name = record.partition("\t")
+            if name == path:
+                mode, blob = info.split()[:2]
+                return mode, blob
+        return None
 
     def files(self) -> list[tuple[str, str]]:
         """(mode, path) of every entry in the index, submodules' included."""
@@ -112,7 +120,7 @@ class Snapshot:
         blob's content is read from there, without a git call)."""
         found = self.entry(path)
         if found is None:
-            raise UserError(f"{path} is not in the repository")
+            raise NotInIndex(f"{path} is not in the repository")
         mode, blob = found
         if self.worktree and mode in ("100644", "100755"):
             try:

@@ -21,6 +21,7 @@ import base64
 import json
 import os
 import re
+import sqlite3
 import sys
 import threading
 import time
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from clearml_task.errors import UserError
 from clearml_task.server import errors, fields, files
 from clearml_task.server.auth import Tokens, first_user, identity, load_keys
 from clearml_task.server.body import UNAUTHENTICATED_MAX_BODY, max_body, merge_query, parse
@@ -61,11 +63,22 @@ class App:
         from clearml_task.server import services, watchdog
 
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.chmod(0o700)  # the database and the keys: the owner's only, whatever the umask
         self.max_body = max_body(environ, max_body_mb)
-        self.store = Store(self.data_dir / DB_FILE)
-        self.keys = load_keys(self.data_dir, environ)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.chmod(0o700)  # the database and the keys: the owner's only, whatever the umask
+            self.store = Store(self.data_dir / DB_FILE)
+            self.keys = load_keys(self.data_dir, environ)
+        except OSError as e:
+            raise UserError(
+                f"cannot keep the server's data in {self.data_dir}: {e.strerror or e}",
+                "point CLEARML_TASK_HOME (or --data-dir) to a directory you can write",
+            ) from None
+        except sqlite3.DatabaseError as e:
+            raise UserError(
+                f"cannot open the server's database {self.data_dir / DB_FILE}: {e}",
+                "move the file aside to start with an empty one",
+            ) from None
         self.users = Users(self.data_dir, first_user(self.keys))
         self.tokens = Tokens(self.keys, self.users)
         given = non_responsive_timeout

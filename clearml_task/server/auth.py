@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clearml_task.errors import UserError
 from clearml_task.server import errors
 from clearml_task.server.users import FIRST_USER, User, Users
 from clearml_task.vocabulary import API_VERSION, SERVER_VERSION
@@ -36,11 +37,18 @@ def load_keys(data_dir: Path, environ: Mapping[str, str] = os.environ) -> Keys:
     """The key pair from CLEARML_API_ACCESS_KEY/SECRET_KEY, else the one kept in the data dir."""
     path = Path(data_dir) / CREDENTIALS_FILE
     fresh = _create(path) if not path.exists() else False
-    stored: dict[str, str] = json.loads(path.read_text())
-    access, secret = environ.get("CLEARML_API_ACCESS_KEY"), environ.get("CLEARML_API_SECRET_KEY")
-    if access and secret:
-        return Keys(access, secret, stored["jwt_secret"], generated=False)
-    return Keys(stored["access_key"], stored["secret_key"], stored["jwt_secret"], generated=True, fresh=fresh)
+    try:
+        stored: dict[str, str] = json.loads(path.read_text())
+        access, secret = environ.get("CLEARML_API_ACCESS_KEY"), environ.get("CLEARML_API_SECRET_KEY")
+        if access and secret:
+            return Keys(access, secret, str(stored["jwt_secret"]), generated=False)
+        kept = (str(stored["access_key"]), str(stored["secret_key"]), str(stored["jwt_secret"]))
+    except (ValueError, KeyError, TypeError) as e:  # not JSON, not an object, a key missing
+        raise UserError(
+            f"{path} is not a credentials file ({type(e).__name__}: {e})",
+            "fix it, or remove it to have a new key pair made (clients then need the new keys)",
+        ) from None
+    return Keys(*kept, generated=True, fresh=fresh)
 
 
 def _create(path: Path) -> bool:

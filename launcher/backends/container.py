@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.errors import UserError
+from clearml_task.vocabulary import IMAGE_PATTERN
 from launcher.backends import Job
 from launcher.backends.local import record_requirements
 from launcher.errors import ReproductionError
@@ -46,11 +47,7 @@ ENGINES = ("docker", "podman")
 INSTALL = "install podman (apt-get install podman) or docker"
 MOUNT = "/opt/clearml-launcher"  # the uv binary and the entry script, read-only
 VENV = "/opt/clearml-venv"  # the task's environment, inside the container only
-IMAGE = re.compile(
-    r"^(?:(?:localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+)(?::[0-9]+)?/|[a-zA-Z0-9-]+:[0-9]+/)?"  # registry/
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"  # path
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"  # :tag @digest
-)
+IMAGE = re.compile(IMAGE_PATTERN)
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 CONTAINER_NAME = r"clearml-[A-Za-z0-9_.-]{1,32}-[0-9a-f]{8}"  # as a run names its container
 SIZE = r"[0-9]+(?:\.[0-9]+)?[bkmgBKMG]?"

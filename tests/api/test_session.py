@@ -67,6 +67,17 @@ def test_wrong_credentials_are_a_clear_error_without_the_secret(
     assert "super-secret-value" not in str(e.value)
 
 
+def test_credentials_in_the_server_url_stay_out_of_messages(tmp_path: Path) -> None:
+    port = free_port()
+    retried: list[str] = []
+    config = ServerConfig(f"http://someone:url-secret@127.0.0.1:{port}", None, None, "K", "S", "t", tmp_path)
+    session = Session(config, retries=2, backoff=0.01, on_retry=retried.append)
+    with pytest.raises(UserError) as e:
+        session.call("queues.get_all")
+    assert f"cannot reach the ClearML server at http://127.0.0.1:{port} " in str(e.value)
+    assert retried and "url-secret" not in str(e.value) + "".join(retried)
+
+
 def test_unreachable_server_is_retried_then_a_clear_error(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     retried: list[str] = []
@@ -161,3 +172,59 @@ def test_look_ahead_keeps_only_answers_that_name_the_queue_and_project(session: 
     assert client.project_id("ahead-project", create=False) == project  # asked again: found
     with pytest.raises(UserError, match="no queue named 'ahead-queue'"):
         client.queue_id("ahead-queue")  # used once: asked again
+
+
+class Garbling:
+    """Our app, except that one endpoint answers `body` (a server that is not quite ClearML's)."""
+
+    def __init__(self, app: App, endpoint: str, body: bytes) -> None:
+        self.app, self.endpoint, self.body = app, endpoint, body
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"].endswith(f"/{self.endpoint}"):
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [self.body]
+        return self.app(environ, start_response)
+
+
+_OK = '{"meta": {"result_code": 200}, "data": %s}'
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "said"),
+    [
+        ("auth.login", '{"meta": "x", "data": "y"}', "is not a ClearML API answer"),
+        ("auth.login", '{"meta": {"result_code": "abc"}}', "is not a ClearML API answer"),
+        ("queues.get_all", _OK % '{"queues": "none"}', "has no list of objects in 'queues'"),
+        ("queues.get_all", _OK % "{}", "has no 'queues'"),
+        ("queues.get_all", _OK % '{"queues": [{"id": "q"}]}', "has no 'name'"),
+        ("projects.get_all", _OK % '{"projects": [{"name": "demo"}]}', "has no 'id'"),
+        ("tasks.create", _OK % '{"id": 5}', "has no id in 'id'"),
+    ],
+)  # fmt: skip
+def test_a_server_answering_garbage_is_a_one_line_error(
+    tmp_path: Path, endpoint: str, body: str, said: str
+) -> None:
+    from werkzeug.serving import make_server
+
+    from testing.commands import assert_one_line_error, run
+    from testing.repos import make_repo
+
+    app = App(tmp_path / "srv")
+    server = make_server("127.0.0.1", 0, Garbling(app, endpoint, body.encode()), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        script = make_repo(tmp_path / "repo", "quickstart").work / "train.py"
+        env = {
+            "CLEARML_API_HOST": f"http://127.0.0.1:{server.server_port}",
+            "CLEARML_API_ACCESS_KEY": app.keys.access_key,
+            "CLEARML_API_SECRET_KEY": app.keys.secret_key,
+        }
+        flags = ("--project", "demo", "--name", "garbage", "--script", str(script), "--queue", "default")
+        said = f"answered {endpoint} with an answer that {said}"
+        assert_one_line_error(run("clearml-task", *flags, env=env), 1, said)
+    finally:
+        server.shutdown()
+        thread.join()

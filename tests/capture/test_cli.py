@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -335,6 +336,107 @@ def test_unreachable_server_is_a_clear_error() -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "cannot reach the ClearML server" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("localhost:8008", "is not an http:// or https:// URL"),
+        ("-oProxyCommand=x", "is not an http:// or https:// URL"),
+        ("http://127.0.0.1:99999", "is not a valid URL (Port out of range"),
+        ("http://[::1", "is not a valid URL"),
+    ],
+)
+def test_a_server_url_that_is_not_one_is_a_clear_error(quickstart: Path, host: str, problem: str) -> None:
+    env = {"CLEARML_API_HOST": host, "CLEARML_API_ACCESS_KEY": "K", "CLEARML_API_SECRET_KEY": "S"}
+    for command in (
+        ("clearml-task", "--project", "demo", "--name", "bad host", "--script", str(quickstart)),
+        ("clearml-launcher", "queues"),
+    ):
+        assert_one_line_error(run(*command, env=env), 1, f"CLEARML_API_HOST {host!r} {problem}")
+
+
+def test_credentials_in_the_server_url_are_never_printed(tmp_path: Path, quickstart: Path) -> None:
+    from clearml_task.server.serve import free_port
+
+    unreachable = f"http://someone:url-secret@127.0.0.1:{free_port()}"
+    no_keys = run("clearml-task", "--project", "demo", "--name", "no keys", "--script", str(quickstart),
+                  env={"CLEARML_API_HOST": unreachable})  # fmt: skip
+    assert_one_line_error(no_keys, 1, "no credentials for the ClearML server http://127.0.0.1:")
+    server = start_server(tmp_path / "srv")
+    try:
+        env = {
+            "CLEARML_API_HOST": server.url.replace("http://", "http://someone:url-secret@"),
+            "CLEARML_API_ACCESS_KEY": server.keys["access_key"],
+            "CLEARML_API_SECRET_KEY": server.keys["secret_key"],
+        }
+        created = run("clearml-task", "--project", "demo", "--name", "with url", "--script", str(quickstart),
+                      "--output", "json", env=env)  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        assert json.loads(created.stdout)["url"].startswith("http://127.0.0.1:")
+        assert "url-secret" not in created.stdout + created.stderr
+    finally:
+        stop_server(server)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "said"),
+    [
+        ("home is a file", "cannot keep the server's data in"),
+        ("database is not one", "cannot open the server's database"),
+        ("credentials are not JSON", "credentials.json is not a credentials file"),
+        ("credentials lack a key", "credentials.json is not a credentials file (KeyError"),
+    ],
+)
+def test_an_unusable_embedded_data_dir_is_a_clear_error(
+    tmp_path: Path, quickstart: Path, spoil: str, said: str
+) -> None:
+    home = tmp_path / "task-home"
+    server = home / "server"
+    server.mkdir(parents=True)
+    if spoil == "home is a file":
+        server.rmdir()
+        server.write_text("")
+    elif spoil == "database is not one":
+        (server / "clearml.db").write_text("not a database\n" * 100)
+    else:
+        (server / "credentials.json").write_text("{" if spoil.endswith("JSON") else '{"access_key": "A"}')
+    env = {"CLEARML_TASK_HOME": str(home)}
+    flags = ("--project", "demo", "--name", "spoilt home", "--script", str(quickstart))
+    assert_one_line_error(run("clearml-task", *flags, env=env), 1, said)
+    assert_one_line_error(run("clearml-launcher", "queues", env=env), 1, said)
+
+
+def test_the_summary_shows_the_users_words_as_text(tmp_path: Path) -> None:
+    # `--args tag=[/]` was read as rich markup: a MarkupError traceback after the task was created; a file
+    # name's terminal codes reached the terminal
+    repo = make_repo(tmp_path / "repo")
+    repo.write(
+        "tagged.py",
+        "import argparse\np = argparse.ArgumentParser()\np.add_argument('--tag')\np.parse_args()\n",
+    )
+    repo.write(".env\x1b[2J", "SECRET=1\n")
+    flags = ("--project", "demo", "--name", "markup", "--script", str(repo.work / "tagged.py"))
+    result = run("clearml-task", *flags, "--args", "tag=[/]")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "tag=[/]" in result.stdout
+    assert ".env\\x1b[2J" in result.stdout and "\x1b" not in result.stdout
+
+
+def test_a_current_directory_that_is_gone_is_a_clear_error(tmp_path: Path, quickstart: Path) -> None:
+    import subprocess
+    import sys
+
+    # the shell enters a directory, removes it, then starts clearml-task there (a FileNotFoundError before)
+    command = 'cd "$1" && rmdir "$1" && shift && exec "$@"'
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    flags = ["--project", "demo", "--name", "nowhere", "--script", str(quickstart), "--dry-run"]
+    result = subprocess.run(
+        ["sh", "-c", command, "sh", str(gone), sys.executable, "-m", "clearml_task.cli", *flags],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert_one_line_error(result, 1, "the current directory no longer exists")
 
 
 @pytest.mark.parametrize("command", ["clearml-task", "clearml-launcher"])

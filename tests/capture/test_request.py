@@ -23,11 +23,44 @@ def test_every_check_runs_before_the_repository_is_looked_at(tmp_path: Path) -> 
         ({"packages": ["pandas=>2"]}, "--packages: 'pandas=>2' is not a valid requirement", 1),
         ({"requirements": str(tmp_path / "nowhere.txt")}, "nowhere.txt does not exist", 1),
         ({"follow": True}, "--follow needs --queue", 2),
+        ({"binary": "sh -c id"}, "--binary 'sh -c id' is not an interpreter a task may name", 2),
+        ({"binary": "python3; touch x"}, "--binary 'python3; touch x' is not an interpreter", 2),
+        ({"output_uri": "s3://AKIA:hunter2@bucket/out"}, "--output-uri 's3://bucket/out' carries", 2),
+        ({"output_uri": "https://host/out?token=hunter2"}, "carries credentials", 2),
+        ({"docker": "-v/:/host"}, "--docker '-v/:/host' does not start with an image reference", 2),
+        ({"docker": "--privileged img"}, "--docker '--privileged img' does not start with an image", 2),
     ]
     for extra, message, code in cases:
         with pytest.raises(UserError, match=message) as caught:
             Request(**{**flags, **extra})  # type: ignore[arg-type]
         assert caught.value.exit_code == code
+        assert "hunter2" not in str(caught.value)
+
+
+def test_docker_is_an_image_and_the_words_after_it_are_arguments() -> None:
+    # an option given as --docker was recorded as container.image, for an agent to put on the engine's
+    # command line; ClearML's clearml-task reads `--docker "image args"` as the image and its arguments
+    flags = {"project": "proj", "name": "docker", "script": "train.py"}
+    split = Request(**flags, docker="python:3.11  --ipc=host", docker_args="-e A=1")  # type: ignore[arg-type]
+    assert (split.docker, split.docker_args) == ("python:3.11", "--ipc=host -e A=1")
+    plain = Request(**flags, docker="registry.example.com:5000/team/img:v1@sha256:" + "0" * 64)  # type: ignore[arg-type]
+    assert plain.docker_args is None and plain.docker is not None and plain.docker.endswith("0" * 64)
+    assert Request(**flags, docker="").docker == ""  # type: ignore[arg-type]
+
+
+def test_the_setup_script_is_read_when_the_request_is_made(tmp_path: Path) -> None:
+    # a file that is not UTF-8, and a literal script too long to be a file name, were tracebacks
+    flags = {"project": "proj", "name": "setup", "script": "train.py"}
+    named = tmp_path / "setup.sh"
+    named.write_text("#!/bin/bash\napt-get install -y git\n")
+    assert Request(**flags, docker_bash_setup_script=str(named)).docker_bash_setup_script == (  # type: ignore[arg-type]
+        "apt-get install -y git"
+    )
+    literal = "echo " + "x" * 300
+    assert Request(**flags, docker_bash_setup_script=literal).docker_bash_setup_script == literal  # type: ignore[arg-type]
+    named.write_bytes(b"\xff\xfe echo\n")
+    with pytest.raises(UserError, match=r"setup.sh is not UTF-8 text"):
+        Request(**flags, docker_bash_setup_script=str(named))  # type: ignore[arg-type]
 
 
 def test_what_the_checks_read_goes_with_the_request(tmp_path: Path) -> None:

@@ -216,6 +216,20 @@ def test_script_with_spaces_in_its_name(tmp_path: Path) -> None:
     assert_reproduces(tmp_path, repo, prepared, injected_into="my scripts/trâin me.py")
 
 
+def test_a_script_named_like_an_option_is_recorded_as_a_path(tmp_path: Path) -> None:
+    # `--help.py` was recorded as it is: `python --help.py` to an agent, refused by the launcher
+    repo = make_repo(tmp_path)
+    repo.write("--help.py", "print('hi')\n")
+    prepared = capture(repo, script="--help.py")
+    assert prepared.source is not None and prepared.source.entry_point == "./--help.py"
+    assert_reproduces(tmp_path, repo, prepared, injected_into="--help.py")
+    alone = tmp_path / "alone" / "-x.py"
+    alone.parent.mkdir()
+    alone.write_text("print('hi')\n")
+    standalone = prepare(Request(project="proj", name="alone", script=str(alone)))
+    assert standalone.source is not None and standalone.source.entry_point == "./-x.py"
+
+
 def test_header_lines_stay_first(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, "header")
     prepared = capture(repo)
@@ -242,6 +256,35 @@ def test_syntax_error_is_a_clear_error(tmp_path: Path) -> None:
     assert "line 3" in str(e.value) and "--skip-task-init" in str(e.value)
     prepared = capture(repo, skip_task_init=True)
     assert prepared.source is not None and prepared.source.patch == ""
+
+
+def test_an_entry_point_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    # Task.init() was silently not injected (and clearml not required): the task ran untracked
+    repo = make_repo(tmp_path)
+    repo.write("latin.py", "# -*- coding: latin-1 -*-\nprint('café')\n".encode("latin-1"))
+    with pytest.raises(UserError) as e:
+        capture(repo, script="latin.py")
+    assert e.value.message == "cannot inject Task.init() into latin.py: it is not UTF-8 text"
+    assert "--skip-task-init" in e.value.hint
+    prepared = capture(repo, script="latin.py", skip_task_init=True)
+    assert_reproduces(tmp_path, repo, prepared, injected_into=None)
+
+
+def test_an_entry_point_that_would_not_travel_says_why(tmp_path: Path) -> None:
+    # a git-ignored script, or one named like a secret, was "train.py is not in the repository" (it is)
+    repo = make_repo(tmp_path)
+    repo.write(".gitignore", "scratch/\n")
+    repo.commit("ignore scratch")
+    repo.write("scratch/try.py", "print(1)\n")
+    with pytest.raises(UserError) as ignored:
+        capture(repo, script="scratch/try.py")
+    assert ignored.value.message.startswith("--script scratch/try.py is ignored by git")
+    assert "--skip-repo-detection" in ignored.value.hint
+    repo.write(".env_setup.py", "print(1)\n")
+    with pytest.raises(UserError) as secret:
+        capture(repo, script=".env_setup.py")
+    assert secret.value.message == "--script .env_setup.py looks like a secret file, which stays behind"
+    assert capture(repo, script=".env_setup.py", include_secrets=True).source is not None
 
 
 def test_shell_and_module_entry_points_are_not_injected(tmp_path: Path) -> None:
@@ -330,6 +373,22 @@ def test_the_work_tree_index_and_objects_are_untouched(tmp_path: Path) -> None:
     assert {p: p.stat().st_mtime_ns for p in repo.work.rglob("*") if ".git" not in p.parts} == mtimes
 
 
+def test_a_submodules_index_is_untouched(tmp_path: Path) -> None:
+    # `git add` asks each submodule whether it is dirty (a `git status` in it), which rewrites the
+    # submodule's index when a file's stat changed; the capture must leave it as it was
+    inner = make_repo(tmp_path / "inner", remote=False)
+    repo = make_repo(tmp_path / "outer")
+    git(repo.work, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(inner.work), "sub")
+    repo.commit("add submodule")
+    touched = repo.work / "sub" / "train.py"
+    touched.write_bytes(touched.read_bytes())  # same content, a new stat: stale in the submodule's index
+    os.utime(touched, ns=(1_000_000_000, 1_000_000_000))
+    index = Path(git(repo.work / "sub", "rev-parse", "--path-format=absolute", "--git-path", "index"))
+    before = (index.read_bytes(), index.stat().st_mtime_ns)
+    capture(repo)
+    assert (index.read_bytes(), index.stat().st_mtime_ns) == before
+
+
 # ---- guards and URLs -------------------------------------------------------------------------------
 
 
@@ -365,6 +424,45 @@ def test_credentials_in_the_remote_are_not_recorded(tmp_path: Path) -> None:
     assert prepared.source is not None
     assert prepared.source.repository == "https://example.com/org/repo.git"
     assert "hunter2" not in repr(prepared.document)
+
+
+def test_remote_and_branch_names_that_read_as_options_go_nowhere(tmp_path: Path) -> None:
+    # a remote named like an option reached `git remote get-url` as one (and failed the capture); a
+    # branch named so was recorded, for a launcher to refuse or another agent to hand to git
+    repo = make_repo(tmp_path)
+    name = "--upload-pack=touch"
+    repo.git("push", "-q", "origin", "HEAD:refs/heads/-oEvil")
+    repo.git("config", f"remote.{name}.url", str(repo.origin))
+    repo.git("config", f"remote.{name}.fetch", f"+refs/heads/*:refs/remotes/{name}/*")
+    repo.git("fetch", "-q", "--", name)
+    repo.git("config", "branch.main.remote", name)
+    repo.git("config", "branch.main.merge", "refs/heads/-oEvil")
+    prepared = capture(repo)
+    found = prepared.source
+    assert found is not None
+    assert (found.repository, found.branch) == (str(repo.origin), "")
+    assert found.commit == repo.git("rev-parse", "HEAD")
+    assert_reproduces(tmp_path, repo, prepared)
+
+
+def test_unresolved_merge_conflicts_are_a_clear_error(tmp_path: Path) -> None:
+    # the conflicted files, markers and all, travelled in the patch without a word
+    repo = make_repo(tmp_path)
+    repo.git("checkout", "-q", "-b", "other")
+    repo.write("README.md", "theirs\n")
+    repo.commit("theirs")
+    repo.git("checkout", "-q", "main")
+    repo.write("README.md", "ours\n")
+    repo.commit("ours")
+    with pytest.raises(AssertionError):
+        repo.git("merge", "-q", "other")
+    before = _state(repo)
+    with pytest.raises(UserError) as e:
+        capture(repo)
+    assert e.value.message == f"the repository {repo.work} has unresolved merge conflicts in README.md"
+    assert _state(repo) == before
+    repo.git("add", "README.md")  # resolved (as it stands): it travels
+    assert capture(repo).source is not None
 
 
 def test_empty_repository_is_a_clear_error(tmp_path: Path) -> None:
@@ -428,9 +526,18 @@ def test_repo_with_branch_tag_and_commit(remote: Repo) -> None:
     ("flags", "message"),
     [
         ({"branch": "nope"}, "no branch or tag 'nope'"),
+        ({"branch": "-oEvil"}, "--branch '-oEvil' is not a git branch or tag name"),
         ({"commit": "0123456789abcdef0123456789abcdef01234567"}, "is not on the remote"),
         ({"commit": "not-a-sha"}, "is not a commit id"),
         ({"script": "missing.py"}, "not in the repository"),
+        # a path is a path: no glob, no pathspec magic, nothing above the root (each once recorded as given)
+        ({"script": "tr*.py"}, "--script tr\\*.py is not in the repository"),
+        ({"script": ":(glob)**/train.py"}, "is not in the repository"),
+        ({"script": ":!nothing"}, "is not in the repository"),
+        ({"script": "../../etc/passwd"}, "is not in the repository"),
+        ({"cwd": "../.."}, "--cwd ../.. is outside the repository"),
+        ({"cwd": "nowhere"}, "--cwd nowhere is not a directory of the repository at that commit"),
+        ({"cwd": "train.py"}, "--cwd train.py is not a directory"),
     ],
 )
 def test_repo_errors(remote: Repo, flags: dict, message: str) -> None:
@@ -481,3 +588,23 @@ def test_an_unpushed_branch_records_the_branch_it_forked_from(tmp_path: Path) ->
     assert prepared.source is not None
     assert (prepared.source.branch, prepared.source.commit) == ("main", forked_from)
     assert_reproduces(tmp_path, repo, prepared)
+
+
+def test_repo_with_a_cwd(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    for cwd in ("src", "./src/", "/src"):
+        request = Request(project="proj", name="cwd", repo=str(repo.origin), script="run.py", cwd=cwd)
+        found = prepare(request).source
+        assert found is not None and (found.working_dir, found.entry_point) == ("src", "run.py"), cwd
+
+
+def test_a_remote_with_only_tags_is_a_clear_error(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, push=False)
+    assert repo.origin is not None
+    repo.git("push", "-q", "origin", "HEAD:refs/tags/v1", "HEAD:refs/heads/-oEvil")
+    with pytest.raises(UserError, match="has only tags"):
+        prepare(Request(project="proj", name="tags only", repo=str(repo.origin), script="train.py"))
+    tagged = prepare(
+        Request(project="proj", name="tag", repo=str(repo.origin), script="train.py", branch="v1")
+    )
+    assert tagged.source is not None and (tagged.source.branch, tagged.source.tag) == ("", "v1")
