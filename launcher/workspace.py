@@ -19,6 +19,7 @@ the likely cause.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import time
@@ -388,6 +389,7 @@ def _write_script(code: Code, root: Path, log: Log) -> None:
             "the task holds a standalone script but no script entry point to write it to",
             hint="set script.entry_point to the script's file name",
         )
+    _inside(root, code.working_dir, "the working directory", "script.working_dir")
     target = _inside(root, f"{code.working_dir}/{code.entry_point}", "the entry point", "script.entry_point")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(code.diff, encoding="utf-8", errors="surrogateescape")
@@ -449,14 +451,29 @@ def _tree_difference(dest: Path, expected: str, actual: str, commit: str) -> str
 
 
 def _inside(root: Path, relative: str, what: str, field: str) -> Path:
-    """root / relative, refusing a path that leaves root (through '..' or a symlink)."""
+    """root / relative, refusing a path that leaves root (through '..' or a symlink) or that is in git's
+    own directory (`.git`, of the checkout or of a submodule): what is written there (a config, a hook) is
+    what git runs."""
     path = root / relative
     if Path(relative).is_absolute() or not path.resolve().is_relative_to(root.resolve()):
         raise ReproductionError(
             f"{what} {relative} is outside the checkout ({field}, through '..' or a symlink)",
             hint="it must be relative to the repository root",
         )
+    if _in_git_dir(root, path):
+        raise ReproductionError(
+            f"{what} {relative} is in the repository's .git directory ({field})",
+            hint="it must be a path of the task's files, relative to the repository root",
+        )
     return path
+
+
+def _in_git_dir(root: Path, path: Path) -> bool:
+    """Whether `path` (as written, or with its symlinks followed) has a `.git` part under `root`. Case
+    folded: on a case-insensitive file system `.GIT` is the same directory."""
+    resolved = path.resolve().relative_to(root.resolve())
+    written = Path(os.path.normpath(path.relative_to(root))) if path.is_relative_to(root) else resolved
+    return any(part.casefold() == ".git" for part in (*written.parts, *resolved.parts))
 
 
 def _workdir(root: Path, working_dir: str) -> Path:

@@ -290,3 +290,27 @@ def test_a_pyproject_names_no_path_outside(jobs: Repo, outside: Path, canary: Pa
     (jobs.work / "requirements.txt").unlink()
     pyproject = f'[project]\nname = "jobs"\nversion = "0.1"\n{tail(outside)}'
     refused(declared(jobs, "pyproject.toml", pyproject), "pyproject.toml", canary)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"entry_point": ".git/config"}, "script.entry_point"),
+        ({"working_dir": ".git", "entry_point": "config"}, "script.working_dir"),
+        ({"entry_point": "sub/../.GIT/config"}, "script.entry_point"),
+        ({"entry_point": "git/config"}, "script.entry_point"),  # git -> .git, a symlink in the commit
+    ],
+)
+def test_a_script_is_never_written_into_git_s_own_directory(
+    jobs: Repo, canary: Path, fields: dict[str, str], field: str
+) -> None:
+    """A script in script.diff (not a patch) is written to working_dir/entry_point: never over .git/config,
+    whose core.fsmonitor the tree check's `git add` would run."""
+    (jobs.work / "git").symlink_to(".git")
+    jobs.commit("a link to .git")
+    jobs.git("push", "-q", "origin", "main")
+    config = f"[core]\n\tfsmonitor = touch {canary}\n"
+    task_id = create(jobs, diff=config, **fields)
+    task = Client().get_task(task_id)
+    assert task["runtime"]["worktree_tree"]  # the tree check runs git in the checkout
+    refused(task_id, field, canary)
