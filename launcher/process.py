@@ -55,10 +55,27 @@ def runnable(workdir: Path, entry_point: str) -> str:
     if not entry_point.endswith(".ipynb") or entry_point.startswith("-m "):
         return entry_point
     from clearml_task import notebook
+    from clearml_task.errors import UserError
 
     path = workdir / entry_point
     script = path.with_name(f".{path.name}.py")
-    script.write_text(notebook.as_script(path.read_text(encoding="utf-8"), path.name), encoding="utf-8")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{entry_point} is not a Jupyter notebook (not UTF-8 text)") from None
+    text = notebook.as_script(content, path.name)
+    try:  # a new file: never written through a symlink the checkout holds at that name
+        script.unlink(missing_ok=True)
+        with os.fdopen(
+            os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644),
+            "w",
+            encoding="utf-8",
+        ) as out:
+            out.write(text)
+    except OSError as e:
+        raise UserError(
+            f"the notebook's code cells could not be written to {script.name}: {e.strerror}"
+        ) from None
     return str(Path(entry_point).with_name(script.name))
 
 

@@ -5,6 +5,7 @@ that names the field (or file) and why, in one line, quoting no file's content."
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from collections.abc import Callable
@@ -314,3 +315,31 @@ def test_a_script_is_never_written_into_git_s_own_directory(
     task = Client().get_task(task_id)
     assert task["runtime"]["worktree_tree"]  # the tree check runs git in the checkout
     refused(task_id, field, canary)
+
+
+def notebook(source: str) -> str:
+    cell = {"cell_type": "code", "metadata": {}, "source": [source], "outputs": [], "execution_count": None}
+    return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def test_a_notebook_s_script_is_never_written_through_a_symlink(jobs: Repo, outside: Path) -> None:
+    """A notebook runs as its code cells written beside it: a symlink the commit holds at that name is
+    replaced, never written through (it put the notebook's code into any file the worker's user may write)."""
+    victim = outside / "victim.txt"
+    victim.write_text("untouched\n")
+    jobs.write("nb.ipynb", notebook("print('from the notebook')\n"))
+    (jobs.work / ".nb.ipynb.py").symlink_to(victim)
+    jobs.commit("a notebook")
+    jobs.git("push", "-q", "origin", "main")
+    task_id = create(jobs, entry_point="nb.ipynb")
+    result = launcher("execute", "--id", task_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "from the notebook" in log_lines(task_id)
+    assert victim.read_text() == "untouched\n"
+
+
+def test_a_notebook_that_is_not_text_fails_the_task(jobs: Repo, canary: Path) -> None:
+    jobs.write("nb.ipynb", b"\xff\xfe\x00 not a notebook")
+    jobs.commit("a notebook")
+    jobs.git("push", "-q", "origin", "main")
+    refused(create(jobs, entry_point="nb.ipynb"), "nb.ipynb", canary)
