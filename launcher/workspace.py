@@ -151,6 +151,13 @@ def refused(field: str, value: str, why: str, hint: str = "") -> ReproductionErr
 
 def check(code: Code) -> None:
     """The task's values that reach git or the command line are what they may be, before anything runs."""
+    for field, value in (
+        ("script.repository", code.repository), ("script.branch", code.branch), ("script.tag", code.tag),
+        ("script.version_num", code.commit), ("script.entry_point", code.entry_point),
+        ("script.working_dir", code.working_dir), ("script.diff", code.diff),
+    ):  # fmt: skip
+        if not encodable(value):
+            raise refused(field, value, "it holds a lone surrogate, which is not text")
     if code.repository:
         problem = repository_problem(code.repository)
         if problem:
@@ -170,6 +177,16 @@ def check(code: Code) -> None:
         raise refused(
             "script.working_dir", code.working_dir, "it must be a relative path inside the checkout"
         )
+
+
+def encodable(text: str) -> bool:
+    """Whether `text` can become bytes (a path, an argument, a file): JSON's strings may hold lone
+    surrogates, which cannot (those a file name's undecodable bytes become aside)."""
+    try:
+        text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _control(text: str) -> bool:

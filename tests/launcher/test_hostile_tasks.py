@@ -317,6 +317,42 @@ def test_a_script_is_never_written_into_git_s_own_directory(
     refused(task_id, field, canary)
 
 
+# ---------------------------------------------------------------- what no path, argv or environment holds
+def edited(task_id: str, **fields: Any) -> str:
+    Client().call("tasks.edit", {"task": task_id, "force": True, **fields})
+    return task_id
+
+
+def param(section: str, name: str, value: str) -> dict[str, Any]:
+    return {section: {name: {"section": section, "name": name, "value": value}}}
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"hyperparams": param("Environment", "A=B", "1")}, "hyperparams.Environment"),
+        ({"hyperparams": param("Environment", "A", "x\x00y")}, "hyperparams.Environment"),
+        ({"hyperparams": param("Environment", "A", "x\ud800")}, "hyperparams.Environment"),
+        ({"hyperparams": param("Args", "epochs", "1\x002")}, "hyperparams.Args"),
+        ({"hyperparams": param("Args", "epochs", "\udfff")}, "hyperparams.Args"),
+        ({"script": {"branch": "\ud800", "version_num": ""}}, "script.branch"),
+        ({"script": {"entry_point": "\ud800.py"}}, "script.entry_point"),
+        ({"script": {"entry_point": "-m os \ud800"}}, "script.entry_point"),
+        ({"script": {"working_dir": "\ud800"}}, "script.working_dir"),
+        ({"script": {"repository": "/tmp/\ud800"}}, "script.repository"),
+        ({"script": {"diff": "print('\ud800')\n"}}, "script.diff"),
+    ],
+)
+def test_a_value_no_process_can_take_fails_the_task(
+    jobs: Repo, canary: Path, fields: dict[str, Any], field: str
+) -> None:
+    """A NUL, a lone surrogate, an '=' in a variable's name: no command line or environment can hold
+    them. The task fails naming the field (it was left in_progress, the launcher ending in a traceback)."""
+    task_id = create(jobs)
+    script = {**Client().get_task(task_id)["script"], **fields.pop("script", {})}
+    refused(edited(task_id, script=script, **fields), field, canary)
+
+
 def notebook(source: str) -> str:
     cell = {"cell_type": "code", "metadata": {}, "source": [source], "outputs": [], "execution_count": None}
     return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
