@@ -85,8 +85,15 @@ def read_requirement_files(root: Path, files: Iterable[Path]) -> list[Entry]:
 def check_lines(lines: Iterable[str], where: str, root: Path, bases: Iterable[Path]) -> None:
     """Every local path a requirement line names (a direct reference, `-e PATH`, `-f DIR`), relative to any
     of `bases` (where uv may resolve it from), stays inside the checkout."""
+    from launcher.workspace import encodable
+
     bases = list(bases)
     for line in lines:
+        if not encodable(line):
+            raise ReproductionError(
+                f"{where}: {scrub(line)!r} holds a lone surrogate, which is not text; refused",
+                hint="a requirement line is text: a package, a URL or a path",
+            )
         if INCLUDE.match(line):
             continue  # includes are followed (and checked) by read_requirement_files
         path = local_path(line)

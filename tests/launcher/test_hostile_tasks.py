@@ -341,6 +341,10 @@ def param(section: str, name: str, value: str) -> dict[str, Any]:
         ({"script": {"working_dir": "\ud800"}}, "script.working_dir"),
         ({"script": {"repository": "/tmp/\ud800"}}, "script.repository"),
         ({"script": {"diff": "print('\ud800')\n"}}, "script.diff"),
+        (
+            {"script": {"requirements": {"source": "given", "pip": "numpy\ud800\n"}}},
+            "script.requirements.pip",
+        ),
     ],
 )
 def test_a_value_no_process_can_take_fails_the_task(
