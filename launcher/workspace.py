@@ -40,6 +40,7 @@ Log = Callable[[str], None]
 
 MAX_LISTED_PATHS = 20
 COMMIT = re.compile(r"[0-9a-fA-F]{4,40}")
+TREE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 # What git check-ref-format refuses, plus a leading "-" (an option) and whitespace.
 BAD_REF = re.compile(r"^-|^/|/$|\.\.|@\{|//|\.lock$|/\.|^\.|[\x00-\x20\x7f~^:?*\[\\]")
@@ -172,6 +173,11 @@ def check(code: Code) -> None:
             )
     if code.commit:
         _commit_id(code.commit)
+    if code.tree and not TREE.fullmatch(code.tree):
+        raise refused(
+            "runtime.worktree_tree", code.tree, "it is not a git tree id (40 or 64 hex digits)",
+            "set it to the tree id clearml-task recorded, or clear it to skip the work tree check",
+        )  # fmt: skip
     _check_entry_point_form(code.entry_point)
     if Path(code.working_dir).is_absolute() or _control(code.working_dir):
         raise refused(

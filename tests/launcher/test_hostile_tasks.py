@@ -341,6 +341,8 @@ def param(section: str, name: str, value: str) -> dict[str, Any]:
         ({"script": {"working_dir": "\ud800"}}, "script.working_dir"),
         ({"script": {"repository": "/tmp/\ud800"}}, "script.repository"),
         ({"script": {"diff": "print('\ud800')\n"}}, "script.diff"),
+        ({"runtime": {"worktree_tree": "--output=x"}}, "runtime.worktree_tree"),
+        ({"runtime": {"worktree_tree": "\ud800"}}, "runtime.worktree_tree"),
         (
             {"script": {"requirements": {"source": "given", "pip": "numpy\ud800\n"}}},
             "script.requirements.pip",
