@@ -24,7 +24,9 @@ from clearml_task.requirements.readers import Reader, directory_reader
 from .errors import ReproductionError
 
 INDEX_OPTIONS = ("--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--no-index")
-_PATH_OPTIONS = ("-e", "--editable", "-f", "--find-links")
+# Options whose value may name a local path (or a file: URL): a package to build, a directory of them, or
+# an index (a file: index outside the checkout would have uv build a package from there).
+_PATH_OPTIONS = ("-e", "--editable", "-f", "--find-links", "-i", "--index-url", "--extra-index-url")
 _LOCAL = re.compile(r"^([.~/\\]|file:)", re.IGNORECASE)
 _NAMED_DIRECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*@\s*(\S+)")
 

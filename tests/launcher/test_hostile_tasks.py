@@ -5,9 +5,11 @@ that names the field (or file) and why, in one line, quoting no file's content."
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 import sys
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -385,3 +387,37 @@ def test_a_notebook_that_is_not_text_fails_the_task(jobs: Repo, canary: Path) ->
     jobs.commit("a notebook")
     jobs.git("push", "-q", "origin", "main")
     refused(create(jobs, entry_point="nb.ipynb"), "nb.ipynb", canary)
+
+
+def local_index(where: Path, canary: Path) -> None:
+    """A package index in `where/simple` (file:// URLs) with one sdist whose in-tree build backend creates
+    the canary: whoever builds it runs code from outside the checkout."""
+    files = {
+        "PKG-INFO": "Metadata-Version: 2.1\nName: evilpkg\nVersion: 0.1\n",
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+        '[project]\nname = "evilpkg"\nversion = "0.1"\n',
+        "backend.py": f"import pathlib\npathlib.Path({str(canary)!r}).touch()\n",
+    }
+    with tarfile.open(where / "evilpkg-0.1.tar.gz", "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"evilpkg-0.1/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    page = where / "simple" / "evilpkg" / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text('<a href="../../evilpkg-0.1.tar.gz">evilpkg</a>\n')
+
+
+@pytest.mark.parametrize("option", ["--index-url", "--extra-index-url=", "-i", "-i="])
+@pytest.mark.parametrize("where", ["task", "repository"])
+def test_an_index_outside_the_checkout_is_refused(
+    jobs: Repo, outside: Path, canary: Path, option: str, where: str
+) -> None:
+    local_index(outside, canary)
+    line = f"{option}{'' if option.endswith('=') else ' '}file://{outside}/simple"
+    if where == "task":
+        task_id = create(jobs, requirements={"source": "given", "pip": f"{line}\nevilpkg\n"})
+        refused(task_id, "script.requirements.pip", canary)
+    else:
+        refused(declared(jobs, "requirements.txt", f"{line}\nevilpkg\n"), "requirements.txt", canary)
