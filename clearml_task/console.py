@@ -37,24 +37,48 @@ def run(prog: str, command: Callable[[], int | None], *, debug: bool = False) ->
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A rich table on a terminal; plain aligned columns when piped (nothing folded, easy to grep)."""
-    cells = [[("" if cell is None else str(cell)) for cell in row] for row in rows]
+    cells = [
+        [("" if cell is None else visible(str(cell)).replace("\n", "\\n")) for cell in row] for row in rows
+    ]
     if not sys.stdout.isatty():
         widths = [max(len(c) for c in column) for column in zip(columns, *cells, strict=False)]
         for line in [list(columns), *cells]:
             print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)).rstrip())
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     view = Table(title=title, title_justify="left")
     for column in columns:
         view.add_column(column, overflow="fold")
     for row in cells:
-        view.add_row(*row)
+        view.add_row(*(escape(cell) for cell in row))  # a task's name is not markup
     Console().print(view)
 
 
 STEP_PREFIXES = ("launcher:", "workspace:", "environment:")
+# What a log line (the task's output, or any event a key holder added) may not hand a terminal: control
+# characters other than tab and newline (escape sequences: a window title, a cleared screen, the clipboard),
+# C1 controls, and lone surrogates (which no terminal encoding can print).
+_UNSHOWABLE = "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]"
+_unshowable: Any = None
+
+
+def visible(line: str) -> str:
+    """`line` safe to print on a terminal: each character it may not hand one as a backslash escape
+    (`\\x1b`, `\\x9b`, `\\ud800`)."""
+    global _unshowable
+    if _unshowable is None:
+        import re
+
+        _unshowable = re.compile(_UNSHOWABLE)
+    return _unshowable.sub(_escape, line)
+
+
+def _escape(match: Any) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def line_printer() -> Callable[[str, str], None]:
@@ -63,7 +87,7 @@ def line_printer() -> Callable[[str, str], None]:
     if not sys.stdout.isatty():
 
         def plain(line: str, level: str) -> None:
-            print(line, flush=True)
+            print(visible(line), flush=True)
 
         return plain
     from rich.console import Console
@@ -72,6 +96,7 @@ def line_printer() -> Callable[[str, str], None]:
     out = Console(highlight=False, soft_wrap=True)
 
     def styled(line: str, level: str) -> None:
+        line = visible(line)
         if level in ("error", "critical"):
             out.print(f"[red]{escape(line)}[/]")
         elif line.startswith(STEP_PREFIXES):

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from clearml_task import vocabulary
+from clearml_task import console, vocabulary
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
@@ -24,7 +24,7 @@ def follow(client: Client, task_id: str, queue_id: str, queue: str, *, as_json: 
     final status ({"id": ..., "status": ...} in JSON; on stderr in both). Exit code 0 if completed."""
 
     def write(line: str) -> None:
-        print(json.dumps({"log": line}) if as_json else line, flush=True)
+        print(json.dumps({"log": line}) if as_json else console.visible(line), flush=True)
 
     status = client.follow_log(task_id, write, queued=_queue_watch(client, queue_id, queue))
     if as_json:

@@ -137,10 +137,10 @@ def logs(args: argparse.Namespace) -> int:
     try:
         if not args.follow:
             for event in client.task_log(args.task_id):
-                sys.stdout.write(event.get("msg", "").rstrip("\n") + "\n")
+                sys.stdout.write(console.visible(str(event.get("msg", "")).rstrip("\n")) + "\n")
             sys.stdout.flush()
             return 0
-        status = client.follow_log(args.task_id, lambda line: print(line, flush=True))
+        status = client.follow_log(args.task_id, lambda line: print(console.visible(line), flush=True))
     except BrokenPipeError:  # `logs ID | head`: the reader has what it wanted
         _quiet_stdout()
         return 0

@@ -24,7 +24,9 @@ from clearml_task.requirements.readers import Reader, directory_reader
 from .errors import ReproductionError
 
 INDEX_OPTIONS = ("--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--no-index")
-_PATH_OPTIONS = ("-e", "--editable", "-f", "--find-links")
+# Options whose value may name a local path (or a file: URL): a package to build, a directory of them, or
+# an index (a file: index outside the checkout would have uv build a package from there).
+_PATH_OPTIONS = ("-e", "--editable", "-f", "--find-links", "-i", "--index-url", "--extra-index-url")
 _LOCAL = re.compile(r"^([.~/\\]|file:)", re.IGNORECASE)
 _NAMED_DIRECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*@\s*(\S+)")
 
@@ -85,8 +87,15 @@ def read_requirement_files(root: Path, files: Iterable[Path]) -> list[Entry]:
 def check_lines(lines: Iterable[str], where: str, root: Path, bases: Iterable[Path]) -> None:
     """Every local path a requirement line names (a direct reference, `-e PATH`, `-f DIR`), relative to any
     of `bases` (where uv may resolve it from), stays inside the checkout."""
+    from launcher.workspace import encodable
+
     bases = list(bases)
     for line in lines:
+        if not encodable(line):
+            raise ReproductionError(
+                f"{where}: {scrub(line)!r} holds a lone surrogate, which is not text; refused",
+                hint="a requirement line is text: a package, a URL or a path",
+            )
         if INCLUDE.match(line):
             continue  # includes are followed (and checked) by read_requirement_files
         path = local_path(line)

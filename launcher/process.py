@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.vocabulary import CLOSED, CREATED, FAILED, QUEUED, STOPPED
+from launcher.errors import ReproductionError
+from launcher.workspace import encodable
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
@@ -55,15 +57,36 @@ def runnable(workdir: Path, entry_point: str) -> str:
     if not entry_point.endswith(".ipynb") or entry_point.startswith("-m "):
         return entry_point
     from clearml_task import notebook
+    from clearml_task.errors import UserError
 
     path = workdir / entry_point
     script = path.with_name(f".{path.name}.py")
-    script.write_text(notebook.as_script(path.read_text(encoding="utf-8"), path.name), encoding="utf-8")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{entry_point} is not a Jupyter notebook (not UTF-8 text)") from None
+    text = notebook.as_script(content, path.name)
+    try:  # a new file: never written through a symlink the checkout holds at that name
+        script.unlink(missing_ok=True)
+        with os.fdopen(
+            os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644),
+            "w",
+            encoding="utf-8",
+        ) as out:
+            out.write(text)
+    except OSError as e:
+        raise UserError(
+            f"the notebook's code cells could not be written to {script.name}: {e.strerror}"
+        ) from None
     return str(Path(entry_point).with_name(script.name))
 
 
 def command(python: Path, entry_point: str, argv: list[str]) -> list[str]:
-    """`python -u <entry_point> <argv>`; `-m module ...` for modules; bash for shell scripts."""
+    """`python -u <entry_point> <argv>`; `-m module ...` for modules; bash for shell scripts. A NUL, which
+    no command line can hold, fails the task naming the field."""
+    check_word("script.entry_point", entry_point)
+    for word in argv:
+        check_word("hyperparams.Args", word)
     if entry_point.startswith("-m "):
         return [str(python), "-u", "-m", *shlex.split(entry_point[3:]), *argv]
     if entry_point.endswith(".sh"):
@@ -78,7 +101,8 @@ def environment(
     env = dict(os.environ)
     for param in ((task.get("hyperparams") or {}).get("Environment") or {}).values():
         if param.get("name"):
-            env[str(param["name"])] = str(param.get("value", ""))
+            name, value = str(param["name"]), str(param.get("value", ""))
+            env[check_variable(name, value)] = value
     paths = [str(workdir), str(root)]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
@@ -86,6 +110,34 @@ def environment(
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
+
+
+def check_word(field: str, word: str) -> None:
+    """A word a command line can hold: no NUL, no lone surrogate (else the task fails naming `field`)."""
+    if "\0" in word or not encodable(word):
+        raise _refused(field, word, "a command line cannot hold a NUL or a lone surrogate")
+
+
+def check_variable(name: str, value: str) -> str:
+    """A variable of the task's `Environment` hyperparams that an environment can hold: a name without `=`
+    or NUL, a value without NUL, neither with a lone surrogate (else the task fails naming it, before
+    anything starts); returns `name`."""
+    if "=" in name or "\0" in name or not encodable(name):
+        raise _refused(
+            "hyperparams.Environment", name, "a variable's name cannot hold '=', a NUL or a lone surrogate"
+        )
+    if "\0" in value or not encodable(value):  # (the value itself is not shown: it may be a secret)
+        raise _refused(
+            "hyperparams.Environment",
+            name,
+            "its value holds a NUL or a lone surrogate, which no environment can",
+        )
+    return name
+
+
+def _refused(field: str, value: str, why: str) -> ReproductionError:
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    return ReproductionError(f"{field} {shown!r} is refused: {why}")
 
 
 def run(

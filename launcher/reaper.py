@@ -160,6 +160,38 @@ def end(pgid: int | None, token: str | None, grace: float = 2.0, *, ours: bool =
     return count
 
 
+def descendants(ancestor: int) -> dict[int, str]:
+    """Every process below `ancestor` (children, theirs, ...), each with its start time (so that a pid used
+    again by another process later is told apart)."""
+    children: dict[int, list[int]] = {}
+    started: dict[int, str] = {}
+    for pid in _pids():
+        fields = _stat(pid)
+        if len(fields) > 19:
+            children.setdefault(int(fields[1]), []).append(pid)
+            started[pid] = fields[19]
+    found: dict[int, str] = {}
+    below = list(children.get(ancestor, []))
+    while below:
+        pid = below.pop()
+        if pid not in found and pid != os.getpid():
+            found[pid] = started[pid]
+            below.extend(children.get(pid, []))
+    return found
+
+
+def end_seen(seen: dict[int, str], grace: float = 2.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds, each process of `seen` (pid: start time, as `descendants`
+    gives) that still runs (the same process: the same start time)."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        left = {pid for pid, start in seen.items() if _stat(pid)[19:20] == [start] and _alive(pid)}
+        _signal(left, None, signum)
+        deadline = time.monotonic() + (grace if signum == signal.SIGTERM else 0)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = {pid for pid in left if _alive(pid)}
+
+
 def _signal(pids: set[int], pgid: int | None, signum: int) -> None:
     if pgid:
         with contextlib.suppress(OSError):

@@ -5,9 +5,11 @@ stdlib only, nothing from a task's environment on its path), watches the launche
 it, over a pipe only the launcher can write to, each run's marker before the run starts, its process group
 once it has started, and its end. When the launcher dies, however it dies, the kernel closes the pipe: the
 warden reads the end of it and ends every run still going — its process group and every process carrying its
-marker (launcher.reaper), setsid escapees included: SIGTERM, then SIGKILL after GRACE. Then it exits, as it
-does when the launcher exits by itself (no run is going then). A signal to a run's group while the launcher
-lives (an abort) is the launcher's business, not the warden's.
+marker (launcher.reaper), setsid escapees included, and every process it last saw below the launcher (it
+looks every LOOK seconds while a run goes on: an orphan that cleared its environment and left the group is
+the launcher's child, as subreaper, until the launcher dies): SIGTERM, then SIGKILL after GRACE. Then it
+exits, as it does when the launcher exits by itself (no run is going then). A signal to a run's group while
+the launcher lives (an abort) is the launcher's business, not the warden's.
 
 The warden leaves its starter at once (a double fork) and has a session of its own; the launcher is not a
 subreaper while it starts one (the daemon starts it before it becomes one), so the warden is not the
@@ -27,6 +29,7 @@ import sys
 from typing import Any
 
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL for what a dead launcher's run left
+LOOK = 1.0  # seconds between the warden's looks at the launcher's descendants while a run goes on
 MARKER_CHARS = frozenset("0123456789abcdef")
 
 _runs: dict[str, int] = {}  # the runs going on: marker -> process group (0 until started)
@@ -121,8 +124,9 @@ def _start() -> None:
 
 
 # ------------------------------------------------------------------------------------ the warden
-def _end(runs: dict[str, int]) -> None:
-    """The launcher is gone: end every run it had going, all at once."""
+def _end(runs: dict[str, int], seen: dict[int, str]) -> None:
+    """The launcher is gone: end every run it had going, and every process last seen below it, all at
+    once."""
     import threading
 
     from launcher import reaper
@@ -131,6 +135,7 @@ def _end(runs: dict[str, int]) -> None:
         threading.Thread(target=reaper.end, args=(pgid or None, marker), kwargs={"grace": GRACE})
         for marker, pgid in runs.items()
     ]
+    workers.append(threading.Thread(target=reaper.end_seen, args=(seen,), kwargs={"grace": GRACE}))
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -153,17 +158,29 @@ def _read(line: bytes, runs: dict[str, int]) -> None:
 def main(args: list[str]) -> int:
     """The warden: leave the launcher (a double fork), read its runs until the pipe ends, end what is left."""
     descriptor = int(args[0])
+    launcher_pid = os.getppid()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     if os.fork() != 0:
         os._exit(0)  # the launcher's child ends at once; this process is not its child
     os.chdir("/")
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
-    import launcher.reaper  # noqa: F401  (now: the code on disk may change while the launcher runs)
+    import select
+
+    from launcher import reaper  # (now: the code on disk may change while the launcher runs)
 
     runs: dict[str, int] = {}
+    # What runs below the launcher while a run goes on, looked at every LOOK seconds: a process that left
+    # the run's group and cleared its environment (so it carries no marker) is found there, as the
+    # orphan the launcher (a subreaper) was handed, before the launcher's death hands it to init.
+    seen: dict[int, str] = {}
     pending = b""
     while True:
+        if runs:
+            ready, _, _ = select.select([descriptor], [], [], LOOK)
+            if not ready:
+                seen = reaper.descendants(launcher_pid)
+                continue
         try:
             chunk = os.read(descriptor, 4096)
         except InterruptedError:
@@ -176,7 +193,7 @@ def main(args: list[str]) -> int:
         for line in lines:
             _read(line, runs)
     if runs:
-        _end(runs)
+        _end(runs, seen)
     return 0
 
 

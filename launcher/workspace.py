@@ -19,6 +19,7 @@ the likely cause.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import time
@@ -40,6 +41,7 @@ Log = Callable[[str], None]
 
 MAX_LISTED_PATHS = 20
 COMMIT = re.compile(r"[0-9a-fA-F]{4,40}")
+TREE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 UNREACHABLE_HINT = (
     "check the URL and that this machine can reach it; a private repository needs credentials for the "
@@ -149,6 +151,13 @@ def refused(field: str, value: str, why: str, hint: str = "") -> ReproductionErr
 
 def check(code: Code) -> None:
     """The task's values that reach git or the command line are what they may be, before anything runs."""
+    for field, value in (
+        ("script.repository", code.repository), ("script.branch", code.branch), ("script.tag", code.tag),
+        ("script.version_num", code.commit), ("script.entry_point", code.entry_point),
+        ("script.working_dir", code.working_dir), ("script.diff", code.diff),
+    ):  # fmt: skip
+        if not encodable(value):
+            raise refused(field, value, "it holds a lone surrogate, which is not text")
     if code.repository:
         problem = repository_problem(code.repository)
         if problem:
@@ -163,11 +172,26 @@ def check(code: Code) -> None:
             )
     if code.commit:
         _commit_id(code.commit)
+    if code.tree and not TREE.fullmatch(code.tree):
+        raise refused(
+            "runtime.worktree_tree", code.tree, "it is not a git tree id (40 or 64 hex digits)",
+            "set it to the tree id clearml-task recorded, or clear it to skip the work tree check",
+        )  # fmt: skip
     _check_entry_point_form(code.entry_point)
     if Path(code.working_dir).is_absolute() or _control(code.working_dir):
         raise refused(
             "script.working_dir", code.working_dir, "it must be a relative path inside the checkout"
         )
+
+
+def encodable(text: str) -> bool:
+    """Whether `text` can become bytes (a path, an argument, a file): JSON's strings may hold lone
+    surrogates, which cannot (those a file name's undecodable bytes become aside)."""
+    try:
+        text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _control(text: str) -> bool:
@@ -387,6 +411,7 @@ def _write_script(code: Code, root: Path, log: Log) -> None:
             "the task holds a standalone script but no script entry point to write it to",
             hint="set script.entry_point to the script's file name",
         )
+    _inside(root, code.working_dir, "the working directory", "script.working_dir")
     target = _inside(root, f"{code.working_dir}/{code.entry_point}", "the entry point", "script.entry_point")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(code.diff, encoding="utf-8", errors="surrogateescape")
@@ -448,14 +473,29 @@ def _tree_difference(dest: Path, expected: str, actual: str, commit: str) -> str
 
 
 def _inside(root: Path, relative: str, what: str, field: str) -> Path:
-    """root / relative, refusing a path that leaves root (through '..' or a symlink)."""
+    """root / relative, refusing a path that leaves root (through '..' or a symlink) or that is in git's
+    own directory (`.git`, of the checkout or of a submodule): what is written there (a config, a hook) is
+    what git runs."""
     path = root / relative
     if Path(relative).is_absolute() or not path.resolve().is_relative_to(root.resolve()):
         raise ReproductionError(
             f"{what} {relative} is outside the checkout ({field}, through '..' or a symlink)",
             hint="it must be relative to the repository root",
         )
+    if _in_git_dir(root, path):
+        raise ReproductionError(
+            f"{what} {relative} is in the repository's .git directory ({field})",
+            hint="it must be a path of the task's files, relative to the repository root",
+        )
     return path
+
+
+def _in_git_dir(root: Path, path: Path) -> bool:
+    """Whether `path` (as written, or with its symlinks followed) has a `.git` part under `root`. Case
+    folded: on a case-insensitive file system `.GIT` is the same directory."""
+    resolved = path.resolve().relative_to(root.resolve())
+    written = Path(os.path.normpath(path.relative_to(root))) if path.is_relative_to(root) else resolved
+    return any(part.casefold() == ".git" for part in (*written.parts, *resolved.parts))
 
 
 def _workdir(root: Path, working_dir: str) -> Path:

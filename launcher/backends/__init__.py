@@ -69,12 +69,17 @@ class Job:
         from clearml_task import arguments, records
         from clearml_task.errors import UserError
         from launcher.errors import ReproductionError
+        from launcher.process import check_word
 
         parser = self.parser
         if parser.sdk_binds_args and not sdk_installed:
             parser = records.replace(parser, sdk_binds_args=False)
+        given = (self.task.get("hyperparams") or {}).get("Args") or {}
+        for param in given.values():
+            for text in (str(param.get("name") or ""), str(param.get("value") or "")):
+                check_word("hyperparams.Args", text)
         try:
-            line = arguments.command_line((self.task.get("hyperparams") or {}).get("Args") or {}, parser)
+            line = arguments.command_line(given, parser)
         except UserError as e:
             raise ReproductionError(e.message, hint=e.hint) from None
         for note in line.problems:

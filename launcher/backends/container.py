@@ -268,11 +268,14 @@ class Container:
     def _values(self, job: Job, staging: Path, plan: Plan) -> dict[str, str]:
         """The container's environment: the task's Environment hyperparams, then what the launcher sets. The
         values reach the engine through its own environment (`--env NAME`), never on its command line."""
+        from launcher import process
+
         env: dict[str, str] = {}
         for param in ((job.task.get("hyperparams") or {}).get("Environment") or {}).values():
             name = str(param.get("name") or "")
             if re.fullmatch(NAME, name):
                 env[name] = str(param.get("value", ""))
+                process.check_variable(name, env[name])
             elif name:
                 job.log.write(f"launcher: environment variable {name!r} skipped: not a valid name", "warning")
         env |= job.extra_env

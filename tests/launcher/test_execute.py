@@ -237,3 +237,23 @@ def test_the_sdk_gets_a_config_that_reports_from_a_thread(jobs: Repo, isolated_e
     task_id = create_task(jobs.work, "show.py", skip_task_init=True)
     assert launcher("execute", "--id", task_id, "--sdk-report-subprocess").returncode == 0
     assert "no config file" in log_lines(task_id)
+
+
+def test_no_log_line_or_name_hands_the_terminal_an_escape_sequence(jobs: Repo) -> None:
+    """The task's output (and any event a key holder adds) is shown with its control characters escaped:
+    a line cannot set the window title, clear the screen or write the clipboard of whoever reads the log."""
+    hostile = "\x1b]0;PWNED\x07\x1b[2Jhello\x9b31m\x1b]52;c;ZWNobyBwd25lZA==\x07"
+    jobs.write("esc.py", f"print({hostile!r})\n")
+    jobs.commit("escape sequences")
+    task_id = create_task(jobs.work, "esc.py", force_no_requirements=True, name="name\x1b[2J")
+    ran = launcher("execute", "--id", task_id)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert hostile in log_lines(task_id)  # stored as printed
+    Client().send_log(task_id, [("info", "lone \ud800 surrogate \r over")])
+    shown = launcher("logs", task_id)
+    listed = launcher("tasks")
+    assert shown.returncode == 0 and listed.returncode == 0, shown.stderr + listed.stderr
+    assert r"\x1b]0;PWNED\x07\x1b[2Jhello\x9b31m" in ran.stdout and r"\x1b]0;PWNED" in shown.stdout
+    assert r"lone \ud800 surrogate \x0d over" in shown.stdout and r"name\x1b[2J" in listed.stdout
+    for output in (ran.stdout, shown.stdout, listed.stdout):
+        assert not any(char in output for char in "\x1b\x07\x9b\r\ud800"), output

@@ -5,8 +5,11 @@ that names the field (or file) and why, in one line, quoting no file's content."
 
 from __future__ import annotations
 
+import io
+import json
 import shlex
 import sys
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -290,3 +293,131 @@ def test_a_pyproject_names_no_path_outside(jobs: Repo, outside: Path, canary: Pa
     (jobs.work / "requirements.txt").unlink()
     pyproject = f'[project]\nname = "jobs"\nversion = "0.1"\n{tail(outside)}'
     refused(declared(jobs, "pyproject.toml", pyproject), "pyproject.toml", canary)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"entry_point": ".git/config"}, "script.entry_point"),
+        ({"working_dir": ".git", "entry_point": "config"}, "script.working_dir"),
+        ({"entry_point": "sub/../.GIT/config"}, "script.entry_point"),
+        ({"entry_point": "git/config"}, "script.entry_point"),  # git -> .git, a symlink in the commit
+    ],
+)
+def test_a_script_is_never_written_into_git_s_own_directory(
+    jobs: Repo, canary: Path, fields: dict[str, str], field: str
+) -> None:
+    """A script in script.diff (not a patch) is written to working_dir/entry_point: never over .git/config,
+    whose core.fsmonitor the tree check's `git add` would run."""
+    (jobs.work / "git").symlink_to(".git")
+    jobs.commit("a link to .git")
+    jobs.git("push", "-q", "origin", "main")
+    config = f"[core]\n\tfsmonitor = touch {canary}\n"
+    task_id = create(jobs, diff=config, **fields)
+    task = Client().get_task(task_id)
+    assert task["runtime"]["worktree_tree"]  # the tree check runs git in the checkout
+    refused(task_id, field, canary)
+
+
+# ---------------------------------------------------------------- what no path, argv or environment holds
+def edited(task_id: str, **fields: Any) -> str:
+    Client().call("tasks.edit", {"task": task_id, "force": True, **fields})
+    return task_id
+
+
+def param(section: str, name: str, value: str) -> dict[str, Any]:
+    return {section: {name: {"section": section, "name": name, "value": value}}}
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"hyperparams": param("Environment", "A=B", "1")}, "hyperparams.Environment"),
+        ({"hyperparams": param("Environment", "A", "x\x00y")}, "hyperparams.Environment"),
+        ({"hyperparams": param("Environment", "A", "x\ud800")}, "hyperparams.Environment"),
+        ({"hyperparams": param("Args", "epochs", "1\x002")}, "hyperparams.Args"),
+        ({"hyperparams": param("Args", "epochs", "\udfff")}, "hyperparams.Args"),
+        ({"script": {"branch": "\ud800", "version_num": ""}}, "script.branch"),
+        ({"script": {"entry_point": "\ud800.py"}}, "script.entry_point"),
+        ({"script": {"entry_point": "-m os \ud800"}}, "script.entry_point"),
+        ({"script": {"working_dir": "\ud800"}}, "script.working_dir"),
+        ({"script": {"repository": "/tmp/\ud800"}}, "script.repository"),
+        ({"script": {"diff": "print('\ud800')\n"}}, "script.diff"),
+        ({"runtime": {"worktree_tree": "--output=x"}}, "runtime.worktree_tree"),
+        ({"runtime": {"worktree_tree": "\ud800"}}, "runtime.worktree_tree"),
+        (
+            {"script": {"requirements": {"source": "given", "pip": "numpy\ud800\n"}}},
+            "script.requirements.pip",
+        ),
+    ],
+)
+def test_a_value_no_process_can_take_fails_the_task(
+    jobs: Repo, canary: Path, fields: dict[str, Any], field: str
+) -> None:
+    """A NUL, a lone surrogate, an '=' in a variable's name: no command line or environment can hold
+    them. The task fails naming the field (it was left in_progress, the launcher ending in a traceback)."""
+    task_id = create(jobs)
+    script = {**Client().get_task(task_id)["script"], **fields.pop("script", {})}
+    refused(edited(task_id, script=script, **fields), field, canary)
+
+
+def notebook(source: str) -> str:
+    cell = {"cell_type": "code", "metadata": {}, "source": [source], "outputs": [], "execution_count": None}
+    return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def test_a_notebook_s_script_is_never_written_through_a_symlink(jobs: Repo, outside: Path) -> None:
+    """A notebook runs as its code cells written beside it: a symlink the commit holds at that name is
+    replaced, never written through (it put the notebook's code into any file the worker's user may write)."""
+    victim = outside / "victim.txt"
+    victim.write_text("untouched\n")
+    jobs.write("nb.ipynb", notebook("print('from the notebook')\n"))
+    (jobs.work / ".nb.ipynb.py").symlink_to(victim)
+    jobs.commit("a notebook")
+    jobs.git("push", "-q", "origin", "main")
+    task_id = create(jobs, entry_point="nb.ipynb")
+    result = launcher("execute", "--id", task_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "from the notebook" in log_lines(task_id)
+    assert victim.read_text() == "untouched\n"
+
+
+def test_a_notebook_that_is_not_text_fails_the_task(jobs: Repo, canary: Path) -> None:
+    jobs.write("nb.ipynb", b"\xff\xfe\x00 not a notebook")
+    jobs.commit("a notebook")
+    jobs.git("push", "-q", "origin", "main")
+    refused(create(jobs, entry_point="nb.ipynb"), "nb.ipynb", canary)
+
+
+def local_index(where: Path, canary: Path) -> None:
+    """A package index in `where/simple` (file:// URLs) with one sdist whose in-tree build backend creates
+    the canary: whoever builds it runs code from outside the checkout."""
+    files = {
+        "PKG-INFO": "Metadata-Version: 2.1\nName: evilpkg\nVersion: 0.1\n",
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+        '[project]\nname = "evilpkg"\nversion = "0.1"\n',
+        "backend.py": f"import pathlib\npathlib.Path({str(canary)!r}).touch()\n",
+    }
+    with tarfile.open(where / "evilpkg-0.1.tar.gz", "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"evilpkg-0.1/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    page = where / "simple" / "evilpkg" / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text('<a href="../../evilpkg-0.1.tar.gz">evilpkg</a>\n')
+
+
+@pytest.mark.parametrize("option", ["--index-url", "--extra-index-url=", "-i", "-i="])
+@pytest.mark.parametrize("where", ["task", "repository"])
+def test_an_index_outside_the_checkout_is_refused(
+    jobs: Repo, outside: Path, canary: Path, option: str, where: str
+) -> None:
+    local_index(outside, canary)
+    line = f"{option}{'' if option.endswith('=') else ' '}file://{outside}/simple"
+    if where == "task":
+        task_id = create(jobs, requirements={"source": "given", "pip": f"{line}\nevilpkg\n"})
+        refused(task_id, "script.requirements.pip", canary)
+    else:
+        refused(declared(jobs, "requirements.txt", f"{line}\nevilpkg\n"), "requirements.txt", canary)

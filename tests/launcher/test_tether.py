@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from launcher import tether
 from testing.launching import alive, wait_for
 from testing.servers import ROOT
 
@@ -129,3 +131,49 @@ def _parent(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
     except (OSError, ValueError, IndexError):
         return -1
+
+
+# A launcher whose run leaves a process that carries nothing of it: no marker (an empty environment), not
+# in its group (setsid), its parent gone (the orphan is handed to the launcher, the subreaper).
+LAUNCHER_OF_A_CLEAN_ESCAPEE = textwrap.dedent("""
+    import os, subprocess, sys, uuid
+    from launcher import reaper, tether
+
+    tether.start()
+    reaper.become_subreaper()
+    pidfile = sys.stdin.readline().strip()
+    marker = uuid.uuid4().hex
+    tether.watch(marker)
+    child = subprocess.Popen(
+        ["env", "-i", "/bin/sh", "-c",
+         "setsid /bin/sh -c 'sleep 303 & echo $! > " + pidfile + "' & wait; sleep 300"],
+        env={**os.environ, reaper.MARKER: marker}, start_new_session=True,
+    )
+    tether.started(marker, child.pid)
+    print("started", flush=True)
+    sys.stdin.read()
+""")
+
+
+def test_a_killed_launchers_run_ends_an_escapee_without_its_marker(tmp_path: Path) -> None:
+    """The warden looks at what runs below the launcher while a run goes on: an escapee with no marker and
+    a session of its own, handed to the launcher as an orphan, still ends when the launcher is killed."""
+    pidfile = tmp_path / "escapee"
+    process = subprocess.Popen([sys.executable, "-c", LAUNCHER_OF_A_CLEAN_ESCAPEE], cwd=ROOT, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(f"{pidfile}\n")
+    process.stdin.flush()
+    assert process.stdout.readline() == "started\n"
+    wait_for(lambda: pids_written(pidfile, 1), timeout=30)
+    (escapee,) = pids(pidfile)
+    wait_for(lambda: _parent(escapee) == process.pid, timeout=30)  # an orphan of the run, handed over
+    assert b"CLEARML_LAUNCHER_RUN" not in Path(f"/proc/{escapee}/environ").read_bytes()
+    time.sleep(3 * tether.LOOK)  # the warden has looked
+    process.kill()
+    process.wait()
+    try:
+        wait_for(lambda: not alive(escapee), timeout=30)
+    finally:
+        if alive(escapee):
+            os.kill(escapee, signal.SIGKILL)
