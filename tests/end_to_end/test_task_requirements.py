@@ -195,16 +195,26 @@ def test_without_an_active_environment_versions_come_from_the_python3_on_path(
     assert f"installed versions are read from clearml-task's own environment ({sys.executable})" in out
 
 
+def python3_on_path(tmp_path: Path, body: str) -> tuple[Path, dict[str, str]]:
+    """A `python3` first on PATH running the shell `body`, with no active environment: (its dir, the env)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f"#!/bin/sh\n{body}\n")
+    (bin_dir / "python3").chmod(0o755)
+    return bin_dir, {
+        "VIRTUAL_ENV": "",
+        "CONDA_PREFIX": "",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
+
+
 def test_the_project_python_runs_only_when_requirements_are_detected(
     detect_repo: Repo, tmp_path: Path
 ) -> None:
     """Finding installed versions runs the project's interpreter (a pyenv shim takes ~0.2 s): a repository
     that declares its requirements does not need it, one whose requirements are detected does."""
-    bin_dir, ran = tmp_path / "bin", tmp_path / "ran"
-    bin_dir.mkdir()
-    (bin_dir / "python3").write_text(f"#!/bin/sh\necho ran >> {ran}\nexit 1\n")
-    (bin_dir / "python3").chmod(0o755)
-    env = {"VIRTUAL_ENV": "", "CONDA_PREFIX": "", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    ran = tmp_path / "ran"
+    bin_dir, env = python3_on_path(tmp_path, f"echo ran >> {ran}\nexit 1")
     detect_repo.write("requirements.txt", "six\n")
     task, _ = created(
         "--name", "declared", "--folder", str(detect_repo.work), "--script", "train.py", env=env
@@ -225,11 +235,8 @@ def test_an_interpreter_started_early_is_stopped_when_the_submit_fails(
 ) -> None:
     """Requirements to detect: the project's python starts while the code is captured. When the capture
     then fails (a script that does not parse), that interpreter is stopped, not left running."""
-    bin_dir, pid_file = tmp_path / "bin", tmp_path / "pid"
-    bin_dir.mkdir()
-    (bin_dir / "python3").write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 300\n")
-    (bin_dir / "python3").chmod(0o755)
-    env = {"VIRTUAL_ENV": "", "CONDA_PREFIX": "", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    pid_file = tmp_path / "pid"
+    _, env = python3_on_path(tmp_path, f"echo $$ > {pid_file}\nexec sleep 300")
     detect_repo.write("train.py", "import yaml\ndef broken(:\n")
     result = clearml_task("--name", "broken", "--folder", str(detect_repo.work), "--script", "train.py",
                           env=env)  # fmt: skip
