@@ -174,6 +174,9 @@ def read_given(requirements_file: str | None, packages: Sequence[str] | None) ->
     entries: list[Entry] = []
     if requirements_file:
         path = os.path.expanduser(requirements_file)
+        if os.path.isdir(path):
+            hint = "give the requirements file in it"
+            raise UserError(f"--requirements {requirements_file} is a directory", hint)
         if not os.path.isfile(path):
             raise UserError(f"--requirements {requirements_file} does not exist")
         entries = read_local_file(path)

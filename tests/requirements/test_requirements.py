@@ -301,6 +301,7 @@ def test_requirements_file_includes_and_constraints_are_resolved(monkeypatch: py
         ("bad.txt", None, r"bad.txt:4: 'torch==2.1 ==2.2' is not a valid requirement"),
         ("missing.txt", None, r"missing.txt:1: '-r not-there.txt' includes not-there.txt, which does not"),
         ("nowhere.txt", None, r"--requirements nowhere.txt does not exist"),
+        (".", None, r"--requirements \. is a directory"),
         (None, ["numpy", "pandas=>2"], r"--packages: 'pandas=>2' is not a valid requirement"),
         (None, ["--upgrade numpy"], r"--packages: '--upgrade numpy' is not a requirement or an option"),
         (None, ["-r reqs.txt"], r"--packages '-r reqs.txt': files cannot be included here"),
