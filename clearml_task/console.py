@@ -37,9 +37,7 @@ def run(prog: str, command: Callable[[], int | None], *, debug: bool = False) ->
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A rich table on a terminal; plain aligned columns when piped (nothing folded, easy to grep)."""
-    cells = [
-        [("" if cell is None else visible(str(cell)).replace("\n", "\\n")) for cell in row] for row in rows
-    ]
+    cells = [[("" if cell is None else one_line(str(cell))) for cell in row] for row in rows]
     if not sys.stdout.isatty():
         widths = [max(len(c) for c in column) for column in zip(columns, *cells, strict=False)]
         for line in [list(columns), *cells]:
@@ -74,6 +72,11 @@ def visible(line: str) -> str:
 
         _unshowable = re.compile(_UNSHOWABLE)
     return _unshowable.sub(_escape, line)
+
+
+def one_line(text: str) -> str:
+    """`text` as `visible` shows it, its line breaks and tabs as escapes too: a value in a table's cell."""
+    return visible(text).replace("\n", "\\n").replace("\t", "\\t")
 
 
 def _escape(match: Any) -> str:

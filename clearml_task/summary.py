@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
+from clearml_task.console import one_line
 from clearml_task.git.urls import scrub
 
 if TYPE_CHECKING:
@@ -59,13 +59,6 @@ def requirement_rows(decision: Decision) -> list[tuple[str, str]]:
     return rows
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _escaped(control: re.Match[str]) -> str:
-    return repr(control[0])[1:-1]
-
-
 def show(request: Request, result: Result, *, embedded: bool) -> None:
     import sys
 
@@ -76,7 +69,7 @@ def show(request: Request, result: Result, *, embedded: bool) -> None:
     table = Table.grid(padding=(0, 2))
     for key, value in lines(request, result):
         # the values are the user's words and file names: shown as text, never as markup or terminal codes
-        table.add_row(f"[bold]{key}[/]", escape(_CONTROL.sub(_escaped, value)))
+        table.add_row(f"[bold]{key}[/]", escape(one_line(value)))
     out = Console(highlight=False, soft_wrap=True)
     out.print(table)
     verb = "created and enqueued" if result.queue_id else "created"
