@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.vocabulary import CLOSED, CREATED, FAILED, QUEUED, STOPPED
-from launcher.errors import ReproductionError
-from launcher.workspace import encodable
+from launcher.workspace import encodable, refused
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
@@ -115,7 +114,7 @@ def environment(
 def check_word(field: str, word: str) -> None:
     """A word a command line can hold: no NUL, no lone surrogate (else the task fails naming `field`)."""
     if "\0" in word or not encodable(word):
-        raise _refused(field, word, "a command line cannot hold a NUL or a lone surrogate")
+        raise refused(field, word, "a command line cannot hold a NUL or a lone surrogate")
 
 
 def check_variable(name: str, value: str) -> str:
@@ -123,21 +122,16 @@ def check_variable(name: str, value: str) -> str:
     or NUL, a value without NUL, neither with a lone surrogate (else the task fails naming it, before
     anything starts); returns `name`."""
     if "=" in name or "\0" in name or not encodable(name):
-        raise _refused(
+        raise refused(
             "hyperparams.Environment", name, "a variable's name cannot hold '=', a NUL or a lone surrogate"
         )
     if "\0" in value or not encodable(value):  # (the value itself is not shown: it may be a secret)
-        raise _refused(
+        raise refused(
             "hyperparams.Environment",
             name,
             "its value holds a NUL or a lone surrogate, which no environment can",
         )
     return name
-
-
-def _refused(field: str, value: str, why: str) -> ReproductionError:
-    shown = value if len(value) <= 80 else value[:77] + "..."
-    return ReproductionError(f"{field} {shown!r} is refused: {why}")
 
 
 def run(
