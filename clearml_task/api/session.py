@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -56,9 +57,9 @@ class Session:
             self.transport = http_transport(self.config.api_server)
             self._keys = (self.config.access_key or "", self.config.secret_key or "")
 
-    @property
+    @functools.cached_property
     def where(self) -> str:
-        """The server's address as it may be printed (without credentials)."""
+        """The server's address as it may be printed (without credentials); every answer names it."""
         return public_url(self.transport.where)
 
     def call(
