@@ -20,6 +20,7 @@ import random
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -67,7 +68,7 @@ class Daemon:
         self.spares = _spares(settings)
         self._closing: list[threading.Thread] = []  # logs being closed (their last lines shipped)
         self._closing_lock = threading.Lock()
-        advertised = client.long_poll_wait()  # 0: the server cannot wait (ClearML's): poll it
+        advertised, self.with_task = client.long_poll()  # 0: the server cannot wait (ClearML's): poll it
         self.wait = min(LONG_POLL, advertised) if advertised >= MIN_LONG_POLL else 0.0
 
     def run(self) -> int:
@@ -103,15 +104,15 @@ class Daemon:
                     # (fair among peers).
                     self.stopping.wait(self.interval * random.uniform(0.8, 1.2))
                     continue
-                index, task_id = picked
+                index, task_id, task = picked
                 if self.stopping.is_set():  # taken while the stop came: first in line again, not stopped
                     self._hand_back(task_id, self.queue_ids[index])
                     break
                 start = (index + 1) % len(self.queue_ids) if self.options.fairness else 0
                 if self.slots is None:
-                    self._run_one(task_id, self.queue_ids[index])
+                    self._run_one(task_id, self.queue_ids[index], task)
                 else:
-                    self.slots.start(self._run_one, task_id, self.queue_ids[index])
+                    self.slots.start(self._run_one, task_id, self.queue_ids[index], task)
                 ran += 1
                 if self.options.once or (self.options.max_tasks and ran >= self.options.max_tasks):
                     break
@@ -126,20 +127,22 @@ class Daemon:
                 self.client.unregister_worker(worker)
         return 0
 
-    def _next(self, start: int) -> tuple[int, str] | None:
-        """(index of the queue, task id) of the next task in a pass over the queues from `start`."""
+    def _next(self, start: int) -> tuple[int, str, dict[str, Any] | None] | None:
+        """(index of the queue, task id, its document when the server gave it) of the next task in a pass
+        over the queues from `start`."""
         count = len(self.queue_ids)
         if self.wait:
             order = self.queue_ids[start:] + self.queue_ids[:start]
-            found = self.client.take_next(order, 0.0 if self.options.once else self.wait)
+            wait = 0.0 if self.options.once else self.wait
+            found = self.client.take_next(order, wait, with_task=self.with_task)
             if found is None:
                 return None
-            return self.queue_ids.index(found[0]), found[1]
+            return self.queue_ids.index(found[0]), found[1], found[2]
         for offset in range(count):
             index = (start + offset) % count
             task_id = self.client.next_task(self.queue_ids[index])
             if task_id:
-                return index, task_id
+                return index, task_id, None
         return None
 
     def _hand_back(self, task_id: str, queue_id: str) -> None:
@@ -151,14 +154,15 @@ class Daemon:
                 flush=True,
             )
 
-    def _run_one(self, task_id: str, queue_id: str) -> None:
+    def _run_one(self, task_id: str, queue_id: str, document: dict[str, Any] | None = None) -> None:
+        """Take the task (its document, read with its entry when the server gave it) and run it."""
         from launcher import execute
         from launcher.logship import LogShipper
 
         print(f"clearml-launcher: task {task_id} from {self.names[queue_id]}", flush=True)
         self.claim.run_started(task_id)  # in the record until it ends (services mode: one of several)
         try:
-            task = execute.take(self.client, task_id, dequeued=True)
+            task = execute.take(self.client, task_id, dequeued=True, document=document)
         except UserError as e:  # deleted, or no longer runnable since it was enqueued
             print(f"clearml-launcher: skipping task {task_id}: {e.message}", flush=True)
             self.claim.run_ended(task_id)
@@ -171,19 +175,34 @@ class Daemon:
         # what the run tells as it goes (work tree, SDK config, process) goes into its entry of the record
         settings = dataclasses.replace(self.settings, on_run=partial(self.claim.run_changed, task_id),
                                        spares=self.spares)  # fmt: skip
+        final: list[Callable[[], None]] = []  # the final status, told after the log's lines
         try:
-            status = execute.run(self.client, task, settings, log, stop=self.stopping)
+            status = execute.run(self.client, task, settings, log, stop=self.stopping, report=final.append)
         finally:
-            self._close_in_background(log)
             done.set()
             reporter.join()
-            self.claim.run_ended(task_id)
+            self._close_in_background(task_id, log, final)
         print(f"clearml-launcher: task {task_id} {status}", flush=True)
 
-    def _close_in_background(self, log: LogShipper) -> None:
-        """The log's last lines (after the final status: "done in ...") shipped while the next task starts;
-        the daemon waits for every log it closes before it exits (nothing is lost)."""
-        closer = threading.Thread(target=log.close, name="log-close")
+    def _close_in_background(self, task_id: str, log: LogShipper, final: list[Callable[[], None]]) -> None:
+        """The run's end told while the next task starts (its process is gone by now): the log's lines, then
+        the final status, then the run leaves the record. The run stays in the record until the server has
+        its final status (a daemon killed meanwhile leaves it to the next one to fail); the daemon waits for
+        every run it closes before it exits (nothing is lost)."""
+
+        def close() -> None:
+            try:
+                for action in final:
+                    action()
+            except Exception as e:  # the run stays in the record: a restarted daemon fails the task
+                print(f"clearml-launcher: task {task_id}: its final status could not be reported: {e}",
+                      flush=True)  # fmt: skip
+                log.close()
+                return
+            log.close()
+            self.claim.run_ended(task_id)
+
+        closer = threading.Thread(target=close, name="run-close")
         closer.start()
         with self._closing_lock:
             self._closing = [thread for thread in self._closing if thread.is_alive()] + [closer]

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,9 +62,12 @@ def default_worker() -> str:
     return f"{socket.gethostname()}:0"
 
 
-def take(client: Client, task_id: str, *, dequeued: bool = False) -> dict[str, Any]:
-    """Mark the task in_progress (it leaves its queue); refuse a task that is not runnable."""
-    task = client.get_task(task_id)
+def take(
+    client: Client, task_id: str, *, dequeued: bool = False, document: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Mark the task in_progress (it leaves its queue); refuse a task that is not runnable. `document`: the
+    task as the server gave it with its queue entry (read now when None)."""
+    task = document if document is not None else client.get_task(task_id)
     status = task["status"]
     if status not in RUNNABLE_STATUSES:
         raise UserError(
@@ -83,12 +87,18 @@ def run(
     settings: Settings,
     log: LogShipper,
     stop: threading.Event | None = None,
+    report: Callable[[Callable[[], None]], None] | None = None,
 ) -> str:
     """Reproduce and run a taken task; returns its final status (completed, failed or stopped). Setting
-    `stop` (the daemon is shutting down) aborts the run: the task ends stopped, never completed."""
+    `stop` (the daemon is shutting down) aborts the run: the task ends stopped, never completed.
+
+    The final status goes to the server after the log's lines (whoever waits for the end sees every line),
+    by `report(action)`: now when it is None; a daemon runs the action in the background, once the run's
+    process is gone, while it takes its next task."""
     from clearml_task import locks
     from launcher import envcache, registry, workspace
 
+    report = report or _now
     task_id = task["id"]
     dest = settings.work_dir / f"{task_id}-{int(time.time() * 1000)}"
     started = time.monotonic()
@@ -104,16 +114,14 @@ def run(
             log.write(f"launcher: the task runs {settings.runner.describe()}")
             outcome = settings.runner.run(job)
             ended_cleanly = outcome.exit_code is not None and not outcome.aborted and outcome.left == 0
-            return _report(client, task["id"], outcome, log)
+            status, message = _outcome(outcome, log)
     except ReproductionError as e:
         log.write(f"launcher: {e.reason}", "error")
         for line in e.detail.strip().splitlines()[-40:]:
             log.write(f"  {line}", "error")
         if e.hint:
             log.write(f"launcher: hint: {e.hint}", "error")
-        log.flush()  # before the final status: whoever waits for the end sees every line
-        client.set_status(task_id, FAILED, force=True, message=e.reason)
-        return FAILED
+        status, message = FAILED, e.reason
     finally:
         _sdk_config_path(dest).unlink(missing_ok=True)
         log.write(f"launcher: done in {time.monotonic() - started:.2f}s")
@@ -124,6 +132,8 @@ def run(
         envcache.evict(
             settings.cache_dir / "envs", settings.env_cache_size, lambda line: log.write(f"launcher: {line}")
         )
+    report(partial(_tell, client, task_id, status, message, log))
+    return status
 
 
 def _remove_in_background(dest: Path, lock: Path) -> None:
@@ -177,22 +187,26 @@ def _on_start(settings: Settings) -> Callable[[int, str], None] | None:
     return started
 
 
-def _report(client: Client, task_id: str, outcome: Outcome, log: LogShipper) -> str:
-    """The task's final status from how its process ended."""
+def _outcome(outcome: Outcome, log: LogShipper) -> tuple[str, str]:
+    """The task's final status from how its process ended (the log says which), and its message."""
     if outcome.aborted:
         log.write("launcher: aborted: the task was stopped on the server", "warning")
-        log.flush()
-        client.set_status(task_id, STOPPED, force=True, message="aborted")
-        return STOPPED
+        return STOPPED, "aborted"
     if outcome.exit_code == 0:
         log.write("launcher: the process exited with code 0")
-        log.flush()
-        client.set_status(task_id, COMPLETED, force=True)
-        return COMPLETED
+        return COMPLETED, ""
     log.write(f"launcher: the process ended: {outcome.message}", "error")
+    return FAILED, f"worker execution {outcome.message}"
+
+
+def _tell(client: Client, task_id: str, status: str, message: str, log: LogShipper) -> None:
+    """The final status, after every line the log has so far."""
     log.flush()
-    client.set_status(task_id, FAILED, force=True, message=f"worker execution {outcome.message}")
-    return FAILED
+    client.set_status(task_id, status, force=True, message=message)
+
+
+def _now(action: Callable[[], None]) -> None:
+    action()
 
 
 @contextlib.contextmanager

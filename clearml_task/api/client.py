@@ -138,25 +138,37 @@ class Client:
         entry = self.call("queues.get_next_task", {"queue": queue_id}).get("entry")
         return str(entry["task"]) if entry else None
 
-    def take_next(self, queue_ids: Sequence[str], wait: float) -> tuple[str, str] | None:
-        """(queue id, task id) from the first of these queues that has an entry, waiting up to `wait` seconds
-        for one: our server's long-poll form of queues.get_next_task (`long_poll_wait` says whether the
-        server has it)."""
+    def take_next(
+        self, queue_ids: Sequence[str], wait: float, *, with_task: bool = False
+    ) -> tuple[str, str, dict[str, Any] | None] | None:
+        """(queue id, task id, the task's document or None) from the first of these queues that has an
+        entry, waiting up to `wait` seconds for one: our server's long-poll form of queues.get_next_task
+        (`long_poll` says whether the server has it, and whether it gives the document with the entry)."""
         first, *more = queue_ids
-        found = self.call("queues.get_next_task", {"queue": first, "then_queues": more, "wait": wait})
+        request: dict[str, Any] = {"queue": first, "then_queues": more, "wait": wait}
+        if with_task:
+            request["with_task"] = True
+        found = self.call("queues.get_next_task", request)
         entry = found.get("entry")
-        return (str(found.get("queue") or first), str(entry["task"])) if entry else None
+        if not entry:
+            return None
+        task = found.get("task")
+        task = task if isinstance(task, dict) and task.get("id") == entry["task"] else None
+        return str(found.get("queue") or first), str(entry["task"]), task
 
-    def long_poll_wait(self) -> float:
-        """The longest `wait` the server's queues.get_next_task takes (server.info says it); 0 when it has no
-        such field, as ClearML's server has not."""
+    def long_poll(self) -> tuple[float, bool]:
+        """The longest `wait` the server's queues.get_next_task takes (0 when it has no such field, as
+        ClearML's server has not), and whether it gives the task's document with the entry (`with_task`):
+        server.info says both."""
         try:
-            advertised = self.call("server.info", {}).get("get_next_task_max_wait")
+            info = self.call("server.info", {})
         except APICallError:
-            return 0.0
+            return 0.0, False
+        advertised = info.get("get_next_task_max_wait")
+        with_task = info.get("get_next_task_with_task") is True
         if isinstance(advertised, bool) or not isinstance(advertised, int | float) or advertised <= 0:
-            return 0.0
-        return float(advertised)
+            return 0.0, with_task
+        return float(advertised), with_task
 
     # workers --------------------------------------------------------------------------------------
     def register_worker(self, worker: str, queue_ids: Iterable[str], timeout: int = 600) -> None:

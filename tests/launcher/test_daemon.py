@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from clearml_task import config
 from clearml_task.api import Client
+from testing.holding_proxy import HoldingProxy
 from testing.launching import create_task, launcher, log_lines, sleepy_task, spawn, status, wait_for
 from testing.repos import Repo, make_repo
+from testing.servers import start_server, stop_server
 
 
 @pytest.fixture
@@ -149,3 +152,41 @@ def test_machine_stats_have_cpu_and_memory() -> None:
     stats = machine_stats()
     assert 0 <= stats["cpu_usage"][0] <= 100
     assert stats["memory_used"] > 0 and stats["memory_free"] > 0
+
+
+def test_the_next_task_starts_while_the_last_ones_final_status_is_told(
+    jobs: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its process gone, a task's log and final status go to the server while the daemon takes the next one
+    (the first task's completion is held until the second has started: a daemon that waited for it would
+    never start the second); the run stays in the daemon's record until the server has its status; and the
+    task's document comes with its queue entry from our server (no tasks.get_by_id of its own)."""
+    from launcher import registry
+
+    def recorded_runs() -> list[list[str]]:
+        return [list(daemon["runs"]) for daemon in registry.running(config.home() / "launcher")]
+
+    found = start_server(tmp_path / "server")
+    proxy = HoldingProxy(found.url, hold="tasks.completed", until="tasks.started", look=recorded_runs)
+    try:
+        keys = found.keys
+        monkeypatch.setenv("CLEARML_API_ACCESS_KEY", keys["access_key"])
+        monkeypatch.setenv("CLEARML_API_SECRET_KEY", keys["secret_key"])
+        monkeypatch.setenv("CLEARML_API_HOST", found.url)
+        q = queue("pipelined")
+        # no Task.init: the SDK in the task would read its own task (tasks.get_by_id) through the proxy
+        first = create_task(jobs.work, "train.py", queue=q, name="first", skip_task_init=True)
+        second = create_task(jobs.work, "train.py", queue=q, name="second", skip_task_init=True)
+        monkeypatch.setenv("CLEARML_API_HOST", proxy.start())
+        result = launcher("daemon", "--queue", q, "--max-tasks", "2")
+        assert result.returncode == 0, result.stdout + result.stderr
+        calls = list(proxy.calls)  # the daemon's (what the test asks next goes through the proxy too)
+        assert proxy.released_in_time, "the daemon waited for the first task's final status"
+        assert calls.index(("tasks.started", second)) < calls.index(("tasks.completed", first))
+        assert proxy.looked == [[first, second]]  # the first still recorded while its status was held
+        assert [call for call in calls if call[0] == "tasks.get_by_id"] == []
+        assert (status(first), status(second)) == ("completed", "completed")
+        assert [line for line in log_lines(first) if "done in" in line]  # its last lines shipped
+    finally:
+        proxy.stop()
+        stop_server(found)

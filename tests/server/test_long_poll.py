@@ -137,7 +137,7 @@ def test_an_unknown_queue_among_then_queues_is_the_unknown_queue_error(client: C
 
 def test_server_info_says_how_long_it_may_wait(client: Client, tmp_path: Path) -> None:
     assert client.call("server.info")["get_next_task_max_wait"] == WAIT
-    assert client.long_poll_wait() == WAIT
+    assert client.long_poll() == (WAIT, True)
     app = App(tmp_path / "no-waits", environ={}, max_wait=0)  # `clearml-launcher server --max-wait 0`
     token = app.tokens.issue(app.users.first)
     code, envelope = app.handle("/server.info", b"{}", authorization=f"Bearer {token}")

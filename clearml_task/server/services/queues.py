@@ -1,10 +1,12 @@
 """queues.*: named, ordered lists of task entries; get_next_task pops the head atomically.
 
-get_next_task takes two fields ClearML's server does not have (server.info says so with
-`get_next_task_max_wait`; without them the call is ClearML's): `wait`, seconds to wait for an entry when
-there is none yet (at most MAX_WAIT; no transaction stays open meanwhile), and `then_queues`, more queue
-ids tried in order after `queue`, so that one call takes by strict priority from several queues (the answer
-then names the queue it took from)."""
+get_next_task takes fields ClearML's server does not have (server.info says so with
+`get_next_task_max_wait` and `get_next_task_with_task`; without them the call is ClearML's): `wait`,
+seconds to wait for an entry when there is none yet (at most MAX_WAIT; no transaction stays open
+meanwhile); `then_queues`, more queue ids tried in order after `queue`, so that one call takes by strict
+priority from several queues (the answer then names the queue it took from); and `with_task`: the answer
+also holds the task's document as tasks.get_by_id gives it (`task`, absent if the task is gone), read in
+the same transaction as the pop, which saves a worker a call before it starts the task."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ NEXT_TASK = {
     "queue": ID,
     "wait": Number(0, MAX_WAIT, what=f"a number of seconds from 0 to {MAX_WAIT}"),
     "then_queues": Texts(what="a list of queue ids"),
+    "with_task": FLAG,
 }
 
 
@@ -119,7 +122,13 @@ def get_next_task(call: Call) -> dict[str, Any]:
             entry = queue["entries"].pop(0)
             queue["last_update"] = now()
             call.tx.put("queues", queue)
-            return {"entry": entry, "queue": queue_id} if more is not None else {"entry": entry}
+            found: dict[str, Any] = {"entry": entry}
+            if more is not None:
+                found["queue"] = queue_id
+            task = call.tx.get("tasks", entry["task"]) if call.flag("with_task") else None
+            if task is not None:
+                found["task"] = task
+            return found
     call.wait_for("queues", call.number("wait"))
     return {}
 

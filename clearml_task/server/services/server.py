@@ -15,4 +15,5 @@ def info(call: Call) -> dict[str, Any]:
     # and `then_queues` here, and a daemon long-polls instead of polling.
     if call.max_wait > 0:
         found["get_next_task_max_wait"] = call.max_wait
+    found["get_next_task_with_task"] = True  # and `with_task`: the task's document comes with its entry
     return found
