@@ -66,7 +66,7 @@ class Daemon:
         self._last_report = 0.0
         self.slots = Slots(options.services) if options.services is not None else None
         self.spares = _spares(settings)
-        self._closing: list[threading.Thread] = []  # logs being closed (their last lines shipped)
+        self._closing: dict[str, threading.Thread] = {}  # runs whose end is being told, by task id
         self._closing_lock = threading.Lock()
         advertised, self.with_task = client.long_poll()  # 0: the server cannot wait (ClearML's): poll it
         self.wait = min(LONG_POLL, advertised) if advertised >= MIN_LONG_POLL else 0.0
@@ -160,7 +160,12 @@ class Daemon:
         from launcher.logship import LogShipper
 
         print(f"clearml-launcher: task {task_id} from {self.names[queue_id]}", flush=True)
-        self.claim.run_started(task_id)  # in the record until it ends (services mode: one of several)
+        with self._closing_lock:
+            closing = self._closing.get(task_id)
+        if closing is not None:  # the task again (re-enqueued) before its last run's end was told: after it
+            closing.join()
+        where = execute.plan(self.settings, task_id)
+        self.claim.run_started(task_id, where)  # in the record until it ends (services mode: one of several)
         try:
             task = execute.take(self.client, task_id, dequeued=True, document=document)
         except UserError as e:  # deleted, or no longer runnable since it was enqueued
@@ -177,7 +182,8 @@ class Daemon:
                                        spares=self.spares)  # fmt: skip
         final: list[Callable[[], None]] = []  # the final status, told after the log's lines
         try:
-            status = execute.run(self.client, task, settings, log, stop=self.stopping, report=final.append)
+            status = execute.run(self.client, task, settings, log, stop=self.stopping, report=final.append,
+                                 where=where)  # fmt: skip
         finally:
             done.set()
             reporter.join()
@@ -186,31 +192,34 @@ class Daemon:
 
     def _close_in_background(self, task_id: str, log: LogShipper, final: list[Callable[[], None]]) -> None:
         """The run's end told while the next task starts (its process is gone by now): the log's lines, then
-        the final status, then the run leaves the record. The run stays in the record until the server has
-        its final status (a daemon killed meanwhile leaves it to the next one to fail); the daemon waits for
-        every run it closes before it exits (nothing is lost)."""
+        the final status, then the run leaves the record. Until the server has the final status the run
+        stays in the record (a daemon killed meanwhile leaves the task to the next one to fail; so does a run
+        that ended without one, on an error of the launcher's own); the daemon waits for every run it closes
+        before it exits (nothing is lost)."""
 
         def close() -> None:
+            told = bool(final)
             try:
                 for action in final:
                     action()
-            except Exception as e:  # the run stays in the record: a restarted daemon fails the task
+            except Exception as e:
+                told = False
                 print(f"clearml-launcher: task {task_id}: its final status could not be reported: {e}",
                       flush=True)  # fmt: skip
-                log.close()
-                return
             log.close()
-            self.claim.run_ended(task_id)
+            if told:
+                self.claim.run_ended(task_id)
 
         closer = threading.Thread(target=close, name="run-close")
-        closer.start()
         with self._closing_lock:
-            self._closing = [thread for thread in self._closing if thread.is_alive()] + [closer]
+            self._closing = {key: thread for key, thread in self._closing.items() if thread.is_alive()}
+            self._closing[task_id] = closer
+        closer.start()
 
     def _wait_for_logs(self) -> None:
         with self._closing_lock:
-            closing, self._closing = self._closing, []
-        for thread in closing:
+            closing, self._closing = self._closing, {}
+        for thread in closing.values():
             thread.join()
 
     def _report_while(self, task_id: str, queue_id: str, done: threading.Event) -> None:

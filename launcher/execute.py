@@ -88,24 +88,26 @@ def run(
     log: LogShipper,
     stop: threading.Event | None = None,
     report: Callable[[Callable[[], None]], None] | None = None,
+    where: dict[str, str] | None = None,
 ) -> str:
     """Reproduce and run a taken task; returns its final status (completed, failed or stopped). Setting
     `stop` (the daemon is shutting down) aborts the run: the task ends stopped, never completed.
 
     The final status goes to the server after the log's lines (whoever waits for the end sees every line),
     by `report(action)`: now when it is None; a daemon runs the action in the background, once the run's
-    process is gone, while it takes its next task."""
+    process is gone, while it takes its next task. `where`: the run's `plan` (made now when None)."""
     from clearml_task import locks
-    from launcher import envcache, registry, workspace
+    from launcher import registry, workspace
 
     report = report or _now
     task_id = task["id"]
-    dest = settings.work_dir / f"{task_id}-{int(time.time() * 1000)}"
+    where = where or plan(settings, task_id)
+    dest = Path(where["work_tree"])
     started = time.monotonic()
     if settings.on_run is not None:
-        settings.on_run({"backend": runner_name(settings.runner), "work_tree": str(dest),
-                         "sdk_config": str(_sdk_config_path(dest))})  # fmt: skip
+        settings.on_run(where)
     ended_cleanly = False  # the process ran and left nothing running: its work tree may be kept
+    status, message = "", ""
     try:
         with locks.exclusive(registry.run_lock(dest)), _server_for_the_run(client, settings) as server_env:
             ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write, settings.spares)
@@ -123,17 +125,36 @@ def run(
             log.write(f"launcher: hint: {e.hint}", "error")
         status, message = FAILED, e.reason
     finally:
-        _sdk_config_path(dest).unlink(missing_ok=True)
-        log.write(f"launcher: done in {time.monotonic() - started:.2f}s")
-        if settings.keep_workspace:
-            registry.run_lock(dest).unlink(missing_ok=True)  # a kept work tree is never swept
-        elif not (settings.spares and settings.spares.keep(dest, registry.run_lock(dest), ended_cleanly)):
-            _remove_in_background(dest, registry.run_lock(dest))  # unless kept for the next task of its code
-        envcache.evict(
-            settings.cache_dir / "envs", settings.env_cache_size, lambda line: log.write(f"launcher: {line}")
-        )
-    report(partial(_tell, client, task_id, status, message, log))
+        try:
+            _clean_up(dest, settings, log, started, ended_cleanly)
+        finally:
+            if status:  # known: told even if the clean-up failed
+                report(partial(_tell, client, task_id, status, message, log))
     return status
+
+
+def _clean_up(dest: Path, settings: Settings, log: LogShipper, started: float, ended_cleanly: bool) -> None:
+    """After a run: its SDK config goes, its work tree goes (or is kept for the next task of its code), the
+    environment cache is held to its size."""
+    from launcher import envcache, registry
+
+    _sdk_config_path(dest).unlink(missing_ok=True)
+    log.write(f"launcher: done in {time.monotonic() - started:.2f}s")
+    if settings.keep_workspace:
+        registry.run_lock(dest).unlink(missing_ok=True)  # a kept work tree is never swept
+    elif not (settings.spares and settings.spares.keep(dest, registry.run_lock(dest), ended_cleanly)):
+        _remove_in_background(dest, registry.run_lock(dest))  # unless kept for the next task of its code
+    envcache.evict(
+        settings.cache_dir / "envs", settings.env_cache_size, lambda line: log.write(f"launcher: {line}")
+    )
+
+
+def plan(settings: Settings, task_id: str) -> dict[str, str]:
+    """Where a run of the task lives on this machine (its backend, work tree, SDK config): what the record
+    of the run holds before anything is made, for cleaning up after a crash."""
+    dest = settings.work_dir / f"{task_id}-{int(time.time() * 1000)}"
+    return {"backend": runner_name(settings.runner), "work_tree": str(dest),
+            "sdk_config": str(_sdk_config_path(dest))}  # fmt: skip
 
 
 def _remove_in_background(dest: Path, lock: Path) -> None:

@@ -73,9 +73,10 @@ class Claim:
         partial.write_text(json.dumps(self.info))
         os.replace(partial, self.path)
 
-    def run_started(self, task_id: str) -> None:
-        """A run begins (its task taken): it is in the record until it ends."""
-        self._change_run(task_id, {"task": task_id})
+    def run_started(self, task_id: str, fields: dict[str, Any] | None = None) -> None:
+        """A run begins (before its task is taken; `fields`: where it will live): it is in the record until
+        it ends."""
+        self._change_run(task_id, {"task": task_id, **(fields or {})})
 
     def run_changed(self, task_id: str, fields: dict[str, Any]) -> None:
         """What a run tells as it goes (work tree, SDK config, process)."""
@@ -91,9 +92,13 @@ class Claim:
         return dict(self.info.get("runs") or {})
 
     def _change_run(self, task_id: str, fields: dict[str, Any]) -> None:
+        """The run's entry with these fields; a change that changes nothing is not written."""
         with self.lock:
             runs = self.runs
-            runs[task_id] = {**runs.get(task_id, {}), **fields}
+            changed = {**runs.get(task_id, {}), **fields}
+            if runs.get(task_id) == changed:
+                return
+            runs[task_id] = changed
             self.info["runs"] = runs
             self._write()
 

@@ -66,6 +66,11 @@ class HoldingProxy:
         self._server = LoopbackServer(Handler)
         return self._server.url
 
+    @property
+    def holding(self) -> bool:
+        """The call to hold has come (it may have gone on since)."""
+        return self._held_task is not None
+
     def stop(self) -> None:
         self._release.set()
         self._server.stop()
@@ -83,11 +88,13 @@ class HoldingProxy:
             first_held = endpoint == self.hold and self._held_task is None
             if first_held:
                 self._held_task = task
+            else:
+                self.calls.append((endpoint, task))  # before the held call can go on
             if self._held_task is not None and self._until_tasks - {self._held_task}:
                 self._release.set()  # the other call came (before the held one, or now)
         if first_held:
             self.released_in_time = self._release.wait(self.patience)
             if self.look is not None:
                 self.looked = self.look()
-        with self._lock:
-            self.calls.append((endpoint, task))
+            with self._lock:
+                self.calls.append((endpoint, task))

@@ -190,3 +190,34 @@ def test_the_next_task_starts_while_the_last_ones_final_status_is_told(
     finally:
         proxy.stop()
         stop_server(found)
+
+
+def test_a_task_taken_again_before_its_last_runs_end_was_told_starts_after_it(
+    jobs: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Enqueued again (forced) while its first run's final status is still on its way: the second run
+    starts only once the first run's status has gone (they never cross on the server)."""
+    found = start_server(tmp_path / "server")
+    proxy = HoldingProxy(found.url, hold="tasks.completed", until="none", patience=5)
+    daemon = None
+    try:
+        keys = found.keys
+        monkeypatch.setenv("CLEARML_API_ACCESS_KEY", keys["access_key"])
+        monkeypatch.setenv("CLEARML_API_SECRET_KEY", keys["secret_key"])
+        monkeypatch.setenv("CLEARML_API_HOST", found.url)
+        q = queue("again")
+        task_id = create_task(jobs.work, "train.py", queue=q, skip_task_init=True)
+        client = Client()
+        monkeypatch.setenv("CLEARML_API_HOST", proxy.start())
+        daemon = spawn("daemon", "--queue", q, "--max-tasks", "2")
+        wait_for(lambda: proxy.holding)
+        client.call("tasks.enqueue", {"task": task_id, "queue": q, "force": True})
+        assert daemon.wait(120) == 0
+        starts = [i for i, call in enumerate(proxy.calls) if call == ("tasks.started", task_id)]
+        assert len(starts) == 2
+        assert starts[0] < proxy.calls.index(("tasks.completed", task_id)) < starts[1]
+    finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+        proxy.stop()
+        stop_server(found)

@@ -33,6 +33,21 @@ def test_ids_are_claimed_once_and_freed_with_their_daemon(tmp_path: Path) -> Non
     assert registry.claim(tmp_path, None, ["q3"]).worker == first.worker  # free again
 
 
+def test_a_run_is_recorded_where_it_will_live_before_it_starts_and_unchanged_fields_are_not_rewritten(
+    tmp_path: Path,
+) -> None:
+    claim = registry.claim(tmp_path, None, ["q"])
+    where = {"backend": "local", "work_tree": str(tmp_path / "work" / "t-1"), "sdk_config": "t-1.conf"}
+    claim.run_started("t", where)
+    assert registry.running(tmp_path)[0]["runs"] == {"t": {"task": "t", **where}}
+    written = claim.path.stat().st_ino  # every write is a new file renamed over the old one
+    claim.run_changed("t", dict(where))  # what the run tells as it starts: nothing new
+    assert claim.path.stat().st_ino == written
+    claim.run_changed("t", {"pid": 42})
+    assert claim.path.stat().st_ino != written
+    assert registry.running(tmp_path)[0]["runs"]["t"] == {"task": "t", **where, "pid": 42}
+
+
 def test_a_task_taken_but_never_started_goes_back_to_its_queue(tmp_path: Path) -> None:
     client = Client(Session(embedded_config(tmp_path / "server")))
     queue = client.queue_id("back", create=True)

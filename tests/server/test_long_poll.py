@@ -120,6 +120,7 @@ def test_then_queues_takes_by_priority_and_names_the_queue(client: Client) -> No
         {"then_queues": "one"},
         {"then_queues": [1]},
         {"then_queues": [None]},
+        {"with_task": [True]},
     ],
 )
 def test_malformed_long_poll_fields_are_a_400(client: Client, fields: dict[str, Any]) -> None:
@@ -133,6 +134,22 @@ def test_an_unknown_queue_among_then_queues_is_the_unknown_queue_error(client: C
     with pytest.raises(APICallError) as e:
         client.call("queues.get_next_task", {"queue": fresh_queue(client), "then_queues": [uuid.uuid4().hex]})
     assert (e.value.code, e.value.subcode) == (400, 701)
+
+
+def test_with_task_the_answer_holds_the_document_of_the_task_taken(client: Client) -> None:
+    queue = fresh_queue(client)
+    first, second = new_task(client), new_task(client)
+    for task_id in (first, second):
+        client.enqueue(task_id, queue)
+    assert "task" not in client.call("queues.get_next_task", {"queue": queue})  # ClearML's answer
+    found = client.call("queues.get_next_task", {"queue": queue, "with_task": True})
+    assert found["entry"]["task"] == second
+    assert found["task"] == client.get_task(second)  # as tasks.get_by_id gives it
+    assert client.call("queues.get_next_task", {"queue": queue, "with_task": True}) == {}  # empty: nothing
+    client.enqueue(first, queue)
+    assert client.take_next([queue], 0, with_task=True) == (queue, first, client.get_task(first))
+    client.enqueue(first, queue)
+    assert client.take_next([queue], 0) == (queue, first, None)
 
 
 def test_server_info_says_how_long_it_may_wait(client: Client, tmp_path: Path) -> None:
