@@ -274,8 +274,23 @@ def machine_stats() -> dict[str, Any]:
     return stats
 
 
+GPU_STATS_MAX_AGE = 5.0  # seconds: a status report may carry GPU figures this old
+_gpu_seen: tuple[float, dict[str, Any]] | None = None  # (monotonic time, figures) of the last nvidia-smi
+
+
 def _gpu_stats() -> dict[str, Any]:
-    """GPU utilisation and memory from nvidia-smi, when this machine has it."""
+    """GPU utilisation and memory from nvidia-smi, when this machine has it. Asked at most every
+    GPU_STATS_MAX_AGE seconds: a stream of short tasks (a report as each starts) would otherwise start
+    nvidia-smi, tens of ms of CPU, for every task."""
+    global _gpu_seen
+    if _gpu_seen is not None and time.monotonic() - _gpu_seen[0] < GPU_STATS_MAX_AGE:
+        return dict(_gpu_seen[1])
+    figures = _ask_nvidia_smi()
+    _gpu_seen = (time.monotonic(), figures)
+    return dict(figures)
+
+
+def _ask_nvidia_smi() -> dict[str, Any]:
     import shutil
 
     smi = shutil.which("nvidia-smi")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -152,6 +153,28 @@ def test_machine_stats_have_cpu_and_memory() -> None:
     stats = machine_stats()
     assert 0 <= stats["cpu_usage"][0] <= 100
     assert stats["memory_used"] > 0 and stats["memory_free"] > 0
+
+
+def test_gpu_figures_come_from_nvidia_smi_at_most_every_few_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report as each short task starts must not start nvidia-smi each time (tens of ms of CPU)."""
+    from launcher import daemon
+
+    calls = tmp_path / "calls"
+    smi = tmp_path / "bin" / "nvidia-smi"  # no GPU here: a stand-in that answers as nvidia-smi does
+    smi.parent.mkdir()
+    smi.write_text(f"#!/bin/sh\necho asked >> {calls}\necho '37, 1024, 15360, 61'\necho '0, 10, 16374, 40'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{smi.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(daemon, "_gpu_seen", None)
+    first, second = daemon.machine_stats(), daemon.machine_stats()
+    assert first["gpu_usage"] == second["gpu_usage"] == [37.0, 0.0]
+    assert first["gpu_memory_free"] == [15360.0, 16374.0] and first["gpu_temperature"] == [61.0, 40.0]
+    assert calls.read_text().count("asked") == 1
+    monkeypatch.setattr(daemon, "GPU_STATS_MAX_AGE", 0.0)  # older than that: asked again
+    daemon.machine_stats()
+    assert calls.read_text().count("asked") == 2
 
 
 def test_the_next_task_starts_while_the_last_ones_final_status_is_told(
