@@ -167,7 +167,7 @@ class Daemon:
         where = execute.plan(self.settings, task_id)
         self.claim.run_started(task_id, where)  # in the record until it ends (services mode: one of several)
         try:
-            task = execute.take(self.client, task_id, dequeued=True, document=document)
+            task, ready = execute.take_meanwhile(self.client, task_id, document)
         except UserError as e:  # deleted, or no longer runnable since it was enqueued
             print(f"clearml-launcher: skipping task {task_id}: {e.message}", flush=True)
             self.claim.run_ended(task_id)
@@ -183,7 +183,7 @@ class Daemon:
         final: list[Callable[[], None]] = []  # the final status, told after the log's lines
         try:
             status = execute.run(self.client, task, settings, log, stop=self.stopping, report=final.append,
-                                 where=where)  # fmt: skip
+                                 where=where, ready=ready)  # fmt: skip
         finally:
             done.set()
             reporter.join()

@@ -67,17 +67,47 @@ def take(
 ) -> dict[str, Any]:
     """Mark the task in_progress (it leaves its queue); refuse a task that is not runnable. `document`: the
     task as the server gave it with its queue entry (read now when None)."""
-    task = document if document is not None else client.get_task(task_id)
-    status = task["status"]
-    if status not in RUNNABLE_STATUSES:
-        raise UserError(
-            f"task {task_id} is {status}; it cannot run as it is",
-            "run a copy with `clearml-launcher execute --clone --id ...`",
-        )
-    if status == QUEUED and not dequeued:
+    task = _runnable(client, task_id, document)
+    if task["status"] == QUEUED and not dequeued:
         client.call("tasks.dequeue", {"task": task_id, "new_status": IN_PROGRESS})
     else:
-        client.set_status(task_id, "started", force=status == QUEUED)
+        client.set_status(task_id, "started", force=task["status"] == QUEUED)
+    return task
+
+
+def take_meanwhile(
+    client: Client, task_id: str, document: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], Callable[[], None]]:
+    """`take` of a task already off its queue (a daemon's), its `started` call sent in a thread while the run
+    is prepared: the task, and the wait for that call (`run` waits before the process starts, and before
+    any final status; it raises what the call raised)."""
+    task = _runnable(client, task_id, document)
+    failed: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            client.set_status(task_id, "started", force=task["status"] == QUEUED)
+        except BaseException as e:  # raised where the run waits for it
+            failed.append(e)
+
+    thread = threading.Thread(target=send, name="task-started")
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if failed:
+            raise failed[0]
+
+    return task, wait
+
+
+def _runnable(client: Client, task_id: str, document: dict[str, Any] | None) -> dict[str, Any]:
+    task = document if document is not None else client.get_task(task_id)
+    if task["status"] not in RUNNABLE_STATUSES:
+        raise UserError(
+            f"task {task_id} is {task['status']}; it cannot run as it is",
+            "run a copy with `clearml-launcher execute --clone --id ...`",
+        )
     return task
 
 
@@ -89,17 +119,21 @@ def run(
     stop: threading.Event | None = None,
     report: Callable[[Callable[[], None]], None] | None = None,
     where: dict[str, str] | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> str:
     """Reproduce and run a taken task; returns its final status (completed, failed or stopped). Setting
     `stop` (the daemon is shutting down) aborts the run: the task ends stopped, never completed.
 
     The final status goes to the server after the log's lines (whoever waits for the end sees every line),
     by `report(action)`: now when it is None; a daemon runs the action in the background, once the run's
-    process is gone, while it takes its next task. `where`: the run's `plan` (made now when None)."""
+    process is gone, while it takes its next task. `where`: the run's `plan` (made now when None).
+    `ready`: the wait for the task's `started` call (`take_meanwhile`), done before the process starts and
+    before the final status."""
     from clearml_task import locks
     from launcher import registry, workspace
 
     report = report or _now
+    ready = ready or _started
     task_id = task["id"]
     where = where or plan(settings, task_id)
     dest = Path(where["work_tree"])
@@ -114,6 +148,7 @@ def run(
             sdk_env = _sdk_config(dest, settings, log)
             job = _job(client, task, settings, log, ws, server_env | sdk_env, stop)
             log.write(f"launcher: the task runs {settings.runner.describe()}")
+            ready()  # the task is in_progress on the server before its code runs
             outcome = settings.runner.run(job)
             ended_cleanly = outcome.exit_code is not None and not outcome.aborted and outcome.left == 0
             status, message = _outcome(outcome, log)
@@ -128,7 +163,8 @@ def run(
         try:
             _clean_up(dest, settings, log, started, ended_cleanly)
         finally:
-            if status:  # known: told even if the clean-up failed
+            if status:  # known: told even if the clean-up failed, never before `started`
+                ready()
                 report(partial(_tell, client, task_id, status, message, log))
     return status
 
@@ -228,6 +264,10 @@ def _tell(client: Client, task_id: str, status: str, message: str, log: LogShipp
 
 def _now(action: Callable[[], None]) -> None:
     action()
+
+
+def _started() -> None:
+    """`ready` of a task taken before the run (`take`): nothing to wait for."""
 
 
 @contextlib.contextmanager

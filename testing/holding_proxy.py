@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -28,6 +29,7 @@ class HoldingProxy:
     looked: Any = None
     calls: list[tuple[str, str]] = field(default_factory=list)  # (endpoint, task id or "") as forwarded
     released_in_time: bool | None = None  # None: nothing was held
+    released_at: float = 0.0  # time.time() when the held call went on
     _held_task: str | None = None
     _until_tasks: set[str] = field(default_factory=set)
     _release: threading.Event = field(default_factory=threading.Event)
@@ -94,6 +96,7 @@ class HoldingProxy:
                 self._release.set()  # the other call came (before the held one, or now)
         if first_held:
             self.released_in_time = self._release.wait(self.patience)
+            self.released_at = time.time()
             if self.look is not None:
                 self.looked = self.look()
             with self._lock:

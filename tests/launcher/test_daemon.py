@@ -244,3 +244,35 @@ def test_a_task_taken_again_before_its_last_runs_end_was_told_starts_after_it(
             daemon.kill()
         proxy.stop()
         stop_server(found)
+
+
+def test_a_run_is_prepared_while_its_task_is_marked_started_and_starts_after_it(
+    jobs: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon prepares the run (work tree, environment) while its `started` call is on its way (held
+    here for 3 s), and the task's code runs only once the call has gone."""
+    found = start_server(tmp_path / "server")
+    proxy = HoldingProxy(found.url, hold="tasks.started", until="none", patience=3)
+    try:
+        keys = found.keys
+        monkeypatch.setenv("CLEARML_API_ACCESS_KEY", keys["access_key"])
+        monkeypatch.setenv("CLEARML_API_SECRET_KEY", keys["secret_key"])
+        monkeypatch.setenv("CLEARML_API_HOST", found.url)
+        warm = create_task(jobs.work, "train.py", skip_task_init=True)  # its environment cached: the run
+        assert launcher("execute", "--id", warm).returncode == 0  # below would start in well under 3 s
+        q = queue("meanwhile")
+        task_id = create_task(jobs.work, "train.py", queue=q, skip_task_init=True)
+        monkeypatch.setenv("CLEARML_API_HOST", proxy.start())
+        result = launcher("daemon", "--queue", q, "--max-tasks", "1")
+        assert result.returncode == 0, result.stdout + result.stderr
+        monkeypatch.setenv("CLEARML_API_HOST", found.url)
+        assert status(task_id) == "completed"
+        events = Client().task_log(task_id)
+        stamps = {str(e.get("msg")): int(e["timestamp"]) / 1000 for e in events}
+        first_line = min(stamps.values())
+        printed = next(stamp for line, stamp in stamps.items() if line.startswith("epochs="))
+        assert first_line < proxy.released_at - 1  # prepared while the call was held
+        assert printed >= proxy.released_at - 0.01  # the code ran after it
+    finally:
+        proxy.stop()
+        stop_server(found)
