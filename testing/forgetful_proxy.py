@@ -7,14 +7,10 @@ know that either)."""
 
 from __future__ import annotations
 
-import http.client
 import json
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
-from typing import Any
-from urllib.parse import urlsplit
 
-from testing.servers import LoopbackServer
+from testing.servers import LoopbackServer, ProxyHandler, relay, respond
 
 
 @dataclass
@@ -26,38 +22,21 @@ class ForgetfulProxy:
 
     def start(self) -> str:
         proxy = self
-        target = urlsplit(self.upstream)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                return
-
+        class Handler(ProxyHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.body()
                 loss = ""
                 if self.path.endswith("/events.add_batch"):
                     body, loss = proxy._batch(body)
                 if loss == "request":
                     self.close_connection = True
                     return
-                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-                headers = {
-                    k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")
-                }
-                upstream.request("POST", self.path, body=body, headers=headers)
-                answer = upstream.getresponse()
-                data = answer.read()
-                upstream.close()
+                answer = relay(self, proxy.upstream, body)
                 if loss == "answer":
                     self.close_connection = True
                     return
-                self.send_response(answer.status)
-                self.send_header("Content-Type", answer.getheader("Content-Type") or "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                respond(self, *answer)
 
         self._server = LoopbackServer(Handler)
         return self._server.url

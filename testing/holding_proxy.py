@@ -6,17 +6,14 @@ once the other call has come, while the held one still waits (what the test sees
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import urlsplit
 
-from testing.servers import LoopbackServer
+from testing.servers import LoopbackServer, ProxyHandler, relay, respond
 
 
 @dataclass
@@ -37,33 +34,15 @@ class HoldingProxy:
 
     def start(self) -> str:
         proxy = self
-        target = urlsplit(self.upstream)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                return
-
+        class Handler(ProxyHandler):
             def do_GET(self) -> None:  # the SDK's auth.login in the task
                 self.do_POST()
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.body()
                 proxy._arrived(self.path.split("?", 1)[0].rsplit("/", 1)[-1], body)
-                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
-                headers = {
-                    k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")
-                }
-                upstream.request(self.command, self.path, body=body or None, headers=headers)
-                answer = upstream.getresponse()
-                data = answer.read()
-                upstream.close()
-                self.send_response(answer.status)
-                self.send_header("Content-Type", answer.getheader("Content-Type") or "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                respond(self, *relay(self, proxy.upstream, body))
 
         self._server = LoopbackServer(Handler)
         return self._server.url

@@ -87,6 +87,42 @@ class LoopbackServer:
         self._server.server_close()
 
 
+class ProxyHandler(BaseHTTPRequestHandler):
+    """A quiet keep-alive handler for a stand-in in front of another server (`relay`, `respond`)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+    def body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+
+def relay(handler: BaseHTTPRequestHandler, upstream: str, body: bytes) -> tuple[int, str, bytes]:
+    """The request a stand-in's `handler` holds, sent on to `upstream` (method, path, body, authorization
+    and content type): the answer's status, content type and body."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    target = urlsplit(upstream)
+    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
+    headers = {k: v for k, v in handler.headers.items() if k.lower() in ("authorization", "content-type")}
+    connection.request(handler.command, handler.path, body=body or None, headers=headers)
+    answer = connection.getresponse()
+    data = answer.read()
+    connection.close()
+    return answer.status, answer.getheader("Content-Type") or "application/json", data
+
+
+def respond(handler: BaseHTTPRequestHandler, status: int, content_type: str, data: bytes) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def http_config(server: ServerProcess, tmp: Path) -> ServerConfig:
     keys = server.keys
     return ServerConfig(server.url, None, None, keys["access_key"], keys["secret_key"], "test", tmp)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,12 +15,39 @@ from clearml_task.api import Client
 from testing.holding_proxy import HoldingProxy
 from testing.launching import create_task, launcher, log_lines, sleepy_task, spawn, status, wait_for
 from testing.repos import Repo, make_repo
-from testing.servers import start_server, stop_server
+from testing.servers import ServerProcess, start_server, stop_server
 
 
 @pytest.fixture
 def jobs(tmp_path: Path) -> Repo:
     return make_repo(tmp_path / "jobs", "jobs")
+
+
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
+    """Our server over loopback HTTP, the environment pointing at it."""
+    found = start_server(tmp_path / "server")
+    keys = found.keys
+    monkeypatch.setenv("CLEARML_API_HOST", found.url)
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", keys["access_key"])
+    monkeypatch.setenv("CLEARML_API_SECRET_KEY", keys["secret_key"])
+    yield found
+    stop_server(found)
+
+
+@pytest.fixture
+def holding(served: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., HoldingProxy]]:
+    """Makes a HoldingProxy in front of `served` and points the environment at it."""
+    made: list[HoldingProxy] = []
+
+    def make(**settings: Any) -> HoldingProxy:
+        made.append(HoldingProxy(served.url, **settings))
+        monkeypatch.setenv("CLEARML_API_HOST", made[-1].start())
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.stop()
 
 
 def queue(name: str) -> str:
@@ -178,7 +207,7 @@ def test_gpu_figures_come_from_nvidia_smi_at_most_every_few_seconds(
 
 
 def test_the_next_task_starts_while_the_last_ones_final_status_is_told(
-    jobs: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    jobs: Repo, holding: Callable[..., HoldingProxy]
 ) -> None:
     """Its process gone, a task's log and final status go to the server while the daemon takes the next one
     (the first task's completion is held until the second has started: a daemon that waited for it would
@@ -189,90 +218,59 @@ def test_the_next_task_starts_while_the_last_ones_final_status_is_told(
     def recorded_runs() -> list[list[str]]:
         return [list(daemon["runs"]) for daemon in registry.running(config.home() / "launcher")]
 
-    found = start_server(tmp_path / "server")
-    proxy = HoldingProxy(found.url, hold="tasks.completed", until="tasks.started", look=recorded_runs)
-    try:
-        keys = found.keys
-        monkeypatch.setenv("CLEARML_API_ACCESS_KEY", keys["access_key"])
-        monkeypatch.setenv("CLEARML_API_SECRET_KEY", keys["secret_key"])
-        monkeypatch.setenv("CLEARML_API_HOST", found.url)
-        q = queue("pipelined")
-        # no Task.init: the SDK in the task would read its own task (tasks.get_by_id) through the proxy
-        first = create_task(jobs.work, "train.py", queue=q, name="first", skip_task_init=True)
-        second = create_task(jobs.work, "train.py", queue=q, name="second", skip_task_init=True)
-        monkeypatch.setenv("CLEARML_API_HOST", proxy.start())
-        result = launcher("daemon", "--queue", q, "--max-tasks", "2")
-        assert result.returncode == 0, result.stdout + result.stderr
-        calls = list(proxy.calls)  # the daemon's (what the test asks next goes through the proxy too)
-        assert proxy.released_in_time, "the daemon waited for the first task's final status"
-        assert calls.index(("tasks.started", second)) < calls.index(("tasks.completed", first))
-        assert proxy.looked == [[first, second]]  # the first still recorded while its status was held
-        assert [call for call in calls if call[0] == "tasks.get_by_id"] == []
-        assert (status(first), status(second)) == ("completed", "completed")
-        assert [line for line in log_lines(first) if "done in" in line]  # its last lines shipped
-    finally:
-        proxy.stop()
-        stop_server(found)
+    q = queue("pipelined")
+    # no Task.init: the SDK in the task would read its own task (tasks.get_by_id) through the proxy
+    first = create_task(jobs.work, "train.py", queue=q, name="first", skip_task_init=True)
+    second = create_task(jobs.work, "train.py", queue=q, name="second", skip_task_init=True)
+    proxy = holding(hold="tasks.completed", until="tasks.started", look=recorded_runs)
+    result = launcher("daemon", "--queue", q, "--max-tasks", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = list(proxy.calls)  # the daemon's (what the test asks next goes through the proxy too)
+    assert proxy.released_in_time, "the daemon waited for the first task's final status"
+    assert calls.index(("tasks.started", second)) < calls.index(("tasks.completed", first))
+    assert proxy.looked == [[first, second]]  # the first still recorded while its status was held
+    assert [call for call in calls if call[0] == "tasks.get_by_id"] == []
+    assert (status(first), status(second)) == ("completed", "completed")
+    assert [line for line in log_lines(first) if "done in" in line]  # its last lines shipped
 
 
 def test_a_task_taken_again_before_its_last_runs_end_was_told_starts_after_it(
-    jobs: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    jobs: Repo, holding: Callable[..., HoldingProxy]
 ) -> None:
     """Enqueued again (forced) while its first run's final status is still on its way: the second run
     starts only once the first run's status has gone (they never cross on the server)."""
-    found = start_server(tmp_path / "server")
-    proxy = HoldingProxy(found.url, hold="tasks.completed", until="none", patience=5)
-    daemon = None
+    q = queue("again")
+    task_id = create_task(jobs.work, "train.py", queue=q, skip_task_init=True)
+    client = Client()
+    proxy = holding(hold="tasks.completed", until="none", patience=5)
+    daemon = spawn("daemon", "--queue", q, "--max-tasks", "2")
     try:
-        keys = found.keys
-        monkeypatch.setenv("CLEARML_API_ACCESS_KEY", keys["access_key"])
-        monkeypatch.setenv("CLEARML_API_SECRET_KEY", keys["secret_key"])
-        monkeypatch.setenv("CLEARML_API_HOST", found.url)
-        q = queue("again")
-        task_id = create_task(jobs.work, "train.py", queue=q, skip_task_init=True)
-        client = Client()
-        monkeypatch.setenv("CLEARML_API_HOST", proxy.start())
-        daemon = spawn("daemon", "--queue", q, "--max-tasks", "2")
         wait_for(lambda: proxy.holding)
         client.call("tasks.enqueue", {"task": task_id, "queue": q, "force": True})
         assert daemon.wait(120) == 0
-        starts = [i for i, call in enumerate(proxy.calls) if call == ("tasks.started", task_id)]
-        assert len(starts) == 2
-        assert starts[0] < proxy.calls.index(("tasks.completed", task_id)) < starts[1]
     finally:
-        if daemon is not None and daemon.poll() is None:
+        if daemon.poll() is None:
             daemon.kill()
-        proxy.stop()
-        stop_server(found)
+    starts = [i for i, call in enumerate(proxy.calls) if call == ("tasks.started", task_id)]
+    assert len(starts) == 2
+    assert starts[0] < proxy.calls.index(("tasks.completed", task_id)) < starts[1]
 
 
 def test_a_run_is_prepared_while_its_task_is_marked_started_and_starts_after_it(
-    jobs: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    jobs: Repo, served: ServerProcess, holding: Callable[..., HoldingProxy], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The daemon prepares the run (work tree, environment) while its `started` call is on its way (held
     here for 3 s), and the task's code runs only once the call has gone."""
-    found = start_server(tmp_path / "server")
-    proxy = HoldingProxy(found.url, hold="tasks.started", until="none", patience=3)
-    try:
-        keys = found.keys
-        monkeypatch.setenv("CLEARML_API_ACCESS_KEY", keys["access_key"])
-        monkeypatch.setenv("CLEARML_API_SECRET_KEY", keys["secret_key"])
-        monkeypatch.setenv("CLEARML_API_HOST", found.url)
-        warm = create_task(jobs.work, "train.py", skip_task_init=True)  # its environment cached: the run
-        assert launcher("execute", "--id", warm).returncode == 0  # below would start in well under 3 s
-        q = queue("meanwhile")
-        task_id = create_task(jobs.work, "train.py", queue=q, skip_task_init=True)
-        monkeypatch.setenv("CLEARML_API_HOST", proxy.start())
-        result = launcher("daemon", "--queue", q, "--max-tasks", "1")
-        assert result.returncode == 0, result.stdout + result.stderr
-        monkeypatch.setenv("CLEARML_API_HOST", found.url)
-        assert status(task_id) == "completed"
-        events = Client().task_log(task_id)
-        stamps = {str(e.get("msg")): int(e["timestamp"]) / 1000 for e in events}
-        first_line = min(stamps.values())
-        printed = next(stamp for line, stamp in stamps.items() if line.startswith("epochs="))
-        assert first_line < proxy.released_at - 1  # prepared while the call was held
-        assert printed >= proxy.released_at - 0.01  # the code ran after it
-    finally:
-        proxy.stop()
-        stop_server(found)
+    warm = create_task(jobs.work, "train.py", skip_task_init=True)  # its environment cached: the run
+    assert launcher("execute", "--id", warm).returncode == 0  # below would start in well under 3 s
+    q = queue("meanwhile")
+    task_id = create_task(jobs.work, "train.py", queue=q, skip_task_init=True)
+    proxy = holding(hold="tasks.started", until="none", patience=3)
+    result = launcher("daemon", "--queue", q, "--max-tasks", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    monkeypatch.setenv("CLEARML_API_HOST", served.url)
+    assert status(task_id) == "completed"
+    stamps = {str(e.get("msg")): int(e["timestamp"]) / 1000 for e in Client().task_log(task_id)}
+    printed = next(stamp for line, stamp in stamps.items() if line.startswith("epochs="))
+    assert min(stamps.values()) < proxy.released_at - 1  # prepared while the call was held
+    assert printed >= proxy.released_at - 0.01  # the code ran after it
