@@ -62,31 +62,29 @@ def default_worker() -> str:
     return f"{socket.gethostname()}:0"
 
 
-def take(
-    client: Client, task_id: str, *, dequeued: bool = False, document: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Mark the task in_progress (it leaves its queue); refuse a task that is not runnable. `document`: the
-    task as the server gave it with its queue entry (read now when None)."""
-    task = _runnable(client, task_id, document)
-    if task["status"] == QUEUED and not dequeued:
+def take(client: Client, task_id: str) -> dict[str, Any]:
+    """Mark the task in_progress (a queued one leaves its queue); refuse a task that is not runnable."""
+    task = _runnable(client, task_id, None)
+    if task["status"] == QUEUED:
         client.call("tasks.dequeue", {"task": task_id, "new_status": IN_PROGRESS})
     else:
-        client.set_status(task_id, "started", force=task["status"] == QUEUED)
+        _mark_started(client, task)
     return task
 
 
 def take_meanwhile(
     client: Client, task_id: str, document: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], Callable[[], None]]:
-    """`take` of a task already off its queue (a daemon's), its `started` call sent in a thread while the run
-    is prepared: the task, and the wait for that call (`run` waits before the process starts, and before
-    any final status; it raises what the call raised)."""
+    """`take` of a task already off its queue (a daemon's; `document`: the task as the server gave it with
+    its queue entry, read now when None), its `started` call sent in a thread while the run is prepared:
+    the task, and the wait for that call (`run` waits before the process starts, and before any final
+    status; it raises what the call raised)."""
     task = _runnable(client, task_id, document)
     failed: list[BaseException] = []
 
     def send() -> None:
         try:
-            client.set_status(task_id, "started", force=task["status"] == QUEUED)
+            _mark_started(client, task)
         except BaseException as e:  # raised where the run waits for it
             failed.append(e)
 
@@ -99,6 +97,11 @@ def take_meanwhile(
             raise failed[0]
 
     return task, wait
+
+
+def _mark_started(client: Client, task: dict[str, Any]) -> None:
+    """tasks.started; forced for a task still queued (a daemon took its entry off the queue)."""
+    client.set_status(task["id"], "started", force=task["status"] == QUEUED)
 
 
 def _runnable(client: Client, task_id: str, document: dict[str, Any] | None) -> dict[str, Any]:
