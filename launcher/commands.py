@@ -174,7 +174,7 @@ def execute(args: argparse.Namespace) -> int:
     reaper.become_subreaper()  # whatever the task leaves running is handed back here, and ended
     task = run.take(client, task_id)
     log = LogShipper(client, task_id, settings.worker, echo=True)
-    stop = _stop_on_signals()
+    stop = client.session.stop = _stop_on_signals()
     try:
         status = run.run(client, task, settings, log, stop=stop)
     finally:
@@ -233,7 +233,7 @@ def daemon(args: argparse.Namespace) -> int:
         settings = _settings(args, worker=claim.worker)
         settings.echo = args.foreground
         runner = daemons.Daemon(client, options, settings, claim)
-        runner.stopping = _stop_on_signals()
+        runner.stopping = client.session.stop = _stop_on_signals()  # a server that is away is not waited for
         return runner.run()
     finally:
         claim.release()

@@ -9,7 +9,9 @@ ClearML's server (server.info does not advertise the `wait` field) it polls: one
 interval. A stop (SIGTERM, `--stop`) is seen within LONG_POLL seconds when idle; it ends a running task
 as stopped — never completed — and unregisters the worker. The daemon's record
 (launcher.registry) says what it runs at every moment, so that a daemon taking its id after a crash can
-clean up; its client never gives up on the server (an outage of any length is waited out)."""
+clean up; its client never gives up on the server (an outage of any length is waited out) until it is
+stopped: then an unanswered call gets a few more tries, and a run whose end could not be told stays in the
+record (kept) for the next daemon of this id to end."""
 
 from __future__ import annotations
 

@@ -103,7 +103,10 @@ class Claim:
             self._write()
 
     def release(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """The id is free again. A record that still holds runs (their final status never reached the
+        server: it was away when the daemon was stopped) stays, for the next daemon of this id to end."""
+        if not self.runs:
+            self.path.unlink(missing_ok=True)
         self.handle.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ from clearml_task.git.urls import public_url, scrub
 
 RETRY_CODES = frozenset({429, 502, 503, 504})
 MAX_DELAY = 30.0  # seconds: the longest wait between two tries of a session that never gives up
+TRIES_WHEN_STOPPING = 3  # tries a call gets once the session's `stop` is set, however many it had
 
 
 def _warn(message: str) -> None:
@@ -47,6 +49,9 @@ class Session:
         self.retries = retries
         self.backoff = backoff
         self.on_retry = on_retry
+        # Set when the process is leaving (a daemon's SIGTERM): a call the server does not answer gets
+        # TRIES_WHEN_STOPPING tries from then on, so a server that is away is not waited out.
+        self.stop: threading.Event | None = None
         self._token: str | None = None
         self.transport: Transport
         if self.config.api_server is None:
@@ -101,10 +106,14 @@ class Session:
         self, endpoint: str, body: bytes, headers: dict[str, str], resend: bool = True
     ) -> tuple[int, dict[str, Any]]:
         delay = self.backoff
-        attempt = 0
+        attempt, stopped_at = 0, 0
         while True:
             attempt += 1
-            last = attempt == self.retries
+            if not stopped_at and self.stop is not None and self.stop.is_set():
+                stopped_at = attempt
+            last = attempt == self.retries or bool(
+                stopped_at and attempt - stopped_at + 1 >= TRIES_WHEN_STOPPING
+            )
             try:
                 code, envelope = self.transport.send(endpoint, body, headers, resend=resend)
             except TransportError as e:
@@ -124,8 +133,16 @@ class Session:
                 problem = f"HTTP {code}"
             of = f"/{self.retries - 1}" if self.retries is not None else ""
             self.on_retry(f"{endpoint}: {problem}; retrying in {delay:.1f}s ({attempt}{of})")
-            time.sleep(delay)
+            self._pause(delay, stopped_at)
             delay = min(delay * 2, MAX_DELAY if self.retries is None else 10.0)
+
+    def _pause(self, delay: float, stopped: int) -> None:
+        """The wait before the next try; a stop that comes meanwhile cuts it short (the tries left when
+        stopping are then a second apart at most)."""
+        if self.stop is not None and not stopped:
+            self.stop.wait(delay)
+        else:
+            time.sleep(min(delay, 1.0) if stopped else delay)
 
     def _data(self, endpoint: str, code: int, envelope: dict[str, Any]) -> Answer:
         meta = envelope.get("meta") or {}

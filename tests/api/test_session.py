@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,25 @@ def test_unreachable_server_is_retried_then_a_clear_error(tmp_path: Path) -> Non
         session.call("queues.get_all")
     assert f"cannot reach the ClearML server at {url}" in str(e.value)
     assert len(retried) == 2
+
+
+def test_a_session_that_never_gives_up_gives_up_once_stopped(tmp_path: Path) -> None:
+    """retries=None waits out any outage, but not once its `stop` is set (a daemon's SIGTERM): the call in
+    progress gets TRIES_WHEN_STOPPING tries from then on, and the wait it was in is cut short."""
+    from clearml_task.api import session as session_module
+
+    url = f"http://127.0.0.1:{free_port()}"
+    retried: list[str] = []
+    session = Session(ServerConfig(url, None, None, "K", "S", "test", tmp_path), retries=None, backoff=60,
+                      on_retry=retried.append)  # fmt: skip
+    session.stop = threading.Event()
+    threading.Timer(0.5, session.stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(UserError) as e:
+        session.call("queues.get_all")
+    assert time.monotonic() - started < 10  # the first wait alone was 60 s
+    assert f"cannot reach the ClearML server at {url}" in str(e.value)
+    assert len(retried) == session_module.TRIES_WHEN_STOPPING  # a line after each try but the last
 
 
 class Flaky:

@@ -166,6 +166,35 @@ def test_a_restarted_daemon_fails_the_task_its_predecessor_ran(
     assert not Path(run["sdk_config"]).exists()
 
 
+def test_a_daemon_stopped_while_the_server_is_away_leaves_and_its_run_is_ended_later(
+    rig: Rig, jobs: Repo, tmp_path: Path, daemons: Daemons
+) -> None:
+    """SIGTERM while the server is down: a daemon running a task and an idle one both leave within seconds
+    (they used to retry for as long as the server was away); the run whose end could not be told stays in
+    the record, and the next daemon of that id fails its task once the server is back."""
+    q, idle_q = queue(), queue()
+    busy = daemon(daemons, q)
+    task = sleepy_task(jobs.work, tmp_path, queue=q)
+    task.wait_for_tick(2)
+    idle = daemon(daemons, idle_q)  # started second: the busy one holds the first id
+    wait_for(lambda: len(workers_of(idle_q)) == 1)
+    rig.kill()
+    time.sleep(3)  # both are retrying by now
+    for process in (busy, idle):
+        process.terminate()
+    for process in (busy, idle):
+        process.wait(45)  # TimeoutExpired when a daemon waits for the server
+    task.assert_tree_gone()
+    records = {info["worker"]: info for info in map(registry._read, (home() / "daemons").glob("*.json"))
+               if info}  # fmt: skip
+    assert [run["task"] for info in records.values() for run in info["runs"].values()] == [task.task_id]
+    rig.start_again()
+    assert status(task.task_id) == "in_progress"
+    daemon(daemons, q)
+    wait_for(lambda: status(task.task_id) == "failed", timeout=60)
+    assert Client().get_task(task.task_id)["status_message"] == registry.RESTARTED
+
+
 def quiet_tasks(jobs: Repo, tmp_path: Path, q: str, count: int) -> dict[str, Path]:
     """`count` tasks on `q` that print nothing: task id -> the file their three pids go to."""
     found = {}
