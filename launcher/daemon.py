@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.errors import UserError
+from launcher import threads
 from launcher.services import Slots
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class Daemon:
         self._last_report = 0.0
         self.slots = Slots(options.services) if options.services is not None else None
         self.spares = _spares(settings)
-        self._closing: dict[str, threading.Thread] = {}  # runs whose end is being told, by task id
+        self._closing: dict[str, threads.Work] = {}  # runs whose end is being told, by task id
         self._closing_lock = threading.Lock()
         advertised, self.with_task = client.long_poll()  # 0: the server cannot wait (ClearML's): poll it
         self.wait = min(LONG_POLL, advertised) if advertised >= MIN_LONG_POLL else 0.0
@@ -175,8 +176,7 @@ class Daemon:
             self.claim.run_ended(task_id)
             return
         done = threading.Event()
-        reporter = threading.Thread(target=self._report_while, args=(task_id, queue_id, done), daemon=True)
-        reporter.start()
+        reporter = threads.start(self._report_while, task_id, queue_id, done, name="status-reports")
         log = LogShipper(self.client, task_id, self.settings.worker, echo=self.settings.echo,
                          spill_dir=self.settings.work_dir)  # fmt: skip
         # what the run tells as it goes (work tree, SDK config, process) goes into its entry of the record
@@ -212,17 +212,15 @@ class Daemon:
             if told:
                 self.claim.run_ended(task_id)
 
-        closer = threading.Thread(target=close, name="run-close")
         with self._closing_lock:
-            self._closing = {key: thread for key, thread in self._closing.items() if thread.is_alive()}
-            self._closing[task_id] = closer
-        closer.start()
+            self._closing = {key: work for key, work in self._closing.items() if work.is_alive()}
+            self._closing[task_id] = threads.start(close, name="run-close")
 
     def _wait_for_logs(self) -> None:
         with self._closing_lock:
             closing, self._closing = self._closing, {}
-        for thread in closing.values():
-            thread.join()
+        for work in closing.values():
+            work.join()
 
     def _report_while(self, task_id: str, queue_id: str, done: threading.Event) -> None:
         """Status reports, the first at once, then every REPORT_INTERVAL while the task runs (they keep it

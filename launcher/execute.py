@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from clearml_task.errors import UserError
 from clearml_task.server.files import files_url
 from clearml_task.vocabulary import COMPLETED, FAILED, IN_PROGRESS, QUEUED, RUNNABLE_STATUSES, STOPPED
+from launcher import threads
 from launcher.backends import Job, Runner, runner_name
 from launcher.backends.local import Local
 from launcher.errors import ReproductionError
@@ -88,11 +89,10 @@ def take_meanwhile(
         except BaseException as e:  # raised where the run waits for it
             failed.append(e)
 
-    thread = threading.Thread(target=send, name="task-started")
-    thread.start()
+    sending = threads.start(send, name="task-started")
 
     def wait() -> None:
-        thread.join()
+        sending.join()
         if failed:
             raise failed[0]
 

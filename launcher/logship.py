@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING
 
 from clearml_task.api.transport import MaybeDelivered
 from clearml_task.errors import APICallError
+from launcher import threads
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
@@ -98,8 +99,7 @@ class LogShipper:
         self._closed = False
         self._last_stamp = 0
         self._count = 0
-        self._thread = threading.Thread(target=self._loop, name="log-shipper", daemon=True)
-        self._thread.start()
+        self._thread = threads.start(self._loop, name="log-shipper")
         self.shipped = 0
         self.failures = 0
         self.dropped = 0  # lines the server refused (not a connection problem): not sent again

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import IO
 
+from launcher import threads
+
 CR_PERIOD = 10.0  # seconds between two logged states of one `\r` progress line
 MAX_PARTIAL = 1024 * 1024  # bytes without a newline logged as they are (the log ships them in pieces)
 READ_SIZE = 64 * 1024
@@ -81,21 +83,23 @@ class Output:
     def __init__(self, stdout: IO[bytes], stderr: IO[bytes], write: Write) -> None:
         self.streams = {stdout.fileno(): Lines(write, "info"), stderr.fileno(): Lines(write, "error")}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._pump, name="output-reader", daemon=True)
+        self._work: threads.Work | None = None
 
     def start(self) -> Output:
-        self._thread.start()
+        self._work = threads.start(self._pump, name="output-reader")
         return self
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until both streams ended (or `timeout`); True when they did."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        assert self._work is not None, "start() first"
+        self._work.join(timeout)
+        return not self._work.is_alive()
 
     def stop(self) -> None:
         """Take what the pipes hold now and stop reading (whoever still holds them open)."""
         self._stop.set()
-        self._thread.join()
+        if self._work is not None:
+            self._work.join()
 
     def _pump(self) -> None:
         selector = selectors.DefaultSelector()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.vocabulary import CLOSED, CREATED, FAILED, QUEUED, STOPPED
+from launcher import threads
 from launcher.workspace import encodable, refused
 
 if TYPE_CHECKING:
@@ -178,13 +179,7 @@ def _follow(
         started(child.pid, token)
     aborted = threading.Event()
     done = threading.Event()
-    watcher = threading.Thread(
-        target=_watch,
-        args=(child, client, task_id, aborted, done, grace, stop),
-        name="abort-watch",
-        daemon=True,
-    )
-    watcher.start()
+    watcher = threads.start(_watch, child, client, task_id, aborted, done, grace, stop, name="abort-watch")
     assert child.stdout is not None and child.stderr is not None
     reader = output.Output(child.stdout, child.stderr, log.write).start()
     if meanwhile is not None:
