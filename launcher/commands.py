@@ -174,7 +174,7 @@ def execute(args: argparse.Namespace) -> int:
     reaper.become_subreaper()  # whatever the task leaves running is handed back here, and ended
     task = run.take(client, task_id)
     log = LogShipper(client, task_id, settings.worker, echo=True)
-    stop = client.session.stop = _stop_on_signals()
+    stop = _stop_on_signals()  # its session keeps its tries: no record holds the run should its end be lost
     try:
         status = run.run(client, task, settings, log, stop=stop)
     finally:

@@ -78,7 +78,7 @@ class Daemon:
         from launcher import execute, registry
 
         worker = self.settings.worker
-        registry.reconcile(self.client, self.claim.previous, _say)
+        registry.reconcile(self.client, self.claim.previous, _say, ended=self.claim.run_ended)
         registry.sweep(self.settings.work_dir, _say)
         with execute.server_for_tasks(self.client) as server_env:  # ephemeral mode: served once, not per task
             self.settings = dataclasses.replace(self.settings, server_env=server_env)
@@ -96,7 +96,12 @@ class Daemon:
                 if self.slots is not None and not self.slots.wait_free(self.stopping):
                     break
                 asked = time.monotonic()
-                picked = self._next(start)
+                try:
+                    picked = self._next(start)
+                except UserError:
+                    if self.stopping.is_set():  # stopped while the server is away: nothing was taken
+                        break
+                    raise
                 if picked is None:
                     if self.options.once:
                         break
@@ -149,9 +154,13 @@ class Daemon:
         return None
 
     def _hand_back(self, task_id: str, queue_id: str) -> None:
+        """The task taken as the stop came goes back to the front of its queue; in the record until it has
+        (should the server be away, the next daemon of this id puts it back)."""
+        self.claim.run_started(task_id)
         with contextlib.suppress(Exception):
             self.client.call("queues.add_task", {"queue": queue_id, "task": task_id})
             self.client.call("queues.move_task_to_front", {"queue": queue_id, "task": task_id})
+            self.claim.run_ended(task_id)
             print(
                 f"clearml-launcher: task {task_id} went back to the front of {self.names[queue_id]}",
                 flush=True,
@@ -172,6 +181,10 @@ class Daemon:
         try:
             task, ready = execute.take_meanwhile(self.client, task_id, document)
         except UserError as e:  # deleted, or no longer runnable since it was enqueued
+            if self.stopping.is_set():  # or the server is away and the daemon leaves: the record keeps it
+                print(f"clearml-launcher: task {task_id} is left to the next daemon of this id: {e.message}",
+                      flush=True)  # fmt: skip
+                return
             print(f"clearml-launcher: skipping task {task_id}: {e.message}", flush=True)
             self.claim.run_ended(task_id)
             return
@@ -197,7 +210,8 @@ class Daemon:
         the final status, then the run leaves the record. Until the server has the final status the run
         stays in the record (a daemon killed meanwhile leaves the task to the next one to fail; so does a run
         that ended without one, on an error of the launcher's own); the daemon waits for every run it closes
-        before it exits (nothing is lost)."""
+        before it exits (nothing is lost, unless it is stopped while the server is away: the record then
+        keeps the run for the next daemon of this id)."""
 
         def close() -> None:
             told = bool(final)

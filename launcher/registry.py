@@ -126,7 +126,8 @@ def claim(home: Path, gpus: str | None, queues: Sequence[str], log_file: str = "
     previous = _read(path)
     found = Claim(worker, path, handle, previous)
     found.update(pid=os.getpid(), worker=worker, queues=list(queues), gpus=gpus, log=log_file,
-                 started=time.strftime("%Y-%m-%d %H:%M:%S"), registered=False, runs={})  # fmt: skip
+                 started=time.strftime("%Y-%m-%d %H:%M:%S"), registered=False,
+                 runs=inherited(previous))  # fmt: skip
     return found
 
 
@@ -196,10 +197,22 @@ def runs_of(record: dict[str, Any] | None) -> list[dict[str, Any]]:
     return found
 
 
-def reconcile(client: Client, previous: dict[str, Any] | None, say: Callable[[str], None]) -> None:
-    """End what the dead daemon whose id we took was running: every run's processes, task and files."""
-    for run in runs_of(previous):
+def inherited(previous: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The runs of the dead daemon whose id is taken, by task id: the new record holds them until each is
+    ended (a daemon stopped or killed before it could end them leaves them to the next one)."""
+    return {str(run.get("task") or f"run-{n}"): run for n, run in enumerate(runs_of(previous))}
+
+
+def reconcile(
+    client: Client, previous: dict[str, Any] | None, say: Callable[[str], None],
+    ended: Callable[[str], None] | None = None,
+) -> None:  # fmt: skip
+    """End what the dead daemon whose id we took was running: every run's processes, task and files;
+    `ended(key)` after each (its key in `inherited`)."""
+    for key, run in inherited(previous).items():
         _reconcile_run(client, run, say)
+        if ended is not None:
+            ended(key)
 
 
 def _reconcile_run(client: Client, run: dict[str, Any], say: Callable[[str], None]) -> None:

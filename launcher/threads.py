@@ -12,6 +12,7 @@ The threads are daemon threads: whoever needs a piece of work finished before th
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -49,7 +50,7 @@ def start(target: Callable[..., Any], *args: Any, name: str) -> Work:
         _idle -= 1
         spawn = _idle < 0  # more work waiting than threads waiting for it
     if spawn:
-        threading.Thread(target=_serve, name=name, daemon=True).start()
+        threading.Thread(target=_serve, name=IDLE_NAME, daemon=True).start()
     return work
 
 
@@ -73,9 +74,9 @@ def _serve() -> None:
         try:
             target(*args)
         except BaseException as e:
-            threading.excepthook(threading.ExceptHookArgs((type(e), e, e.__traceback__, current)))
-        finally:
-            work._done.set()
-            current.name = IDLE_NAME
-            with _lock:
-                _idle += 1
+            with contextlib.suppress(BaseException):  # a hook that fails (stderr gone) ends no thread
+                threading.excepthook(threading.ExceptHookArgs((type(e), e, e.__traceback__, current)))
+        current.name = IDLE_NAME
+        with _lock:  # waiting again before the work is seen done: a start right after a join needs no thread
+            _idle += 1
+        work._done.set()

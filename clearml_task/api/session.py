@@ -132,17 +132,13 @@ class Session:
                     raise MaybeDelivered(f"HTTP {code}")
                 problem = f"HTTP {code}"
             of = f"/{self.retries - 1}" if self.retries is not None else ""
-            self.on_retry(f"{endpoint}: {problem}; retrying in {delay:.1f}s ({attempt}{of})")
-            self._pause(delay, stopped_at)
+            pause = min(delay, 1.0) if stopped_at else delay  # once stopped, the tries left come quickly
+            self.on_retry(f"{endpoint}: {problem}; retrying in {pause:.1f}s ({attempt}{of})")
+            if self.stop is not None and not stopped_at:
+                self.stop.wait(pause)  # a stop meanwhile cuts the wait short
+            else:
+                time.sleep(pause)
             delay = min(delay * 2, MAX_DELAY if self.retries is None else 10.0)
-
-    def _pause(self, delay: float, stopped: int) -> None:
-        """The wait before the next try; a stop that comes meanwhile cuts it short (the tries left when
-        stopping are then a second apart at most)."""
-        if self.stop is not None and not stopped:
-            self.stop.wait(delay)
-        else:
-            time.sleep(min(delay, 1.0) if stopped else delay)
 
     def _data(self, endpoint: str, code: int, envelope: dict[str, Any]) -> Answer:
         meta = envelope.get("meta") or {}

@@ -82,6 +82,36 @@ def test_every_run_a_record_holds_is_reconciled(tmp_path: Path) -> None:
     claim.release()
 
 
+def test_a_dead_daemons_runs_stay_on_record_until_the_next_one_has_ended_them(tmp_path: Path) -> None:
+    """A record left with runs (its daemon was killed, or stopped while the server was away) is not lost
+    when the daemon taking its id dies or is stopped before it ended them: they move into its record, and
+    leave it one by one as they are reconciled."""
+    client = Client(Session(embedded_config(tmp_path / "server")))
+    ids = [client.create_task({"name": f"run {n}", "type": "training"}) for n in range(2)]
+    for task_id in ids:
+        client.set_status(task_id, "started", force=True)
+    dead = registry.claim(tmp_path, None, ["q"])
+    for task_id in ids:
+        dead.run_started(task_id)
+    dead.release()  # runs in it: the file stays
+    stopped_early = registry.claim(tmp_path, None, ["q"])
+    assert stopped_early.worker == dead.worker and sorted(stopped_early.runs) == sorted(ids)
+    stopped_early.release()  # before it reconciled anything
+    taker = registry.claim(tmp_path, None, ["q"])
+    assert registry.inherited(taker.previous) == stopped_early.runs
+    ended: list[str] = []
+
+    def end(key: str) -> None:
+        ended.append(key)
+        taker.run_ended(key)
+
+    registry.reconcile(client, taker.previous, lambda line: None, ended=end)
+    assert sorted(ended) == sorted(ids) and taker.runs == {}
+    assert [client.get_task(task_id)["status_message"] for task_id in ids] == [registry.RESTARTED] * 2
+    taker.release()
+    assert not list((tmp_path / "daemons").glob("*.json"))  # nothing left: the record goes
+
+
 def test_a_run_is_cleaned_up_by_the_backend_its_record_names(tmp_path: Path) -> None:
     """The record is a file: a backend name that is not one of our runner modules is never imported; a run
     then counts as a host run (as a record written before runs named their backend)."""

@@ -104,3 +104,17 @@ def test_what_work_raises_goes_to_the_thread_excepthook(monkeypatch: pytest.Monk
     threads.start(fail, name="failing").join(10)
     assert [(type(r.exc_value), str(r.exc_value)) for r in reported] == [(ValueError, "from the work")]
     threads.start(lambda: None, name="after").join(10)  # the thread serves on
+
+
+def test_a_failing_excepthook_ends_no_thread_and_loses_no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_hook(args: threading.ExceptHookArgs) -> None:
+        raise OSError("stderr is gone")
+
+    monkeypatch.setattr(threading, "excepthook", broken_hook)
+    failing = [threads.start(lambda: 1 / 0, name="failing") for _ in range(100)]  # more than are kept
+    deadline = time.monotonic() + 10
+    for work in failing:
+        work.join(max(0.0, deadline - time.monotonic()))
+    ran = threading.Event()
+    threads.start(ran.set, name="after").join(10)
+    assert ran.is_set() and not [work for work in failing if work.is_alive()]
