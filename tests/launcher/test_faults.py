@@ -25,7 +25,16 @@ from clearml_task.server import watchdog
 from launcher import registry
 from testing.launching import alive, create_task, launcher, log_lines, sleepy_task, status, wait_for
 from testing.repos import Repo, make_repo
-from testing.servers import ROOT, ServerProcess, start_server, stop_server
+from testing.servers import (
+    ROOT,
+    LoopbackServer,
+    ProxyHandler,
+    ServerProcess,
+    relay,
+    respond,
+    start_server,
+    stop_server,
+)
 
 OUTAGE = float(os.environ.get("CLEARML_TASK_TEST_OUTAGE", "60"))
 FLOOD = float(os.environ.get("CLEARML_TASK_TEST_FLOOD", "20"))
@@ -193,6 +202,50 @@ def test_a_daemon_stopped_while_the_server_is_away_leaves_and_its_run_is_ended_l
     daemon(daemons, q)
     wait_for(lambda: status(task.task_id) == "failed", timeout=60)
     assert Client().get_task(task.task_id)["status_message"] == registry.RESTARTED
+
+
+def test_a_task_taken_as_the_stop_comes_while_the_server_goes_goes_back_to_its_queue(
+    rig: Rig, jobs: Repo, daemons: Daemons, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon's call takes a task off its queue just as the daemon is stopped; handing it back fails (the
+    server is gone by then): the task stays in the record, and the next daemon of that id puts it back in
+    its queue, where it runs."""
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", **PLAIN)
+    upstream = rig.server.url
+    stopped: list[subprocess.Popen[bytes]] = []
+
+    class Handler(ProxyHandler):
+        def do_POST(self) -> None:
+            body, endpoint = self.body(), self.path.rsplit("/", 1)[-1]
+            if endpoint == "queues.add_task" and stopped:  # the hand-back: the server goes away first
+                rig.kill()
+            try:
+                answer = relay(self, upstream, body)
+            except OSError:
+                answer = (502, "text/html", b"<html>bad gateway</html>")
+            if endpoint == "queues.get_next_task" and task_id.encode() in answer[2] and not stopped:
+                stopped.append(busy)
+                busy.terminate()  # the answer comes after the stop
+                time.sleep(0.5)
+            respond(self, *answer)
+
+    proxy = LoopbackServer(Handler)
+    try:
+        monkeypatch.setenv("CLEARML_API_HOST", proxy.url)
+        busy = daemon(daemons, q)
+        wait_for(lambda: len(workers_of(q)) == 1)
+        Client().enqueue(task_id, q)
+        assert busy.wait(45) == 0
+    finally:
+        proxy.stop()
+    records = [info for info in map(registry._read, (home() / "daemons").glob("*.json")) if info]
+    assert [run["task"] for info in records for run in info["runs"].values()] == [task_id]
+    rig.start_again()
+    monkeypatch.setenv("CLEARML_API_HOST", rig.server.url)
+    assert status(task_id) == "queued"  # off its queue, in no other
+    daemon(daemons, q)
+    wait_for(lambda: status(task_id) == "completed", timeout=120)
 
 
 def quiet_tasks(jobs: Repo, tmp_path: Path, q: str, count: int) -> dict[str, Path]:
