@@ -99,7 +99,7 @@ class LogShipper:
         self._closed = False
         self._last_stamp = 0
         self._count = 0
-        self._thread = threads.start(self._loop, name="log-shipper")
+        self._work = threads.start(self._loop, name="log-shipper")
         self.shipped = 0
         self.failures = 0
         self.dropped = 0  # lines the server refused (not a connection problem): not sent again
@@ -139,7 +139,7 @@ class LogShipper:
     def close(self) -> None:
         self._closed = True
         self._wake.set()
-        self._thread.join()
+        self._work.join()
         self._flush()
         for attempt in range(CLOSE_TRIES):
             if not self.waiting:

@@ -121,6 +121,12 @@ def home() -> Path:
     return Path(os.environ["CLEARML_TASK_HOME"]) / "launcher"
 
 
+def recorded_tasks() -> list[str]:
+    """The tasks of the runs this machine's daemon records hold, the records of daemons gone included."""
+    records = (registry._read(path) for path in sorted((home() / "daemons").glob("*.json")))
+    return [run["task"] for info in records if info for run in registry.runs_of(info)]
+
+
 def workers_of(q: str) -> list[str]:
     return sorted(w["id"] for w in Client().call("workers.get_all")["workers"]
                   if any(x["id"] == q for x in w.get("queues", [])))  # fmt: skip
@@ -194,9 +200,7 @@ def test_a_daemon_stopped_while_the_server_is_away_leaves_and_its_run_is_ended_l
     for process in (busy, idle):
         assert process.wait(45) == 0  # TimeoutExpired when a daemon waits for the server; stopped, not failed
     task.assert_tree_gone()
-    records = {info["worker"]: info for info in map(registry._read, (home() / "daemons").glob("*.json"))
-               if info}  # fmt: skip
-    assert [run["task"] for info in records.values() for run in info["runs"].values()] == [task.task_id]
+    assert recorded_tasks() == [task.task_id]
     rig.start_again()
     assert status(task.task_id) == "in_progress"
     daemon(daemons, q)
@@ -239,8 +243,7 @@ def test_a_task_taken_as_the_stop_comes_while_the_server_goes_goes_back_to_its_q
         assert busy.wait(45) == 0
     finally:
         proxy.stop()
-    records = [info for info in map(registry._read, (home() / "daemons").glob("*.json")) if info]
-    assert [run["task"] for info in records for run in info["runs"].values()] == [task_id]
+    assert recorded_tasks() == [task_id]
     rig.start_again()
     monkeypatch.setenv("CLEARML_API_HOST", rig.server.url)
     assert status(task_id) == "queued"  # off its queue, in no other
