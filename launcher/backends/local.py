@@ -59,9 +59,15 @@ def note_container(job: Job) -> None:
 
 
 def record_requirements(job: Job, frozen: str) -> None:
-    """What was installed goes back to the task (the original kept in org_pip), as ClearML's agent does."""
+    """What was installed goes back to the task (the original kept in org_pip), as ClearML's agent does.
+    A task that already records exactly what was installed (a clone or a re-run of a task that ran, or
+    exact pins) is left as it is: no call, and its org_pip keeps the requirements first given."""
     script: dict[str, Any] = job.task.get("script") or {}
     given = (script.get("requirements") or {}).get("pip") or ""
+    count = len(frozen.splitlines())
+    if given == frozen:
+        job.log.write(f"launcher: the task already records its {count} installed packages")
+        return
     requirements = {**(script.get("requirements") or {}), "pip": frozen, "org_pip": given}
     job.client.set_requirements(job.task["id"], requirements)
-    job.log.write(f"launcher: recorded {len(frozen.splitlines())} installed packages on the task")
+    job.log.write(f"launcher: recorded {count} installed packages on the task")

@@ -33,6 +33,21 @@ def test_completed_with_its_args_log_and_requirements(jobs: Repo) -> None:
     assert "org_pip" in task["script"]["requirements"]
 
 
+def test_a_clone_of_a_task_that_ran_keeps_its_requirements_as_first_given(jobs: Repo) -> None:
+    """A re-run records nothing new when the task already holds what was installed: org_pip stays the
+    requirements first given (not the first run's freeze), and no update is sent."""
+    first = create_task(jobs.work, "train.py", packages=["six"], skip_task_init=True)
+    assert launcher("execute", "--id", first).returncode == 0
+    ran = Client().get_task(first)["script"]["requirements"]
+    assert ran["org_pip"].strip() == "six" and ran["pip"].strip().startswith("six==")
+    clone = Client().clone_task(first, new_task_name="again")
+    result = launcher("execute", "--id", clone)
+    assert result.returncode == 0, result.stdout + result.stderr
+    again = Client().get_task(clone)
+    assert again["script"]["requirements"] == ran
+    assert "launcher: the task already records its 1 installed packages" in log_lines(clone)
+
+
 def test_the_uncommitted_change_is_what_runs(jobs: Repo) -> None:
     jobs.write("train.py", jobs.work.joinpath("train.py").read_text() + "print('LOCAL EDIT')\n")
     task_id = create_task(jobs.work, "train.py")
