@@ -64,7 +64,7 @@ def make_repo(tmp: Path) -> Path:
 
 
 def create(repo: Path, env: dict[str, str]) -> str:
-    argv = [sys.executable, "-m", "clearml_task.cli", "--project", "bench", "--name", "sdk task",
+    argv = [sys.executable, "-m", "clearml_task", "--project", "bench", "--name", "sdk task",
             "--folder", str(repo), "--script", "train.py", "--output", "json"]  # fmt: skip
     done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     return str(json.loads(done.stdout)["id"])

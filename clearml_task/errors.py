@@ -28,3 +28,8 @@ class APICallError(UserError):
         self.code = code
         self.subcode = subcode
         self.msg = msg
+
+
+class NoAnswer(UserError):
+    """The server took the connection (or dropped packets) but did not answer in time: trying again is
+    no use to a person waiting at a terminal."""

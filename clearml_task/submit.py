@@ -259,11 +259,15 @@ def start_client(request: Request) -> Callable[[], Client]:
     """The client, made in a thread while the code is captured: the server's address read, the HTTP code
     imported, the login and the lookups submit starts with (Client.look_ahead) done. The thread tries each
     call once and says nothing; when anything fails there, the function it returns gives a fresh client,
-    so that what failed is done again, in its order, and reported as usual. (The embedded server is left to
-    the main thread: its SQLite connection belongs to the thread that opens it.)"""
+    so that what failed is done again, in its order, and reported as usual, unless the server did not
+    answer in time: that is reported as it is, not waited for twice. (The embedded server is left to the
+    main thread: its SQLite connection belongs to the thread that opens it.)"""
     import threading
 
+    from clearml_task.errors import NoAnswer
+
     made: list[Client] = []
+    unanswered: list[NoAnswer] = []
 
     def make() -> None:
         try:
@@ -281,6 +285,8 @@ def start_client(request: Request) -> Callable[[], Client]:
             client.look_ahead(request.queue, request.project)
             session.retries, session.on_retry = normal
             made.append(client)
+        except NoAnswer as e:
+            unanswered.append(e)
         except Exception:  # done again, and reported, by the main thread
             pass
 
@@ -291,6 +297,8 @@ def start_client(request: Request) -> Callable[[], Client]:
         thread.join()
         if made:
             return made[0]
+        if unanswered:
+            raise unanswered[0]
         from clearml_task.api import Client
 
         return Client()

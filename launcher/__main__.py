@@ -1,7 +1,13 @@
-from __future__ import annotations
+"""`clearml-launcher` and `python -m launcher` (see clearml_task.__main__ for the guard)."""
 
 import sys
 
-from launcher.cli import main
+from clearml_task.__main__ import guarded
 
-sys.exit(main())
+
+def main() -> int:
+    return guarded("clearml-launcher", "launcher.cli")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -197,6 +197,7 @@ def daemon(args: argparse.Namespace) -> int:
         rows = [(d["worker"], d["pid"], ", ".join(d["queues"]), ", ".join(d.get("runs") or {}) or "idle",
                  d["started"], d.get("log") or "(foreground)") for d in registry.running(home)]  # fmt: skip
         console.table("Daemons on this machine", ["worker", "pid", "queues", "task", "started", "log"], rows)
+        _left(home)
         return 0
     if args.stop is not None:
         chosen = registry.select(home, args.stop or None, args.queue, _gpus(args))
@@ -304,6 +305,24 @@ def abort(args: argparse.Namespace) -> int:
     said = "its worker stops it" if status["status"] == vocabulary.IN_PROGRESS else status["status"]
     print(f"clearml-launcher: task {args.task_id}: {said}")
     return 0
+
+
+def _left(home: Path) -> None:
+    """Runs that daemons gone left in their records (stopped while the server was away): who ends them."""
+    from launcher import registry
+
+    rows = [(d.get("worker", ""), ", ".join(str(run.get("task")) for run in registry.runs_of(d)),
+             d.get("started", ""))
+            for d in registry.left(home)]  # fmt: skip
+    if not rows:
+        return
+    title = "Runs left for the next daemon of their worker id"
+    console.table(title, ["worker", "tasks", "daemon started"], rows)
+    print(
+        "clearml-launcher: a daemon started on this machine with the same --gpus takes that id (when it is "
+        "free) and fails those tasks, or puts back in their queue a task that had not started",
+        flush=True,
+    )
 
 
 def _stop_on_signals() -> threading.Event:

@@ -158,6 +158,17 @@ def running(home: Path) -> list[dict[str, Any]]:
     return out
 
 
+def left(home: Path) -> list[dict[str, Any]]:
+    """The records of daemons gone that still hold runs (their end never reached the server): the next
+    daemon of their id ends them."""
+    out = []
+    for path in sorted(directory(home).glob("*.json")):
+        info = _read(path)
+        if info is not None and runs_of(info) and not _alive(path):
+            out.append(info)
+    return out
+
+
 def select(home: Path, worker: str | None, queues: Sequence[str], gpus: str | None) -> list[dict[str, Any]]:
     """The live daemons a --stop names: by worker id, else those started with these --queue / --gpus."""
     found = running(home)

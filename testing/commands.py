@@ -14,7 +14,7 @@ def run(
     *argv: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """`clearml-task ...` or `clearml-launcher ...` as a subprocess of this interpreter, in `cwd`."""
-    module = "launcher" if argv[0] == "clearml-launcher" else "clearml_task.cli"
+    module = "launcher" if argv[0] == "clearml-launcher" else "clearml_task"
     return subprocess.run(
         [sys.executable, "-m", module, *argv[1:]],
         capture_output=True,

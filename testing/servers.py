@@ -4,9 +4,11 @@ and raw bytes to either; and the loopback HTTP server the stand-ins for other se
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -85,6 +87,34 @@ class LoopbackServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class SilentServer:
+    """A loopback port that takes every connection and never answers (a server that is there but stuck),
+    until `stop`."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self._taken: list[socket.socket] = []
+        self._stopped = threading.Event()
+        threading.Thread(target=self._take, name="test-silent", daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _take(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self._taken.append(connection)  # held open, never read from nor written to
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        self._listener.close()
+        for connection in self._taken:
+            connection.close()
 
 
 class ProxyHandler(BaseHTTPRequestHandler):

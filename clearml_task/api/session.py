@@ -12,6 +12,7 @@ from typing import Any
 
 from clearml_task import config as config_module
 from clearml_task.api.transport import (
+    ANSWER_TIMEOUT,
     InProcessTransport,
     MaybeDelivered,
     Transport,
@@ -19,7 +20,7 @@ from clearml_task.api.transport import (
     encode,
     http_transport,
 )
-from clearml_task.errors import APICallError, UserError
+from clearml_task.errors import APICallError, NoAnswer, UserError
 from clearml_task.git.urls import public_url, scrub
 
 RETRY_CODES = frozenset({429, 502, 503, 504})
@@ -44,7 +45,9 @@ class Session:
     ) -> None:
         """`retries`: tries of a call the server did not answer (refused, reset, 502...); None: until it
         answers, however long that takes, with the wait between tries doubling up to MAX_DELAY (what a
-        daemon needs to ride out a server's restart or an outage)."""
+        daemon needs to ride out a server's restart or an outage). A try that gets no answer within
+        ANSWER_TIMEOUT (a server that is there but stuck, an address that drops packets) is not tried again
+        unless `retries` is None and the session is not stopping: a person's command says so at once."""
         self.config = server or config_module.resolve()
         self.retries = retries
         self.backoff = backoff
@@ -119,6 +122,13 @@ class Session:
             except TransportError as e:
                 if isinstance(e, MaybeDelivered) and not resend:
                     raise
+                stopping = self.stop is not None and self.stop.is_set()
+                if e.timed_out and (self.retries is not None or stopping):
+                    waited = getattr(self.transport, "timeout", ANSWER_TIMEOUT)
+                    raise NoAnswer(
+                        f"the ClearML server at {self.where} did not answer {endpoint} within {waited:g}s",
+                        "check that it is up and not overloaded, or fix CLEARML_API_HOST / api.api_server",
+                    ) from None
                 if last:
                     raise UserError(
                         f"cannot reach the ClearML server at {self.where} ({endpoint}: {scrub(str(e))})",

@@ -22,7 +22,13 @@ Envelope = dict[str, Any]
 
 
 class TransportError(Exception):
-    """The server could not be reached (connection refused, reset, timed out)."""
+    """The server could not be reached (connection refused, reset, timed out). `timed_out`: it did not
+    answer within the transport's timeout (a server that is there but stuck, or an address that drops
+    packets), rather than refusing or dropping the connection."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class MaybeDelivered(TransportError):
@@ -40,7 +46,10 @@ class Transport(Protocol):
         ...
 
 
-def http_transport(base_url: str, timeout: float = 60.0) -> Transport:
+ANSWER_TIMEOUT = 30.0  # seconds one try waits to connect, and then for the server's answer
+
+
+def http_transport(base_url: str, timeout: float = ANSWER_TIMEOUT) -> Transport:
     from urllib.parse import urlsplit
 
     parts = urlsplit(base_url)
@@ -62,7 +71,7 @@ class HttpTransport:
     (`resend`), and is MaybeDelivered for one that may not: the server may have closed it just as the request
     arrived."""
 
-    def __init__(self, base_url: str, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, timeout: float = ANSWER_TIMEOUT) -> None:
         from urllib.parse import urlsplit
 
         parts = urlsplit(base_url)
@@ -115,7 +124,7 @@ class HttpTransport:
                     connection.connect()
             except failures as e:  # nothing went out
                 connection.close()
-                raise TransportError(f"{type(e).__name__}: {e}") from None
+                raise TransportError(_said(e), timed_out=isinstance(e, TimeoutError)) from None
             try:
                 connection.request("POST", f"{self.prefix}/{path}", body=body, headers=headers)
                 response = connection.getresponse()
@@ -127,7 +136,7 @@ class HttpTransport:
                 connection.close()
                 if reused and attempt == 1 and isinstance(e, _DROPPED) and resend:
                     continue  # the server closed an idle kept-alive connection: a new one
-                raise MaybeDelivered(f"{type(e).__name__}: {e}") from None
+                raise MaybeDelivered(_said(e), timed_out=isinstance(e, TimeoutError)) from None
             if not response.will_close:
                 self._keep(connection)
             return response.status, _envelope(response.status, data)
@@ -154,7 +163,7 @@ class HttpTransport:
 class ProxiedHttpTransport:
     """requests, for servers behind the proxy the environment names."""
 
-    def __init__(self, base_url: str, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, timeout: float = ANSWER_TIMEOUT) -> None:
         self.where = base_url.rstrip("/")
         self.timeout = timeout
         self._local = threading.local()
@@ -170,10 +179,14 @@ class ProxiedHttpTransport:
         try:
             response = http.post(f"{self.where}/{path}", data=body, headers=headers, timeout=self.timeout)
         except requests.ConnectTimeout as e:
-            raise TransportError(f"{type(e).__name__}: {e}") from None
+            raise TransportError(_said(e), timed_out=True) from None
         except requests.RequestException as e:  # through a proxy, where it failed is not known
-            raise MaybeDelivered(f"{type(e).__name__}: {e}") from None
+            raise MaybeDelivered(_said(e), timed_out=isinstance(e, requests.Timeout)) from None
         return response.status_code, _envelope(response.status_code, response.content)
+
+
+def _said(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 # How a kept-alive connection that the server closed while idle fails on its next use

@@ -15,7 +15,7 @@ from clearml_task.config import ServerConfig, resolve
 from clearml_task.errors import APICallError, UserError
 from clearml_task.server.app import App
 from clearml_task.server.serve import free_port
-from testing.servers import ServerProcess, embedded_config, http_config
+from testing.servers import ServerProcess, SilentServer, embedded_config, http_config
 
 
 def test_ephemeral_mode_keeps_data_in_clearml_task_home(
@@ -107,6 +107,43 @@ def test_a_session_that_never_gives_up_gives_up_once_stopped(tmp_path: Path) -> 
     assert time.monotonic() - started < 10  # the first wait alone was 60 s
     assert f"cannot reach the ClearML server at {url}" in str(e.value)
     assert len(retried) == session_module.TRIES_WHEN_STOPPING  # a line after each try but the last
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    server = SilentServer()
+    yield server.url
+    server.stop()
+
+
+def test_a_server_that_does_not_answer_is_one_error_after_one_wait(silent: str, tmp_path: Path) -> None:
+    """A person's command (a session with a number of tries) waits once for an answer, then says so: the
+    server is there but stuck; trying again would hold the command for minutes."""
+    retried: list[str] = []
+    session = Session(ServerConfig(silent, None, None, "K", "S", "test", tmp_path), retries=6, backoff=0.01,
+                      on_retry=retried.append)  # fmt: skip
+    session.transport.timeout = 0.3  # type: ignore[attr-defined]
+    with pytest.raises(UserError) as e:
+        session.call("queues.get_all")
+    assert e.value.message == f"the ClearML server at {silent} did not answer auth.login within 0.3s"
+    assert retried == []
+
+
+def test_a_session_that_never_gives_up_waits_for_a_silent_server_until_stopped(
+    silent: str, tmp_path: Path
+) -> None:
+    """A daemon's session (retries=None) tries again after each unanswered wait; once stopped, an
+    unanswered try is the last."""
+    retried: list[str] = []
+    session = Session(ServerConfig(silent, None, None, "K", "S", "test", tmp_path), retries=None,
+                      backoff=0.01, on_retry=retried.append)  # fmt: skip
+    session.transport.timeout = 0.3  # type: ignore[attr-defined]
+    session.stop = threading.Event()
+    threading.Timer(1.5, session.stop.set).start()
+    with pytest.raises(UserError) as e:
+        session.call("queues.get_all")
+    assert "did not answer auth.login within 0.3s" in e.value.message
+    assert len(retried) >= 2 and all("timed out" in line for line in retried)
 
 
 class Flaky:

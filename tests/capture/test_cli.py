@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -433,7 +435,7 @@ def test_a_current_directory_that_is_gone_is_a_clear_error(tmp_path: Path, quick
     gone.mkdir()
     flags = ["--project", "demo", "--name", "nowhere", "--script", str(quickstart), "--dry-run"]
     result = subprocess.run(
-        ["sh", "-c", command, "sh", str(gone), sys.executable, "-m", "clearml_task.cli", *flags],
+        ["sh", "-c", command, "sh", str(gone), sys.executable, "-m", "clearml_task", *flags],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert_one_line_error(result, 1, "the current directory no longer exists")
@@ -443,6 +445,84 @@ def test_a_current_directory_that_is_gone_is_a_clear_error(tmp_path: Path, quick
 def test_help(command: str) -> None:
     result = run(command, "--help")
     assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_a_server_that_does_not_answer_is_one_line_after_one_wait(quickstart: Path) -> None:
+    """The capture's look-ahead thread waits for the server while the code is captured; when it gets no
+    answer, that is what the command says, without waiting again."""
+    from testing.servers import SilentServer
+
+    silent = SilentServer()
+    try:
+        env = {"CLEARML_API_HOST": silent.url, "CLEARML_API_ACCESS_KEY": "K", "CLEARML_API_SECRET_KEY": "S"}
+        started = time.monotonic()
+        result = run("clearml-task", "--project", "demo", "--name", "silent", "--script", str(quickstart),
+                     "--queue", "default", env=env)  # fmt: skip
+        waited = time.monotonic() - started
+    finally:
+        silent.stop()
+    said = f"the ClearML server at {silent.url} did not answer auth.login within 30s"
+    assert_one_line_error(result, 1, said)
+    assert waited < 2 * 30  # one wait of 30 s, not one per try (nor the look-ahead's and then the command's)
+
+
+# Interrupted this long after it starts, a command is in the interpreter's start, its imports, the flags,
+# or its work (here: waiting for a server that never answers).
+INTERRUPT_DELAYS = [i * 0.01 for i in range(36)]
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("clearml-task", ["--project", "demo", "--name", "interrupted", "--queue", "default", "--script"]),
+        ("clearml-launcher", ["queues"]),
+    ],
+)
+def test_a_ctrl_c_at_any_moment_is_one_line(command: str, argv: list[str], quickstart: Path) -> None:
+    """The installed command, interrupted at any moment: `<command>: error: interrupted` and 130, never a
+    traceback nor a Ctrl-C swallowed ("Exception ignored"); only in the interpreter's own start (before
+    any of the command's code) does Python's default apply."""
+    import signal
+    import subprocess
+    import sys
+
+    from testing.servers import SilentServer
+
+    executable = Path(sys.executable).with_name(command)
+    silent = SilentServer()
+    env = {**os.environ, "CLEARML_API_HOST": silent.url, "CLEARML_API_ACCESS_KEY": "K",
+           "CLEARML_API_SECRET_KEY": "S"}  # fmt: skip
+    argv = [*argv, str(quickstart)] if command == "clearml-task" else argv
+    outcomes: dict[str, int] = {}
+    try:
+        for delay in INTERRUPT_DELAYS:
+            child = subprocess.Popen([str(executable), *argv], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=env, text=True)  # fmt: skip
+            time.sleep(delay)
+            child.send_signal(signal.SIGINT)
+            _, stderr = child.communicate(timeout=20)  # ended by the Ctrl-C, not by the 30 s wait
+            if child.returncode == 130:
+                assert stderr == f"{command}: error: interrupted\n", stderr
+                outcomes["one line"] = outcomes.get("one line", 0) + 1
+            else:  # the signal came before any of the command's code ran
+                assert child.returncode in (-signal.SIGINT, 1), (delay, child.returncode, stderr)
+                assert "Traceback" not in stderr or _in_the_interpreters_start(stderr, executable), stderr
+                outcomes["before"] = outcomes.get("before", 0) + 1
+    finally:
+        silent.stop()
+    assert outcomes.get("one line", 0) >= len(INTERRUPT_DELAYS) // 2, outcomes
+
+
+def _in_the_interpreters_start(stderr: str, executable: Path) -> bool:
+    """A traceback from before the command's guard: the interpreter's own start (its site, with the .pth
+    files of the venv), or the installed script's first import (the package's tiny __init__ and
+    __main__)."""
+    if "Exception ignored" in stderr:
+        return False
+    files = re.findall(r'File "([^"]+)", line \d+', stderr)
+    ours = {str(executable), *(str(ROOT / package / name) for package in ("clearml_task", "launcher")
+                               for name in ("__init__.py", "__main__.py"))}  # fmt: skip
+    return "<frozen site>" in files or all(name.startswith("<frozen ") or name in ours for name in files)
 
 
 def test_follow_streams_the_log_until_the_task_ends(quickstart: Path) -> None:

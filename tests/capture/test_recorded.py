@@ -156,7 +156,7 @@ def test_a_dry_run_clone_shows_the_base_task_with_the_overrides(repo: Repo) -> N
 
 def test_follow_says_it_waits_for_a_worker_and_keeps_json_lines(repo: Repo, tmp_path: Path) -> None:
     out, err = tmp_path / "stdout", tmp_path / "stderr"
-    argv = [sys.executable, "-m", "clearml_task.cli", "--project", "demo", "--name", "followed",
+    argv = [sys.executable, "-m", "clearml_task", "--project", "demo", "--name", "followed",
             "--script", str(repo.work / "train.py"), "--queue", "default", "--args", "epochs=3", "--follow",
             "--output", "json"]  # fmt: skip
     with out.open("w") as stdout, err.open("w") as stderr:

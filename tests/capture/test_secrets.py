@@ -75,7 +75,7 @@ def test_a_tracked_secret_is_the_users_choice(tmp_path: Path) -> None:
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "clearml_task.cli", *argv], capture_output=True, text=True, cwd=ROOT,
+        [sys.executable, "-m", "clearml_task", *argv], capture_output=True, text=True, cwd=ROOT,
         env=dict(os.environ), timeout=120,
     )  # fmt: skip
 

@@ -21,7 +21,7 @@ from testing.servers import ROOT
 
 def clearml_task(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "clearml_task.cli", "--project", "reqs", *argv],
+        [sys.executable, "-m", "clearml_task", "--project", "reqs", *argv],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
         env={**os.environ, "COLUMNS": "250", **(env or {})},
     )  # fmt: skip

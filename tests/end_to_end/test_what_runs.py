@@ -30,7 +30,7 @@ print("seen " + json.dumps(vars(args), sort_keys=True))
 
 def clearml_task(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "clearml_task.cli", "--project", "args", *argv],
+        [sys.executable, "-m", "clearml_task", "--project", "args", *argv],
         capture_output=True, text=True, cwd=ROOT, timeout=120, env={**os.environ, "COLUMNS": "250"},
     )  # fmt: skip
 

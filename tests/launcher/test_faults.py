@@ -201,6 +201,10 @@ def test_a_daemon_stopped_while_the_server_is_away_leaves_and_its_run_is_ended_l
         assert process.wait(45) == 0  # TimeoutExpired when a daemon waits for the server; stopped, not failed
     task.assert_tree_gone()
     assert recorded_tasks() == [task.task_id]
+    listed = launcher("daemon", "--status").stdout  # the run left is shown, with the id that will end it
+    [gone] = registry.left(home())
+    [row] = [line for line in listed.splitlines() if task.task_id in line]
+    assert row.split()[:2] == [gone["worker"], task.task_id], listed
     rig.start_again()
     assert status(task.task_id) == "in_progress"
     daemon(daemons, q)
