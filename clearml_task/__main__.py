@@ -3,7 +3,10 @@
 in one line and exit code 130, never a traceback nor a hang. Only built-in modules are imported before the
 guard is up."""
 
+import _signal
+import _thread
 import sys
+import time
 
 
 def guarded(prog: str, module: str) -> int:
@@ -23,29 +26,27 @@ REDELIVERY = 0.005  # seconds after which a Ctrl-C that came during an import is
 
 def interrupt_outside_imports() -> None:
     """Ctrl-C raises KeyboardInterrupt in the main thread, as Python's own handler does, but never inside
+    the import machinery (`interrupt`)."""
+    _signal.signal(_signal.SIGINT, lambda signum, frame: interrupt(frame))
+
+
+def interrupt(frame: object) -> None:
+    """Raise KeyboardInterrupt from a SIGINT handler that was given `frame`, unless the main thread is in
     the import machinery (the commands import lazily, in several threads): raised there it can leave an
     import lock held, so that the next import waits forever, or be swallowed as "Exception ignored" and
-    lost. A Ctrl-C that comes during an import is raised again a moment later, until none runs."""
-    import _signal
-    import _thread
-    import time
+    lost. Then SIGINT comes again a moment later, until no import runs."""
+    current = frame
+    while current is not None:
+        if current.f_code.co_filename.startswith("<frozen importlib"):  # type: ignore[attr-defined]
+            _thread.start_new_thread(_again, (_thread.get_ident(),))  # a handler runs in the main thread
+            return
+        current = current.f_back  # type: ignore[attr-defined]
+    raise KeyboardInterrupt
 
-    main_thread = _thread.get_ident()
 
-    def later() -> None:
-        time.sleep(REDELIVERY)
-        _signal.pthread_kill(main_thread, _signal.SIGINT)  # a signal, not a flag: it ends a blocking wait
-
-    def handler(signum: int, frame: object) -> None:
-        current = frame
-        while current is not None:
-            if current.f_code.co_filename.startswith("<frozen importlib"):  # type: ignore[attr-defined]
-                _thread.start_new_thread(later, ())
-                return
-            current = current.f_back  # type: ignore[attr-defined]
-        raise KeyboardInterrupt
-
-    _signal.signal(_signal.SIGINT, handler)
+def _again(main_thread: int) -> None:
+    time.sleep(REDELIVERY)
+    _signal.pthread_kill(main_thread, _signal.SIGINT)  # a signal, not a flag: it ends a blocking wait
 
 
 def main() -> int:

@@ -327,11 +327,14 @@ def _left(home: Path) -> None:
 
 def _stop_on_signals() -> threading.Event:
     """SIGTERM or Ctrl-C: a running task is ended (stopped, never completed) and the command exits."""
+    from clearml_task.__main__ import interrupt
+
     stop = threading.Event()
 
     def handler(signum: int, frame: object) -> None:
         if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: leave now
+            interrupt(frame)  # a second Ctrl-C: leave now (KeyboardInterrupt, once no import runs)
+            return
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
