@@ -211,7 +211,7 @@ class Daemon:
         stays in the record (a daemon killed meanwhile leaves the task to the next one to fail; so does a run
         that ended without one, on an error of the launcher's own); the daemon waits for every run it closes
         before it exits (nothing is lost, unless it is stopped while the server is away: the record then
-        keeps the run for the next daemon of this id)."""
+        keeps the run, with the final status it could not tell, for the next daemon of this id to tell)."""
 
         def close() -> None:
             told = bool(final)
@@ -222,6 +222,12 @@ class Daemon:
                 told = False
                 print(f"clearml-launcher: task {task_id}: its final status could not be reported: {e}",
                       flush=True)  # fmt: skip
+                from launcher.execute import Ending
+
+                for action in final:  # the next daemon of this id tells it, rather than failing the task
+                    if isinstance(action, Ending):
+                        outcome = {"status": action.status, "message": action.message}
+                        self.claim.run_changed(task_id, {"outcome": outcome})
             log.close()
             if told:
                 self.claim.run_ended(task_id)

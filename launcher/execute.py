@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,7 +167,7 @@ def run(
         finally:
             if status:  # known: told even if the clean-up failed, never before `started`
                 ready()
-                report(partial(_tell, client, task_id, status, message, log))
+                report(Ending(client, task_id, status, message, log))
     return status
 
 
@@ -259,10 +258,19 @@ def _outcome(outcome: Outcome, log: LogShipper) -> tuple[str, str]:
     return FAILED, f"worker execution {outcome.message}"
 
 
-def _tell(client: Client, task_id: str, status: str, message: str, log: LogShipper) -> None:
-    """The final status, after every line the log has so far."""
-    log.flush()
-    client.set_status(task_id, status, force=True, message=message)
+@dataclass(frozen=True)
+class Ending:
+    """A run's final status, told (when called) after every line the log has so far."""
+
+    client: Client
+    task_id: str
+    status: str
+    message: str
+    log: LogShipper
+
+    def __call__(self) -> None:
+        self.log.flush()
+        self.client.set_status(self.task_id, self.status, force=True, message=self.message)
 
 
 def _now(action: Callable[[], None]) -> None:

@@ -29,12 +29,13 @@ from typing import IO, TYPE_CHECKING, Any
 
 from clearml_task import locks
 from clearml_task.errors import UserError
-from clearml_task.vocabulary import FAILED, IN_PROGRESS, QUEUED
+from clearml_task.vocabulary import COMPLETED, FAILED, IN_PROGRESS, QUEUED, STOPPED
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
 
 RESTARTED = "the worker was restarted while it ran"
+MAX_MESSAGE = 1000  # characters of a status message read back from a record
 LOG_FILE_ENV = "CLEARML_LAUNCHER_LOG_FILE"  # a detached daemon's log file, for its record
 LOCK_SUFFIX = ".lock"
 SWEEP_AGE = 60.0  # seconds: a work tree younger than this may belong to a run that is only starting
@@ -243,7 +244,12 @@ def _reconcile_run(client: Client, run: dict[str, Any], say: Callable[[str], Non
             _remove(Path(run[key]))
     task_id = str(run.get("task") or "")
     found = client.tasks(id=[task_id], only_fields=["status", "execution"]) if task_id else []
-    if found and found[0].get("status") == IN_PROGRESS:
+    outcome = _outcome(run)
+    if found and found[0].get("status") == IN_PROGRESS and outcome is not None:
+        client.set_status(task_id, outcome[0], force=True, message=outcome[1])
+        say(f"task {task_id} {outcome[0]}: its end, which its daemon could not tell (the server was away), "
+            "is told now")  # fmt: skip
+    elif found and found[0].get("status") == IN_PROGRESS:
         client.set_status(task_id, FAILED, force=True, message=RESTARTED)
         say(f"task {task_id} failed: {RESTARTED} ({ended} process(es) it left were stopped)")
     elif found and found[0].get("status") == QUEUED:  # taken from its queue, never started: back in line
@@ -251,6 +257,17 @@ def _reconcile_run(client: Client, run: dict[str, Any], say: Callable[[str], Non
         if queue:
             client.enqueue(task_id, queue)
             say(f"task {task_id} went back to its queue: {RESTARTED} before it started")
+
+
+def _outcome(run: dict[str, Any]) -> tuple[str, str] | None:
+    """The final status (and its message) a run ended with but could not tell, as its record holds it."""
+    outcome = run.get("outcome")
+    if not isinstance(outcome, dict):
+        return None
+    status, message = outcome.get("status"), outcome.get("message")
+    if status not in (COMPLETED, FAILED, STOPPED) or not isinstance(message, str):
+        return None
+    return status, message[:MAX_MESSAGE]
 
 
 def _runner_module(run: dict[str, Any]) -> ModuleType:

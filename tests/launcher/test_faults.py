@@ -186,7 +186,7 @@ def test_a_daemon_stopped_while_the_server_is_away_leaves_and_its_run_is_ended_l
 ) -> None:
     """SIGTERM while the server is down: a daemon running a task and an idle one both leave within seconds
     (they used to retry for as long as the server was away); the run whose end could not be told stays in
-    the record, and the next daemon of that id fails its task once the server is back."""
+    the record, and the next daemon of that id tells how it ended (stopped) once the server is back."""
     q, idle_q = queue(), queue()
     busy = daemon(daemons, q)
     task = sleepy_task(jobs.work, tmp_path, queue=q)
@@ -208,8 +208,34 @@ def test_a_daemon_stopped_while_the_server_is_away_leaves_and_its_run_is_ended_l
     rig.start_again()
     assert status(task.task_id) == "in_progress"
     daemon(daemons, q)
-    wait_for(lambda: status(task.task_id) == "failed", timeout=60)
-    assert Client().get_task(task.task_id)["status_message"] == registry.RESTARTED
+    wait_for(lambda: status(task.task_id) != "in_progress", timeout=60)
+    assert status(task.task_id) == "stopped"  # as the stop ended it, told by the next daemon
+
+
+def test_a_run_that_ended_while_the_server_was_away_is_told_as_it_ended_by_the_next_daemon(
+    rig: Rig, jobs: Repo, tmp_path: Path, daemons: Daemons
+) -> None:
+    """A task completes while the server is away; its daemon, stopped before the server is back, cannot tell
+    it: the record keeps the run with its final status, and the next daemon of that id tells that
+    (completed), not a failure."""
+    q = queue()
+    busy = daemon(daemons, q)
+    go, done = tmp_path / "go", tmp_path / "done"
+    task_id = create_task(jobs.work, "until.py", args=[f"until={go}", f"done={done}"], queue=q, **PLAIN)
+    wait_for(lambda: "waiting" in log_lines(task_id))
+    rig.kill()
+    go.touch()
+    wait_for(done.exists)
+    time.sleep(2)  # the process is gone, and its end is being retried
+    busy.terminate()
+    assert busy.wait(45) == 0
+    assert recorded_tasks() == [task_id]
+    rig.start_again()
+    assert status(task_id) == "in_progress"
+    daemon(daemons, q)
+    wait_for(lambda: status(task_id) != "in_progress", timeout=60)
+    assert status(task_id) == "completed"
+    wait_for(lambda: recorded_tasks() == [])
 
 
 def test_a_task_taken_as_the_stop_comes_while_the_server_goes_goes_back_to_its_queue(
