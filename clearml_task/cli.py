@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from clearml_task import __version__, console, vocabulary
+from clearml_task import __version__, console, interrupts, vocabulary
 from clearml_task.errors import UserError
 
 TYPE_CHECKING = False  # as typing's, without importing typing for --help (mypy reads the name so too)
@@ -171,16 +171,18 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     assert client_of is not None
     client = client_of()
-    result = submit.submit(request, prepared, client)
-    if args.output == "json":
-        import json
+    # A task is made whole and named, or not at all: Ctrl-C waits until it is (a second one does not).
+    with interrupts.Held(PROG, "the task is being created and enqueued; it is finished and shown"):
+        result = submit.submit(request, prepared, client)
+        if args.output == "json":
+            import json
 
-        print(json.dumps({"id": result.task_id, "project": result.project_id, "queue": result.queue_id,
-                          "url": result.url}))  # fmt: skip
-    else:
-        from clearml_task import summary
+            print(json.dumps({"id": result.task_id, "project": result.project_id, "queue": result.queue_id,
+                              "url": result.url}))  # fmt: skip
+        else:
+            from clearml_task import summary
 
-        summary.show(request, result, embedded=client.session.config.embedded)
+            summary.show(request, result, embedded=client.session.config.embedded)
     if request.follow and result.queue_id and request.queue:
         from clearml_task.follow import follow
 

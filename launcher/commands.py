@@ -157,12 +157,12 @@ def _quiet_stdout() -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from clearml_task.api import Client
+    from clearml_task.api import Client, Session
     from launcher import execute as run
     from launcher import reaper, tether
     from launcher.logship import LogShipper
 
-    client = Client()
+    client = Client(Session(patient=True))  # a slow answer is waited for: the run's end must get through
     task_id = args.task_id
     if args.require_queue and client.get_task(task_id)["status"] != vocabulary.QUEUED:
         raise UserError(f"task {task_id} is not queued (--require-queue)")
@@ -284,13 +284,13 @@ def _templates(files: list[Path], queues: list[str]) -> dict[str, str]:
 def _glue(args: argparse.Namespace, scheduler: Scheduler, suffix: str) -> int:
     import socket
 
-    from clearml_task.api import Client
+    from clearml_task.api import Client, Session
     from launcher.glue import Glue, Options
 
     options = Options(queues=args.queue, worker=f"{socket.gethostname()}:{scheduler.name}",
                       interval=args.polling_interval, once=args.once, max_jobs=args.max_jobs,
                       dry_run=args.dry_run, suffix=suffix, state_dir=_home() / "glue")  # fmt: skip
-    glue = Glue(Client(), scheduler, options)
+    glue = Glue(Client(Session(patient=True)), scheduler, options)
     glue.stopping = _stop_on_signals()
     return glue.run()
 
@@ -311,7 +311,7 @@ def _left(home: Path) -> None:
     """Runs that daemons gone left in their records (stopped while the server was away): who ends them."""
     from launcher import registry
 
-    rows = [(d.get("worker", ""), ", ".join(str(run.get("task")) for run in registry.runs_of(d)),
+    rows = [(d.get("worker", ""), ", ".join(str(run.get("task") or "?") for run in registry.runs_of(d)),
              d.get("started", ""))
             for d in registry.left(home)]  # fmt: skip
     if not rows:
@@ -327,7 +327,7 @@ def _left(home: Path) -> None:
 
 def _stop_on_signals() -> threading.Event:
     """SIGTERM or Ctrl-C: a running task is ended (stopped, never completed) and the command exits."""
-    from clearml_task.__main__ import interrupt
+    from clearml_task.interrupts import interrupt
 
     stop = threading.Event()
 

@@ -203,7 +203,8 @@ def stop(daemons: list[dict[str, Any]], timeout: float = 60.0) -> list[str]:
 def runs_of(record: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The runs a daemon's record holds (a record from before services mode kept one, as `run`)."""
     record = record or {}
-    found = [run for run in (record.get("runs") or {}).values() if isinstance(run, dict)]
+    runs = record.get("runs")
+    found = [run for run in (runs.values() if isinstance(runs, dict) else ()) if isinstance(run, dict)]
     if isinstance(record.get("run"), dict):
         found.append(record["run"])
     return found

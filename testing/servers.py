@@ -108,6 +108,11 @@ class SilentServer:
                 return
             self._taken.append(connection)  # held open, never read from nor written to
 
+    @property
+    def connections(self) -> int:
+        """Connections taken so far (a client has got as far as calling)."""
+        return len(self._taken)
+
     def stop(self) -> None:
         self._stopped.set()
         with contextlib.suppress(OSError):

@@ -26,6 +26,7 @@ from clearml_task.git.urls import public_url, scrub
 RETRY_CODES = frozenset({429, 502, 503, 504})
 MAX_DELAY = 30.0  # seconds: the longest wait between two tries of a session that never gives up
 TRIES_WHEN_STOPPING = 3  # tries a call gets once the session's `stop` is set, however many it had
+PATIENT_TIMEOUT = 60.0  # seconds a patient session's try waits for an answer (a person's: ANSWER_TIMEOUT)
 
 
 def _warn(message: str) -> None:
@@ -42,14 +43,18 @@ class Session:
         retries: int | None = 6,
         backoff: float = 0.5,
         on_retry: Callable[[str], None] = _warn,
+        patient: bool | None = None,
     ) -> None:
         """`retries`: tries of a call the server did not answer (refused, reset, 502...); None: until it
         answers, however long that takes, with the wait between tries doubling up to MAX_DELAY (what a
-        daemon needs to ride out a server's restart or an outage). A try that gets no answer within
-        ANSWER_TIMEOUT (a server that is there but stuck, an address that drops packets) is not tried again
-        unless `retries` is None and the session is not stopping: a person's command says so at once."""
+        daemon needs to ride out a server's restart or an outage). `patient` (the default with
+        retries=None): what runs unattended (a daemon, a run's `execute`, the cluster glue) waits
+        PATIENT_TIMEOUT for an answer and tries again after a try that got none, unless stopping; a
+        person's command waits ANSWER_TIMEOUT once: a server that takes the connection but does not answer
+        (stuck, or an address that drops packets) is said so at once."""
         self.config = server or config_module.resolve()
         self.retries = retries
+        self.patient = retries is None if patient is None else patient
         self.backoff = backoff
         self.on_retry = on_retry
         # Set when the process is leaving (a daemon's SIGTERM): a call the server does not answer gets
@@ -62,7 +67,8 @@ class Session:
             self.transport = inprocess
             self._keys = (inprocess.app.keys.access_key, inprocess.app.keys.secret_key)
         else:
-            self.transport = http_transport(self.config.api_server)
+            timeout = PATIENT_TIMEOUT if self.patient else ANSWER_TIMEOUT
+            self.transport = http_transport(self.config.api_server, timeout)
             self._keys = (self.config.access_key or "", self.config.secret_key or "")
 
     @functools.cached_property
@@ -123,7 +129,7 @@ class Session:
                 if isinstance(e, MaybeDelivered) and not resend:
                     raise
                 stopping = self.stop is not None and self.stop.is_set()
-                if e.timed_out and (self.retries is not None or stopping):
+                if e.timed_out and (not self.patient or stopping):
                     waited = getattr(self.transport, "timeout", ANSWER_TIMEOUT)
                     raise NoAnswer(
                         f"the ClearML server at {self.where} did not answer {endpoint} within {waited:g}s",

@@ -195,7 +195,7 @@ class Snapshot:
         writing = run.start(self.repo, "write-tree", env=self.env)
         try:
             output = self._diff("--cached", "--patch-with-raw", "-z", "--no-abbrev", commit)
-        except BaseException:
+        except Exception:
             writing.result()  # write-tree's own failure is the one to report, as when it ran first
             raise
         tree = writing.out()

@@ -129,6 +129,19 @@ def test_a_server_that_does_not_answer_is_one_error_after_one_wait(silent: str, 
     assert retried == []
 
 
+def test_a_patient_session_tries_a_silent_server_again(silent: str, tmp_path: Path) -> None:
+    """What runs unattended with a number of tries (`clearml-launcher execute`, whose run's final status
+    must get through; the cluster glue) tries again after a try that got no answer."""
+    retried: list[str] = []
+    session = Session(ServerConfig(silent, None, None, "K", "S", "test", tmp_path), retries=3, backoff=0.01,
+                      on_retry=retried.append, patient=True)  # fmt: skip
+    session.transport.timeout = 0.3  # type: ignore[attr-defined]
+    with pytest.raises(UserError) as e:
+        session.call("queues.get_all")
+    assert f"cannot reach the ClearML server at {silent}" in e.value.message
+    assert len(retried) == 2 and all("timed out" in line for line in retried)
+
+
 def test_a_session_that_never_gives_up_waits_for_a_silent_server_until_stopped(
     silent: str, tmp_path: Path
 ) -> None:

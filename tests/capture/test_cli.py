@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -482,10 +486,6 @@ def test_a_ctrl_c_at_any_moment_is_one_line(command: str, argv: list[str], quick
     """The installed command, interrupted at any moment: `<command>: error: interrupted` and 130, never a
     traceback nor a Ctrl-C swallowed ("Exception ignored"); only in the interpreter's own start (before
     any of the command's code) does Python's default apply."""
-    import signal
-    import subprocess
-    import sys
-
     from testing.servers import SilentServer
 
     executable = Path(sys.executable).with_name(command)
@@ -520,9 +520,110 @@ def _in_the_interpreters_start(stderr: str, executable: Path) -> bool:
     if "Exception ignored" in stderr:
         return False
     files = re.findall(r'File "([^"]+)", line \d+', stderr)
-    ours = {str(executable), *(str(ROOT / package / name) for package in ("clearml_task", "launcher")
-                               for name in ("__init__.py", "__main__.py"))}  # fmt: skip
+    ours = {str(executable), str(ROOT / "clearml_task" / "interrupts.py"),
+            *(str(ROOT / package / name) for package in ("clearml_task", "launcher")
+              for name in ("__init__.py", "__main__.py"))}  # fmt: skip
     return "<frozen site>" in files or all(name.startswith("<frozen ") or name in ours for name in files)
+
+
+def _calling(argv: list[str], silent: Any, **popen: Any) -> subprocess.Popen[str]:
+    """The installed command, once it is calling the silent server (its own code runs by then)."""
+    from testing.launching import wait_for
+
+    env = {**os.environ, "CLEARML_API_HOST": silent.url, "CLEARML_API_ACCESS_KEY": "K",
+           "CLEARML_API_SECRET_KEY": "S"}  # fmt: skip
+    executable = Path(sys.executable).with_name(argv[0])
+    child = subprocess.Popen([str(executable), *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=env, text=True, **popen)  # fmt: skip
+    wait_for(lambda: silent.connections > 0 or child.poll() is not None, timeout=60)
+    return child
+
+
+@pytest.mark.parametrize("gap", [0.001, 0.003, 0.01, 0.03])
+def test_a_second_ctrl_c_ends_the_command_at_once_and_quietly(gap: float, quickstart: Path) -> None:
+    """Two Ctrl-Cs close together: one `interrupted` line at most, never a second one nor a traceback (the
+    interpreter's shutdown included)."""
+    from testing.servers import SilentServer
+
+    silent = SilentServer()
+    try:
+        for command in (["clearml-task", "--project", "demo", "--name", "twice", "--queue", "default",
+                         "--script", str(quickstart)], ["clearml-launcher", "queues"]):  # fmt: skip
+            child = _calling(command, silent)
+            child.send_signal(signal.SIGINT)
+            time.sleep(gap)
+            child.send_signal(signal.SIGINT)
+            _, stderr = child.communicate(timeout=20)
+            assert child.returncode in (130, -signal.SIGINT), stderr
+            assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+            assert stderr.count("interrupted") <= 1, stderr
+    finally:
+        silent.stop()
+
+
+def test_a_command_started_with_ctrl_c_ignored_ignores_it(quickstart: Path) -> None:
+    """Started with SIGINT ignored (a shell script's background job), a command keeps it ignored, as
+    Python itself does."""
+    from testing.servers import SilentServer
+
+    silent = SilentServer()
+    try:
+        child = _calling(["clearml-launcher", "queues"], silent,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
+        child.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        still_running = child.poll() is None
+        child.kill()
+        child.communicate(timeout=20)
+    finally:
+        silent.stop()
+    assert still_running
+
+
+def test_a_ctrl_c_while_the_task_is_created_finishes_it_and_shows_it(
+    quickstart: Path, tmp_path: Path
+) -> None:
+    """The first Ctrl-C while the task is being created and enqueued waits for both and the task's id (it
+    used to end the command with the task half-made, or made and not shown); a second one leaves at once,
+    and the task is not left half-made."""
+    from clearml_task.api import Client, Session
+    from testing.holding_proxy import HoldingProxy
+    from testing.launching import wait_for
+    from testing.servers import http_config
+
+    server = start_server(tmp_path / "srv")
+    try:
+        for presses, name in ((1, "held once"), (2, "held twice")):
+            proxy = HoldingProxy(server.url, hold="tasks.enqueue", until="-", patience=3)
+            url = proxy.start()
+            env = {**os.environ, "CLEARML_API_HOST": url, "CLEARML_API_ACCESS_KEY": server.keys["access_key"],
+                   "CLEARML_API_SECRET_KEY": server.keys["secret_key"]}  # fmt: skip
+            child = subprocess.Popen(
+                [str(Path(sys.executable).with_name("clearml-task")), "--project", "demo", "--name", name,
+                 "--script", str(quickstart), "--queue", "default", "--output", "json"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+            )  # fmt: skip
+            try:
+                wait_for(lambda p=proxy, c=child: p.holding or c.poll() is not None, timeout=60)
+                for _ in range(presses):
+                    child.send_signal(signal.SIGINT)
+                    time.sleep(0.2)
+                stdout, stderr = child.communicate(timeout=60)
+            finally:
+                proxy.stop()
+            client = Client(Session(http_config(server, tmp_path)))
+            made = [t for t in client.tasks(only_fields=["id", "name", "status"]) if t["name"] == name]
+            if presses == 1:
+                assert child.returncode == 0, stderr
+                assert "Ctrl-C: the task is being created and enqueued" in stderr
+                assert [(t["id"], t["status"]) for t in made] == [(json.loads(stdout)["id"], "queued")]
+            else:
+                assert child.returncode == 130 and stderr.endswith("clearml-task: error: interrupted\n"), (
+                    stderr
+                )
+                assert made == []  # deleted: nothing half-made is left
+    finally:
+        stop_server(server)
 
 
 def test_follow_streams_the_log_until_the_task_ends(quickstart: Path) -> None:
