@@ -12,8 +12,10 @@ before anything is sent, as with http.client."""
 
 from __future__ import annotations
 
+import io
 import re
 import socket
+import time
 from typing import Any
 
 MAX_LINE = 65536  # one status or header line, as http.client's limit
@@ -40,6 +42,26 @@ class Answer:
 
     def read(self) -> bytes:
         return self._data
+
+
+class _Deadline(io.RawIOBase):
+    """The socket's bytes until `deadline` (time.monotonic()); past it a read is a TimeoutError."""
+
+    def __init__(self, sock: socket.socket, deadline: float, timeout: float) -> None:
+        self.sock, self.deadline, self.timeout = sock, deadline, timeout
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            self.sock.settimeout(left)
+            return self.sock.recv_into(buffer)
+        except TimeoutError:
+            raise TimeoutError(f"the answer did not come whole within {self.timeout:g}s") from None
 
 
 class PlainConnection:
@@ -70,10 +92,12 @@ class PlainConnection:
         if self.sock is None:
             self.connect()
         assert self.sock is not None
+        self.sock.settimeout(self.timeout)
         self.sock.sendall(head + body)
         # a reader for this answer only (as http.client's): bytes a server sends past an answer's end
-        # are never read as the next call's answer
-        self._reader = self.sock.makefile("rb")
+        # are never read as the next call's answer; the whole answer must come within `timeout` (a server
+        # that drips it a byte at a time is not waited for byte after byte)
+        self._reader = io.BufferedReader(_Deadline(self.sock, time.monotonic() + self.timeout, self.timeout))
         try:
             self._answer = self._read_answer()
         finally:

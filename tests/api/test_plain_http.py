@@ -3,8 +3,10 @@ HTTP/1.1 server (or a proxy in front of ClearML's) may use, and answers that are
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -250,3 +252,27 @@ def test_the_host_header_names_the_port_unless_it_is_80_and_a_name_in_idna() -> 
     assert b"\r\nHost: xn--e1afmkfd.xn--p1ai:81\r\n" in PlainConnection("пример.рф", 81, 5)._head(
         "POST", "/x", {}
     )
+
+
+def test_an_answer_dripped_a_byte_at_a_time_is_a_timeout_once_the_whole_answer_is_late() -> None:
+    """Every byte comes well within the timeout, but the answer does not come whole within it: a timeout,
+    not a wait of as many timeouts as the server has bytes to drip (it drips for 3 s, then closes)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):  # the client goes before the drip ends
+            RawServer._read_request(conn)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(30):
+                conn.sendall(b"X")
+                time.sleep(0.1)
+
+    threading.Thread(target=drip, daemon=True).start()
+    connection = PlainConnection("127.0.0.1", listener.getsockname()[1], timeout=0.5)
+    try:
+        with pytest.raises(TimeoutError, match=r"did not come whole within 0\.5s"):
+            connection.request("POST", "/x", b"{}", {})
+    finally:
+        connection.close()
+        listener.close()
