@@ -27,6 +27,7 @@ RETRY_CODES = frozenset({429, 502, 503, 504})
 MAX_DELAY = 30.0  # seconds: the longest wait between two tries of a session that never gives up
 TRIES_WHEN_STOPPING = 3  # tries a call gets once the session's `stop` is set, however many it had
 PATIENT_TIMEOUT = 60.0  # seconds a patient session's try waits for an answer (a person's: ANSWER_TIMEOUT)
+STOPPING_TIMEOUT = 5.0  # seconds a try waits for an answer once the session's `stop` is set
 
 
 def _warn(message: str) -> None:
@@ -120,6 +121,8 @@ class Session:
             attempt += 1
             if not stopped_at and self.stop is not None and self.stop.is_set():
                 stopped_at = attempt
+                if getattr(self.transport, "timeout", 0) > STOPPING_TIMEOUT:  # leaving: no long waits
+                    self.transport.timeout = STOPPING_TIMEOUT  # type: ignore[attr-defined]
             last = attempt == self.retries or bool(
                 stopped_at and attempt - stopped_at + 1 >= TRIES_WHEN_STOPPING
             )

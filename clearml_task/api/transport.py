@@ -125,6 +125,9 @@ class HttpTransport:
             except failures as e:  # nothing went out
                 connection.close()
                 raise TransportError(_said(e), timed_out=isinstance(e, TimeoutError)) from None
+            connection.timeout = self.timeout  # as it is now (a session that is leaving shortens it)
+            if self.secure and connection.sock is not None:
+                connection.sock.settimeout(self.timeout)
             try:
                 connection.request("POST", f"{self.prefix}/{path}", body=body, headers=headers)
                 response = connection.getresponse()

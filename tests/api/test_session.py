@@ -159,6 +159,19 @@ def test_a_session_that_never_gives_up_waits_for_a_silent_server_until_stopped(
     assert len(retried) >= 2 and all("TimeoutError" in line for line in retried)
 
 
+def test_a_session_that_is_stopped_waits_a_few_seconds_for_an_answer(silent: str, tmp_path: Path) -> None:
+    """Once a daemon is leaving, a try waits STOPPING_TIMEOUT for an answer, not the patient 60 s."""
+    from clearml_task.api import session as session_module
+
+    session = Session(ServerConfig(silent, None, None, "K", "S", "test", tmp_path), retries=None,
+                      on_retry=lambda _: None)  # fmt: skip
+    session.stop = threading.Event()
+    session.stop.set()
+    with pytest.raises(UserError) as e:
+        session.call("queues.get_all")
+    assert e.value.message.endswith(f"did not answer auth.login within {session_module.STOPPING_TIMEOUT:g}s")
+
+
 class Flaky:
     """A WSGI layer in front of the real app that answers `code` to the first `failures` requests:
     a stand-in for an overloaded proxy, not for our server."""
