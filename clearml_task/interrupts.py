@@ -54,7 +54,7 @@ def _again(main_thread: int) -> None:
 
 class Held:
     """`with Held("clearml-task", "the task is being created"):` a Ctrl-C during the block is held until
-    it ends (and says so); a second one leaves at once."""
+    it ends (and says so at once), then raised; a second one is raised at once."""
 
     def __init__(self, prog: str, what: str) -> None:
         self.prog, self.what = prog, what
@@ -62,11 +62,14 @@ class Held:
     def __enter__(self) -> None:
         _holds.append((self.prog, self.what))
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
         global _pending
         _holds.pop()
-        if not _holds:
+        if not _holds and _pending:
             _pending = False
+            if kind is None:  # the block is done: the Ctrl-C it held ends the command now
+                _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+                raise KeyboardInterrupt
 
 
 def _say(line: str) -> None:

@@ -290,8 +290,9 @@ def _glue(args: argparse.Namespace, scheduler: Scheduler, suffix: str) -> int:
     options = Options(queues=args.queue, worker=f"{socket.gethostname()}:{scheduler.name}",
                       interval=args.polling_interval, once=args.once, max_jobs=args.max_jobs,
                       dry_run=args.dry_run, suffix=suffix, state_dir=_home() / "glue")  # fmt: skip
-    glue = Glue(Client(Session(patient=True)), scheduler, options)
-    glue.stopping = _stop_on_signals()
+    client = Client(Session(patient=True))
+    glue = Glue(client, scheduler, options)
+    glue.stopping = client.session.stop = _stop_on_signals()  # a server that is away is not waited for
     return glue.run()
 
 
@@ -320,7 +321,8 @@ def _left(home: Path) -> None:
     console.table(title, ["worker", "tasks", "daemon started"], rows)
     print(
         "clearml-launcher: a daemon started on this machine with the same --gpus takes that id (when it is "
-        "free) and fails those tasks, or puts back in their queue a task that had not started",
+        "free) and ends those tasks as their runs ended (failed, when a run's end was never known), or puts "
+        "back in its queue a task that had not started",
         flush=True,
     )
 
@@ -338,7 +340,8 @@ def _stop_on_signals() -> threading.Event:
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # started with Ctrl-C ignored: it stays so
+        signal.signal(signal.SIGINT, handler)
     return stop
 
 

@@ -61,7 +61,7 @@ class _Deadline(io.RawIOBase):
             self.sock.settimeout(left)
             return self.sock.recv_into(buffer)
         except TimeoutError:
-            raise TimeoutError(f"the answer did not come whole within {self.timeout:g}s") from None
+            raise TimeoutError(f"no whole answer within {self.timeout:g}s") from None
 
 
 class PlainConnection:

@@ -271,7 +271,7 @@ def test_an_answer_dripped_a_byte_at_a_time_is_a_timeout_once_the_whole_answer_i
     threading.Thread(target=drip, daemon=True).start()
     connection = PlainConnection("127.0.0.1", listener.getsockname()[1], timeout=0.5)
     try:
-        with pytest.raises(TimeoutError, match=r"did not come whole within 0\.5s"):
+        with pytest.raises(TimeoutError, match=r"no whole answer within 0\.5s"):
             connection.request("POST", "/x", b"{}", {})
     finally:
         connection.close()

@@ -578,14 +578,29 @@ def test_a_command_started_with_ctrl_c_ignored_ignores_it(quickstart: Path) -> N
     finally:
         silent.stop()
     assert still_running
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("clearml-launcher")), "daemon", "--queue", "ignoring",
+         "--create-queue"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    try:
+        assert daemon.stdout is not None
+        said = iter(daemon.stdout.readline, "")
+        assert any("waits on ignoring" in line for line in said)  # its signal handlers are set by now
+        daemon.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert daemon.poll() is None  # a daemon too: it stops on SIGTERM, not on the ignored Ctrl-C
+    finally:
+        daemon.terminate()
+        daemon.communicate(timeout=60)
 
 
 def test_a_ctrl_c_while_the_task_is_created_finishes_it_and_shows_it(
     quickstart: Path, tmp_path: Path
 ) -> None:
     """The first Ctrl-C while the task is being created and enqueued waits for both and the task's id (it
-    used to end the command with the task half-made, or made and not shown); a second one leaves at once,
-    and the task is not left half-made."""
+    used to end the command with the task half-made, or made and not shown), then ends the command; a
+    second one leaves at once (here, as the task is enqueued: it is deleted)."""
     from clearml_task.api import Client, Session
     from testing.holding_proxy import HoldingProxy
     from testing.launching import wait_for
@@ -614,8 +629,9 @@ def test_a_ctrl_c_while_the_task_is_created_finishes_it_and_shows_it(
             client = Client(Session(http_config(server, tmp_path)))
             made = [t for t in client.tasks(only_fields=["id", "name", "status"]) if t["name"] == name]
             if presses == 1:
-                assert child.returncode == 0, stderr
+                assert child.returncode == 130, stderr  # interrupted, once the task was made and shown
                 assert "Ctrl-C: the task is being created and enqueued" in stderr
+                assert stderr.endswith("clearml-task: error: interrupted\n"), stderr
                 assert [(t["id"], t["status"]) for t in made] == [(json.loads(stdout)["id"], "queued")]
             else:
                 assert child.returncode == 130 and stderr.endswith("clearml-task: error: interrupted\n"), (
