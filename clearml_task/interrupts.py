@@ -43,6 +43,11 @@ def interrupt(frame: object) -> None:
             _thread.start_new_thread(_again, (_thread.get_ident(),))  # a handler runs in the main thread
             return
         current = current.f_back  # type: ignore[attr-defined]
+    _raise()
+
+
+def _raise() -> None:
+    """KeyboardInterrupt now; a second Ctrl-C ends the process at once."""
     _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
     raise KeyboardInterrupt
 
@@ -68,8 +73,7 @@ class Held:
         if not _holds and _pending:
             _pending = False
             if kind is None:  # the block is done: the Ctrl-C it held ends the command now
-                _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
-                raise KeyboardInterrupt
+                _raise()
 
 
 def _say(line: str) -> None:

@@ -21,7 +21,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -151,23 +151,21 @@ def _alive(record: Path) -> bool:
 
 def running(home: Path) -> list[dict[str, Any]]:
     """This machine's live daemons' records."""
-    out = []
-    for path in sorted(directory(home).glob("*.json")):
-        info = _read(path)
-        if info is not None and _alive(path):
-            out.append(info)
-    return out
+    return [info for path, info in _records(home) if _alive(path)]
 
 
 def left(home: Path) -> list[dict[str, Any]]:
     """The records of daemons gone that still hold runs (their end never reached the server): the next
     daemon of their id ends them."""
-    out = []
+    return [info for path, info in _records(home) if runs_of(info) and not _alive(path)]
+
+
+def _records(home: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every daemon record on this machine that can be read, with its path."""
     for path in sorted(directory(home).glob("*.json")):
         info = _read(path)
-        if info is not None and runs_of(info) and not _alive(path):
-            out.append(info)
-    return out
+        if info is not None:
+            yield path, info
 
 
 def select(home: Path, worker: str | None, queues: Sequence[str], gpus: str | None) -> list[dict[str, Any]]:
