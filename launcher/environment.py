@@ -371,7 +371,7 @@ def build(
     log: Log,
 ) -> dict[str, Any]:
     """Build the env in a scratch dir and rename it to `target`; called with the key's lock held."""
-    uv = Uv(find_uv(), cache_dir / "uv-cache")
+    uv = Uv(find_uv(), uv_cache(cache_dir))
     root, workdir = dirs
     clear_leftovers(target)
     scratch = target.parent / f".{target.name}.building-{os.getpid()}-{secrets.token_hex(4)}"
@@ -532,6 +532,13 @@ def poetry_install(uv: Uv, project_dir: Path, env: Path, hint: str) -> list[str]
 
 
 # --- uv ------------------------------------------------------------------------------------------------
+
+
+def uv_cache(cache_dir: Path) -> Path:
+    """uv's download cache: the operator's own `UV_CACHE_DIR` when it is set (shared with their uv and with
+    other launcher homes on the machine), else `uv-cache` in the launcher's `cache_dir`."""
+    given = os.environ.get("UV_CACHE_DIR", "").strip()
+    return Path(given).expanduser().absolute() if given else cache_dir / "uv-cache"
 
 
 def find_uv() -> str:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ class Sleepy:
     pidfile: Path
 
     def wait_for_tick(self, tick: int) -> None:
-        wait_for(lambda: any(line.startswith(f"tick {tick}") for line in log_lines(self.task_id)))
+        wait_for(lambda: any(line.startswith(f"tick {tick}") for line in log_lines(self.task_id)),
+                 about=lambda: story(self.task_id))  # fmt: skip
 
     def assert_tree_gone(self) -> None:
         """The task's process and its grandchild end (the abort reached the whole process group)."""
@@ -70,14 +72,27 @@ def log_lines(task_id: str) -> list[str]:
     return [str(event["msg"]) for event in Client().task_log(task_id)]
 
 
-def wait_for(predicate: Any, timeout: float = 120, interval: float = 0.1) -> Any:
+def wait_for(
+    predicate: Any, timeout: float = 120, interval: float = 0.1, about: Callable[[], str] | None = None
+) -> Any:
+    """`predicate()`'s first true value within `timeout` s; else an AssertionError that tells `about()`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+    told = f"\n{about()}" if about else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}{told}")
+
+
+def story(task_id: str, lines: int = 40) -> str:
+    """A task's status and the last lines of its log, for a test that waited on it in vain."""
+    try:
+        task, log = Client().get_task(task_id), log_lines(task_id)[-lines:]
+    except Exception as error:  # the server is away: say so instead of hiding the timeout
+        return f"task {task_id}: cannot be read: {error!r}"
+    return "\n".join([f"task {task_id} is {task['status']} ({task.get('status_message', '')})", *log])
 
 
 def status(task_id: str) -> str:

@@ -14,13 +14,21 @@ from clearml_task.server.app import App
 from testing.servers import Raw, ServerProcess, embedded_config, http_config, start_server, stop_server
 
 
+@pytest.fixture(scope="session")
+def uv_downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uv cache for the run (as an operator's UV_CACHE_DIR): each wheel is downloaded once, not by every
+    test whose task builds an environment (the clearml SDK alone is 24 packages)."""
+    return tmp_path_factory.mktemp("uv-cache")
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No test sees the developer's ~/clearml.conf, credentials or data dir."""
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uv_downloads: Path) -> Path:
+    """No test sees the developer's ~/clearml.conf, credentials, data dir or uv cache."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("CLEARML_TASK_HOME", str(tmp_path / "clearml-task-home"))
+    monkeypatch.setenv("UV_CACHE_DIR", str(uv_downloads))
     for var in (
         "CLEARML_CONFIG_FILE",
         "CLEARML_API_HOST",

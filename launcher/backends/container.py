@@ -269,6 +269,7 @@ class Container:
         """The container's environment: the task's Environment hyperparams, then what the launcher sets. The
         values reach the engine through its own environment (`--env NAME`), never on its command line."""
         from launcher import process
+        from launcher.environment import uv_cache
 
         env: dict[str, str] = {}
         for param in ((job.task.get("hyperparams") or {}).get("Environment") or {}).values():
@@ -287,7 +288,7 @@ class Container:
         env |= {
             "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(job.workdir), str(job.root)])),
             "PYTHONUNBUFFERED": "1",
-            "UV_CACHE_DIR": str(job.cache_dir / "uv-cache"),
+            "UV_CACHE_DIR": str(uv_cache(job.cache_dir)),
             "UV_LINK_MODE": "copy",  # the cache is another mount: no hard links across it
             "UV_PYTHON_DOWNLOADS": "never",
             "NO_COLOR": "1",
@@ -312,16 +313,16 @@ class Container:
         return env
 
     def _mounts(self, job: Job, staging: Path) -> list[str]:
-        from launcher.environment import find_uv
+        from launcher.environment import find_uv, uv_cache
 
-        uv_cache, poetry_cache = job.cache_dir / "uv-cache", job.cache_dir / "poetry-cache"
-        for cache in (uv_cache, poetry_cache):
+        uv_dir, poetry_cache = uv_cache(job.cache_dir), job.cache_dir / "poetry-cache"
+        for cache in (uv_dir, poetry_cache):
             cache.mkdir(parents=True, exist_ok=True)
         out = staging / "out"
         out.mkdir(exist_ok=True)
         binds = [
             (job.root, job.root, "rw"),
-            (uv_cache, uv_cache, "rw"),
+            (uv_dir, uv_dir, "rw"),
             (poetry_cache, poetry_cache, "rw"),
             (Path(find_uv()), Path(MOUNT) / "uv", "ro"),
             *((staging / name, Path(MOUNT) / name, "ro") for name in STAGED),

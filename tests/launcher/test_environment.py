@@ -348,6 +348,30 @@ def test_two_launchers_racing_build_once(cache_dir: Path, tmp_path: Path) -> Non
     assert not leftovers(cache_dir)
 
 
+@pytest.mark.parametrize("given", ["operator", "unset", "blank"])
+def test_the_uv_cache_is_the_operators_uv_cache_dir_else_the_launchers_own(
+    given: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's UV_CACHE_DIR is where uv downloads to (shared with their uv and other homes); unset or
+    blank, the launcher's home keeps its own; both are named in the build's log."""
+    operators, home_cache = tmp_path / "operators-uv", tmp_path / "home-cache"
+    if given == "operator":
+        monkeypatch.setenv("UV_CACHE_DIR", str(operators))
+    elif given == "unset":
+        monkeypatch.delenv("UV_CACHE_DIR", raising=False)
+    else:
+        monkeypatch.setenv("UV_CACHE_DIR", " ")
+    log: list[str] = []
+    env = ensure(task(SIX), tmp_path, tmp_path, home_cache, log.append)
+    assert env.built and version_of(env, "six", tmp_path) == "1.16.0"
+    used, unused = (
+        (operators, home_cache / "uv-cache") if given == "operator" else (home_cache / "uv-cache", operators)
+    )
+    assert any(line.endswith(f"(cache {used})") for line in log), log
+    assert any(used.rglob("six*")), list(used.iterdir())
+    assert not unused.exists()
+
+
 def test_losing_the_rename_uses_the_winners_env(six_env: Built, tmp_path: Path) -> None:
     """Where the lock does not hold (e.g. two machines on a shared file system), the second rename fails and
     the first env stays."""
