@@ -16,11 +16,14 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import pytest
 import requests
+
+if TYPE_CHECKING:
+    import ssl
 
 from clearml_task.config import ServerConfig
 from clearml_task.errors import APICallError
@@ -79,14 +82,67 @@ class LoopbackServer:
     """A stand-in's handler (a Kubernetes API, a proxy) served on a free loopback port by a thread of the test
     process, until `stop`."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: a server-side context: the stand-in speaks https."""
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        if tls is not None:  # each connection's handshake is made as it is accepted
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, name="test-loopback", daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self._server.server_address[1]}"
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def certificate(folder: Path, *names: str) -> tuple[Path, Path]:
+    """A self-signed TLS certificate (it is its own CA) for `names` (DNS names or IP addresses), made by
+    openssl (a test without it is skipped, and fails under CI=true): its certificate and key files."""
+    import shutil
+
+    from testing.engines import require
+
+    require(None if shutil.which("openssl") else "openssl is not installed (apt-get install openssl)")
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "server.crt", folder / "server.key"
+    alt = ",".join(f"IP:{n}" if re.fullmatch(r"[0-9.]+", n) else f"DNS:{n}" for n in names)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-days", "2", "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={alt}", "-keyout", str(key),
+         "-out", str(cert)], check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+class TlsFront:
+    """An https:// stand-in with the certificate in `cert`/`key` that relays every call to `upstream` (the
+    real server over plain HTTP), on a free loopback port; it counts the connections it served."""
+
+    def __init__(self, upstream: str, cert: Path, key: Path) -> None:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        served: list[int] = []
+
+        class Relaying(ProxyHandler):
+            def setup(self) -> None:
+                served.append(1)
+                super().setup()
+
+            def do_POST(self) -> None:
+                respond(self, *relay(self, upstream, self.body()))
+
+        self._served = served
+        self._server = LoopbackServer(Relaying, tls=context)
+        self.port = int(self._server.url.rsplit(":", 1)[1])
+
+    @property
+    def connections(self) -> int:
+        return len(self._served)
+
+    def stop(self) -> None:
+        self._server.stop()
 
 
 class SilentServer:

@@ -1,14 +1,15 @@
-"""One kept-alive HTTP/1.1 connection over a plain socket: what the API's JSON POSTs to an `http://` server
+"""One kept-alive HTTP/1.1 connection over a socket (TLS-wrapped for `https://`): what the API's JSON POSTs
 need, and nothing else.
 
-http.client imports `email` (its header parser) and `ssl`: ~30 ms of CPU, an eighth of a clearml-task
-run, for a request and an answer whose framing is a status line, headers and a Content-Length (or chunks).
-`https://` servers keep going through http.client (and ssl). The interface is the part of
-`http.client.HTTPConnection` the transport uses (`sock`, `connect`, `request`, `getresponse`, `close`),
-and every failure of the exchange is an OSError: a connection the server closed before answering is a
-ConnectionResetError, as http.client's RemoteDisconnected; an answer that is not HTTP, or larger than
-MAX_ANSWER, is a `BadAnswer`. A URL or header that would break the request's framing is a ValueError
-before anything is sent, as with http.client."""
+http.client imports `email` (its header parser): ~30 ms of CPU, an eighth of a clearml-task run, for a
+request and an answer whose framing is a status line, headers and a Content-Length (or chunks); and it times
+out each read, not the answer (a server that drips an answer a byte at a time holds it a timeout per byte).
+Here the whole answer must come within the timeout, over `http://` and `https://` alike. The interface is the
+part of `http.client.HTTPConnection` the transport uses (`sock`, `connect`, `request`, `getresponse`,
+`close`), and every failure of the exchange is an OSError (ssl's included): a connection the server closed
+before answering is a ConnectionResetError, as http.client's RemoteDisconnected; an answer that is not HTTP,
+or larger than MAX_ANSWER, is a `BadAnswer`. A URL or header that would break the request's framing is a
+ValueError before anything is sent, as with http.client."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ import io
 import re
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ssl
 
 MAX_LINE = 65536  # one status or header line, as http.client's limit
 MAX_HEADERS = 100
@@ -65,10 +69,15 @@ class _Deadline(io.RawIOBase):
 
 
 class PlainConnection:
-    """A connection to host:port, opened by `connect()`, for one request at a time."""
+    """A connection to host:port, opened by `connect()`, for one request at a time; through TLS with `tls`
+    (the server's certificate checked against the host's name)."""
 
-    def __init__(self, host: str, port: int | None, timeout: float) -> None:
-        self.host, self.port, self.timeout = host, port or 80, timeout
+    def __init__(
+        self, host: str, port: int | None, timeout: float, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.host, self.timeout, self.tls = host, timeout, tls
+        self.default_port = 80 if tls is None else 443
+        self.port = port or self.default_port
         self.sock: socket.socket | None = None
         self._reader: Any = None
         self._answer: Answer | None = None
@@ -76,8 +85,15 @@ class PlainConnection:
     def connect(self) -> None:
         # an ASCII host goes as bytes: as text, the resolver imports the idna codec first (~4 ms)
         host: str | bytes = self.host.encode("ascii") if self.host.isascii() else self.host
-        self.sock = socket.create_connection((host, self.port), timeout=self.timeout)  # type: ignore[arg-type]
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection((host, self.port), timeout=self.timeout)  # type: ignore[arg-type]
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            try:  # the handshake, within the same timeout
+                sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
 
     def close(self) -> None:
         sock, reader, self.sock, self._reader = self.sock, self._reader, None, None
@@ -110,7 +126,8 @@ class PlainConnection:
             raise ValueError(f"a URL path with control characters or spaces: {url!r}")
         host = self.host if self.host.isascii() else self.host.encode("idna").decode("ascii")
         host = f"[{host}]" if ":" in host else host
-        lines = [f"{method} {url} HTTP/1.1", f"Host: {host}" + ("" if self.port == 80 else f":{self.port}")]
+        port = "" if self.port == self.default_port else f":{self.port}"
+        lines = [f"{method} {url} HTTP/1.1", f"Host: {host}{port}"]
         for name, value in {"Accept-Encoding": "identity", **headers}.items():
             if _UNSAFE_IN_HEADER.search(name + value) or ":" in name:
                 raise ValueError(f"a request header with a control character or line break: {name!r}")

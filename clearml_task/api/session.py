@@ -17,6 +17,7 @@ from clearml_task.api.transport import (
     MaybeDelivered,
     Transport,
     TransportError,
+    Untrusted,
     encode,
     http_transport,
 )
@@ -131,6 +132,13 @@ class Session:
             except TransportError as e:
                 if isinstance(e, MaybeDelivered) and not resend:
                     raise
+                if isinstance(e, Untrusted) and not self.patient:  # a daemon waits for a renewed one
+                    raise UserError(
+                        f"the ClearML server at {self.where} has a TLS certificate this machine does not"
+                        f" trust ({scrub(str(e))})",
+                        "point SSL_CERT_FILE at the CA certificate that signed it, or fix CLEARML_API_HOST /"
+                        " api.api_server",
+                    ) from None
                 stopping = self.stop is not None and self.stop.is_set()
                 if e.timed_out and (not self.patient or stopping):
                     waited = getattr(self.transport, "timeout", ANSWER_TIMEOUT)

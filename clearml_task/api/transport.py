@@ -2,10 +2,9 @@
 
 HTTP goes over kept-alive connections, each used by one call at a time (a connection is not thread-safe:
 threads sharing one collide mid-request) and handed to the next call when it is done, whichever thread makes
-it (calls one after another share one): plain_http's for an `http://` server, the standard library's
-http.client (and ssl) for `https://`, unless a proxy applies to the server's host: then through requests,
-which speaks to proxies. (requests takes ~75 ms to import and http.client ~30 ms, most of a short command's
-run time, so the common cases go without them.)"""
+it (calls one after another share one): plain_http's, over TLS (ssl) for an `https://` server, unless a proxy
+applies to the server's host: then through requests, which speaks to proxies. (requests takes ~75 ms to
+import and http.client ~30 ms, most of a short command's run time, so the common cases go without them.)"""
 
 from __future__ import annotations
 
@@ -29,6 +28,11 @@ class TransportError(Exception):
     def __init__(self, message: str, *, timed_out: bool = False) -> None:
         super().__init__(message)
         self.timed_out = timed_out
+
+
+class Untrusted(TransportError):
+    """The server's TLS certificate does not check out (an unknown CA, another host's name, expired): trying
+    again cannot help."""
 
 
 class MaybeDelivered(TransportError):
@@ -64,7 +68,7 @@ def http_transport(base_url: str, timeout: float = ANSWER_TIMEOUT) -> Transport:
 
 
 class HttpTransport:
-    """plain_http (http://) or http.client (https://) on kept-alive connections each used by one call at a
+    """plain_http (over TLS for https://) on kept-alive connections each used by one call at a
     time (a pool shared by the threads). A kept-alive connection the server has closed (it reads as ended) is
     opened again before the request goes;
     one that fails as the request goes out is opened again once for a call that may be sent twice
@@ -84,6 +88,7 @@ class HttpTransport:
         self.timeout = timeout
         self._idle: list[Any] = []  # kept-alive connections no call is using
         self._lock = threading.Lock()
+        self._tls: Any = None  # the TLS context, made at the first https connection
 
     def _take(self) -> Any:
         with self._lock:
@@ -94,40 +99,30 @@ class HttpTransport:
             self._idle.append(connection)
 
     def _connect(self) -> Any:
-        if self.secure:
-            import http.client
-            import ssl
-
-            context = ssl.create_default_context()
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=context)
         from clearml_task.api.plain_http import PlainConnection
 
-        return PlainConnection(self.host, self.port, self.timeout)
+        if self.secure and self._tls is None:
+            import ssl
 
-    def _failures(self) -> tuple[type[Exception], ...]:
-        """What a connection raises when the exchange fails (plain_http's are all OSErrors)."""
-        if self.secure:
-            import http.client
-
-            return (http.client.HTTPException, OSError)
-        return (OSError,)
+            # the system's CAs, or SSL_CERT_FILE / SSL_CERT_DIR when set; the host's name is checked
+            self._tls = ssl.create_default_context()
+        return PlainConnection(self.host, self.port, self.timeout, tls=self._tls)
 
     def send(
         self, path: str, body: bytes, headers: dict[str, str], *, resend: bool = True
     ) -> tuple[int, Envelope]:
-        failures = self._failures()
         for attempt in (1, 2):
             connection = self._open(reuse=attempt == 1)
             reused = connection.sock is not None
             try:
                 if not reused:
                     connection.connect()
-            except failures as e:  # nothing went out
+            except OSError as e:  # nothing went out
                 connection.close()
+                if type(e).__name__ == "SSLCertVerificationError":  # ssl's, imported only for https
+                    raise Untrusted(_said(e)) from None
                 raise TransportError(_said(e), timed_out=isinstance(e, TimeoutError)) from None
             connection.timeout = self.timeout  # as it is now (a session that is leaving shortens it)
-            if self.secure and connection.sock is not None:
-                connection.sock.settimeout(self.timeout)
             try:
                 connection.request("POST", f"{self.prefix}/{path}", body=body, headers=headers)
                 response = connection.getresponse()
@@ -135,7 +130,7 @@ class HttpTransport:
             except ValueError as e:  # a URL or header that cannot go (a line break in it): nothing went
                 connection.close()
                 raise TransportError(f"cannot send the request: {e}") from None
-            except failures as e:
+            except OSError as e:
                 connection.close()
                 if reused and attempt == 1 and isinstance(e, _DROPPED) and resend:
                     continue  # the server closed an idle kept-alive connection: a new one
@@ -193,7 +188,7 @@ def _said(error: Exception) -> str:
 
 
 # How a kept-alive connection that the server closed while idle fails on its next use
-# (http.client.RemoteDisconnected is a ConnectionResetError).
+# (plain_http's, as http.client's RemoteDisconnected, is a ConnectionResetError).
 _DROPPED = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 

@@ -1,0 +1,173 @@
+"""An `https://` server: the same kept-alive transport over TLS, against the real server behind a TLS front
+(a certificate openssl makes for the test, trusted through SSL_CERT_FILE)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clearml_task.api import Client, Session
+from clearml_task.api.plain_http import PlainConnection
+from clearml_task.api.transport import HttpTransport
+from clearml_task.config import ServerConfig
+from clearml_task.errors import UserError
+from testing.commands import assert_one_line_error, run
+from testing.servers import ServerProcess, TlsFront, certificate
+
+FRONT_NAMES = ("localhost", "127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def trusted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The front's certificate and key: for localhost and 127.0.0.1."""
+    return certificate(tmp_path_factory.mktemp("tls"), *FRONT_NAMES)
+
+
+@pytest.fixture
+def front(http_server: ServerProcess, trusted: tuple[Path, Path]) -> Iterator[TlsFront]:
+    served = TlsFront(http_server.url, *trusted)
+    yield served
+    served.stop()
+
+
+def config(url: str, server: ServerProcess, tmp_path: Path) -> ServerConfig:
+    keys = server.keys
+    return ServerConfig(url, None, None, keys["access_key"], keys["secret_key"], "test", tmp_path)
+
+
+@pytest.mark.parametrize("host", FRONT_NAMES)
+def test_calls_over_https_share_one_kept_alive_connection(
+    host: str,
+    front: TlsFront,
+    http_server: ServerProcess,
+    trusted: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task made, queued and read over TLS; the login and every call after it on one connection (the
+    server's name, or its address, checked against the certificate)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(trusted[0]))
+    session = Session(config(f"https://{host}:{front.port}", http_server, tmp_path), retries=1)
+    assert isinstance(session.transport, HttpTransport)
+    client = Client(session)
+    queue = client.queue_id("tls", create=True)
+    task_id = client.create_task({"name": "over tls", "type": "training"})
+    client.enqueue(task_id, queue)
+    for _ in range(10):
+        assert client.get_task(task_id)["status"] == "queued"
+    assert front.connections == 1
+
+
+@pytest.mark.parametrize("problem", ["unknown CA", "another name"])
+def test_a_certificate_that_does_not_check_out_is_said_at_once(
+    problem: str,
+    http_server: ServerProcess,
+    trusted: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Signed by a CA this machine does not trust, or made for another name: one error, at the first try
+    (trying again cannot help), naming what to fix; nothing is sent to the server."""
+    if problem == "unknown CA":
+        served = TlsFront(http_server.url, *trusted)
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate(tmp_path / "other", "localhost")[0]))
+    else:
+        cert = certificate(tmp_path / "elsewhere", "clearml.example")
+        served = TlsFront(http_server.url, *cert)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
+    retried: list[str] = []
+    try:
+        session = Session(config(f"https://localhost:{served.port}", http_server, tmp_path), retries=3,
+                          on_retry=retried.append)  # fmt: skip
+        with pytest.raises(UserError) as caught:
+            session.call("queues.get_all")
+    finally:
+        served.stop()
+    where = f"https://localhost:{served.port}"
+    said = f"the ClearML server at {where} has a TLS certificate this machine does not trust"
+    assert caught.value.message.startswith(said), caught.value.message
+    assert "SSL_CERT_FILE" in caught.value.hint
+    assert retried == [] and served.connections == 0
+
+
+def test_clearml_task_says_an_untrusted_certificate_in_one_line(
+    front: TlsFront, http_server: ServerProcess, tmp_path: Path
+) -> None:
+    """The command as a user runs it, with the system's CAs only: one line, not a retry loop nor a
+    traceback."""
+    keys = http_server.keys
+    script = tmp_path / "train.py"
+    script.write_text("print('hi')\n")
+    where = f"https://localhost:{front.port}"
+    env = {"CLEARML_API_HOST": where, "CLEARML_API_ACCESS_KEY": keys["access_key"],
+           "CLEARML_API_SECRET_KEY": keys["secret_key"], "SSL_CERT_FILE": "/nonexistent/ca.pem"}  # fmt: skip
+    result = run("clearml-task", "--project", "tls", "--name", "untrusted", "--script", str(script), env=env)
+    assert_one_line_error(result, 1, f"the ClearML server at {where} has a TLS certificate")
+    assert front.connections == 0
+
+
+def test_a_patient_session_tries_again_through_an_untrusted_certificate(
+    front: TlsFront, http_server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon's session waits for a certificate to be renewed (or trusted) as it waits for a server that is
+    away: it says why it retries, and gives up only as a person's would, after its tries."""
+    monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/ca.pem")
+    retried: list[str] = []
+    session = Session(config(f"https://localhost:{front.port}", http_server, tmp_path), retries=2,
+                      backoff=0.01, patient=True, on_retry=retried.append)  # fmt: skip
+    with pytest.raises(UserError, match="cannot reach the ClearML server"):
+        session.call("queues.get_all")
+    assert len(retried) == 1 and "CERTIFICATE_VERIFY_FAILED" in retried[0], retried
+
+
+def test_an_answer_dripped_over_tls_is_a_timeout_once_the_whole_answer_is_late(
+    trusted: tuple[Path, Path],
+) -> None:
+    """Over TLS as over plain HTTP, the whole answer must come within the timeout: a server that drips it
+    (a byte every 0.1 s, for 3 s) is not waited for one timeout per byte."""
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(*trusted)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drip() -> None:
+        raw, _ = listener.accept()
+        with contextlib.suppress(OSError), server_side.wrap_socket(raw, server_side=True) as conn:
+            conn.recv(65536)  # the request
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(30):
+                conn.sendall(b"X")
+                time.sleep(0.1)
+
+    threading.Thread(target=drip, daemon=True).start()
+    client_side = ssl.create_default_context(cafile=str(trusted[0]))
+    connection = PlainConnection("localhost", listener.getsockname()[1], timeout=0.5, tls=client_side)
+    try:
+        connection.connect()
+        with pytest.raises(TimeoutError, match=r"no whole answer within 0\.5s"):  # not the drip's end
+            connection.request("POST", "/x", b"{}", {})
+    finally:
+        connection.close()
+        listener.close()
+
+
+def test_the_host_header_leaves_out_only_the_schemes_own_port() -> None:
+    tls = ssl.create_default_context()
+    assert b"\r\nHost: clearml.example\r\n" in PlainConnection("clearml.example", None, 5, tls)._head(
+        "POST", "/x", {}
+    )
+    assert b"\r\nHost: clearml.example:80\r\n" in PlainConnection("clearml.example", 80, 5, tls)._head(
+        "POST", "/x", {}
+    )
+    assert b"\r\nHost: clearml.example\r\n" in PlainConnection("clearml.example", 80, 5)._head(
+        "POST", "/x", {}
+    )
+    assert b"\r\nHost: clearml.example:443\r\n" in PlainConnection("clearml.example", 443, 5)._head(
+        "POST", "/x", {}
+    )
