@@ -95,23 +95,41 @@ class LoopbackServer:
         self._server.server_close()
 
 
-def certificate(folder: Path, *names: str) -> tuple[Path, Path]:
-    """A self-signed TLS certificate (it is its own CA) for `names` (DNS names or IP addresses), made by
-    openssl (a test without it is skipped, and fails under CI=true): its certificate and key files."""
+def certificate(folder: Path, *names: str, expired: bool = False) -> tuple[Path, Path]:
+    """A self-signed TLS certificate (its own CA) for `names` (DNS names or IP addresses), valid now or
+    (`expired`) for a day in 2020, made by openssl (a test without it is skipped, and fails under CI=true):
+    its certificate and key files."""
     import shutil
 
     from testing.engines import require
 
     require(None if shutil.which("openssl") else "openssl is not installed (apt-get install openssl)")
     folder.mkdir(parents=True, exist_ok=True)
-    cert, key = folder / "server.crt", folder / "server.key"
+    cert, key, request = folder / "server.crt", folder / "server.key", folder / "server.csr"
     alt = ",".join(f"IP:{n}" if re.fullmatch(r"[0-9.]+", n) else f"DNS:{n}" for n in names)
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-days", "2", "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={alt}", "-keyout", str(key),
-         "-out", str(cert)], check=True, capture_output=True,
-    )  # fmt: skip
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key)]
+    subject = ["-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={alt}",
+               "-addext", "basicConstraints=critical,CA:TRUE"]  # fmt: skip
+    if not expired:
+        _openssl("req", "-x509", *new_key, *subject, "-days", "2", "-out", str(cert))
+        return cert, key
+    # `req -x509` only makes certificates valid from now: `ca -selfsign` takes any dates
+    (folder / "index.txt").write_text("")
+    (folder / "serial").write_text("01\n")
+    (folder / "ca.cnf").write_text(
+        "[ca]\ndefault_ca = c\n[c]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n"
+        "default_md = sha256\npolicy = p\ncopy_extensions = copy\nunique_subject = no\n"
+        "[p]\ncommonName = supplied\n"
+    )
+    _openssl("req", "-new", *new_key, *subject, "-out", str(request), cwd=folder)
+    dates = ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"]
+    _openssl("ca", "-batch", "-selfsign", "-config", "ca.cnf", "-keyfile", str(key), "-in", str(request),
+             "-out", str(cert), *dates, cwd=folder)  # fmt: skip
     return cert, key
+
+
+def _openssl(*argv: str, cwd: Path | None = None) -> None:
+    subprocess.run(["openssl", *argv], check=True, capture_output=True, cwd=cwd)
 
 
 class TlsFront:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 MAX_LINE = 65536  # one status or header line, as http.client's limit
 MAX_HEADERS = 100
 MAX_ANSWER = 1 << 30  # the largest body read (a task's whole log is far less); past it: BadAnswer
+NO_HANDSHAKE = "no TLS handshake"  # how a TLS server that never answered the hello is said (an http:// one?)
 PIECE = 1 << 20  # a body is read in pieces of at most this, never allocated whole from what it claims
 
 
@@ -90,6 +91,9 @@ class PlainConnection:
         if self.tls is not None:
             try:  # the handshake, within the same timeout
                 sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+            except TimeoutError:
+                sock.close()
+                raise TimeoutError(f"{NO_HANDSHAKE} within {self.timeout:g}s") from None
             except BaseException:
                 sock.close()
                 raise
@@ -115,10 +119,15 @@ class PlainConnection:
         # that drips it a byte at a time is not waited for byte after byte)
         self._reader = io.BufferedReader(_Deadline(self.sock, time.monotonic() + self.timeout, self.timeout))
         try:
-            self._answer = self._read_answer()
+            answer = self._read_answer()
         finally:
             reader, self._reader = self._reader, None
             reader.close()
+        if self.tls is not None and self.sock.pending():  # type: ignore[attr-defined]
+            # bytes past the answer's end that TLS has decrypted already (select cannot see them): the
+            # connection is not used again, or they would be read as the next call's answer
+            answer.will_close = True
+        self._answer = answer
 
     def _head(self, method: str, url: str, headers: dict[str, str]) -> bytes:
         """The request line and headers, checked."""

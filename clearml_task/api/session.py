@@ -136,15 +136,19 @@ class Session:
                     raise UserError(
                         f"the ClearML server at {self.where} has a TLS certificate this machine does not"
                         f" trust ({scrub(str(e))})",
-                        "point SSL_CERT_FILE at the CA certificate that signed it, or fix CLEARML_API_HOST /"
-                        " api.api_server",
+                        _trust_hint(str(e)),
                     ) from None
                 stopping = self.stop is not None and self.stop.is_set()
                 if e.timed_out and (not self.patient or stopping):
                     waited = getattr(self.transport, "timeout", ANSWER_TIMEOUT)
+                    hint = "check that it is up and not overloaded, or fix CLEARML_API_HOST / api.api_server"
+                    from clearml_task.api.plain_http import NO_HANDSHAKE
+
+                    if NO_HANDSHAKE in str(e):
+                        hint = f"it may speak http://, not https://; {hint}"
                     raise NoAnswer(
                         f"the ClearML server at {self.where} did not answer {endpoint} within {waited:g}s",
-                        "check that it is up and not overloaded, or fix CLEARML_API_HOST / api.api_server",
+                        hint,
                     ) from None
                 if last:
                     raise UserError(
@@ -178,6 +182,16 @@ class Session:
             raise APICallError(endpoint, result, subcode, str(meta.get("result_msg", "")))
         data = envelope.get("data")
         return Answer(endpoint, self.where, data if isinstance(data, dict) else {})
+
+
+def _trust_hint(reason: str) -> str:
+    """What to do about a certificate that did not check out, by ssl's reason."""
+    where = "CLEARML_API_HOST / api.api_server"
+    if "expired" in reason or "not yet valid" in reason:
+        return "the server's certificate must be renewed (or this machine's clock is wrong)"
+    if "mismatch" in reason:
+        return f"name the server in {where} as its certificate does"
+    return f"point SSL_CERT_FILE at the CA certificate that signed it, or fix {where}"
 
 
 class Answer(dict[str, Any]):

@@ -174,10 +174,16 @@ class ProxiedHttpTransport:
         http = getattr(self._local, "http", None)
         if http is None:  # a requests.Session is not thread-safe either: one per thread
             http = self._local.http = requests.Session()
+            if os.environ.get("SSL_CERT_FILE"):  # the CAs trusted without a proxy (REQUESTS_CA_BUNDLE first)
+                http.verify = os.environ["SSL_CERT_FILE"]
         try:
             response = http.post(f"{self.where}/{path}", data=body, headers=headers, timeout=self.timeout)
         except requests.ConnectTimeout as e:
             raise TransportError(_said(e), timed_out=True) from None
+        except requests.exceptions.SSLError as e:
+            if "CERTIFICATE_VERIFY_FAILED" in str(e):
+                raise Untrusted(_said(e)) from None
+            raise MaybeDelivered(_said(e)) from None
         except requests.RequestException as e:  # through a proxy, where it failed is not known
             raise MaybeDelivered(_said(e), timed_out=isinstance(e, requests.Timeout)) from None
         return response.status_code, _envelope(response.status_code, response.content)

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
+import select
 import socket
 import ssl
 import threading
@@ -15,9 +18,9 @@ import pytest
 
 from clearml_task.api import Client, Session
 from clearml_task.api.plain_http import PlainConnection
-from clearml_task.api.transport import HttpTransport
+from clearml_task.api.transport import HttpTransport, ProxiedHttpTransport
 from clearml_task.config import ServerConfig
-from clearml_task.errors import UserError
+from clearml_task.errors import NoAnswer, UserError
 from testing.commands import assert_one_line_error, run
 from testing.servers import ServerProcess, TlsFront, certificate
 
@@ -65,7 +68,14 @@ def test_calls_over_https_share_one_kept_alive_connection(
     assert front.connections == 1
 
 
-@pytest.mark.parametrize("problem", ["unknown CA", "another name"])
+PROBLEMS = {  # a certificate that does not check out: what the error's hint says to do
+    "unknown CA": "point SSL_CERT_FILE at the CA certificate that signed it",
+    "another name": "name the server in CLEARML_API_HOST / api.api_server as its certificate does",
+    "expired": "the server's certificate must be renewed (or this machine's clock is wrong)",
+}
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
 def test_a_certificate_that_does_not_check_out_is_said_at_once(
     problem: str,
     http_server: ServerProcess,
@@ -73,15 +83,16 @@ def test_a_certificate_that_does_not_check_out_is_said_at_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Signed by a CA this machine does not trust, or made for another name: one error, at the first try
-    (trying again cannot help), naming what to fix; nothing is sent to the server."""
+    """Signed by a CA this machine does not trust, made for another name, or expired: one error, at the first
+    try (trying again cannot help), with what to do about it; nothing is sent to the server."""
     if problem == "unknown CA":
-        served = TlsFront(http_server.url, *trusted)
+        cert = trusted
         monkeypatch.setenv("SSL_CERT_FILE", str(certificate(tmp_path / "other", "localhost")[0]))
     else:
-        cert = certificate(tmp_path / "elsewhere", "clearml.example")
-        served = TlsFront(http_server.url, *cert)
+        made_for = "clearml.example" if problem == "another name" else "localhost"
+        cert = certificate(tmp_path / "cert", made_for, expired=problem == "expired")
         monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
+    served = TlsFront(http_server.url, *cert)
     retried: list[str] = []
     try:
         session = Session(config(f"https://localhost:{served.port}", http_server, tmp_path), retries=3,
@@ -93,8 +104,131 @@ def test_a_certificate_that_does_not_check_out_is_said_at_once(
     where = f"https://localhost:{served.port}"
     said = f"the ClearML server at {where} has a TLS certificate this machine does not trust"
     assert caught.value.message.startswith(said), caught.value.message
-    assert "SSL_CERT_FILE" in caught.value.hint
+    assert caught.value.hint.startswith(PROBLEMS[problem]), caught.value.hint
     assert retried == [] and served.connections == 0
+
+
+def test_bytes_past_an_answers_end_over_tls_are_never_the_next_calls_answer(
+    trusted: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that sends more than its first answer says (here a forged second answer, in the same TLS
+    record): the bytes TLS has decrypted already are not read as the next call's answer; every call gets
+    its own."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(trusted[0]))
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(*trusted)
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[int] = []
+
+    def answer(number: object, pad: int = 0) -> bytes:
+        body = json.dumps({"meta": {"result_code": 200}, "data": {"n": number, "pad": "p" * pad}}).encode()
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    def serve() -> None:
+        while True:
+            try:
+                raw, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            with contextlib.suppress(OSError), server_side.wrap_socket(raw, server_side=True) as conn:
+                for number in itertools.count(len(accepted) * 100):
+                    if not conn.recv(65536):
+                        break
+                    sent = answer(number)
+                    if number == 100:  # exactly the client's read buffer, and the forgery after it
+                        pad = 8192 - len(sent)
+                        while len(sent := answer(number, pad)) != 8192:
+                            pad -= len(sent) - 8192
+                        sent += answer("forged")
+                    conn.sendall(sent)
+
+    threading.Thread(target=serve, daemon=True).start()
+    transport = HttpTransport(f"https://localhost:{listener.getsockname()[1]}", 5)
+    try:
+        numbers = [transport.send("x.y", b"{}", {})[1]["data"]["n"] for _ in range(3)]
+    finally:
+        listener.close()
+    assert numbers == [100, 200, 201] and len(accepted) == 2
+
+
+def test_an_untrusted_certificate_behind_an_https_proxy_is_said_at_once_and_ssl_cert_file_trusts(
+    front: TlsFront, http_server: ServerProcess, trusted: tuple[Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Through the proxy `https_proxy` names (requests, CONNECT): SSL_CERT_FILE is trusted as without a
+    proxy, and a certificate that does not check out is one error at the first try, as without one."""
+    proxy = ConnectProxy()
+    monkeypatch.setenv("https_proxy", proxy.url)
+    for name in ("no_proxy", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    url = f"https://localhost:{front.port}"
+    retried: list[str] = []
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(trusted[0]))
+        session = Session(config(url, http_server, tmp_path), retries=3, on_retry=retried.append)
+        assert isinstance(session.transport, ProxiedHttpTransport)
+        assert "queues" in session.call("queues.get_all")
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate(tmp_path / "other", "localhost")[0]))
+        session = Session(config(url, http_server, tmp_path), retries=3, on_retry=retried.append)
+        with pytest.raises(UserError, match="has a TLS certificate this machine does not trust"):
+            session.call("queues.get_all")
+    finally:
+        proxy.stop()
+    assert retried == [] and proxy.tunnels == [f"localhost:{front.port}"] * 2
+
+
+def test_an_https_address_of_an_http_server_says_it_may_speak_http(
+    http_server: ServerProcess, tmp_path: Path
+) -> None:
+    """The server speaks http:// and the address says https://: the TLS hello gets no answer; the error
+    says it may be that, not only that the server is down or overloaded."""
+    url = http_server.url.replace("http://", "https://")
+    session = Session(config(url, http_server, tmp_path), retries=3)
+    session.transport.timeout = 1.0  # type: ignore[attr-defined]  # a person's 30 s, scaled down
+    with pytest.raises(NoAnswer) as caught:
+        session.call("queues.get_all")
+    assert caught.value.hint.startswith("it may speak http://, not https://"), caught.value.hint
+
+
+class ConnectProxy:
+    """An https proxy on a free loopback port: CONNECT host:port, then bytes both ways; it records the
+    tunnels asked for."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.tunnels: list[str] = []
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        with client, contextlib.suppress(OSError):
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += client.recv(4096)
+            target = head.split()[1].decode()
+            self.tunnels.append(target)
+            host, port = target.rsplit(":", 1)
+            with socket.create_connection((host, int(port))) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                ends = [client, upstream]
+                while True:
+                    for end in select.select(ends, [], [], 30)[0]:
+                        data = end.recv(65536)
+                        if not data:
+                            return
+                        (upstream if end is client else client).sendall(data)
+
+    def stop(self) -> None:
+        self._listener.close()
 
 
 def test_clearml_task_says_an_untrusted_certificate_in_one_line(
