@@ -15,9 +15,9 @@ from clearml_task.api.transport import (
     ANSWER_TIMEOUT,
     InProcessTransport,
     MaybeDelivered,
+    TlsFailure,
     Transport,
     TransportError,
-    Untrusted,
     encode,
     http_transport,
 )
@@ -132,12 +132,8 @@ class Session:
             except TransportError as e:
                 if isinstance(e, MaybeDelivered) and not resend:
                     raise
-                if isinstance(e, Untrusted) and not self.patient:  # a daemon waits for a renewed one
-                    raise UserError(
-                        f"the ClearML server at {self.where} has a TLS certificate this machine does not"
-                        f" trust ({scrub(str(e))})",
-                        _trust_hint(str(e)),
-                    ) from None
+                if isinstance(e, TlsFailure) and not self.patient:  # a daemon waits for a renewed one
+                    raise _tls_error(e, self.where) from None
                 stopping = self.stop is not None and self.stop.is_set()
                 if e.timed_out and (not self.patient or stopping):
                     waited = getattr(self.transport, "timeout", ANSWER_TIMEOUT)
@@ -184,14 +180,20 @@ class Session:
         return Answer(endpoint, self.where, data if isinstance(data, dict) else {})
 
 
-def _trust_hint(reason: str) -> str:
-    """What to do about a certificate that did not check out, by ssl's reason."""
-    where = "CLEARML_API_HOST / api.api_server"
+def _tls_error(failure: TlsFailure, where: str) -> UserError:
+    """The one line for a TLS handshake that failed, with what to do about it, by ssl's reason."""
+    reason, setting = scrub(str(failure)), "CLEARML_API_HOST / api.api_server"
+    if not failure.certificate:
+        return UserError(
+            f"the TLS handshake with the ClearML server at {where} failed ({reason})",
+            f"check that {setting} is the server's https:// address (it must speak TLS 1.2 or later)",
+        )
+    said = f"the ClearML server at {where} has a TLS certificate this machine does not trust ({reason})"
     if "expired" in reason or "not yet valid" in reason:
-        return "the server's certificate must be renewed (or this machine's clock is wrong)"
+        return UserError(said, "the server's certificate must be renewed (or this machine's clock is wrong)")
     if "mismatch" in reason:
-        return f"name the server in {where} as its certificate does"
-    return f"point SSL_CERT_FILE at the CA certificate that signed it, or fix {where}"
+        return UserError(said, f"name the server in {setting} as its certificate does")
+    return UserError(said, f"point SSL_CERT_FILE at the CA certificate that signed it, or fix {setting}")
 
 
 class Answer(dict[str, Any]):

@@ -30,9 +30,14 @@ class TransportError(Exception):
         self.timed_out = timed_out
 
 
-class Untrusted(TransportError):
-    """The server's TLS certificate does not check out (an unknown CA, another host's name, expired): trying
-    again cannot help."""
+class TlsFailure(TransportError):
+    """The TLS handshake failed in a way trying again cannot help: the server's certificate does not check
+    out (`certificate`: an unknown CA, another host's name, expired), or the server refused this client (no
+    TLS version or cipher in common)."""
+
+    def __init__(self, message: str, *, certificate: bool) -> None:
+        super().__init__(message)
+        self.certificate = certificate
 
 
 class MaybeDelivered(TransportError):
@@ -119,8 +124,8 @@ class HttpTransport:
                     connection.connect()
             except OSError as e:  # nothing went out
                 connection.close()
-                if type(e).__name__ == "SSLCertVerificationError":  # ssl's, imported only for https
-                    raise Untrusted(_said(e)) from None
+                if self.secure:
+                    _tls_failure(e)
                 raise TransportError(_said(e), timed_out=isinstance(e, TimeoutError)) from None
             connection.timeout = self.timeout  # as it is now (a session that is leaving shortens it)
             try:
@@ -182,11 +187,20 @@ class ProxiedHttpTransport:
             raise TransportError(_said(e), timed_out=True) from None
         except requests.exceptions.SSLError as e:
             if "CERTIFICATE_VERIFY_FAILED" in str(e):
-                raise Untrusted(_said(e)) from None
+                raise TlsFailure(_said(e), certificate=True) from None
             raise MaybeDelivered(_said(e)) from None
         except requests.RequestException as e:  # through a proxy, where it failed is not known
             raise MaybeDelivered(_said(e), timed_out=isinstance(e, requests.Timeout)) from None
         return response.status_code, _envelope(response.status_code, response.content)
+
+
+def _tls_failure(error: OSError) -> None:
+    """Raise TlsFailure for a handshake's error that will not go by itself; an EOF (the server dropped the
+    connection, as when it restarts) and a timeout are tried again as any other."""
+    import ssl
+
+    if isinstance(error, ssl.SSLError) and not isinstance(error, ssl.SSLEOFError):
+        raise TlsFailure(_said(error), certificate=isinstance(error, ssl.SSLCertVerificationError))
 
 
 def _said(error: Exception) -> str:

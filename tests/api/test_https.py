@@ -11,6 +11,7 @@ import socket
 import ssl
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,6 +107,46 @@ def test_a_certificate_that_does_not_check_out_is_said_at_once(
     assert caught.value.message.startswith(said), caught.value.message
     assert caught.value.hint.startswith(PROBLEMS[problem]), caught.value.hint
     assert retried == [] and served.connections == 0
+
+
+def test_a_server_that_speaks_only_an_old_tls_is_said_at_once(
+    trusted: tuple[Path, Path], http_server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handshake the server refuses (TLS 1.1 at most, this client 1.2 at least) is not a server that is
+    away: one error at the first try, naming the handshake."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(trusted[0]))
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(*trusted)
+    server_side.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():  # the old versions are deprecated: that is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        server_side.minimum_version = ssl.TLSVersion.TLSv1
+        server_side.maximum_version = ssl.TLSVersion.TLSv1_1
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                raw, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            with contextlib.suppress(OSError), raw:
+                server_side.wrap_socket(raw, server_side=True)
+
+    threading.Thread(target=serve, daemon=True).start()
+    where = f"https://localhost:{listener.getsockname()[1]}"
+    retried: list[str] = []
+    session = Session(config(where, http_server, tmp_path), retries=3, on_retry=retried.append)
+    try:
+        with pytest.raises(UserError) as caught:
+            session.call("queues.get_all")
+    finally:
+        listener.close()
+    assert caught.value.message.startswith(f"the TLS handshake with the ClearML server at {where} failed (")
+    assert "is the server's https:// address" in caught.value.hint
+    assert retried == [] and accepted == [1]
 
 
 def test_bytes_past_an_answers_end_over_tls_are_never_the_next_calls_answer(
