@@ -87,7 +87,8 @@ def jobs(tmp_path: Path) -> Repo:
 
 @pytest.fixture
 def daemons() -> Iterator[Daemons]:
-    """Daemons a test starts; whatever is left of them is ended with the test."""
+    """Daemons a test starts; whatever is left of them is ended with the test, and what they printed is
+    shown with a test that failed (pytest prints a failed test's captured output)."""
     started: Daemons = []
     yield started
     for process in started:
@@ -98,6 +99,14 @@ def daemons() -> Iterator[Daemons]:
             process.wait(60)
         except subprocess.TimeoutExpired:
             process.kill()
+    for number in range(len(started)):
+        log = home().parent / f"daemon-{number}.log"
+        if log.exists():
+            print(
+                f"--- daemon-{number}.log (exit {started[number].returncode})",
+                log.read_text()[-4000:],
+                sep="\n",
+            )
 
 
 def daemon(started: Daemons, q: str, *extra: str) -> subprocess.Popen[bytes]:
