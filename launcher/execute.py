@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearml_task.errors import UserError
+from clearml_task.git.urls import scrub
 from clearml_task.server.files import files_url
 from clearml_task.vocabulary import COMPLETED, FAILED, IN_PROGRESS, QUEUED, RUNNABLE_STATUSES, STOPPED
 from launcher import threads
@@ -161,14 +162,32 @@ def run(
         if e.hint:
             log.write(f"launcher: hint: {e.hint}", "error")
         status, message = FAILED, e.reason
+    except Exception as e:  # the launcher's own failure (a full disk, a bug): the task fails, not stranded
+        status, message = FAILED, _own_failure(e, log)
     finally:
         try:
             _clean_up(dest, settings, log, started, ended_cleanly)
+        except Exception as e:  # said, not raised: the run's end is told, and a daemon goes on
+            log.write(
+                scrub(f"launcher: the clean-up after the run failed: {type(e).__name__}: {e}"), "warning"
+            )
         finally:
             if status:  # known: told even if the clean-up failed, never before `started`
                 ready()
                 report(Ending(client, task_id, status, message, log))
     return status
+
+
+def _own_failure(error: Exception, log: LogShipper) -> str:
+    """The task's status message for an error of the launcher's own; its traceback goes to the task's log
+    (credentials in any URL removed), where whoever reports the bug finds it."""
+    import traceback
+
+    message = scrub(f"the launcher failed: {type(error).__name__}: {error}")
+    log.write(f"launcher: {message}", "error")
+    for line in traceback.format_exc().splitlines()[-40:]:
+        log.write(f"  {scrub(line)}", "error")
+    return message
 
 
 def _clean_up(dest: Path, settings: Settings, log: LogShipper, started: float, ended_cleanly: bool) -> None:

@@ -106,7 +106,7 @@ def certificate(folder: Path, *names: str, expired: bool = False) -> tuple[Path,
     require(None if shutil.which("openssl") else "openssl is not installed (apt-get install openssl)")
     folder.mkdir(parents=True, exist_ok=True)
     cert, key, request = folder / "server.crt", folder / "server.key", folder / "server.csr"
-    alt = ",".join(f"IP:{n}" if re.fullmatch(r"[0-9.]+", n) else f"DNS:{n}" for n in names)
+    alt = ",".join(f"IP:{n}" if re.fullmatch(r"[0-9.]+|.*:.*", n) else f"DNS:{n}" for n in names)
     new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key)]
     subject = ["-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={alt}",
                "-addext", "basicConstraints=critical,CA:TRUE"]  # fmt: skip

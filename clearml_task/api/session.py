@@ -140,7 +140,7 @@ class Session:
                     hint = "check that it is up and not overloaded, or fix CLEARML_API_HOST / api.api_server"
                     from clearml_task.api.plain_http import NO_HANDSHAKE
 
-                    if NO_HANDSHAKE in str(e):
+                    if NO_HANDSHAKE in str(e):  # the server read the hello and waits for more
                         hint = f"it may speak http://, not https://; {hint}"
                     raise NoAnswer(
                         f"the ClearML server at {self.where} did not answer {endpoint} within {waited:g}s",
@@ -180,20 +180,33 @@ class Session:
         return Answer(endpoint, self.where, data if isinstance(data, dict) else {})
 
 
+# OpenSSL's verify codes, and how ssl words them (behind a proxy only the words are known)
+_EXPIRED = ({9, 10}, ("certificate is not yet valid", "certificate has expired"))
+_OTHER_NAME = ({62, 64}, ("Hostname mismatch", "IP address mismatch"))
+# what a handshake gets from a server that answers it in plain HTTP
+_PLAIN_HTTP = ("WRONG_VERSION_NUMBER", "record layer failure", "packet length too long")
+
+
 def _tls_error(failure: TlsFailure, where: str) -> UserError:
     """The one line for a TLS handshake that failed, with what to do about it, by ssl's reason."""
     reason, setting = scrub(str(failure)), "CLEARML_API_HOST / api.api_server"
+
+    def said(kind: tuple[set[int], tuple[str, ...]]) -> bool:
+        return failure.code in kind[0] or any(words in reason for words in kind[1])
+
     if not failure.certificate:
-        return UserError(
-            f"the TLS handshake with the ClearML server at {where} failed ({reason})",
-            f"check that {setting} is the server's https:// address (it must speak TLS 1.2 or later)",
-        )
-    said = f"the ClearML server at {where} has a TLS certificate this machine does not trust ({reason})"
-    if "expired" in reason or "not yet valid" in reason:
-        return UserError(said, "the server's certificate must be renewed (or this machine's clock is wrong)")
-    if "mismatch" in reason:
-        return UserError(said, f"name the server in {setting} as its certificate does")
-    return UserError(said, f"point SSL_CERT_FILE at the CA certificate that signed it, or fix {setting}")
+        hint = f"check that {setting} is the server's https:// address (it must speak TLS 1.2 or later)"
+        if any(words in reason for words in _PLAIN_HTTP):
+            hint = f"it may speak http://, not https://: fix {setting}"
+        return UserError(f"the TLS handshake with the ClearML server at {where} failed ({reason})", hint)
+    error = f"the ClearML server at {where} has a TLS certificate this machine does not trust ({reason})"
+    if said(_EXPIRED):
+        return UserError(error, "the server's certificate must be renewed (or this machine's clock is wrong)")
+    if said(_OTHER_NAME):
+        return UserError(error, f"name the server in {setting} as its certificate does")
+    return UserError(
+        error, f"point SSL_CERT_FILE at a CA bundle that includes the CA that signed it, or fix {setting}"
+    )
 
 
 class Answer(dict[str, Any]):

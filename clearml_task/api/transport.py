@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import ssl
+
     from clearml_task.server.app import App
 
 Envelope = dict[str, Any]
@@ -32,12 +34,12 @@ class TransportError(Exception):
 
 class TlsFailure(TransportError):
     """The TLS handshake failed in a way trying again cannot help: the server's certificate does not check
-    out (`certificate`: an unknown CA, another host's name, expired), or the server refused this client (no
-    TLS version or cipher in common)."""
+    out (`certificate`: an unknown CA, another host's name, expired; `code`: OpenSSL's verify code, when
+    known), or the server refused this client, or does not speak TLS at all."""
 
-    def __init__(self, message: str, *, certificate: bool) -> None:
+    def __init__(self, message: str, *, certificate: bool, code: int | None = None) -> None:
         super().__init__(message)
-        self.certificate = certificate
+        self.certificate, self.code = certificate, code
 
 
 class MaybeDelivered(TransportError):
@@ -93,7 +95,7 @@ class HttpTransport:
         self.timeout = timeout
         self._idle: list[Any] = []  # kept-alive connections no call is using
         self._lock = threading.Lock()
-        self._tls: Any = None  # the TLS context, made at the first https connection
+        self._tls: ssl.SSLContext | None = None  # made at the first https connection (again after a failure)
 
     def _take(self) -> Any:
         with self._lock:
@@ -125,21 +127,22 @@ class HttpTransport:
             except OSError as e:  # nothing went out
                 connection.close()
                 if self.secure:
-                    _tls_failure(e)
+                    self._tls = None  # the CAs are read again: one the operator has just added counts
+                    _raise_tls_failure(e)
                 raise TransportError(_said(e), timed_out=isinstance(e, TimeoutError)) from None
             connection.timeout = self.timeout  # as it is now (a session that is leaving shortens it)
             try:
                 connection.request("POST", f"{self.prefix}/{path}", body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
-            except ValueError as e:  # a URL or header that cannot go (a line break in it): nothing went
-                connection.close()
-                raise TransportError(f"cannot send the request: {e}") from None
-            except OSError as e:
+            except OSError as e:  # first: ssl's errors can also be ValueErrors, and come after the request
                 connection.close()
                 if reused and attempt == 1 and isinstance(e, _DROPPED) and resend:
                     continue  # the server closed an idle kept-alive connection: a new one
                 raise MaybeDelivered(_said(e), timed_out=isinstance(e, TimeoutError)) from None
+            except ValueError as e:  # a URL or header that cannot go (a line break in it): nothing went
+                connection.close()
+                raise TransportError(f"cannot send the request: {e}") from None
             if not response.will_close:
                 self._keep(connection)
             return response.status, _envelope(response.status, data)
@@ -179,8 +182,9 @@ class ProxiedHttpTransport:
         http = getattr(self._local, "http", None)
         if http is None:  # a requests.Session is not thread-safe either: one per thread
             http = self._local.http = requests.Session()
-            if os.environ.get("SSL_CERT_FILE"):  # the CAs trusted without a proxy (REQUESTS_CA_BUNDLE first)
-                http.verify = os.environ["SSL_CERT_FILE"]
+            bundle = os.environ.get("SSL_CERT_FILE", "")
+            if os.path.isfile(bundle):  # the CAs trusted without a proxy (REQUESTS_CA_BUNDLE first)
+                http.verify = bundle
         try:
             response = http.post(f"{self.where}/{path}", data=body, headers=headers, timeout=self.timeout)
         except requests.ConnectTimeout as e:
@@ -191,16 +195,22 @@ class ProxiedHttpTransport:
             raise MaybeDelivered(_said(e)) from None
         except requests.RequestException as e:  # through a proxy, where it failed is not known
             raise MaybeDelivered(_said(e), timed_out=isinstance(e, requests.Timeout)) from None
+        except (
+            OSError
+        ) as e:  # not requests' (after its own, which are OSErrors): a CA bundle that is not there
+            raise TransportError(_said(e)) from None
         return response.status_code, _envelope(response.status_code, response.content)
 
 
-def _tls_failure(error: OSError) -> None:
+def _raise_tls_failure(error: OSError) -> None:
     """Raise TlsFailure for a handshake's error that will not go by itself; an EOF (the server dropped the
     connection, as when it restarts) and a timeout are tried again as any other."""
     import ssl
 
+    if isinstance(error, ssl.SSLCertVerificationError):
+        raise TlsFailure(_said(error), certificate=True, code=error.verify_code)
     if isinstance(error, ssl.SSLError) and not isinstance(error, ssl.SSLEOFError):
-        raise TlsFailure(_said(error), certificate=isinstance(error, ssl.SSLCertVerificationError))
+        raise TlsFailure(_said(error), certificate=False)
 
 
 def _said(error: Exception) -> str:

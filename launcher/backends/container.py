@@ -317,7 +317,13 @@ class Container:
 
         uv_dir, poetry_cache = uv_cache(job.cache_dir), job.cache_dir / "poetry-cache"
         for cache in (uv_dir, poetry_cache):
-            cache.mkdir(parents=True, exist_ok=True)
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise ReproductionError(
+                    f"cannot make the package cache {cache}: {error.strerror}",
+                    hint="set UV_CACHE_DIR to a directory the launcher can write, or unset it",
+                ) from None
         out = staging / "out"
         out.mkdir(exist_ok=True)
         binds = [

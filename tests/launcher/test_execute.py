@@ -272,3 +272,21 @@ def test_no_log_line_or_name_hands_the_terminal_an_escape_sequence(jobs: Repo) -
     assert r"lone \ud800 surrogate \x0d over" in shown.stdout and r"name\x1b[2J" in listed.stdout
     for output in (ran.stdout, shown.stdout, listed.stdout):
         assert not any(char in output for char in "\x1b\x07\x9b\r\ud800"), output
+
+
+def test_an_error_of_the_launchers_own_fails_the_task_never_strands_it(jobs: Repo, tmp_path: Path) -> None:
+    """Something the launcher did not foresee (here: a file where its work trees go, as a full disk or a
+    bug would): the task is failed with the error, its traceback in the task's log, not left in_progress."""
+    import os
+
+    task_id = create_task(jobs.work, "train.py", skip_task_init=True, skip_python_env_install=True)
+    work = Path(os.environ["CLEARML_TASK_HOME"]) / "launcher" / "work"
+    work.parent.mkdir(parents=True, exist_ok=True)
+    work.write_text("not a directory\n")
+    result = launcher("execute", "--id", task_id)
+    task = Client().get_task(task_id)
+    assert result.returncode == 1 and task["status"] == "failed", result.stdout + result.stderr
+    assert task["status_message"].startswith("the launcher failed: FileExistsError: "), task
+    assert str(work) in task["status_message"]
+    assert "Traceback" not in result.stderr
+    assert any(line.strip() == "Traceback (most recent call last):" for line in log_lines(task_id))

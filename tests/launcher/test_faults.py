@@ -99,14 +99,12 @@ def daemons() -> Iterator[Daemons]:
             process.wait(60)
         except subprocess.TimeoutExpired:
             process.kill()
-    for number in range(len(started)):
+            process.wait()
+    for number, process in enumerate(started):
         log = home().parent / f"daemon-{number}.log"
         if log.exists():
-            print(
-                f"--- daemon-{number}.log (exit {started[number].returncode})",
-                log.read_text()[-4000:],
-                sep="\n",
-            )
+            said = log.read_text(errors="replace")[-4000:]
+            print(f"--- daemon-{number}.log (exit {process.returncode})", said, sep="\n")
 
 
 def daemon(started: Daemons, q: str, *extra: str) -> subprocess.Popen[bytes]:

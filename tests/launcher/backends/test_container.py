@@ -317,3 +317,23 @@ def test_only_a_recorded_container_of_ours_is_removed() -> None:
     assert remove_left({"engine": "podman", "name": "--all"}) is None
     assert remove_left({"engine": "podman", "name": "other-container"}) is None
     assert remove_left("podman rm -f x") is None
+
+
+def test_a_uv_cache_that_cannot_be_made_fails_the_task_with_the_reason(
+    engine: tuple[dict[str, str], str], jobs: Repo
+) -> None:
+    """UV_CACHE_DIR names a place no one can make a directory (under /proc): the task fails saying which
+    cache and what to set, before any container is made; nothing is left."""
+    env, image = engine
+    task_id = create_task(jobs.work, "train.py", docker=image, skip_task_init=True)
+    unmakeable = "/proc/no-such-cache/uv"
+    result = launcher("execute", "--id", task_id, "--docker", "--container-engine", "podman",
+                      env={**env, "UV_CACHE_DIR": unmakeable})  # fmt: skip
+    task = Client().get_task(task_id)
+    assert result.returncode == 1 and task["status"] == "failed", result.stderr
+    assert task["status_message"].startswith(f"cannot make the package cache {unmakeable}: "), task
+    assert "Traceback" not in result.stderr + "\n".join(log_lines(task_id))
+    assert any(
+        "set UV_CACHE_DIR to a directory the launcher can write" in line for line in log_lines(task_id)
+    )
+    assert leftovers(env, task_id) == []
