@@ -162,6 +162,8 @@ def run(
         if e.hint:
             log.write(f"launcher: hint: {e.hint}", "error")
         status, message = FAILED, e.reason
+    except UserError:  # the person's to fix (an engine not installed), or the server is away: as before
+        raise
     except Exception as e:  # the launcher's own failure (a full disk, a bug): the task fails, not stranded
         status, message = FAILED, _own_failure(e, log)
     finally:

@@ -90,6 +90,22 @@ def test_once_runs_one_task_and_exits(jobs: Repo) -> None:
     assert launcher("daemon", "--queue", empty, "--once").returncode == 0  # nothing to do: exits
 
 
+def test_an_error_of_the_launchers_own_fails_the_task_and_the_daemon_goes_on(jobs: Repo) -> None:
+    """A file where the work trees go (as a full disk or a bug would): each task fails with the error, none
+    is left in_progress, and the daemon takes the next one and exits cleanly."""
+    q = queue("own")
+    tasks = [create_task(jobs.work, "train.py", queue=q, skip_task_init=True) for _ in range(2)]
+    work = Path(os.environ["CLEARML_TASK_HOME"]) / "launcher" / "work"
+    work.parent.mkdir(parents=True, exist_ok=True)
+    work.write_text("not a directory\n")
+    result = launcher("daemon", "--queue", q, "--max-tasks", "2")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    for task_id in tasks:
+        task = Client().get_task(task_id)
+        assert task["status"] == "failed", task
+        assert task["status_message"].startswith("the launcher failed: "), task
+
+
 def test_unknown_queue_is_a_clear_error_unless_created() -> None:
     refused = launcher("daemon", "--queue", "no-such-queue", "--once")
     assert refused.returncode == 1 and "no queue named 'no-such-queue'" in refused.stderr
