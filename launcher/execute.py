@@ -185,11 +185,14 @@ def _own_failure(error: Exception, log: LogShipper) -> str:
     (credentials in any URL removed), where whoever reports the bug finds it."""
     import traceback
 
+    from clearml_task.console import one_line
+    from launcher.registry import MAX_MESSAGE
+
     message = scrub(f"the launcher failed: {type(error).__name__}: {error}")
     log.write(f"launcher: {message}", "error")
     for line in traceback.format_exc().splitlines()[-40:]:
         log.write(f"  {scrub(line)}", "error")
-    return message
+    return one_line(message)[:MAX_MESSAGE]  # the status message: one line, however long the error's text
 
 
 def _clean_up(dest: Path, settings: Settings, log: LogShipper, started: float, ended_cleanly: bool) -> None:

@@ -162,6 +162,9 @@ def run(
     reaper.running(child.pid, token)
     try:
         return _follow(child, token, client, task_id, log, grace, stop, started, meanwhile)
+    except BaseException:  # the launcher failed while the task ran: the task does not outlive the run
+        reaper.end(child.pid, token, grace, ours=True)
+        raise
     finally:
         reaper.finished(child.pid)
         tether.ended(token)

@@ -15,7 +15,9 @@ GIT_ALLOW_PROTOCOL = ":".join(ALLOWED_PROTOCOLS)
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _REMOTE_HELPER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.-]*::")  # <transport>::<address>
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
+# A scheme is at most 32 characters: each place in a text is tried against that many, not against the whole
+# run of letters after it (a long one took time growing with its square).
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s'\"<>`]+")
 # Schemes where the user name is a login, not a secret (ssh://git@host): kept, its password dropped.
 _LOGIN_SCHEMES = {"ssh", "git+ssh", "ssh+git"}
 # Query parameters that carry credentials (GitLab's private_token, OAuth's access_token, signed URLs...).

@@ -26,6 +26,23 @@ def test_credentials_are_scrubbed_from_text(text: str, scrubbed: str) -> None:
     assert urls.scrub(text) == scrubbed
 
 
+def test_scrubbing_a_long_run_of_letters_takes_a_pass_not_a_pass_per_letter() -> None:
+    """A text of 400,000 letters with no URL (as an error's text can be), then one with credentials: done
+    within a generous bound in a process of its own (time that grew with the square of the run took
+    minutes), and the credentials after the run still go."""
+    import subprocess
+    import sys
+
+    code = (
+        "from clearml_task.git.urls import scrub; "
+        "print(scrub('x' * 400_000 + ' 1https://user:pw@h/r ' + 'y' * 40 + 'https://a:b@h/x')[-100:])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip().endswith(" 1https://h/r " + "y" * 40 + "https://h/x"), done.stdout
+
+
 @pytest.mark.parametrize(
     ("url", "name"),
     [

@@ -9,7 +9,17 @@ from subprocess import Popen
 import pytest
 
 from clearml_task.api import Client
-from testing.launching import Sleepy, create_task, launcher, log_lines, sleepy_task, spawn, status
+from testing.launching import (
+    Sleepy,
+    alive,
+    create_task,
+    launcher,
+    log_lines,
+    sleepy_task,
+    spawn,
+    status,
+    wait_for,
+)
 from testing.repos import Repo, make_repo
 from testing.servers import start_server, stop_server
 
@@ -290,3 +300,51 @@ def test_an_error_of_the_launchers_own_fails_the_task_never_strands_it(jobs: Rep
     assert str(work) in task["status_message"]
     assert "Traceback" not in result.stderr
     assert any(line.strip() == "Traceback (most recent call last):" for line in log_lines(task_id))
+
+
+def test_a_launcher_error_while_the_task_runs_ends_the_tasks_processes(jobs: Repo, tmp_path: Path) -> None:
+    """The run's record cannot be written once the process is started (a full disk, with a long and
+    many-line error): the task is failed, its status message one line cut to the record's limit (the whole
+    text in the log), and no process of the task outlives the run (nothing would track it any more)."""
+    import os
+
+    from launcher import execute
+    from launcher.logship import LogShipper
+    from launcher.registry import MAX_MESSAGE
+
+    sleepy = sleepy_task(jobs.work, tmp_path, skip_task_init=True, skip_python_env_install=True)
+    client = Client()
+    task = execute.take(client, sleepy.task_id)
+    said = "No space left on device\n" + "x" * 2000
+
+    def record_a_full_disk_refuses(change: dict[str, object]) -> None:
+        if "pid" in change:
+            raise OSError(28, said)
+
+    home = Path(os.environ["CLEARML_TASK_HOME"]) / "launcher"
+    settings = execute.Settings(home=home, echo=False, on_run=record_a_full_disk_refuses)
+    log = LogShipper(client, sleepy.task_id, "test")
+    try:
+        assert execute.run(client, task, settings, log) == "failed"
+    finally:
+        log.close()
+    message = client.get_task(sleepy.task_id)["status_message"]
+    assert message.startswith("the launcher failed: OSError: [Errno 28] No space left on device\\nxxx"), (
+        message
+    )
+    assert "\n" not in message and len(message) == MAX_MESSAGE
+    assert any(said.splitlines()[1] in line for line in log_lines(sleepy.task_id))
+    wait_for(lambda: not processes_of(sleepy.task_id), timeout=10)
+
+
+def processes_of(task_id: str) -> list[int]:
+    """The live processes whose environment names the task (its process and what it started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            marked = f"CLEARML_TASK_ID={task_id}".encode() in (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marked and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
