@@ -516,14 +516,17 @@ def test_a_ctrl_c_at_any_moment_is_one_line(command: str, argv: list[str], quick
 def _in_the_interpreters_start(stderr: str, executable: Path) -> bool:
     """A traceback from before the command's guard: the interpreter's own start (its site, with the .pth
     files of the venv), or the installed script's first import (the package's tiny __init__ and
-    __main__)."""
+    __main__, and the import hook a venv's setuptools installs from its .pth: `_distutils_hack`)."""
     if "Exception ignored" in stderr:
         return False
     files = re.findall(r'File "([^"]+)", line \d+', stderr)
     ours = {str(executable), str(ROOT / "clearml_task" / "interrupts.py"),
             *(str(ROOT / package / name) for package in ("clearml_task", "launcher")
               for name in ("__init__.py", "__main__.py"))}  # fmt: skip
-    return "<frozen site>" in files or all(name.startswith("<frozen ") or name in ours for name in files)
+    hook = f"{os.sep}site-packages{os.sep}_distutils_hack{os.sep}"
+    return "<frozen site>" in files or all(
+        name.startswith("<frozen ") or name in ours or hook in name for name in files
+    )
 
 
 def _calling(argv: list[str], silent: Any, **popen: Any) -> subprocess.Popen[str]:
