@@ -195,9 +195,7 @@ class ProxiedHttpTransport:
             raise MaybeDelivered(_said(e)) from None
         except requests.RequestException as e:  # through a proxy, where it failed is not known
             raise MaybeDelivered(_said(e), timed_out=isinstance(e, requests.Timeout)) from None
-        except (
-            OSError
-        ) as e:  # not requests' (after its own, which are OSErrors): a CA bundle that is not there
+        except OSError as e:  # not requests' own (those are OSErrors too): a CA bundle not there
             raise TransportError(_said(e)) from None
         return response.status_code, _envelope(response.status_code, response.content)
 

@@ -11,7 +11,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -114,20 +114,12 @@ def test_a_server_that_answers_the_tls_hello_in_plain_http_is_said_at_once(
     """A handshake that cannot succeed (here: the server speaks plain HTTP and answers the hello with a 400,
     as most do) is not a server that is away: one error at the first try, naming the likely mix-up."""
     listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[int] = []
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            accepted.append(1)
-            with contextlib.suppress(OSError), conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    def answer_in_plain_http(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
-    threading.Thread(target=serve, daemon=True).start()
+    accepted = serve(listener, answer_in_plain_http)
     where = f"https://localhost:{listener.getsockname()[1]}"
     retried: list[str] = []
     session = Session(config(where, http_server, tmp_path), retries=3, on_retry=retried.append)
@@ -172,32 +164,25 @@ def test_bytes_past_an_answers_end_over_tls_are_never_the_next_calls_answer(
     server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_side.load_cert_chain(*trusted)
     listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[int] = []
 
     def answer(number: object, pad: int = 0) -> bytes:
         body = json.dumps({"meta": {"result_code": 200}, "data": {"n": number, "pad": "p" * pad}}).encode()
         return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
-    def serve() -> None:
-        while True:
-            try:
-                raw, _ = listener.accept()
-            except OSError:
-                return
-            accepted.append(1)
-            with contextlib.suppress(OSError), server_side.wrap_socket(raw, server_side=True) as conn:
-                for number in itertools.count(len(accepted) * 100):
-                    if not conn.recv(65536):
-                        break
-                    sent = answer(number)
-                    if number == 100:  # exactly the client's read buffer, and the forgery after it
-                        pad = 8192 - len(sent)
-                        while len(sent := answer(number, pad)) != 8192:
-                            pad -= len(sent) - 8192
-                        sent += answer("forged")
-                    conn.sendall(sent)
+    def answer_over_tls(raw: socket.socket) -> None:
+        with server_side.wrap_socket(raw, server_side=True) as conn:
+            for number in itertools.count(len(accepted) * 100):
+                if not conn.recv(65536):
+                    break
+                sent = answer(number)
+                if number == 100:  # exactly the client's read buffer, and the forgery after it
+                    pad = 8192 - len(sent)
+                    while len(sent := answer(number, pad)) != 8192:
+                        pad -= len(sent) - 8192
+                    sent += answer("forged")
+                conn.sendall(sent)
 
-    threading.Thread(target=serve, daemon=True).start()
+    accepted = serve(listener, answer_over_tls)
     transport = HttpTransport(f"https://localhost:{listener.getsockname()[1]}", 5)
     try:
         numbers = [transport.send("x.y", b"{}", {})[1]["data"]["n"] for _ in range(3)]
@@ -244,6 +229,25 @@ def test_an_https_address_of_an_http_server_says_it_may_speak_http(
     with pytest.raises(NoAnswer) as caught:
         session.call("queues.get_all")
     assert caught.value.hint.startswith("it may speak http://, not https://"), caught.value.hint
+
+
+def serve(listener: socket.socket, handle: Callable[[socket.socket], None]) -> list[int]:
+    """Each connection `listener` accepts, handled in turn by `handle` in a thread of the test, until the
+    listener is closed; the list returned grows by one as each is accepted."""
+    accepted: list[int] = []
+
+    def loop() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            with contextlib.suppress(OSError), conn:
+                handle(conn)
+
+    threading.Thread(target=loop, daemon=True).start()
+    return accepted
 
 
 class ConnectProxy:
