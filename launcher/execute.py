@@ -129,7 +129,8 @@ def run(
 
     The final status goes to the server after the log's lines (whoever waits for the end sees every line),
     by `report(action)`: now when it is None; a daemon runs the action in the background, once the run's
-    process is gone, while it takes its next task. `where`: the run's `plan` (made now when None).
+    process is gone, while it takes its next task. `where`: the run's `plan`, already in the caller's record
+    (made now, and told to `settings.on_run`, when None).
     `ready`: the wait for the task's `started` call (`take_meanwhile`), done before the process starts and
     before the final status."""
     from clearml_task import locks
@@ -138,11 +139,12 @@ def run(
     report = report or _now
     ready = ready or _started
     task_id = task["id"]
-    where = where or plan(settings, task_id)
+    if where is None:
+        where = plan(settings, task_id)
+        if settings.on_run is not None:
+            settings.on_run(where)
     dest = Path(where["work_tree"])
     started = time.monotonic()
-    if settings.on_run is not None:
-        settings.on_run(where)
     ended_cleanly = False  # the process ran and left nothing running: its work tree may be kept
     status, message = "", ""
     try:
