@@ -71,6 +71,7 @@ class Daemon:
         self.spares = _spares(settings)
         self._closing: dict[str, threads.Work] = {}  # runs whose end is being told, by task id
         self._closing_lock = threading.Lock()
+        self.failure: UserError | None = None  # why it takes no more tasks (its record cannot be written)
         advertised, self.with_task = client.long_poll()  # 0: the server cannot wait (ClearML's): poll it
         self.wait = min(LONG_POLL, advertised) if advertised >= MIN_LONG_POLL else 0.0
 
@@ -92,7 +93,7 @@ class Daemon:
         print(f"clearml-launcher: worker {worker} {how} {', '.join(self.options.queues)}", flush=True)
         ran, start = 0, 0
         try:
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and self.failure is None:
                 if self.slots is not None and not self.slots.wait_free(self.stopping):
                     break
                 asked = time.monotonic()
@@ -133,6 +134,8 @@ class Daemon:
             self.client.session.retries = 3  # leaving: a server that is away is not waited for
             with contextlib.suppress(Exception):
                 self.client.unregister_worker(worker)
+        if self.failure is not None:
+            raise self.failure
         return 0
 
     def _next(self, start: int) -> tuple[int, str, dict[str, Any] | None] | None:
@@ -158,13 +161,32 @@ class Daemon:
         (should the server be away, the next daemon of this id puts it back)."""
         self.claim.run_started(task_id)
         with contextlib.suppress(Exception):
-            self.client.call("queues.add_task", {"queue": queue_id, "task": task_id})
-            self.client.call("queues.move_task_to_front", {"queue": queue_id, "task": task_id})
+            self._to_the_front(task_id, queue_id)
             self.claim.run_ended(task_id)
-            print(
-                f"clearml-launcher: task {task_id} went back to the front of {self.names[queue_id]}",
-                flush=True,
-            )
+
+    def _to_the_front(self, task_id: str, queue_id: str) -> None:
+        """A task taken but not started goes back to the front of its queue."""
+        self.client.call("queues.add_task", {"queue": queue_id, "task": task_id})
+        self.client.call("queues.move_task_to_front", {"queue": queue_id, "task": task_id})
+        print(f"clearml-launcher: task {task_id} went back to the front of {self.names[queue_id]}",
+              flush=True)  # fmt: skip
+
+    def _cannot_record(self, task_id: str, queue_id: str, error: OSError) -> None:
+        """The record of a run cannot be written (a full disk, a read-only home): the task taken goes back
+        to its queue for a daemon that can keep one (it is not at fault), and this daemon takes no more
+        tasks and exits saying why; runs under way (services mode) end as they would."""
+        reason = error.strerror or str(error)
+        self.failure = UserError(
+            f"cannot write the daemon's record {self.claim.path}: {reason}",
+            "free space (or make the launcher's home writable) and start the daemon again",
+        )
+        with contextlib.suppress(OSError):  # out of the record in memory (the file cannot be written)
+            self.claim.run_ended(task_id)
+        try:
+            self._to_the_front(task_id, queue_id)
+        except Exception as e:  # the server away too: the task stays off its queue, as the line says
+            print(f"clearml-launcher: task {task_id} could not go back to {self.names[queue_id]}: {e}",
+                  flush=True)  # fmt: skip
 
     def _run_one(self, task_id: str, queue_id: str, document: dict[str, Any] | None = None) -> None:
         """Take the task (its document, read with its entry when the server gave it) and run it."""
@@ -177,7 +199,11 @@ class Daemon:
         if closing is not None:  # the task again (re-enqueued) before its last run's end was told: after it
             closing.join()
         where = execute.plan(self.settings, task_id)
-        self.claim.run_started(task_id, where)  # in the record until it ends (services mode: one of several)
+        try:
+            self.claim.run_started(task_id, where)  # in the record until it ends (services: one of several)
+        except OSError as e:
+            self._cannot_record(task_id, queue_id, e)
+            return
         try:
             task, ready = execute.take_meanwhile(self.client, task_id, document)
         except UserError as e:  # deleted, or no longer runnable since it was enqueued

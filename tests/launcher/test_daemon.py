@@ -106,6 +106,52 @@ def test_an_error_of_the_launchers_own_fails_the_task_and_the_daemon_goes_on(job
         assert task["status_message"].startswith("the launcher failed: "), task
 
 
+def test_a_record_that_cannot_be_written_puts_the_task_back_and_stops_the_daemon(jobs: Repo) -> None:
+    """The daemon's record cannot be written as a task is taken (a full disk; here a directory where the
+    record's next version goes): the task is not at fault, so it goes back to the front of its queue, not
+    failed and not lost off it; the daemon takes nothing more and exits with one line saying why. Once the
+    record can be written, a daemon runs the task."""
+    import json
+    import subprocess
+    import sys
+
+    from launcher import registry
+
+    q = queue("record")
+    daemon = subprocess.Popen([sys.executable, "-m", "launcher", "daemon", "--queue", q, "--polling-interval",
+                               "0.2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).parents[2])  # fmt: skip
+    folder = registry.directory(Path(os.environ["CLEARML_TASK_HOME"]) / "launcher")
+    try:
+
+        def registered() -> Path | None:
+            for path in folder.glob("*.json"):
+                info = json.loads(path.read_text())
+                if info.get("registered") and info.get("pid") == daemon.pid:
+                    return path
+            return None
+
+        record = wait_for(registered)
+        blocker = record.with_suffix(".tmp")
+        blocker.mkdir()
+        task_id = create_task(jobs.work, "train.py", queue=q, skip_task_init=True)
+        _, stderr = daemon.communicate(timeout=120)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    assert daemon.returncode == 1, stderr
+    assert "Traceback" not in stderr and f"cannot write the daemon's record {record}" in stderr, stderr
+    assert len(stderr.strip().splitlines()) <= 2, stderr  # the line, and its hint
+    assert status(task_id) == "queued"
+    entries = Client().call("queues.get_by_id", {"queue": q})["queue"]["entries"]
+    assert [entry["task"] for entry in entries] == [task_id]
+    blocker.rmdir()
+    ran = launcher("daemon", "--queue", q, "--once")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert status(task_id) == "completed"
+
+
 def test_unknown_queue_is_a_clear_error_unless_created() -> None:
     refused = launcher("daemon", "--queue", "no-such-queue", "--once")
     assert refused.returncode == 1 and "no queue named 'no-such-queue'" in refused.stderr
