@@ -237,7 +237,26 @@ DECLARED_SOURCES = ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.loc
 
 
 def plan_requirements(requirements: dict[str, Any], root: Path, workdir: Path) -> Plan:
-    """What to install, in the order of the module's docstring; each checked (install_checks)."""
+    """What to install, in the order of the module's docstring; each checked (install_checks), with the
+    checkout's uv settings that uv would read as it installs it."""
+    return with_uv_settings(_plan(requirements, root, workdir), root, workdir)
+
+
+def with_uv_settings(plan: Plan, root: Path, workdir: Path) -> Plan:
+    """The uv settings of the checkout (uv.toml, [tool.uv]) that uv reads where it installs the plan, checked
+    and hashed into the cache key: an environment built under settings (an index, find-links) is reused
+    only by a task with the same settings."""
+    if plan.installer == "none" and not plan.extra:
+        return plan
+    start = plan.project if plan.project is not None else (workdir if workdir.is_dir() else root)
+    files = install_checks.uv_settings(root, start)
+    for path in files:
+        install_checks.check_uv_settings(root, path)
+    material = [f"uv-settings:{path.relative_to(root)}:{digest(path)}" for path in files]
+    return replace(plan, material=[*plan.material, *material]) if material else plan
+
+
+def _plan(requirements: dict[str, Any], root: Path, workdir: Path) -> Plan:
     bases = list(dict.fromkeys((workdir if workdir.is_dir() else root, root)))
     lines = task_lines(requirements.get("pip"))
     if lines and requirements.get("source") not in DECLARED_SOURCES:

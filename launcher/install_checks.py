@@ -28,6 +28,10 @@ INDEX_OPTIONS = ("--index-url", "-i", "--extra-index-url", "--find-links", "-f",
 # an index (a file: index outside the checkout would have uv build a package from there).
 _PATH_OPTIONS = ("-e", "--editable", "-f", "--find-links", "-i", "--index-url", "--extra-index-url")
 _LOCAL = re.compile(r"^([.~/\\]|file:)", re.IGNORECASE)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_ARCHIVES = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
+# ${NAME}: uv fills it in from its environment (the launcher's, which holds the server's keys)
+_VARIABLE = re.compile(r"\$\{")
 _NAMED_DIRECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*@\s*(\S+)")
 
 
@@ -96,6 +100,7 @@ def check_lines(lines: Iterable[str], where: str, root: Path, bases: Iterable[Pa
                 f"{where}: {scrub(line)!r} holds a lone surrogate, which is not text; refused",
                 hint="a requirement line is text: a package, a URL or a path",
             )
+        check_no_variable(line, where)
         if INCLUDE.match(line):
             continue  # includes are followed (and checked) by read_requirement_files
         path = local_path(line)
@@ -109,6 +114,62 @@ def check_lines(lines: Iterable[str], where: str, root: Path, bases: Iterable[Pa
                 )
 
 
+def check_no_variable(value: str, where: str) -> None:
+    """A value uv reads names no environment variable: uv would fill it in from the launcher's environment
+    (the server's keys among it), and the index or path it makes could send them anywhere."""
+    if _VARIABLE.search(value):
+        raise ReproductionError(
+            f"{where}: {scrub(value)!r} names an environment variable (${{...}}), which uv would fill in "
+            "from the launcher's environment; refused",
+            hint="write the value itself; a private index the worker needs belongs in the worker's own uv "
+            "settings (UV_INDEX_URL, UV_EXTRA_INDEX_URL)",
+        )
+
+
+def uv_settings(root: Path, start: Path) -> list[Path]:
+    """The files of the checkout whose uv settings a uv run in `start` may read: each uv.toml, and each
+    pyproject.toml with a [tool.uv] table, from `start` up to the checkout's root."""
+    found: list[Path] = []
+    here = start
+    while True:
+        for name in ("uv.toml", "pyproject.toml"):
+            path = stays_inside(root, here / name, f"the repository's {(here / name).relative_to(root)}")
+            if path.is_file() and (name == "uv.toml" or _table(_table(_toml(path), "tool"), "uv")):
+                found.append(path)
+        if here == root or not here.is_relative_to(root):
+            return found
+        here = here.parent
+
+
+def check_uv_settings(root: Path, path: Path) -> None:
+    """The settings a checkout's uv.toml (all of it) or pyproject.toml ([tool.uv]) gives uv name no local
+    path outside the checkout (an index, find-links, a target or prefix to install into, a cache, a source
+    to build) and no environment variable."""
+    document = _toml(path)
+    settings = document if path.name == "uv.toml" else {"tool.uv": _table(_table(document, "tool"), "uv")}
+    where = f"the repository's {path.relative_to(root)}"
+    for key, value in _strings(settings):
+        check_no_variable(value, f"{where}: {key}")
+        local = local_path(value)
+        if local is not None and not inside(root, path.parent / os.path.expanduser(local)):
+            raise ReproductionError(
+                f"{where}: {key} names a path outside the checkout; refused",
+                hint="uv may read, build or write only what is inside the task's repository",
+            )
+
+
+def _strings(value: object, key: str = "") -> Iterable[tuple[str, str]]:
+    """Every string in a TOML value, with the dotted key it is under."""
+    if isinstance(value, str):
+        yield key, value
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from _strings(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item, key)
+
+
 def check_pyproject(root: Path, path: Path) -> None:
     """The local paths a pyproject.toml makes uv read or build stay inside the checkout: those of its
     dependency lines, its [tool.uv.sources] and its workspace members. Bad TOML is left for uv to report."""
@@ -118,6 +179,7 @@ def check_pyproject(root: Path, path: Path) -> None:
     lines = list(project.get("dependencies") or [])
     for table in (_table(project, "optional-dependencies"), _table(document, "dependency-groups")):
         lines += [line for group in table.values() if isinstance(group, list) for line in group]
+    lines += list(_table(document, "build-system").get("requires") or [])
     check_lines([line for line in lines if isinstance(line, str)], where, root, [path.parent])
     uv = _table(_table(document, "tool"), "uv")
     named = [
@@ -172,12 +234,21 @@ def local_path(line: str) -> str | None:
         named = _NAMED_DIRECT.match(line)
         value = named[2] if named else line.split(";")[0].strip()
     value = re.sub(r"^(git|hg|svn|bzr)\+(?=file:)", "", value, flags=re.IGNORECASE)
-    if not _LOCAL.match(value):
+    if not _LOCAL.match(value) and not _path_like(value):
         return None
     if value.lower().startswith("file:"):
         parts = urlsplit(value)
         return unquote(parts.path) or "."
     return value.split("#")[0]
+
+
+def _path_like(value: str) -> bool:
+    """A value uv takes for a path though it starts with neither `.` nor `/`: it holds a separator, or names
+    an archive (`sub/../../pkg`, `pkg-1.0-py3-none-any.whl`); a URL (`scheme://`) is not one."""
+    if _SCHEME.match(value):
+        return False
+    word = value.split("#")[0].split()[0] if value.split() else ""
+    return "/" in word or "\\" in word or word.lower().endswith(_ARCHIVES)
 
 
 def index_line(lines: Iterable[str]) -> str:

@@ -200,6 +200,8 @@ Lines = Callable[[Path], str]
         lambda outside: f"pkg @ git+file://{outside / 'pkg'}",
         lambda outside: f"-f {outside}",
         lambda outside: "-e ../../../../outside/pkg",
+        lambda outside: "sub/../../../../../outside/pkg",  # a path to uv, though it starts with no . or /
+        lambda outside: "-e ${CLEARML_TASK_HOME}/../outside/pkg",  # uv fills in the launcher's variables
     ],
 )
 def test_task_requirements_name_no_path_outside(jobs: Repo, outside: Path, canary: Path, line: Lines) -> None:
@@ -271,6 +273,61 @@ def test_an_index_is_honoured_and_logged_without_its_credentials(jobs: Repo, can
         assert "hunter2" not in text and "token=abc" not in text
 
 
+def test_no_requirement_line_names_a_variable_of_the_launchers(jobs: Repo, canary: Path) -> None:
+    """uv fills ${NAME} in from its environment, which holds the server's keys: an index URL naming one
+    would send them to whoever runs the index. Refused, in the task's lines and in the repository's."""
+    line = "--extra-index-url http://127.0.0.1:9/${CLEARML_API_SECRET_KEY}/simple"
+    message = refused(create(jobs, requirements={"source": "given", "pip": f"{line}\nsix\n"}),
+                      "script.requirements.pip", canary)  # fmt: skip
+    assert "environment variable" in message
+    assert "environment variable" in refused(declared(jobs, "requirements.txt", f"{line}\nsix\n"),
+                                             "requirements.txt", canary)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "settings"),
+    [
+        ("uv.toml", lambda outside: f'[pip]\nfind-links = ["{outside}"]\n'),
+        ("uv.toml", lambda outside: f'find-links = ["{outside}"]\n'),
+        ("uv.toml", lambda outside: f'[pip]\ntarget = "{outside}/target"\n'),
+        (
+            "uv.toml",
+            lambda outside: '[pip]\nextra-index-url = ["http://127.0.0.1:9/${CLEARML_API_SECRET_KEY}"]\n',
+        ),
+        ("pyproject.toml", lambda outside: f'[tool.uv]\nfind-links = ["{outside}"]\n'),
+        (
+            "pyproject.toml",
+            lambda outside: f'[[tool.uv.index]]\nname = "x"\nurl = "file://{outside}/simple"\n',
+        ),
+    ],
+)
+def test_the_repositorys_uv_settings_name_no_path_outside(
+    jobs: Repo, outside: Path, canary: Path, name: str, settings: Lines
+) -> None:
+    """uv reads the checkout's uv.toml and [tool.uv] as it installs: a find-links there to a directory
+    outside would have it build a package from there, a target would have it write there."""
+    local_index(outside, canary)
+    jobs.write(name, settings(outside))
+    refused(declared(jobs, "requirements.txt", "evilpkg\n"), name, canary)
+    assert not (outside / "target").exists()
+
+
+def test_an_environment_built_under_uv_settings_serves_only_the_same_settings(jobs: Repo) -> None:
+    """The checkout's uv settings are part of the environment's cache key: a task with the same requirements
+    and no such settings gets an environment of its own, never one another task's settings built."""
+    jobs.write("uv.toml", '[pip]\nexclude-newer = "2100-01-01T00:00:00Z"\n')
+    with_settings = declared(jobs, "requirements.txt", "six==1.16.0\n")
+    assert launcher("execute", "--id", with_settings).returncode == 0
+    (jobs.work / "uv.toml").unlink()
+    without = declared(jobs, "requirements.txt", "six==1.16.0\n")
+    assert launcher("execute", "--id", without).returncode == 0
+    again = create(jobs, requirements={})  # the same commit: its environment is reused
+    assert launcher("execute", "--id", again).returncode == 0
+    built = [[line for line in log_lines(task) if line.startswith("environment: built")] for task in
+             (with_settings, without, again)]  # fmt: skip
+    assert built[0] and built[1] and not built[2], built
+
+
 def test_the_launchers_own_python_is_fine(jobs: Repo, canary: Path) -> None:
     """The checks let an ordinary task through: script.binary as clearml-task records it, or a full path."""
     for binary in (f"python{sys.version_info[0]}.{sys.version_info[1]}", sys.executable):
@@ -287,6 +344,13 @@ def test_the_launchers_own_python_is_fine(jobs: Repo, canary: Path) -> None:
             f'dependencies = ["pkg"]\n[tool.uv.sources]\npkg = {{ path = "{outside / "pkg"}" }}\n'
         ),
         lambda outside: 'dependencies = []\n[tool.uv.workspace]\nmembers = ["../../../../outside/pkg"]\n',
+        lambda outside: (
+            f'dependencies = []\n[tool.uv]\ndev-dependencies = ["pkg @ file://{outside / "pkg"}"]\n'
+        ),
+        lambda outside: (
+            f'dependencies = []\n[tool.uv]\noverride-dependencies = ["pkg @ file://{outside / "pkg"}"]\n'
+        ),
+        lambda outside: f'dependencies = []\n[build-system]\nrequires = ["pkg @ file://{outside / "pkg"}"]\n',
     ],
 )
 def test_a_pyproject_names_no_path_outside(jobs: Repo, outside: Path, canary: Path, tail: Lines) -> None:
