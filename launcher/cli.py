@@ -28,23 +28,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     server = sub.add_parser("server", help="serve the embedded ClearML-API server over HTTP")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    server.add_argument("--port", type=int, default=8008, help="port (default 8008; 0 = any free port)")
+    server.add_argument("--port", type=port, default=8008, help="port (default 8008; 0 = any free port)")
     server.add_argument(
         "--data-dir", type=Path, help="database and keys (default: $CLEARML_TASK_HOME/server)"
     )
-    server.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    server.add_argument("--threads", type=count, default=8, help="worker threads (default 8)")
     server.add_argument(
         "--max-wait", type=float, default=30.0, metavar="SECONDS",
         help="longest a daemon's queues.get_next_task may wait for a task (default 30; 0: daemons poll)",
     )  # fmt: skip
     server.add_argument(
-        "--non-responsive-timeout", type=float, metavar="SECONDS",
+        "--non-responsive-timeout", type=seconds, metavar="SECONDS",
         help="stop in_progress tasks nothing updated for this long (default 7200, as ClearML; 0: never; "
         "env CLEARML_TASK_NON_RESPONSIVE_TIMEOUT)",
     )  # fmt: skip
     server.add_argument(
         "--max-body-mb",
-        type=int,
+        type=count,
         help=f"largest request body with a token, in MB (default ${MAX_BODY_ENV} or {DEFAULT_MAX_BODY_MB})",
     )
     users = server.add_mutually_exclusive_group()
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--list-users", action="store_true", help="list the users, exit")
 
     ui = sub.add_parser("ui", help="the web UI of the embedded server's data, on loopback")
-    ui.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port)")
+    ui.add_argument("--port", type=port, default=8080, help="port (default 8080; 0 = any free port)")
     ui.add_argument("--data-dir", type=Path, help="database and keys (default: $CLEARML_TASK_HOME/server)")
 
     execute = sub.add_parser("execute", help="run one task now, in the foreground")
@@ -74,11 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     daemon.add_argument("--order-fairness", action="store_true", help="round-robin over the queues")
     daemon.add_argument(
-        "--polling-interval", type=float, help="seconds between polls (0.5 embedded, 1 remote)"
+        "--polling-interval", type=interval, help="seconds between polls (0.5 embedded, 1 remote)"
     )
     daemon.add_argument("--create-queue", action="store_true", help="create the queues that do not exist")
     daemon.add_argument("--once", action="store_true", help="run at most one task, then exit")
-    daemon.add_argument("--max-tasks", type=int, help="exit after this many tasks")
+    daemon.add_argument("--max-tasks", type=count, help="exit after this many tasks")
     daemon.add_argument("--foreground", action="store_true", help="print the tasks' output here too")
     daemon.add_argument("--detached", action="store_true", help="run in the background (pid and log file)")
     daemon.add_argument(
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "container (quote them: --docker 'python:3.11 --shm-size=1g')",
     )  # fmt: skip
     daemon.add_argument(
-        "--services-mode", nargs="?", type=int, const=0, metavar="N",
+        "--services-mode", nargs="?", type=at_least_zero, const=0, metavar="N",
         help="run up to N tasks at once (no limit without N), each with its own work tree, log and abort",
     )  # fmt: skip
     _run_options(daemon)
@@ -130,8 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _glue_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue", nargs="+", required=True, metavar="QUEUE", help="queues to pull from")
-    parser.add_argument("--polling-interval", type=float, default=1.0, help="seconds between polls (1)")
-    parser.add_argument("--max-jobs", type=int, default=0, help="at most this many jobs at once (no limit)")
+    parser.add_argument("--polling-interval", type=interval, default=1.0, help="seconds between polls (1)")
+    parser.add_argument(
+        "--max-jobs", type=at_least_zero, default=0, help="at most this many jobs at once (no limit)"
+    )
     parser.add_argument("--once", action="store_true", help="hand over what is queued now, wait, then exit")
     parser.add_argument(
         "--dry-run", type=Path, metavar="DIR", help="write each task's job into DIR, submit nothing"
@@ -140,7 +142,7 @@ def _glue_options(parser: argparse.ArgumentParser) -> None:
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
     gpus = parser.add_mutually_exclusive_group()
-    gpus.add_argument("--gpus", help="GPUs for the task, e.g. 0,1 (CUDA_VISIBLE_DEVICES)")
+    gpus.add_argument("--gpus", type=gpu_list, help="GPUs for the task, e.g. 0,1 (CUDA_VISIBLE_DEVICES)")
     gpus.add_argument("--cpu-only", action="store_true", help="no GPUs for the task")
     parser.add_argument(
         "--container-engine", choices=("docker", "podman"),
@@ -151,12 +153,76 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         "--env-cache-size", default=DEFAULT_SIZE, metavar="SIZE",
         help="least recently used environments go once the cache is over this (default 20G; 0: no limit)",
     )  # fmt: skip
-    parser.add_argument("--grace", type=float, default=10.0, help="seconds from SIGTERM to SIGKILL on abort")
+    parser.add_argument(
+        "--grace", type=seconds, default=10.0, help="seconds from SIGTERM to SIGKILL on abort"
+    )
     parser.add_argument(
         "--sdk-report-subprocess",
         action="store_true",
         help="the clearml SDK in the task reports from a subprocess (its Linux default; 5-11 s more at exit)",
     )
+
+
+def port(text: str) -> int:
+    """A TCP port: 0 (any free one) to 65535."""
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (0 to 65535; 0: any free port)")
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number of at least 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def at_least_zero(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A duration in seconds: finite, not negative."""
+    value = _float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds (0 or more)")
+    return value
+
+
+def interval(text: str) -> float:
+    """Seconds between polls: more than 0 (0 would ask the server without pause)."""
+    value = seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
+    return value
+
+
+def gpu_list(text: str) -> str:
+    """GPUs as CUDA_VISIBLE_DEVICES takes them: indexes or UUIDs, comma-separated (`0,1`, `GPU-…`)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9._/-]+(,[A-Za-z0-9._/-]+)*", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of GPUs (indexes or UUIDs: 0,1)")
+    return text
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

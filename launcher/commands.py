@@ -162,6 +162,7 @@ def execute(args: argparse.Namespace) -> int:
     from launcher import reaper, tether
     from launcher.logship import LogShipper
 
+    _writable_home()
     client = Client(Session(patient=True))  # a slow answer is waited for: the run's end must get through
     task_id = args.task_id
     if args.require_queue and client.get_task(task_id)["status"] != vocabulary.QUEUED:
@@ -211,6 +212,7 @@ def daemon(args: argparse.Namespace) -> int:
     if args.polling_interval is not None and args.polling_interval < MIN_POLLING_INTERVAL:
         raise UserError(f"--polling-interval must be at least {MIN_POLLING_INTERVAL} seconds",
                         exit_code=2)  # fmt: skip
+    home = _writable_home()
     if args.detached:
         argv = [a for a in sys.argv[1:] if a != "--detached"]
         info, log_file = registry.detach(argv, home)
@@ -347,6 +349,25 @@ def _stop_on_signals() -> threading.Event:
 
 def _home() -> Path:
     return config.home() / "launcher"
+
+
+def _writable_home() -> Path:
+    """The launcher's home, made if need be, once it is known that files can be made in it: otherwise one
+    line now, before a task is taken (not a traceback, nor a task failed for the machine's fault)."""
+    import tempfile
+
+    home = _home()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=home):
+            pass
+    except OSError as e:
+        raise UserError(
+            f"cannot use the launcher's home {home}: {e.strerror or e}",
+            "set CLEARML_TASK_HOME to a directory this user can write (the launcher keeps its caches, work "
+            "trees and records under it)",
+        ) from None
+    return home
 
 
 def _gpus(args: argparse.Namespace) -> str | None:

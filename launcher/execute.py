@@ -163,7 +163,7 @@ def run(
             log.write(f"  {line}", "error")
         if e.hint:
             log.write(f"launcher: hint: {e.hint}", "error")
-        status, message = FAILED, e.reason
+        status, message = FAILED, status_message(e.reason)
     except UserError:  # the person's to fix (an engine not installed), or the server is away: as before
         raise
     except Exception as e:  # the launcher's own failure (a full disk, a bug): the task fails, not stranded
@@ -187,14 +187,21 @@ def _own_failure(error: Exception, log: LogShipper) -> str:
     (credentials in any URL removed), where whoever reports the bug finds it."""
     import traceback
 
-    from clearml_task.console import one_line
-    from launcher.registry import MAX_MESSAGE
-
     message = scrub(f"the launcher failed: {type(error).__name__}: {error}")
     log.write(f"launcher: {message}", "error")
     for line in traceback.format_exc().splitlines()[-40:]:
         log.write(f"  {scrub(line)}", "error")
-    return one_line(message)[:MAX_MESSAGE]  # the status message: one line, however long the error's text
+    return status_message(message)
+
+
+def status_message(text: str) -> str:
+    """A failure's text as a task's status message: one line of at most MAX_MESSAGE characters, however
+    long the text (a refusal quoting a 100 KB entry point, an error's many lines); the log has it whole."""
+    from clearml_task.console import one_line
+    from launcher.registry import MAX_MESSAGE
+
+    line = one_line(text)
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "..."
 
 
 def _clean_up(dest: Path, settings: Settings, log: LogShipper, started: float, ended_cleanly: bool) -> None:

@@ -40,11 +40,14 @@ class Outcome:
     exit_code: int | None  # None when it never started
     aborted: bool = False
     left: int = 0  # processes it left running, which were ended
+    reason: str = ""  # why it never started (the system's words)
 
     @property
     def message(self) -> str:
         if self.aborted:
             return "aborted"
+        if self.reason:
+            return f"exit code {self.exit_code} ({self.reason})"
         if self.exit_code is not None and self.exit_code < 0:
             return f"killed by signal {signal.Signals(-self.exit_code).name}"
         return f"exit code {self.exit_code}"
@@ -157,7 +160,7 @@ def run(
     except OSError as e:
         tether.ended(token)
         log.write(f"launcher: cannot start the process: {e}", "error")
-        return Outcome(EXEC_FAILED if tether.available() else None)
+        return Outcome(EXEC_FAILED if tether.available() else None, reason=f"cannot start: {e.strerror or e}")
     tether.started(token, child.pid)
     reaper.running(child.pid, token)
     try:

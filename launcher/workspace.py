@@ -182,6 +182,23 @@ def check(code: Code) -> None:
         raise refused(
             "script.working_dir", code.working_dir, "it must be a relative path inside the checkout"
         )
+    for field, path in (("script.entry_point", code.entry_point), ("script.working_dir", code.working_dir)):
+        _check_length(field, path)
+
+
+PATH_MAX, NAME_MAX = 4096, 255  # bytes of a path, and of one of its names, that Linux file systems take
+
+
+def _check_length(field: str, path: str) -> None:
+    """A path no file system here can hold (longer than PATH_MAX, or a name longer than NAME_MAX) is
+    refused naming its field, not left to fail as the checkout's files are made."""
+    encoded = path.encode("utf-8", "surrogateescape")
+    longest = max((len(name) for name in encoded.split(b"/")), default=0)
+    if len(encoded) > PATH_MAX or longest > NAME_MAX:
+        raise refused(
+            field, path, f"it is too long for a path ({len(encoded)} bytes, a name of {longest}; at most "
+            f"{PATH_MAX} and {NAME_MAX})",
+        )  # fmt: skip
 
 
 def encodable(text: str) -> bool:

@@ -152,6 +152,46 @@ def test_a_record_that_cannot_be_written_puts_the_task_back_and_stops_the_daemon
     assert status(task_id) == "completed"
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("server", "--port", "99999"),
+        ("ui", "--port", "-1"),
+        ("server", "--threads", "0"),
+        ("daemon", "--queue", "q", "--max-tasks", "0"),
+        ("daemon", "--queue", "q", "--gpus", "x;y"),
+        ("daemon", "--queue", "q", "--services-mode", "-1"),
+        ("daemon", "--queue", "q", "--grace", "-1"),
+        ("execute", "--id", "x", "--grace", "nan"),
+        ("slurm", "--queue", "q", "--max-jobs", "-1"),
+    ],
+)
+def test_a_flag_out_of_its_range_is_a_usage_error(argv: tuple[str, ...]) -> None:
+    """A port over 65535 was served modulo 65536, --max-tasks 0 never stopped, --gpus took any text into the
+    worker's id: each is one usage line naming the flag, before anything runs."""
+    refused = launcher(*argv, timeout=60)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"argument {argv[-2]}" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize("command", ["execute", "daemon"])
+def test_a_home_the_launcher_cannot_write_is_one_line_and_the_task_is_left_as_it_was(
+    jobs: Repo, served: ServerProcess, tmp_path: Path, command: str
+) -> None:
+    """CLEARML_TASK_HOME where no directory can be made: one line saying so, before the task is taken (it
+    was failed by `execute` with a traceback of the launcher's own, and `daemon` ended in a traceback)."""
+    q = queue("home")
+    task_id = create_task(jobs.work, "train.py", queue=q, skip_task_init=True)
+    (tmp_path / "a-file").write_text("")
+    home = tmp_path / "a-file" / "home"
+    argv = ("execute", "--id", task_id) if command == "execute" else ("daemon", "--queue", q, "--once")
+    result = launcher(*argv, env={"CLEARML_TASK_HOME": str(home)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"cannot use the launcher's home {home / 'launcher'}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert status(task_id) == "queued"
+
+
 def test_unknown_queue_is_a_clear_error_unless_created() -> None:
     refused = launcher("daemon", "--queue", "no-such-queue", "--once")
     assert refused.returncode == 1 and "no queue named 'no-such-queue'" in refused.stderr

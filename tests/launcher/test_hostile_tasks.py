@@ -425,6 +425,28 @@ def test_a_value_no_process_can_take_fails_the_task(
     refused(edited(task_id, script=script, **fields), field, canary)
 
 
+def test_a_refusal_quoting_a_huge_value_is_one_short_line(jobs: Repo, canary: Path) -> None:
+    """A refusal quotes the value it refuses: a 100 KB entry point made a 100 KB status message. It is one
+    line of at most 1000 characters; the log has the whole text."""
+    for fields, field in (
+        ({"entry_point": "a" * 100_000 + ".py"}, "script.entry_point"),
+        ({"entry_point": "/".join(["d"] * 30_000) + ".py"}, "script.entry_point"),
+        ({"working_dir": "b" * 100_000}, "script.working_dir"),
+        ({"branch": "c" * 100_000, "version_num": ""}, "no branch"),
+    ):
+        message = refused(create(jobs, **fields), field, canary)
+        assert len(message) <= 1000, len(message)
+
+
+def test_a_process_the_system_cannot_start_says_why(jobs: Repo, canary: Path) -> None:
+    """A variable longer than the kernel lets one string of a new process be (128 KiB): the process cannot
+    start, and the status message says why, not only "exit code 127"."""
+    task_id = create(jobs)
+    big = {"Environment": {"BIG": {"section": "Environment", "name": "BIG", "value": "x" * 200_000}}}
+    message = refused(edited(task_id, hyperparams=big), "exit code 127", canary)
+    assert "Argument list too long" in message, message
+
+
 def notebook(source: str) -> str:
     cell = {"cell_type": "code", "metadata": {}, "source": [source], "outputs": [], "execution_count": None}
     return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
