@@ -1,17 +1,24 @@
-"""Which untracked files look like secrets: they stay out of a task's patch unless the user says otherwise
-(`--include-secrets`). Tracked files are the user's choice and travel as they are."""
+"""Which untracked files look like secrets, by their name or place, or by a private key's first line in
+their first bytes: they stay out of a task's patch unless the user says otherwise (`--include-secrets`).
+Tracked files are the user's choice and travel as they are."""
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable
+from pathlib import Path
 
 # Matched against a file's name (lower-cased): keys, certificates, dotenv files, tool credentials.
 NAME_PATTERNS = (
     ".env*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_dsa*", "id_ecdsa*",
     "id_ed25519*", ".netrc", "_netrc", ".pypirc", ".git-credentials", "credentials.json", "kubeconfig",
-    "kubeconfig.*", "*.kubeconfig",
+    "kubeconfig.*", "*.kubeconfig", ".npmrc", ".pgpass", ".htpasswd", "client_secret*.json",
+    "service-account*.json", "service_account*.json", "secrets.yaml", "secrets.yml", "secrets.json",
+    "*.tfvars", "*.keystore", "*.jks", "*.ppk", "deploy_key*", ".vault_pass*", ".vault-password*",
 )  # fmt: skip
+# A private key (PEM, OpenSSH, PuTTY) begins so, whatever the file's name.
+KEY_MARKERS = (b"PRIVATE KEY-----", b"PuTTY-User-Key-File")
+SNIFFED_BYTES = 4096
 # Matched against the end of its path: files whose name alone says nothing.
 PATH_SUFFIXES = (".aws/credentials", ".kube/config", ".docker/config.json")
 
@@ -39,6 +46,20 @@ def _matches(name: str, pattern: str) -> bool:
     return name == pattern
 
 
-def among(paths: Iterable[str]) -> list[str]:
-    """The paths that look like secrets, in order."""
-    return [path for path in paths if looks_secret(path)]
+def holds_a_private_key(path: Path) -> bool:
+    """The file's first bytes hold a private key's header (`-----BEGIN ... PRIVATE KEY-----`)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFFED_BYTES)
+    except OSError:
+        return False
+    return any(marker in head for marker in KEY_MARKERS)
+
+
+def among(paths: Iterable[str], root: Path | None = None) -> list[str]:
+    """The paths that look like secrets, in order: by name or place, and (files under `root`) by content."""
+    return [
+        path
+        for path in paths
+        if looks_secret(path) or (root is not None and holds_a_private_key(root / path))
+    ]

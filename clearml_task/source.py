@@ -234,7 +234,7 @@ def capture_local(
             listing.close()
             conflicts.close()
         script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
-        left_out = [] if include_secrets else secret_files.among(untracked)
+        left_out = [] if include_secrets else secret_files.among(untracked, root)
         snap.wait()
         snap.forget(left_out)
         submodules, moved = snap.keep_gitlinks_of(base.commit)

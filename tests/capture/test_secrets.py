@@ -19,7 +19,8 @@ from testing.servers import ROOT
 SECRETS = [
     ".env", ".env.local", ".envrc", "server.pem", "conf/tls.key", "id_rsa", "id_rsa.pub", "keys/id_ed25519",
     ".netrc", ".pypirc", "credentials.json", ".aws/credentials", "cert.p12", "kubeconfig", "prod.kubeconfig",
-    ".kube/config",
+    ".kube/config", ".npmrc", ".pgpass", ".htpasswd", "client_secret_123.apps.json", "service-account.json",
+    "secrets.yaml", "prod.tfvars", "release.keystore", "deploy_key", "deploy_key.pub", "putty.ppk",
 ]  # fmt: skip
 ORDINARY = ["environment.py", "keys.py", "credentials.py", "notes/pem.md", "config", "aws/config.json"]
 
@@ -54,6 +55,21 @@ def test_untracked_secrets_stay_out_and_are_named(tmp_path: Path) -> None:
     checkout = reproduce(tmp_path, source.repository, source.commit, source.patch)
     assert tree_of(checkout) == source.tree
     assert not any((checkout / path).exists() for path in SECRETS)
+
+
+def test_an_untracked_private_key_stays_out_whatever_its_name(tmp_path: Path) -> None:
+    """A key is a key by its first line: `-----BEGIN OPENSSH PRIVATE KEY-----` in a file named `deploy`,
+    `server` or `ci/signing.txt` stays behind, named; a file that only mentions keys travels."""
+    repo = make_repo(tmp_path)
+    keys = ["deploy", "server", "ci/signing.txt"]
+    headers = ["OPENSSH PRIVATE KEY", "RSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY"]
+    for path, header in zip(keys, headers, strict=True):
+        repo.write(path, f"-----BEGIN {header}-----\nSECRET-{path}\n-----END {header}-----\n")
+    repo.write("notes.md", "rotate the private key every month\n")
+    source = capture(repo).source
+    assert source is not None
+    assert "SECRET-" not in source.patch and "rotate the private key" in source.patch
+    assert sorted(source.secrets_left_out) == sorted(keys)
 
 
 def test_include_secrets_sends_them(tmp_path: Path) -> None:
