@@ -14,7 +14,7 @@ import os
 import posixpath
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -562,9 +562,15 @@ def _remote_script(snap: Snapshot, script: str, working_dir: str) -> str:
 
 
 # -------------------------------------------------------------------------------- standalone script
-def capture_standalone(script: Path, *, inject: Injector | None = None) -> Source:
+def capture_standalone(
+    script: Path, *, inject: Injector | None = None, neighbours: Sequence[Path] = ()
+) -> Source:
     """A script outside any repository (or with --skip-repo-detection): its content travels as it is
-    (script.diff holds it literally, which agents write out instead of applying)."""
+    (script.diff holds it literally, which agents write out instead of applying). Its local neighbours (its
+    dir, and `neighbours`: the working dir and the root) stay behind: `left_behind` reads them, so that an
+    import of one of them is not taken for a package."""
+    from clearml_task.requirements import directories_reader
+
     try:
         text = script.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -575,4 +581,5 @@ def capture_standalone(script: Path, *, inject: Injector | None = None) -> Sourc
         repository="", branch="", commit="", tag="", working_dir=".", entry_point=_not_an_option(script.name),
         patch=content, tree="", entry_text=text,
         stats=PatchStats(files=1, insertions=content.count("\n"), size=len(content.encode())),
+        left_behind=directories_reader(dict.fromkeys([script.parent, *neighbours])),
     )  # fmt: skip

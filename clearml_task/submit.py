@@ -112,8 +112,17 @@ def _capture(
             root, entry, inject=inject, max_patch=max_patch, include_secrets=request.include_secrets
         )
     if entry.script is not None:
-        return source_module.capture_standalone(entry.script, inject=inject)
+        neighbours = _project_dirs(root or _path(request.folder), request.cwd)
+        return source_module.capture_standalone(entry.script, inject=inject, neighbours=neighbours)
     raise usage("--module needs a repository", "use --folder or --repo with --module")
+
+
+def _project_dirs(base: Path | None, cwd: str | None) -> list[Path]:
+    """Where a standalone script's own modules may be besides its dir: the working dir and the repository
+    root (--folder outside any)."""
+    if base is None:
+        return []
+    return [base / cwd, base] if cwd else [base]
 
 
 def _requirements(
