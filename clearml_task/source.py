@@ -14,7 +14,7 @@ import os
 import posixpath
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +54,7 @@ class Source:
     patch: str  # a git patch that applies on `commit`; "" when there is nothing to apply
     tree: str  # git tree id of the intended work tree (commit + patch): the launcher can verify it
     entry_text: str | None = None  # the entry point's content as it will run (before injection)
+    entry_file: str | None = None  # the file the entry point runs, root-relative (a --module's file too)
     stats: PatchStats = field(default_factory=PatchStats)
     warnings: list[str] = field(default_factory=list)
     secrets_left_out: list[str] = field(default_factory=list)  # untracked files kept out of the patch
@@ -250,6 +251,8 @@ def capture_local(
                 f"--script {script_rel} is ignored by git, so it would not travel with the repository",
                 "stop ignoring it (.gitignore) or commit it; or send it alone with --skip-repo-detection",
             ) from None
+        entry_file = script_rel or _module_file(snap, entry.module, working_dir)
+        entry_text = entry_text if script_rel else _text(snap, entry_file)
         source = _finish(snap, base.commit, max_patch)
         source.read, source.left_behind = _work_tree_readers(snap, root)
     warnings += [
@@ -270,7 +273,7 @@ def capture_local(
         submodules,
     )
     source.working_dir, source.entry_point = working_dir, _entry_point(root, working_dir, entry)
-    source.entry_text = entry_text
+    source.entry_text, source.entry_file = entry_text, entry_file
     source.warnings = warnings
     return source
 
@@ -312,6 +315,32 @@ def _apply_injection(snap: Snapshot, script_rel: str | None, inject: Injector | 
         if injected is not None:
             snap.write(script_rel, injected.encode("utf-8"), mode)
     return text
+
+
+def _module_file(snap: Snapshot, module: str | None, working_dir: str) -> str | None:
+    """The file `python -m module` runs, as the launcher finds it (launcher/execute.py `entry_file`):
+    pkg/main.py for pkg.main, or pkg/main/__main__.py for a package, in the working dir, then at the root;
+    None when the checkout has neither (an installed or standard-library module)."""
+    name = module.split()[0] if module and module.split() else ""
+    if not name or not all(part.isidentifier() for part in name.split(".")):
+        return None
+    path = name.replace(".", "/")
+    for base in dict.fromkeys((working_dir, ".")):
+        for candidate in (f"{path}.py", f"{path}/__main__.py"):
+            found = posixpath.normpath(posixpath.join(base, candidate))
+            if (snap.entry(found) or ("", ""))[0] in ("100644", "100755"):
+                return found
+    return None
+
+
+def _text(snap: Snapshot, path: str | None) -> str | None:
+    """A file's text as it will run (None for no file, or one that is not UTF-8: its parser is not read)."""
+    if path is None:
+        return None
+    try:
+        return snap.read(path)[1].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _finish(snap: Snapshot, commit: str, max_patch: int) -> Source:
@@ -445,6 +474,8 @@ def capture_remote(
                 raise UserError(f"--cwd {entry.cwd} is not a directory of the repository at that commit")
             script_rel = _remote_script(snap, script, working_dir) if script else None
             entry_text = _apply_injection(snap, script_rel, inject)
+            entry_file = script_rel or _module_file(snap, entry.module, working_dir)
+            entry_text = entry_text if script_rel else _text(snap, entry_file)
             read = _blob_reader(bare, commit) if files else None
             source = _finish(snap, commit, max_patch)
     source.repository, source.branch, source.tag, source.read = (
@@ -458,7 +489,7 @@ def capture_remote(
         source.entry_point = f"-m {entry.module}"
     elif script_rel is not None:
         source.entry_point = _not_an_option(os.path.relpath(script_rel, working_dir).replace(os.sep, "/"))
-    source.entry_text = entry_text
+    source.entry_text, source.entry_file = entry_text, entry_file
     return source
 
 
@@ -562,9 +593,15 @@ def _remote_script(snap: Snapshot, script: str, working_dir: str) -> str:
 
 
 # -------------------------------------------------------------------------------- standalone script
-def capture_standalone(script: Path, *, inject: Injector | None = None) -> Source:
+def capture_standalone(
+    script: Path, *, inject: Injector | None = None, neighbours: Sequence[Path] = ()
+) -> Source:
     """A script outside any repository (or with --skip-repo-detection): its content travels as it is
-    (script.diff holds it literally, which agents write out instead of applying)."""
+    (script.diff holds it literally, which agents write out instead of applying). Its local neighbours (its
+    dir, and `neighbours`: the working dir and the root) stay behind: `left_behind` reads them, so that an
+    import of one of them is not taken for a package."""
+    from clearml_task.requirements import directories_reader
+
     try:
         text = script.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -575,4 +612,5 @@ def capture_standalone(script: Path, *, inject: Injector | None = None) -> Sourc
         repository="", branch="", commit="", tag="", working_dir=".", entry_point=_not_an_option(script.name),
         patch=content, tree="", entry_text=text,
         stats=PatchStats(files=1, insertions=content.count("\n"), size=len(content.encode())),
+        left_behind=directories_reader(dict.fromkeys([script.parent, *neighbours])),
     )  # fmt: skip

@@ -112,8 +112,17 @@ def _capture(
             root, entry, inject=inject, max_patch=max_patch, include_secrets=request.include_secrets
         )
     if entry.script is not None:
-        return source_module.capture_standalone(entry.script, inject=inject)
+        neighbours = _project_dirs(root or _path(request.folder), request.cwd)
+        return source_module.capture_standalone(entry.script, inject=inject, neighbours=neighbours)
     raise usage("--module needs a repository", "use --folder or --repo with --module")
+
+
+def _project_dirs(base: Path | None, cwd: str | None) -> list[Path]:
+    """Where a standalone script's own modules may be besides its dir: the working dir and the repository
+    root (--folder outside any)."""
+    if base is None:
+        return []
+    return [base / cwd, base] if cwd else [base]
 
 
 def _requirements(
@@ -145,16 +154,19 @@ def _requirements(
 
 
 def _arguments(request: Request, source: Source) -> dict[str, dict[str, str]]:
-    """hyperparams.Args: --args checked against the entry point's parser (read, not run), and every option
-    the parser has; for a script whose parser cannot be read, the pairs as they are. A Hydra app's overrides
-    are checked against its config in the repository."""
+    """hyperparams.Args: --args checked against the entry point's parser (read, not run; a --module's from
+    its file in the checkout), and every option the parser has; for an entry point whose parser cannot be
+    read (a module the checkout does not hold), the pairs as they are. A Hydra app's overrides are checked
+    against its config in the repository."""
     from clearml_task import arguments
 
     if source.entry_text is None:
         return arguments.check_and_record(arguments.Parser(), request.overrides)
-    parser = arguments.read_parser_cached(source.entry_text, request.script or source.entry_point)
-    if parser.kind == "hydra" and source.read is not None and not source.entry_point.startswith("-m "):
-        script = posixpath.normpath(posixpath.join(source.working_dir, source.entry_point))
+    parser = arguments.read_parser_cached(source.entry_text, request.script or source.entry_file or "")
+    if parser.kind == "hydra" and source.read is not None:
+        script = source.entry_file or posixpath.normpath(
+            posixpath.join(source.working_dir, source.entry_point)
+        )
         arguments.check_hydra_overrides(parser, request.overrides, source.read, script)
     return arguments.check_and_record(parser, request.overrides, require=bool(request.queue))
 

@@ -112,4 +112,4 @@ def has_tree(repo: Path, tree: str) -> bool:
 
 def changed_paths(repo: Path, old: str, new: str) -> list[str]:
     """`git diff --name-status` lines between two trees (or commits), renames as delete + add."""
-    return run.answer(repo, "diff", "--name-status", "--no-renames", old, new).splitlines()
+    return run.answer(repo, "diff", *run.DIFF_OPTIONS, "--name-status", "--no-renames", old, new).splitlines()

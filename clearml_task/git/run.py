@@ -74,8 +74,23 @@ def _without_prefix(line: str) -> str:
     return line
 
 
+# What a user's config must not change in what git prints for us to read (paths unquoted, no colour, diffs
+# in git's default shape); `-c` outranks every config file. DIFF_OPTIONS cover what `-c` cannot reset.
+NEUTRAL_CONFIG = (
+    "core.quotepath=false", "color.ui=false", "color.diff=false", "color.status=false",
+    "diff.noprefix=false", "diff.mnemonicPrefix=false", "diff.relative=false", "diff.renames=true",
+    "diff.context=3", "diff.interHunkContext=0", "diff.suppressBlankEmpty=false", "diff.algorithm=default",
+    "diff.indentHeuristic=true",
+)  # fmt: skip
+# On every diff read: no colour, no external diff tool or textconv filter (diff.external, attributes), the
+# a/ b/ prefixes, and no diff.orderFile (an empty order file).
+DIFF_OPTIONS = (
+    "--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", f"-O{os.devnull}",
+)  # fmt: skip
+
+
 def _argv(args: Sequence[str]) -> list[str]:
-    return ["git", "-c", "core.quotepath=false", "-c", "color.ui=false", *args]
+    return ["git", *(part for setting in NEUTRAL_CONFIG for part in ("-c", setting)), *args]
 
 
 def _env(env: Mapping[str, str] | None) -> dict[str, str]:

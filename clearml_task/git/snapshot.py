@@ -270,9 +270,9 @@ def _raw_changes(output: bytes) -> tuple[list[tuple[list[bytes], list[str]]], in
     return changes, at
 
 
-# How patches are made: binary files in full (base85), whole ids, renames found, no user diff tools.
-DIFF = ("diff", "--binary", "--full-index", "-M", "--no-ext-diff", "--no-textconv",
-        "--src-prefix=a/", "--dst-prefix=b/")  # fmt: skip
+# How patches are made: binary files in full (base85), whole ids, renames found, nothing of the user's diff
+# config (run.NEUTRAL_CONFIG and run.DIFF_OPTIONS).
+DIFF = ("diff", "--binary", "--full-index", "-M", *run.DIFF_OPTIONS)
 
 
 def _is_utf8(data: bytes) -> bool:

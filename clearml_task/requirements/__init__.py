@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from clearml_task.requirements.decision import Decision, decide
 from clearml_task.requirements.files import Given, Requirement, read_given
-from clearml_task.requirements.readers import Reader, directory_reader, included, mapping_reader, wanted
+from clearml_task.requirements.readers import (
+    Reader,
+    directories_reader,
+    directory_reader,
+    included,
+    mapping_reader,
+    wanted,
+)
 
 if TYPE_CHECKING:
     from clearml_task.requirements.installed import project_python, sys_path_of
@@ -18,6 +25,7 @@ __all__ = [
     "Reader",
     "Requirement",
     "decide",
+    "directories_reader",
     "directory_reader",
     "included",
     "mapping_reader",

@@ -1,7 +1,13 @@
 """The import closure of an entry point: the modules it imports through the repository's own modules
-(absolute imports resolved against the entry point's dir, the working dir, the root and src/; relative
-imports; packages' __init__.py files and the submodules `from package import name` loads), and the imports
-from outside the repository and the standard library that it reaches."""
+(absolute imports resolved against the entry point's dir, the working dir, the root and src/, then beside the
+importing file; relative imports; packages' __init__.py files and the submodules `from package import name`
+loads), and the imports from outside the repository and the standard library that it reaches.
+
+An import that names one of the project's own files is never taken for a package: a package of that name on
+PyPI is someone else's (dependency confusion). A sibling module imported by name (`import utils` in
+sub/job.py beside sub/utils.py, found at run time through a sys.path entry the code adds) is the project's;
+so is a local file that does not travel (ignored by git, or beside a script sent alone): it is named in a
+note instead."""
 
 from __future__ import annotations
 
@@ -13,6 +19,14 @@ from dataclasses import dataclass, field
 
 from clearml_task.requirements.imports import Import, scan_python
 from clearml_task.requirements.readers import Reader, join
+
+IGNORED = (
+    "is a local file that git ignores: it does not travel with the task (commit it, or stop ignoring it)"
+)
+ALONE = (
+    "is a local file, not a package: it stays behind, as the script travels alone (send both in a git "
+    "repository)"
+)
 
 
 @dataclass
@@ -28,15 +42,22 @@ class Use:
 class Closure:
     """The modules the entry point imports, through the repository's own modules."""
 
-    def __init__(self, read: Reader, roots: Sequence[str], left_behind: Reader | None = None) -> None:
+    def __init__(
+        self,
+        read: Reader,
+        roots: Sequence[str],
+        left_behind: Reader | None = None,
+        why_behind: str = IGNORED,
+    ) -> None:
         self.read = read
         self.roots = list(dict.fromkeys(roots))
         self.left_behind = Closure(left_behind, roots) if left_behind is not None else None
+        self.why_behind = why_behind  # what the note on an import of a file left behind says
         self.uses: dict[str, Use] = {}
         self.notes: list[str] = []
         self.state: dict[str, bool] = {}  # file read -> reached by a required path
         self.queue: deque[tuple[str, bool]] = deque()
-        self.resolved: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        self.resolved: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
 
     # --- the walk
     def run(self, start: list[Import], entry: str, start_files: Sequence[str] = ()) -> None:
@@ -74,7 +95,7 @@ class Closure:
             if found.level:
                 self.relative(found, path, weak)
             elif found.module:
-                self.absolute(found, weak)
+                self.absolute(found, path, weak)
 
     def relative(self, found: Import, path: str, optional: bool) -> None:
         base = posixpath.dirname(path) or "."
@@ -92,24 +113,22 @@ class Closure:
             if self.is_file(path):
                 self.enqueue(path, optional)
 
-    def absolute(self, found: Import, optional: bool) -> None:
+    def absolute(self, found: Import, path: str, optional: bool) -> None:
         parts = found.module.split(".")
-        key = (found.module, found.names)
-        files = self.resolved.get(key)
-        if files is None:
-            files = self.resolved[key] = self.own_files(parts, found.names)
-        if files:  # a directory holding no module of it (e.g. wandb/ run logs) hides nothing
-            for path in files:
-                self.enqueue(path, optional)
-            return
+        files = self.own(parts, found.names)
         top = parts[0]
-        if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        if not files and (top in sys.stdlib_module_names or top in sys.builtin_module_names):
             return
-        if self.left_behind is not None and self.left_behind.own_files(parts, found.names):
-            self.notes.append(
-                f"{found.statement} ({found.where}) is a local file that git ignores: it does not travel "
-                "with the task (commit it, or stop ignoring it)"
-            )
+        files = files or self.siblings(parts, found.names, path)
+        if files:  # a directory holding no module of it (e.g. wandb/ run logs) hides nothing
+            for file in files:
+                self.enqueue(file, optional)
+            return
+        behind = self.left_behind
+        if behind is not None and (
+            behind.own(parts, found.names) or behind.siblings(parts, found.names, path)
+        ):
+            self.notes.append(f"{found.statement} ({found.where}) {self.why_behind}")
             return
         use = self.uses.setdefault(top, Use(top))
         use.modules.update([found.module, *(f"{found.module}.{name}" for name in found.names if name != "*")])
@@ -119,9 +138,23 @@ class Closure:
         elif not use.origin:
             use.origin = origin
 
-    def own_files(self, parts: list[str], names: tuple[str, ...]) -> list[str]:
-        """The repository's files an absolute import executes; [] when it is not the repository's."""
-        for root in self.roots:
+    def own(self, parts: list[str], names: tuple[str, ...], where: str | None = None) -> list[str]:
+        """The repository's files an absolute import executes, resolved against the roots (or, given `where`,
+        against that directory alone); [] when it is not the repository's. Remembered per import."""
+        key = (where or "", ".".join(parts), names)
+        files = self.resolved.get(key)
+        if files is None:
+            files = self.resolved[key] = self.own_files(parts, names, [where] if where else self.roots)
+        return files
+
+    def siblings(self, parts: list[str], names: tuple[str, ...], path: str) -> list[str]:
+        """The files an absolute import finds beside the importing file, unless that is the file itself
+        (utils/yaml.py importing yaml means PyYAML)."""
+        return [file for file in self.own(parts, names, posixpath.dirname(path) or ".") if file != path]
+
+    def own_files(self, parts: list[str], names: tuple[str, ...], roots: Sequence[str]) -> list[str]:
+        """The files of the first of `roots` that has the import (`own`, not remembered)."""
+        for root in roots:
             resolved = self.descend(root, parts)
             files = self.with_submodules(resolved, names) if resolved is not None else []
             if files:

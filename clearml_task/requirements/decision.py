@@ -10,7 +10,9 @@
    launcher runs `poetry install` from it (the lock's packages are the lines recorded).
 5. Otherwise detected: the entry point's import closure through the repository's own modules (relative
    imports and literal importlib.import_module / __import__ calls included; notebooks read too), without the
-   standard library and the repository's own modules. Each import is mapped to the distribution installed
+   standard library and the repository's own modules (an import of a local file never names a package:
+   not a sibling of the importing file, nor a file git ignores, nor a neighbour of a script sent alone; the
+   last two do not travel, and a note says so). Each import is mapped to the distribution installed
    here that provides it and pinned to the installed version (local labels such as +cu121 dropped); a module
    not installed here is named through pipreqs' import-name table (its data file only: pipreqs itself is
    never run, so nothing touches the network) and left unpinned. Imports guarded by try/except ImportError
@@ -132,11 +134,13 @@ def decide(
     the injection (read through `read` when None). `declared=False` skips step 4 (a standalone script, whose
     neighbours do not travel). `site` is where installed distributions are looked for (default: sys.path of
     this interpreter), or a function that says where, called only when the requirements are detected.
-    `left_behind` reads the local work tree as it is on disk: an import of a file there that `read` does not
-    have (git ignores it) is named in a note, not taken for a package. `given` is what
+    `left_behind` reads the local files as they are on disk: an import of a file there that `read` does not
+    have (git ignores it; for a standalone script, anything but the script) is named in a note, not taken
+    for a package. `given` is what
     --requirements / --packages give, read and checked before (read_given)."""
     if force_none:
         return Decision("none")
+    alone = read is None
     read = memo(read or nothing)
     notes = list(given.notes) if given is not None else []
     if given is not None:
@@ -152,7 +156,9 @@ def decide(
     from clearml_task.requirements.installed import Installed
 
     where = site() if callable(site) else site
-    detected = detect(read, working_dir, entry_point, entry_text, Installed.of(where), notes, left_behind)
+    detected = detect(
+        read, working_dir, entry_point, entry_text, Installed.of(where), notes, left_behind, alone=alone
+    )
     return _with_clearml(detected, add_clearml)
 
 
@@ -176,9 +182,12 @@ def detect(
     installed: Installed,
     notes: list[str],
     left_behind: Reader | None = None,
+    *,
+    alone: bool = False,
 ) -> Decision:
-    """Step 5: the import closure of the entry point, mapped to distributions."""
-    from clearml_task.requirements.closure import Closure
+    """Step 5: the import closure of the entry point, mapped to distributions (`alone`: a standalone script,
+    whose local neighbours stay behind)."""
+    from clearml_task.requirements.closure import ALONE, IGNORED, Closure
     from clearml_task.requirements.imports import Import, scan_notebook, scan_python
     from clearml_task.requirements.installed import to_requirements
 
@@ -211,7 +220,7 @@ def detect(
                 notes.append(f"{path} does not parse ({getattr(error, 'msg', error)}): no imports detected")
     if read("src/") is not None:
         roots.append("src")
-    closure = Closure(read, [clean(root) for root in roots], left_behind)
+    closure = Closure(read, [clean(root) for root in roots], left_behind, ALONE if alone else IGNORED)
     closure.run(start, path, start_files)
     notes += closure.notes
     requirements = to_requirements(closure.uses.values(), installed, notes)

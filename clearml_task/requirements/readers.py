@@ -87,6 +87,17 @@ def directory_reader(root: Path | str, only: Collection[str] | None = None) -> R
     return read
 
 
+def directories_reader(roots: Iterable[Path | str]) -> Reader:
+    """Files under any of several local directories, from the first that has the path (a standalone script's
+    neighbours: its own dir, the working dir, the repository root)."""
+    readers = [directory_reader(root) for root in roots]
+
+    def read(path: str) -> str | None:
+        return next((found for found in (each(path) for each in readers) if found is not None), None)
+
+    return read
+
+
 def mapping_reader(files: Mapping[str, str | bytes]) -> Reader:
     """Files held in memory ({root-relative path: content}), e.g. blobs read from a commit."""
     contents = {clean(path): content for path, content in files.items()}

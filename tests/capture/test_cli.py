@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from clearml_task.api import Client
 from testing.commands import assert_one_line_error, run
 from testing.repos import make_repo
 from testing.servers import ROOT, start_server, stop_server
@@ -268,6 +269,34 @@ def test_bad_input_is_one_line_and_creates_nothing(quickstart: Path) -> None:
         assert_one_line_error(run("clearml-task", *argv), code, text)
     listed = run("clearml-launcher", "tasks")
     assert "nothing" not in listed.stdout
+
+
+def test_a_modules_args_are_checked_as_a_scripts_are(tmp_path: Path) -> None:
+    """--module reads the module's file from the checkout (pkg/main.py for pkg.main, a package's
+    __main__.py) as --script reads the script; a module the checkout does not hold keeps its --args as
+    given."""
+    repo = make_repo(tmp_path, "args")
+    repo.write("tool/__init__.py", "")
+    repo.write("tool/__main__.py", "import argparse\np = argparse.ArgumentParser()\n"
+               "p.add_argument('--size', type=int, default=1)\np.parse_args()\n")  # fmt: skip
+    flags = ["--project", "demo", "--name", "module args", "--folder", str(repo.work), "--queue", "default"]
+    for entry in (["--script", "pkg/main.py"], ["--module", "pkg.main"]):
+        unknown = run("clearml-task", *flags, *entry, "--args", "kk=4", "steps=3")
+        assert_one_line_error(unknown, 2, "--args kk: main.py has no argument 'kk'")
+        wrong = run("clearml-task", *flags, *entry, "--args", "steps=notint")
+        assert_one_line_error(wrong, 2, "--steps takes an integer, not 'notint'")
+    assert_one_line_error(run("clearml-task", *flags, "--module", "tool", "--args", "size=big"), 2,
+                          "--size takes an integer, not 'big'")  # fmt: skip
+    hydra = run("clearml-task", *flags, "--module", "hydra_app", "--args", "nosuch=1")
+    assert_one_line_error(hydra, 2, "the Hydra config of hydra_app.py (conf/config.yaml) has no key 'nosuch'")
+    assert "module args" not in run("clearml-launcher", "tasks").stdout
+    args = {}
+    for module, given in [("pkg.main", "steps=3"), ("json.tool", "k=notint")]:
+        created = run("clearml-task", *flags, "--module", module, "--args", given, "--output", "json")
+        assert created.returncode == 0, created.stderr
+        task = Client().get_task(json.loads(created.stdout)["id"])
+        args[module] = {key: entry["value"] for key, entry in task["hyperparams"]["Args"].items()}
+    assert args == {"pkg.main": {"steps": "3"}, "json.tool": {"k": "notint"}}  # json.tool: as given
 
 
 def test_logs_command_prints_the_log() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from clearml_task.errors import UserError
-from clearml_task.git import urls
+from clearml_task.git import checkout, urls
 from clearml_task.inject import inject_task_init
 from clearml_task.request import Request
 from clearml_task.submit import Prepared, prepare
@@ -111,6 +111,78 @@ def test_deletion_rename_binary_and_mode(tmp_path: Path) -> None:
     assert "deleted file mode" in patch and "rename from data/table.csv" in patch
     assert "GIT binary patch" in patch and "new mode 100755" in patch
     assert_reproduces(tmp_path, repo, prepared)
+
+
+# What a user's git config could change in what git prints (each set in ~/.gitconfig); the patch must stay
+# the same, byte for byte, and the launcher's git must apply it under the same config.
+USER_GIT_CONFIG = [
+    ("color.ui", "always"),
+    ("color.diff", "always"),
+    ("diff.external", "{tmp}/external-diff"),
+    ("diff.noprefix", "true"),
+    ("diff.mnemonicPrefix", "true"),
+    ("diff.relative", "true"),
+    ("core.quotePath", "true"),
+    ("diff.renames", "copies"),
+    ("diff.context", "9"),
+    ("diff.interHunkContext", "9"),
+    ("diff.algorithm", "patience"),
+    ("diff.indentHeuristic", "false"),
+    ("diff.suppressBlankEmpty", "true"),
+    ("diff.orderFile", "{tmp}/order"),
+    ("diff.upper.textconv", "tr a-z A-Z"),  # every file has `diff=upper` (core.attributesFile)
+    ("diff.dirstat", "files"),
+    ("diff.colorMoved", "zebra"),
+    ("color.status", "always"),
+]
+
+
+def _changed(tmp: Path) -> Repo:
+    """A repository with changes git's diff options show differently: edits far apart and near each other,
+    blank lines, a rename and a copy, a non-ASCII name, an untracked file."""
+    repo = make_repo(tmp)
+    lines = [f"line {n}\n" if n % 7 else "\n" for n in range(60)]
+    repo.write("long.txt", "".join(lines))
+    repo.write("grüße.txt", "hallo\n")
+    repo.commit("more files")
+    repo.git("push", "-q")
+    lines[3], lines[15], lines[40] = "changed 3\n", "changed 15\n", "changed 40\n"
+    repo.write("long.txt", "".join(lines))
+    repo.write("grüße.txt", "hallo welt\n")
+    repo.write("copy.txt", "".join(lines[:50]) + "more\n")
+    repo.git("mv", "data/table.csv", "data/moved.csv")
+    repo.write("src/run.py", (repo.work / "src" / "run.py").read_text() + "print('more')\n")
+    repo.write("new.txt", "untracked\n")
+    return repo
+
+
+@pytest.mark.parametrize(("key", "value"), USER_GIT_CONFIG, ids=[key for key, _ in USER_GIT_CONFIG])
+def test_the_users_git_config_changes_nothing_captured(tmp_path: Path, key: str, value: str) -> None:
+    repo = _changed(tmp_path)
+    plain = capture(repo).source
+    assert plain is not None and plain.stats.files == 7
+    (tmp_path / "external-diff").write_text("#!/bin/sh\necho EXTERNAL\n")
+    (tmp_path / "external-diff").chmod(0o755)
+    (tmp_path / "order").write_text("train.py\n*\n")
+    (tmp_path / "attributes").write_text("* diff=upper\n")
+    user_config = Path.home() / ".gitconfig"
+    git(tmp_path, "config", "--file", str(user_config), "core.attributesFile", str(tmp_path / "attributes"))
+    git(tmp_path, "config", "--file", str(user_config), key, value.format(tmp=tmp_path))
+    prepared = capture(repo)
+    assert prepared.source is not None
+    assert prepared.source.patch == plain.patch
+    assert prepared.source.stats == plain.stats
+    assert_reproduces(tmp_path, repo, prepared)
+    launched = tmp_path / "launched"  # the launcher's own steps, under the same user config
+    assert repo.origin is not None
+    checkout.clone_shared(repo.origin, launched)
+    checkout.check_out(launched, prepared.source.commit)
+    checkout.apply(launched, prepared.source.patch)
+    tree = checkout.work_tree_id(launched)
+    assert tree == prepared.source.tree
+    changed = git(launched, "-c", "core.quotePath=false", "diff", "--name-status", "--no-renames",
+                  prepared.source.commit, tree)  # fmt: skip
+    assert checkout.changed_paths(launched, prepared.source.commit, tree) == changed.splitlines()
 
 
 def test_no_upstream_uses_the_newest_pushed_commit(tmp_path: Path) -> None:

@@ -79,6 +79,43 @@ def test_an_uncommitted_import_counts_and_an_ignored_file_does_not(detect_repo: 
     assert "import local_only (train.py:" in out and "is a local file that git ignores" in out
 
 
+@pytest.mark.parametrize("repository", [False, True])
+def test_a_module_beside_a_script_sent_alone_is_never_a_requirement(tmp_path: Path, repository: bool) -> None:
+    """`import helper` with helper.py (or a helper/ package) beside the script, or a module in the working
+    dir or at the root: PyPI's package of that name is someone else's. Outside any repository, or inside one
+    with --skip-repo-detection; the summary says each local file stays behind."""
+    base = make_repo(tmp_path, "jobs").work if repository else tmp_path / "alone"
+    for path, text in {
+        "sub/s.py": "import helper\nimport tools\nimport settings\nimport common\nimport yaml\n",
+        "sub/helper.py": "X = 1\n",
+        "sub/tools/__init__.py": "",
+        "lib/settings.py": "",
+        "common.py": "",
+    }.items():
+        (base / path).parent.mkdir(parents=True, exist_ok=True)
+        (base / path).write_text(text)
+    flags = ["--folder", str(base), "--script", "sub/s.py", "--cwd", "lib"]
+    task, out = created("--name", "alone", *flags, *(["--skip-repo-detection"] if repository else []))
+    assert requirements_of(task)["pip"].splitlines() == [expected("PyYAML"), "clearml"]
+    for name in ("helper", "tools", "settings", "common"):
+        assert f"import {name} (s.py:" in out
+    assert "is a local file, not a package" in out
+
+
+def test_sibling_modules_imported_by_name_in_a_repository_are_never_requirements(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "siblings", "jobs")
+    repo.git("rm", "-q", "requirements.txt")  # nothing declared: the requirements are detected
+    repo.write("main.py", "from sub import s2\n")
+    repo.write("sub/__init__.py", "")
+    repo.write("sub/s2.py", "import os, sys\nsys.path.insert(0, os.path.dirname(__file__))\nimport utils\n"
+               "import localcfg\n")  # fmt: skip
+    repo.write("sub/utils.py", "import yaml\n")
+    repo.write("sub/localcfg.py", "")
+    for script in ("main.py", "sub/s2.py"):
+        task, _ = created("--name", "siblings", "--folder", str(repo.work), "--script", script)
+        assert requirements_of(task)["pip"].splitlines() == [expected("PyYAML"), "clearml"], script
+
+
 def filtering(origin: Path | None) -> Path:
     """The origin serves partial clones for real (git's own file transport otherwise sends every blob), so
     what clearml-task fetches in its batches is all it has."""

@@ -21,7 +21,7 @@ from clearml_task.requirements import Decision, decide, directory_reader, mappin
 from clearml_task.requirements.files import check_line, name_of
 from clearml_task.requirements.imports import scan_python
 from clearml_task.requirements.installed import Installed, guess, pipreqs_names
-from clearml_task.source import EntryPoint, capture_local
+from clearml_task.source import EntryPoint, capture_local, capture_standalone
 from testing.pins import expected
 from testing.repos import FIXTURES, files, make_repo, reproduce
 
@@ -441,3 +441,61 @@ def test_own_modules_are_found_beside_the_script_in_the_working_dir_and_at_the_r
         (tmp_path / path).write_text(text)
     decision = decide(read=directory_reader(tmp_path), working_dir="jobs", entry_point="nightly/run.py")
     assert decision.lines == [expected("PyYAML"), expected("requests"), expected("rich")]
+
+
+def write_tree(root: Path, tree: dict[str, str]) -> None:
+    for path, text in tree.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+
+
+def test_a_sibling_imported_by_name_is_the_projects_not_a_package(tmp_path: Path) -> None:
+    """sub/job.py imports sub/utils.py by name (found through the sys.path entry it adds): utils is followed,
+    never taken for PyPI's `utils`."""
+    write_tree(tmp_path, {
+        "main.py": "from sub import job\n",
+        "sub/__init__.py": "",
+        "sub/job.py": "import os, sys\nsys.path.insert(0, os.path.dirname(__file__))\n"
+                      "import utils\nimport localcfg\nfrom helper import X\n",
+        "sub/utils.py": "import yaml\n",
+        "sub/localcfg.py": "",
+        "sub/helper/__init__.py": "X = 1\n",
+    })  # fmt: skip
+    decision = decide(read=directory_reader(tmp_path), entry_point="main.py")
+    assert decision.lines == [expected("PyYAML")]
+    assert not decision.notes
+
+
+def test_a_module_importing_its_own_name_imports_the_package(tmp_path: Path) -> None:
+    """wrappers/requests.py importing requests means the package, not itself (nor a file left behind)."""
+    write_tree(tmp_path, {"main.py": "from wrappers import requests\n", "wrappers/__init__.py": "",
+                          "wrappers/requests.py": "import requests\n"})  # fmt: skip
+    read = directory_reader(tmp_path)
+    decision = decide(read=read, entry_point="main.py", left_behind=read)
+    assert decision.lines == [expected("requests")]
+    assert not decision.notes
+
+
+def test_a_standalone_scripts_local_neighbours_are_not_packages(tmp_path: Path) -> None:
+    """A script sent alone: a module beside it, in the working dir or at the root stays behind; it is named
+    in a note, never recorded as a package of the same name."""
+    write_tree(tmp_path, {
+        "jobs/nightly/s.py": "import helper\nimport pkg\nimport shared\nimport common\nimport yaml\n",
+        "jobs/nightly/helper.py": "X = 1\n",
+        "jobs/nightly/pkg/__init__.py": "import requests\n",
+        "jobs/shared.py": "",
+        "common.py": "",
+    })  # fmt: skip
+    script = tmp_path / "jobs" / "nightly" / "s.py"
+    source = capture_standalone(script, neighbours=[tmp_path / "jobs", tmp_path])
+    decision = decide(entry_point="s.py", entry_text=source.entry_text, declared=False,
+                      left_behind=source.left_behind)  # fmt: skip
+    assert decision.lines == [expected("PyYAML")]
+    stays = "is a local file, not a package: it stays behind, as the script travels alone"
+    for statement, line in [
+        ("import helper", 1),
+        ("import pkg", 2),
+        ("import shared", 3),
+        ("import common", 4),
+    ]:
+        assert f"{statement} (s.py:{line}) {stays}" in " ".join(decision.notes)
