@@ -75,8 +75,10 @@ def _without_prefix(line: str) -> str:
 
 
 # What a user's config must not change in what git prints for us to read (paths unquoted, no colour, diffs
-# in git's default shape); `-c` outranks every config file. DIFF_OPTIONS cover what `-c` cannot reset.
+# in git's default shape), and no hook (the user's, a checkout's) runs: git does only what it is asked; `-c`
+# outranks every config file. DIFF_OPTIONS cover what `-c` cannot reset.
 NEUTRAL_CONFIG = (
+    f"core.hooksPath={os.devnull}",
     "core.quotepath=false", "color.ui=false", "color.diff=false", "color.status=false",
     "diff.noprefix=false", "diff.mnemonicPrefix=false", "diff.relative=false", "diff.renames=true",
     "diff.context=3", "diff.interHunkContext=0", "diff.suppressBlankEmpty=false", "diff.algorithm=default",

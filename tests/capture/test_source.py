@@ -185,6 +185,30 @@ def test_the_users_git_config_changes_nothing_captured(tmp_path: Path, key: str,
     assert checkout.changed_paths(launched, prepared.source.commit, tree) == changed.splitlines()
 
 
+@pytest.mark.parametrize("where", ["repository", "core.hooksPath"])
+def test_no_hook_of_the_users_runs_during_a_capture(tmp_path: Path, where: str) -> None:
+    """The capture builds its patch in an index of its own: a hook (post-index-change, reference-transaction,
+    post-checkout) of the repository's or of a core.hooksPath never runs, and the patch is the same."""
+    repo = _changed(tmp_path)
+    plain = capture(repo).source
+    assert plain is not None
+    ran = tmp_path / "hooks-ran"
+    hooks = repo.work / ".git" / "hooks" if where == "repository" else tmp_path / "hooks"
+    hooks.mkdir(exist_ok=True)
+    for name in ("post-index-change", "reference-transaction", "post-checkout", "pre-auto-gc"):
+        (hooks / name).write_text(f"#!/bin/sh\necho {name} >> {ran}\n")
+        (hooks / name).chmod(0o755)
+    if where == "core.hooksPath":
+        repo.git("config", "core.hooksPath", str(hooks))
+    repo.git("add", "new.txt")  # the hooks run when git itself writes the index ...
+    repo.git("reset", "-q", "new.txt")  # ... and the index is as before
+    assert ran.exists()
+    ran.unlink()
+    prepared = capture(repo)
+    assert prepared.source is not None and prepared.source.patch == plain.patch
+    assert not ran.exists(), ran.read_text()
+
+
 def test_no_upstream_uses_the_newest_pushed_commit(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     pushed = repo.git("rev-parse", "HEAD")
