@@ -1,13 +1,15 @@
 """Reading a request body: its size limits, strict JSON and json-lines, and the query string merged in.
 
 Strict JSON is what SQLite and every client can store and read back: no NaN/Infinity (nor `1e400`,
-which Python reads as infinity), integers within 64 bits, and nesting at most MAX_DEPTH deep.
+which Python reads as infinity), integers within 64 bits, nesting at most MAX_DEPTH deep, and text only
+(a `\udc80` escape makes a lone surrogate, which is not text: SQLite, RE2 and UTF-8 cannot take it).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,6 +23,8 @@ DEFAULT_MAX_BODY_MB = 64
 MAX_BODY_ENV = "CLEARML_TASK_SERVER_MAX_BODY_MB"
 MAX_DEPTH = 64
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # where a lone surrogate could come from
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def max_body(environ: Mapping[str, str], given_mb: int | None = None) -> int:
@@ -41,7 +45,7 @@ class _Refused(ValueError):
 
 
 class _Unstorable:
-    """A number the parser met that cannot be stored; the walk after parsing names where it was."""
+    """NaN, Infinity or a float beyond 64 bits, met by the parser; the walk after parsing names where."""
 
     def __init__(self, text: str, why: str) -> None:
         self.text = text[:24] + ("..." if len(text) > 24 else "")
@@ -57,42 +61,60 @@ def _float(text: str) -> float | _Unstorable:
     return value if math.isfinite(value) else _Unstorable(text, "is beyond a 64-bit float")
 
 
-def _int(text: str) -> int | _Unstorable:
-    if len(text) > 20 or not INT_MIN <= int(text) <= INT_MAX:
-        return _Unstorable(text, "is beyond a 64-bit integer")
-    return int(text)
-
-
 def loads(text: str) -> Any:
     """json.loads, refusing what cannot be stored and read back (see the module's docstring)."""
     try:
-        value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+        value = json.loads(text, parse_constant=_constant, parse_float=_float)
     except RecursionError:
         raise _Refused(f"nested deeper than {MAX_DEPTH} levels") from None
-    _check(value)
+    _check(value, text=_SURROGATE_ESCAPE.search(text) is not None)
     return value
 
 
-def _check(value: Any) -> None:
-    """Refuse, naming the field, an unstorable number or nesting deeper than MAX_DEPTH."""
+def _check(value: Any, text: bool) -> None:
+    """Refuse, naming the field, a number that cannot be stored, nesting deeper than MAX_DEPTH, and (`text`:
+    the body has escapes that could make one) a lone surrogate in a key or a string. Only containers are
+    stacked, and numbers are parsed natively: a long list of numbers costs little beyond itself."""
+    _check_scalar(value, None, text)
     # trail: (key, parent's trail), so that a path is spelled out only for the error
     stack: list[tuple[Any, int, tuple[Any, Any] | None]] = [(value, 0, None)]
     while stack:
         item, depth, trail = stack.pop()
-        if isinstance(item, _Unstorable):
-            raise _Refused(f"{_path(trail)}: {item.text} {item.why}")
-        if isinstance(item, dict | list):
-            if depth >= MAX_DEPTH:
-                raise _Refused(f"{_path(trail)}: nested deeper than {MAX_DEPTH} levels")
-            pairs = item.items() if isinstance(item, dict) else enumerate(item)
-            stack.extend((child, depth + 1, (key, trail)) for key, child in pairs)
+        if type(item) is not dict and type(item) is not list:
+            continue
+        if depth >= MAX_DEPTH:
+            raise _Refused(f"{_path(trail)}: nested deeper than {MAX_DEPTH} levels")
+        pairs = item.items() if type(item) is dict else enumerate(item)
+        for key, child in pairs:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1, (key, trail)))
+            elif kind is int:
+                if not INT_MIN <= child <= INT_MAX:
+                    _check_scalar(child, (key, trail), text)
+            elif kind is not bool and child is not None:
+                _check_scalar(child, (key, trail), text)
+            if text and type(key) is str and _LONE_SURROGATE.search(key):
+                raise _Refused(f"{_path((key, trail))}: the key holds a lone surrogate, which is not text")
+
+
+def _check_scalar(value: Any, trail: tuple[Any, Any] | None, text: bool) -> None:
+    """A number within 64 bits (an integer) or finite (a float), and text without a lone surrogate."""
+    if isinstance(value, _Unstorable):
+        raise _Refused(f"{_path(trail)}: {value.text} {value.why}")
+    if type(value) is int and not INT_MIN <= value <= INT_MAX:
+        shown = str(value) if len(str(value)) <= 24 else str(value)[:24] + "..."
+        raise _Refused(f"{_path(trail)}: {shown} is beyond a 64-bit integer")
+    if text and type(value) is str and _LONE_SURROGATE.search(value):
+        raise _Refused(f"{_path(trail)}: holds a lone surrogate (a \\udXXX escape alone), which is not text")
 
 
 def _path(trail: tuple[Any, Any] | None) -> str:
     keys = []
     while trail is not None:
         key, trail = trail
-        keys.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+        shown = key.encode("utf-8", "backslashreplace").decode() if isinstance(key, str) else key
+        keys.append(f"[{key}]" if isinstance(key, int) else f".{shown}")
     text = "".join(reversed(keys)).lstrip(".") or "the body"
     return text if len(text) <= 80 else text[:77] + "..."
 

@@ -154,6 +154,11 @@ class Call:
             return None
         return value if isinstance(value, list) else [value]
 
+    def task_list(self, name: str = "tasks") -> list[Any]:
+        """The tasks of a read over several tasks, each once, in order: a list that names one task a
+        thousand times reads it once, not a thousand times."""
+        return list(dict.fromkeys(self.items(name) or []))
+
     def given_items(self, *names: str) -> dict[str, list[Any]]:
         """Those of these list fields (as `items` reads them) that the call gives a value."""
         given = {name: self.items(name) for name in names}

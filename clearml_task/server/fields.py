@@ -113,6 +113,20 @@ class Texts(Kind):
 
 
 @dataclass(frozen=True)
+class Name(Kind):
+    """The name of a task, project, queue or model: text of at most MAX_NAME characters (get_all's name
+    regex runs over every name it filters: an unbounded one would let one search hold a thread)."""
+
+    what: str = "a string of at most 1024 characters"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str) and len(value) <= MAX_NAME
+
+
+MAX_NAME = 1024
+
+
+@dataclass(frozen=True)
 class Anything(Kind):
     def accepts(self, value: Any) -> bool:
         return True
@@ -158,6 +172,7 @@ def check(data: Mapping[str, Any], spec: Mapping[str, Kind]) -> None:
 # The kinds most endpoints use.
 TEXT = Instance(str, "a string")
 ID = Id()
+NAME = Name()
 FLAG = Flag()
 OBJECT = Instance(dict, "an object")
 TAGS = Texts()  # stored as given: a list of strings

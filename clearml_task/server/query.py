@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -104,11 +105,32 @@ def one_of(value: Any, values: set[str] | None) -> bool:
 
 
 MAX_PATTERN = 1000
+# RE2 instructions a name pattern may compile to: past a few thousand (`(a|aa){999}b`), RE2's DFA runs out of
+# memory and falls back to its NFA, minutes over a long text; everyday patterns are tens.
+MAX_PROGRAM = 1000
+MAX_SCAN_SECONDS = 5.0  # one request's name matching, over all the names it reads
 
 
-def name_filter(pattern: str | None) -> Any:
-    """The name regex, compiled by RE2: matching takes linear time whatever the pattern, so no client's
-    regex can hold the server (RE2 has no backreferences or lookaround; those are refused)."""
+class NameFilter:
+    """A get_all's name regex, compiled by RE2 (linear time in the name, whatever the pattern; no
+    backreferences or lookaround, which are refused), within a time budget for the whole request: names
+    are at most MAX_NAME characters, so no single match takes long, and a request whose matching passes
+    MAX_SCAN_SECONDS is refused rather than holding a server thread."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.deadline = time.monotonic() + MAX_SCAN_SECONDS
+
+    def search(self, name: str) -> bool:
+        if time.monotonic() > self.deadline:
+            raise errors.validation_error(
+                f"the name pattern took over {MAX_SCAN_SECONDS:g}s over the names searched; make it simpler"
+            )
+        return self.compiled.search(name) is not None
+
+
+def name_filter(pattern: str | None) -> NameFilter | None:
+    """The name regex of a get_all (None: no filter); a pattern RE2 refuses, or too large, is a 400."""
     if not pattern:
         return None
     if len(pattern) > MAX_PATTERN:
@@ -116,10 +138,16 @@ def name_filter(pattern: str | None) -> Any:
     options = re2.Options()
     options.log_errors = False
     try:
-        return re2.compile(pattern, options=options)
+        compiled = re2.compile(pattern, options=options)
     except re2.error as e:
         reason = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
         raise errors.validation_error(f"name is not a valid regular expression ({reason})") from None
+    if compiled.programsize > MAX_PROGRAM:
+        raise errors.validation_error(
+            f"name pattern is too complex ({compiled.programsize} RE2 instructions; at most {MAX_PROGRAM}): "
+            "use fewer or smaller repetitions"
+        )
+    return NameFilter(compiled)
 
 
 def tags_match(have: Iterable[str], wanted: list[str] | None) -> bool:

@@ -293,6 +293,89 @@ def test_regex_features_re2_lacks_are_a_400(poisoned: tuple[App, str, str]) -> N
         assert (code, envelope["meta"]["result_subcode"]) == (400, 12), pattern
 
 
+def test_a_name_regex_too_large_for_re2s_dfa_is_a_400(poisoned: tuple[App, str, str]) -> None:
+    """`(a|aa){999}b` compiles to 5000 RE2 instructions: past its DFA's memory RE2 falls back to its NFA,
+    which took ten minutes over an 8 MB name. Over 1000 instructions is refused; under it answers."""
+    app, token, _ = poisoned
+    code, envelope = call(app, "tasks.get_all", token, {"name": "(a|aa){999}b"})
+    assert code == 400 and "too complex" in envelope["meta"]["result_msg"], envelope["meta"]
+    assert call(app, "tasks.get_all", token, {"name": "(a|aa){100}b"})[0] == 200
+
+
+NAMED = [
+    ("tasks.create", {"name": "<name>", "type": "training"}),
+    ("projects.create", {"name": "<name>"}),
+    ("queues.create", {"name": "<name>"}),
+    ("models.create", {"name": "<name>", "uri": "s3://bucket/model.pt"}),
+    ("tasks.edit", {"task": "<task>", "name": "<name>"}),
+    ("tasks.clone", {"task": "<task>", "new_task_name": "<name>"}),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "body"), NAMED, ids=[endpoint for endpoint, _ in NAMED])
+def test_a_name_is_at_most_1024_characters(
+    poisoned: tuple[App, str, str], endpoint: str, body: dict[str, str]
+) -> None:
+    """A get_all's name regex reads every name it filters: an 8 MB name made one search take minutes.
+    Names of tasks, projects, queues and models are at most 1024 characters."""
+    app, token, task = poisoned
+
+    def named(name: str) -> dict[str, str]:
+        return {key: value.replace("<task>", task).replace("<name>", name) for key, value in body.items()}
+
+    code, envelope = call(app, endpoint, token, named("n" * 1025))
+    assert code == 400 and "1024" in envelope["meta"]["result_msg"], envelope["meta"]
+    code, envelope = call(app, endpoint, token, named("m" * 1024))
+    assert code == 200, envelope["meta"]
+
+
+def test_name_matching_has_a_time_budget(
+    poisoned: tuple[App, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the budget for matching names, the search is refused (400), not left to hold a thread."""
+    from clearml_task.server import query
+
+    app, token, _ = poisoned
+    assert call(app, "projects.create", token, {"name": "budget"})[0] == 200
+    monkeypatch.setattr(query, "MAX_SCAN_SECONDS", -1.0)  # spent before the first name
+    code, envelope = call(app, "projects.get_all", token, {"name": "budget"})
+    assert code == 400 and "took over" in envelope["meta"]["result_msg"], envelope["meta"]
+    monkeypatch.undo()
+    found = call(app, "projects.get_all", token, {"name": "^budget$"})[1]["data"]["projects"]
+    assert [project["name"] for project in found] == ["budget"]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "answer"),
+    [
+        ("tasks.get_hyper_params", "params"),
+        ("tasks.get_configurations", "configurations"),
+        ("events.get_task_metrics", "metrics"),
+        ("events.get_task_single_value_metrics", "tasks"),
+    ],
+)
+def test_a_task_named_many_times_in_one_read_is_read_once(
+    poisoned: tuple[App, str, str], endpoint: str, answer: str
+) -> None:
+    """A read over several tasks read each entry of its list: one task a thousand times (40 KB of request)
+    read its events a thousand times, minutes over a task with many. Each task is read once."""
+    app, token, task = poisoned
+    code, envelope = call(app, endpoint, token, {"tasks": [task] * 1000})
+    assert code == 200 and len(envelope["data"][answer]) == 1, envelope
+
+
+def test_odd_paging_values_are_4xx_or_ignored(poisoned: tuple[App, str, str]) -> None:
+    """A scroll_id of digits int() does not read (`²`, 5000 of them) answered 500; a negative batch_size was
+    taken and cut the last events off the answer."""
+    app, token, task = poisoned
+    metrics = [{"task": task, "metric": "m"}]
+    for scroll in ("²", "9" * 5000, "-1", ""):
+        code, envelope = call(app, "events.debug_images", token, {"metrics": metrics, "scroll_id": scroll})
+        assert code == 200, (scroll, envelope["meta"])
+    code, envelope = call(app, "events.get_task_events", token, {"task": task, "batch_size": -3})
+    assert code == 400 and "batch_size" in envelope["meta"]["result_msg"], envelope["meta"]
+
+
 # Body limits
 class Unreadable(io.RawIOBase):
     """A request body that must not be read."""

@@ -207,7 +207,7 @@ def scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
     }
 
 
-@endpoint("events.get_task_events", write=False)
+@endpoint("events.get_task_events", write=False, fields={"batch_size": COUNT})
 def get_task_events(call: Call) -> dict[str, Any]:
     """A task's events of one `event_type` (plots, debug images, ...; all but the log when not given),
     oldest first (`order` desc: newest first), at most `batch_size`."""
@@ -254,13 +254,17 @@ def debug_images(call: Call) -> dict[str, Any]:
         raise errors.missing_field(field="metrics")
     iters = call.integer("iters") or 1
     scroll = call.text("scroll_id") or "0"
-    done = int(scroll) if scroll.isdigit() else 0
+    done = int(scroll) if scroll.isascii() and scroll.isdigit() and len(scroll) <= 18 else 0
     answer = []
+    read: dict[str, list[dict[str, Any]]] = {}  # each task's events read once, however often it is asked
     for request in requests:
         variants = request.get("variants")
         variants = [variants] if isinstance(variants, str) else variants
         by_iter: dict[int, list[dict[str, Any]]] = {}
-        for event in _task_events(call, request["task"], DEBUG_IMAGES):
+        task_id = request["task"]
+        if task_id not in read:
+            read[task_id] = _task_events(call, task_id, DEBUG_IMAGES)
+        for event in read[task_id]:
             if request.get("metric") not in (None, event.get("metric")):
                 continue
             if variants and event.get("variant") not in variants:
@@ -303,7 +307,7 @@ SINGLE_VALUE_ITERATION = -(2**31)
 def get_task_single_value_metrics(call: Call) -> dict[str, Any]:
     """The single values a task reported (scalars at ClearML's single-value iteration), the last of each."""
     answer = []
-    for task_id in call.items("tasks") or []:
+    for task_id in call.task_list():
         values: dict[tuple[str, str], dict[str, Any]] = {}
         for event in _task_events(call, task_id, "training_stats_scalar"):
             if event.get("iter") == SINGLE_VALUE_ITERATION:
@@ -324,7 +328,7 @@ def get_task_metrics(call: Call) -> dict[str, Any]:
     if kind is not None and kind not in TYPES[1:]:
         raise errors.validation_error(f"event_type must be one of {', '.join(TYPES[1:])}", event_type=kind)
     answer = []
-    for task_id in call.items("tasks") or []:
+    for task_id in call.task_list():
         names = {
             str(e.get("metric", ""))
             for t in ([kind] if kind else TYPES[1:])

@@ -7,13 +7,25 @@ from typing import Any
 
 from clearml_task.server import errors, files, query
 from clearml_task.server.endpoints import Call, endpoint, new_id, now
-from clearml_task.server.fields import FLAG, GET_ALL, ID, MATCHING, OBJECT, TAGS, TEXT, Int, Kind, Objects
+from clearml_task.server.fields import (
+    FLAG,
+    GET_ALL,
+    ID,
+    MATCHING,
+    NAME,
+    OBJECT,
+    TAGS,
+    TEXT,
+    Int,
+    Kind,
+    Objects,
+)
 from clearml_task.server.services import projects, task_objects, tasks
 from clearml_task.server.store import Tx
 
 MODEL_FIELDS: dict[str, Kind] = {
     "uri": TEXT,
-    "name": TEXT,
+    "name": NAME,
     "comment": TEXT,
     "tags": TAGS,
     "system_tags": TAGS,
@@ -128,7 +140,7 @@ def update(call: Call) -> dict[str, Any]:
     fields={
         "task": ID,
         "uri": TEXT,
-        "name": TEXT,
+        "name": NAME,
         "comment": TEXT,
         "tags": TAGS,
         "system_tags": TAGS,

@@ -6,7 +6,7 @@ from typing import Any
 
 from clearml_task.server import errors, query
 from clearml_task.server.endpoints import Call, endpoint, new_id, now
-from clearml_task.server.fields import FLAG, GET_ALL, ID, TAGS, TEXT
+from clearml_task.server.fields import FLAG, GET_ALL, ID, NAME, TAGS, TEXT
 from clearml_task.server.store import Tx
 
 
@@ -15,7 +15,7 @@ def get(tx: Tx, project_id: str) -> dict[str, Any]:
 
 
 PROJECT_FIELDS = {
-    "name": TEXT,
+    "name": NAME,
     "description": TEXT,
     "tags": TAGS,
     "system_tags": TAGS,

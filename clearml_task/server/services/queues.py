@@ -14,12 +14,12 @@ from typing import Any
 
 from clearml_task.server import errors, query
 from clearml_task.server.endpoints import MAX_WAIT, Call, Handler, endpoint, now
-from clearml_task.server.fields import COUNT, FLAG, GET_ALL, ID, OBJECT, TAGS, TEXT, Int, Number, Texts
+from clearml_task.server.fields import COUNT, FLAG, GET_ALL, ID, NAME, OBJECT, TAGS, Int, Number, Texts
 from clearml_task.server.queue_entries import add_entry, create, default, get, remove_entry
 from clearml_task.server.task_status import set_status
 from clearml_task.vocabulary import CREATED, QUEUED
 
-QUEUE_FIELDS = {"name": TEXT, "tags": TAGS, "system_tags": TAGS, "metadata": OBJECT}
+QUEUE_FIELDS = {"name": NAME, "tags": TAGS, "system_tags": TAGS, "metadata": OBJECT}
 ENTRY = {"queue": ID, "task": ID}
 MOVE = {**ENTRY, "count": Int(0, 2**31)}
 NEXT_TASK = {

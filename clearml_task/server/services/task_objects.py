@@ -77,7 +77,7 @@ def edit_configuration(call: Call) -> dict[str, Any]:
 
 
 def _tasks(call: Call) -> list[dict[str, Any]]:
-    ids = call.items("tasks") or []
+    ids = call.task_list()
     if not ids:
         raise errors.missing_field(field="tasks")
     return [get(call.tx, task_id) for task_id in ids]

@@ -15,6 +15,7 @@ from clearml_task.server.fields import (
     GET_ALL,
     ID,
     MATCHING,
+    NAME,
     OBJECT,
     STATUS_CHANGE,
     TAGS,
@@ -53,7 +54,7 @@ OBJECT_FIELDS = (
 )
 EDITABLE = ("name", "type", "project", "comment", "parent", "tags", "system_tags", *OBJECT_FIELDS)
 TASK_FIELDS: dict[str, Kind] = {
-    "name": TEXT,
+    "name": NAME,
     "type": TEXT,
     "project": TEXT,
     "comment": TEXT,
@@ -65,7 +66,7 @@ TASK_FIELDS: dict[str, Kind] = {
 }
 CLONE_FIELDS: dict[str, Kind] = {
     "task": ID,
-    "new_task_name": TEXT,
+    "new_task_name": NAME,
     "new_task_comment": TEXT,
     "new_task_tags": TAGS,
     "new_task_system_tags": TAGS,
@@ -75,7 +76,7 @@ CLONE_FIELDS: dict[str, Kind] = {
     "new_task_configuration": OBJECT,
     "new_task_container": OBJECT,
     "execution_overrides": OBJECT,
-    "new_project_name": TEXT,
+    "new_project_name": NAME,
 }
 
 
@@ -506,7 +507,7 @@ def set_requirements(call: Call) -> dict[str, Any]:
 
 @endpoint("tasks.get_hyper_params", write=False, fields={"tasks": TASKS})
 def get_hyper_params(call: Call) -> dict[str, Any]:
-    ids = call.items("tasks") or []
+    ids = call.task_list()
     if not ids:
         raise errors.missing_field(field="tasks")
     params = []
