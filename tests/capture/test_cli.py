@@ -699,3 +699,15 @@ def test_short_names_are_refused_before_anything_is_created(quickstart: Path) ->
     assert_one_line_error(short_project, 2, "--project 'p' is too short")
     short_name = run("clearml-task", "--project", "demo", "--name", "ab", "--script", str(quickstart))
     assert_one_line_error(short_name, 2, "--name 'ab' is too short")
+
+
+def test_names_over_1024_characters_are_refused_before_anything_is_created(quickstart: Path) -> None:
+    """The server takes names of at most 1024 characters: a longer --project or --name is one usage line,
+    before the project is made (the server's refusal of the task came after it)."""
+    long_name = run(
+        "clearml-task", "--project", "demo-long", "--name", "n" * 1025, "--script", str(quickstart)
+    )
+    assert_one_line_error(long_name, 2, "--name is 1025 characters long")
+    long_project = run("clearml-task", "--project", "p" * 1025, "--name", "fine", "--script", str(quickstart))
+    assert_one_line_error(long_project, 2, "--project is 1025 characters long")
+    assert Client().call("projects.get_all", {"name": "^demo-long$"})["projects"] == []
