@@ -56,10 +56,26 @@ def holds_a_private_key(path: Path) -> bool:
     return any(marker in head for marker in KEY_MARKERS)
 
 
-def among(paths: Iterable[str], root: Path | None = None) -> list[str]:
-    """The paths that look like secrets, in order: by name or place, and (files under `root`) by content."""
+def among(paths: Iterable[str], root: Path | None = None, requirements: Iterable[str] = ()) -> list[str]:
+    """The paths that look like secrets, in order: by name or place, and (files under `root`) by content: a
+    private key, or, in a requirements file given with --requirements (`requirements`), a URL with
+    credentials (the task records its lines without them, so the file itself need not travel)."""
+    given = set(requirements)
     return [
         path
         for path in paths
-        if looks_secret(path) or (root is not None and holds_a_private_key(root / path))
+        if looks_secret(path)
+        or (root is not None and holds_a_private_key(root / path))
+        or (root is not None and path in given and _holds_credentials(root / path))
     ]
+
+
+def _holds_credentials(path: Path) -> bool:
+    """A URL in the file carries a password or token (what clearml_task.git.urls.scrub removes)."""
+    from clearml_task.git.urls import scrub
+
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return False
+    return scrub(text) != text

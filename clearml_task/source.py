@@ -201,9 +201,11 @@ def capture_local(
     inject: Injector | None = None,
     max_patch: int = DEFAULT_MAX_PATCH_BYTES,
     include_secrets: bool = False,
+    requirements: Sequence[str] = (),
 ) -> Source:
     """Everything needed to reproduce the local work tree at `root`, as the recorded commit plus one patch;
-    untracked files that look like secrets are left out unless `include_secrets`."""
+    untracked files that look like secrets are left out unless `include_secrets` (`requirements`: the
+    requirements files given, relative to `root`, left out too when a URL in them carries credentials)."""
     with snapshot(root) as snap:
         # `git add` of the work tree into the snapshot and the listing of untracked files run while the
         # commit is chosen (each only reads the repository); their failures are raised in the same order
@@ -235,7 +237,7 @@ def capture_local(
             listing.close()
             conflicts.close()
         script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
-        left_out = [] if include_secrets else secret_files.among(untracked, root)
+        left_out = [] if include_secrets else secret_files.among(untracked, root, requirements)
         snap.wait()
         snap.forget(left_out)
         submodules, moved = snap.keep_gitlinks_of(base.commit)

@@ -109,12 +109,23 @@ def _capture(
     root, entry = located
     if root is not None and not request.skip_repo_detection:
         return source_module.capture_local(
-            root, entry, inject=inject, max_patch=max_patch, include_secrets=request.include_secrets
-        )
+            root, entry, inject=inject, max_patch=max_patch, include_secrets=request.include_secrets,
+            requirements=_inside(root, request.requirements),
+        )  # fmt: skip
     if entry.script is not None:
         neighbours = _project_dirs(root or _path(request.folder), request.cwd)
         return source_module.capture_standalone(entry.script, inject=inject, neighbours=neighbours)
     raise usage("--module needs a repository", "use --folder or --repo with --module")
+
+
+def _inside(root: Path, given: str | None) -> list[str]:
+    """A --requirements file's path relative to the checkout ("/"-separated), when it is inside it."""
+    if not given:
+        return []
+    try:
+        return [Path(given).resolve().relative_to(root.resolve()).as_posix()]
+    except (ValueError, OSError):
+        return []
 
 
 def _project_dirs(base: Path | None, cwd: str | None) -> list[Path]:

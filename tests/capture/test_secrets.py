@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -136,3 +137,20 @@ def test_requirement_lines_are_recorded_and_printed_without_credentials(tmp_path
     assert "TOKEN" not in recorded and ("pkg" in recorded or "example.com" in recorded)
     assert prepared.requirements is not None
     assert not any("TOKEN" in value for _, value in summary.requirement_rows(prepared.requirements))
+
+
+def test_a_given_requirements_file_with_credentials_stays_behind(tmp_path: Path) -> None:
+    """--requirements names an untracked file of the checkout whose URLs carry a token: its lines are
+    recorded without it, and the file itself no longer travels in the patch with the token (named among
+    the files left out); one without credentials travels as before."""
+    repo = make_repo(tmp_path)
+    secret = "git+https://bob:PYPI_TOKEN_SECRET@gitlab.example.com/org/pkg.git#egg=pkg\n"
+    repo.write("private-requirements.txt", secret)
+    repo.write("plain-requirements.txt", "six==1.16.0\n")
+    with_token = capture(repo, requirements=str(repo.work / "private-requirements.txt"))
+    assert with_token.source is not None
+    assert "PYPI_TOKEN_SECRET" not in with_token.source.patch
+    assert "PYPI_TOKEN_SECRET" not in json.dumps(with_token.document)
+    assert with_token.source.secrets_left_out == ["private-requirements.txt"]
+    plain = capture(repo, requirements=str(repo.work / "plain-requirements.txt"))
+    assert plain.source is not None and "six==1.16.0" in plain.source.patch
