@@ -42,7 +42,9 @@ def lines(request: Request, result: Result) -> list[tuple[str, str]]:
     if prepared.requirements is not None:
         rows += requirement_rows(prepared.requirements)
     if request.args:
-        rows.append(("args", " ".join(request.args)))
+        from clearml_task.arguments.masking import masked
+
+        rows.append(("args", " ".join(masked(request.args))))
     rows.append(("queue", request.queue or "not enqueued"))
     for note in prepared.notes:
         rows.append(("note", note))

@@ -147,9 +147,10 @@ def run(
     process group) and the marker its descendants inherit, for whoever must clean up after a crash.
     `meanwhile` runs once the process runs and its output is read: work that need not delay the task (a
     failure is a warning in the log)."""
+    from clearml_task.arguments.masking import shown_line
     from launcher import reaper, tether
 
-    log.write(f"launcher: running {shlex.join(argv)} (in {cwd})")
+    log.write(f"launcher: running {shown_line(argv)} (in {cwd})")  # a --password's value is not shown
     token = uuid.uuid4().hex
     tether.watch(token)  # told to the warden first: the run dies with this process, even a kill -9 (Linux)
     try:

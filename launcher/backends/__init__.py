@@ -64,9 +64,8 @@ class Job:
     def arguments(self, sdk_installed: bool = True) -> list[str]:
         """The task's argv from its hyperparams.Args, written to the log. Where the task's environment has no
         clearml SDK, an injected Task.init cannot apply the values, so the command line carries them all."""
-        import shlex
-
         from clearml_task import arguments, records
+        from clearml_task.arguments.masking import shown_line
         from clearml_task.errors import UserError
         from launcher.errors import ReproductionError
         from launcher.process import check_word
@@ -88,7 +87,7 @@ class Job:
             self.log.write(
                 f"launcher: arguments: not options of the script: {', '.join(line.ignored)}", "warning"
             )
-        self.log.write(f"launcher: arguments ({line.kind}): {shlex.join(line.argv)}")
+        self.log.write(f"launcher: arguments ({line.kind}): {shown_line(line.argv)}")
         return line.argv
 
 

@@ -569,3 +569,22 @@ def test_a_count_the_sdk_is_told_to_leave_alone_is_passed_on_the_command_line() 
     line = command_line(section, parser)
     assert line.argv == ["--epochs", "7", "-v", "-v"]
     assert line.problems == ["set by the clearml SDK (Task.init), not on the command line: tag"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["--password", "p", "--lr", "0.1"], ["--password", "***", "--lr", "0.1"]),
+        (["--api-token=t", "--passes", "3"], ["--api-token=***", "--passes", "3"]),
+        (
+            ["db.password=x", "aws_secret_access_key=y", "tokenizer=bert"],
+            ["db.password=***", "aws_secret_access_key=***", "tokenizer=bert"],
+        ),
+        (["--use-auth", "--lr", "0.1"], ["--use-auth", "--lr", "0.1"]),  # a flag: the next word is no value
+        (["--secret", "-5", "--keyboard", "k"], ["--secret", "***", "--keyboard", "k"]),  # -5 is a value
+    ],
+)
+def test_secret_named_values_are_masked_where_shown(argv: list[str], shown: list[str]) -> None:
+    from clearml_task.arguments.masking import masked
+
+    assert masked(argv) == shown

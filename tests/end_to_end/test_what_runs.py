@@ -77,6 +77,42 @@ def test_append_and_count_arrive_with_the_sdk(repo: Repo) -> None:
     assert "launcher: arguments (argparse): -v -v --epochs 3" in log_lines(task_id)
 
 
+SECRETIVE = """import argparse
+import hashlib
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--api-token")
+parser.add_argument("--password")
+parser.add_argument("--epochs", type=int, default=1)
+args = parser.parse_args()
+print("got", hashlib.sha256(f"{args.api_token}/{args.password}".encode()).hexdigest(), args.epochs)
+"""
+
+
+def test_a_secret_named_argument_reaches_the_script_but_no_log_line(repo: Repo) -> None:
+    """`--args api_token=... password=...`: the script gets both values; clearml-task's summary and the
+    launcher's log lines (the arguments, the command it runs), which every user of the server can read,
+    show `***` in their place."""
+    import hashlib
+
+    repo.write("secretive.py", SECRETIVE)
+    result = clearml_task("--name", "secretive", "--folder", str(repo.work), "--script", "secretive.py",
+                          "--args", "api_token=ARGSECRET1", "password=ARGSECRET2", "epochs=2",
+                          "--force-no-requirements")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "ARGSECRET" not in result.stdout + result.stderr and "password=***" in result.stdout
+    task_id = result.stdout.split("Task created", 1)[1].split(":", 1)[1].split()[0]
+    ran = launcher("execute", "--id", task_id)
+    lines = log_lines(task_id)
+    assert ran.returncode == 0 and status(task_id) == "completed", ran.stdout + str(lines)
+    expected = hashlib.sha256(b"ARGSECRET1/ARGSECRET2").hexdigest()
+    assert f"got {expected} 2" in lines
+    assert not [line for line in lines if "ARGSECRET" in line], lines
+    assert not [line for line in ran.stdout.splitlines() if "ARGSECRET" in line]
+    shown = [line for line in lines if line.startswith(("launcher: arguments", "launcher: running"))]
+    assert any("--password ***" in line for line in shown), shown
+
+
 def notebook(*cells: tuple[str, str]) -> str:
     """An nbformat 4 notebook of (cell type, source) pairs."""
     return json.dumps({

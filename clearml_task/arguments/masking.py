@@ -1,0 +1,57 @@
+"""What of a command line is shown: the values of options whose names say they hold a secret (`--password`,
+`--api-token`, `db.secret=`, `aws_secret_access_key=`) are shown as `***` in logs and summaries. The
+task still gets them: its hyperparams.Args and its argv are what was given."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+
+MASK = "***"
+# A name part that says "secret": password, passwd, secret, token, api key, private key, credential(s).
+_SECRET_NAME = re.compile(
+    r"(^|[-_.])(pass(word|wd|phrase)?|pwd|secret|token|api[-_]?key|private[-_]?key|access[-_]?key|"
+    r"credentials?|auth)($|[-_.])",
+    re.IGNORECASE,
+)
+
+
+def secret_name(name: str) -> bool:
+    """An option or parameter name (`--api-token`, `db.password`, `AWS_SECRET_ACCESS_KEY`) that says its value
+    is a secret."""
+    return bool(_SECRET_NAME.search(name.lstrip("-+~")))
+
+
+def masked(argv: Sequence[str]) -> list[str]:
+    """`argv` with the values of secret-named options replaced: `--password X`, `--password=X`, and
+    `key=value` words (Hydra overrides, `--args` pairs)."""
+    shown: list[str] = []
+    hide_next = False
+    for word in argv:
+        if hide_next:
+            hide_next = False
+            if not _option(word):  # a flag's (`--use-auth --lr 0.1`): the next word is no value of it
+                shown.append(MASK)
+                continue
+        name, equals, value = word.partition("=")
+        if equals and secret_name(name):
+            shown.append(f"{name}={MASK}" if value else word)
+        elif word.startswith("-") and not equals and secret_name(word):
+            shown.append(word)
+            hide_next = True
+        else:
+            shown.append(word)
+    return shown
+
+
+def _option(word: str) -> bool:
+    """An option word, not a value (a negative number is a value)."""
+    return word.startswith("-") and not re.fullmatch(r"-[0-9.][0-9.e+-]*", word)
+
+
+def shown_line(argv: Sequence[str]) -> str:
+    """The command line as a shell would read it, secrets masked (the mask itself left unquoted)."""
+    return " ".join(
+        word if word == MASK or word.endswith(f"={MASK}") else shlex.quote(word) for word in masked(argv)
+    )
