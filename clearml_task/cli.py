@@ -177,8 +177,13 @@ def _run(args: argparse.Namespace) -> int:
         if args.output == "json":
             import json
 
-            print(json.dumps({"id": result.task_id, "project": result.project_id, "queue": result.queue_id,
-                              "url": result.url}))  # fmt: skip
+            source = prepared.source
+            left_out = list(source.secrets_left_out) if source is not None else []
+            shown = {"id": result.task_id, "project": result.project_id, "queue": result.queue_id,
+                     "url": result.url, "left_out": left_out, "notes": list(prepared.notes)}  # fmt: skip
+            print(json.dumps(shown))
+            for line in [f"left out (looks like a secret): {path}" for path in left_out] + prepared.notes:
+                print(f"{PROG}: {line}", file=sys.stderr)  # what the text summary says, for whoever reads
         else:
             from clearml_task import summary
 

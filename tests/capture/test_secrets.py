@@ -154,3 +154,16 @@ def test_a_given_requirements_file_with_credentials_stays_behind(tmp_path: Path)
     assert with_token.source.secrets_left_out == ["private-requirements.txt"]
     plain = capture(repo, requirements=str(repo.work / "plain-requirements.txt"))
     assert plain.source is not None and "six==1.16.0" in plain.source.patch
+
+
+def test_json_output_names_the_files_left_out(tmp_path: Path) -> None:
+    """`--output json` said nothing of the secrets it left behind: the answer lists them (`left_out`, with
+    the notes) and stderr names each, as the text summary does."""
+    repo = make_repo(tmp_path, "quickstart")
+    repo.write(".env", "SECRET\n")
+    created = run_cli("--project", "demo", "--name", "secrets json", "--folder", str(repo.work), "--script",
+                      "train.py", "--output", "json")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    answer = json.loads(created.stdout)
+    assert answer["left_out"] == [".env"] and isinstance(answer["notes"], list)
+    assert "left out (looks like a secret): .env" in created.stderr
