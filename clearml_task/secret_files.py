@@ -14,10 +14,11 @@ NAME_PATTERNS = (
     "id_ed25519*", ".netrc", "_netrc", ".pypirc", ".git-credentials", "credentials.json", "kubeconfig",
     "kubeconfig.*", "*.kubeconfig", ".npmrc", ".pgpass", ".htpasswd", "client_secret*.json",
     "service-account*.json", "service_account*.json", "secrets.yaml", "secrets.yml", "secrets.json",
-    "*.tfvars", "*.keystore", "*.jks", "*.ppk", "deploy_key*", ".vault_pass*", ".vault-password*",
+    "*.tfvars", "*.keystore", "*.jks", "*.ppk", "deploy_key", "deploy_key.pub", ".vault_pass*",
+    ".vault-password*",
 )  # fmt: skip
-# A private key (PEM, OpenSSH, PuTTY) begins so, whatever the file's name.
-KEY_MARKERS = (b"PRIVATE KEY-----", b"PuTTY-User-Key-File")
+# A private key file (PEM, OpenSSH, PuTTY) begins so, whatever its name.
+KEY_BEGINNINGS = (b"-----BEGIN ", b"PuTTY-User-Key-File-")
 SNIFFED_BYTES = 4096
 # Matched against the end of its path: files whose name alone says nothing.
 PATH_SUFFIXES = (".aws/credentials", ".kube/config", ".docker/config.json")
@@ -47,13 +48,33 @@ def _matches(name: str, pattern: str) -> bool:
 
 
 def holds_a_private_key(path: Path) -> bool:
-    """The file's first bytes hold a private key's header (`-----BEGIN ... PRIVATE KEY-----`)."""
+    """The file begins with a private key: its first line is `-----BEGIN ... PRIVATE KEY-----` (or a PuTTY
+    key's header). A file that only quotes one further down (a test, a parser) is not one."""
+    head = _head(path)
+    first = head.lstrip().split(b"\n", 1)[0]
+    if first.startswith(b"PuTTY-User-Key-File-"):
+        return True
+    return first.startswith(b"-----BEGIN ") and first.rstrip().endswith(b"PRIVATE KEY-----")
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of a regular file, read without following a symlink and without waiting (a FIFO, a
+    device, a link to one: b"")."""
+    import os
+    import stat
+
     try:
-        with path.open("rb") as handle:
-            head = handle.read(SNIFFED_BYTES)
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return b""
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return False
-    return any(marker in head for marker in KEY_MARKERS)
+        return b""
+    try:
+        return os.read(descriptor, SNIFFED_BYTES)
+    except OSError:
+        return b""
+    finally:
+        os.close(descriptor)
 
 
 def among(paths: Iterable[str], root: Path | None = None, requirements: Iterable[str] = ()) -> list[str]:
@@ -75,6 +96,8 @@ def _holds_credentials(path: Path) -> bool:
     from clearml_task.git.urls import scrub
 
     try:
+        if path.is_symlink() or not path.is_file():  # a FIFO is never read
+            return False
         text = path.read_text(errors="replace")
     except OSError:
         return False

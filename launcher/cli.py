@@ -194,11 +194,14 @@ def seconds(text: str) -> float:
     return value
 
 
+MIN_INTERVAL = 0.1  # seconds between polls; less is a busy loop
+
+
 def interval(text: str) -> float:
-    """Seconds between polls: more than 0 (0 would ask the server without pause)."""
+    """Seconds between polls: at least MIN_INTERVAL (0 would ask the server without pause)."""
     value = seconds(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
+    if value < MIN_INTERVAL:
+        raise argparse.ArgumentTypeError(f"{text} must be at least {MIN_INTERVAL} seconds")
     return value
 
 
@@ -206,7 +209,7 @@ def gpu_list(text: str) -> str:
     """GPUs as CUDA_VISIBLE_DEVICES takes them: indexes or UUIDs, comma-separated (`0,1`, `GPU-…`)."""
     import re
 
-    if not re.fullmatch(r"[A-Za-z0-9._/-]+(,[A-Za-z0-9._/-]+)*", text):
+    if text and not re.fullmatch(r"[A-Za-z0-9._/-]+(,[A-Za-z0-9._/-]+)*", text):  # "": no GPU
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of GPUs (indexes or UUIDs: 0,1)")
     return text
 

@@ -296,6 +296,8 @@ def declared_plan(root: Path, workdir: Path) -> Plan:
     for path in tomls:
         install_checks.check_pyproject(root, path)
     material = [f"pyproject:{path.relative_to(root)}:{digest(path)}" for path in tomls]
+    if lock is not None and lock.is_file() and found.source == "poetry.lock":
+        install_checks.check_poetry_lock(root, lock)
     if lock is not None and lock.is_file():
         material.append(f"lock:{lock.relative_to(root)}:{digest(lock)}")
     installer = "poetry" if found.source == "poetry.lock" else "sync"

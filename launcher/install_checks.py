@@ -32,7 +32,7 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _ARCHIVES = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 # ${NAME}: uv fills it in from its environment (the launcher's, which holds the server's keys)
 _VARIABLE = re.compile(r"\$\{")
-_NAMED_DIRECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*@\s*(\S+)")
+_NAMED_DIRECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*@\s*(\S+)")
 
 
 def inside(root: Path, path: Path | str) -> bool:
@@ -101,6 +101,11 @@ def check_lines(lines: Iterable[str], where: str, root: Path, bases: Iterable[Pa
                 hint="a requirement line is text: a package, a URL or a path",
             )
         check_no_variable(line, where)
+        if "\ufeff" in line:  # a byte-order mark hides how the line starts from these checks, not from uv
+            raise ReproductionError(
+                f"{where}: {scrub(line)!r} holds a byte-order mark (U+FEFF) inside it; refused",
+                hint="save the requirement lines as plain UTF-8 text",
+            )
         if INCLUDE.match(line):
             continue  # includes are followed (and checked) by read_requirement_files
         path = local_path(line)
@@ -141,6 +146,11 @@ def uv_settings(root: Path, start: Path) -> list[Path]:
         here = here.parent
 
 
+# uv settings whose strings are never paths uv reads or writes: a build's environment variables, the
+# command a compiled file's header names.
+NOT_PATHS = frozenset({"extra-build-variables", "custom-compile-command"})
+
+
 def check_uv_settings(root: Path, path: Path) -> None:
     """The settings a checkout's uv.toml (all of it) or pyproject.toml ([tool.uv]) gives uv name no local
     path outside the checkout (an index, find-links, a target or prefix to install into, a cache, a source
@@ -149,6 +159,8 @@ def check_uv_settings(root: Path, path: Path) -> None:
     settings = document if path.name == "uv.toml" else {"tool.uv": _table(_table(document, "tool"), "uv")}
     where = f"the repository's {path.relative_to(root)}"
     for key, value in _strings(settings):
+        if any(part in NOT_PATHS for part in key.split(".")):
+            continue
         check_no_variable(value, f"{where}: {key}")
         local = local_path(value)
         if local is not None and not inside(root, path.parent / os.path.expanduser(local)):
@@ -172,7 +184,7 @@ def _strings(value: object, key: str = "") -> Iterable[tuple[str, str]]:
 
 def check_pyproject(root: Path, path: Path) -> None:
     """The local paths a pyproject.toml makes uv read or build stay inside the checkout: those of its
-    dependency lines, its [tool.uv.sources] and its workspace members. Bad TOML is left for uv to report."""
+    dependency lines, its [tool.uv.sources] and its workspace members. TOML it cannot read is refused."""
     document = _toml(path)
     where = f"the repository's {path.relative_to(root)}"
     project = _table(document, "project")
@@ -191,6 +203,7 @@ def check_pyproject(root: Path, path: Path) -> None:
     named += [
         ("[tool.uv.workspace] members", member) for member in _table(uv, "workspace").get("members") or []
     ]
+    named += _poetry_paths(_table(_table(document, "tool"), "poetry"))
     for what, value in named:
         if isinstance(value, str) and not inside(root, path.parent / os.path.expanduser(value)):
             raise ReproductionError(
@@ -199,15 +212,63 @@ def check_pyproject(root: Path, path: Path) -> None:
             )
 
 
+def _poetry_paths(poetry: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """The local paths a [tool.poetry] table has Poetry read or build: path dependencies (of the main, dev
+    and group tables) and file: sources."""
+    tables = [_table(poetry, "dependencies"), _table(poetry, "dev-dependencies")]
+    groups = [group for group in _table(poetry, "group").values() if isinstance(group, dict)]
+    tables += [_table(group, "dependencies") for group in groups]
+    found: list[tuple[str, str | None]] = []
+    for table in tables:
+        for name, spec in table.items():
+            for entry in spec if isinstance(spec, list) else [spec]:
+                if isinstance(entry, dict):
+                    found += [(f"[tool.poetry] {name}", _local(entry.get(key))) for key in ("path", "url")]
+    sources = poetry.get("source")
+    for source in sources if isinstance(sources, list) else []:
+        if isinstance(source, dict):
+            found.append(("[[tool.poetry.source]] url", _local(source.get("url"))))
+    return found
+
+
+def check_poetry_lock(root: Path, lock: Path) -> None:
+    """A poetry.lock installs a directory or file source only from inside the checkout."""
+    for package in _toml(lock).get("package") or []:
+        source = _table(package, "source") if isinstance(package, dict) else {}
+        url = source.get("url") if source.get("type") in ("directory", "file") else None
+        if isinstance(url, str) and not inside(root, lock.parent / os.path.expanduser(url)):
+            raise ReproductionError(
+                f"the repository's {lock.relative_to(root)}: {package.get('name')!r} comes from a path "
+                "outside the checkout; refused",
+                hint="Poetry may install only what is inside the task's repository",
+            )
+
+
+def _local(value: object) -> str | None:
+    """A path dependency's path, or a file: URL's path; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    return local_path(value) or (value if value and "://" not in value else None)
+
+
 def _toml(path: Path) -> dict[str, Any]:
+    """The TOML file's tables ({} when it cannot be read); one that uv might read but this parser cannot is
+    refused, never passed unchecked."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, tomllib.TOMLDecodeError):
+        text = path.read_text(encoding="utf-8-sig", errors="replace")  # uv, too, reads past a leading BOM
+    except OSError:
         return {}
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ReproductionError(
+            f"the repository's {path.name} is not TOML the launcher can check ({e}); refused",
+            hint="make it valid TOML 1.0 (no trailing comma in an inline table): uv would read it unchecked",
+        ) from None
 
 
 def _table(table: dict[str, Any], key: str) -> dict[str, Any]:

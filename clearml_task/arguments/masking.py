@@ -9,18 +9,29 @@ import shlex
 from collections.abc import Sequence
 
 MASK = "***"
-# A name part that says "secret": password, passwd, secret, token, api key, private key, credential(s).
-_SECRET_NAME = re.compile(
-    r"(^|[-_.])(pass(word|wd|phrase)?|pwd|secret|token|api[-_]?key|private[-_]?key|access[-_]?key|"
-    r"credentials?|auth)($|[-_.])",
-    re.IGNORECASE,
-)
+# Anywhere in a name: these say its value is a secret (`dbpassword`, `secretKey`, `client_secret_id`).
+_ANYWHERE = ("password", "passwd", "passphrase", "secret", "credential")
+# As the name's last word only (`api_token`, `sessionToken`, `api-key`): `pad_token_id`, `token_type` and
+# `max_token_length` name no secret.
+_LAST_WORDS = frozenset({"pwd", "token", "apikey", "credentials"})
+# `bos_token`, `pad_token`: a model's special tokens, text rather than secrets
+_TEXT_TOKENS = frozenset({"bos", "eos", "pad", "unk", "sep", "cls", "mask", "special", "start", "end"})
+_KEY_OWNERS = frozenset({"api", "private", "access", "secret", "signing", "encryption"})  # `<owner>_key`
 
 
 def secret_name(name: str) -> bool:
-    """An option or parameter name (`--api-token`, `db.password`, `AWS_SECRET_ACCESS_KEY`) that says its value
-    is a secret."""
-    return bool(_SECRET_NAME.search(name.lstrip("-+~")))
+    """An option or parameter name (`--api-token`, `db.password`, `AWS_SECRET_ACCESS_KEY`, `--secretKey`)
+    that says its value is a secret."""
+    bare = name.lstrip("-+~")
+    if any(word in bare.lower() for word in _ANYWHERE):
+        return True
+    words = [word.lower() for word in re.split(r"[-_.]+|(?<=[a-z0-9])(?=[A-Z])", bare) if word]
+    if not words:
+        return False
+    last, before = words[-1], (words[-2] if len(words) > 1 else "")
+    if last == "token" and before in _TEXT_TOKENS:
+        return False
+    return last in _LAST_WORDS or (last == "key" and before in _KEY_OWNERS)
 
 
 def masked(argv: Sequence[str]) -> list[str]:

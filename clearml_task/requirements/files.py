@@ -249,9 +249,10 @@ def read_local_file(path: str, *, strict: bool = True) -> list[Entry]:
 
 
 def read_text(path: str) -> str | None:
-    """A requirements file's text on disk (undecodable bytes replaced), None when it cannot be read."""
+    """A requirements file's text on disk (undecodable bytes replaced; a leading byte-order mark dropped, as
+    pip and uv drop it), None when it cannot be read."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
             return handle.read()
     except OSError:
         return None

@@ -582,6 +582,14 @@ def test_a_count_the_sdk_is_told_to_leave_alone_is_passed_on_the_command_line() 
         ),
         (["--use-auth", "--lr", "0.1"], ["--use-auth", "--lr", "0.1"]),  # a flag: the next word is no value
         (["--secret", "-5", "--keyboard", "k"], ["--secret", "***", "--keyboard", "k"]),  # -5 is a value
+        (
+            ["pad_token_id=3", "--max_token_length", "9", "--bos-token", "<s>"],
+            ["pad_token_id=3", "--max_token_length", "9", "--bos-token", "<s>"],
+        ),
+        (
+            ["--secretKey", "a", "--sessionToken", "b", "--dbpassword", "c"],
+            ["--secretKey", "***", "--sessionToken", "***", "--dbpassword", "***"],
+        ),
     ],
 )
 def test_secret_named_values_are_masked_where_shown(argv: list[str], shown: list[str]) -> None:

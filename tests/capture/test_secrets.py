@@ -167,3 +167,28 @@ def test_json_output_names_the_files_left_out(tmp_path: Path) -> None:
     answer = json.loads(created.stdout)
     assert answer["left_out"] == [".env"] and isinstance(answer["notes"], list)
     assert "left out (looks like a secret): .env" in created.stderr
+
+
+def test_special_files_are_never_read_for_keys(tmp_path: Path) -> None:
+    """An untracked FIFO, or a link to one (or to /dev/stdin), is never opened: the capture does not wait
+    on it (it hung there)."""
+    repo = make_repo(tmp_path, "quickstart")
+    os.mkfifo(repo.work / "pipe")
+    (repo.work / "to-pipe").symlink_to(repo.work / "pipe")
+    (repo.work / "to-stdin").symlink_to("/dev/stdin")
+    created = run_cli("--project", "demo", "--name", "special files", "--folder", str(repo.work), "--script",
+                      "train.py", "--dry-run")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+
+
+def test_ordinary_files_that_mention_keys_travel(tmp_path: Path) -> None:
+    """`deploy_keys.py` is a module, and a test that quotes a PEM key below its first line is code: both
+    travel; only a file that begins with a private key stays behind."""
+    repo = make_repo(tmp_path)
+    repo.write("deploy_keys.py", "KEYS = []\n")
+    key = "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----"
+    quoted = f'"""A parser test."""\nPEM = """{key}"""\n'
+    repo.write("test_pem.py", quoted)
+    source = capture(repo).source
+    assert source is not None and source.secrets_left_out == []
+    assert "deploy_keys.py" in source.patch and "test_pem.py" in source.patch

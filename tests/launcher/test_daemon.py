@@ -152,6 +152,12 @@ def test_a_record_that_cannot_be_written_puts_the_task_back_and_stops_the_daemon
     assert status(task_id) == "completed"
 
 
+def test_no_gpus_is_still_a_gpu_list() -> None:
+    """`--gpus ""` (no GPU for the task, as --cpu-only) stays accepted."""
+    listed = launcher("daemon", "--gpus", "", "--status", timeout=60)
+    assert listed.returncode == 0, listed.stderr
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -164,6 +170,7 @@ def test_a_record_that_cannot_be_written_puts_the_task_back_and_stops_the_daemon
         ("daemon", "--queue", "q", "--grace", "-1"),
         ("execute", "--id", "x", "--grace", "nan"),
         ("slurm", "--queue", "q", "--max-jobs", "-1"),
+        ("slurm", "--queue", "q", "--polling-interval", "1e-9"),
     ],
 )
 def test_a_flag_out_of_its_range_is_a_usage_error(argv: tuple[str, ...]) -> None:

@@ -202,6 +202,8 @@ Lines = Callable[[Path], str]
         lambda outside: "-e ../../../../outside/pkg",
         lambda outside: "sub/../../../../../outside/pkg",  # a path to uv, though it starts with no . or /
         lambda outside: "-e ${CLEARML_TASK_HOME}/../outside/pkg",  # uv fills in the launcher's variables
+        lambda outside: f"\ufeff-e {outside / 'pkg'}",  # uv drops the byte-order mark; the checks saw a name
+        lambda outside: f"pkg [x] @ {outside / 'pkg'}",  # a space before the extras
     ],
 )
 def test_task_requirements_name_no_path_outside(jobs: Repo, outside: Path, canary: Path, line: Lines) -> None:
@@ -230,6 +232,7 @@ def declared(jobs: Repo, name: str, content: str | None = None, link: Path | Non
         lambda outside: f"-c {outside / 'secret.txt'}\n",
         lambda outside: f"-e {outside / 'pkg'}\n",
         lambda outside: f"{outside / 'pkg'}\n",
+        lambda outside: f"\ufeff-r {outside / 'secret.txt'}\n",
     ],
 )
 def test_repository_requirements_stay_in_the_checkout(
@@ -294,6 +297,8 @@ def test_no_requirement_line_names_a_variable_of_the_launchers(jobs: Repo, canar
             "uv.toml",
             lambda outside: '[pip]\nextra-index-url = ["http://127.0.0.1:9/${CLEARML_API_SECRET_KEY}"]\n',
         ),
+        ("uv.toml", lambda outside: f'\ufeff[pip]\nfind-links = ["{outside}"]\n'),  # uv reads past the mark
+        ("uv.toml", lambda outside: '[pip]\nconfig-settings = { a = "b", }\n'),  # uv reads it; TOML 1.0 not
         ("pyproject.toml", lambda outside: f'[tool.uv]\nfind-links = ["{outside}"]\n'),
         (
             "pyproject.toml",
@@ -310,6 +315,26 @@ def test_the_repositorys_uv_settings_name_no_path_outside(
     jobs.write(name, settings(outside))
     refused(declared(jobs, "requirements.txt", "evilpkg\n"), name, canary)
     assert not (outside / "target").exists()
+
+
+def test_a_poetry_lock_installs_nothing_from_outside(jobs: Repo, outside: Path, canary: Path) -> None:
+    """A poetry.lock whose package comes from a directory outside the checkout is refused before Poetry
+    runs."""
+    (jobs.work / "requirements.txt").unlink()
+    jobs.write("pyproject.toml", '[tool.poetry]\nname = "jobs"\nversion = "0.1"\n[tool.poetry.dependencies]\n'
+               'python = "^3.8"\n')  # fmt: skip
+    lock = (f'[[package]]\nname = "pkg"\nversion = "0.1"\n[package.source]\ntype = "directory"\n'
+            f'url = "{outside / "pkg"}"\n[metadata]\nlock-version = "2.0"\n')  # fmt: skip
+    assert "outside the checkout" in refused(declared(jobs, "poetry.lock", lock), "poetry.lock", canary)
+
+
+def test_uv_settings_that_are_no_paths_pass(jobs: Repo) -> None:
+    """A build's environment variables (flash-attn's CUDA_HOME) and the like are settings, not paths uv
+    reads: a task with them runs."""
+    jobs.write("uv.toml", '[extra-build-variables]\nflash-attn = { CUDA_HOME = "/usr/local/cuda" }\n')
+    task_id = declared(jobs, "requirements.txt", "six==1.16.0\n")
+    result = launcher("execute", "--id", task_id)
+    assert result.returncode == 0, result.stdout + result.stderr + str(log_lines(task_id)[-5:])
 
 
 def test_an_environment_built_under_uv_settings_serves_only_the_same_settings(jobs: Repo) -> None:
@@ -351,6 +376,9 @@ def test_the_launchers_own_python_is_fine(jobs: Repo, canary: Path) -> None:
             f'dependencies = []\n[tool.uv]\noverride-dependencies = ["pkg @ file://{outside / "pkg"}"]\n'
         ),
         lambda outside: f'dependencies = []\n[build-system]\nrequires = ["pkg @ file://{outside / "pkg"}"]\n',
+        lambda outside: (
+            f'dependencies = []\n[tool.poetry.dependencies]\npkg = {{ path = "{outside / "pkg"}" }}\n'
+        ),
     ],
 )
 def test_a_pyproject_names_no_path_outside(jobs: Repo, outside: Path, canary: Path, tail: Lines) -> None:
