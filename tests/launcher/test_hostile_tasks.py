@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shlex
 import sys
 import tarfile
@@ -18,6 +19,7 @@ import pytest
 
 from clearml_task import config
 from clearml_task.api import Client
+from clearml_task.errors import APICallError
 from clearml_task.request import Request
 from clearml_task.submit import prepare
 from testing.launching import launcher, log_lines
@@ -413,7 +415,25 @@ def test_a_script_is_never_written_into_git_s_own_directory(
 
 # ---------------------------------------------------------------- what no path, argv or environment holds
 def edited(task_id: str, **fields: Any) -> str:
-    Client().call("tasks.edit", {"task": task_id, "force": True, **fields})
+    """tasks.edit. A value our server refuses (a lone surrogate, which is not text) goes into its store
+    directly, as another server (ClearML's keeps them) or an earlier version would hand it over: the
+    launcher must refuse it all the same."""
+    if not re.search("[\ud800-\udfff]", json.dumps(fields, ensure_ascii=False)):
+        Client().call("tasks.edit", {"task": task_id, "force": True, **fields})
+        return task_id
+    with pytest.raises(APICallError, match="lone surrogate"):
+        Client().call("tasks.edit", {"task": task_id, "force": True, **fields})
+    from clearml_task.server.app import DB_FILE
+    from clearml_task.server.store import Store
+
+    store = Store(config.server_dir() / DB_FILE)
+    try:
+        with store.transaction(write=True) as tx:
+            task = tx.get("tasks", task_id)
+            assert task is not None
+            tx.put("tasks", {**task, **fields})
+    finally:
+        store.close()
     return task_id
 
 
