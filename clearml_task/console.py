@@ -20,19 +20,38 @@ def error(prog: str, message: str, hint: str = "") -> None:
 
 
 def run(prog: str, command: Callable[[], int | None], *, debug: bool = False) -> int:
-    """Run a command; a UserError becomes one line on stderr and its exit code, never a traceback."""
+    """Run a command; a UserError becomes one line on stderr and its exit code, never a traceback. Ctrl-C is
+    `interrupted` and 130, also when something raised another error as the Ctrl-C unwound it (a library's
+    clean-up that fails half-way: libcst's position bookkeeping raises KeyError there)."""
     try:
         return command() or 0
-    except UserError as e:
+    except KeyboardInterrupt:
+        error(prog, "interrupted")
+        return 130
+    except Exception as e:
+        if not debug and _during_ctrl_c(e):
+            error(prog, "interrupted")
+            return 130
+        if not isinstance(e, UserError):
+            raise
         if debug:
             import traceback
 
             traceback.print_exc()
         error(prog, e.message, e.hint)
         return e.exit_code
-    except KeyboardInterrupt:
-        error(prog, "interrupted")
-        return 130
+
+
+def _during_ctrl_c(error: BaseException) -> bool:
+    """The error was raised while a KeyboardInterrupt was being handled (its context chain holds one)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__context__
+    return False
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -711,3 +711,33 @@ def test_names_over_1024_characters_are_refused_before_anything_is_created(quick
     long_project = run("clearml-task", "--project", "p" * 1025, "--name", "fine", "--script", str(quickstart))
     assert_one_line_error(long_project, 2, "--project is 1025 characters long")
     assert Client().call("projects.get_all", {"name": "^demo-long$"})["projects"] == []
+
+
+def test_an_error_raised_as_a_ctrl_c_unwinds_is_still_the_ctrl_c(capsys: pytest.CaptureFixture[str]) -> None:
+    """A Ctrl-C that lands inside a library whose clean-up then fails (libcst's position bookkeeping raises
+    KeyError as the KeyboardInterrupt leaves its context manager) printed that KeyError's traceback: it is
+    the Ctrl-C, one line and 130. Any other error is left as it was."""
+    import contextlib
+
+    from clearml_task import console
+
+    @contextlib.contextmanager
+    def bookkeeping() -> Any:
+        try:
+            yield
+        finally:
+            {}["the node"]  # the clean-up fails on what the interrupted step left half-done
+
+    def interrupted() -> int:
+        with bookkeeping():
+            raise KeyboardInterrupt
+
+    assert console.run("clearml-task", interrupted) == 130
+    assert capsys.readouterr().err == "clearml-task: error: interrupted\n"
+
+    def broken() -> int:
+        with bookkeeping():
+            return 0
+
+    with pytest.raises(KeyError):
+        console.run("clearml-task", broken)
