@@ -118,16 +118,14 @@ def _check_clone(request: Request) -> None:
         )
 
 
-MAX_NAME = 1024  # characters of a task's or project's name (the embedded server's limit)
-
-
 def _check_new(request: Request) -> None:
     if not request.name:
         raise usage("--name is required", "name the task with --name NAME (or clone one with --base-task-id)")
     if len(request.name.strip()) < 3:
         raise usage(f"--name {request.name!r} is too short", "ClearML task names have at least 3 characters")
-    if len(request.name) > MAX_NAME:
-        raise usage(f"--name is {len(request.name)} characters long", f"a task name has at most {MAX_NAME}")
+    if len(request.name) > vocabulary.MAX_NAME:
+        most = vocabulary.MAX_NAME
+        raise usage(f"--name is {len(request.name)} characters long", f"a task name has at most {most}")
     if not request.project:
         raise usage("--project is required", "pass --project NAME (it is created when missing)")
     if not request.script and not request.module:
@@ -149,8 +147,9 @@ def _checked_project(project: str) -> str:
     """--project without its trailing slashes; each part of a nested name (a/b/c) has at least 3 characters,
     as ClearML's server requires."""
     name = project.rstrip("/")
-    if len(name) > MAX_NAME:
-        raise usage(f"--project is {len(name)} characters long", f"a project name has at most {MAX_NAME}")
+    if len(name) > vocabulary.MAX_NAME:
+        most = vocabulary.MAX_NAME
+        raise usage(f"--project is {len(name)} characters long", f"a project name has at most {most}")
     for part in name.split("/"):
         if len(part.strip()) < 3:
             what = f"the part {part!r} of --project {project!r}" if "/" in name else f"--project {project!r}"

@@ -17,9 +17,7 @@ NAME_PATTERNS = (
     "*.tfvars", "*.keystore", "*.jks", "*.ppk", "deploy_key", "deploy_key.pub", ".vault_pass*",
     ".vault-password*",
 )  # fmt: skip
-# A private key file (PEM, OpenSSH, PuTTY) begins so, whatever its name.
-KEY_BEGINNINGS = (b"-----BEGIN ", b"PuTTY-User-Key-File-")
-SNIFFED_BYTES = 4096
+SNIFFED_BYTES = 4096  # read of an untracked file to see whether it begins with a private key
 # Matched against the end of its path: files whose name alone says nothing.
 PATH_SUFFIXES = (".aws/credentials", ".kube/config", ".docker/config.json")
 

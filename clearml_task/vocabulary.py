@@ -5,6 +5,9 @@ from __future__ import annotations
 # The API level the embedded server answers with; clients choose their calls by it (ClearML's need >= 2.14).
 API_VERSION = "2.23"
 SERVER_VERSION = "1.16.0"
+# Characters of a task's, project's, queue's or model's name: the embedded server refuses longer ones (its
+# name filters run over every name), and clearml-task says so before anything is made.
+MAX_NAME = 1024
 
 TASK_TYPES = (
     "training", "testing", "inference", "data_processing", "application", "monitor", "controller",

@@ -184,9 +184,6 @@ def execute(args: argparse.Namespace) -> int:
     return 0 if status == vocabulary.COMPLETED else 1
 
 
-MIN_POLLING_INTERVAL = 0.1  # seconds; less is a busy loop
-
-
 def daemon(args: argparse.Namespace) -> int:
     """--status, --stop, --detached, or the daemon itself in the foreground."""
     import os
@@ -209,9 +206,6 @@ def daemon(args: argparse.Namespace) -> int:
         raise UserError(
             "--queue is required", "name the queues to pull from, highest priority first", exit_code=2
         )
-    if args.polling_interval is not None and args.polling_interval < MIN_POLLING_INTERVAL:
-        raise UserError(f"--polling-interval must be at least {MIN_POLLING_INTERVAL} seconds",
-                        exit_code=2)  # fmt: skip
     home = _writable_home()
     if args.detached:
         argv = [a for a in sys.argv[1:] if a != "--detached"]

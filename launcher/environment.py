@@ -249,9 +249,7 @@ def with_uv_settings(plan: Plan, root: Path, workdir: Path) -> Plan:
     if plan.installer == "none" and not plan.extra:
         return plan
     start = plan.project if plan.project is not None else (workdir if workdir.is_dir() else root)
-    files = install_checks.uv_settings(root, start)
-    for path in files:
-        install_checks.check_uv_settings(root, path)
+    files = install_checks.checked_uv_settings(root, start)
     material = [f"uv-settings:{path.relative_to(root)}:{digest(path)}" for path in files]
     return replace(plan, material=[*plan.material, *material]) if material else plan
 
@@ -296,9 +294,9 @@ def declared_plan(root: Path, workdir: Path) -> Plan:
     for path in tomls:
         install_checks.check_pyproject(root, path)
     material = [f"pyproject:{path.relative_to(root)}:{digest(path)}" for path in tomls]
-    if lock is not None and lock.is_file() and found.source == "poetry.lock":
-        install_checks.check_poetry_lock(root, lock)
     if lock is not None and lock.is_file():
+        if found.source == "poetry.lock":
+            install_checks.check_poetry_lock(root, lock)
         material.append(f"lock:{lock.relative_to(root)}:{digest(lock)}")
     installer = "poetry" if found.source == "poetry.lock" else "sync"
     return Plan(found.source, installer, project=project, lock=lock, material=material)

@@ -131,15 +131,21 @@ def check_no_variable(value: str, where: str) -> None:
         )
 
 
-def uv_settings(root: Path, start: Path) -> list[Path]:
-    """The files of the checkout whose uv settings a uv run in `start` may read: each uv.toml, and each
-    pyproject.toml with a [tool.uv] table, from `start` up to the checkout's root."""
+def checked_uv_settings(root: Path, start: Path) -> list[Path]:
+    """The files of the checkout whose uv settings a uv run in `start` may read (each uv.toml, and each
+    pyproject.toml with a [tool.uv] table, from `start` up to the checkout's root), each read once and
+    checked (`_check_uv_settings`)."""
     found: list[Path] = []
     here = start
     while True:
         for name in ("uv.toml", "pyproject.toml"):
             path = stays_inside(root, here / name, f"the repository's {(here / name).relative_to(root)}")
-            if path.is_file() and (name == "uv.toml" or _table(_table(_toml(path), "tool"), "uv")):
+            if not path.is_file():
+                continue
+            document = _toml(path)
+            settings = document if name == "uv.toml" else {"tool.uv": _table(_table(document, "tool"), "uv")}
+            if name == "uv.toml" or settings["tool.uv"]:
+                _check_uv_settings(root, path, settings)
                 found.append(path)
         if here == root or not here.is_relative_to(root):
             return found
@@ -151,12 +157,10 @@ def uv_settings(root: Path, start: Path) -> list[Path]:
 NOT_PATHS = frozenset({"extra-build-variables", "custom-compile-command"})
 
 
-def check_uv_settings(root: Path, path: Path) -> None:
-    """The settings a checkout's uv.toml (all of it) or pyproject.toml ([tool.uv]) gives uv name no local
-    path outside the checkout (an index, find-links, a target or prefix to install into, a cache, a source
-    to build) and no environment variable."""
-    document = _toml(path)
-    settings = document if path.name == "uv.toml" else {"tool.uv": _table(_table(document, "tool"), "uv")}
+def _check_uv_settings(root: Path, path: Path, settings: dict[str, Any]) -> None:
+    """The settings of a checkout's uv.toml (all of it) or pyproject.toml ([tool.uv]) name no local path
+    outside the checkout (an index, find-links, a target or prefix to install into, a cache, a source to
+    build) and no environment variable."""
     where = f"the repository's {path.relative_to(root)}"
     for key, value in _strings(settings):
         if any(part in NOT_PATHS for part in key.split(".")):

@@ -14,7 +14,7 @@ from typing import Any
 
 from clearml_task.server import errors
 from clearml_task.server.body import INT_MAX, INT_MIN
-from clearml_task.vocabulary import FALSE_WORDS, TRUE_WORDS
+from clearml_task.vocabulary import FALSE_WORDS, MAX_NAME, TRUE_WORDS
 
 
 class Kind:
@@ -117,13 +117,10 @@ class Name(Kind):
     """The name of a task, project, queue or model: text of at most MAX_NAME characters (get_all's name
     regex runs over every name it filters: an unbounded one would let one search hold a thread)."""
 
-    what: str = "a string of at most 1024 characters"
+    what: str = f"a string of at most {MAX_NAME} characters"
 
     def accepts(self, value: Any) -> bool:
         return isinstance(value, str) and len(value) <= MAX_NAME
-
-
-MAX_NAME = 1024
 
 
 @dataclass(frozen=True)
