@@ -16,6 +16,9 @@
    task's completion to the next one's start, and the daemon's CPU time per task, its own and its
    children's (git, the task's python), and (`--mode http`) the server's, which the machine's load does not
    inflate as much as wall time.
+5. The floor, in the same run: the task's own environment's python running the same `train.py`, spawned N
+   times one after the other (new session, output read through pipes, as the daemon runs a task) with no
+   daemon, server or git involved: the rate the machine allows before the daemon does anything.
 
 The daemon is stopped (SIGTERM) and the temp dir removed at the end, also on failure or Ctrl-C.
 """
@@ -123,6 +126,25 @@ def wait_final(
         time.sleep(POLL)
 
 
+def floor(home: Path, repo: Path, count: int) -> float:
+    """Tasks per second of the bare process: the environment's python running train.py, `count` times in a
+    row, each in a new session with its output read through pipes (what the daemon's run must at least
+    cost)."""
+    pythons = sorted((home / "launcher" / "cache" / "envs").glob("*/bin/python"))
+    if not pythons:
+        raise BenchError("no environment of the task found in the daemon's cache")
+    began = time.perf_counter()
+    for _ in range(count):
+        child = subprocess.Popen(
+            [str(pythons[0]), "-u", "train.py"], cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        child.communicate()
+        if child.returncode != 0:
+            raise BenchError(f"the bare run of train.py ended with code {child.returncode}")
+    return count / (time.perf_counter() - began)
+
+
 def bench(args: argparse.Namespace) -> list[dict[str, float]]:
     task_bin, launcher_bin = args.venv / "bin" / "clearml-task", args.venv / "bin" / "clearml-launcher"
     results = []
@@ -190,11 +212,13 @@ def bench(args: argparse.Namespace) -> list[dict[str, float]]:
             gaps = [b[0] - a[1] for a, b in itertools.pairwise(spans)]
             results.append({
                 "rate": len(tasks) / (last - first), "seconds": last - first,
+                "floor": floor(base / "task-home", repo, len(tasks)),
                 "run": statistics.median(end - start for start, end in spans), "gap": statistics.median(gaps),
                 "cpu": cpu[0] / len(tasks), "children": cpu[1] / len(tasks),
                 "server": served_cpu / len(tasks),
             })  # fmt: skip
-            print(f"repeat {repeat + 1}: {results[-1]['rate']:.1f} tasks/s", flush=True)
+            print(f"repeat {repeat + 1}: {results[-1]['rate']:.1f} tasks/s (the bare process: "
+                  f"{results[-1]['floor']:.1f})", flush=True)  # fmt: skip
             if args.show_log:
                 for event in client.task_log(ids[len(ids) // 2]):
                     print(f"  {int(event['timestamp']) / 1000 - spans[0][0]:8.3f}  {event.get('msg')}")
@@ -230,15 +254,21 @@ def main() -> int:
             "CPU ms/task: daemon",
             "its children",
             "server",
+            "bare process tasks/s",
         ]
     ]
     for i, r in enumerate(results, 1):
         ms = [f"{r[key] * 1000:.0f}" for key in ("run", "gap", "cpu", "children", "server")]
-        rows.append([str(i), f"{r['rate']:.1f}", f"{r['seconds']:.2f}", *ms])
+        rows.append([str(i), f"{r['rate']:.1f}", f"{r['seconds']:.2f}", *ms, f"{r['floor']:.1f}"])
     print(table(rows))
     rate = statistics.median(r["rate"] for r in results)
     print(f"aim: >= {AIM:.0f} tasks/s: median {rate:.1f} tasks/s, {'met' if rate >= AIM else 'NOT met'}"
           f" ({rate / AIM:.2f} of the aim)")  # fmt: skip
+    bare = statistics.median(r["floor"] for r in results)
+    left = 1000 / AIM - 1000 / bare
+    print(f"the bare process alone: median {bare:.1f} tasks/s ({1000 / bare:.1f} ms each); "
+          f"at {AIM:.0f} tasks/s that leaves {left:.1f} ms a task for the daemon and the server (they take "
+          f"{1000 / rate - 1000 / bare:.1f} ms now)")  # fmt: skip
     return 0
 
 
