@@ -80,6 +80,7 @@ class App:
                 "move the file aside to start with an empty one",
             ) from None
         self.users = Users(self.data_dir, first_user(self.keys))
+        self.users.check()
         self.tokens = Tokens(self.keys, self.users)
         given = non_responsive_timeout
         self.non_responsive_timeout = watchdog.timeout_from(environ) if given is None else given

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import secrets
+import sys
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,28 +52,47 @@ class Users:
         self._added: list[User] = []
 
     def all(self) -> list[User]:
+        """The users now. A users.json that cannot be read as one (an edit gone wrong) admits no one but
+        the first user until it is fixed, said once on stderr: the server keeps answering, and a user
+        the edit meant to remove is not let in."""
         try:
             st = self.path.stat()
             seen: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
+        except OSError:
             seen = None
         if seen != self._seen:
-            self._added = read(self.path) if seen else []
             self._seen = seen
+            try:
+                self._added = read(self.path) if seen else []
+            except UserError as e:
+                self._added = []
+                print(f"clearml-launcher server: {e.message}; until it is fixed only the server's own key "
+                      "pair is accepted", file=sys.stderr, flush=True)  # fmt: skip
         return [self.first, *self._added]
+
+    def check(self) -> None:
+        """Raise the UserError of a users.json that cannot be read (at start: one line, no server)."""
+        read(self.path)
 
     def by_id(self, wanted: str) -> User | None:
         return next((u for u in self.all() if u.id == wanted), None)
 
 
 def read(path: Path) -> list[User]:
+    """The users a users.json holds (none when there is no file); UserError if it is not one."""
     if not path.exists():
         return []
+    not_one = f"{path} is not a users file"
     try:
-        stored: list[dict[str, Any]] = json.loads(path.read_text())["users"]
-        return [User(**entry) for entry in stored]
+        stored: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["users"]
+        users = [User(**entry) for entry in stored]
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}", "fix its mode or remove it") from None
     except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{path} is not a users file ({e})", "fix it or remove it") from None
+        raise UserError(f"{not_one} ({e})", "fix it or remove it") from None
+    if not all(isinstance(value, str) for user in users for value in asdict(user).values()):
+        raise UserError(f"{not_one} (a user's fields are strings)", "fix it or remove it")
+    return users
 
 
 def _write(path: Path, users: list[User]) -> None:

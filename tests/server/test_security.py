@@ -189,6 +189,43 @@ def test_launcher_server_manages_users(tmp_path: Path, capsys: pytest.CaptureFix
     assert [u.name for u in users.read(tmp_path / "server" / users.USERS_FILE)] == []
 
 
+BROKEN_USERS = ["{not json", '{"users": 5}', '{"users": [{"name": "x"}]}', "[]",
+                '{"users": [{"name": "x", "access_key": 5, "secret_key": "s"}]}', "\udc80"]  # fmt: skip
+
+
+@pytest.mark.parametrize("broken", BROKEN_USERS)
+def test_a_users_file_broken_while_the_server_runs_lets_in_only_its_own_key_pair(
+    tmp_path: Path, broken: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = App(tmp_path, environ={})
+    alice = users.add(tmp_path, "alice")
+    token = token_of(app, alice.access_key, alice.secret_key)
+    (tmp_path / users.USERS_FILE).write_text(broken, errors="surrogateescape")  # an edit gone wrong
+    assert call(app, "tasks.get_all", token)[0] == 401  # no 500, and the edit may have meant to remove her
+    assert login(app, alice.access_key, alice.secret_key)[0] == 401
+    assert call(app, "tasks.get_all", first_token(app))[0] == 200
+    said = capsys.readouterr().err
+    assert f"{tmp_path / users.USERS_FILE}" in said and "only the server's own key pair" in said
+    assert "Traceback" not in said
+    (tmp_path / users.USERS_FILE).unlink()
+    users.add(tmp_path, "alice")  # fixed: the users it holds are back
+    fixed = users.read(tmp_path / users.USERS_FILE)[0]
+    assert call(app, "tasks.get_all", token_of(app, fixed.access_key, fixed.secret_key))[0] == 200
+
+
+@pytest.mark.parametrize("broken", BROKEN_USERS)
+def test_a_server_over_a_broken_users_file_does_not_start_and_says_why(
+    tmp_path: Path, broken: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "server"
+    data.mkdir()
+    (data / users.USERS_FILE).write_text(broken, errors="surrogateescape")
+    assert launcher(["server", "--data-dir", str(data), "--port", "0"]) == 1
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said and f"{data / users.USERS_FILE}" in said[0] and "is not a users file" in said[0]
+    assert "Traceback" not in "\n".join(said)
+
+
 # File modes
 def test_data_dir_and_database_are_private_whatever_the_umask(tmp_path: Path) -> None:
     old = os.umask(0)
