@@ -115,7 +115,7 @@ class App:
             data = merge_query(parse(body, content_type, found.batch), query)
             fields.check(data, found.fields)
             call, result = self._run(found, data, caller, login_time, gone)
-            files.remove(self.data_dir, call.stale_files)
+            files.remove(self.data_dir, call.stale)
             return 200, _envelope(name, version, 200, 0, "OK", result)
         except errors.APIError as e:
             return e.code, self._answer(path, e)

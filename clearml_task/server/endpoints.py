@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from clearml_task.server import errors
+from clearml_task.server import errors, files
 from clearml_task.server.fields import Kind
 from clearml_task.vocabulary import FALSE_WORDS, TRUE_WORDS
 
@@ -70,9 +70,9 @@ class Call:
     tokens: Tokens
     identity: dict[str, Any] = field(default_factory=dict)
     login_time: int | None = None  # when the caller's token chain began (None: logged in with keys)
-    # Glob patterns (relative to the file store) of the files the call made stale, such as a deleted
-    # model's weights or a deleted task's folder: removed once the transaction has committed.
-    stale_files: list[str] = field(default_factory=list)
+    # What the call made stale in the file store (a deleted model's weights, a deleted task's folder):
+    # removed once the transaction has committed.
+    stale: files.Stale = field(default_factory=files.Stale)
     # Set by a handler that found nothing yet and may wait (wait_for): the kind it waits for, that kind's
     # version as the handler saw it, and the seconds the caller allows.
     waits: tuple[str, int, float] | None = None

@@ -10,18 +10,21 @@
 - Files live under `<data dir>/files`. A path with `..`, an empty or absolute segment, a NUL or a
   backslash is refused (the URL is percent-decoded first, so encoded forms are refused too), and so is a
   path through a symlink.
-- A deleted task's folder (`<project>/<task name>.<task id>`, the SDK's layout) and a deleted model's
-  weights are removed once the deletion has committed (Call.stale_files).
+- A deleted task's folder (`<project>/<task name>.<task id>`, the SDK's layout), but for the weights of
+  models that still exist, and a deleted model's weights file (the exact file its URI names, when no other
+  model names it) are removed once the deletion has committed (Call.stale), unless the call says
+  `delete_external_artifacts: false`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -87,23 +90,71 @@ def relative(uri: str | None) -> str | None:
 
 def task_folder(task_id: str) -> str:
     """A glob of the folders the SDK stores a task's files in (`<project>/<task name>.<task id>`)."""
-    return f"**/*.{task_id}"
+    import glob
+
+    return f"**/*.{glob.escape(task_id)}"
 
 
-def remove(data_dir: Path, patterns: Iterable[str]) -> None:
-    """Remove the files and folders the patterns match inside the store (never through a symlink)."""
+def model_files(tx: Any) -> set[str]:
+    """The store paths of the weights the models in the store name (files to keep while they exist)."""
+    found = (relative(model.get("uri")) for model in tx.find_fields("models", ["uri"]))
+    return {path for path in found if path is not None}
+
+
+@dataclass
+class Stale:
+    """What a call made stale in the store, removed once its transaction has committed: `files`, exact
+    store paths (a deleted model's weights; a regular file only, never a folder); `folders`, globs of a
+    deleted task's folders; `kept`, store paths spared inside those folders (the weights of models that
+    still exist)."""
+
+    files: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)
+    kept: set[str] = field(default_factory=set)
+
+
+def remove(data_dir: Path, stale: Stale) -> None:
+    """Remove what is stale inside the store (never through a symlink, never a kept file)."""
     store = root(data_dir)
-    if not store.is_dir():
+    if not store.is_dir() or not (stale.files or stale.folders):
         return
     base = store.resolve()
-    for pattern in patterns:
+    for relative_path in stale.files:
+        try:
+            path = safe_path(store, relative_path)
+        except errors.APIError:
+            continue
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+    kept = {store / path for path in stale.kept}
+    for pattern in stale.folders:
         for found in sorted(store.glob(pattern), key=lambda p: len(p.parts), reverse=True):
             if found.is_symlink() or not found.resolve().is_relative_to(base):
                 continue
             if found.is_dir():
-                shutil.rmtree(found, ignore_errors=True)
-            elif found.exists():
+                _remove_tree(found, kept)
+            elif found not in kept:
                 found.unlink(missing_ok=True)
+
+
+def _remove_tree(folder: Path, kept: set[Path]) -> None:
+    """The folder and what it holds, but for the kept files (and the folders on their way)."""
+    if not any(path.is_relative_to(folder) for path in kept):
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for dirpath, dirnames, filenames in os.walk(folder, topdown=False):
+        here = Path(dirpath)
+        for name in filenames:
+            if here / name not in kept:
+                (here / name).unlink(missing_ok=True)
+        for name in dirnames:
+            if (here / name).is_symlink():
+                (here / name).unlink(missing_ok=True)
+                continue
+            with contextlib.suppress(OSError):  # not empty: it holds a kept file
+                (here / name).rmdir()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 # What the file system answers a path a client made up (never this server's own fault): a 400.

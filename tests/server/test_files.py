@@ -8,6 +8,7 @@ import base64
 import http.client
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,64 @@ def test_files_of_a_deleted_task_and_model_are_removed(files: Files) -> None:
     model_id = files.api("models.create", {"name": "m", "uri": "http://host:1/files/models/w.bin"})["id"]
     files.api("models.delete", {"model": model_id})
     assert files.send("GET", "/files/models/w.bin")[0] == 404
+
+
+def test_a_deleted_models_uri_removes_that_one_file_and_nothing_else(files: Files) -> None:
+    """The URI is a name, never a pattern: `*` or a folder removes nothing, `[12]` only its own file."""
+    base = f"u{uuid.uuid4().hex}"  # the HTTP server's store is shared with other tests
+    for name in ("keep/a.bin", "keep/b.bin", "gl/ckpt1.pt", "gl/ckpt2.pt", "gl/ckpt[12].pt"):
+        files.upload("/files", f"{base}/{name}")
+
+    def delete_model_of(path: str, **body: Any) -> None:
+        uri = f"http://anyhost:1/files/{path}"
+        model_id = files.api("models.create", {"name": f"m {uuid.uuid4().hex}", "uri": uri})["id"]
+        files.api("models.delete", {"model": model_id, **body})
+
+    for path in ("*", f"{base}/*", f"{base}/keep", f"{base}/keep/*.bin", f"{base}/gl/ckpt%5B12%5D.pt"):
+        delete_model_of(path)
+    store = root(files.data_dir) / base
+    left = sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file())
+    assert left == ["gl/ckpt1.pt", "gl/ckpt2.pt", "keep/a.bin", "keep/b.bin"]
+    delete_model_of(f"{base}/keep/a.bin", delete_external_artifacts=False)
+    assert files.send("GET", f"/files/{base}/keep/a.bin") == (200, PAYLOAD)
+
+
+def test_weights_two_models_name_stay_until_the_last_of_them_is_deleted(files: Files) -> None:
+    files.upload("/files", "shared/w.bin")
+    uri = "http://host:1/files/shared/w.bin"
+    first, second = (files.api("models.create", {"name": name, "uri": uri})["id"] for name in ("a", "b"))
+    files.api("models.delete", {"model": first})
+    assert files.send("GET", "/files/shared/w.bin") == (200, PAYLOAD)
+    files.api("models.delete", {"model": second})
+    assert files.send("GET", "/files/shared/w.bin")[0] == 404
+
+
+def test_a_deleted_tasks_folder_keeps_the_weights_of_models_that_still_exist(files: Files) -> None:
+    """The SDK uploads a task's output model into the task's folder; a model another task uses outlives
+    the task that made it, and its weights with it."""
+    task_id = files.api("tasks.create", {"name": "maker", "type": "training"})["id"]
+    folder = f"proj/maker.{task_id}"
+    for name in ("models/w.bin", "models/sub/gone.bin", "artifacts/a/a.bin"):
+        files.upload("/files", f"{folder}/{name}")
+    uri = f"http://host:1/files/proj/maker.{task_id}/models/w.bin"
+    model_id = files.api("models.create", {"name": "kept", "uri": uri, "task": task_id})["id"]
+    user = files.api("tasks.create", {"name": "user", "type": "training"})["id"]
+    files.api("tasks.add_or_update_model", {"task": user, "name": "w", "model": model_id, "type": "input"})
+    files.api("tasks.delete", {"task": task_id})
+    quoted = f"/files/proj/maker.{task_id}"
+    assert files.send("GET", f"{quoted}/models/w.bin") == (200, PAYLOAD)
+    assert files.send("GET", f"{quoted}/artifacts/a/a.bin")[0] == 404
+    assert files.send("GET", f"{quoted}/models/sub/gone.bin")[0] == 404
+    assert not (root(files.data_dir) / folder / "artifacts").exists()
+    files.api("models.delete", {"model": model_id})
+    assert files.send("GET", f"{quoted}/models/w.bin")[0] == 404
+
+
+def test_a_task_deleted_without_its_external_artifacts_keeps_its_folder(files: Files) -> None:
+    task_id = files.api("tasks.create", {"name": "kept files", "type": "training"})["id"]
+    files.upload("/files", f"proj/kept.{task_id}/artifacts/a/a.bin")
+    files.api("tasks.delete", {"task": task_id, "delete_external_artifacts": False})
+    assert files.send("GET", f"/files/proj/kept.{task_id}/artifacts/a/a.bin") == (200, PAYLOAD)
 
 
 @pytest.fixture

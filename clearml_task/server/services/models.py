@@ -223,12 +223,14 @@ def publish_many(call: Call) -> dict[str, Any]:
 
 @endpoint("models.delete", fields={"model": ID, "force": FLAG, "delete_external_artifacts": FLAG})
 def delete(call: Call) -> dict[str, Any]:
-    """The model document, and its weights when they are on this server's file store."""
+    """The model document, and its weights when they are a file of this server's store that no other model
+    names (unless `delete_external_artifacts` is false)."""
     model = get(call.tx, call.id("model"))
     call.tx.delete("models", model["id"])
     stored = files.relative(model.get("uri"))
-    if stored is not None:
-        call.stale_files.append(stored)
+    named_elsewhere = stored is not None and stored in files.model_files(call.tx)
+    if stored is not None and not named_elsewhere and call.flag("delete_external_artifacts", True):
+        call.stale.files.append(stored)
     return {"deleted": True, "url": model.get("uri")}
 
 

@@ -473,14 +473,18 @@ def reset(call: Call) -> dict[str, Any]:
     return result
 
 
-@endpoint("tasks.delete", fields={"task": ID, "force": FLAG})
+@endpoint("tasks.delete", fields={"task": ID, "force": FLAG, "delete_external_artifacts": FLAG})
 def delete(call: Call) -> dict[str, Any]:
+    """The task, its queue entries and events, and its folder in the file store (its artifacts and debug
+    images) but for the weights of models that still exist (unless `delete_external_artifacts` is false)."""
     task = get(call.tx, call.id("task"))
     if task["status"] == IN_PROGRESS and not call.flag("force"):
         raise errors.invalid_task_status("task is running; pass force to delete it", task=task["id"])
     queue_entries.remove_from_all(call.tx, task["id"])
     call.tx.delete_events(task["id"])
-    call.stale_files.append(files.task_folder(task["id"]))
+    if call.flag("delete_external_artifacts", True):
+        call.stale.folders.append(files.task_folder(task["id"]))
+        call.stale.kept |= files.model_files(call.tx)
     return {"deleted": call.tx.delete("tasks", task["id"])}
 
 
