@@ -284,7 +284,8 @@ class Glue:
                         written.add(task_id)
                         continue
                     path = self.options.dry_run / f"{task_id}{self.options.suffix}"
-                    path.write_text(rendered)
+                    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+                        out.write(rendered)  # the owner's only: it may hold the server's keys
                     written.add(task_id)
                     print(f"clearml-launcher: task {task_id}: wrote {path} (not submitted)", flush=True)
             if self.options.once:

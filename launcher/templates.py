@@ -5,8 +5,9 @@
 each with an optional default (`${CLEARML_TASK.name:job}`), and the commands `${CLEARML_PRE_SETUP}`,
 `${CLEARML_AGENT_EXECUTE}` and `${CLEARML_POST_SETUP}`.
 
-Values that come from a task are hostile: a batch script gets each one shell-quoted (control characters
-become spaces, so no value can end an `#SBATCH` line), a manifest gets them as plain strings in the parsed
+Values that come from a task are hostile: a batch script gets each one quoted as one word (control characters
+become spaces, so no value can end an `#SBATCH` line; on `#SBATCH` lines as sbatch reads them, elsewhere as
+bash does), a manifest gets them as plain strings in the parsed
 document, never as YAML text. The three commands are the launcher's own and are inserted as they are.
 """
 
@@ -94,16 +95,23 @@ def substitute(text: str, context: Context, quote: Callable[[str], str]) -> str:
 
 
 def shell_script(text: str, context: Context) -> str:
-    """A batch script: every value one shell word, on its line."""
-    return substitute(text, context, lambda value: shlex.quote(CONTROL.sub(" ", value)))
+    """A batch script: every value one word, on its line. A comment line (`#SBATCH ...`, which bash never
+    reads) gets the quoting of sbatch's own reader, where a backslash escapes even inside quotes: a value
+    shell-quoted there (`a\\'" --output=/x`) could add options of its own. Every other line: bash's."""
+    lines = text.splitlines(keepends=True)
+    return "".join(
+        substitute(line, context, sbatch_word if line.lstrip().startswith("#") else shell_word)
+        for line in lines
+    )
 
 
-def document(node: Any, context: Context) -> Any:
-    """A parsed manifest: variables inside string scalars replaced by plain text (a string stays a string)."""
-    if isinstance(node, dict):
-        return {key: document(value, context) for key, value in node.items()}
-    if isinstance(node, list):
-        return [document(item, context) for item in node]
-    if isinstance(node, str):
-        return substitute(node, context, lambda value: value)
-    return node
+def shell_word(value: str) -> str:
+    """One bash word, literally the value (control characters become spaces)."""
+    return shlex.quote(CONTROL.sub(" ", value))
+
+
+def sbatch_word(value: str) -> str:
+    """One argument of an `#SBATCH` line, literally the value: in double quotes, with the backslashes and
+    double quotes in it escaped by a backslash, which sbatch's reader honours inside quotes too (it ends an
+    unquoted argument at white space even after a backslash, so quotes it must be)."""
+    return '"' + re.sub(r'([\\"])', r"\\\1", CONTROL.sub(" ", value)) + '"'

@@ -54,8 +54,8 @@ SIZE = r"[0-9]+(?:\.[0-9]+)?[bkmgBKMG]?"
 # The options a task's container.arguments may use, with the form of their value. Anything else (e.g.
 # --privileged, -v/--volume, --pid, --ipc, --network, --device, --cap-add, --security-opt, --user) is refused.
 SAFE_OPTIONS: dict[str, str] = {
-    "-e": rf"{NAME}(?:=.*)?",
-    "--env": rf"{NAME}(?:=.*)?",
+    "-e": rf"{NAME}=.*",  # always with its value: a bare NAME copies the daemon's own variable
+    "--env": rf"{NAME}=.*",
     "--shm-size": SIZE,
     "-m": SIZE,
     "--memory": SIZE,
@@ -133,6 +133,11 @@ def choose_engine(wanted: str | None) -> str:
         found = shutil.which(wanted)
         if found is None:
             raise UserError(f"--container-engine {wanted}: {wanted} is not installed", INSTALL)
+        if not _answers(found):  # before a task is taken: a daemon would fail every one
+            raise UserError(
+                f"--container-engine {wanted}: `{wanted} info` fails here",
+                f"start {wanted}'s service (or check its configuration), then try again",
+            )
         return found
     docker = shutil.which("docker")
     if docker and _answers(docker):
@@ -162,6 +167,8 @@ def check_image(image: str, where: str) -> str:
 
 def check_arguments(text: str | list[str]) -> list[str]:
     """The task's container.arguments as engine options: only SAFE_OPTIONS, each with a checked value."""
+    if not isinstance(text, (str, list)):
+        raise ReproductionError("container.arguments: must be a string or a list of strings")
     try:
         given = shlex.split(text) if isinstance(text, str) else [str(item) for item in text]
     except ValueError as error:
@@ -227,10 +234,10 @@ class Container:
             if plan.installer == "sync" and plan.project is not None and plan.lock is None:
                 written = environment.locks_to_remove(job.root, plan.project)
             name = f"clearml-{job.task['id'][:32]}-{secrets.token_hex(4)}"
+            env_file = _env_file(staging, values)
             create = [
                 self.engine, "create", "--name", name, "--init", "--network", "host",
-                "--workdir", str(job.workdir), *self._mounts(job, staging),
-                *(option for key in sorted(values) for option in ("--env", key)),
+                "--workdir", str(job.workdir), *self._mounts(job, staging), "--env-file", str(env_file),
                 *gpu_options(self.engine, job.gpus), *self.arguments, *task_arguments,
                 image, "/bin/sh", f"{MOUNT}/entry.sh",
                 *process.command(Path(VENV) / "bin" / "python", job.entry_point, job.arguments()),
@@ -238,7 +245,10 @@ class Container:
             job.log.write(f"launcher: container {name} from {image} ({Path(self.engine).name})")
             if job.record is not None:  # before it exists: a crash in between leaves nothing unrecorded
                 job.record({"container": {"engine": self.engine, "name": name}})
-            made = subprocess.run(create, env={**os.environ, **values}, capture_output=True, text=True)
+            try:  # the engine runs with the launcher's own environment: the task's variables are the
+                made = subprocess.run(create, capture_output=True, text=True)  # container's alone
+            finally:
+                env_file.unlink(missing_ok=True)  # read at create: the keys in it stay on disk no longer
             if made.returncode != 0:
                 raise ReproductionError(
                     f"the container cannot be created: {_last_line(made.stderr)}",
@@ -251,7 +261,7 @@ class Container:
                                       log=job.log, grace=job.grace, stop=job.stop,
                                       started=job.on_start)  # fmt: skip
                 if not outcome.aborted:
-                    outcome = process.Outcome(self._exit_code(name, outcome.exit_code))
+                    outcome = self._ended(name, outcome.exit_code)
             finally:
                 self._remove(name, job.grace)
                 for path in written:
@@ -267,7 +277,9 @@ class Container:
 
     def _values(self, job: Job, staging: Path, plan: Plan) -> dict[str, str]:
         """The container's environment: the task's Environment hyperparams, then what the launcher sets. The
-        values reach the engine through its own environment (`--env NAME`), never on its command line."""
+        values reach the container through an env file (`_env_file`): never on the engine's command line
+        (where any user sees them), never in the engine's own environment (where the task's LD_PRELOAD,
+        CONTAINERS_CONF or DOCKER_HOST would steer the engine itself, on the host)."""
         from launcher import process
         from launcher.environment import uv_cache
 
@@ -336,19 +348,53 @@ class Container:
             *((path, path, "ro") for path in job.files if path.exists()),
             *((bundle, Path(CA_BUNDLE), "ro") for bundle in [_ca_bundle()] if bundle),
         ]
+        for host, _, _ in binds:
+            if ":" in str(host):  # `-v HOST:INSIDE:MODE` cannot carry it
+                raise ReproductionError(
+                    f"the container cannot mount {host}: the path holds a ':'",
+                    hint="give the launcher a home (CLEARML_TASK_HOME) and a UV_CACHE_DIR without ':'",
+                )
         return [option for host, inside, mode in binds for option in ("-v", f"{host}:{inside}:{mode}")]
 
-    def _exit_code(self, name: str, fallback: int | None) -> int | None:
+    def _ended(self, name: str, started: int | None) -> Outcome:
+        """How the container's process ended: its exit code from the engine's `wait`; a container that never
+        ran (the engine could not start it: `wait` then says 0) fails with the engine's reason and the
+        exit code of its `start` (`started`)."""
+        from launcher import process
+
         done = subprocess.run([self.engine, "wait", name], capture_output=True, text=True)
+        state = [self.engine, "inspect", "--format", "{{.State.StartedAt}}|{{.State.Error}}", name]
+        seen = subprocess.run(state, capture_output=True, text=True)
+        began, _, error = seen.stdout.strip().partition("|")
+        if seen.returncode == 0 and (error.strip() or began.startswith("0001-01-01")):
+            reason = _last_line(error) if error.strip() else "the engine did not start it"
+            reason = f"the container did not run: {reason}"
+            return process.Outcome(started or process.EXEC_FAILED, reason=reason)
         try:
-            return int(done.stdout.strip().splitlines()[-1])
+            return process.Outcome(int(done.stdout.strip().splitlines()[-1]))
         except (ValueError, IndexError):
-            return fallback
+            return process.Outcome(started)
 
     def _remove(self, name: str, grace: float) -> None:
         """Nothing left running: stop (SIGTERM, SIGKILL after `grace`), then remove."""
         subprocess.run([self.engine, "stop", "--time", str(max(1, round(grace))), name], capture_output=True)
         subprocess.run([self.engine, "rm", "--force", name], capture_output=True)
+
+
+def _env_file(staging: Path, values: dict[str, str]) -> Path:
+    """The container's variables as the engine's --env-file (`NAME=value` lines; mode 0600, for it holds the
+    server's keys). A value with a line break, which such a file cannot hold, fails the task naming it."""
+    for name, value in values.items():
+        if "\n" in value or "\r" in value:
+            raise ReproductionError(
+                f"hyperparams.Environment: the value of {name} holds a line break, which a container's "
+                "environment file cannot carry",
+                hint="keep each variable's value on one line",
+            )
+    path = staging / "env"
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write("".join(f"{name}={value}\n" for name, value in sorted(values.items())))
+    return path
 
 
 def cleanup(record: dict[str, Any]) -> str | None:

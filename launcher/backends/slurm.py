@@ -83,7 +83,10 @@ class Slurm:
             lines = [line for line in done.stderr.splitlines() if line.strip()]
             raise ReproductionError(f"sbatch refused the job: {lines[-1] if lines else 'no reason given'}",
                                     detail=done.stderr)  # fmt: skip
-        return done.stdout.strip().split(";")[0]
+        job_id = done.stdout.strip().split(";")[0]
+        if not re.fullmatch(r"[0-9]+(?:_[0-9]+)?", job_id):  # `--test-only` submits nothing, for one
+            raise ReproductionError(f"sbatch gave no job id (it said {job_id[:200]!r})", detail=done.stderr)
+        return job_id
 
     def state(self, job_id: str) -> JobState:
         done = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format", "%T"],

@@ -217,9 +217,10 @@ def test_safe_options_only_each_value_one_word() -> None:
         "-e=A=1", "--env=B=two", "--shm-size=1g", "--cpus=2",
     ]  # fmt: skip
     for hostile in ("--privileged", "--network=host", "--ipc host", "-e", "--shm-size=--privileged",
-                    "--device /dev/sda", "--cap-add=ALL", "--security-opt seccomp=unconfined"):  # fmt: skip
-        with pytest.raises(ReproductionError):
-            check_arguments(hostile)
+                    "--device /dev/sda", "--cap-add=ALL", "--security-opt seccomp=unconfined",
+                    "-e OPERATORS_SECRET", "--env HOME", 5, True, {"-e": "A=1"}):  # fmt: skip
+        with pytest.raises(ReproductionError):  # a bare -e NAME copied the daemon's own variable
+            check_arguments(hostile)  # type: ignore[arg-type]
 
 
 def test_image_references() -> None:
@@ -309,6 +310,80 @@ def test_a_container_recorded_before_runs_named_their_backend_is_removed(
         assert client.get_task(task_id)["status_message"] == registry.RESTARTED
     finally:
         subprocess.run(["podman", "rm", "--force", name], capture_output=True)
+
+
+def set_environment(task_id: str, **variables: str) -> None:
+    """The task's `Environment` hyperparams, as a task's author (anyone who can edit it) sets them."""
+    params = [{"section": "Environment", "name": k, "value": v} for k, v in variables.items()]
+    Client().call("tasks.edit_hyper_params", {"task": task_id, "hyperparams": params, "force": True})
+
+
+def test_a_tasks_variables_reach_its_container_never_the_engine(
+    engine: tuple[dict[str, str], str], jobs: Repo, tmp_path: Path
+) -> None:
+    """A task's CONTAINERS_CONF (or LD_PRELOAD, DOCKER_HOST, ...) is the container's variable: it once was
+    also the engine's own, on the host, so a task could have podman mount the host's files into it."""
+    env, image = engine
+    canary = tmp_path / "host-only"
+    canary.mkdir()
+    (canary / "secret").write_text("the host's")
+    evil = tmp_path / "evil.conf"
+    evil.write_text(containers.CONTAINERS_CONF.replace(
+        "[engine]", f'volumes = ["{canary}:/hostcanary:ro"]\n[engine]'))  # fmt: skip
+    probe = 'test -e /hostcanary/secret && echo ESCAPED || echo CONTAINED; echo "TASK-VAR=$CONTAINERS_CONF"'
+    task_id = create_task(jobs.work, "train.py", docker=image, docker_bash_setup_script=probe,
+                          skip_task_init=True)  # fmt: skip
+    set_environment(task_id, CONTAINERS_CONF=str(evil))
+    result = launcher("execute", "--id", task_id, "--docker", "--container-engine", "podman", env=env)
+    lines = log_lines(task_id)
+    assert result.returncode == 0 and status(task_id) == "completed", "\n".join(lines)
+    assert "CONTAINED" in lines and "ESCAPED" not in lines
+    assert f"TASK-VAR={evil}" in lines  # the task still gets its variable, inside
+    assert leftovers(env, task_id) == []
+
+
+def test_a_variable_with_a_line_break_fails_the_container_task_naming_it(
+    engine: tuple[dict[str, str], str], jobs: Repo
+) -> None:
+    env, image = engine
+    task_id = create_task(jobs.work, "train.py", docker=image, skip_task_init=True)
+    set_environment(task_id, TWO_LINES="one\nLD_PRELOAD=/tmp/x.so")
+    result = launcher("execute", "--id", task_id, "--docker", "--container-engine", "podman", env=env)
+    task = Client().get_task(task_id)
+    assert result.returncode == 1 and task["status"] == "failed"
+    assert "TWO_LINES holds a line break" in task["status_message"]
+    assert leftovers(env, task_id) == []
+
+
+def test_a_container_the_engine_cannot_start_fails_the_task(
+    engine: tuple[dict[str, str], str], jobs: Repo
+) -> None:
+    """The engine refuses to start it (a limit above the host's): `wait` says 0 for a container that never
+    ran, and the task was reported completed without running a line."""
+    env, image = engine
+    task_id = create_task(jobs.work, "train.py", docker=image, skip_task_init=True,
+                          docker_args="--ulimit nofile=99999999:99999999")  # fmt: skip
+    result = launcher("execute", "--id", task_id, "--docker", "--container-engine", "podman", env=env)
+    task = Client().get_task(task_id)
+    assert result.returncode == 1 and task["status"] == "failed", task["status_message"]
+    assert "the container did not run" in task["status_message"]
+    assert "epochs=1 lr=0.1 fast=False" not in log_lines(task_id)
+    assert leftovers(env, task_id) == []
+
+
+def test_an_engine_that_does_not_answer_is_one_line_before_any_task_is_taken(
+    engine: tuple[dict[str, str], str], jobs: Repo, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.conf"
+    broken.write_text("not toml [[[\n")
+    Client().queue_id("engine-broken", create=True)
+    task_id = create_task(jobs.work, "train.py", queue="engine-broken", skip_task_init=True)
+    daemon = ["daemon", "--queue", "engine-broken", "--once", "--docker", "--container-engine", "podman"]
+    result = launcher(*daemon, env={"CONTAINERS_CONF": str(broken)})
+    said = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert any("--container-engine podman: `podman info` fails here" in line for line in said), said
+    assert status(task_id) == "queued"
 
 
 def test_only_a_recorded_container_of_ours_is_removed() -> None:

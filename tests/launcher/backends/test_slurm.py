@@ -73,6 +73,36 @@ def test_a_task_runs_as_a_batch_job(cluster: dict[str, str], jobs: Repo, tmp_pat
     assert "JobName=it's $(touch pwned)" in shown
 
 
+def test_no_task_value_adds_an_sbatch_option(cluster: dict[str, str], jobs: Repo, tmp_path: Path) -> None:
+    """sbatch's reader of `#SBATCH` lines honours a backslash even inside quotes, so a shell-quoted value
+    with one could close the quote and add options of its own (here: write the job's output elsewhere)."""
+    q = queue()
+    injected = tmp_path / "injected"
+    injected.mkdir()
+    name = f"x\\'\" --output={injected}/%j.txt --comment=\\"
+    hostile = f"a\\'\" --output={injected}/p%j.txt # b\\"
+    task_id = create_task(jobs.work, "train.py", queue=q, name=name, skip_task_init=True)
+    params = [{"section": "properties", "name": "note", "value": hostile}]
+    Client().call("tasks.edit_hyper_params", {"task": task_id, "hyperparams": params, "force": True})
+    text = TEMPLATE.replace(  # the template's own --output first: an injected one would win
+        "#SBATCH --job-name=${CLEARML_TASK.name}\n#SBATCH --output=OUTPUT/%j.out\n",
+        "#SBATCH --output=OUTPUT/%j.out\n#SBATCH --job-name=${CLEARML_TASK.name}\n"
+        "#SBATCH --comment=${CLEARML_TASK.hyperparams.properties.note.value}\n",
+    )
+    assert text != TEMPLATE
+    result = launcher("slurm", "--queue", q, "--template-files", str(template(tmp_path, text)), "--once",
+                      "--polling-interval", "0.3", env=cluster)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert status(task_id) == "completed", log_lines(task_id)
+    job_id = Client().get_task(task_id)["runtime"]["slurm_job_id"]
+    assert list(injected.iterdir()) == []
+    assert (tmp_path / "slurm-output" / f"{job_id}.out").is_file()
+    shown = subprocess.run(["scontrol", "show", "job", job_id], env={**os.environ, **cluster},
+                           capture_output=True, text=True).stdout  # fmt: skip
+    assert f"JobName={name}\n" in shown or f"JobName={name} " in shown, shown
+    assert f"Comment={hostile}" in shown, shown
+
+
 def test_sbatch_refusing_fails_the_task(cluster: dict[str, str], jobs: Repo, tmp_path: Path) -> None:
     q = queue()
     task_id = create_task(jobs.work, "train.py", queue=q)
@@ -208,6 +238,7 @@ def test_dry_run_writes_the_singularity_script_and_submits_nothing(jobs: Repo, t
                       "--dry-run", str(out), "--once")  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     script = (out / f"{task_id}.sh").read_text()
+    assert (out / f"{task_id}.sh").stat().st_mode & 0o077 == 0  # it holds the server's keys
     assert "singularity exec docker://python:3.11 " in script
     assert f"execute --id {task_id} --require-queue" in script
     assert status(task_id) == "queued"
