@@ -115,3 +115,14 @@ def sbatch_word(value: str) -> str:
     double quotes in it escaped by a backslash, which sbatch's reader honours inside quotes too (it ends an
     unquoted argument at white space even after a backslash, so quotes it must be)."""
     return '"' + re.sub(r'([\\"])', r"\\\1", CONTROL.sub(" ", value)) + '"'
+
+
+def document(node: Any, context: Context) -> Any:
+    """A parsed manifest: variables inside string scalars replaced by plain text (a string stays a string)."""
+    if isinstance(node, dict):
+        return {key: document(value, context) for key, value in node.items()}
+    if isinstance(node, list):
+        return [document(item, context) for item in node]
+    if isinstance(node, str):
+        return substitute(node, context, lambda value: value)
+    return node
