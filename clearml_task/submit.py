@@ -405,13 +405,31 @@ def _clone_changes(request: Request, base: dict[str, Any]) -> dict[str, Any]:
         merged.update({k: v for k, v in given_container.items() if v})
         changes["container"] = merged
     if request.gives_requirements:
-        decision = requirements.decide(force_none=request.force_no_requirements, given=request.given)
+        decision = requirements.decide(
+            force_none=request.force_no_requirements, given=request.given, add_clearml=_needs_clearml(base)
+        )
         changes["requirements"] = document.recorded_requirements(decision)
     if request.output_uri:
         changes["output_dest"] = request.output_uri
     if request.task_type:
         changes["type"] = request.task_type
     return changes
+
+
+def _needs_clearml(base: dict[str, Any]) -> bool:
+    """Whether the base task's requirements hold clearml (its code calls Task.init(): clearml-task put
+    clearml there when it injected the call). A clone given other requirements keeps it: without it the
+    injected call is skipped, and the task runs untracked."""
+    from clearml_task.requirements.files import name_of
+
+    recorded = (base.get("script") or {}).get("requirements") or {}
+    lines = [
+        line
+        for key in ("pip", "extra")
+        if isinstance(recorded.get(key), str)
+        for line in recorded[key].splitlines()
+    ]
+    return any(name_of(line) == "clearml" for line in lines)
 
 
 def preview_clone(request: Request, client: Client) -> dict[str, Any]:

@@ -214,6 +214,25 @@ def test_base_task_id_clones_and_overrides_only_what_is_given(quickstart: Path) 
     assert task["name"] == "renamed" and task["project"] == Client().project_id("other", create=False)
 
 
+@pytest.mark.parametrize("skip_task_init", [False, True])
+def test_a_clone_given_packages_keeps_clearml_when_its_code_calls_task_init(
+    quickstart: Path, skip_task_init: bool
+) -> None:
+    """The base's code got Task.init() (and clearml among its requirements): a clone given --packages that
+    lost clearml ran its injected call's ImportError branch, untracked."""
+    from clearml_task.api import Client
+
+    skip = ["--skip-task-init"] if skip_task_init else []
+    made = run("clearml-task", "--project", "demo", "--name", "base", "--script", str(quickstart), *skip,
+               "--output", "json")  # fmt: skip
+    base = Client().get_task(json.loads(made.stdout)["id"])
+    cloned = run("clearml-task", "--base-task-id", base["id"], "--packages", "tqdm", "--output", "json")
+    assert cloned.returncode == 0, cloned.stderr
+    pip = Client().get_task(json.loads(cloned.stdout)["id"])["script"]["requirements"]["pip"].split()
+    assert "tqdm" in pip
+    assert ("clearml" in pip) is (not skip_task_init), pip
+
+
 def test_a_clone_s_args_are_checked_against_the_base_task_before_anything_is_created(
     quickstart: Path,
 ) -> None:
