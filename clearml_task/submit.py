@@ -324,7 +324,9 @@ def start_client(request: Request) -> Callable[[], Client]:
             raise unanswered[0]
         from clearml_task.api import Client
 
-        return Client()
+        fresh = Client()
+        fresh.session.token()  # the first contact, and its retries, before the task is made: Ctrl-C not held
+        return fresh
 
     return client
 

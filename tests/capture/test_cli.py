@@ -646,6 +646,29 @@ def test_a_command_started_with_ctrl_c_ignored_ignores_it(quickstart: Path) -> N
         daemon.communicate(timeout=60)
 
 
+def test_a_ctrl_c_while_the_server_is_tried_again_interrupts_at_once(quickstart: Path) -> None:
+    """No server listens: the login is tried again for a while. Nothing is being created yet, so a Ctrl-C
+    then is `interrupted` and 130 at once (it was held as if the task were being made, then lost)."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CLEARML_API_HOST": f"http://127.0.0.1:{port}", "CLEARML_API_ACCESS_KEY": "K",
+           "CLEARML_API_SECRET_KEY": "S"}  # fmt: skip
+    executable = Path(sys.executable).with_name("clearml-task")
+    argv = [str(executable), "--project", "demo", "--name", "interrupted", "--script", str(quickstart)]
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+    time.sleep(3)  # the code is captured by now; the login is being tried again
+    sent = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == "clearml-task: error: interrupted", stderr
+    assert "being created" not in stderr
+    assert time.monotonic() - sent < 5
+
+
 def test_a_ctrl_c_while_the_task_is_created_finishes_it_and_shows_it(
     quickstart: Path, tmp_path: Path
 ) -> None:
