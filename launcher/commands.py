@@ -181,6 +181,10 @@ def execute(args: argparse.Namespace) -> int:
     finally:
         log.close()
     print(f"clearml-launcher: task {task_id} {status}", flush=True)
+    if stop.by == signal.SIGINT:
+        raise KeyboardInterrupt  # Ctrl-C: `error: interrupted` and 130, as every command says it
+    if stop.by == signal.SIGTERM:
+        return 128 + signal.SIGTERM
     return 0 if status == vocabulary.COMPLETED else 1
 
 
@@ -323,16 +327,23 @@ def _left(home: Path) -> None:
     )
 
 
-def _stop_on_signals() -> threading.Event:
+class Stop(threading.Event):
+    """Set by the first SIGTERM or Ctrl-C; `by`: which signal (0 until then)."""
+
+    by: int = 0
+
+
+def _stop_on_signals() -> Stop:
     """SIGTERM or Ctrl-C: a running task is ended (stopped, never completed) and the command exits."""
     from clearml_task.interrupts import interrupt
 
-    stop = threading.Event()
+    stop = Stop()
 
     def handler(signum: int, frame: object) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             interrupt(frame)  # a second Ctrl-C: leave now (KeyboardInterrupt, once no import runs)
             return
+        stop.by = stop.by or signum
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)

@@ -281,6 +281,9 @@ def _on_start(settings: Settings) -> Callable[[int, str], None] | None:
 
 def _outcome(outcome: Outcome, log: LogShipper) -> tuple[str, str]:
     """The task's final status from how its process ended (the log says which), and its message."""
+    if outcome.aborted and outcome.stopped_here:
+        log.write("launcher: stopped: the launcher itself was stopped (Ctrl-C, SIGTERM or --stop)", "warning")
+        return STOPPED, "stopped: the launcher running it was stopped"
     if outcome.aborted:
         log.write("launcher: aborted: the task was stopped on the server", "warning")
         return STOPPED, "aborted"

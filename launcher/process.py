@@ -41,6 +41,7 @@ class Outcome:
     aborted: bool = False
     left: int = 0  # processes it left running, which were ended
     reason: str = ""  # why it never started (the system's words)
+    stopped_here: bool = False  # aborted because the launcher itself was stopped (Ctrl-C, SIGTERM, --stop)
 
     @property
     def message(self) -> str:
@@ -204,7 +205,8 @@ def _follow(
     child.stderr.close()
     done.set()
     watcher.join()
-    return Outcome(code, aborted.is_set(), left)
+    here = aborted.is_set() and stop is not None and stop.is_set()
+    return Outcome(code, aborted.is_set(), left, stopped_here=here)
 
 
 def _watch(

@@ -83,9 +83,9 @@ def test_aborted_mid_run_kills_the_whole_tree(jobs: Repo, tmp_path: Path) -> Non
 
 def stopped_mid_run(
     jobs: Repo, tmp_path: Path, tick: int, stop: Callable[[Sleepy, Popen[bytes]], bool]
-) -> None:
+) -> str:
     """sleepy.py under `clearml-launcher execute` until it printed `tick N`, then `stop`: the task ends
-    stopped, and its whole process tree is gone."""
+    stopped, and its whole process tree is gone. Returns the task's id."""
     task = sleepy_task(jobs.work, tmp_path)
     running = spawn("execute", "--id", task.task_id, "--grace", "2")
     try:
@@ -97,6 +97,7 @@ def stopped_mid_run(
             running.kill()
     assert status(task.task_id) == "stopped"
     task.assert_tree_gone()
+    return task.task_id
 
 
 def test_a_patch_that_does_not_apply_fails_readably(jobs: Repo) -> None:
@@ -226,11 +227,21 @@ def test_stopping_the_launcher_stops_the_task_never_completes_it(
 ) -> None:
     import signal
 
+    sent: list[Popen[bytes]] = []
+
     def send(task: Sleepy, running: Popen[bytes]) -> bool:
         running.send_signal(getattr(signal, signum))
+        sent.append(running)
         return True
 
-    stopped_mid_run(jobs, tmp_path, 2, send)
+    task_id = stopped_mid_run(jobs, tmp_path, 2, send)
+    # Said as what it was (not "stopped on the server"), and the command's own exit: 130 for Ctrl-C (with
+    # `error: interrupted`, as every command), 143 for SIGTERM.
+    assert sent[0].returncode == (130 if signum == "SIGINT" else 143)
+    assert Client().get_task(task_id)["status_message"] == "stopped: the launcher running it was stopped"
+    lines = log_lines(task_id)
+    assert "launcher: stopped: the launcher itself was stopped (Ctrl-C, SIGTERM or --stop)" in lines
+    assert not any("stopped on the server" in line for line in lines)
 
 
 SHOW_SDK_CONFIG = """import os, stat
