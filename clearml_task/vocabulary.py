@@ -37,6 +37,8 @@ CLOSED = "closed"
 PUBLISHING = "publishing"
 PUBLISHED = "published"
 
+# Every status a task can have.
+STATUSES = (CREATED, QUEUED, IN_PROGRESS, STOPPED, FAILED, COMPLETED, CLOSED, PUBLISHING, PUBLISHED)
 # A task in one of these has ended; nothing runs it any more.
 FINAL_STATUSES = (COMPLETED, FAILED, STOPPED, CLOSED, PUBLISHED)
 # A launcher may start a task in one of these.

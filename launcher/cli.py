@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from clearml_task import __version__, console
+from clearml_task import __version__, console, vocabulary
 from clearml_task.server.body import DEFAULT_MAX_BODY_MB, MAX_BODY_ENV
 from launcher.envcache import DEFAULT_SIZE
 
@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("queues", help="list the queues and what waits in them")
 
     tasks = sub.add_parser("tasks", help="list tasks")
-    tasks.add_argument("--status", nargs="*", help="only these statuses")
+    tasks.add_argument("--status", nargs="*", choices=vocabulary.STATUSES, metavar="STATUS",
+                       help=f"only these statuses ({', '.join(vocabulary.STATUSES)})")  # fmt: skip
     tasks.add_argument("--project", help="only this project (name)")
     tasks.add_argument("--queue", help="only the tasks waiting in this queue (name or id)")
 

@@ -171,6 +171,7 @@ def test_no_gpus_is_still_a_gpu_list() -> None:
         ("execute", "--id", "x", "--grace", "nan"),
         ("slurm", "--queue", "q", "--max-jobs", "-1"),
         ("slurm", "--queue", "q", "--polling-interval", "1e-9"),
+        ("tasks", "--status", "bogus"),  # listed nothing, as if no task had it
     ],
 )
 def test_a_flag_out_of_its_range_is_a_usage_error(argv: tuple[str, ...]) -> None:
