@@ -55,6 +55,9 @@ def check_and_record(
             if parser.complete:
                 raise _unknown_key(parser, slots, key)
             extra[key] = text
+        elif full in given:  # two of its names (`--num-epochs` and `-n`): which value was meant?
+            raise UserError(f"--args gives {full!r} twice, as {given[full][0]!r} and as {key!r}",
+                            "give each argument once", exit_code=2)  # fmt: skip
         else:
             given[full] = (key, text)
     chain = _subcommands_run(parser, {k: v for k, (_, v) in given.items()})

@@ -511,6 +511,19 @@ def test_typer_commands_annotated_parameters_and_enums(tmp_path: Path) -> None:
         check_and_record(parser, {"color": "x"})
 
 
+def test_an_argument_given_under_two_of_its_names_is_refused() -> None:
+    """`num-epochs=3 n=4` name one option: the last silently won, where `lr=1 lr=2` is refused."""
+    parser = read_parser(
+        "import argparse\np = argparse.ArgumentParser()\n"
+        "p.add_argument('--num-epochs', '-n', dest='epochs', type=int, default=1)\np.parse_args()\n",
+        "aliases.py",
+    )
+    with pytest.raises(UserError, match="--args gives 'epochs' twice, as 'num-epochs' and as 'n'") as caught:
+        check_and_record(parser, {"num-epochs": "3", "n": "4"})
+    assert caught.value.exit_code == 2
+    assert values(check_and_record(parser, {"n": "4"}))["epochs"] == "4"
+
+
 # ---------------------------------------------------------------------------------------- run time
 def test_the_launcher_reads_the_parser_from_the_reproduced_entry_point(tmp_path: Path) -> None:
     module = entry_file(ARGS, ARGS, "-m pkg.main")
