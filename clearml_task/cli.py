@@ -114,7 +114,27 @@ def build_parser() -> argparse.ArgumentParser:
         'the result, then {"log": LINE} per log line, then {"id": ID, "status": STATUS}',
     )
     out.add_argument("--debug", action="store_true", help="show tracebacks")
+    for flag in NOT_SUPPORTED:  # ClearML's clearml-task has them: say so, not "unrecognized arguments"
+        p.add_argument(flag, nargs="?", action=_NotSupported, help=argparse.SUPPRESS)
     return p
+
+
+# Flags of ClearML's clearml-task this one does not have (pipelines, offline sessions).
+NOT_SUPPORTED = (
+    "--pipeline", "--pipeline-version", "--pipeline-dont-add-run-number", "--import-offline-session",
+)  # fmt: skip
+
+
+class _NotSupported(argparse.Action):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: object,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(f"{option_string} is a flag of ClearML's clearml-task that this one does not support; "
+                     "use ClearML's own clearml-task for pipelines and offline sessions")  # fmt: skip
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:

@@ -73,6 +73,8 @@ class Request:
             _check_new(self)
         if self.project is not None:
             object.__setattr__(self, "project", _checked_project(self.project))
+        # each tag once, in the order given; an empty one is no tag
+        object.__setattr__(self, "tags", list(dict.fromkeys(tag for tag in self.tags if tag.strip())))
         if self.repo and urls.is_local_path(self.repo):
             object.__setattr__(self, "repo", str(Path(self.repo).expanduser().resolve()))
         if self.binary and not re.match(vocabulary.BINARY_PATTERN, self.binary.strip()):

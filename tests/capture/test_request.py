@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,22 @@ def test_what_the_checks_read_goes_with_the_request(tmp_path: Path) -> None:
     assert unread.given is None and unread.gives_requirements  # --force-no-requirements: nothing is read
     with pytest.raises(records.FrozenInstanceError):
         request.name = "changed"  # type: ignore[misc]
+
+
+def test_tags_are_kept_once_each_in_their_order_and_an_empty_one_is_no_tag() -> None:
+    request = Request(project="proj", name="tagged", script="t.py", tags=["x y", "", "x", "x y", " ", "x"])
+    assert request.tags == ["x y", "x"]
+
+
+@pytest.mark.parametrize("flag", ["--pipeline", "--pipeline-version", "--pipeline-dont-add-run-number",
+                                  "--import-offline-session"])  # fmt: skip
+def test_flags_of_clearmls_clearml_task_it_lacks_are_named_as_such(flag: str) -> None:
+    result = subprocess.run([sys.executable, "-c", "import sys; from clearml_task.cli import main; "
+                             f"sys.exit(main(['{flag}', 'x', '--project', 'proj', '--name', 'abc']))"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"clearml-task: error: {flag} is a flag of ClearML's clearml-task that this one")
 
 
 @pytest.mark.parametrize(
