@@ -17,7 +17,7 @@ from werkzeug.test import TestResponse
 
 from clearml_task.server.app import App
 from clearml_task.server.auth import first_user
-from clearml_task.server.web import routes, session
+from clearml_task.server.web import routes, session, task_tabs
 from testing.servers import ROOT, start_server, stop_server
 
 
@@ -190,3 +190,27 @@ def test_the_server_names_its_web_ui_in_the_config_block(tmp_path: Path) -> None
         assert page.status_code == 200 and "Log in" in page.text
     finally:
         stop_server(server)
+
+
+def test_head_answers_every_page_as_get_does_without_a_body(app: App) -> None:
+    client, csrf = logged_in(app)
+    made = client.post(
+        "/tasks.create", json={"name": "headed", "type": "training"}, headers={"X-CSRF-Token": csrf}
+    )
+    task = made.json["data"]["id"]  # type: ignore[index]
+    base = f"/projects/*/tasks/{task}"
+    paths = [
+        "/", "/projects/*/tasks", "/projects/*/tasks?status=created", f"{base}/output/log",
+        f"/projects/*/compare-tasks;ids={task}/scalars", f"/projects/*/compare-tasks;ids={task}/hyper-params",
+        "/workers-and-queues/queues", "/workers-and-queues/workers", "/login", "/static/app.js",
+        "/projects/*/tasks/nope/execution", *(f"{base}/{tab}" for tab in task_tabs.TABS),
+    ]  # fmt: skip
+    for path in paths:
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code != 405, path
+        assert head.get_data() == b"", path
+        assert head.headers.get("Location") == got.headers.get("Location"), path
+        assert head.mimetype == got.mimetype, path
+    # Logged out, HEAD is sent to log in as GET is.
+    head = WsgiClient(app).head("/projects/*/tasks")
+    assert head.status_code == 303 and head.headers["Location"].startswith("/login?next=")

@@ -69,7 +69,7 @@ def _serve(app: App, request: Request) -> Response:
     if token is None:
         target = path + (f"?{request.query_string.decode()}" if request.query_string else "")
         return redirect(f"/login?next={quote(target, safe='')}")
-    if request.method != "GET":
+    if request.method not in ("GET", "HEAD"):  # HEAD: the GET's answer, its body left out by werkzeug
         return render.page(None, "error.html", status=405, title="Not allowed", message="Pages take GET only")
     ui = Ui(app, request, token, session.csrf(app, token), app.tokens.verify(token).get("identity", {}))
     for pattern, handler in _routes():
