@@ -106,17 +106,24 @@ def scalars(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def newest_events(ui: Ui, task: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """A task's newest LOG_BATCH events of one type, newest first (a task may have many more: the oldest
+    are the ones left out)."""
+    query = {"task": task["id"], "event_type": kind, "order": "desc", "batch_size": LOG_BATCH}
+    return list(ui.api("events.get_task_events", **query)["events"])
+
+
 def plots(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
-    found = ui.api("events.get_task_events", task=task["id"], event_type="plot", order="asc")["events"]
+    """The task's newest plots, shown oldest first."""
+    found = reversed(newest_events(ui, task, "plot"))
     return {"plots": [_fields(e, "metric", "variant", "iter", "timestamp", "plot_str") for e in found]}
 
 
 def debug_samples(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
     """The newest image of each metric and variant (ClearML's debug samples show the last iteration)."""
-    found = ui.api("events.get_task_events", task=task["id"], event_type="training_debug_image", order="asc")
     latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for event in found["events"]:
-        latest[(str(event.get("metric", "")), str(event.get("variant", "")))] = event
+    for event in newest_events(ui, task, "training_debug_image"):
+        latest.setdefault((str(event.get("metric", "")), str(event.get("variant", ""))), event)
     samples = [
         {**_fields(e, "metric", "variant", "iter", "url"), "src": download_href(e.get("url"))}
         for _, e in sorted(latest.items())
