@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from io import BytesIO
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,43 @@ def test_head_answers_every_page_as_get_does_without_a_body(app: App) -> None:
     # Logged out, HEAD is sent to log in as GET is.
     head = WsgiClient(app).head("/projects/*/tasks")
     assert head.status_code == 303 and head.headers["Location"].startswith("/login?next=")
+
+
+def test_logging_out_revokes_the_session_for_every_process_and_after_a_restart(app: App) -> None:
+    """A copy of the cookie taken before logging out is refused afterwards: for pages, API calls (with the
+    CSRF token, or as a Bearer token) and files, by another App on the same data dir (another process, which
+    verified the token before), and by an App started afterwards."""
+    client, csrf = logged_in(app)
+    cookie = client.get_cookie(session.COOKIE)
+    assert cookie is not None
+    other = App(app.data_dir)
+    other_client, other_csrf = logged_in(other)  # another session, which stays logged in
+    bearer = {"Authorization": f"Bearer {cookie.value}"}
+    bearer_file = {"Authorization": f"Bearer {app.tokens.issue(first_user(app.keys))}"}
+    assert (
+        WsgiClient(app)
+        .post("/files/f/", data={"a.txt": (BytesIO(b"x"), "a.txt")}, headers=bearer_file)
+        .status_code
+        == 200
+    )
+
+    def replayed(on: App) -> list[int]:
+        copy = WsgiClient(on)
+        copy.set_cookie(session.COOKIE, cookie.value)
+        return [
+            copy.get("/workers-and-queues/queues").status_code,
+            envelope_code(copy.post("/tasks.get_all", data=b"{}", headers={"X-CSRF-Token": csrf})),
+            envelope_code(WsgiClient(on).post("/tasks.get_all", data=b"{}", headers=bearer)),
+            copy.get("/files/f/a.txt").status_code,
+        ]
+
+    assert replayed(app) == replayed(other) == [200, 200, 200, 200]
+    assert client.post("/logout", data={"csrf": csrf}).status_code == 303
+    assert replayed(app) == replayed(other) == replayed(App(app.data_dir)) == [303, 401, 401, 401]
+    assert other_client.get("/workers-and-queues/queues").status_code == 200
+    assert (
+        envelope_code(other_client.post("/tasks.get_all", data=b"{}", headers={"X-CSRF-Token": other_csrf}))
+        == 200
+    )
+    # Logging out again (a stale form, the copy) changes nothing and is no error.
+    assert client.post("/logout", data={"csrf": csrf}).status_code == 303

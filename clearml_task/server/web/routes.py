@@ -124,10 +124,12 @@ def login(app: App, request: Request) -> Response:
 
 
 def logout(app: App, request: Request) -> Response:
-    """POST with the session's CSRF token: the cookie goes."""
+    """POST with the session's CSRF token: the session is revoked and the cookie goes."""
     token = session.token(app, request)
     if request.method != "POST" or (token and not session.csrf_ok(app, token, request.form.get("csrf"))):
         return render.page(None, "error.html", status=400, title="Refused", message="Log out with the button")
+    if token:
+        session.log_out(app, token)
     response = redirect("/login")
     response.delete_cookie(session.COOKIE, path="/", httponly=True, samesite="Strict")
     return response
