@@ -81,7 +81,7 @@ class App:
             ) from None
         self.users = Users(self.data_dir, first_user(self.keys))
         self.users.check()
-        self.tokens = Tokens(self.keys, self.users)
+        self.tokens = Tokens(self.keys, self.users, self.store.revoked)
         given = non_responsive_timeout
         self.non_responsive_timeout = watchdog.timeout_from(environ) if given is None else given
         self.max_wait = max_wait

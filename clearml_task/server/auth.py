@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,9 +92,13 @@ class Tokens:
     its user's secret key: rotating either, or removing the user, invalidates the user's tokens.
     Verified tokens are remembered until they expire (the user is still looked up on every call)."""
 
-    def __init__(self, keys: Keys, users: Users) -> None:
+    def __init__(
+        self, keys: Keys, users: Users, revoked: Callable[[str], bool] = lambda session: False
+    ) -> None:
+        """`revoked`: whether a token's `session_id` was revoked (a web UI session logged out)."""
         self.keys = keys
         self.users = users
+        self.revoked = revoked
         self._verified: dict[str, tuple[dict[str, Any], str]] = {}
 
     def check_credentials(self, access_key: str, secret_key: str) -> User:
@@ -150,6 +154,8 @@ class Tokens:
             )
         if claims.get("exp") is not None and claims["exp"] < time.time():
             raise errors.invalid_token("invalid jwt token", reason="Signature has expired")
+        if self.revoked(str(claims.get("session_id", ""))):
+            raise errors.invalid_token("invalid jwt token", reason="its session was logged out")
         return claims
 
     def user_of(self, caller: dict[str, Any]) -> User:

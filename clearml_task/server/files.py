@@ -9,7 +9,8 @@
   the cookie alone is refused. Bodies have the API's size limit.
 - Files live under `<data dir>/files`. A path with `..`, an empty or absolute segment, a NUL or a
   backslash is refused (the URL is percent-decoded first, so encoded forms are refused too), and so is a
-  path through a symlink.
+  path through a symlink. An upload's path has at most MAX_DEPTH segments, and an upload of several
+  files stores all of them or none (every part is checked before any is written).
 - A deleted task's folder (`<project>/<task name>.<task id>`, the SDK's layout), but for the weights of
   models that still exist, and a deleted model's weights file (the exact file its URI names, when no other
   model names it) are removed once the deletion has committed (Call.stale), unless the call says
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 PREFIX = "/files/"
 FOLDER = "files"
+# The most segments an uploaded file's path may have (a folder per segment but the last).
+MAX_DEPTH = 256
 
 
 def files_url(url: str) -> str:
@@ -200,6 +203,8 @@ def serve(app: App, request: Request, authorization: str | None) -> Response:
 
 
 def _upload(app: App, request: Request, store: Path, folder: str) -> list[str]:
+    """Store every file part, or none: every part's path is checked before any is written, each part is
+    written to a temporary file beside its target, and the targets are replaced only once all are."""
     from werkzeug.exceptions import RequestEntityTooLarge
 
     request.max_content_length = app.max_body
@@ -209,24 +214,55 @@ def _upload(app: App, request: Request, store: Path, folder: str) -> list[str]:
         raise errors.body_too_large(limit=app.max_body, authenticated=True) from None
     if not parts:
         raise errors.bad_request("no file in the upload (a multipart POST with one part per file)")
-    stored = []
-    for name, part in parts:
-        name = name[1:] if name.startswith("/") else name  # the SDK's object names start with one
-        relative_path = f"{folder}/{name}" if folder else name
-        path = safe_path(store, relative_path)
-        store.mkdir(mode=0o700, exist_ok=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        safe_path(store, relative_path)  # a symlink made meanwhile is refused too
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-        try:
+    targets = [_target(store, folder, name) for name, _ in parts]
+    names = {relative_path for relative_path, _ in targets}
+    for relative_path, _ in targets:
+        segments = relative_path.split("/")
+        if any("/".join(segments[:i]) in names for i in range(1, len(segments))):
+            raise errors.bad_request("invalid file path (a file of this upload)", path=relative_path)
+    written: list[tuple[Path, Path]] = []
+    try:
+        for (relative_path, path), (_, part) in zip(targets, parts, strict=True):
+            _make_folders(store, relative_path)
+            safe_path(store, relative_path)  # a symlink made meanwhile is refused too
+            handle, name = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+            written.append((Path(name), path))
             with os.fdopen(handle, "wb") as out:
                 shutil.copyfileobj(part.stream, out)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        stored.append(relative_path)
-    return stored
+        for temporary, target in written:
+            os.replace(temporary, target)
+    except BaseException:
+        for temporary, _ in written:
+            temporary.unlink(missing_ok=True)
+        raise
+    return [relative_path for relative_path, _ in targets]
+
+
+def _target(store: Path, folder: str, name: str) -> tuple[str, Path]:
+    """The store path a part's name makes, and its file; refused when unsafe, too deep, or a folder."""
+    name = name[1:] if name.startswith("/") else name  # the SDK's object names start with one
+    relative_path = f"{folder}/{name}" if folder else name
+    if relative_path.count("/") >= MAX_DEPTH:
+        raise errors.bad_request(
+            f"invalid file path (more than {MAX_DEPTH} segments)", path=relative_path[:200]
+        )
+    path = safe_path(store, relative_path)
+    if path.is_dir():
+        raise errors.bad_request("invalid file path (a folder)", path=relative_path)
+    return relative_path, path
+
+
+def _make_folders(store: Path, relative_path: str) -> None:
+    """The folders on the way to a store path, made one by one (pathlib's `mkdir(parents=True)` recurses
+    once per missing folder: a deep enough path is a RecursionError)."""
+    store.mkdir(mode=0o700, exist_ok=True)
+    path = store
+    for part in relative_path.split("/")[:-1]:
+        path = path / part
+        with contextlib.suppress(FileExistsError):
+            path.mkdir()
+        if not path.is_dir():
+            raise errors.bad_request("invalid file path (through a file)", path=relative_path)
 
 
 # Headers of every download: a logged-in browser reads files on the web UI's origin (web/session.py), and a

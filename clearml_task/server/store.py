@@ -9,6 +9,9 @@ A write to a VERSIONED kind (queues) also counts up that kind's row in `versions
 a cheap number every process can read, so that a call waiting for a queue to change (queues.get_next_task
 with `wait`) sees an entry another process added. In this process, a commit that counted also wakes the
 waiters at once (wait_for_change).
+
+`revoked` holds the sessions logged out of the web UI (their tokens' `session_id`) until their tokens
+expire: every token verification reads it, so a logout in one process holds in all of them.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ CREATE TABLE IF NOT EXISTS models (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, project TEXT, task TEXT, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS models_task ON models (task);
 CREATE TABLE IF NOT EXISTS versions (kind TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS revoked (session TEXT PRIMARY KEY, expires INTEGER NOT NULL);
 """
 # The kinds whose writes are counted in `versions` (what a waiting call can wait for).
 VERSIONED = frozenset({"queues"})
@@ -214,6 +218,16 @@ class Tx:
     def delete_events(self, task: str) -> int:
         return self.conn.execute("DELETE FROM events WHERE task = ?", (task,)).rowcount
 
+    def revoke(self, session: str, expires: int) -> None:
+        """Record a token's session as revoked until `expires` (when its token expires anyway); records
+        past their time are dropped."""
+        self.conn.execute("DELETE FROM revoked WHERE expires < ?", (int(time.time()),))
+        self.conn.execute(
+            "INSERT INTO revoked (session, expires) VALUES (?, ?) "
+            "ON CONFLICT (session) DO UPDATE SET expires = max(expires, excluded.expires)",
+            (session, expires),
+        )
+
 
 def _add_columns(conn: sqlite3.Connection) -> None:
     """A data dir made before a table had all its COLUMNS gets them, filled from the documents."""
@@ -291,6 +305,12 @@ class Store:
                     return False
                 self._changed.wait(min(remaining, RECHECK))
         return True
+
+    def revoked(self, session: str) -> bool:
+        """True when a token's session was revoked (logged out), by any process on this file. Read on every
+        verification, never cached: another process may revoke it at any time."""
+        found = self._connection().execute("SELECT 1 FROM revoked WHERE session = ?", (session,))
+        return bool(found.fetchall())  # read to the end: no statement left holding a read snapshot
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

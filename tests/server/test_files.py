@@ -72,6 +72,14 @@ class Files:
             return self.send("POST", folder, data={name: (BytesIO(payload), name)}, **kw)
         return self.send("POST", folder, files={name: (name, payload)}, **kw)
 
+    def upload_many(self, folder: str, *names: str) -> tuple[int, bytes]:
+        """One POST with a file part per name."""
+        if self.app is not None:
+            from io import BytesIO
+
+            return self.send("POST", folder, data={name: (BytesIO(PAYLOAD), name) for name in names})
+        return self.send("POST", folder, files=[(name, (name, PAYLOAD)) for name in names])
+
 
 def _json() -> dict[str, str]:
     return {"Content-Type": "application/json"}
@@ -256,3 +264,33 @@ def test_a_range_the_file_cannot_satisfy_is_a_4xx(files: Files, byte_range: str)
     status, _ = files.send("GET", "/files/ranged.bin", headers={"Range": byte_range})
     assert status in (200, 416)
     assert files.send("GET", "/files/ranged.bin", headers={"Range": "bytes=0-9"}) == (206, PAYLOAD[:10])
+
+
+def test_a_path_deeper_than_the_limit_is_a_400_without_a_traceback(
+    files: Files, http_server: ServerProcess
+) -> None:
+    """Two thousand folders deep: refused before any is made (pathlib's mkdir(parents=True) recursed once
+    per folder into a RecursionError, a 500 with a traceback of megabytes in the server's log)."""
+    logged = http_server.log.stat().st_size
+    deep = "/".join(["d"] * 2000)
+    status, body = files.upload("/files/t/up", deep)
+    assert status == 400 and b"segments" in body, body[:300]
+    assert not (root(files.data_dir) / "t" / "up" / "d").exists()
+    assert http_server.log.stat().st_size - logged < 10_000
+    # A hundred folders deep is stored.
+    limit = "/".join(["e"] * 100)
+    assert files.upload("/files/t", limit)[0] == 200
+    assert files.send("GET", f"/files/t/{limit}") == (200, PAYLOAD)
+
+
+@pytest.mark.parametrize("bad", ["../bad", "a/../../bad", "ok1.txt/under", "folder", "d/" * 300 + "x"])
+def test_an_upload_of_several_files_stores_all_or_none(files: Files, bad: str) -> None:
+    folder = f"t{uuid.uuid4().hex}"  # the HTTP server is shared by the tests
+    assert files.upload(f"/files/{folder}", "folder/x.bin")[0] == 200
+    status, _ = files.upload_many(f"/files/{folder}", "ok1.txt", "sub/ok2.txt", bad)
+    assert status == 400
+    assert not (root(files.data_dir) / folder / "ok1.txt").exists()
+    assert not (root(files.data_dir) / folder / "sub" / "ok2.txt").exists()
+    assert not [p.name for p in root(files.data_dir).rglob(".upload-*")]
+    status, body = files.upload_many(f"/files/{folder}", "ok1.txt", "sub/ok2.txt")
+    assert status == 200 and json.loads(body) == {"uploaded": [f"{folder}/ok1.txt", f"{folder}/sub/ok2.txt"]}

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from io import BytesIO
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from werkzeug.test import TestResponse
 
 from clearml_task.server.app import App
 from clearml_task.server.auth import first_user
-from clearml_task.server.web import routes, session
+from clearml_task.server.web import routes, session, task_tabs
 from testing.servers import ROOT, start_server, stop_server
 
 
@@ -190,3 +191,67 @@ def test_the_server_names_its_web_ui_in_the_config_block(tmp_path: Path) -> None
         assert page.status_code == 200 and "Log in" in page.text
     finally:
         stop_server(server)
+
+
+def test_head_answers_every_page_as_get_does_without_a_body(app: App) -> None:
+    client, csrf = logged_in(app)
+    made = client.post(
+        "/tasks.create", json={"name": "headed", "type": "training"}, headers={"X-CSRF-Token": csrf}
+    )
+    task = made.json["data"]["id"]  # type: ignore[index]
+    base = f"/projects/*/tasks/{task}"
+    paths = [
+        "/", "/projects/*/tasks", "/projects/*/tasks?status=created", f"{base}/output/log",
+        f"/projects/*/compare-tasks;ids={task}/scalars", f"/projects/*/compare-tasks;ids={task}/hyper-params",
+        "/workers-and-queues/queues", "/workers-and-queues/workers", "/login", "/static/app.js",
+        "/projects/*/tasks/nope/execution", *(f"{base}/{tab}" for tab in task_tabs.TABS),
+    ]  # fmt: skip
+    for path in paths:
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code != 405, path
+        assert head.get_data() == b"", path
+        assert head.headers.get("Location") == got.headers.get("Location"), path
+        assert head.mimetype == got.mimetype, path
+    # Logged out, HEAD is sent to log in as GET is.
+    head = WsgiClient(app).head("/projects/*/tasks")
+    assert head.status_code == 303 and head.headers["Location"].startswith("/login?next=")
+
+
+def test_logging_out_revokes_the_session_for_every_process_and_after_a_restart(app: App) -> None:
+    """A copy of the cookie taken before logging out is refused afterwards: for pages, API calls (with the
+    CSRF token, or as a Bearer token) and files, by another App on the same data dir (another process, which
+    verified the token before), and by an App started afterwards."""
+    client, csrf = logged_in(app)
+    cookie = client.get_cookie(session.COOKIE)
+    assert cookie is not None
+    other = App(app.data_dir)
+    other_client, other_csrf = logged_in(other)  # another session, which stays logged in
+    bearer = {"Authorization": f"Bearer {cookie.value}"}
+    bearer_file = {"Authorization": f"Bearer {app.tokens.issue(first_user(app.keys))}"}
+    assert (
+        WsgiClient(app)
+        .post("/files/f/", data={"a.txt": (BytesIO(b"x"), "a.txt")}, headers=bearer_file)
+        .status_code
+        == 200
+    )
+
+    def replayed(on: App) -> list[int]:
+        copy = WsgiClient(on)
+        copy.set_cookie(session.COOKIE, cookie.value)
+        return [
+            copy.get("/workers-and-queues/queues").status_code,
+            envelope_code(copy.post("/tasks.get_all", data=b"{}", headers={"X-CSRF-Token": csrf})),
+            envelope_code(WsgiClient(on).post("/tasks.get_all", data=b"{}", headers=bearer)),
+            copy.get("/files/f/a.txt").status_code,
+        ]
+
+    assert replayed(app) == replayed(other) == [200, 200, 200, 200]
+    assert client.post("/logout", data={"csrf": csrf}).status_code == 303
+    assert replayed(app) == replayed(other) == replayed(App(app.data_dir)) == [303, 401, 401, 401]
+    assert other_client.get("/workers-and-queues/queues").status_code == 200
+    assert (
+        envelope_code(other_client.post("/tasks.get_all", data=b"{}", headers={"X-CSRF-Token": other_csrf}))
+        == 200
+    )
+    # Logging out again (a stale form, the copy) changes nothing and is no error.
+    assert client.post("/logout", data={"csrf": csrf}).status_code == 303

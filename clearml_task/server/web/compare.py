@@ -48,13 +48,15 @@ def hyperparam_rows(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per section/name any task has: each task's value, and whether they differ."""
     keys: dict[tuple[str, str], None] = {}
     for task in tasks:
-        for section, params in sorted((task.get("hyperparams") or {}).items()):
-            for name in sorted(params):
+        for section, params in sorted(render.mapping(task.get("hyperparams")).items()):
+            for name in sorted(render.mapping(params)):
                 keys[(section, name)] = None
     rows = []
     for section, name in keys:
         values = [
-            (((task.get("hyperparams") or {}).get(section) or {}).get(name) or {}).get("value")
+            render.mapping(
+                render.mapping(render.mapping(task.get("hyperparams")).get(section)).get(name)
+            ).get("value")
             for task in tasks
         ]
         rows.append(

@@ -46,6 +46,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = when
+    env.filters["listed"] = listed
     env.globals["first_screen"] = FIRST_SCREEN
     return env
 
@@ -59,6 +60,31 @@ def page(ui: Ui | None, template: str, *, status: int = 200, **context: Any) -> 
         .render(csrf=ui.csrf if ui else "", user=ui.identity.get("user_name", "") if ui else "", **context)
     )
     return Response(html, status=status, mimetype="text/html", headers=PAGE_HEADERS)
+
+
+# A task's documents hold what clients sent inside its objects (`execution`, `script`, `models`, ...): the
+# pages read every value through these, so a value of another type shows as absent, never as a 500.
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """`value` when it is an object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def listed(value: Any) -> list[Any]:
+    """`value` when it is a list, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
+def objects(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list (or of an object's values, as older clients keep some lists); nothing else."""
+    found = value.values() if isinstance(value, dict) else listed(value)
+    return [item for item in found if isinstance(item, dict)]
+
+
+def text(value: Any) -> str:
+    """`value` when it is a string (an id, a key to look up), else ''."""
+    return value if isinstance(value, str) else ""
 
 
 def parse_time(value: Any) -> datetime | None:

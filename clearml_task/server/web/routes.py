@@ -69,7 +69,7 @@ def _serve(app: App, request: Request) -> Response:
     if token is None:
         target = path + (f"?{request.query_string.decode()}" if request.query_string else "")
         return redirect(f"/login?next={quote(target, safe='')}")
-    if request.method != "GET":
+    if request.method not in ("GET", "HEAD"):  # HEAD: the GET's answer, its body left out by werkzeug
         return render.page(None, "error.html", status=405, title="Not allowed", message="Pages take GET only")
     ui = Ui(app, request, token, session.csrf(app, token), app.tokens.verify(token).get("identity", {}))
     for pattern, handler in _routes():
@@ -124,10 +124,12 @@ def login(app: App, request: Request) -> Response:
 
 
 def logout(app: App, request: Request) -> Response:
-    """POST with the session's CSRF token: the cookie goes."""
+    """POST with the session's CSRF token: the session is revoked and the cookie goes."""
     token = session.token(app, request)
     if request.method != "POST" or (token and not session.csrf_ok(app, token, request.form.get("csrf"))):
         return render.page(None, "error.html", status=400, title="Refused", message="Log out with the button")
+    if token:
+        session.log_out(app, token)
     response = redirect("/login")
     response.delete_cookie(session.COOKIE, path="/", httponly=True, samesite="Strict")
     return response

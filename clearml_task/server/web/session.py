@@ -1,6 +1,7 @@
 """Who looks at the pages: a login with the server's key pair makes a session cookie holding an API token.
 
-The cookie is HttpOnly and SameSite=Strict. Every state-changing request carries a CSRF token bound to the
+The cookie is HttpOnly and SameSite=Strict; logging out revokes its token in the store (`revoked`), so a
+copy of the cookie is refused too. Every state-changing request carries a CSRF token bound to the
 session (a form field, or the `X-CSRF-Token` header of the pages' API calls); the login form carries one
 bound to a cookie of its own (double submit), so no other site can log a browser in either. The cookie
 alone reads the file server (GET/HEAD of `/files/...`: the pages' images and downloads), nothing else.
@@ -88,6 +89,17 @@ def log_in(app: App, request: Request) -> str:
         request.form.get("access_key", ""), request.form.get("secret_key", "")
     )
     return app.tokens.issue(user, SESSION_SEC)
+
+
+def log_out(app: App, session_token: str) -> None:
+    """Revoke the session's token in the store until it expires: a copy of the cookie is refused from now
+    on, by every process serving this data dir, after a restart too."""
+    try:
+        claims = app.tokens.verify(session_token)
+    except errors.APIError:
+        return  # expired, forged or revoked already: nothing to revoke
+    with app.store.transaction(write=True) as tx:
+        tx.revoke(str(claims.get("session_id", "")), int(claims.get("exp") or 0))
 
 
 def login_form_token() -> str:

@@ -63,9 +63,11 @@ def page(ui: Ui, project: str) -> Response:
     rows = [
         {
             **task,
-            "project_name": projects.get(task.get("project") or "", ""),
+            "project_name": projects.get(render.text(task.get("project")), ""),
             "user_name": ui.user_name(task.get("user")),
-            "queue_name": queue_names.get((task.get("execution") or {}).get("queue") or "", ""),
+            "queue_name": queue_names.get(
+                render.text(render.mapping(task.get("execution")).get("queue")), ""
+            ),
             "duration": render.duration(task),
             "link": f"/projects/{task.get('project') or '*'}/tasks/{task['id']}/execution",
         }

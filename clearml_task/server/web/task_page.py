@@ -31,9 +31,9 @@ def header(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
     """What every tab shows above it: project, queue, user, the actions the task's status allows."""
     projects = ui.projects()
     queues = ui.queues()
-    queue_id = (task.get("execution") or {}).get("queue") or ""
+    queue_id = render.text(render.mapping(task.get("execution")).get("queue"))
     return {
-        "project_name": projects.get(task.get("project") or "", ""),
+        "project_name": projects.get(render.text(task.get("project")), ""),
         "projects": projects,
         "queues": queues,
         "queue_name": next((q["name"] for q in queues if q["id"] == queue_id), ""),
@@ -47,7 +47,7 @@ def header(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
 def actions(task: dict[str, Any]) -> set[str]:
     """ClearML's buttons that apply to a task in its status."""
     status = task["status"]
-    archived = "archived" in (task.get("system_tags") or [])
+    archived = "archived" in render.listed(task.get("system_tags"))
     found = {"clone"}
     if status == vocabulary.IN_PROGRESS:
         found.add("abort")

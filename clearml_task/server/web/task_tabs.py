@@ -8,6 +8,7 @@ from urllib.parse import quote, urlsplit
 
 from clearml_task import vocabulary
 from clearml_task.server import files
+from clearml_task.server.web import render
 from clearml_task.server.web.calls import PageError
 
 if TYPE_CHECKING:
@@ -20,50 +21,50 @@ _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 def execution(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
-    script = task.get("script") or {}
-    requirements = script.get("requirements") or {}
+    script = render.mapping(task.get("script"))
+    requirements = render.mapping(script.get("requirements"))
     return {
         "script": script,
-        "diff": diff_lines(str(script.get("diff") or "")),
+        "diff": diff_lines(render.text(script.get("diff"))),
         "packages": packages(requirements),
-        "requirements_source": requirements.get("source", ""),
-        "container": task.get("container") or {},
+        "requirements_source": requirements.get("source") or "",
+        "container": render.mapping(task.get("container")),
     }
 
 
 def configuration(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
-    hyperparams: dict[str, dict[str, Any]] = task.get("hyperparams") or {}
+    hyperparams = render.mapping(task.get("hyperparams"))
     names = [s for s in SECTION_ORDER if s in hyperparams] + sorted(
         s for s in hyperparams if s not in SECTION_ORDER
     )
     sections = [
-        (name, sorted(hyperparams[name].values(), key=lambda p: str(p.get("name")))) for name in names
+        (name, sorted(render.objects(hyperparams[name]), key=lambda p: str(p.get("name")))) for name in names
     ]
-    objects = sorted((task.get("configuration") or {}).values(), key=lambda c: str(c.get("name")))
+    objects = sorted(render.objects(task.get("configuration")), key=lambda c: str(c.get("name")))
     return {"sections": sections, "objects": objects, "editable": task["status"] == vocabulary.CREATED}
 
 
 def artifacts(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
-    found = (task.get("execution") or {}).get("artifacts") or []
-    items = found.values() if isinstance(found, dict) else found
+    found = render.mapping(task.get("execution")).get("artifacts")
     return {
         "artifacts": [
             {
                 **a,
                 "href": download_href(a.get("uri")),
-                "preview": (a.get("type_data") or {}).get("preview", ""),
+                "preview": render.mapping(a.get("type_data")).get("preview") or "",
             }
-            for a in items
-            if isinstance(a, dict)
+            for a in render.objects(found)
         ]
     }
 
 
 def models(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
     """The task's input and output models; their names and URLs from models.get_all where it is served."""
-    refs = task.get("models") or {}
-    listed = {kind: [m for m in refs.get(kind) or [] if isinstance(m, dict)] for kind in ("input", "output")}
-    ids = [m["model"] for kind in listed.values() for m in kind if m.get("model")]
+    refs = render.mapping(task.get("models"))
+    listed = {kind: render.objects(render.listed(refs.get(kind))) for kind in ("input", "output")}
+    ids = [
+        render.text(m.get("model")) for kind in listed.values() for m in kind if render.text(m.get("model"))
+    ]
     details: dict[str, dict[str, Any]] = {}
     if ids:
         try:
@@ -71,18 +72,20 @@ def models(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
         except PageError:  # models.* not served by this server: the task's references are all there is
             details = {}
     rows = {
-        kind: [
-            {
-                "name": m.get("name") or details.get(m.get("model", ""), {}).get("name", ""),
-                "id": m.get("model", ""),
-                "uri": details.get(m.get("model", ""), {}).get("uri", ""),
-                "href": download_href(details.get(m.get("model", ""), {}).get("uri")),
-            }
-            for m in models_
-        ]
+        kind: [model_row(m, details.get(render.text(m.get("model")), {})) for m in models_]
         for kind, models_ in listed.items()
     }
     return {"models": rows}
+
+
+def model_row(ref: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """A task's reference to a model (`{name, model}`), with what the model's document adds."""
+    return {
+        "name": ref.get("name") or model.get("name") or "",
+        "id": render.text(ref.get("model")),
+        "uri": model.get("uri") or "",
+        "href": download_href(model.get("uri")),
+    }
 
 
 def info(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
@@ -106,17 +109,24 @@ def scalars(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def newest_events(ui: Ui, task: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """A task's newest LOG_BATCH events of one type, newest first (a task may have many more: the oldest
+    are the ones left out)."""
+    query = {"task": task["id"], "event_type": kind, "order": "desc", "batch_size": LOG_BATCH}
+    return list(ui.api("events.get_task_events", **query)["events"])
+
+
 def plots(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
-    found = ui.api("events.get_task_events", task=task["id"], event_type="plot", order="asc")["events"]
+    """The task's newest plots, shown oldest first."""
+    found = reversed(newest_events(ui, task, "plot"))
     return {"plots": [_fields(e, "metric", "variant", "iter", "timestamp", "plot_str") for e in found]}
 
 
 def debug_samples(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
     """The newest image of each metric and variant (ClearML's debug samples show the last iteration)."""
-    found = ui.api("events.get_task_events", task=task["id"], event_type="training_debug_image", order="asc")
     latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for event in found["events"]:
-        latest[(str(event.get("metric", "")), str(event.get("variant", "")))] = event
+    for event in newest_events(ui, task, "training_debug_image"):
+        latest.setdefault((str(event.get("metric", "")), str(event.get("variant", ""))), event)
     samples = [
         {**_fields(e, "metric", "variant", "iter", "url"), "src": download_href(e.get("url"))}
         for _, e in sorted(latest.items())
