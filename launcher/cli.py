@@ -200,9 +200,9 @@ MIN_INTERVAL = 0.1  # seconds between polls; less is a busy loop
 
 def interval(text: str) -> float:
     """Seconds between polls: at least MIN_INTERVAL (0 would ask the server without pause)."""
-    value = seconds(text)
-    if value < MIN_INTERVAL:
-        raise argparse.ArgumentTypeError(f"{text} must be at least {MIN_INTERVAL} seconds")
+    value = _float(text)
+    if not MIN_INTERVAL <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds, at least {MIN_INTERVAL}")
     return value
 
 

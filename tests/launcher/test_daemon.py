@@ -172,6 +172,7 @@ def test_no_gpus_is_still_a_gpu_list() -> None:
         ("slurm", "--queue", "q", "--max-jobs", "-1"),
         ("slurm", "--queue", "q", "--polling-interval", "1e-9"),
         ("tasks", "--status", "bogus"),  # listed nothing, as if no task had it
+        ("daemon", "--queue", "q", "--polling-interval", "-1"),
     ],
 )
 def test_a_flag_out_of_its_range_is_a_usage_error(argv: tuple[str, ...]) -> None:
@@ -180,6 +181,8 @@ def test_a_flag_out_of_its_range_is_a_usage_error(argv: tuple[str, ...]) -> None
     refused = launcher(*argv, timeout=60)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert f"argument {argv[-2]}" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    if argv[-2] == "--polling-interval":  # said once, as it is: not "0 or more", which 0 is not
+        assert "at least 0.1" in refused.stderr and "0 or more" not in refused.stderr, refused.stderr
 
 
 @pytest.mark.parametrize("command", ["execute", "daemon"])
