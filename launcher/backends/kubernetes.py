@@ -123,7 +123,9 @@ class Kubernetes:
         return f"{namespace}/{body['metadata']['name']}"
 
     def state(self, job_id: str) -> JobState:
-        """Active, succeeded, failed (the condition's reason) — or ended when its pod cannot start."""
+        """Active, succeeded, failed (the condition's reason) — or ended when its pod cannot start. An API
+        error is never raised: the state is unreadable (the Job's status) or read without its pods (they tell
+        a pod that cannot start), with the API server's reason."""
         batch, core = _apis()
         namespace, name = job_id.split("/", 1)
         try:
@@ -131,29 +133,37 @@ class Kubernetes:
         except Exception as e:
             if getattr(e, "status", None) == 404:
                 return JobState(False, "DELETED")
-            return JobState(True, f"UNKNOWN ({_reason(e)})")  # the API server's hiccup: look again later
+            why = f"its status cannot be read: {_reason(e)}"
+            return JobState(True, "UNKNOWN", unreadable=True, warning=why)  # looked at again later
         status = job.status
         if status is not None and status.succeeded:
             return JobState(False, "SUCCEEDED")
         for condition in (status.conditions or []) if status is not None else []:
             if condition.type == "Failed" and condition.status == "True":
                 return JobState(False, f"FAILED: {condition.reason or ''} {condition.message or ''}".strip())
-        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
+        word = "ACTIVE" if status is not None and status.active else "PENDING"
+        try:
+            pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
+        except Exception as e:
+            why = f"its pods cannot be listed, so a pod that cannot start goes unnoticed: {_reason(e)}"
+            return JobState(True, word, warning=why)
         for pod in pods.items or []:
             for container in (pod.status.container_statuses or []) if pod.status else []:
                 waiting = container.state.waiting if container.state else None
                 if waiting is not None and waiting.reason in CANNOT_START:
                     return JobState(False, f"cannot start: {waiting.reason}: {waiting.message or ''}".strip())
-        return JobState(True, "ACTIVE" if status is not None and status.active else "PENDING")
+        return JobState(True, word)
 
     def cancel(self, job_id: str) -> None:
+        """Delete the Job and its pods (a Job already gone is fine); the API server's refusal is raised as
+        the reason."""
         batch, _ = _apis()
         namespace, name = job_id.split("/", 1)
         try:
             batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
         except Exception as e:
             if getattr(e, "status", None) != 404:
-                raise
+                raise ReproductionError(f"the Job cannot be deleted: {_reason(e)}", detail=str(e)) from None
 
 
 def _typed(doc: dict[str, Any]) -> Any:

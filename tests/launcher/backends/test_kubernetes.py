@@ -214,3 +214,91 @@ def test_no_cluster_is_a_clear_error_before_any_task(jobs: Repo, tmp_path: Path)
     assert result.returncode == 1
     assert "no Kubernetes cluster configured" in result.stderr + result.stdout
     assert status(task_id) == "queued"
+
+
+def test_pods_that_cannot_be_listed_leave_the_job_tracked(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    """RBAC without `list pods`: the glue says so once and goes on following the Job's own status."""
+    server, env = api
+    server.job_status, server.refused = {}, {("GET", "pods"): 403}
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    glue = spawn("k8s", "--queue", q, "--template", template(tmp_path), "--polling-interval", "0.3", env=env)
+    try:
+        wait_for(lambda: any("pods cannot be listed" in line for line in log_lines(task_id)), timeout=60)
+        listed = sum(r.path.startswith("/api/v1/namespaces/default/pods") for r in server.requests)
+        wait_for(lambda: sum(r.path.startswith("/api/v1/") for r in server.requests) > listed + 2)
+        assert glue.poll() is None and status(task_id) == "queued"
+        server.job_status = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimit"}]}
+        wait_for(lambda: status(task_id) == "failed", timeout=60)
+        assert glue.poll() is None
+    finally:
+        glue.terminate()
+        glue.wait(timeout=60)
+    warned = [line for line in log_lines(task_id) if "pods cannot be listed" in line]
+    assert len(warned) == 1 and "pods: Forbidden" in warned[0]
+    assert "ended (FAILED: BackoffLimit)" in Client().get_task(task_id)["status_message"]
+
+
+def test_a_job_that_cannot_be_deleted_is_asked_again(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    server, env = api
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    glue = spawn("k8s", "--queue", q, "--template", template(tmp_path), "--polling-interval", "0.3", env=env)
+    try:
+        wait_for(lambda: server.jobs)
+        server.refused = {("DELETE", "job"): 403}
+        assert launcher("abort", task_id).returncode == 0
+        wait_for(lambda: any("cannot be cancelled" in line for line in log_lines(task_id)), timeout=60)
+        deletes = sum(r.method == "DELETE" for r in server.requests)
+        wait_for(lambda: sum(r.method == "DELETE" for r in server.requests) > deletes + 1)  # asked again
+        assert glue.poll() is None and server.jobs
+        server.refused = {}
+        wait_for(lambda: not server.jobs)
+        wait_for(lambda: any("aborted; kubernetes job" in line for line in log_lines(task_id)), timeout=30)
+        assert glue.poll() is None
+    finally:
+        glue.terminate()
+        glue.wait(timeout=60)
+    assert sum("cannot be cancelled" in line for line in log_lines(task_id)) == 1
+
+
+@pytest.fixture
+def in_process(api: tuple[KubernetesApi, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The glue's Kubernetes client in this process, configured for the stand-in API server."""
+    from launcher.backends import kubernetes
+
+    monkeypatch.setenv("KUBECONFIG", api[1]["KUBECONFIG"])
+    kubernetes._apis.cache_clear()
+    yield
+    kubernetes._apis.cache_clear()
+
+
+def test_a_queued_task_whose_job_stays_unreadable_fails(
+    api: tuple[KubernetesApi, dict[str, str]], in_process: None, jobs: Repo, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from launcher.backends import kubernetes
+    from launcher.glue import Glue, Options
+
+    server, _ = api
+    server.refused = {("GET", "job"): 403, ("DELETE", "job"): 403}
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    scheduler = kubernetes.Kubernetes(kubernetes.read_template(TEMPLATE, "job.yaml"))
+    options = Options(queues=[q], worker="test:kubernetes", interval=0.2, once=True, unreadable_limit=1.5)
+    assert Glue(Client(), scheduler, options).run() == 0
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    (name,) = server.jobs
+    assert f"kubernetes job default/{name} could not be read for 1.5 s" in task["status_message"]
+    assert "status cannot be read: job: Forbidden" in task["status_message"]
+    (deleted,) = [r.path for r in server.requests if r.method == "DELETE"]  # refused too: the Job is left
+    assert deleted.startswith(f"/apis/batch/v1/namespaces/default/jobs/{name}?")
+    said = capsys.readouterr().out
+    assert said.count("status cannot be read") == 2, said  # once while tracking, once when failing
+    assert f"job default/{name} is left: it cannot be cancelled either" in said
+    assert sum("status cannot be read" in line for line in log_lines(task_id)) == 2
