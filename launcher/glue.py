@@ -216,7 +216,9 @@ class Glue:
         return False
 
     def hand_over(self, task_id: str, queue_id: str, queue_name: str) -> None:
-        """Render and submit the task's job; a task the scheduler cannot take fails with the reason."""
+        """Render and submit the task's job; a task the scheduler cannot take fails with the reason — whatever
+        the error (one line as its status message, the traceback in its log): a task off its queue is never
+        left queued with nothing tracking it."""
         task = self.client.get_task(task_id)
         if task.get("status") != QUEUED:
             return
@@ -226,10 +228,10 @@ class Glue:
             self.jobs[task_id] = Tracked(task_id, "", queue_name)
             self._save()  # a glue killed while submitting leaves a trace: the next one fails the task
             job_id = self.scheduler.submit(rendered)
-        except ReproductionError as e:
+        except Exception as e:
             if task_id in self.jobs:
                 self._forget(task_id)
-            self._fail(task_id, e.reason, e.detail)
+            self._fail(task_id, *_failure(e, f"the {self.scheduler.name} glue could not submit its job"))
             return
         self.jobs[task_id].job_id = job_id
         self._save()  # on disk before anything else: a glue killed from here on still knows the job
@@ -348,8 +350,9 @@ class Glue:
                     context = templates.Context(names[queue_id], queue_id, self.options.worker, task, {})
                     try:
                         rendered = self.scheduler.render(task, context)
-                    except ReproductionError as e:
-                        print(f"clearml-launcher: task {task_id}: {e.reason}", flush=True)
+                    except Exception as e:
+                        why = _failure(e, "its job cannot be rendered")[0]
+                        print(f"clearml-launcher: task {task_id}: {why}", flush=True)
                         written.add(task_id)
                         continue
                     path = self.options.dry_run / f"{task_id}{self.options.suffix}"
@@ -369,6 +372,16 @@ class Glue:
 
     def _log(self, task_id: str, *lines: str, level: str = "info") -> None:
         self.client.send_log(task_id, [(level, line) for line in lines], worker=self.options.worker)
+
+
+def _failure(error: Exception, doing: str) -> tuple[str, str]:
+    """A task's failure from an error: its reason and detail, or (an unforeseen error) one line naming what
+    was being done and the traceback."""
+    import traceback
+
+    if isinstance(error, ReproductionError):
+        return error.reason, error.detail
+    return f"{doing}: {_why(error)}", "".join(traceback.format_exception(error))
 
 
 def _why(error: Exception) -> str:

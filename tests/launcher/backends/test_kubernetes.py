@@ -302,3 +302,31 @@ def test_a_queued_task_whose_job_stays_unreadable_fails(
     assert said.count("status cannot be read") == 2, said  # once while tracking, once when failing
     assert f"job default/{name} is left: it cannot be cancelled either" in said
     assert sum("status cannot be read" in line for line in log_lines(task_id)) == 2
+
+
+def test_any_error_of_submitting_fails_the_task_it_took(
+    api: tuple[KubernetesApi, dict[str, str]], in_process: None, jobs: Repo, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A task taken off its queue is never stranded: an error the scheduler did not foresee (here a template
+    `read_template` would refuse, given to the scheduler as it is) fails it in one line, the traceback in its
+    log."""
+    from launcher.backends import kubernetes
+    from launcher.glue import Glue, Options
+
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    scheduler = kubernetes.Kubernetes({"spec": {"template": {"spec": {"containers": ["abc"]}}}})
+    dry = Options(queues=[q], worker="test:kubernetes", once=True, dry_run=tmp_path / "manifests")
+    assert Glue(Client(), scheduler, dry).run() == 0
+    assert f"task {task_id}: its job cannot be rendered: AttributeError: " in capsys.readouterr().out
+    assert status(task_id) == "queued"
+    options = Options(queues=[q], worker="test:kubernetes", interval=0.2, once=True)
+    assert Glue(Client(), scheduler, options).run() == 0
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    message = task["status_message"]
+    assert message.startswith("the kubernetes glue could not submit its job: AttributeError: ")
+    assert "\n" not in message
+    assert any(line.strip().startswith('File "') for line in log_lines(task_id))  # the traceback
+    assert not api[0].requests
