@@ -16,6 +16,7 @@ reason, so the glue fails the task with it; an abort deletes the Job (and its po
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import os
 import re
@@ -48,21 +49,90 @@ def execute_command(task_id: str) -> list[str]:
 
 
 def read_template(text: str, where: str) -> dict[str, Any]:
-    """The Job template: a YAML mapping whose pod has at least one container."""
+    """The Job template: a YAML mapping whose pod has at least one container, each of its fields one that a
+    Job has, of the shape the API takes (a mapping, a list, a single value) — else refused now, in one line
+    naming the field, rather than dropped by the client (a misspelled field vanishes) or failing each task."""
     import yaml
 
     try:
         found = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise UserError(f"{where} is not YAML: {e}") from None
-    containers = ((((found or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get(
-        "containers"
-    )
-    if not isinstance(found, dict) or not containers:
-        raise UserError(f"{where} is not a Job template", "it needs spec.template.spec.containers")
+        raise UserError(f"{where} is not YAML: {_yaml_problem(e)}") from None
+    needs = "it needs spec.template.spec.containers"
+    if not isinstance(found, dict):
+        raise UserError(f"{where} is not a Job template: it is {_shape(found)}, not a mapping", needs)
     if found.get("kind", "Job") != "Job":
         raise UserError(f"{where} is a {found.get('kind')}, not a Job")
+    if problem := _misfit(found, "V1Job", ""):
+        raise UserError(f"{where}: {problem[0]}", problem[1])
+    if not (((found.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers"):
+        raise UserError(f"{where} is not a Job template", needs)
     return found
+
+
+LIST_OF = re.compile(r"List\[(.+)\]")
+DICT_OF = re.compile(r"Dict\[str, (.+)\]")
+
+
+def _misfit(node: Any, kind: str, path: str) -> tuple[str, str] | None:
+    """What in `node` a `kind` (a type of the client's models: `V1JobSpec`, `List[V1Container]`,
+    `Dict[str, str]`, `str`, ...) cannot be: an unknown field or a wrong shape, with a hint; None if it fits.
+    Values themselves (a number for a string, a `${...}` for a number) are the client's to check per task."""
+    from kubernetes import client
+
+    if node is None:
+        return None
+    model: Any = getattr(client, kind, None)
+    if listed := LIST_OF.fullmatch(kind):
+        if not isinstance(node, list):
+            return f"{path} must be a list, not {_shape(node)}", ""
+        children = [(f"{path}[{i}]", item, listed[1]) for i, item in enumerate(node)]
+    elif mapped := DICT_OF.fullmatch(kind):
+        if not isinstance(node, dict):
+            return f"{path} must be a mapping, not {_shape(node)}", ""
+        children = [(_field(path, key), value, mapped[1]) for key, value in node.items()]
+    elif hasattr(model, "attribute_map"):
+        shown = re.sub(r"^(V\d\w*?|Core\w*?V\d)(?=[A-Z])", "", kind)
+        if not isinstance(node, dict):
+            return f"{path} must be a mapping ({shown}), not {_shape(node)}", ""
+        fields = {alias: name for name, alias in model.attribute_map.items()}
+        for key in node:
+            if key not in fields:
+                close = difflib.get_close_matches(str(key), fields, n=1)
+                hint = f"did you mean {close[0]}?" if close else f"{shown} has no such field"
+                return f"unknown field {_field(path, key)}", hint
+        types = model.openapi_types
+        children = [(_field(path, key), value, types[fields[key]]) for key, value in node.items()]
+    elif kind != "object" and isinstance(node, (dict, list)):
+        return f"{path} must be a single value, not {_shape(node)}", ""
+    else:
+        return None
+    for where, child, child_kind in children:
+        if problem := _misfit(child, child_kind, where):
+            return problem
+    return None
+
+
+def _field(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _shape(node: Any) -> str:
+    """What a parsed YAML node is, in words."""
+    if node is None:
+        return "empty"
+    if isinstance(node, dict):
+        return "a mapping"
+    if isinstance(node, list):
+        return "a list"
+    return "a string" if isinstance(node, str) else f"a single value ({node!r})"
+
+
+def _yaml_problem(error: Exception) -> str:
+    """A YAML error in one line: the problem and where it is."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else str(problem)
 
 
 @dataclass

@@ -330,3 +330,41 @@ def test_any_error_of_submitting_fails_the_task_it_took(
     assert "\n" not in message
     assert any(line.strip().startswith('File "') for line in log_lines(task_id))  # the traceback
     assert not api[0].requests
+
+
+CONTAINER = "spec: {template: {spec: {containers: [{name: task, image: python:3.12}]}}}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (b"spec: {template: {spec: {containers: [abc]}}}\n",
+         "spec.template.spec.containers[0] must be a mapping (Container), not a string"),
+        (b"metadata: [1]\n" + CONTAINER.encode(), "metadata must be a mapping (ObjectMeta), not a list"),
+        (CONTAINER.replace("image:", "env: {A: b}, image:").encode(),
+         "spec.template.spec.containers[0].env must be a list, not a mapping"),
+        (b"- " + CONTAINER.encode(), "is not a Job template: it is a list, not a mapping"),
+        (b"spec: {template: [\n", "is not YAML: expected the node content, but found '<stream end>' (line 2"),
+        (CONTAINER.replace("image:", "securitycontext: {runAsUser: 1000}, image:").encode(),
+         "unknown field spec.template.spec.containers[0].securitycontext (hint: did you mean "
+         "securityContext?)"),
+        (CONTAINER.replace("}}}", "}}, ttl: 60}").encode(),
+         "unknown field spec.ttl (hint: JobSpec has no such field)"),
+    ],
+    ids=["container-not-a-mapping", "metadata-a-list", "env-a-mapping", "a-list", "not-yaml", "misspelled",
+         "unknown"],
+)  # fmt: skip
+def test_a_template_that_cannot_make_a_job_is_refused_at_start(
+    text: bytes, said: str, jobs: Repo, tmp_path: Path
+) -> None:
+    """One line naming the file and what is wrong, before any task is taken (none leaves its queue)."""
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    path = tmp_path / "job.yaml"
+    path.write_bytes(text)
+    result = launcher("k8s", "--queue", q, "--template", str(path), "--once")
+    assert result.returncode == 1
+    (line,) = (result.stdout + result.stderr).strip().splitlines()
+    assert str(path) in line and said in line, line
+    waiting = Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})["queue"]["entries"]
+    assert status(task_id) == "queued" and task_id in [entry["task"] for entry in waiting]
