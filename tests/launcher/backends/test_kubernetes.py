@@ -350,9 +350,11 @@ CONTAINER = "spec: {template: {spec: {containers: [{name: task, image: python:3.
          "securityContext?)"),
         (CONTAINER.replace("}}}", "}}, ttl: 60}").encode(),
          "unknown field spec.ttl (hint: JobSpec has no such field)"),
+        (b"metadata: {annotations: {a: \xff}}\n" + CONTAINER.encode(),
+         "it is not UTF-8 text (byte 0xff at offset 28)"),
     ],
     ids=["container-not-a-mapping", "metadata-a-list", "env-a-mapping", "a-list", "not-yaml", "misspelled",
-         "unknown"],
+         "unknown", "not-utf-8"],
 )  # fmt: skip
 def test_a_template_that_cannot_make_a_job_is_refused_at_start(
     text: bytes, said: str, jobs: Repo, tmp_path: Path
