@@ -5,8 +5,10 @@ The template's containers, resources, volumes and everything else are kept; the 
 replaced inside string values (a value from a task stays one string, never YAML). The first container
 gets the task's image (when the task names one; else the template's) and, when the template gives it no
 command, runs `clearml-launcher execute --id <task> --require-queue` (the image must have clearml-launcher
-and reach the server: give CLEARML_API_* in the template, e.g. from a Secret). The Job is named after the
-task, labelled with the task and the queue, never retried (backoffLimit 0 unless the template says) and
+and reach the server: give CLEARML_API_* in the template, e.g. from a Secret). Each submission's Job has a
+name of its own (`clearml-<task>-<random>`: a task enqueued again gets a new Job, never a name taken), is
+labelled with the task and the queue, never retried (backoffLimit 0 unless the template says), deleted by
+the cluster a day after it finished (ttlSecondsAfterFinished, unless the template says; `null` keeps it) and
 built with the client's typed models, so a template the API would refuse is refused before submitting.
 
 A Job whose pod cannot start (an image that cannot be pulled, a config error) counts as ended with that
@@ -34,6 +36,8 @@ INSTALL = "pip install 'clearml-task[kubernetes]' (the official kubernetes clien
 CANNOT_START = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
                 "CreateContainerError", "RunContainerError")  # fmt: skip
 LABEL = re.compile(r"[^A-Za-z0-9_.-]")
+NOT_DNS = re.compile(r"[^a-z0-9-]")
+FINISHED_TTL = 24 * 3600  # seconds a finished Job (and its pods' logs) stays, unless the template says
 
 
 def missing() -> str | None:
@@ -46,6 +50,14 @@ def missing() -> str | None:
 
 def execute_command(task_id: str) -> list[str]:
     return ["clearml-launcher", "execute", "--id", task_id, "--require-queue"]
+
+
+def job_name(task_id: str) -> str:
+    """A new Job name for the task: a DNS-1123 label (at most 57 characters, so its pods' `job-name` label
+    fits too) with a random end, so that a task enqueued again never meets its last Job's name."""
+    import secrets
+
+    return f"clearml-{NOT_DNS.sub('-', task_id.lower())[:40].strip('-') or 'task'}-{secrets.token_hex(4)}"
 
 
 def read_template(text: str, where: str) -> dict[str, Any]:
@@ -156,12 +168,13 @@ class Kubernetes:
             raise ReproductionError(f"kubernetes template: {e}") from None
         doc["apiVersion"], doc["kind"] = "batch/v1", "Job"
         metadata = doc["metadata"] = doc.get("metadata") or {}
-        metadata["name"] = f"clearml-{task_id.lower()[:40]}"
+        metadata["name"] = job_name(task_id)
         metadata.setdefault("namespace", self.namespace)
         labels = {"clearml-task-id": _label(task_id), "clearml-queue": _label(context.queue_name)}
         metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
         spec = doc["spec"]
         spec.setdefault("backoffLimit", 0)
+        spec.setdefault("ttlSecondsAfterFinished", FINISHED_TTL)
         pod = spec["template"]
         pod["metadata"] = pod.get("metadata") or {}
         pod["metadata"]["labels"] = {**(pod["metadata"].get("labels") or {}), **labels}

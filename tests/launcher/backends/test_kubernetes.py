@@ -3,6 +3,7 @@ the official client against a recording stand-in API server (no cluster runs her
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -113,7 +114,7 @@ def test_a_job_that_cannot_start_fails_the_task(
     task = Client().get_task(task_id)
     assert task["status"] == "failed"
     assert "cannot start: ImagePullBackOff" in task["status_message"]
-    assert task["runtime"]["kubernetes_job_id"] == f"ml/clearml-{task_id}"
+    assert re.fullmatch(f"ml/clearml-{task_id}-[0-9a-f]{{8}}", task["runtime"]["kubernetes_job_id"])
     assert any("kubernetes job ml/clearml-" in line for line in log_lines(task_id))
 
 
@@ -330,6 +331,46 @@ def test_any_error_of_submitting_fails_the_task_it_took(
     assert "\n" not in message
     assert any(line.strip().startswith('File "') for line in log_lines(task_id))  # the traceback
     assert not api[0].requests
+
+
+def test_a_task_enqueued_again_gets_a_job_of_its_own(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    """A cluster refuses a Job name that exists (409): each submission's Job has its own name, the task in
+    its label, and is deleted by the cluster a day after it finished."""
+    server, env = api
+    server.job_status = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimit"}]}
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    glue = ["k8s", "--queue", q, "--template", template(tmp_path), "--once", "--polling-interval", "0.3"]
+    for _ in range(2):
+        result = launcher(*glue, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "ended (FAILED: BackoffLimit)" in Client().get_task(task_id)["status_message"]
+        Client().call("tasks.reset", {"task": task_id, "force": True})
+        Client().enqueue(task_id, Client().queue_id(q))
+    first, second = (r.body for r in server.requests if r.method == "POST")
+    assert first["metadata"]["name"] != second["metadata"]["name"] and len(server.jobs) == 2
+    for body in first, second:
+        validate(body, tmp_path)
+        assert re.fullmatch(f"clearml-{task_id}-[0-9a-f]{{8}}", body["metadata"]["name"])
+        assert body["metadata"]["labels"]["clearml-task-id"] == task_id
+        assert body["spec"]["ttlSecondsAfterFinished"] == 24 * 3600
+
+
+def test_a_job_the_api_refuses_to_create_fails_its_task(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    server, env = api
+    server.refused = {("POST", "jobs"): 409}
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    result = launcher("k8s", "--queue", q, "--template", template(tmp_path), "--once", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    assert task["status_message"] == "the Job was refused: jobs: AlreadyExists (refused by the test)"
+    assert not server.jobs
 
 
 CONTAINER = "spec: {template: {spec: {containers: [{name: task, image: python:3.12}]}}}\n"
