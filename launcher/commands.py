@@ -273,9 +273,12 @@ def _templates(files: list[Path], queues: list[str]) -> dict[str, str]:
     texts = {}
     for queue, path in zip(queues, files * len(queues) if len(files) == 1 else files, strict=False):
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise UserError(f"cannot read the template {path}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise UserError(f"cannot read the template {path}: it is not UTF-8 text (byte "
+                            f"0x{e.object[e.start]:02x} at offset {e.start})") from None  # fmt: skip
         templates.check(text, str(path))
         texts[queue] = text
     return texts

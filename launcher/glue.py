@@ -12,6 +12,12 @@ The jobs a glue tracks are on disk (`Book`: one JSON record per scheduler and se
 and renamed, by the one glue that holds its lock), so a glue started again — after a crash, a kill -9, a
 reboot — goes on tracking them: a job still alive is followed to its end, a job gone meanwhile fails its
 task (naming the job), and a task aborted meanwhile gets its job cancelled.
+
+The scheduler's errors (an API server that refuses or is away) never end a glue. A job whose state cannot be
+read is looked at again at every poll, the reason said once per cause (in the glue's output and the task's
+log); a task still queued whose job stays unreadable for `unreadable_limit` (15 min) fails, naming the
+reason, and its job is cancelled if the scheduler lets it (a task in progress reports its own end). A job
+that cannot be cancelled is asked again at every poll, and left after the same limit (the glue says so).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from clearml_task.errors import APICallError
 from clearml_task.vocabulary import CLOSED, CREATED, FAILED, IN_PROGRESS, QUEUED, STOPPED
 from launcher import templates
 from launcher.backends import JobState
@@ -41,6 +48,7 @@ if TYPE_CHECKING:
 _WORD = r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}"
 RECORDED_ID = re.compile(rf"{_WORD}(?:/{_WORD})?")  # a Slurm job id, a task id, a Kubernetes namespace/name
 ENDED_GRACE = 5.0  # seconds a task may take to report its end after its job ended
+UNREADABLE_LIMIT = 900.0  # seconds a job may stay unreadable (or undeletable) before the glue gives it up
 
 
 class Scheduler(Protocol):
@@ -65,6 +73,7 @@ class Options:
     dry_run: Path | None = None
     suffix: str = ".sh"  # of the files --dry-run writes
     state_dir: Path | None = None  # where the jobs it tracks are recorded (None: in memory only)
+    unreadable_limit: float = UNREADABLE_LIMIT  # a queued task whose job stays unreadable so long fails
 
 
 @dataclass
@@ -73,6 +82,8 @@ class Tracked:
     job_id: str
     queue: str = ""
     ended_at: float | None = None
+    trouble_since: float | None = None  # since when its state cannot be read (or it cannot be deleted)
+    told: str = ""  # the last warning about it said (each cause is said once)
 
 
 class Book:
@@ -150,8 +161,6 @@ class Glue:
     def _resume(self) -> None:
         """Track again the jobs the glue before this one submitted (what became of them, track() decides)."""
         assert self.book is not None
-        from clearml_task.errors import APICallError
-
         name = self.scheduler.name
         for tracked in self.book.read():
             if not tracked.job_id:  # its glue stopped between recording the task and learning the job's id
@@ -168,8 +177,6 @@ class Glue:
     def _fail_unknown_job(self, task_id: str) -> None:
         """A task whose job may or may not have been submitted: nothing tracks it, so it fails (a job that
         does start finds it no longer queued and runs nothing)."""
-        from clearml_task.errors import APICallError
-
         found = self.client.tasks(id=[task_id], only_fields=["id", "status"])
         if found and found[0].get("status") == QUEUED:
             reason = (
@@ -209,7 +216,9 @@ class Glue:
         return False
 
     def hand_over(self, task_id: str, queue_id: str, queue_name: str) -> None:
-        """Render and submit the task's job; a task the scheduler cannot take fails with the reason."""
+        """Render and submit the task's job; a task the scheduler cannot take fails with the reason — whatever
+        the error (one line as its status message, the traceback in its log): a task off its queue is never
+        left queued with nothing tracking it."""
         task = self.client.get_task(task_id)
         if task.get("status") != QUEUED:
             return
@@ -219,10 +228,10 @@ class Glue:
             self.jobs[task_id] = Tracked(task_id, "", queue_name)
             self._save()  # a glue killed while submitting leaves a trace: the next one fails the task
             job_id = self.scheduler.submit(rendered)
-        except ReproductionError as e:
+        except Exception as e:
             if task_id in self.jobs:
                 self._forget(task_id)
-            self._fail(task_id, e.reason, e.detail)
+            self._fail(task_id, *_failure(e, f"the {self.scheduler.name} glue could not submit its job"))
             return
         self.jobs[task_id].job_id = job_id
         self._save()  # on disk before anything else: a glue killed from here on still knows the job
@@ -233,7 +242,9 @@ class Glue:
               flush=True)  # fmt: skip
 
     def track(self) -> None:
-        """Cancel the jobs of aborted tasks; fail the tasks whose job ended without them reporting."""
+        """Cancel the jobs of aborted tasks; fail the tasks whose job ended without them reporting. The
+        scheduler's errors never end the glue: a job whose state cannot be read is looked at again (said once
+        per cause), and a queued task whose job stays unreadable for `unreadable_limit` fails."""
         if not self.jobs:
             return
         found = self.client.tasks(id=list(self.jobs), only_fields=["id", "status", "status_message"])
@@ -246,15 +257,17 @@ class Glue:
                 or status in (STOPPED, CLOSED, CREATED)
                 or "stopping" in (task.get("status_message") or "")
             ):
-                self.scheduler.cancel(tracked.job_id)
-                self._log(task_id, f"launcher: the task was aborted; {self.scheduler.name} job "
-                                   f"{tracked.job_id} cancelled")  # fmt: skip
-                self._forget(task_id)
+                self._cancel_aborted(tracked)
                 continue
             if status not in (QUEUED, IN_PROGRESS):
                 self._forget(task_id)  # it reported how it ended
                 continue
-            state = self.scheduler.state(tracked.job_id)
+            state = self._state(tracked)
+            if state.unreadable:
+                if status == QUEUED and self._troubled_too_long(tracked):
+                    self._give_up(tracked, state.warning)
+                continue
+            tracked.trouble_since = None
             if state.active:
                 continue
             tracked.ended_at = tracked.ended_at or time.monotonic()
@@ -262,6 +275,64 @@ class Glue:
                 self._fail(task_id, f"{self.scheduler.name} job {tracked.job_id} ended ({state.word}) "
                                     "without the task reporting its end")  # fmt: skip
                 self._forget(task_id)
+
+    def _state(self, tracked: Tracked) -> JobState:
+        """The job's state; unreadable (never raised) when the scheduler fails, its warning told once."""
+        try:
+            state = self.scheduler.state(tracked.job_id)
+        except Exception as e:  # a scheduler's unforeseen error: the state is unknown this time
+            state = JobState(True, "UNKNOWN", unreadable=True, warning=f"its state cannot be read: {_why(e)}")
+        self._tell(tracked, state.warning)
+        return state
+
+    def _cancel_aborted(self, tracked: Tracked) -> None:
+        """Cancel the job of an aborted (or deleted) task; a scheduler that refuses is asked again at the next
+        look, until `unreadable_limit` has passed (then the job is left, and the glue says so)."""
+        name = self.scheduler.name
+        try:
+            self.scheduler.cancel(tracked.job_id)
+        except Exception as e:
+            why = f"it cannot be cancelled: {_why(e)}"
+            self._tell(tracked, why)
+            if self._troubled_too_long(tracked):
+                self._say(tracked.task_id, f"launcher: gave up cancelling {name} job {tracked.job_id} "
+                                           f"({why}); cancel it by hand")  # fmt: skip
+                self._forget(tracked.task_id)
+            return
+        with contextlib.suppress(APICallError):  # a task deleted: nobody reads its log
+            self._log(tracked.task_id, f"launcher: the task was aborted; {name} job {tracked.job_id} "
+                                       "cancelled")  # fmt: skip
+        self._forget(tracked.task_id)
+
+    def _troubled_too_long(self, tracked: Tracked) -> bool:
+        tracked.trouble_since = tracked.trouble_since or time.monotonic()
+        return time.monotonic() - tracked.trouble_since >= self.options.unreadable_limit
+
+    def _give_up(self, tracked: Tracked, warning: str) -> None:
+        """A queued task whose job could not be read for `unreadable_limit`: it fails (a job that starts later
+        finds it no longer queued and runs nothing), and its job is cancelled if the scheduler lets it."""
+        name, limit = self.scheduler.name, self.options.unreadable_limit
+        took = f"{limit / 60:g} min" if limit >= 60 else f"{limit:g} s"
+        reason = f"{name} job {tracked.job_id} could not be read for {took} ({warning})"
+        self._fail(tracked.task_id, reason)
+        try:
+            self.scheduler.cancel(tracked.job_id)
+        except Exception as e:
+            self._say(tracked.task_id, f"launcher: {name} job {tracked.job_id} is left: it cannot be "
+                                       f"cancelled either: {_why(e)}")  # fmt: skip
+        self._forget(tracked.task_id)
+
+    def _tell(self, tracked: Tracked, warning: str) -> None:
+        """Say a job's warning (in the glue's output and its task's log) when its cause is new."""
+        if warning and warning != tracked.told:
+            self._say(tracked.task_id, f"launcher: {self.scheduler.name} job {tracked.job_id}: {warning}")
+        tracked.told = warning
+
+    def _say(self, task_id: str, line: str) -> None:
+        """A line in the glue's output and in the task's log (a task deleted meanwhile has none)."""
+        print(f"clearml-launcher: task {task_id}: {line.removeprefix('launcher: ')}", flush=True)
+        with contextlib.suppress(APICallError):
+            self._log(task_id, line, level="warning")
 
     def _dry_run(self, queue_ids: list[str], names: dict[str, str]) -> int:
         """Write each queued task's job into the directory; submit nothing, take nothing off a queue."""
@@ -279,8 +350,9 @@ class Glue:
                     context = templates.Context(names[queue_id], queue_id, self.options.worker, task, {})
                     try:
                         rendered = self.scheduler.render(task, context)
-                    except ReproductionError as e:
-                        print(f"clearml-launcher: task {task_id}: {e.reason}", flush=True)
+                    except Exception as e:
+                        why = _failure(e, "its job cannot be rendered")[0]
+                        print(f"clearml-launcher: task {task_id}: {why}", flush=True)
                         written.add(task_id)
                         continue
                     path = self.options.dry_run / f"{task_id}{self.options.suffix}"
@@ -301,3 +373,21 @@ class Glue:
 
     def _log(self, task_id: str, *lines: str, level: str = "info") -> None:
         self.client.send_log(task_id, [(level, line) for line in lines], worker=self.options.worker)
+
+
+def _failure(error: Exception, doing: str) -> tuple[str, str]:
+    """A task's failure from an error: its reason and detail, or (an unforeseen error) one line naming what
+    was being done and the traceback."""
+    import traceback
+
+    if isinstance(error, ReproductionError):
+        return error.reason, error.detail
+    return f"{doing}: {_why(error)}", "".join(traceback.format_exception(error))
+
+
+def _why(error: Exception) -> str:
+    """An error of a scheduler, in one line: its reason when it gives one, else its type and first line."""
+    if isinstance(error, ReproductionError):
+        return error.reason
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__

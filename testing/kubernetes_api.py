@@ -1,6 +1,7 @@
 """A small stand-in for a Kubernetes API server (none can run here): it records every request the official
 client makes and answers what the glue asks — create, read the status of and delete a Job, list its pods —
-with a Job state and a pod waiting reason the test sets."""
+with a Job state and a pod waiting reason the test sets, or with the error a test sets for a call (as a
+cluster's RBAC or an outage would); creating a Job whose name exists is refused (409), as a real one does."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from urllib.parse import urlsplit
 
 from testing.servers import LoopbackServer
 
+REASONS = {403: "Forbidden", 404: "NotFound", 409: "AlreadyExists", 500: "InternalError",
+           503: "ServiceUnavailable"}  # fmt: skip
 JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+)(/status)?)?$")
 PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
 
@@ -31,6 +34,9 @@ class KubernetesApi:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     job_status: dict[str, Any] = field(default_factory=lambda: {"active": 1})
     waiting: str | None = None  # a pod waiting reason (e.g. ImagePullBackOff)
+    # (method, "jobs" | "job" | "pods") -> the HTTP code the call gets ("jobs": creating a Job; "job": reading
+    # or deleting one; "pods": listing pods)
+    refused: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def start(self) -> str:
         api = self
@@ -75,14 +81,20 @@ class KubernetesApi:
 
     def answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         jobs, pods = JOBS.match(path), PODS.match(path)
+        call = "pods" if pods else "job" if jobs and jobs.group(2) else "jobs"
+        if (method, call) in self.refused:
+            code = self.refused[method, call]
+            return self._status(code, f"{call}: {REASONS.get(code, code)} (refused by the test)")
         if jobs and method == "POST":
-            self.jobs[body["metadata"]["name"]] = body
+            name = body["metadata"]["name"]
+            if name in self.jobs:
+                return self._status(409, f'jobs.batch "{name}" already exists')
+            self.jobs[name] = body
             return 201, body
         if jobs and jobs.group(2):
             name = jobs.group(2)
             if name not in self.jobs:
-                return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
-                             "message": f'jobs.batch "{name}" not found', "code": 404}  # fmt: skip
+                return self._status(404, f'jobs.batch "{name}" not found')
             if method == "DELETE":
                 del self.jobs[name]
                 return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
@@ -90,6 +102,11 @@ class KubernetesApi:
         if pods:
             return 200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": self._pods()}
         return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404}
+
+    def _status(self, code: int, message: str) -> tuple[int, Any]:
+        """The API server's error: a Status with the reason of the code."""
+        return code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
+                      "reason": REASONS.get(code, "Unknown"), "message": message}  # fmt: skip
 
     def _pods(self) -> list[dict[str, Any]]:
         if self.waiting is None:

@@ -97,6 +97,8 @@ class JobState:
 
     active: bool  # pending or running
     word: str  # the scheduler's own word (PENDING, RUNNING, COMPLETED, FAILED, ...; UNKNOWN once forgotten)
+    unreadable: bool = False  # the scheduler could not be asked now (its API refused): looked at again later
+    warning: str = ""  # what could not be read, said once per cause (the job's state itself, or a detail)
 
 
 class Runner(Protocol):

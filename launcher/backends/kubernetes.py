@@ -5,8 +5,10 @@ The template's containers, resources, volumes and everything else are kept; the 
 replaced inside string values (a value from a task stays one string, never YAML). The first container
 gets the task's image (when the task names one; else the template's) and, when the template gives it no
 command, runs `clearml-launcher execute --id <task> --require-queue` (the image must have clearml-launcher
-and reach the server: give CLEARML_API_* in the template, e.g. from a Secret). The Job is named after the
-task, labelled with the task and the queue, never retried (backoffLimit 0 unless the template says) and
+and reach the server: give CLEARML_API_* in the template, e.g. from a Secret). Each submission's Job has a
+name of its own (`clearml-<task>-<random>`: a task enqueued again gets a new Job, never a name taken), is
+labelled with the task and the queue, never retried (backoffLimit 0 unless the template says), deleted by
+the cluster a day after it finished (ttlSecondsAfterFinished, unless the template says; `null` keeps it) and
 built with the client's typed models, so a template the API would refuse is refused before submitting.
 
 A Job whose pod cannot start (an image that cannot be pulled, a config error) counts as ended with that
@@ -16,6 +18,7 @@ reason, so the glue fails the task with it; an abort deletes the Job (and its po
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import os
 import re
@@ -33,6 +36,8 @@ INSTALL = "pip install 'clearml-task[kubernetes]' (the official kubernetes clien
 CANNOT_START = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
                 "CreateContainerError", "RunContainerError")  # fmt: skip
 LABEL = re.compile(r"[^A-Za-z0-9_.-]")
+NOT_DNS = re.compile(r"[^a-z0-9-]")
+FINISHED_TTL = 24 * 3600  # seconds a finished Job (and its pods' logs) stays, unless the template says
 
 
 def missing() -> str | None:
@@ -47,22 +52,99 @@ def execute_command(task_id: str) -> list[str]:
     return ["clearml-launcher", "execute", "--id", task_id, "--require-queue"]
 
 
+def job_name(task_id: str) -> str:
+    """A new Job name for the task: a DNS-1123 label (at most 57 characters, so its pods' `job-name` label
+    fits too) with a random end, so that a task enqueued again never meets its last Job's name."""
+    import secrets
+
+    return f"clearml-{NOT_DNS.sub('-', task_id.lower())[:40].strip('-') or 'task'}-{secrets.token_hex(4)}"
+
+
 def read_template(text: str, where: str) -> dict[str, Any]:
-    """The Job template: a YAML mapping whose pod has at least one container."""
+    """The Job template: a YAML mapping whose pod has at least one container, each of its fields one that a
+    Job has, of the shape the API takes (a mapping, a list, a single value) — else refused now, in one line
+    naming the field, rather than dropped by the client (a misspelled field vanishes) or failing each task."""
     import yaml
 
     try:
         found = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise UserError(f"{where} is not YAML: {e}") from None
-    containers = ((((found or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get(
-        "containers"
-    )
-    if not isinstance(found, dict) or not containers:
-        raise UserError(f"{where} is not a Job template", "it needs spec.template.spec.containers")
+        raise UserError(f"{where} is not YAML: {_yaml_problem(e)}") from None
+    needs = "it needs spec.template.spec.containers"
+    if not isinstance(found, dict):
+        raise UserError(f"{where} is not a Job template: it is {_shape(found)}, not a mapping", needs)
     if found.get("kind", "Job") != "Job":
         raise UserError(f"{where} is a {found.get('kind')}, not a Job")
+    if problem := _misfit(found, "V1Job", ""):
+        raise UserError(f"{where}: {problem[0]}", problem[1])
+    if not (((found.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers"):
+        raise UserError(f"{where} is not a Job template", needs)
     return found
+
+
+LIST_OF = re.compile(r"List\[(.+)\]")
+DICT_OF = re.compile(r"Dict\[str, (.+)\]")
+
+
+def _misfit(node: Any, kind: str, path: str) -> tuple[str, str] | None:
+    """What in `node` a `kind` (a type of the client's models: `V1JobSpec`, `List[V1Container]`,
+    `Dict[str, str]`, `str`, ...) cannot be: an unknown field or a wrong shape, with a hint; None if it fits.
+    Values themselves (a number for a string, a `${...}` for a number) are the client's to check per task."""
+    from kubernetes import client
+
+    if node is None:
+        return None
+    model: Any = getattr(client, kind, None)
+    if listed := LIST_OF.fullmatch(kind):
+        if not isinstance(node, list):
+            return f"{path} must be a list, not {_shape(node)}", ""
+        children = [(f"{path}[{i}]", item, listed[1]) for i, item in enumerate(node)]
+    elif mapped := DICT_OF.fullmatch(kind):
+        if not isinstance(node, dict):
+            return f"{path} must be a mapping, not {_shape(node)}", ""
+        children = [(_field(path, key), value, mapped[1]) for key, value in node.items()]
+    elif hasattr(model, "attribute_map"):
+        shown = re.sub(r"^(V\d\w*?|Core\w*?V\d)(?=[A-Z])", "", kind)
+        if not isinstance(node, dict):
+            return f"{path} must be a mapping ({shown}), not {_shape(node)}", ""
+        fields = {alias: name for name, alias in model.attribute_map.items()}
+        for key in node:
+            if key not in fields:
+                close = difflib.get_close_matches(str(key), fields, n=1)
+                hint = f"did you mean {close[0]}?" if close else f"{shown} has no such field"
+                return f"unknown field {_field(path, key)}", hint
+        types = model.openapi_types
+        children = [(_field(path, key), value, types[fields[key]]) for key, value in node.items()]
+    elif kind != "object" and isinstance(node, (dict, list)):
+        return f"{path} must be a single value, not {_shape(node)}", ""
+    else:
+        return None
+    for where, child, child_kind in children:
+        if problem := _misfit(child, child_kind, where):
+            return problem
+    return None
+
+
+def _field(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _shape(node: Any) -> str:
+    """What a parsed YAML node is, in words."""
+    if node is None:
+        return "empty"
+    if isinstance(node, dict):
+        return "a mapping"
+    if isinstance(node, list):
+        return "a list"
+    return "a string" if isinstance(node, str) else f"a single value ({node!r})"
+
+
+def _yaml_problem(error: Exception) -> str:
+    """A YAML error in one line: the problem and where it is."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else str(problem)
 
 
 @dataclass
@@ -86,12 +168,13 @@ class Kubernetes:
             raise ReproductionError(f"kubernetes template: {e}") from None
         doc["apiVersion"], doc["kind"] = "batch/v1", "Job"
         metadata = doc["metadata"] = doc.get("metadata") or {}
-        metadata["name"] = f"clearml-{task_id.lower()[:40]}"
+        metadata["name"] = job_name(task_id)
         metadata.setdefault("namespace", self.namespace)
         labels = {"clearml-task-id": _label(task_id), "clearml-queue": _label(context.queue_name)}
         metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
         spec = doc["spec"]
         spec.setdefault("backoffLimit", 0)
+        spec.setdefault("ttlSecondsAfterFinished", FINISHED_TTL)
         pod = spec["template"]
         pod["metadata"] = pod.get("metadata") or {}
         pod["metadata"]["labels"] = {**(pod["metadata"].get("labels") or {}), **labels}
@@ -123,7 +206,9 @@ class Kubernetes:
         return f"{namespace}/{body['metadata']['name']}"
 
     def state(self, job_id: str) -> JobState:
-        """Active, succeeded, failed (the condition's reason) — or ended when its pod cannot start."""
+        """Active, succeeded, failed (the condition's reason) — or ended when its pod cannot start. An API
+        error is never raised: the state is unreadable (the Job's status) or read without its pods (they tell
+        a pod that cannot start), with the API server's reason."""
         batch, core = _apis()
         namespace, name = job_id.split("/", 1)
         try:
@@ -131,29 +216,37 @@ class Kubernetes:
         except Exception as e:
             if getattr(e, "status", None) == 404:
                 return JobState(False, "DELETED")
-            return JobState(True, f"UNKNOWN ({_reason(e)})")  # the API server's hiccup: look again later
+            why = f"its status cannot be read: {_reason(e)}"
+            return JobState(True, "UNKNOWN", unreadable=True, warning=why)  # looked at again later
         status = job.status
         if status is not None and status.succeeded:
             return JobState(False, "SUCCEEDED")
         for condition in (status.conditions or []) if status is not None else []:
             if condition.type == "Failed" and condition.status == "True":
                 return JobState(False, f"FAILED: {condition.reason or ''} {condition.message or ''}".strip())
-        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
+        word = "ACTIVE" if status is not None and status.active else "PENDING"
+        try:
+            pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
+        except Exception as e:
+            why = f"its pods cannot be listed, so a pod that cannot start goes unnoticed: {_reason(e)}"
+            return JobState(True, word, warning=why)
         for pod in pods.items or []:
             for container in (pod.status.container_statuses or []) if pod.status else []:
                 waiting = container.state.waiting if container.state else None
                 if waiting is not None and waiting.reason in CANNOT_START:
                     return JobState(False, f"cannot start: {waiting.reason}: {waiting.message or ''}".strip())
-        return JobState(True, "ACTIVE" if status is not None and status.active else "PENDING")
+        return JobState(True, word)
 
     def cancel(self, job_id: str) -> None:
+        """Delete the Job and its pods (a Job already gone is fine); the API server's refusal is raised as
+        the reason."""
         batch, _ = _apis()
         namespace, name = job_id.split("/", 1)
         try:
             batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
         except Exception as e:
             if getattr(e, "status", None) != 404:
-                raise
+                raise ReproductionError(f"the Job cannot be deleted: {_reason(e)}", detail=str(e)) from None
 
 
 def _typed(doc: dict[str, Any]) -> Any:

@@ -3,6 +3,7 @@ the official client against a recording stand-in API server (no cluster runs her
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -113,7 +114,7 @@ def test_a_job_that_cannot_start_fails_the_task(
     task = Client().get_task(task_id)
     assert task["status"] == "failed"
     assert "cannot start: ImagePullBackOff" in task["status_message"]
-    assert task["runtime"]["kubernetes_job_id"] == f"ml/clearml-{task_id}"
+    assert re.fullmatch(f"ml/clearml-{task_id}-[0-9a-f]{{8}}", task["runtime"]["kubernetes_job_id"])
     assert any("kubernetes job ml/clearml-" in line for line in log_lines(task_id))
 
 
@@ -214,3 +215,199 @@ def test_no_cluster_is_a_clear_error_before_any_task(jobs: Repo, tmp_path: Path)
     assert result.returncode == 1
     assert "no Kubernetes cluster configured" in result.stderr + result.stdout
     assert status(task_id) == "queued"
+
+
+def test_pods_that_cannot_be_listed_leave_the_job_tracked(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    """RBAC without `list pods`: the glue says so once and goes on following the Job's own status."""
+    server, env = api
+    server.job_status, server.refused = {}, {("GET", "pods"): 403}
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    glue = spawn("k8s", "--queue", q, "--template", template(tmp_path), "--polling-interval", "0.3", env=env)
+    try:
+        wait_for(lambda: any("pods cannot be listed" in line for line in log_lines(task_id)), timeout=60)
+        listed = sum(r.path.startswith("/api/v1/namespaces/default/pods") for r in server.requests)
+        wait_for(lambda: sum(r.path.startswith("/api/v1/") for r in server.requests) > listed + 2)
+        assert glue.poll() is None and status(task_id) == "queued"
+        server.job_status = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimit"}]}
+        wait_for(lambda: status(task_id) == "failed", timeout=60)
+        assert glue.poll() is None
+    finally:
+        glue.terminate()
+        glue.wait(timeout=60)
+    warned = [line for line in log_lines(task_id) if "pods cannot be listed" in line]
+    assert len(warned) == 1 and "pods: Forbidden" in warned[0]
+    assert "ended (FAILED: BackoffLimit)" in Client().get_task(task_id)["status_message"]
+
+
+def test_a_job_that_cannot_be_deleted_is_asked_again(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    server, env = api
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    glue = spawn("k8s", "--queue", q, "--template", template(tmp_path), "--polling-interval", "0.3", env=env)
+    try:
+        wait_for(lambda: server.jobs)
+        server.refused = {("DELETE", "job"): 403}
+        assert launcher("abort", task_id).returncode == 0
+        wait_for(lambda: any("cannot be cancelled" in line for line in log_lines(task_id)), timeout=60)
+        deletes = sum(r.method == "DELETE" for r in server.requests)
+        wait_for(lambda: sum(r.method == "DELETE" for r in server.requests) > deletes + 1)  # asked again
+        assert glue.poll() is None and server.jobs
+        server.refused = {}
+        wait_for(lambda: not server.jobs)
+        wait_for(lambda: any("aborted; kubernetes job" in line for line in log_lines(task_id)), timeout=30)
+        assert glue.poll() is None
+    finally:
+        glue.terminate()
+        glue.wait(timeout=60)
+    assert sum("cannot be cancelled" in line for line in log_lines(task_id)) == 1
+
+
+@pytest.fixture
+def in_process(api: tuple[KubernetesApi, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The glue's Kubernetes client in this process, configured for the stand-in API server."""
+    from launcher.backends import kubernetes
+
+    monkeypatch.setenv("KUBECONFIG", api[1]["KUBECONFIG"])
+    kubernetes._apis.cache_clear()
+    yield
+    kubernetes._apis.cache_clear()
+
+
+def test_a_queued_task_whose_job_stays_unreadable_fails(
+    api: tuple[KubernetesApi, dict[str, str]], in_process: None, jobs: Repo, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from launcher.backends import kubernetes
+    from launcher.glue import Glue, Options
+
+    server, _ = api
+    server.refused = {("GET", "job"): 403, ("DELETE", "job"): 403}
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    scheduler = kubernetes.Kubernetes(kubernetes.read_template(TEMPLATE, "job.yaml"))
+    options = Options(queues=[q], worker="test:kubernetes", interval=0.2, once=True, unreadable_limit=1.5)
+    assert Glue(Client(), scheduler, options).run() == 0
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    (name,) = server.jobs
+    assert f"kubernetes job default/{name} could not be read for 1.5 s" in task["status_message"]
+    assert "status cannot be read: job: Forbidden" in task["status_message"]
+    (deleted,) = [r.path for r in server.requests if r.method == "DELETE"]  # refused too: the Job is left
+    assert deleted.startswith(f"/apis/batch/v1/namespaces/default/jobs/{name}?")
+    said = capsys.readouterr().out
+    assert said.count("status cannot be read") == 2, said  # once while tracking, once when failing
+    assert f"job default/{name} is left: it cannot be cancelled either" in said
+    assert sum("status cannot be read" in line for line in log_lines(task_id)) == 2
+
+
+def test_any_error_of_submitting_fails_the_task_it_took(
+    api: tuple[KubernetesApi, dict[str, str]], in_process: None, jobs: Repo, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A task taken off its queue is never stranded: an error the scheduler did not foresee (here a template
+    `read_template` would refuse, given to the scheduler as it is) fails it in one line, the traceback in its
+    log."""
+    from launcher.backends import kubernetes
+    from launcher.glue import Glue, Options
+
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    scheduler = kubernetes.Kubernetes({"spec": {"template": {"spec": {"containers": ["abc"]}}}})
+    dry = Options(queues=[q], worker="test:kubernetes", once=True, dry_run=tmp_path / "manifests")
+    assert Glue(Client(), scheduler, dry).run() == 0
+    assert f"task {task_id}: its job cannot be rendered: AttributeError: " in capsys.readouterr().out
+    assert status(task_id) == "queued"
+    options = Options(queues=[q], worker="test:kubernetes", interval=0.2, once=True)
+    assert Glue(Client(), scheduler, options).run() == 0
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    message = task["status_message"]
+    assert message.startswith("the kubernetes glue could not submit its job: AttributeError: ")
+    assert "\n" not in message
+    assert any(line.strip().startswith('File "') for line in log_lines(task_id))  # the traceback
+    assert not api[0].requests
+
+
+def test_a_task_enqueued_again_gets_a_job_of_its_own(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    """A cluster refuses a Job name that exists (409): each submission's Job has its own name, the task in
+    its label, and is deleted by the cluster a day after it finished."""
+    server, env = api
+    server.job_status = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimit"}]}
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    glue = ["k8s", "--queue", q, "--template", template(tmp_path), "--once", "--polling-interval", "0.3"]
+    for _ in range(2):
+        result = launcher(*glue, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "ended (FAILED: BackoffLimit)" in Client().get_task(task_id)["status_message"]
+        Client().call("tasks.reset", {"task": task_id, "force": True})
+        Client().enqueue(task_id, Client().queue_id(q))
+    first, second = (r.body for r in server.requests if r.method == "POST")
+    assert first["metadata"]["name"] != second["metadata"]["name"] and len(server.jobs) == 2
+    for body in first, second:
+        validate(body, tmp_path)
+        assert re.fullmatch(f"clearml-{task_id}-[0-9a-f]{{8}}", body["metadata"]["name"])
+        assert body["metadata"]["labels"]["clearml-task-id"] == task_id
+        assert body["spec"]["ttlSecondsAfterFinished"] == 24 * 3600
+
+
+def test_a_job_the_api_refuses_to_create_fails_its_task(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    server, env = api
+    server.refused = {("POST", "jobs"): 409}
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    result = launcher("k8s", "--queue", q, "--template", template(tmp_path), "--once", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    task = Client().get_task(task_id)
+    assert task["status"] == "failed"
+    assert task["status_message"] == "the Job was refused: jobs: AlreadyExists (refused by the test)"
+    assert not server.jobs
+
+
+CONTAINER = "spec: {template: {spec: {containers: [{name: task, image: python:3.12}]}}}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (b"spec: {template: {spec: {containers: [abc]}}}\n",
+         "spec.template.spec.containers[0] must be a mapping (Container), not a string"),
+        (b"metadata: [1]\n" + CONTAINER.encode(), "metadata must be a mapping (ObjectMeta), not a list"),
+        (CONTAINER.replace("image:", "env: {A: b}, image:").encode(),
+         "spec.template.spec.containers[0].env must be a list, not a mapping"),
+        (b"- " + CONTAINER.encode(), "is not a Job template: it is a list, not a mapping"),
+        (b"spec: {template: [\n", "is not YAML: expected the node content, but found '<stream end>' (line 2"),
+        (CONTAINER.replace("image:", "securitycontext: {runAsUser: 1000}, image:").encode(),
+         "unknown field spec.template.spec.containers[0].securitycontext (hint: did you mean "
+         "securityContext?)"),
+        (CONTAINER.replace("}}}", "}}, ttl: 60}").encode(),
+         "unknown field spec.ttl (hint: JobSpec has no such field)"),
+        (b"metadata: {annotations: {a: \xff}}\n" + CONTAINER.encode(),
+         "it is not UTF-8 text (byte 0xff at offset 28)"),
+    ],
+    ids=["container-not-a-mapping", "metadata-a-list", "env-a-mapping", "a-list", "not-yaml", "misspelled",
+         "unknown", "not-utf-8"],
+)  # fmt: skip
+def test_a_template_that_cannot_make_a_job_is_refused_at_start(
+    text: bytes, said: str, jobs: Repo, tmp_path: Path
+) -> None:
+    """One line naming the file and what is wrong, before any task is taken (none leaves its queue)."""
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    path = tmp_path / "job.yaml"
+    path.write_bytes(text)
+    result = launcher("k8s", "--queue", q, "--template", str(path), "--once")
+    assert result.returncode == 1
+    (line,) = (result.stdout + result.stderr).strip().splitlines()
+    assert str(path) in line and said in line, line
+    waiting = Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})["queue"]["entries"]
+    assert status(task_id) == "queued" and task_id in [entry["task"] for entry in waiting]

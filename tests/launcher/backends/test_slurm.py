@@ -265,3 +265,13 @@ def test_a_glue_record_entry_of_another_shape_is_dropped(tmp_path: Path) -> None
         ]
     finally:
         book.close()
+
+
+def test_a_template_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "job.sh"
+    path.write_bytes(b"#!/bin/bash\n#SBATCH --job-name=caf\xe9\n${CLEARML_AGENT_EXECUTE}\n")
+    result = launcher("slurm", "--queue", queue(), "--template-files", str(path), "--dry-run",
+                      str(tmp_path / "out"), "--once")  # fmt: skip
+    assert result.returncode == 1
+    (line,) = (result.stdout + result.stderr).strip().splitlines()
+    assert f"cannot read the template {path}: it is not UTF-8 text (byte 0xe9 at offset 34)" in line, line
