@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--polling-interval", type=interval, help="seconds between polls (0.5 embedded, 1 remote)"
     )
     daemon.add_argument("--create-queue", action="store_true", help="create the queues that do not exist")
-    daemon.add_argument("--once", action="store_true", help="run at most one task, then exit")
+    daemon.add_argument(
+        "--once", action="store_true", help="run the task queued now, if any (none: exit at once), then exit"
+    )
     daemon.add_argument("--max-tasks", type=count, help="exit after this many tasks")
     daemon.add_argument("--foreground", action="store_true", help="print the tasks' output here too")
     daemon.add_argument("--detached", action="store_true", help="run in the background (pid and log file)")
