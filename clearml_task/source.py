@@ -263,6 +263,11 @@ def capture_local(
     ]
     if submodules:
         warnings.append("submodules are recorded at their committed commits; their own changes do not travel")
+        warnings += [
+            f"submodule {path} has uncommitted changes, which stay behind (commit and push them there, then "
+            "commit the new submodule pointer here)"
+            for path in repository.dirty_submodules(root)
+        ]
     source.stats.untracked = len(untracked) - len(left_out)
     source.secrets_left_out = left_out
     source.stats.unpushed_commits = (

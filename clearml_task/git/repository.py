@@ -72,6 +72,20 @@ def remote_url(root: Path, remote: str) -> str:
     return urls.public_url(url)
 
 
+def dirty_submodules(root: Path) -> list[str]:
+    """The submodules whose own work tree has changes (tracked or untracked): what `git status` shows as
+    ` m` / ` ?` on a submodule. Those changes are the submodule's, and do not travel with this repository."""
+    status = ["status", "--porcelain=v2", "-z", "--ignore-submodules=none", "--untracked-files=no"]
+    listing = run.out(root, *status)
+    dirty = []
+    for entry in listing.split("\0"):
+        fields = entry.split(" ", 8)  # 1 XY sub mH mI mW hH hI path
+        state = fields[2] if len(fields) == 9 and fields[0] == "1" else ""  # S<commit><tracked><untracked>
+        if len(state) == 4 and state[0] == "S" and (state[2] == "M" or state[3] == "U"):
+            dirty.append(fields[8])
+    return dirty
+
+
 def start_untracked(root: Path) -> run.Pending:
     """The untracked files that are not ignored, listed in the background: `untracked_of` the result."""
     return run.start(root, "ls-files", "--others", "--exclude-standard", "-z")

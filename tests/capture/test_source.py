@@ -439,6 +439,11 @@ def test_submodule_commits_are_recorded(tmp_path: Path) -> None:
     assert prepared.source is not None
     assert prepared.source.submodules == {"vendor/inner": inner.git("rev-parse", "HEAD")}
     assert any("submodules" in note for note in prepared.notes)
+    assert not any("uncommitted changes" in note for note in prepared.notes)
+    (repo.work / "vendor" / "inner" / "helper.py").write_text("import attr  # edited\n")
+    edited = capture(repo)  # the edit is the submodule's: it stays behind, and the note names it
+    assert any(note.startswith("submodule vendor/inner has uncommitted changes") for note in edited.notes)
+    (repo.work / "vendor" / "inner" / "helper.py").write_text("import attr\n")
     # a submodule's files travel (at the recorded commit), so its imports count for the requirements
     repo.write("uses_sub.py", "from vendor.inner import helper\n")
     uses = capture(repo, script="uses_sub.py")
