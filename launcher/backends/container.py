@@ -29,6 +29,7 @@ import secrets
 import shlex
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -405,17 +406,30 @@ def cleanup(record: dict[str, Any]) -> str | None:
 
 def remove_left(recorded: object) -> str | None:
     """Remove the container a dead launcher's run left (as its record names it: engine and name, both
-    checked, for the record is a file); its name, or None when there was nothing valid to remove."""
+    checked, for the record is a file); its name, or None when there was nothing valid to remove or the
+    engine would not remove it."""
     if not isinstance(recorded, dict):
         return None
     engine, name = str(recorded.get("engine") or ""), str(recorded.get("name") or "")
     if Path(engine).name not in ENGINES or not re.fullmatch(CONTAINER_NAME, name):
         return None
-    try:
-        subprocess.run([engine, "rm", "--force", name], capture_output=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return name
+    for _ in range(RM_TRIES):  # a busy engine may refuse once (its lock, a stop under way): asked again
+        try:
+            done = subprocess.run([engine, "rm", "--force", name], capture_output=True, timeout=120)
+            if done.returncode == 0 or not _exists(engine, name):
+                return name
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        time.sleep(1)
+    return None
+
+
+RM_TRIES = 5
+
+
+def _exists(engine: str, name: str) -> bool:
+    seen = subprocess.run([engine, "inspect", "--format", "{{.Id}}", name], capture_output=True, timeout=120)
+    return seen.returncode == 0
 
 
 def _raise_install_failure(out: Path, plan: Plan) -> None:
