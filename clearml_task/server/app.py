@@ -111,10 +111,10 @@ class App:
             found = ENDPOINTS.get(name) if _PATH.match(path) else None
             if found is None:
                 raise errors.unknown_endpoint(name=name, version=version)
-            caller, login_time = self._authenticate(found, authorization)
+            caller, login_time, session = self._authenticate(found, authorization)
             data = merge_query(parse(body, content_type, found.batch), query)
             fields.check(data, found.fields)
-            call, result = self._run(found, data, caller, login_time, gone)
+            call, result = self._run(found, data, caller, (login_time, session), gone)
             files.remove(self.data_dir, call.stale)
             return 200, _envelope(name, version, 200, 0, "OK", result)
         except errors.APIError as e:
@@ -125,17 +125,19 @@ class App:
             return 500, self._answer(path, internal)
 
     def _run(
-        self, found: Endpoint, data: dict[str, Any], caller: dict[str, Any], login_time: int | None,
+        self, found: Endpoint, data: dict[str, Any], caller: dict[str, Any], chain: tuple[int | None, str],
         gone: Callable[[], bool] | None,
     ) -> tuple[Call, dict[str, Any]]:  # fmt: skip
         """The handler in one transaction; again in a new one each time what a waiting call waits for
-        changes, until it has an answer or its time is up. No transaction stays open while it waits."""
+        changes, until it has an answer or its time is up. No transaction stays open while it waits.
+        `chain`: when the caller's token chain began, and its session."""
         deadline: float | None = None
         holding = False
         try:
             while True:
                 with self.store.transaction(write=found.write) as tx:
-                    call = Call(found.name, data, tx, self.tokens, caller, login_time, max_wait=self.max_wait)
+                    call = Call(found.name, data, tx, self.tokens, caller, chain[0], session=chain[1],
+                                max_wait=self.max_wait)  # fmt: skip
                     result = found.handler(call)
                 if call.waits is None:
                     return call, result
@@ -166,21 +168,25 @@ class App:
     def _answer(self, path: str, error: errors.APIError) -> Envelope:
         return _envelope(*_name_version(path), error.code, error.subcode, error.msg, None)
 
-    def _authenticate(self, found: Endpoint, authorization: str | None) -> tuple[dict[str, Any], int | None]:
-        """Who calls (the identity of a token or of HTTP Basic keys), and when their token chain began."""
+    def _authenticate(
+        self, found: Endpoint, authorization: str | None
+    ) -> tuple[dict[str, Any], int | None, str]:
+        """Who calls (the identity of a token or of HTTP Basic keys), when their token chain began, and the
+        chain's session ("" for keys)."""
         if not found.auth:
-            return {}, None
+            return {}, None, ""
         scheme, _, value = (authorization or "").partition(" ")
         scheme = scheme.lower()
         if scheme == "bearer" and value:
             claims = self.tokens.verify(value.strip())
-            return dict(claims["identity"]), int(claims.get("auth_time") or claims["iat"])
+            began = int(claims.get("auth_time") or claims["iat"])
+            return dict(claims["identity"]), began, str(claims.get("session_id") or "")
         if scheme == "basic" and value and found.name == "auth.login":
             try:
                 access, _, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 raise errors.bad_credentials() from None
-            return identity(self.tokens.check_credentials(access, secret)), None
+            return identity(self.tokens.check_credentials(access, secret)), None, ""
         if not authorization:
             raise errors.missing_credentials()
         raise errors.bad_auth_type(f"{found.name} takes Authorization: Bearer <token> from auth.login")

@@ -115,9 +115,13 @@ class Tokens:
     def _signing_key(self, user: User) -> str:
         return hmac.new(self.keys.jwt_secret.encode(), user.secret_key.encode(), hashlib.sha256).hexdigest()
 
-    def issue(self, user: User, expiration_sec: int | None = None, *, login_time: int | None = None) -> str:
+    def issue(
+        self, user: User, expiration_sec: int | None = None, *, login_time: int | None = None,
+        session: str | None = None,
+    ) -> str:  # fmt: skip
         """A token for `user`. A token refreshed from another (login_time = when that chain of tokens
-        began) never outlives MAX_EXPIRATION_SEC past the original login."""
+        began, `session` its session) never outlives MAX_EXPIRATION_SEC past the original login, and keeps
+        the session (a new one otherwise)."""
         import jwt
 
         seconds = DEFAULT_EXPIRATION_SEC if not expiration_sec else min(expiration_sec, MAX_EXPIRATION_SEC)
@@ -131,7 +135,7 @@ class Tokens:
             "server_build": "",
             "feature_set": "basic",
             "auth_type": "Bearer",
-            "session_id": secrets.token_hex(16),
+            "session_id": session or secrets.token_hex(16),
             "iat": issued,
             "auth_time": since,
             "exp": min(issued + seconds, since + MAX_EXPIRATION_SEC),

@@ -70,6 +70,7 @@ class Call:
     tokens: Tokens
     identity: dict[str, Any] = field(default_factory=dict)
     login_time: int | None = None  # when the caller's token chain began (None: logged in with keys)
+    session: str = ""  # the session of the caller's token chain (a refreshed token keeps it)
     # What the call made stale in the file store (a deleted model's weights, a deleted task's folder):
     # removed once the transaction has committed.
     stale: files.Stale = field(default_factory=files.Stale)

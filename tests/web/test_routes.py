@@ -246,8 +246,15 @@ def test_logging_out_revokes_the_session_for_every_process_and_after_a_restart(a
         ]
 
     assert replayed(app) == replayed(other) == [200, 200, 200, 200]
+    # A token refreshed from the copy (auth.login with it, for a year) is of the same session.
+    refreshed = WsgiClient(app).post("/auth.login", data=b'{"expiration_sec": 31536000}', headers=bearer)
+    assert envelope_code(refreshed) == 200
+    again = {"Authorization": f"Bearer {refreshed.json['data']['token']}"}  # type: ignore[index]
+    assert envelope_code(WsgiClient(app).post("/projects.get_all", data=b"{}", headers=again)) == 200
     assert client.post("/logout", data={"csrf": csrf}).status_code == 303
     assert replayed(app) == replayed(other) == replayed(App(app.data_dir)) == [303, 401, 401, 401]
+    for on in (app, other, App(app.data_dir)):
+        assert envelope_code(WsgiClient(on).post("/projects.get_all", data=b"{}", headers=again)) == 401
     assert other_client.get("/workers-and-queues/queues").status_code == 200
     assert (
         envelope_code(other_client.post("/tasks.get_all", data=b"{}", headers={"X-CSRF-Token": other_csrf}))

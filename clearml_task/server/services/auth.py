@@ -11,4 +11,7 @@ from clearml_task.server.fields import Int
 @endpoint("auth.login", write=False, fields={"expiration_sec": Int(0, 2**31)})
 def login(call: Call) -> dict[str, Any]:
     user = call.tokens.user_of(call.identity)
-    return {"token": call.tokens.issue(user, call.integer("expiration_sec"), login_time=call.login_time)}
+    token = call.tokens.issue(
+        user, call.integer("expiration_sec"), login_time=call.login_time, session=call.session or None
+    )  # a token refreshed from another stays in its session: a logout of that session revokes it too
+    return {"token": token}

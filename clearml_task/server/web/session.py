@@ -92,14 +92,19 @@ def log_in(app: App, request: Request) -> str:
 
 
 def log_out(app: App, session_token: str) -> None:
-    """Revoke the session's token in the store until it expires: a copy of the cookie is refused from now
-    on, by every process serving this data dir, after a restart too."""
+    """Revoke the session in the store for as long as any token of it may live (a token refreshed from the
+    cookie's through auth.login keeps its session, and may live until MAX_EXPIRATION_SEC past the login):
+    a copy of the cookie, or a token refreshed from it, is refused from now on, by every process serving
+    this data dir, after a restart too."""
+    from clearml_task.server.auth import MAX_EXPIRATION_SEC
+
     try:
         claims = app.tokens.verify(session_token)
     except errors.APIError:
         return  # expired, forged or revoked already: nothing to revoke
+    began = int(claims.get("auth_time") or claims.get("iat") or 0)
     with app.store.transaction(write=True) as tx:
-        tx.revoke(str(claims.get("session_id", "")), int(claims.get("exp") or 0))
+        tx.revoke(str(claims.get("session_id", "")), began + MAX_EXPIRATION_SEC)
 
 
 def login_form_token() -> str:
