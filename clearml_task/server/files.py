@@ -23,6 +23,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -77,10 +78,17 @@ def safe_path(store: Path, relative: str) -> Path:
 
 
 def relative(uri: str | None) -> str | None:
-    """The store path of a URL this server serves (`.../files/<path>`), or None for any other URL."""
-    if not uri:
+    """The store path of a URL this server serves (`http(s)://<any host>/files/<path>`, or the path alone),
+    or None for any other URL: another scheme (`s3://bucket/files/x` is the bucket's), a query, a fragment
+    or parameters (not a URL the SDK uploads to)."""
+    if not uri or not isinstance(uri, str):
         return None
-    path = unquote(urlparse(uri).path)
+    parsed = urlparse(uri)
+    if parsed.scheme.lower() not in ("http", "https", "") or parsed.query or parsed.fragment or parsed.params:
+        return None
+    if not parsed.scheme and parsed.netloc:
+        return None
+    path = unquote(parsed.path)
     if not path.startswith(PREFIX):
         return None
     found = path[len(PREFIX) :]
@@ -89,6 +97,9 @@ def relative(uri: str | None) -> str | None:
     except errors.APIError:
         return None
     return found
+
+
+TASK_FOLDER = re.compile(r".+\.[0-9a-f]{32}")  # `<task name>.<task id>`, as the SDK names a task's folder
 
 
 def task_folder(task_id: str) -> str:
@@ -132,12 +143,11 @@ def remove(data_dir: Path, stale: Stale) -> None:
     kept = {store / path for path in stale.kept}
     for pattern in stale.folders:
         for found in sorted(store.glob(pattern), key=lambda p: len(p.parts), reverse=True):
-            if found.is_symlink() or not found.resolve().is_relative_to(base):
-                continue
-            if found.is_dir():
-                _remove_tree(found, kept)
-            elif found not in kept:
-                found.unlink(missing_ok=True)
+            if found.is_symlink() or not found.is_dir() or not found.resolve().is_relative_to(base):
+                continue  # a task's folder is a folder: a file of that name is someone else's
+            if any(TASK_FOLDER.fullmatch(part) for part in found.relative_to(store).parts[:-1]):
+                continue  # inside another task's folder: that task's file, whatever its name
+            _remove_tree(found, kept)
 
 
 def _remove_tree(folder: Path, kept: set[Path]) -> None:

@@ -185,6 +185,13 @@ def test_a_deleted_models_uri_removes_that_one_file_and_nothing_else(files: File
     assert left == ["gl/ckpt1.pt", "gl/ckpt2.pt", "keep/a.bin", "keep/b.bin"]
     delete_model_of(f"{base}/keep/a.bin", delete_external_artifacts=False)
     assert files.send("GET", f"/files/{base}/keep/a.bin") == (200, PAYLOAD)
+    # a URL of another scheme, or with a query, fragment or parameters, is not one of this server's files
+    for uri in (f"s3://bucket/files/{base}/keep/a.bin", f"file:///files/{base}/keep/a.bin",
+                f"http://x/files/{base}/keep/a.bin?a=b", f"http://x/files/{base}/keep/a.bin#f",
+                f"http://x/files/{base}/keep/a.bin;p", f"//x/files/{base}/keep/a.bin"):  # fmt: skip
+        model_id = files.api("models.create", {"name": f"m {uuid.uuid4().hex}", "uri": uri})["id"]
+        files.api("models.delete", {"model": model_id})
+        assert files.send("GET", f"/files/{base}/keep/a.bin") == (200, PAYLOAD), uri
 
 
 def test_weights_two_models_name_stay_until_the_last_of_them_is_deleted(files: Files) -> None:
@@ -216,6 +223,19 @@ def test_a_deleted_tasks_folder_keeps_the_weights_of_models_that_still_exist(fil
     assert not (root(files.data_dir) / folder / "artifacts").exists()
     files.api("models.delete", {"model": model_id})
     assert files.send("GET", f"{quoted}/models/w.bin")[0] == 404
+
+
+def test_a_deleted_task_removes_its_folders_only(files: Files) -> None:
+    """`<task name>.<id>` folders: not a file of that name, nor a folder of that name in another task's."""
+    task_id = files.api("tasks.create", {"name": "gone", "type": "training"})["id"]
+    other = uuid.uuid4().hex
+    kept = f"p/kept.{other}/artifacts"
+    names = (f"p/gone.{task_id}/a.bin", f"p/unrelated/file.{task_id}", f"{kept}/summary.{task_id}/x.bin",
+             f"{kept}/s.{task_id}")  # fmt: skip
+    for name in names:
+        files.upload("/files", name)
+    files.api("tasks.delete", {"task": task_id})
+    assert [files.send("GET", f"/files/{name}")[0] for name in names] == [404, 200, 200, 200]
 
 
 def test_a_task_deleted_without_its_external_artifacts_keeps_its_folder(files: Files) -> None:
