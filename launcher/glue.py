@@ -356,8 +356,10 @@ class Glue:
                         written.add(task_id)
                         continue
                     path = self.options.dry_run / f"{task_id}{self.options.suffix}"
-                    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-                        out.write(rendered)  # the owner's only: it may hold the server's keys
+                    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    os.fchmod(descriptor, 0o600)  # the owner's only (an earlier run's file too): it may
+                    with os.fdopen(descriptor, "w") as out:  # hold the server's keys
+                        out.write(rendered)
                     written.add(task_id)
                     print(f"clearml-launcher: task {task_id}: wrote {path} (not submitted)", flush=True)
             if self.options.once:

@@ -65,7 +65,14 @@ class Context:
 
 
 def check(text: str, where: str) -> None:
-    """Refuse a template that uses a variable this launcher does not know (at start, not per task)."""
+    """Refuse a template that uses a variable this launcher does not know, or one inside quotes on an
+    `#SBATCH` line, where its own quotes would undo those of the template (at start, not per task)."""
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.lstrip(" \t").startswith("#SBATCH") and (quoted := _quoted_variable(line)):
+            raise UserError(
+                f"{where}, line {number}: ${{{quoted}}} is inside quotes on an #SBATCH line",
+                "write the variable as a word of its own (its value is quoted for you)",
+            )
     for match in VARIABLE.finditer(text):
         name = match.group(1)
         if name not in PLAIN and name not in COMMANDS and not PROPERTY.fullmatch(name):
@@ -74,6 +81,24 @@ def check(text: str, where: str) -> None:
                 f"known: {', '.join(f'${{{n}}}' for n in (*PLAIN, *COMMANDS))} and "
                 "${CLEARML_TASK.hyperparams.properties.<key>.value}",
             )
+
+
+def _quoted_variable(line: str) -> str | None:
+    """The first variable of a comment line that sbatch's reader would see inside quotes (it honours a
+    backslash anywhere, and ' and " as quotes), or None."""
+    quote, escaped = "", False
+    for index, char in enumerate(line):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif quote and char == quote:
+            quote = ""
+        elif not quote and char in "'\"":
+            quote = char
+        elif quote and (found := VARIABLE.match(line, index)):
+            return found.group(1)
+    return None
 
 
 def substitute(text: str, context: Context, quote: Callable[[str], str]) -> str:
@@ -98,9 +123,9 @@ def shell_script(text: str, context: Context) -> str:
     """A batch script: every value one word, on its line. A comment line (`#SBATCH ...`, which bash never
     reads) gets the quoting of sbatch's own reader, where a backslash escapes even inside quotes: a value
     shell-quoted there (`a\\'" --output=/x`) could add options of its own. Every other line: bash's."""
-    lines = text.splitlines(keepends=True)
-    return "".join(
-        substitute(line, context, sbatch_word if line.lstrip().startswith("#") else shell_word)
+    lines = text.split("\n")  # as bash and sbatch split it (not at \f, \x85 or U+2028)
+    return "\n".join(
+        substitute(line, context, sbatch_word if line.lstrip(" \t").startswith("#") else shell_word)
         for line in lines
     )
 

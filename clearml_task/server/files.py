@@ -140,6 +140,7 @@ def remove(data_dir: Path, stale: Stale) -> None:
             continue
         if path.is_file() and not path.is_symlink():
             path.unlink(missing_ok=True)
+            _remove_empty_parents(path.parent, store)
     kept = {store / path for path in stale.kept}
     for pattern in stale.folders:
         for found in sorted(store.glob(pattern), key=lambda p: len(p.parts), reverse=True):
@@ -148,6 +149,17 @@ def remove(data_dir: Path, stale: Stale) -> None:
             if any(TASK_FOLDER.fullmatch(part) for part in found.relative_to(store).parts[:-1]):
                 continue  # inside another task's folder: that task's file, whatever its name
             _remove_tree(found, kept)
+
+
+def _remove_empty_parents(folder: Path, store: Path) -> None:
+    """The folders a removed file leaves empty, up to the store (a deleted task's folder kept for a model's
+    weights goes with the last of them); a folder something else holds stays."""
+    while folder != store and folder.is_relative_to(store):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone already)
+            return
+        folder = folder.parent
 
 
 def _remove_tree(folder: Path, kept: set[Path]) -> None:

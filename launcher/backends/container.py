@@ -382,6 +382,9 @@ class Container:
         subprocess.run([self.engine, "rm", "--force", name], capture_output=True)
 
 
+MAX_ENV_LINE = 60_000  # the engines read an env file's lines with a 64 KiB buffer
+
+
 def _env_file(staging: Path, values: dict[str, str]) -> Path:
     """The container's variables as the engine's --env-file (`NAME=value` lines; mode 0600, for it holds the
     server's keys). A value with a line break, which such a file cannot hold, fails the task naming it."""
@@ -392,8 +395,14 @@ def _env_file(staging: Path, values: dict[str, str]) -> Path:
                 "environment file cannot carry",
                 hint="keep each variable's value on one line",
             )
+        if len(f"{name}={value}".encode()) > MAX_ENV_LINE:
+            raise ReproductionError(
+                f"hyperparams.Environment: the value of {name} is too long for a container's environment "
+                f"file (at most {MAX_ENV_LINE:,} bytes a variable)",
+                hint="pass a long value in a file of the repository instead",
+            )
     path = staging / "env"
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
         out.write("".join(f"{name}={value}\n" for name, value in sorted(values.items())))
     return path
 

@@ -223,6 +223,7 @@ def test_a_deleted_tasks_folder_keeps_the_weights_of_models_that_still_exist(fil
     assert not (root(files.data_dir) / folder / "artifacts").exists()
     files.api("models.delete", {"model": model_id})
     assert files.send("GET", f"{quoted}/models/w.bin")[0] == 404
+    assert not (root(files.data_dir) / folder).exists()  # the last file of the task's folder took it along
 
 
 def test_a_deleted_task_removes_its_folders_only(files: Files) -> None:

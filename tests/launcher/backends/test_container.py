@@ -355,6 +355,21 @@ def test_a_variable_with_a_line_break_fails_the_container_task_naming_it(
     assert leftovers(env, task_id) == []
 
 
+def test_a_variable_too_long_for_an_env_file_fails_the_container_task_naming_it(
+    engine: tuple[dict[str, str], str], jobs: Repo
+) -> None:
+    """The engines read an env file's lines with a 64 KiB buffer: said as such, not as the engine's
+    "bufio.Scanner: token too long" with a hint about the image."""
+    env, image = engine
+    task_id = create_task(jobs.work, "train.py", docker=image, skip_task_init=True)
+    set_environment(task_id, BIG="x" * 70_000)
+    result = launcher("execute", "--id", task_id, "--docker", "--container-engine", "podman", env=env)
+    task = Client().get_task(task_id)
+    assert result.returncode == 1 and task["status"] == "failed"
+    assert "the value of BIG is too long for a container's environment file" in task["status_message"]
+    assert leftovers(env, task_id) == []
+
+
 def test_a_container_the_engine_cannot_start_fails_the_task(
     engine: tuple[dict[str, str], str], jobs: Repo
 ) -> None:

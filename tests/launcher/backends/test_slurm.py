@@ -103,6 +103,22 @@ def test_no_task_value_adds_an_sbatch_option(cluster: dict[str, str], jobs: Repo
     assert f"Comment={hostile}" in shown, shown
 
 
+@pytest.mark.parametrize("line", ['#SBATCH --job-name="${CLEARML_TASK.name}"',
+                                  "#SBATCH --comment='a ${CLEARML_TASK.id} b'",
+                                  '#SBATCH --comment=x"${CLEARML_QUEUE_NAME:q}"'])  # fmt: skip
+def test_a_variable_inside_quotes_on_an_sbatch_line_is_refused_at_start(line: str) -> None:
+    """Its value comes quoted already: the template's own quotes would undo that, and a name such as
+    `x --output=/elsewhere` would add an option. Quotes in the script's body are bash's, and fine."""
+    from clearml_task.errors import UserError
+    from launcher import templates
+
+    refused = r"job.sh, line 2: \$\{CLEARML_.*\} is inside quotes on an #SBATCH line"
+    with pytest.raises(UserError, match=refused):
+        templates.check(f"#!/bin/bash\n{line}\n", "job.sh")
+    templates.check(TEMPLATE, "job.sh")  # `echo "queue ${CLEARML_QUEUE_NAME} ..."` in the body
+    templates.check("#SBATCH --comment=\\'${CLEARML_TASK.id}\n# a note: '${CLEARML_TASK.id}'\n", "job.sh")
+
+
 def test_sbatch_refusing_fails_the_task(cluster: dict[str, str], jobs: Repo, tmp_path: Path) -> None:
     q = queue()
     task_id = create_task(jobs.work, "train.py", queue=q)
@@ -239,6 +255,10 @@ def test_dry_run_writes_the_singularity_script_and_submits_nothing(jobs: Repo, t
     assert result.returncode == 0, result.stdout + result.stderr
     script = (out / f"{task_id}.sh").read_text()
     assert (out / f"{task_id}.sh").stat().st_mode & 0o077 == 0  # it holds the server's keys
+    (out / f"{task_id}.sh").chmod(0o644)  # an earlier run's, written under another umask: made private too
+    again = launcher("slurm", "--queue", q, "--template", str(template(tmp_path)), "--singularity-mode",
+                     "--dry-run", str(out), "--once")  # fmt: skip
+    assert again.returncode == 0 and (out / f"{task_id}.sh").stat().st_mode & 0o077 == 0
     assert "singularity exec docker://python:3.11 " in script
     assert f"execute --id {task_id} --require-queue" in script
     assert status(task_id) == "queued"
