@@ -185,9 +185,10 @@ def _follow(
 
     if started is not None:
         started(child.pid, token)
-    aborted = threading.Event()
+    aborted, by_launcher = threading.Event(), threading.Event()  # the abort, and whether the launcher's stop
     done = threading.Event()
-    watcher = threads.start(_watch, child, client, task_id, aborted, done, grace, stop, name="abort-watch")
+    watcher = threads.start(_watch, child, client, task_id, (aborted, by_launcher), done, grace, stop,
+                            name="abort-watch")  # fmt: skip
     assert child.stdout is not None and child.stderr is not None
     reader = output.Output(child.stdout, child.stderr, log.write).start()
     if meanwhile is not None:
@@ -205,19 +206,24 @@ def _follow(
     child.stderr.close()
     done.set()
     watcher.join()
-    here = aborted.is_set() and stop is not None and stop.is_set()
-    return Outcome(code, aborted.is_set(), left, stopped_here=here)
+    return Outcome(code, aborted.is_set(), left, stopped_here=by_launcher.is_set())
 
 
 def _watch(
-    child: subprocess.Popen[bytes], client: Client, task_id: str, aborted: threading.Event,
-    done: threading.Event, grace: float, stop: threading.Event | None,
+    child: subprocess.Popen[bytes], client: Client, task_id: str,
+    aborted: tuple[threading.Event, threading.Event], done: threading.Event, grace: float,
+    stop: threading.Event | None,
 ) -> None:  # fmt: skip
+    """Until `done`: an abort from the server, or `stop` (the launcher's own), ends the process group and
+    sets `aborted` (the abort, and whether it was the launcher's stop); pings meanwhile."""
     last_ping = time.monotonic()
     while not done.wait(WATCH_INTERVAL):
         try:
-            if (stop is not None and stop.is_set()) or _abort_requested(client, task_id):
-                aborted.set()
+            here = stop is not None and stop.is_set()
+            if here or _abort_requested(client, task_id):
+                if here:
+                    aborted[1].set()
+                aborted[0].set()
                 stop_group(child, grace, done)
                 return
             if time.monotonic() - last_ping >= PING_INTERVAL:
