@@ -262,6 +262,7 @@ class Store:
             if "key" not in columns:  # a database from before events had keys
                 tx.conn.execute("ALTER TABLE events ADD COLUMN key TEXT")
             tx.conn.execute(EVENT_KEY)
+            tx.conn.execute("DELETE FROM revoked WHERE expires < ?", (int(time.time()),))  # past their time
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(f"{self.path}{suffix}", 0o600)
