@@ -239,6 +239,25 @@ def test_a_deleted_task_removes_its_folders_only(files: Files) -> None:
     assert [files.send("GET", f"/files/{name}")[0] for name in names] == [404, 200, 200, 200]
 
 
+@pytest.mark.parametrize("delete_files", [True, False])
+def test_a_reset_task_keeps_its_input_artifacts_drops_its_output(files: Files, delete_files: bool) -> None:
+    """As ClearML's server: a reset task keeps what it takes in, not what its last run made (the web UI
+    says its output is deleted); the output's files go too, unless delete_external_artifacts is false."""
+    task_id = files.api("tasks.create", {"name": "reset", "type": "training"})["id"]
+    base = f"p/reset.{task_id}/artifacts"
+    for name in ("made.bin", "taken.bin"):
+        files.upload("/files", f"{base}/{name}")
+    url = f"http://host:1/files/{base}"
+    artifacts = [{"key": "made", "type": "custom", "mode": "output", "uri": f"{url}/made.bin"},
+                 {"key": "taken", "type": "custom", "mode": "input", "uri": f"{url}/taken.bin"}]  # fmt: skip
+    files.api("tasks.add_or_update_artifacts", {"task": task_id, "artifacts": artifacts, "force": True})
+    files.api("tasks.reset", {"task": task_id, "force": True, "delete_external_artifacts": delete_files})
+    task = files.api("tasks.get_by_id", {"task": task_id})["task"]
+    assert [a["key"] for a in task["execution"]["artifacts"]] == ["taken"]
+    assert files.send("GET", f"/files/{base}/made.bin")[0] == (404 if delete_files else 200)
+    assert files.send("GET", f"/files/{base}/taken.bin") == (200, PAYLOAD)
+
+
 def test_a_task_deleted_without_its_external_artifacts_keeps_its_folder(files: Files) -> None:
     task_id = files.api("tasks.create", {"name": "kept files", "type": "training"})["id"]
     files.upload("/files", f"proj/kept.{task_id}/artifacts/a/a.bin")

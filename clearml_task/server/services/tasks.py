@@ -443,12 +443,24 @@ def dequeue(call: Call) -> dict[str, Any]:
     return {"dequeued": 1, "updated": 1, "fields": fields}
 
 
-@endpoint("tasks.reset", fields={"task": ID, "force": FLAG, "clear_all": FLAG})
+@endpoint(
+    "tasks.reset", fields={"task": ID, "force": FLAG, "clear_all": FLAG, "delete_external_artifacts": FLAG}
+)
 def reset(call: Call) -> dict[str, Any]:
+    """Back to created, as ClearML's server does it: out of its queues, its run's figures, output models,
+    events and output artifacts gone (their files too, unless `delete_external_artifacts` is false, and
+    never a file a model names); its input artifacts, input models and code kept (not with `clear_all`)."""
     task = get(call.tx, call.id("task"))
     was_queued = task["status"] == QUEUED
     dequeued = queue_entries.remove_from_all(call.tx, task["id"])
-    cleared = {
+    execution = {k: v for k, v in (task.get("execution") or {}).items() if k != "queue"}
+    artifacts = execution.get("artifacts")
+    if isinstance(artifacts, list):
+        inputs = [a for a in artifacts if isinstance(a, dict) and a.get("mode") == "input"]
+        execution["artifacts"] = inputs
+        if call.flag("delete_external_artifacts", True):
+            _output_files_stale(call, [a for a in artifacts if a not in inputs])
+    cleared: dict[str, Any] = {
         "started": None,
         "completed": None,
         "last_iteration": 0,
@@ -457,7 +469,7 @@ def reset(call: Call) -> dict[str, Any]:
         "enqueue_status": None,
         "runtime": {},
         "output": {"destination": (task.get("output") or {}).get("destination")},
-        "execution": {k: v for k, v in (task.get("execution") or {}).items() if k != "queue"},
+        "execution": execution,
     }
     cleared["models"] = {"input": (task.get("models") or {}).get("input", []), "output": []}
     if call.flag("clear_all"):
@@ -471,6 +483,15 @@ def reset(call: Call) -> dict[str, Any]:
     if was_queued:
         result["dequeued"] = {"removed": dequeued}
     return result
+
+
+def _output_files_stale(call: Call, artifacts: list[Any]) -> None:
+    """The store files of these artifacts go once the call commits, but for those a model names."""
+    named = files.model_files(call.tx)
+    for artifact in artifacts:
+        stored = files.relative(artifact.get("uri")) if isinstance(artifact, dict) else None
+        if stored is not None and stored not in named:
+            call.stale.files.append(stored)
 
 
 @endpoint("tasks.delete", fields={"task": ID, "force": FLAG, "delete_external_artifacts": FLAG})
