@@ -298,9 +298,19 @@ DOWNLOAD_HEADERS = {
 
 
 def _download(request: Request, path: Path) -> Response:
+    """The file, whole or the one byte range asked. A Range header that does not parse, or asks for several
+    ranges (no multipart answer here), is ignored, as RFC 9110 lets a server do: the whole file, 200, not
+    a 416 (which says a valid range lies past the file's end)."""
+    from werkzeug.http import parse_range_header
     from werkzeug.utils import send_file
 
-    response = send_file(path, request.environ, as_attachment=False, conditional=True)
+    environ = request.environ
+    asked = environ.get("HTTP_RANGE")
+    if asked is not None:
+        parsed = parse_range_header(asked)
+        if parsed is None or len(parsed.ranges) != 1:
+            environ = {key: value for key, value in environ.items() if key != "HTTP_RANGE"}
+    response = send_file(path, environ, as_attachment=False, conditional=True)
     response.headers.update(DOWNLOAD_HEADERS)
     return response
 
