@@ -143,11 +143,13 @@ def run(
     argv: list[str], *, cwd: Path, env: Mapping[str, str], client: Client, task_id: str, log: LogShipper,
     grace: float = GRACE, stop: threading.Event | None = None,
     started: Callable[[int, str], None] | None = None, meanwhile: Callable[[], None] | None = None,
+    linger: float = 0.0,
 ) -> Outcome:  # fmt: skip
     """Run the task's process to its end. `started(pid, marker)` is told the process (its pid is its
     process group) and the marker its descendants inherit, for whoever must clean up after a crash.
     `meanwhile` runs once the process runs and its output is read: work that need not delay the task (a
-    failure is a warning in the log)."""
+    failure is a warning in the log). `linger`: seconds what the process left may take to end by itself
+    before it is ended (a container engine's monitor, which writes down the container's exit code)."""
     from clearml_task.arguments.masking import shown_line
     from launcher import reaper, tether
 
@@ -166,7 +168,7 @@ def run(
     tether.started(token, child.pid)
     reaper.running(child.pid, token)
     try:
-        return _follow(child, token, client, task_id, log, grace, stop, started, meanwhile)
+        return _follow(child, token, client, task_id, log, grace, stop, started, meanwhile, linger)
     except BaseException:  # the launcher failed while the task ran: the task does not outlive the run
         reaper.end(child.pid, token, grace, ours=True)
         raise
@@ -178,7 +180,7 @@ def run(
 def _follow(
     child: subprocess.Popen[bytes], token: str, client: Client, task_id: str, log: LogShipper, grace: float,
     stop: threading.Event | None, started: Callable[[int, str], None] | None,
-    meanwhile: Callable[[], None] | None,
+    meanwhile: Callable[[], None] | None, linger: float = 0.0,
 ) -> Outcome:  # fmt: skip
     """The started process to its end: the abort watch, its output into the log, what it leaves ended."""
     from launcher import output, reaper
@@ -198,6 +200,8 @@ def _follow(
             log.write(f"launcher: warning: {e}", "warning")
     code = child.wait()
     reader.join(DRAIN)  # the output ends with the process, unless something it left holds it open
+    if linger and not aborted.is_set():
+        reaper.settle(child.pid, token, linger)
     left = reaper.end(child.pid, token, grace=LEFTOVER_GRACE, ours=True)
     reader.stop()
     if left:

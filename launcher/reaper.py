@@ -138,6 +138,18 @@ def _nothing_left(pgid: int | None) -> bool:
     return False
 
 
+def settle(pgid: int | None, token: str | None, seconds: float) -> None:
+    """Give what a run left up to `seconds` to end by itself (those handed to us reaped as they end): a
+    container engine's monitor outlives the engine's client a moment, to write down the container's exit."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = leftovers(pgid, token, ours=True)
+        _reap(found)
+        if not any(_alive(pid) for pid in found):
+            return
+        time.sleep(0.05)
+
+
 def end(pgid: int | None, token: str | None, grace: float = 2.0, *, ours: bool = False) -> int:
     """SIGTERM what is left of a run, SIGKILL what is still there after `grace` seconds; reap our own.
     Returns how many processes there were. `ours`: as for leftovers."""

@@ -260,7 +260,7 @@ class Container:
                 outcome = process.run([self.engine, "start", "--attach", name], cwd=job.workdir,
                                       env=dict(os.environ), client=job.client, task_id=job.task["id"],
                                       log=job.log, grace=job.grace, stop=job.stop,
-                                      started=job.on_start)  # fmt: skip
+                                      started=job.on_start, linger=MONITOR_LINGER)  # fmt: skip
                 if not outcome.aborted:
                     outcome = self._ended(name, outcome.exit_code)
             finally:
@@ -382,6 +382,9 @@ class Container:
         subprocess.run([self.engine, "rm", "--force", name], capture_output=True)
 
 
+# Seconds the engine's monitor (podman's conmon, handed to the launcher as subreaper) may take to write down
+# the container's exit and end, before it is ended as something the task left.
+MONITOR_LINGER = 5.0
 MAX_ENV_LINE = 60_000  # the engines read an env file's lines with a 64 KiB buffer
 
 

@@ -58,6 +58,9 @@ def test_runs_in_the_task_image_with_its_setup_script(engine: tuple[dict[str, st
     assert any(line.startswith("launcher: container clearml-") for line in lines)
     assert "org_pip" in Client().get_task(task_id)["script"]["requirements"]
     assert leftovers(env, task_id) == []
+    # the engine's monitor (conmon, handed to the launcher) ends by itself once it has the exit code: it is
+    # not something the task left running
+    assert not any(line.startswith("launcher: the task left") for line in lines), lines
 
 
 SHOW_VERSIONS = """import six
@@ -172,6 +175,7 @@ def test_the_exit_code_comes_from_the_engine(engine: tuple[dict[str, str], str],
     assert task["status"] == "failed"
     assert "exit code 3" in task["status_message"]
     assert "about to fail" in log_lines(task_id)
+    assert not any(line.startswith("launcher: the task left") for line in log_lines(task_id))
     assert leftovers(env, task_id) == []
 
 
