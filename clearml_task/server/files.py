@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,6 +114,14 @@ def model_files(tx: Any) -> set[str]:
     """The store paths of the weights the models in the store name (files to keep while they exist)."""
     found = (relative(model.get("uri")) for model in tx.find_fields("models", ["uri"]))
     return {path for path in found if path is not None}
+
+
+def unnamed_files(tx: Any, uris: Iterable[Any]) -> list[str]:
+    """The store paths of those URIs that are this server's files and that no model in the store names:
+    what may go with a deleted model or a reset task's output."""
+    named = model_files(tx)
+    found = (relative(uri) for uri in uris)
+    return [path for path in found if path is not None and path not in named]
 
 
 @dataclass

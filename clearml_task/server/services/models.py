@@ -227,10 +227,8 @@ def delete(call: Call) -> dict[str, Any]:
     names (unless `delete_external_artifacts` is false)."""
     model = get(call.tx, call.id("model"))
     call.tx.delete("models", model["id"])
-    stored = files.relative(model.get("uri"))
-    named_elsewhere = stored is not None and stored in files.model_files(call.tx)
-    if stored is not None and not named_elsewhere and call.flag("delete_external_artifacts", True):
-        call.stale.files.append(stored)
+    if call.flag("delete_external_artifacts", True):
+        call.stale.files += files.unnamed_files(call.tx, [model.get("uri")])
     return {"deleted": True, "url": model.get("uri")}
 
 

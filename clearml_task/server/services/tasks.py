@@ -459,7 +459,8 @@ def reset(call: Call) -> dict[str, Any]:
         inputs = [a for a in artifacts if isinstance(a, dict) and a.get("mode") == "input"]
         execution["artifacts"] = inputs
         if call.flag("delete_external_artifacts", True):
-            _output_files_stale(call, [a for a in artifacts if a not in inputs])
+            outputs = [a.get("uri") for a in artifacts if isinstance(a, dict) and a not in inputs]
+            call.stale.files += files.unnamed_files(call.tx, outputs)
     cleared: dict[str, Any] = {
         "started": None,
         "completed": None,
@@ -483,15 +484,6 @@ def reset(call: Call) -> dict[str, Any]:
     if was_queued:
         result["dequeued"] = {"removed": dequeued}
     return result
-
-
-def _output_files_stale(call: Call, artifacts: list[Any]) -> None:
-    """The store files of these artifacts go once the call commits, but for those a model names."""
-    named = files.model_files(call.tx)
-    for artifact in artifacts:
-        stored = files.relative(artifact.get("uri")) if isinstance(artifact, dict) else None
-        if stored is not None and stored not in named:
-            call.stale.files.append(stored)
 
 
 @endpoint("tasks.delete", fields={"task": ID, "force": FLAG, "delete_external_artifacts": FLAG})
