@@ -20,7 +20,7 @@ from clearml_task.git.urls import scrub
 from clearml_task.server.files import files_url
 from clearml_task.vocabulary import COMPLETED, FAILED, IN_PROGRESS, QUEUED, RUNNABLE_STATUSES, STOPPED
 from launcher import threads
-from launcher.backends import Job, Runner, runner_name
+from launcher.backends import Job, Runner, runner_name, write_private
 from launcher.backends.local import Local
 from launcher.errors import ReproductionError
 
@@ -375,9 +375,7 @@ def _sdk_config(dest: Path, settings: Settings, log: LogShipper) -> dict[str, st
                       "gets the launcher's settings only", "warning")  # fmt: skip
     path = _sdk_config_path(dest)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text + ("\n" if text and not text.endswith("\n") else "") + SDK_SETTINGS)
+    write_private(path, text + ("\n" if text and not text.endswith("\n") else "") + SDK_SETTINGS)
     return {"CLEARML_CONFIG_FILE": str(path), "TRAINS_CONFIG_FILE": str(path)}
 
 

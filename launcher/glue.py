@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from clearml_task.errors import APICallError
 from clearml_task.vocabulary import CLOSED, CREATED, FAILED, IN_PROGRESS, QUEUED, STOPPED
 from launcher import templates
-from launcher.backends import JobState
+from launcher.backends import JobState, write_private
 from launcher.errors import ReproductionError
 
 if TYPE_CHECKING:
@@ -356,10 +356,7 @@ class Glue:
                         written.add(task_id)
                         continue
                     path = self.options.dry_run / f"{task_id}{self.options.suffix}"
-                    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                    os.fchmod(descriptor, 0o600)  # the owner's only (an earlier run's file too): it may
-                    with os.fdopen(descriptor, "w") as out:  # hold the server's keys
-                        out.write(rendered)
+                    write_private(path, rendered)
                     written.add(task_id)
                     print(f"clearml-launcher: task {task_id}: wrote {path} (not submitted)", flush=True)
             if self.options.once:

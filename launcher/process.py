@@ -189,7 +189,7 @@ def _follow(
         started(child.pid, token)
     aborted, by_launcher = threading.Event(), threading.Event()  # the abort, and whether the launcher's stop
     done = threading.Event()
-    watcher = threads.start(_watch, child, client, task_id, (aborted, by_launcher), done, grace, stop,
+    watcher = threads.start(_watch, child, client, task_id, aborted, by_launcher, done, grace, stop,
                             name="abort-watch")  # fmt: skip
     assert child.stdout is not None and child.stderr is not None
     reader = output.Output(child.stdout, child.stderr, log.write).start()
@@ -214,20 +214,19 @@ def _follow(
 
 
 def _watch(
-    child: subprocess.Popen[bytes], client: Client, task_id: str,
-    aborted: tuple[threading.Event, threading.Event], done: threading.Event, grace: float,
-    stop: threading.Event | None,
+    child: subprocess.Popen[bytes], client: Client, task_id: str, aborted: threading.Event,
+    by_launcher: threading.Event, done: threading.Event, grace: float, stop: threading.Event | None,
 ) -> None:  # fmt: skip
     """Until `done`: an abort from the server, or `stop` (the launcher's own), ends the process group and
-    sets `aborted` (the abort, and whether it was the launcher's stop); pings meanwhile."""
+    sets `aborted` (and `by_launcher` when it was the launcher's stop); pings meanwhile."""
     last_ping = time.monotonic()
     while not done.wait(WATCH_INTERVAL):
         try:
             here = stop is not None and stop.is_set()
             if here or _abort_requested(client, task_id):
                 if here:
-                    aborted[1].set()
-                aborted[0].set()
+                    by_launcher.set()
+                aborted.set()
                 stop_group(child, grace, done)
                 return
             if time.monotonic() - last_ping >= PING_INTERVAL:

@@ -218,10 +218,14 @@ class Tx:
     def delete_events(self, task: str) -> int:
         return self.conn.execute("DELETE FROM events WHERE task = ?", (task,)).rowcount
 
+    def forget_expired_revocations(self) -> None:
+        """Drop the revoked sessions whose tokens have expired anyway (at start, and at each logout)."""
+        self.conn.execute("DELETE FROM revoked WHERE expires < ?", (int(time.time()),))
+
     def revoke(self, session: str, expires: int) -> None:
         """Record a token's session as revoked until `expires` (when its token expires anyway); records
         past their time are dropped."""
-        self.conn.execute("DELETE FROM revoked WHERE expires < ?", (int(time.time()),))
+        self.forget_expired_revocations()
         self.conn.execute(
             "INSERT INTO revoked (session, expires) VALUES (?, ?) "
             "ON CONFLICT (session) DO UPDATE SET expires = max(expires, excluded.expires)",
@@ -262,7 +266,7 @@ class Store:
             if "key" not in columns:  # a database from before events had keys
                 tx.conn.execute("ALTER TABLE events ADD COLUMN key TEXT")
             tx.conn.execute(EVENT_KEY)
-            tx.conn.execute("DELETE FROM revoked WHERE expires < ?", (int(time.time()),))  # past their time
+            tx.forget_expired_revocations()
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(f"{self.path}{suffix}", 0o600)

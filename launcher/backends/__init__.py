@@ -18,6 +18,7 @@ Two shapes, as submitit's executors and pre-commit's languages have one shape ea
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,15 @@ if TYPE_CHECKING:
 
 
 RUNNERS = ("local", "container")  # the runner modules, as a run's record names them
+
+
+def write_private(path: Path, text: str, encoding: str | None = None) -> None:
+    """Write a file only its owner may read (it holds the server's keys): mode 0600, also when an earlier
+    run left one of that name with another mode."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding=encoding) as out:
+        out.write(text)
 
 
 def runner_name(runner: Runner) -> str:

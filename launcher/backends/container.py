@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearml_task.errors import UserError
 from clearml_task.vocabulary import IMAGE_PATTERN
-from launcher.backends import Job
+from launcher.backends import Job, write_private
 from launcher.backends.local import record_requirements
 from launcher.errors import ReproductionError
 
@@ -405,8 +405,7 @@ def _env_file(staging: Path, values: dict[str, str]) -> Path:
                 hint="pass a long value in a file of the repository instead",
             )
     path = staging / "env"
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
-        out.write("".join(f"{name}={value}\n" for name, value in sorted(values.items())))
+    write_private(path, "".join(f"{name}={value}\n" for name, value in sorted(values.items())), "utf-8")
     return path
 
 
