@@ -21,6 +21,7 @@ from clearml_task.request import Request, usage
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
+    from clearml_task.arguments import Parser
     from clearml_task.requirements import Decision
     from clearml_task.requirements.installed import SysPathProbe
     from clearml_task.source import EntryPoint, Injector, Source
@@ -72,7 +73,7 @@ def prepare(request: Request) -> Prepared:
     finally:
         site.close()
     notes += [*decision.notes, *([site_note] if site_note else [])]
-    args = _arguments(request, source)
+    args = _arguments(request, source, notes)
     return Prepared(
         document.build(request, source, decision, args), source, decision, notes + source.warnings
     )
@@ -164,11 +165,11 @@ def _requirements(
     return decision, site.note if decision.source == "detected" else ""
 
 
-def _arguments(request: Request, source: Source) -> dict[str, dict[str, str]]:
+def _arguments(request: Request, source: Source, notes: list[str]) -> dict[str, dict[str, str]]:
     """hyperparams.Args: --args checked against the entry point's parser (read, not run; a --module's from
     its file in the checkout), and every option the parser has; for an entry point whose parser cannot be
     read (a module the checkout does not hold), the pairs as they are. A Hydra app's overrides are checked
-    against its config in the repository."""
+    against its config in the repository. Arguments written after a --module's name count as --args."""
     from clearml_task import arguments
 
     if source.entry_text is None:
@@ -179,7 +180,51 @@ def _arguments(request: Request, source: Source) -> dict[str, dict[str, str]]:
             posixpath.join(source.working_dir, source.entry_point)
         )
         arguments.check_hydra_overrides(parser, request.overrides, source.read, script)
-    return arguments.check_and_record(parser, request.overrides, require=bool(request.queue))
+    overrides = _module_words(request, parser, notes)
+    return arguments.check_and_record(parser, overrides, require=bool(request.queue))
+
+
+def _module_words(request: Request, parser: Parser, notes: list[str]) -> dict[str, str]:
+    """--args, with the arguments written after a --module's name (`pkg.main --epochs 4`) in front: read
+    against the module's parser, so that Args holds what runs; words it cannot read are passed as written
+    (said in a note), and words it refuses are an error, as --args would be."""
+    from clearml_task.arguments.inline import read_words
+
+    words = _module_argv(request.module)
+    if not words:
+        return dict(request.overrides)
+    reading = read_words(parser, words)
+    if reading.wrong:
+        raise usage(
+            f"--module {request.module!r}: {reading.problem} ({parser.script})",
+            "check the module's arguments, or give them with --args name=value",
+        )
+    if reading.problem:
+        notes.append(
+            f"the arguments after the module's name are passed as written, and Args does not show them "
+            f"({reading.problem})"
+        )
+        return dict(request.overrides)
+    inline = {given.dest: given.text for given in reading.given}
+    options = {o.dest: o for o in parser.options}
+    for key in request.overrides:
+        bare = key.lstrip("-")
+        for dest in inline:
+            if bare == dest or bare in {s.lstrip("-") for s in options[dest].option_strings}:
+                raise usage(f"{dest} is given both after --module's name and in --args", "give it once")
+    return {**inline, **request.overrides}
+
+
+def _module_argv(module: str | None) -> list[str]:
+    """The words after a --module's name, as the launcher splits them."""
+    if not module:
+        return []
+    import shlex
+
+    try:
+        return shlex.split(module)[1:]
+    except ValueError:
+        raise usage(f"--module {module!r}: its quotes do not close", "quote each argument whole") from None
 
 
 class _Site:

@@ -256,6 +256,10 @@ def _job(
         raise ReproductionError(e.message, hint=e.hint) from None
     if entry_point != ws.entry_point:
         log.write(f"launcher: {ws.entry_point} runs as {entry_point} (its code cells, in order)")
+    module_run = _module_words_left(entry_point, parser, task)
+    if module_run != entry_point:
+        log.write(f"launcher: {entry_point} runs as {module_run} with the values hyperparams.Args holds")
+        entry_point = module_run
     extra = {**launcher_env, "CLEARML_TASK_ID": task["id"], "CLEARML_LOG_TASK_TO_BACKEND": "0"}
     if settings.worker:
         extra["CLEARML_WORKER_ID"] = settings.worker
@@ -264,6 +268,27 @@ def _job(
                parser=parser, extra_env=extra, cache_dir=settings.cache_dir, log=log,
                grace=settings.grace, gpus=settings.gpus, stop=stop, files=files,
                on_start=_on_start(settings), record=settings.on_run)  # fmt: skip
+
+
+def _module_words_left(entry_point: str, parser: Any, task: dict[str, Any]) -> str:
+    """A module's entry point (`-m pkg.main --epochs 4`) without the arguments hyperparams.Args holds: the
+    Args values run, as edited; words Args does not hold (a task made by ClearML's tools) stay."""
+    if not entry_point.startswith("-m "):
+        return entry_point
+    import shlex
+
+    from clearml_task.arguments.inline import words_left
+
+    try:
+        module, *words = shlex.split(entry_point[3:])
+    except ValueError:
+        return entry_point  # as it was: the run says why it cannot start
+    given = (task.get("hyperparams") or {}).get("Args") or {}
+    if not words or not isinstance(given, dict):
+        return entry_point
+    recorded = [str(p.get("name") or k) if isinstance(p, dict) else str(k) for k, p in given.items()]
+    left = words_left(parser, words, recorded)
+    return entry_point if left == words else shlex.join(["-m", module, *left])
 
 
 def _on_start(settings: Settings) -> Callable[[int, str], None] | None:

@@ -609,3 +609,48 @@ def test_secret_named_values_are_masked_where_shown(argv: list[str], shown: list
     from clearml_task.arguments.masking import masked
 
     assert masked(argv) == shown
+
+
+WORDS_PARSER = """import argparse
+p = argparse.ArgumentParser()
+p.add_argument("-l", "--lr", type=float, default=0.1)
+p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True)
+p.add_argument("--mode", action="store_const", const="fast", default="slow")
+p.add_argument("--tag", action="append")
+p.add_argument("data")
+p.parse_args()
+"""
+
+
+@pytest.mark.parametrize(
+    ("words", "given", "problem", "wrong"),
+    [
+        (
+            "-l -0.5 --no-amp --mode d.csv",
+            {"lr": "-0.5", "amp": "False", "mode": "fast", "data": "d.csv"},
+            "",
+            False,
+        ),
+        ("--lr=2 --amp d.csv", {"lr": "2", "amp": "True", "data": "d.csv"}, "", False),
+        ("--tag a d.csv", {}, "'--tag': only single-value options are read here", False),
+        ("-l3 d.csv", {}, "'-l3' is not one of its options", False),  # argparse reads it: not wrong
+        ("--l 3 d.csv", {}, "'--l' is not one of its options", False),  # an abbreviation of --lr
+        ("--rate 3 d.csv", {}, "'--rate' is not one of its options", True),
+        ("-l --amp", {}, "'-l' needs a value", True),
+    ],
+)
+def test_words_after_a_modules_name_are_read_in_plain_forms_only(
+    words: str, given: dict[str, str], problem: str, wrong: bool
+) -> None:
+    from clearml_task.arguments.inline import read_words, words_left
+
+    parser = read_parser(WORDS_PARSER, "run.py")
+    reading = read_words(parser, words.split())
+    assert {g.dest: g.text for g in reading.given} == given
+    assert (reading.problem, reading.wrong) == (problem, wrong)
+    if not problem:  # what Args holds leaves the command line; the rest stays
+        assert words_left(parser, words.split(), ["lr", "data"]) == [
+            w for w in words.split() if w not in ("-l", "-0.5", "--lr=2", "d.csv")
+        ]
+    else:
+        assert words_left(parser, words.split(), list(given)) == words.split()

@@ -179,3 +179,80 @@ def test_hydra_overrides_are_checked_against_the_config_in_the_repository(tmp_pa
     added = clearml_task("--name", "hydra", "--folder", str(args.work), "--script", "hydra_app.py",
                          "--args", "db.port=6000", "+db.user=me")  # fmt: skip
     assert added.returncode == 0, added.stderr
+
+
+MODULE = """import argparse
+import json
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--steps", type=int, default=10)
+parser.add_argument("--fast", action="store_true")
+parser.add_argument("data")
+print("seen " + json.dumps(vars(parser.parse_args()), sort_keys=True))
+"""
+
+
+def test_arguments_after_a_modules_name_are_recorded_and_args_edits_win(repo: Repo) -> None:
+    """`--module "tool.run --steps 7 --fast data.csv"` (as ClearML's clearml-task takes it): Args holds
+    what runs, the words stay in the entry point (ClearML's agent runs them as written), and under our
+    launcher an edit of Args wins, also back to a default; a task whose Args lack them (made by ClearML's
+    tools) runs the words as written."""
+    from clearml_task.api import Client
+
+    repo.write("tool/__init__.py", "")
+    repo.write("tool/run.py", MODULE)
+    flags = [
+        "--folder",
+        str(repo.work),
+        "--module",
+        "tool.run --steps 7 --fast data.csv",
+        "--force-no-requirements",
+    ]
+    first = created("--name", "module words", *flags)
+    task = Client().get_task(first)
+    assert task["script"]["entry_point"] == "-m tool.run --steps 7 --fast data.csv"
+    args = {key: entry["value"] for key, entry in task["hyperparams"]["Args"].items()}
+    assert args == {"steps": "7", "fast": "True", "data": "data.csv"}
+    assert seen(first) == {"steps": 7, "fast": True, "data": "data.csv"}
+    assert "launcher: -m tool.run --steps 7 --fast data.csv runs as -m tool.run with the values " \
+           "hyperparams.Args holds" in log_lines(first)  # fmt: skip
+
+    edited = created("--name", "module words edited", *flags)
+    hyper = Client().get_task(edited)["hyperparams"]
+    hyper["Args"]["steps"]["value"], hyper["Args"]["fast"]["value"] = "10", "False"
+    Client().edit_task(edited, hyperparams=hyper)
+    assert seen(edited) == {"steps": 10, "fast": False, "data": "data.csv"}
+
+    theirs = created("--name", "module words theirs", *flags)
+    Client().edit_task(theirs, hyperparams={})
+    assert seen(theirs) == {"steps": 7, "fast": True, "data": "data.csv"}
+
+
+def test_arguments_after_a_modules_name_are_checked_as_args_are(repo: Repo) -> None:
+    repo.write("tool/__init__.py", "")
+    repo.write("tool/run.py", MODULE)
+    flags = ["--name", "module words wrong", "--folder", str(repo.work)]
+    cases = [
+        ("tool.run --steps 7 --bogus x", "'--bogus' is not one of its options (run.py)"),
+        ("tool.run --steps", "'--steps' needs a value"),
+        ("tool.run a.csv b.csv", "'b.csv': one positional argument too many"),
+        ("tool.run --fast=1 a.csv", "'--fast=1': a switch takes no value"),
+        ("tool.run --steps 7 --steps 8 a.csv", "steps is given twice"),
+        ("tool.run 'a.csv", "its quotes do not close"),
+    ]
+    for module, text in cases:
+        result = clearml_task(*flags, "--module", module)
+        assert result.returncode == 2 and text in result.stderr and "Traceback" not in result.stderr, (
+            result.stderr
+        )
+    twice = clearml_task(*flags, "--module", "tool.run --steps 7 a.csv", "--args", "steps=8")
+    assert twice.returncode == 2 and "steps is given both after --module's name and in --args" in twice.stderr
+    shortened = clearml_task(*flags, "--module", "tool.run --ste 7 a.csv", "--force-no-requirements")
+    assert shortened.returncode == 0, shortened.stderr
+    assert "the arguments after the module's name are passed as written, and Args does not show them" in (
+        shortened.stdout + shortened.stderr
+    )
+    from clearml_task.api import Client
+
+    names = [task["name"] for task in Client().tasks(name="module words wrong")]
+    assert names == ["module words wrong"]  # only the one that was accepted
