@@ -90,7 +90,39 @@ def create_server(
         raise UserError(
             f"cannot listen on {host}:{port}: {e.strerror}", "pick another --port, or stop what uses it"
         ) from None
+    channel = _plain_http_channel()
+    for listener in list((getattr(server, "map", None) or server._map).values()):
+        if hasattr(listener, "channel_class"):
+            listener.channel_class = channel
     return server, Served(app, host, int(server.effective_port))
+
+
+# What a client told https:// for this plain-HTTP server gets, at once: a TLS client reads it as a
+# wrong protocol version and fails, instead of waiting out its timeout for a handshake that never comes.
+NOT_TLS = (
+    b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 44\r\n\r\n"
+    b"this server speaks plain HTTP: use http://\r\n"
+)
+
+
+def _plain_http_channel() -> type:
+    """waitress's channel, which answers a connection that opens with a TLS handshake with NOT_TLS and
+    closes it (waitress alone waits for a request line that never comes)."""
+    from waitress.channel import HTTPChannel
+
+    class PlainHTTPChannel(HTTPChannel):
+        opened = False
+
+        def received(self, data: bytes) -> bool:
+            if not self.opened and data:
+                self.opened = True
+                if data[:2] == b"\x16\x03":  # a TLS record: handshake, version 3.x
+                    self.write_soon(NOT_TLS)
+                    self.close_when_flushed = True
+                    return False
+            return bool(super().received(data))
+
+    return PlainHTTPChannel
 
 
 def free_port(host: str = "127.0.0.1") -> int:

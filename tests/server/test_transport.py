@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 
 import pytest
 
 from clearml_task.vocabulary import API_VERSION
-from testing.servers import Raw
+from testing.servers import Raw, ServerProcess
 
 META_KEYS = {
     "id",
@@ -140,3 +141,29 @@ def test_ping_needs_no_token_and_echoes(raw: Raw) -> None:
     code, envelope = raw.send("/debug.ping", b'{"hello": "there"}')
     assert code == 200
     assert envelope["data"] == {"hello": "there", "msg": "ClearML server"}
+
+
+def test_a_tls_handshake_gets_a_plain_answer_at_once(http_server: ServerProcess) -> None:
+    """A client told https:// for this plain-HTTP server fails on its first read (a wrong protocol
+    version), instead of waiting for a handshake that never comes (waitress alone waited for a request
+    line: the client's whole timeout, 30 s for ours); the server goes on serving."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    address = urlsplit(http_server.url)
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=10) as plain,
+        pytest.raises(ssl.SSLError, match="WRONG_VERSION_NUMBER"),
+    ):
+        context.wrap_socket(plain, server_hostname=address.hostname)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as plain:
+        plain.sendall(b"\x16\x03\x01\x00\x05hello")
+        answer = plain.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400 ") and answer.endswith(
+        b"this server speaks plain HTTP: use http://\r\n"
+    )
+    with urllib.request.urlopen(f"{http_server.url}/debug.ping", b"{}", timeout=10) as ping:
+        assert ping.status == 200
