@@ -113,7 +113,7 @@ def prepare(
             commit = _checkout(code, dest, cache_dir, log)
             _apply(code, dest, commit, log)
             if code.tree:
-                _verify(dest, code.tree, commit, log)
+                _verify(dest, code.tree, commit, log, code.diff if code.is_patch else "")
             if spares is not None and key is not None and not (dest / ".gitmodules").is_file():
                 spares.prepared(key, dest)  # (submodules: each task checks them out, as it logs)
         else:
@@ -453,11 +453,11 @@ def _standalone(code: Code, dest: Path, log: Log) -> None:
 
 
 # ---------------------------------------------------------------------------------------- the checks
-def _verify(dest: Path, expected: str, commit: str, log: Log) -> None:
+def _verify(dest: Path, expected: str, commit: str, log: Log, patch: str) -> None:
     """The work tree's git tree id must be the one clearml-task recorded."""
     start = time.monotonic()
     with _failing("could not compute the work tree's tree id"):
-        actual = checkout.work_tree_id(dest)
+        actual = checkout.work_tree_id(dest, patch)
     if actual == expected:
         log(f"workspace: work tree verified ({_since(start)})")
         return

@@ -4,12 +4,26 @@ what is on disk."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from clearml_task.git import run
 from clearml_task.git.remote import ls_remote
+
+# The machine's own git config must not change the bytes a checkout writes or what counts as its tree: no
+# line-ending conversion of its own (`core.autocrlf=true` made every file CRLF), symlinks and modes as
+# recorded, its own ignore and attribute files unread. The repository's .gitattributes still apply, as on
+# the machine that created the task; filters (LFS) too.
+EXACT = tuple(
+    part
+    for setting in (
+        "core.autocrlf=false", "core.eol=lf", "core.safecrlf=false", "core.symlinks=true",
+        "core.fileMode=true", f"core.excludesFile={os.devnull}", f"core.attributesFile={os.devnull}",
+    )
+    for part in ("-c", setting)
+)  # fmt: skip
 
 # Branches and tags: what a task can name. (Not refs/* — on hosted forges that drags in every pull request.)
 REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
@@ -57,7 +71,9 @@ def default_branch(url: str, cwd: Path) -> str:
 
 def clone_shared(mirror: Path, dest: Path) -> None:
     """A work tree at `dest` borrowing the mirror's objects (nothing copied), nothing checked out yet."""
-    run.run(dest.parent, "clone", "--shared", "--no-checkout", "--quiet", "--", str(mirror), str(dest))
+    run.run(
+        dest.parent, *EXACT, "clone", "--shared", "--no-checkout", "--quiet", "--", str(mirror), str(dest)
+    )
 
 
 def set_origin(dest: Path, url: str) -> None:
@@ -66,13 +82,21 @@ def set_origin(dest: Path, url: str) -> None:
 
 def check_out(dest: Path, commit: str) -> None:
     """The work tree at `commit`, detached."""
-    run.run(dest, "checkout", "--force", "--quiet", commit, "--")
+    run.run(dest, *EXACT, "checkout", "--force", "--quiet", commit, "--")
 
 
 def update_submodules(dest: Path) -> int:
     """The submodules checked out, recursively (file:// URLs allowed); returns how many there are."""
     run.run(
-        dest, "-c", "protocol.file.allow=always", "submodule", "update", "--init", "--recursive", "--quiet"
+        dest,
+        *EXACT,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "update",
+        "--init",
+        "--recursive",
+        "--quiet",
     )
     return len(run.answer(dest, "submodule", "status", "--recursive").splitlines())
 
@@ -80,21 +104,26 @@ def update_submodules(dest: Path) -> int:
 def apply(dest: Path, patch: str) -> None:
     """A git patch on the work tree (again with --unidiff-zero when it does not apply as it is); a failure
     raises the first attempt's GitError."""
+    _apply(dest, patch, "--whitespace=nowarn")
+
+
+def _apply(dest: Path, patch: str, *how: str, env: dict[str, str] | None = None) -> None:
     path = dest / ".git" / "clearml-task.patch"  # inside .git: not part of the work tree
     path.write_text(patch, encoding="utf-8", errors="surrogateescape")
     try:
-        run.run(dest, "apply", "--whitespace=nowarn", str(path))
+        run.run(dest, *EXACT, "apply", *how, str(path), env=env)
     except run.GitError as first:
         try:
-            run.run(dest, "apply", "--whitespace=nowarn", "--unidiff-zero", str(path))
+            run.run(dest, *EXACT, "apply", *how, "--unidiff-zero", str(path), env=env)
         except run.GitError:
             raise first from None
     finally:
         path.unlink(missing_ok=True)
 
 
-def work_tree_id(dest: Path) -> str:
-    """The git tree id of the work tree as it is on disk (ignored files aside). Computed in a copy of the
+def work_tree_id(dest: Path, patch: str = "") -> str:
+    """The git tree id of the work tree as it is on disk (ignored files aside, but those the patch adds:
+    a file the user added past an ignore rule, `git add -f`, counts there too). Computed in a copy of the
     checkout's index (its stat cache spares re-hashing unchanged files); the checkout's own is untouched."""
     with tempfile.TemporaryDirectory(prefix="clearml-launcher-") as tmp:
         index = Path(tmp) / "index"
@@ -102,7 +131,9 @@ def work_tree_id(dest: Path) -> str:
         if own.is_file():
             shutil.copyfile(own, index)
         env = {"GIT_INDEX_FILE": str(index)}
-        run.run(dest, "add", "-A", "--", ".", env=env)
+        if patch:  # its paths tracked in the copy, whatever the ignore rules say; their content from disk
+            _apply(dest, patch, "--cached", env=env)
+        run.run(dest, *EXACT, "add", "-A", "--", ".", env=env)
         return run.out(dest, "write-tree", env=env)
 
 

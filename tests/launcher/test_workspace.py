@@ -360,3 +360,47 @@ def test_relative_destination_and_cache(tmp_path: Path, monkeypatch: pytest.Monk
     ws = workspace.prepare(task, Path("runs/dest"), Path("runs/cache"), Lines())
     assert ws.root == tmp_path / "runs" / "dest"
     assert_same_files(repo.work, ws.root)
+
+
+def test_the_launcher_machines_git_config_changes_no_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A launcher whose own git config converts line endings, ignores symlinks and modes, and ignores
+    files by its own rules reproduces the same bytes, links and modes, and says the tree is verified (its
+    `core.autocrlf=true` made every file CRLF, under a verified tree: a `set -e` line became `set -e\\r`)."""
+    repo = make_repo(tmp_path)
+    repo.write("go.sh", "#!/bin/bash\nset -e\necho ok\n", mode=0o755)
+    repo.git("add", "go.sh")
+    repo.commit("a script")
+    repo.write("notes.csv", "a,b\n1,2\n")  # new: the launcher's own ignore rules must not drop it
+    (repo.work / "link.py").symlink_to("train.py")
+    task = capture(repo.work, skip_task_init=True)
+    ignores = tmp_path / "launcher-ignores"
+    ignores.write_text("*.csv\n")
+    config = tmp_path / "launcher-gitconfig"
+    config.write_text(
+        "[core]\n\tautocrlf = true\n\teol = crlf\n\tsymlinks = false\n\tfileMode = false\n"
+        f"\texcludesFile = {ignores}\n"
+    )
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    ws, log = reproduce(tmp_path, task)
+    assert log.having("workspace: work tree verified")
+    assert (ws.root / "go.sh").read_bytes() == b"#!/bin/bash\nset -e\necho ok\n"
+    assert (ws.root / "link.py").is_symlink() and str((ws.root / "link.py").readlink()) == "train.py"
+    assert_same_files(repo.work, ws.root, injected_into=None)
+
+
+def test_a_file_added_past_an_ignore_rule_travels_and_verifies(tmp_path: Path) -> None:
+    """`git add -f keep.log` under a committed `*.log` rule: the file travels, and the reproduced tree is
+    verified (it failed as 'differs', listing no path: the launcher's `git add -A` left the file out)."""
+    repo = make_repo(tmp_path)
+    repo.write(".gitignore", "*.log\n")
+    repo.git("add", ".gitignore")
+    repo.commit("ignore logs")
+    repo.write("keep.log", "kept on purpose\n")
+    repo.git("add", "-f", "keep.log")
+    task = capture(repo.work)
+    ws, log = reproduce(tmp_path, task)
+    assert log.having("workspace: work tree verified")
+    assert (ws.root / "keep.log").read_text() == "kept on purpose\n"
+    assert git(ws.root, "diff", "--cached", "--name-only") == ""  # the checkout's own index is untouched
