@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clearml_task import __version__, console, vocabulary
-from clearml_task.server.body import DEFAULT_MAX_BODY_MB, MAX_BODY_ENV
+from clearml_task.server.body import DEFAULT_MAX_BODY_MB, MAX_BODY_ENV, MAX_UPLOAD_ENV
 from launcher.envcache import DEFAULT_SIZE
 
 PROG = "clearml-launcher"
@@ -45,7 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--max-body-mb",
         type=count,
-        help=f"largest request body with a token, in MB (default ${MAX_BODY_ENV} or {DEFAULT_MAX_BODY_MB})",
+        help=f"largest API request body with a token, in MB (default ${MAX_BODY_ENV} or "
+        f"{DEFAULT_MAX_BODY_MB})",
+    )
+    server.add_argument(
+        "--max-upload-mb",
+        type=at_least_zero,
+        help=f"largest file upload with a token, in MB; 0: no limit, as ClearML's file server (default "
+        f"${MAX_UPLOAD_ENV} or 0)",
     )
     users = server.add_mutually_exclusive_group()
     users.add_argument("--add-user", metavar="NAME", help="add a user with a new key pair, print it, exit")

@@ -29,7 +29,8 @@ def server(args: argparse.Namespace) -> int:
     if not 0 <= args.max_wait <= MAX_WAIT:
         raise UserError(f"--max-wait must be from 0 to {MAX_WAIT} seconds", exit_code=2)
     httpd, served = create_server(data_dir, args.host, args.port, threads=args.threads,
-                                  max_body_mb=args.max_body_mb, max_wait=args.max_wait,
+                                  max_body_mb=args.max_body_mb, max_upload_mb=args.max_upload_mb,
+                                  max_wait=args.max_wait,
                                   non_responsive_timeout=args.non_responsive_timeout)  # fmt: skip
     keys = served.app.keys
     print(f"clearml-launcher: serving the ClearML API at {served.url} (data: {data_dir})", flush=True)

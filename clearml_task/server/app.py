@@ -34,7 +34,7 @@ from typing import Any
 from clearml_task.errors import UserError
 from clearml_task.server import errors, fields, files
 from clearml_task.server.auth import Tokens, first_user, identity, load_keys
-from clearml_task.server.body import UNAUTHENTICATED_MAX_BODY, max_body, merge_query, parse
+from clearml_task.server.body import UNAUTHENTICATED_MAX_BODY, max_body, max_upload, merge_query, parse
 from clearml_task.server.endpoints import ENDPOINTS, MAX_WAIT, Call, Endpoint
 from clearml_task.server.store import Store
 from clearml_task.server.users import Users
@@ -53,7 +53,7 @@ class App:
     def __init__(
         self, data_dir: Path | str, environ: Mapping[str, str] = os.environ, *,
         max_body_mb: int | None = None, non_responsive_timeout: float | None = None,
-        max_wait: float = MAX_WAIT, max_waiters: int | None = None,
+        max_wait: float = MAX_WAIT, max_waiters: int | None = None, max_upload_mb: int | None = None,
     ) -> None:  # fmt: skip
         """`non_responsive_timeout`: the watchdog's (None: from the environment); opening the store runs
         one pass, so that ephemeral mode, with no server process living on, has the watchdog too.
@@ -64,6 +64,7 @@ class App:
 
         self.data_dir = Path(data_dir)
         self.max_body = max_body(environ, max_body_mb)
+        self.max_upload = max_upload(environ, max_upload_mb)  # a file server upload's (None: no limit)
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.data_dir.chmod(0o700)  # the database and the keys: the owner's only, whatever the umask

@@ -21,6 +21,10 @@ UNAUTHENTICATED_MAX_BODY = 16 * 1024
 # Requests with a token: sized for events.add_batch; the env var and `clearml-launcher server` change it.
 DEFAULT_MAX_BODY_MB = 64
 MAX_BODY_ENV = "CLEARML_TASK_SERVER_MAX_BODY_MB"
+# A file upload (a model's weights, a dataset's chunk) with a token: no limit unless one is given, as
+# ClearML's file server (`max_upload_size_mb: 0`); the env var and `clearml-launcher server` set one.
+MAX_UPLOAD_ENV = "CLEARML_TASK_SERVER_MAX_UPLOAD_MB"
+NO_LIMIT = 1 << 62  # what the HTTP layer is told when uploads have no limit
 MAX_DEPTH = 64
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # where a lone surrogate could come from
@@ -38,6 +42,19 @@ def max_body(environ: Mapping[str, str], given_mb: int | None = None) -> int:
     if given_mb <= 0:
         raise UserError(f"the body limit must be a positive number of megabytes, not {given_mb}")
     return given_mb * 1024 * 1024
+
+
+def max_upload(environ: Mapping[str, str], given_mb: int | None = None) -> int | None:
+    """The largest file upload (bytes) with a token: `given_mb`, else the env var; None (0): no limit."""
+    if given_mb is None:
+        text = environ.get(MAX_UPLOAD_ENV, "").strip()
+        try:
+            given_mb = int(text) if text else 0
+        except ValueError:
+            raise UserError(f"{MAX_UPLOAD_ENV}={text!r} is not a whole number of megabytes") from None
+    if given_mb < 0:
+        raise UserError(f"the upload limit must be 0 (none) or a number of megabytes, not {given_mb}")
+    return given_mb * 1024 * 1024 or None
 
 
 class _Refused(ValueError):

@@ -238,11 +238,11 @@ def _upload(app: App, request: Request, store: Path, folder: str) -> list[str]:
     written to a temporary file beside its target, and the targets are replaced only once all are."""
     from werkzeug.exceptions import RequestEntityTooLarge
 
-    request.max_content_length = app.max_body
+    request.max_content_length = app.max_upload
     try:
         parts = list(request.files.items(multi=True))
     except RequestEntityTooLarge:
-        raise errors.body_too_large(limit=app.max_body, authenticated=True) from None
+        raise errors.body_too_large(limit=app.max_upload or 0, authenticated=True) from None
     if not parts:
         raise errors.bad_request("no file in the upload (a multipart POST with one part per file)")
     targets = [_target(store, folder, name) for name, _ in parts]

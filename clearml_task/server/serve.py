@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clearml_task.server.app import App
+from clearml_task.server.body import NO_LIMIT
 from clearml_task.server.endpoints import MAX_WAIT
 from clearml_task.server.files import files_url
 
@@ -58,19 +59,21 @@ def create_server(
     threads: int = 8,
     *,
     max_body_mb: int | None = None,
+    max_upload_mb: int | None = None,
     non_responsive_timeout: float | None = None,
     channel_timeout: float = CHANNEL_TIMEOUT,
     cleanup_interval: float = CLEANUP_INTERVAL,
     max_wait: float = MAX_WAIT,
 ) -> tuple[Any, Served]:
     """A waitress server bound to host:port (port 0 = any free port), not yet serving. Bodies past the
-    app's limit for authenticated calls are refused by waitress before they are read. Calls that wait
-    (queues.get_next_task's `wait`) may hold all but RESERVED_THREADS of the threads; waitress reads ahead
-    on a connection whose request runs, so that a waiting call sees its client hang up."""
+    app's limits (an API call's, a file upload's) are refused by waitress before they are read. Calls
+    that wait (queues.get_next_task's `wait`) may hold all but RESERVED_THREADS of the threads; waitress
+    reads ahead on a connection whose request runs, so that a waiting call sees its client hang up."""
     from waitress.server import create_server as waitress_server
 
     app = App(data_dir, max_body_mb=max_body_mb, non_responsive_timeout=non_responsive_timeout,
-              max_wait=max_wait, max_waiters=max(1, threads - RESERVED_THREADS))  # fmt: skip
+              max_wait=max_wait, max_waiters=max(1, threads - RESERVED_THREADS),
+              max_upload_mb=max_upload_mb)  # fmt: skip
     try:
         server = waitress_server(
             app,
@@ -78,7 +81,7 @@ def create_server(
             port=port,
             threads=threads,
             ident="clearml-task",
-            max_request_body_size=app.max_body,
+            max_request_body_size=max(app.max_body, app.max_upload or NO_LIMIT),
             channel_timeout=channel_timeout,
             cleanup_interval=cleanup_interval,
             connection_limit=CONNECTION_LIMIT,

@@ -267,16 +267,32 @@ def test_a_task_deleted_without_its_external_artifacts_keeps_its_folder(files: F
 
 @pytest.fixture
 def small_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    server = start_server(tmp_path / "small", "--max-body-mb", "1")
+    server = start_server(tmp_path / "small", "--max-upload-mb", "1")
     yield server
     stop_server(server)
 
 
-def test_uploads_past_the_body_limit_are_refused(small_server: ServerProcess) -> None:
+def test_uploads_past_the_upload_limit_are_refused(small_server: ServerProcess) -> None:
     files = Files(small_server.data_dir, small_server.url, small_server.keys)
     assert files.upload("/files", "big.bin", b"x" * (2 * 1024 * 1024))[0] == 413
     assert files.upload("/files", "small.bin", b"x" * 1024)[0] == 200
     assert not (root(small_server.data_dir) / "big.bin").exists()
+
+
+def test_uploads_have_no_limit_by_default_whatever_the_api_bodies_limit(tmp_path: Path) -> None:
+    """A model's weights are often past the API's body limit (64 MB by default: a 100 MB checkpoint was a
+    413): as ClearML's file server, uploads have no limit unless `--max-upload-mb` sets one. An API call
+    past its own limit is still refused."""
+    server = start_server(tmp_path / "api-limited", "--max-body-mb", "1")
+    try:
+        files = Files(server.data_dir, server.url, server.keys)
+        weights = bytes(range(256)) * (12 * 1024)  # 3 MB
+        assert files.upload("/files", "proj/model.bin", weights)[0] == 200
+        assert files.send("GET", "/files/proj/model.bin") == (200, weights)
+        pad = json.dumps({"pad": "x" * (2 * 1024 * 1024)})
+        assert files.send("POST", "/debug.ping", data=pad, headers=_json())[0] == 413
+    finally:
+        stop_server(server)
 
 
 @pytest.mark.parametrize(
