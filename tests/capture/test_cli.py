@@ -564,7 +564,10 @@ def test_a_ctrl_c_at_any_moment_is_one_line(command: str, argv: list[str], quick
 def _in_the_interpreters_start(stderr: str, executable: Path) -> bool:
     """A traceback from before the command's guard: the interpreter's own start (its site, with the .pth
     files of the venv), or the installed script's first import (the package's tiny __init__ and
-    __main__, and the import hook a venv's setuptools installs from its .pth: `_distutils_hack`)."""
+    __main__, the standard library's modules the installed script imports first (`import re`), and the
+    import hook a venv's setuptools installs from its .pth: `_distutils_hack`)."""
+    import sysconfig
+
     if "Exception ignored" in stderr:
         return False
     files = re.findall(r'File "([^"]+)", line \d+', stderr)
@@ -572,8 +575,9 @@ def _in_the_interpreters_start(stderr: str, executable: Path) -> bool:
             *(str(ROOT / package / name) for package in ("clearml_task", "launcher")
               for name in ("__init__.py", "__main__.py"))}  # fmt: skip
     hook = f"{os.sep}site-packages{os.sep}_distutils_hack{os.sep}"
+    stdlib = sysconfig.get_paths()["stdlib"] + os.sep
     return "<frozen site>" in files or all(
-        name.startswith("<frozen ") or name in ours or hook in name for name in files
+        name.startswith(("<frozen ", stdlib)) or name in ours or hook in name for name in files
     )
 
 
