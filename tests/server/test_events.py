@@ -166,3 +166,25 @@ def test_get_task_events_by_type_and_order(client: Client) -> None:
     with pytest.raises(APICallError) as e:
         client.call("events.get_task_events", {"task": task_id, "event_type": "bogus"})
     assert api_error(e) == (400, 12)
+
+
+def test_get_task_plots_iters_are_per_plot(client: Client) -> None:
+    """get_reported_plots asks for iters=1: the last iteration of every plot, not the task's last plot."""
+    task_id = client.create_task({"name": "plots", "type": "training"})
+    plot = {"type": "plot", "task": task_id, "plot_str": "{}"}
+    client.call("events.add_batch", [
+        {**plot, "metric": "confusion", "variant": "train", "iter": 1, "timestamp": 1},
+        {**plot, "metric": "confusion", "variant": "train", "iter": 2, "timestamp": 2},
+        {**plot, "metric": "roc", "variant": "val", "iter": 1, "timestamp": 3},
+        {**plot, "metric": "table", "variant": "summary", "iter": 0, "timestamp": 4},
+        {**plot, "metric": "confusion", "variant": "train", "iter": 5, "timestamp": 5},
+    ])  # fmt: skip
+    last = client.call("events.get_task_plots", {"task": task_id, "iters": 1})["plots"]
+    assert [(e["metric"], e["iter"]) for e in last] == [("roc", 1), ("table", 0), ("confusion", 5)]
+    two = client.call("events.get_task_plots", {"task": task_id, "iters": 2})["plots"]
+    assert [(e["metric"], e["iter"]) for e in two] == [
+        ("confusion", 2),
+        ("roc", 1),
+        ("table", 0),
+        ("confusion", 5),
+    ]

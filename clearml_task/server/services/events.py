@@ -287,14 +287,19 @@ def debug_images(call: Call) -> dict[str, Any]:
     fields={"task": ID, "iters": Int(1, 10_000), "scroll_id": TEXT, "metrics": Anything(), "no_scroll": FLAG},
 )
 def get_task_plots(call: Call) -> dict[str, Any]:
-    """A task's plot events (the last `iters` iterations' when given), oldest first; one page holds them
-    all, so a scroll_id reads past the end."""
+    """A task's plot events, oldest first: with `iters`, each plot's (metric and variant's) last `iters`
+    iterations (the last report of an iteration, as ClearML keeps one). One page holds them all, so a
+    scroll_id reads past the end."""
     task_id = call.id("task")
     plots = _task_events(call, task_id, "plot")
     iters = call.integer("iters")
     if iters:
-        kept = sorted({_iteration(e.get("iter")) for e in plots}, reverse=True)[:iters]
-        plots = [e for e in plots if _iteration(e.get("iter")) in kept]
+        series: dict[tuple[str, str], dict[int, int]] = {}  # (metric, variant): {iteration: index in plots}
+        for index, event in enumerate(plots):
+            key = (str(event.get("metric", "")), str(event.get("variant", "")))
+            series.setdefault(key, {})[_iteration(event.get("iter"))] = index
+        kept = {by_iter[i] for by_iter in series.values() for i in sorted(by_iter, reverse=True)[:iters]}
+        plots = [e for index, e in enumerate(plots) if index in kept]
     if call.text("scroll_id"):
         plots = []
     return {"plots": plots, "returned": len(plots), "total": len(plots), "scroll_id": "end"}
