@@ -168,6 +168,48 @@ def test_get_task_events_by_type_and_order(client: Client) -> None:
     assert api_error(e) == (400, 12)
 
 
+def scalar(task_id: str, metric: str, variant: str, iteration: int, value: float, **extra: object) -> dict:
+    return {"type": "training_stats_scalar", "task": task_id, "metric": metric, "variant": variant,
+            "iter": iteration, "value": value, **extra}  # fmt: skip
+
+
+def test_get_task_events_scrolls_past_one_batch(client: Client) -> None:
+    """What the SDK's get_all_reported_scalars does: batches of 1000 by scroll_id until a short one."""
+    task_id = client.create_task({"name": "many scalars", "type": "training"})
+    events = [scalar(task_id, "loss", "train", i, float(i), timestamp=1_000 + i // 3) for i in range(2500)]
+    for start in range(0, len(events), 500):
+        client.call("events.add_batch", events[start : start + 500])
+    seen, scroll_id, sizes = [], None, []
+    while True:
+        got = client.call("events.get_task_events", {"task": task_id, "event_type": "training_stats_scalar",
+                                                     "batch_size": 1000, "scroll_id": scroll_id})  # fmt: skip
+        assert got["total"] == 2500 and got["returned"] == len(got["events"])
+        seen += [e["iter"] for e in got["events"]]
+        sizes.append(got["returned"])
+        if got["returned"] < 1000:
+            break
+        scroll_id = got["scroll_id"]
+    assert sizes == [1000, 1000, 500] and seen == list(range(2500))
+    newest = client.call("events.get_task_events", {"task": task_id, "event_type": "training_stats_scalar",
+                                                    "order": "desc", "batch_size": 2000})  # fmt: skip
+    rest = client.call("events.get_task_events", {"task": task_id, "scroll_id": newest["scroll_id"]})
+    assert [e["iter"] for e in newest["events"] + rest["events"]] == list(reversed(range(2500)))
+    end = client.call("events.get_task_events", {"task": task_id, "scroll_id": rest["scroll_id"]})
+    assert end["returned"] == 0 and end["events"] == []
+
+
+@pytest.mark.parametrize(
+    "scroll_id",
+    ["nonsense", "all~asc~1~", "bogus~asc~1~2", "all~up~1~2", "all~asc~1~99999999999999999999999",
+     "all~asc~x~1", "log~asc~" + "9" * 40 + "~1", "\u00e9~asc~1~1"],
+)  # fmt: skip
+def test_get_task_events_unknown_scroll_id_is_400(client: Client, scroll_id: str) -> None:
+    task_id = client.create_task({"name": "scroll", "type": "training"})
+    with pytest.raises(APICallError) as e:
+        client.call("events.get_task_events", {"task": task_id, "scroll_id": scroll_id})
+    assert api_error(e) == (400, 12)
+
+
 def test_get_task_plots_iters_are_per_plot(client: Client) -> None:
     """get_reported_plots asks for iters=1: the last iteration of every plot, not the task's last plot."""
     task_id = client.create_task({"name": "plots", "type": "training"})

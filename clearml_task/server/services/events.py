@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -207,22 +208,51 @@ def scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
     }
 
 
-@endpoint("events.get_task_events", write=False, fields={"batch_size": COUNT})
+# ClearML answers at most this many events a call, whatever the batch_size.
+MAX_EVENTS_BATCH = 10_000
+# get_task_events' scroll_id: the query (event type, order) and the position of the last event returned.
+SCROLL = re.compile(r"^(all|[a-z_]{1,32})~(asc|desc)~(-?[0-9]{1,16})~([0-9]{1,18})$")
+
+
+def _scroll(given: str, task_id: str) -> tuple[str | None, bool, tuple[int, int]]:
+    """A scroll_id's event type (None: all but the log), newest_first and position; a 400 when it is not
+    one this server gave."""
+    found = SCROLL.match(given)
+    if found is None or (found[1] != "all" and found[1] not in TYPES):
+        raise errors.validation_error("Invalid scroll_id", scroll_id=given[:100], task=task_id)
+    return (None if found[1] == "all" else found[1]), found[2] == "desc", (int(found[3]), int(found[4]))
+
+
+@endpoint("events.get_task_events", write=False, fields={"batch_size": COUNT, "scroll_id": TEXT})
 def get_task_events(call: Call) -> dict[str, Any]:
     """A task's events of one `event_type` (plots, debug images, ...; all but the log when not given),
-    oldest first (`order` desc: newest first), at most `batch_size`."""
+    oldest first (`order` desc: newest first), at most `batch_size` (10,000). The answer's scroll_id,
+    given back, reads the next batch of the same query (its type and order); a batch with fewer events
+    than asked for is the last one."""
     task_id = call.id("task")
     if call.tx.get("tasks", task_id) is None:
         raise errors.invalid_task_id(id=task_id)
-    kind = call.text("event_type")
-    if kind is not None and kind not in TYPES:
-        raise errors.validation_error(f"event_type must be one of {', '.join(TYPES)}", event_type=kind)
-    events = [e for t in ([kind] if kind else TYPES[1:]) for e in call.tx.all_events(task_id, t)]
-    events.sort(
-        key=lambda e: (e["timestamp"], _iteration(e.get("iter"))), reverse=call.text("order") == "desc"
-    )
-    batch = call.integer("batch_size", DEFAULT_LOG_BATCH) or DEFAULT_LOG_BATCH
-    return {"events": events[:batch], "returned": min(len(events), batch), "total": len(events)}
+    scroll = call.text("scroll_id")
+    after: tuple[int, int] | None = None
+    if scroll:
+        kind, newest_first, after = _scroll(scroll, task_id)
+    else:
+        kind, newest_first = call.text("event_type"), call.text("order") == "desc"
+        if kind is not None and kind not in TYPES:
+            raise errors.validation_error(f"event_type must be one of {', '.join(TYPES)}", event_type=kind)
+    types = [kind] if kind else list(TYPES[1:])
+    batch = min(call.integer("batch_size", DEFAULT_LOG_BATCH) or DEFAULT_LOG_BATCH, MAX_EVENTS_BATCH)
+    found = call.tx.events_after(task_id, types, after=after, limit=batch, newest_first=newest_first)
+    if found:
+        after = (found[-1][0], found[-1][1])
+    position = after if after is not None else ((2**53, 10**18 - 1) if newest_first else (-1, 0))
+    scroll_id = f"{kind or 'all'}~{'desc' if newest_first else 'asc'}~{position[0]}~{position[1]}"
+    return {
+        "events": [event for _, _, event in found],
+        "returned": len(found),
+        "total": sum(call.tx.count_events(task_id, t) for t in types),
+        "scroll_id": scroll_id,
+    }
 
 
 DEBUG_IMAGES = "training_debug_image"
