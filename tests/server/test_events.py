@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import pytest
@@ -171,6 +172,46 @@ def test_get_task_events_by_type_and_order(client: Client) -> None:
 def scalar(task_id: str, metric: str, variant: str, iteration: int, value: float, **extra: object) -> dict:
     return {"type": "training_stats_scalar", "task": task_id, "metric": metric, "variant": variant,
             "iter": iteration, "value": value, **extra}  # fmt: skip
+
+
+def md5(name: str) -> str:
+    return hashlib.md5(name.encode()).hexdigest()
+
+
+def test_scalar_events_keep_the_tasks_last_metrics(client: Client) -> None:
+    """ClearML's SDK reads last_metrics (Task.get_last_scalar_metrics): {md5(metric): {md5(variant):
+    {metric, variant, value, min/max/first values and their iterations, count, mean}}}, over every batch."""
+    task_id = client.create_task({"name": "last metrics", "type": "training"})
+    assert client.get_task(task_id)["last_metrics"] == {}
+    client.call(
+        "events.add_batch", [scalar(task_id, "loss", "train", i, v) for i, v in enumerate([3.0, 1.0, 2.0])]
+    )
+    client.call("events.add_batch", [
+        scalar(task_id, "loss", "train", 4, 5.0), scalar(task_id, "loss", "train", 3, 0.5),
+        scalar(task_id, "acc", "val", 3, 0.75),
+        {"type": "log", "task": task_id, "msg": "a log line moves no metric"},
+    ])  # fmt: skip
+    metrics = client.get_task(task_id)["last_metrics"]
+    assert set(metrics) == {md5("loss"), md5("acc")} and set(metrics[md5("loss")]) == {md5("train")}
+    assert metrics[md5("loss")][md5("train")] == {
+        "metric": "loss", "variant": "train", "value": 5.0,  # the latest iteration's, not the last sent
+        "min_value": 0.5, "min_value_iteration": 3, "max_value": 5.0, "max_value_iteration": 4,
+        "first_value": 3.0, "first_value_iteration": 0, "count": 5, "mean_value": pytest.approx(2.3),
+    }  # fmt: skip
+    assert metrics[md5("acc")][md5("val")]["value"] == 0.75
+    listed = client.call("tasks.get_all", {"id": [task_id], "only_fields": ["last_metrics"]})["tasks"]
+    assert listed[0]["last_metrics"] == metrics
+    client.call("events.add_batch", [{"type": "log", "task": task_id, "msg": "only a log"}])
+    assert client.get_task(task_id)["last_metrics"] == metrics
+
+
+def test_reset_clears_last_metrics(client: Client) -> None:
+    task_id = client.create_task({"name": "reset metrics", "type": "training"})
+    client.call("events.add_batch", [scalar(task_id, "loss", "train", 7, 1.0)])
+    assert client.get_task(task_id)["last_metrics"]
+    client.call("tasks.reset", {"task": task_id})
+    task = client.get_task(task_id)
+    assert (task["last_metrics"], task["last_iteration"]) == ({}, 0)
 
 
 def test_get_task_events_scrolls_past_one_batch(client: Client) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 import time
 from typing import Any
@@ -121,18 +123,78 @@ def add_batch(call: Call) -> dict[str, Any]:
 
 def _touch_tasks(tx: Tx, events: list[dict[str, Any]], tasks: dict[str, dict[str, Any] | None]) -> None:
     """Every event moves its task's last_update forward (the non-responsive watchdog reads it); metric
-    events move last_iteration too."""
+    events move last_iteration too, and scalar events the task's last_metrics (a log batch costs no more
+    than that)."""
     iterations: dict[str, int] = {}
+    scalars: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         iterations.setdefault(event["task"], 0)
         if event["type"] != "log" and isinstance(event.get("iter"), int):
             iterations[event["task"]] = max(iterations[event["task"]], event["iter"])
+        if event["type"] == "training_stats_scalar":
+            scalars.setdefault(event["task"], []).append(event)
     for task_id, iteration in iterations.items():
         task = tasks[task_id]
         if task is not None:
             task["last_iteration"] = max(int(task.get("last_iteration") or 0), iteration)
             task["last_update"] = now()
+            if task_id in scalars:
+                _update_last_metrics(task, scalars[task_id])
             tx.put("tasks", task)
+
+
+# How many metric/variant pairs a task's last_metrics holds at most (ClearML's max_last_metrics default).
+MAX_LAST_METRICS = 2000
+
+
+def hashed_name(name: str) -> str:
+    """A metric's or variant's key in last_metrics, as ClearML's server makes it (md5 hex of the name)."""
+    return hashlib.md5(name.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def _update_last_metrics(task: dict[str, Any], events: list[dict[str, Any]]) -> None:
+    """ClearML's last_metrics: {md5(metric): {md5(variant): {metric, variant, value, min_value,
+    min_value_iteration, max_value, max_value_iteration, first_value, first_value_iteration, count,
+    mean_value}}}. `value` is the batch's latest report (by iteration, then time); min, max, first, count and
+    mean run over every report. Values that are not finite numbers are left out."""
+    metrics = task.get("last_metrics")
+    if not isinstance(metrics, dict):
+        metrics = task["last_metrics"] = {}
+    size = sum(len(v) for v in metrics.values() if isinstance(v, dict))
+    latest: dict[tuple[str, str], tuple[int, int]] = {}
+    firsts: set[tuple[str, str]] = set()  # first values set by this batch (its earliest iteration wins)
+    for event in events:
+        value = event.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            continue
+        metric, variant = str(event.get("metric") or ""), str(event.get("variant") or "")
+        key = (hashed_name(metric), hashed_name(variant))
+        variants = metrics.get(key[0])
+        if not isinstance(variants, dict):
+            variants = None
+        entry = variants.get(key[1]) if variants is not None else None
+        if not isinstance(entry, dict):
+            if size >= MAX_LAST_METRICS:
+                continue
+            size += 1
+            if variants is None:
+                variants = metrics[key[0]] = {}
+            entry = variants[key[1]] = {"metric": metric, "variant": variant}
+        iteration, stamp = _iteration(event.get("iter")), int(event.get("timestamp") or 0)
+        if key not in latest or (iteration, stamp) >= latest[key]:
+            latest[key] = (iteration, stamp)
+            entry["value"] = value
+        if "first_value" not in entry or (key in firsts and iteration < entry["first_value_iteration"]):
+            firsts.add(key)
+            entry["first_value"], entry["first_value_iteration"] = value, iteration
+        if not isinstance(entry.get("min_value"), int | float) or value < entry["min_value"]:
+            entry["min_value"], entry["min_value_iteration"] = value, iteration
+        if not isinstance(entry.get("max_value"), int | float) or value > entry["max_value"]:
+            entry["max_value"], entry["max_value_iteration"] = value, iteration
+        count = entry["count"] if isinstance(entry.get("count"), int) else 0
+        mean = entry["mean_value"] if isinstance(entry.get("mean_value"), int | float) else 0.0
+        entry["count"] = count + 1
+        entry["mean_value"] = (mean * count + value) / (count + 1)
 
 
 @endpoint(
