@@ -204,6 +204,29 @@ class Tx:
             found.extend(rest.fetchall())
         return [json.loads(doc) for _, doc in found]
 
+    def events_after(
+        self,
+        task: str,
+        types: Iterable[str],
+        *,
+        after: tuple[int, int] | None,
+        limit: int,
+        newest_first: bool,
+    ) -> list[tuple[int, int, dict[str, Any]]]:
+        """Up to `limit` events of one task and these types as (timestamp, seq, event), oldest first (or
+        newest), strictly past the position `after` (a (timestamp, seq) pair) in that direction: what pages
+        through them with nothing skipped or repeated."""
+        types = list(types)
+        op, order = ("<", "DESC") if newest_first else (">", "ASC")
+        marks = ", ".join("?" * len(types))
+        sql = f"SELECT timestamp, seq, doc FROM events WHERE task = ? AND type IN ({marks})"
+        params: list[Any] = [task, *types]
+        if after is not None:
+            sql += f" AND (timestamp, seq) {op} (?, ?)"
+            params.extend(after)
+        rows = self.conn.execute(f"{sql} ORDER BY timestamp {order}, seq {order} LIMIT ?", [*params, limit])
+        return [(int(ts), int(seq), json.loads(doc)) for ts, seq, doc in rows]
+
     def all_events(self, task: str, type_: str) -> list[dict[str, Any]]:
         """Every event of one task and type, oldest first."""
         rows = self.conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import pytest
@@ -166,3 +167,107 @@ def test_get_task_events_by_type_and_order(client: Client) -> None:
     with pytest.raises(APICallError) as e:
         client.call("events.get_task_events", {"task": task_id, "event_type": "bogus"})
     assert api_error(e) == (400, 12)
+
+
+def scalar(task_id: str, metric: str, variant: str, iteration: int, value: float, **extra: object) -> dict:
+    return {"type": "training_stats_scalar", "task": task_id, "metric": metric, "variant": variant,
+            "iter": iteration, "value": value, **extra}  # fmt: skip
+
+
+def md5(name: str) -> str:
+    return hashlib.md5(name.encode()).hexdigest()
+
+
+def test_scalar_events_keep_the_tasks_last_metrics(client: Client) -> None:
+    """ClearML's SDK reads last_metrics (Task.get_last_scalar_metrics): {md5(metric): {md5(variant):
+    {metric, variant, value, min/max/first values and their iterations, count, mean}}}, over every batch."""
+    task_id = client.create_task({"name": "last metrics", "type": "training"})
+    assert client.get_task(task_id)["last_metrics"] == {}
+    client.call(
+        "events.add_batch", [scalar(task_id, "loss", "train", i, v) for i, v in enumerate([3.0, 1.0, 2.0])]
+    )
+    client.call("events.add_batch", [
+        scalar(task_id, "loss", "train", 4, 5.0), scalar(task_id, "loss", "train", 3, 0.5),
+        scalar(task_id, "acc", "val", 3, 0.75),
+        {"type": "log", "task": task_id, "msg": "a log line moves no metric"},
+    ])  # fmt: skip
+    metrics = client.get_task(task_id)["last_metrics"]
+    assert set(metrics) == {md5("loss"), md5("acc")} and set(metrics[md5("loss")]) == {md5("train")}
+    assert metrics[md5("loss")][md5("train")] == {
+        "metric": "loss", "variant": "train", "value": 5.0,  # the latest iteration's, not the last sent
+        "min_value": 0.5, "min_value_iteration": 3, "max_value": 5.0, "max_value_iteration": 4,
+        "first_value": 3.0, "first_value_iteration": 0, "count": 5, "mean_value": pytest.approx(2.3),
+    }  # fmt: skip
+    assert metrics[md5("acc")][md5("val")]["value"] == 0.75
+    listed = client.call("tasks.get_all", {"id": [task_id], "only_fields": ["last_metrics"]})["tasks"]
+    assert listed[0]["last_metrics"] == metrics
+    client.call("events.add_batch", [{"type": "log", "task": task_id, "msg": "only a log"}])
+    assert client.get_task(task_id)["last_metrics"] == metrics
+
+
+def test_reset_clears_last_metrics(client: Client) -> None:
+    task_id = client.create_task({"name": "reset metrics", "type": "training"})
+    client.call("events.add_batch", [scalar(task_id, "loss", "train", 7, 1.0)])
+    assert client.get_task(task_id)["last_metrics"]
+    client.call("tasks.reset", {"task": task_id})
+    task = client.get_task(task_id)
+    assert (task["last_metrics"], task["last_iteration"]) == ({}, 0)
+
+
+def test_get_task_events_scrolls_past_one_batch(client: Client) -> None:
+    """What the SDK's get_all_reported_scalars does: batches of 1000 by scroll_id until a short one."""
+    task_id = client.create_task({"name": "many scalars", "type": "training"})
+    events = [scalar(task_id, "loss", "train", i, float(i), timestamp=1_000 + i // 3) for i in range(2500)]
+    for start in range(0, len(events), 500):
+        client.call("events.add_batch", events[start : start + 500])
+    seen, scroll_id, sizes = [], None, []
+    while True:
+        got = client.call("events.get_task_events", {"task": task_id, "event_type": "training_stats_scalar",
+                                                     "batch_size": 1000, "scroll_id": scroll_id})  # fmt: skip
+        assert got["total"] == 2500 and got["returned"] == len(got["events"])
+        seen += [e["iter"] for e in got["events"]]
+        sizes.append(got["returned"])
+        if got["returned"] < 1000:
+            break
+        scroll_id = got["scroll_id"]
+    assert sizes == [1000, 1000, 500] and seen == list(range(2500))
+    newest = client.call("events.get_task_events", {"task": task_id, "event_type": "training_stats_scalar",
+                                                    "order": "desc", "batch_size": 2000})  # fmt: skip
+    rest = client.call("events.get_task_events", {"task": task_id, "scroll_id": newest["scroll_id"]})
+    assert [e["iter"] for e in newest["events"] + rest["events"]] == list(reversed(range(2500)))
+    end = client.call("events.get_task_events", {"task": task_id, "scroll_id": rest["scroll_id"]})
+    assert end["returned"] == 0 and end["events"] == []
+
+
+@pytest.mark.parametrize(
+    "scroll_id",
+    ["nonsense", "all~asc~1~", "bogus~asc~1~2", "all~up~1~2", "all~asc~1~99999999999999999999999",
+     "all~asc~x~1", "log~asc~" + "9" * 40 + "~1", "\u00e9~asc~1~1"],
+)  # fmt: skip
+def test_get_task_events_unknown_scroll_id_is_400(client: Client, scroll_id: str) -> None:
+    task_id = client.create_task({"name": "scroll", "type": "training"})
+    with pytest.raises(APICallError) as e:
+        client.call("events.get_task_events", {"task": task_id, "scroll_id": scroll_id})
+    assert api_error(e) == (400, 12)
+
+
+def test_get_task_plots_iters_are_per_plot(client: Client) -> None:
+    """get_reported_plots asks for iters=1: the last iteration of every plot, not the task's last plot."""
+    task_id = client.create_task({"name": "plots", "type": "training"})
+    plot = {"type": "plot", "task": task_id, "plot_str": "{}"}
+    client.call("events.add_batch", [
+        {**plot, "metric": "confusion", "variant": "train", "iter": 1, "timestamp": 1},
+        {**plot, "metric": "confusion", "variant": "train", "iter": 2, "timestamp": 2},
+        {**plot, "metric": "roc", "variant": "val", "iter": 1, "timestamp": 3},
+        {**plot, "metric": "table", "variant": "summary", "iter": 0, "timestamp": 4},
+        {**plot, "metric": "confusion", "variant": "train", "iter": 5, "timestamp": 5},
+    ])  # fmt: skip
+    last = client.call("events.get_task_plots", {"task": task_id, "iters": 1})["plots"]
+    assert [(e["metric"], e["iter"]) for e in last] == [("roc", 1), ("table", 0), ("confusion", 5)]
+    two = client.call("events.get_task_plots", {"task": task_id, "iters": 2})["plots"]
+    assert [(e["metric"], e["iter"]) for e in two] == [
+        ("confusion", 2),
+        ("roc", 1),
+        ("table", 0),
+        ("confusion", 5),
+    ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
+import re
 import time
 from typing import Any
 
@@ -120,18 +123,78 @@ def add_batch(call: Call) -> dict[str, Any]:
 
 def _touch_tasks(tx: Tx, events: list[dict[str, Any]], tasks: dict[str, dict[str, Any] | None]) -> None:
     """Every event moves its task's last_update forward (the non-responsive watchdog reads it); metric
-    events move last_iteration too."""
+    events move last_iteration too, and scalar events the task's last_metrics (a log batch costs no more
+    than that)."""
     iterations: dict[str, int] = {}
+    scalars: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         iterations.setdefault(event["task"], 0)
         if event["type"] != "log" and isinstance(event.get("iter"), int):
             iterations[event["task"]] = max(iterations[event["task"]], event["iter"])
+        if event["type"] == "training_stats_scalar":
+            scalars.setdefault(event["task"], []).append(event)
     for task_id, iteration in iterations.items():
         task = tasks[task_id]
         if task is not None:
             task["last_iteration"] = max(int(task.get("last_iteration") or 0), iteration)
             task["last_update"] = now()
+            if task_id in scalars:
+                _update_last_metrics(task, scalars[task_id])
             tx.put("tasks", task)
+
+
+# How many metric/variant pairs a task's last_metrics holds at most (ClearML's max_last_metrics default).
+MAX_LAST_METRICS = 2000
+
+
+def hashed_name(name: str) -> str:
+    """A metric's or variant's key in last_metrics, as ClearML's server makes it (md5 hex of the name)."""
+    return hashlib.md5(name.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def _update_last_metrics(task: dict[str, Any], events: list[dict[str, Any]]) -> None:
+    """ClearML's last_metrics: {md5(metric): {md5(variant): {metric, variant, value, min_value,
+    min_value_iteration, max_value, max_value_iteration, first_value, first_value_iteration, count,
+    mean_value}}}. `value` is the batch's latest report (by iteration, then time); min, max, first, count and
+    mean run over every report. Values that are not finite numbers are left out."""
+    metrics = task.get("last_metrics")
+    if not isinstance(metrics, dict):
+        metrics = task["last_metrics"] = {}
+    size = sum(len(v) for v in metrics.values() if isinstance(v, dict))
+    latest: dict[tuple[str, str], tuple[int, int]] = {}
+    firsts: set[tuple[str, str]] = set()  # first values set by this batch (its earliest iteration wins)
+    for event in events:
+        value = event.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            continue
+        metric, variant = str(event.get("metric") or ""), str(event.get("variant") or "")
+        key = (hashed_name(metric), hashed_name(variant))
+        variants = metrics.get(key[0])
+        if not isinstance(variants, dict):
+            variants = None
+        entry = variants.get(key[1]) if variants is not None else None
+        if not isinstance(entry, dict):
+            if size >= MAX_LAST_METRICS:
+                continue
+            size += 1
+            if variants is None:
+                variants = metrics[key[0]] = {}
+            entry = variants[key[1]] = {"metric": metric, "variant": variant}
+        iteration, stamp = _iteration(event.get("iter")), int(event.get("timestamp") or 0)
+        if key not in latest or (iteration, stamp) >= latest[key]:
+            latest[key] = (iteration, stamp)
+            entry["value"] = value
+        if "first_value" not in entry or (key in firsts and iteration < entry["first_value_iteration"]):
+            firsts.add(key)
+            entry["first_value"], entry["first_value_iteration"] = value, iteration
+        if not isinstance(entry.get("min_value"), int | float) or value < entry["min_value"]:
+            entry["min_value"], entry["min_value_iteration"] = value, iteration
+        if not isinstance(entry.get("max_value"), int | float) or value > entry["max_value"]:
+            entry["max_value"], entry["max_value_iteration"] = value, iteration
+        count = entry["count"] if isinstance(entry.get("count"), int) else 0
+        mean = entry["mean_value"] if isinstance(entry.get("mean_value"), int | float) else 0.0
+        entry["count"] = count + 1
+        entry["mean_value"] = (mean * count + value) / (count + 1)
 
 
 @endpoint(
@@ -207,22 +270,51 @@ def scalar_metrics_iter_histogram(call: Call) -> dict[str, Any]:
     }
 
 
-@endpoint("events.get_task_events", write=False, fields={"batch_size": COUNT})
+# ClearML answers at most this many events a call, whatever the batch_size.
+MAX_EVENTS_BATCH = 10_000
+# get_task_events' scroll_id: the query (event type, order) and the position of the last event returned.
+SCROLL = re.compile(r"^(all|[a-z_]{1,32})~(asc|desc)~(-?[0-9]{1,16})~([0-9]{1,18})$")
+
+
+def _scroll(given: str, task_id: str) -> tuple[str | None, bool, tuple[int, int]]:
+    """A scroll_id's event type (None: all but the log), newest_first and position; a 400 when it is not
+    one this server gave."""
+    found = SCROLL.match(given)
+    if found is None or (found[1] != "all" and found[1] not in TYPES):
+        raise errors.validation_error("Invalid scroll_id", scroll_id=given[:100], task=task_id)
+    return (None if found[1] == "all" else found[1]), found[2] == "desc", (int(found[3]), int(found[4]))
+
+
+@endpoint("events.get_task_events", write=False, fields={"batch_size": COUNT, "scroll_id": TEXT})
 def get_task_events(call: Call) -> dict[str, Any]:
     """A task's events of one `event_type` (plots, debug images, ...; all but the log when not given),
-    oldest first (`order` desc: newest first), at most `batch_size`."""
+    oldest first (`order` desc: newest first), at most `batch_size` (10,000). The answer's scroll_id,
+    given back, reads the next batch of the same query (its type and order); a batch with fewer events
+    than asked for is the last one."""
     task_id = call.id("task")
     if call.tx.get("tasks", task_id) is None:
         raise errors.invalid_task_id(id=task_id)
-    kind = call.text("event_type")
-    if kind is not None and kind not in TYPES:
-        raise errors.validation_error(f"event_type must be one of {', '.join(TYPES)}", event_type=kind)
-    events = [e for t in ([kind] if kind else TYPES[1:]) for e in call.tx.all_events(task_id, t)]
-    events.sort(
-        key=lambda e: (e["timestamp"], _iteration(e.get("iter"))), reverse=call.text("order") == "desc"
-    )
-    batch = call.integer("batch_size", DEFAULT_LOG_BATCH) or DEFAULT_LOG_BATCH
-    return {"events": events[:batch], "returned": min(len(events), batch), "total": len(events)}
+    scroll = call.text("scroll_id")
+    after: tuple[int, int] | None = None
+    if scroll:
+        kind, newest_first, after = _scroll(scroll, task_id)
+    else:
+        kind, newest_first = call.text("event_type"), call.text("order") == "desc"
+        if kind is not None and kind not in TYPES:
+            raise errors.validation_error(f"event_type must be one of {', '.join(TYPES)}", event_type=kind)
+    types = [kind] if kind else list(TYPES[1:])
+    batch = min(call.integer("batch_size", DEFAULT_LOG_BATCH) or DEFAULT_LOG_BATCH, MAX_EVENTS_BATCH)
+    found = call.tx.events_after(task_id, types, after=after, limit=batch, newest_first=newest_first)
+    if found:
+        after = (found[-1][0], found[-1][1])
+    position = after if after is not None else ((2**53, 10**18 - 1) if newest_first else (-1, 0))
+    scroll_id = f"{kind or 'all'}~{'desc' if newest_first else 'asc'}~{position[0]}~{position[1]}"
+    return {
+        "events": [event for _, _, event in found],
+        "returned": len(found),
+        "total": sum(call.tx.count_events(task_id, t) for t in types),
+        "scroll_id": scroll_id,
+    }
 
 
 DEBUG_IMAGES = "training_debug_image"
@@ -287,14 +379,19 @@ def debug_images(call: Call) -> dict[str, Any]:
     fields={"task": ID, "iters": Int(1, 10_000), "scroll_id": TEXT, "metrics": Anything(), "no_scroll": FLAG},
 )
 def get_task_plots(call: Call) -> dict[str, Any]:
-    """A task's plot events (the last `iters` iterations' when given), oldest first; one page holds them
-    all, so a scroll_id reads past the end."""
+    """A task's plot events, oldest first: with `iters`, each plot's (metric and variant's) last `iters`
+    iterations (the last report of an iteration, as ClearML keeps one). One page holds them all, so a
+    scroll_id reads past the end."""
     task_id = call.id("task")
     plots = _task_events(call, task_id, "plot")
     iters = call.integer("iters")
     if iters:
-        kept = sorted({_iteration(e.get("iter")) for e in plots}, reverse=True)[:iters]
-        plots = [e for e in plots if _iteration(e.get("iter")) in kept]
+        series: dict[tuple[str, str], dict[int, int]] = {}  # (metric, variant): {iteration: index in plots}
+        for index, event in enumerate(plots):
+            key = (str(event.get("metric", "")), str(event.get("variant", "")))
+            series.setdefault(key, {})[_iteration(event.get("iter"))] = index
+        kept = {by_iter[i] for by_iter in series.values() for i in sorted(by_iter, reverse=True)[:iters]}
+        plots = [e for index, e in enumerate(plots) if index in kept]
     if call.text("scroll_id"):
         plots = []
     return {"plots": plots, "returned": len(plots), "total": len(plots), "scroll_id": "end"}

@@ -145,6 +145,7 @@ def _new_task(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
         "last_update": stamp,
         "last_change": stamp,
         "last_iteration": 0,
+        "last_metrics": {},
         "tags": list(fields.get("tags") or []),
         "system_tags": list(fields.get("system_tags") or []),
         "output": output,
@@ -194,7 +195,9 @@ def edit(call: Call) -> dict[str, Any]:
 
 @endpoint("tasks.get_by_id", write=False, fields={"task": ID})
 def get_by_id(call: Call) -> dict[str, Any]:
-    return {"task": get(call.tx, call.id("task"))}
+    task = get(call.tx, call.id("task"))
+    task.setdefault("last_metrics", {})  # a task stored before the server kept them: none yet
+    return {"task": task}
 
 
 @endpoint(
@@ -465,6 +468,7 @@ def reset(call: Call) -> dict[str, Any]:
         "started": None,
         "completed": None,
         "last_iteration": 0,
+        "last_metrics": {},
         "last_worker": None,
         "last_worker_report": None,
         "enqueue_status": None,
