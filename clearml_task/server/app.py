@@ -115,6 +115,8 @@ class App:
             caller, login_time, session = self._authenticate(found, authorization)
             data = merge_query(parse(body, content_type, found.batch), query)
             fields.check(data, found.fields)
+            if found.closed:
+                fields.check_closed(data, found.fields, found.paths, name)
             call, result = self._run(found, data, caller, (login_time, session), gone)
             files.remove(self.data_dir, call.stale)
             return 200, _envelope(name, version, 200, 0, "OK", result)

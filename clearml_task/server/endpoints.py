@@ -29,6 +29,8 @@ class Endpoint:
     auth: bool
     batch: bool  # accepts a JSON list / json-lines body, handed over as data["requests"]
     fields: Mapping[str, Kind]  # what the handler reads, checked before it runs
+    closed: bool = False  # any other field is a 400 (get_all: an ignored filter would match everything)
+    paths: bool = False  # with closed: dotted field paths (`metadata.<key>.value`) are filters too
 
 
 ENDPOINTS: dict[str, Endpoint] = {}
@@ -41,12 +43,15 @@ def endpoint(
     auth: bool = True,
     batch: bool = False,
     fields: Mapping[str, Kind] | None = None,
+    closed: bool = False,
+    paths: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Register a handler as `<service>.<action>`; write=False runs it in a read transaction; `fields`
-    declares the kind of each request field the handler reads (fields.py)."""
+    declares the kind of each request field the handler reads (fields.py); `closed` refuses any other
+    field (but dotted paths, with `paths`)."""
 
     def register(handler: Handler) -> Handler:
-        ENDPOINTS[name] = Endpoint(name, handler, write, auth, batch, dict(fields or {}))
+        ENDPOINTS[name] = Endpoint(name, handler, write, auth, batch, dict(fields or {}), closed, paths)
         return handler
 
     return register

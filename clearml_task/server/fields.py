@@ -147,6 +147,19 @@ class Objects(Kind):
         )
 
 
+@dataclass(frozen=True)
+class Shape(Kind):
+    """One object whose fields are each of their kind (unknown fields are refused)."""
+
+    fields: Mapping[str, Kind] = field(default_factory=dict)
+    what: str = "an object"
+
+    def accepts(self, value: Any) -> bool:
+        return (
+            isinstance(value, dict) and set(value) <= set(self.fields) and problem(value, self.fields) is None
+        )
+
+
 def problem(data: Mapping[str, Any], spec: Mapping[str, Kind], required: tuple[str, ...] = ()) -> str | None:
     """What is wrong with `data` against `spec` (None when nothing is)."""
     for name in required:
@@ -164,6 +177,17 @@ def check(data: Mapping[str, Any], spec: Mapping[str, Kind]) -> None:
     found = problem(data, spec)
     if found is not None:
         raise errors.validation_error(found)
+
+
+def check_closed(data: Mapping[str, Any], spec: Mapping[str, Kind], paths: bool, endpoint: str) -> None:
+    """The 400 naming a field of `data` that `spec` does not declare (a dotted path is one, with `paths`)."""
+    for name in data:
+        if name not in spec and not (paths and "." in name):
+            raise errors.validation_error(
+                f"{endpoint} does not support the field {name[:100]!r}; it takes "
+                + ", ".join(sorted(spec))
+                + (" and dotted field paths" if paths else "")
+            )
 
 
 # The kinds most endpoints use.
@@ -185,7 +209,13 @@ TASKS = Texts(single=True, most=MAX_TASKS, what=f"an id or a list of at most {MA
 COUNT = Int(0, 2**31)
 TIMESTAMP = Number(0, 2**53)
 
-# What every *.get_all reads (query.select).
+# `_any_` / `_all_` of a get_all: a regex and the (dotted) fields it is looked for in.
+FIELD_PATTERN = Shape(
+    {"pattern": TEXT, "fields": LISTED},
+    what=f"an object {{pattern: a regex, fields: a list of at most {MAX_LISTED} field names}}",
+)
+# What every *.get_all reads (query.select, query.filters). Its endpoints refuse any other field (but
+# dotted field paths where they take them): a filter the server ignored would answer with everything.
 GET_ALL: dict[str, Kind] = {
     "id": MATCHING,
     "name": TEXT,
@@ -196,6 +226,16 @@ GET_ALL: dict[str, Kind] = {
     "page": COUNT,
     "page_size": COUNT,
     "only_fields": LISTED,
+    "search_text": TEXT,
+    "_any_": FIELD_PATTERN,
+    "_all_": FIELD_PATTERN,
+    # Accepted and ignored: ClearML's scroll paging (the whole answer comes in one page, or by page and
+    # page_size) and the SDK's marker for fields its request class does not declare.
+    "scroll_id": TEXT,
+    "refresh_scroll": FLAG,
+    "size": COUNT,
+    "_allow_extra_fields_": FLAG,
+    "method": TEXT,
 }
 # What every status change reads.
 STATUS_CHANGE: dict[str, Kind] = {"task": ID, "force": FLAG, "status_reason": TEXT, "status_message": TEXT}

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import re2
 
 from clearml_task.server import errors
+from clearml_task.server.fields import MAX_LISTED
 
 if TYPE_CHECKING:
     from clearml_task.server.endpoints import Call
@@ -124,28 +125,29 @@ class NameFilter:
     def search(self, name: str) -> bool:
         if time.monotonic() > self.deadline:
             raise errors.validation_error(
-                f"the name pattern took over {MAX_SCAN_SECONDS:g}s over the names searched; make it simpler"
+                f"the pattern took over {MAX_SCAN_SECONDS:g}s over the values searched; make it simpler"
             )
         return self.compiled.search(name) is not None
 
 
-def name_filter(pattern: str | None) -> NameFilter | None:
-    """The name regex of a get_all (None: no filter); a pattern RE2 refuses, or too large, is a 400."""
+def name_filter(pattern: str | None, what: str = "name") -> NameFilter | None:
+    """The name regex of a get_all (None: no filter); a pattern RE2 refuses, or too large, is a 400.
+    `what` names the field the pattern came in (`_any_.pattern` ...) in those answers."""
     if not pattern:
         return None
     if len(pattern) > MAX_PATTERN:
-        raise errors.validation_error(f"name pattern longer than {MAX_PATTERN} characters")
+        raise errors.validation_error(f"{what} pattern longer than {MAX_PATTERN} characters")
     options = re2.Options()
     options.log_errors = False
     try:
         compiled = re2.compile(pattern, options=options)
     except re2.error as e:
         reason = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
-        raise errors.validation_error(f"name is not a valid regular expression ({reason})") from None
+        raise errors.validation_error(f"{what} is not a valid regular expression ({reason})") from None
     if compiled.programsize > MAX_PROGRAM:
         raise errors.validation_error(
-            f"name pattern is too complex ({compiled.programsize} RE2 instructions; at most {MAX_PROGRAM}): "
-            "use fewer or smaller repetitions"
+            f"{what} pattern is too complex ({compiled.programsize} RE2 instructions; "
+            f"at most {MAX_PROGRAM}): use fewer or smaller repetitions"
         )
     return NameFilter(compiled)
 
@@ -232,3 +234,104 @@ def _get(doc: Any, path: list[str], missing: Any = None) -> Any:
             return missing
         doc = doc[key]
     return doc
+
+
+# What `search_text` looks in, per kind: the fields of ClearML's text index on each collection. ClearML's
+# MongoDB matches whole (stemmed) words there; here the text is a case-insensitive substring of any of them.
+SEARCHED: dict[str, tuple[str, ...]] = {
+    "tasks": (
+        "id",
+        "name",
+        "comment",
+        "report",
+        "models.input.model",
+        "models.output.model",
+        "script.repository",
+        "script.entry_point",
+    ),
+    "models": ("id", "name", "comment", "parent", "task", "project"),
+    "projects": ("id", "name", "description"),
+    "queues": ("id", "name", "display_name"),
+}
+MAX_PATH_DEPTH = 16  # segments of a dotted field path a filter names
+
+
+def filters(call: Call, kind: str) -> tuple[Callable[[dict[str, Any]], bool] | None, set[str]]:
+    """The get_all filters beyond `chosen`'s that the endpoint declares: `search_text` (SEARCHED),
+    `_any_` / `_all_` ({pattern, fields}: the regex, as `name`'s on RE2 within its time budget, found in
+    any / all of the dotted fields; a list field matches when an element does), `user` (any of the ids)
+    and, where the endpoint takes them, dotted field paths (`metadata.<key>.value`: equal to the value, or
+    to one of a list). The test of a document (None when none is given) and the top-level fields it reads."""
+    tests: list[Callable[[dict[str, Any]], bool]] = []
+    reads: set[str] = set()
+    text = call.text("search_text")
+    if text:
+        if len(text) > MAX_PATTERN:
+            raise errors.validation_error(f"search_text longer than {MAX_PATTERN} characters")
+        needle = text.casefold()
+        searched = [field.split(".") for field in SEARCHED[kind]]
+        tests.append(lambda doc: any(needle in v.casefold() for p in searched for v in strings(doc, p)))
+        reads.update(p[0] for p in searched)
+    for key in ("_any_", "_all_"):
+        spec = call.mapping(key)
+        if not spec:
+            continue
+        pattern = name_filter(spec.get("pattern"), f"{key}.pattern")
+        paths = [_path(field, f"{key}.fields") for field in spec.get("fields") or []]
+        if pattern is None:
+            continue
+        if not paths:
+            raise errors.validation_error(f"{key}.fields must name at least one field")
+        test = all if key == "_all_" else any
+        tests.append(
+            lambda doc, r=pattern, ps=paths, t=test: t(any(r.search(v) for v in strings(doc, p)) for p in ps)  # type: ignore[misc]
+        )
+        reads.update(p[0] for p in paths)
+    users = wanted(call, "user")
+    if users is not None:
+        tests.append(lambda doc: one_of(doc.get("user"), users))
+        reads.add("user")
+    dotted = [(key, value) for key, value in call.data.items() if "." in key and value is not None]
+    if len(dotted) > MAX_LISTED:
+        raise errors.validation_error(f"at most {MAX_LISTED} dotted field filters")
+    for key, value in dotted:
+        path = _path(key, key)
+        accepted = value if isinstance(value, list) else [value]
+        if len(accepted) > MAX_LISTED or not all(isinstance(v, str | int | float | bool) for v in accepted):
+            raise errors.validation_error(f"{key} must be a value or a list of at most {MAX_LISTED} values")
+        tests.append(lambda doc, p=path, a=accepted: any(v in a for v in _leaves(doc, p)))  # type: ignore[misc]
+        reads.add(path[0])
+    if not tests:
+        return None, reads
+    return (lambda doc: all(test(doc) for test in tests)), reads
+
+
+def both(
+    first: Callable[[dict[str, Any]], bool] | None, second: Callable[[dict[str, Any]], bool] | None
+) -> Callable[[dict[str, Any]], bool] | None:
+    """One document test of two (either None: no test)."""
+    if first is None or second is None:
+        return first or second
+    return lambda doc: first(doc) and second(doc)
+
+
+def _path(field: Any, what: str) -> list[str]:
+    if not isinstance(field, str) or not all(field.split(".")) or field.count(".") >= MAX_PATH_DEPTH:
+        raise errors.validation_error(f"{what}: {str(field)[:100]!r} is not a field path")
+    return field.split(".")
+
+
+def _leaves(doc: Any, path: list[str]) -> Iterable[Any]:
+    """The values at a dotted path; a list on the way (or at the end) gives each of its elements."""
+    if isinstance(doc, list):
+        for item in doc:
+            yield from _leaves(item, path)
+    elif not path:
+        yield doc
+    elif isinstance(doc, dict) and path[0] in doc:
+        yield from _leaves(doc[path[0]], path[1:])
+
+
+def strings(doc: dict[str, Any], path: list[str]) -> Iterable[str]:
+    """The texts at a dotted path (what a pattern or a search is matched against)."""
+    return (value for value in _leaves(doc, path) if isinstance(value, str))

@@ -183,15 +183,24 @@ def get_by_id(call: Call) -> dict[str, Any]:
         "framework": MATCHING,
         "ready": FLAG,
         "uri": MATCHING,
+        "user": MATCHING,
+        "include_subprojects": FLAG,
     },
+    closed=True,
+    paths=True,
 )
 def get_all(call: Call) -> dict[str, Any]:
     wanted = {key: query.wanted(call, key) for key in ("project", "task", "framework", "uri")}
+    if wanted["project"] is not None and call.flag("include_subprojects"):
+        wanted["project"] = set(projects.with_subprojects(call.tx, sorted(wanted["project"])))
     ready = call.flag("ready") if call.data.get("ready") is not None else None
+    shared, _ = query.filters(call, "models")
 
     def keep(doc: dict[str, Any]) -> bool:
-        return all(query.one_of(doc.get(key), values) for key, values in wanted.items()) and (
-            ready is None or bool(doc.get("ready")) == ready
+        return (
+            all(query.one_of(doc.get(key), values) for key, values in wanted.items())
+            and (ready is None or bool(doc.get("ready")) == ready)
+            and (shared is None or shared(doc))
         )
 
     return {"models": query.select(call, call.tx.find("models"), keep)}

@@ -72,9 +72,34 @@ def get_by_id(call: Call) -> dict[str, Any]:
     return {"project": get(call.tx, call.id("project"))}
 
 
-@endpoint("projects.get_all", write=False, fields=GET_ALL)
+def with_subprojects(tx: Tx, ids: list[str]) -> list[str]:
+    """These projects and every project under them (`include_subprojects`)."""
+    wanted = set(ids)
+    under = [doc["id"] for doc in tx.find("projects") if wanted & set(doc.get("path") or [])]
+    return [*ids, *under]
+
+
+@endpoint(
+    "projects.get_all",
+    write=False,
+    fields={**GET_ALL, "basename": TEXT, "description": TEXT, "shallow_search": FLAG},
+    closed=True,
+)
 def get_all(call: Call) -> dict[str, Any]:
-    return {"projects": query.select(call, call.tx.find("projects"))}
+    """Besides the shared filters: `basename` and `description` regexes (as `name`'s) and `shallow_search`
+    (top-level projects only)."""
+    shared, _ = query.filters(call, "projects")
+    patterns = [(key, query.name_filter(call.text(key), key)) for key in ("basename", "description")]
+    top_only = call.flag("shallow_search")
+
+    def keep(doc: dict[str, Any]) -> bool:
+        return (
+            all(p is None or p.search(str(doc.get(key) or "")) for key, p in patterns)
+            and not (top_only and doc.get("parent"))
+            and (shared is None or shared(doc))
+        )
+
+    return {"projects": query.select(call, call.tx.find("projects"), keep)}
 
 
 @endpoint("projects.update", fields={"project": ID, **PROJECT_FIELDS})

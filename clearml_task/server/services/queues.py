@@ -55,10 +55,11 @@ def get_by_id(call: Call) -> dict[str, Any]:
     return {"queue": _limited(get(call.tx, call.id("queue")), call.integer("max_task_entries"))}
 
 
-@endpoint("queues.get_all", write=False, fields={**GET_ALL, "max_task_entries": COUNT})
+@endpoint("queues.get_all", write=False, fields={**GET_ALL, "max_task_entries": COUNT}, closed=True)
 def get_all(call: Call) -> dict[str, Any]:
     limit = call.integer("max_task_entries")
-    return {"queues": query.select(call, (_limited(doc, limit) for doc in call.tx.find("queues")))}
+    keep, _ = query.filters(call, "queues")
+    return {"queues": query.select(call, (_limited(doc, limit) for doc in call.tx.find("queues")), keep)}
 
 
 @endpoint("queues.get_default", write=False, fields={})

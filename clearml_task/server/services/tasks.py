@@ -203,12 +203,24 @@ def get_by_id(call: Call) -> dict[str, Any]:
 @endpoint(
     "tasks.get_all",
     write=False,
-    fields={**GET_ALL, "project": MATCHING, "status": MATCHING, "type": MATCHING, "parent": MATCHING},
+    fields={
+        **GET_ALL,
+        "project": MATCHING,
+        "status": MATCHING,
+        "type": MATCHING,
+        "parent": MATCHING,
+        "user": MATCHING,
+        "include_subprojects": FLAG,
+    },
+    closed=True,
+    paths=True,
 )
 def get_all(call: Call) -> dict[str, Any]:
     where, params = [], []
     for column in ("id", "project", "status"):  # narrowed in SQL; the rest in query.select
         values = call.items(column)
+        if column == "project" and values is not None and call.flag("include_subprojects"):
+            values = projects.with_subprojects(call.tx, values)
         if values is not None:  # one JSON list, not one variable each: SQLite caps their number
             where.append(f"{column} IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(values))
@@ -217,12 +229,17 @@ def get_all(call: Call) -> dict[str, Any]:
     def keep(doc: dict[str, Any]) -> bool:
         return query.one_of(doc.get("type"), types) and query.one_of(doc.get("parent"), parents)
 
-    filtered = keep if types is not None or parents is not None else None
-    return {"tasks": _listed(call, " AND ".join(where), params, filtered)}
+    shared, reads = query.filters(call, "tasks")
+    filtered = query.both(keep if types is not None or parents is not None else None, shared)
+    return {"tasks": _listed(call, " AND ".join(where), params, filtered, reads)}
 
 
 def _listed(
-    call: Call, where_sql: str, params: list[Any], keep: Callable[[dict[str, Any]], bool] | None
+    call: Call,
+    where_sql: str,
+    params: list[Any],
+    keep: Callable[[dict[str, Any]], bool] | None,
+    reads: set[str],
 ) -> list[dict[str, Any]]:
     """get_all's answer. With only_fields, SQLite extracts the fields the filters, the order and the answer
     need, so a listing does not parse whole documents (a task's patch can be megabytes); with paging too,
@@ -232,7 +249,7 @@ def _listed(
     if not only or not store.EXTRACTS_FIELDS:
         return query.select(call, call.tx.find("tasks", where_sql, params), keep)
     filtered = [key for key in _FILTERED_KEYS if call.data.get(key) is not None]
-    sorting = ["id", "system_tags", *filtered, *_top_keys(order or [])]
+    sorting = ["id", "system_tags", *filtered, *sorted(reads), *_top_keys(order or [])]
     answer = _top_keys(only)
     if not all(store.FIELD_NAME.match(key) for key in [*sorting, *answer]):
         return query.select(call, call.tx.find("tasks", where_sql, params), keep)
@@ -252,7 +269,8 @@ def _listed(
     return [query.project(found[i], only) for i in ids if i in found]
 
 
-# What tasks.get_all's filters read (each only when it is given), besides id and system_tags (hidden).
+# What tasks.get_all's filters read (each only when it is given), besides id and system_tags (hidden)
+# and what query.filters reads.
 _FILTERED_KEYS = ("name", "tags", "type", "parent")
 
 
