@@ -30,7 +30,16 @@ class GitError(UserError):
     def __init__(self, args: Sequence[str], stderr: str) -> None:
         self.stderr = scrub(stderr)
         self.reason = reason(self.stderr)
-        super().__init__(f"git {' '.join(args[:2])} failed: {self.reason or 'failed'}")
+        super().__init__(f"git {' '.join(command(args)[:2])} failed: {self.reason or 'failed'}")
+
+
+def command(args: Sequence[str]) -> Sequence[str]:
+    """`args` from the git subcommand on: the `-c name=value` settings before it left out (they say how
+    git ran, not what it was asked)."""
+    at = 0
+    while at + 1 < len(args) and args[at] == "-c":
+        at += 2
+    return args[at:]
 
 
 class GitUnavailable(UserError):
