@@ -207,6 +207,7 @@ def capture_local(
     untracked files that look like secrets are left out unless `include_secrets` (`requirements`: the
     requirements files given, relative to `root`, left out too when a URL in them carries credentials)."""
     with snapshot(root) as snap:
+        _sha1_only(snap, str(root), "send the script alone with --skip-repo-detection")
         # `git add` of the work tree into the snapshot and the listing of untracked files run while the
         # commit is chosen (each only reads the repository); their failures are raised in the same order
         snap.begin_from_worktree()
@@ -283,6 +284,20 @@ def capture_local(
     source.entry_text, source.entry_file = entry_text, entry_file
     source.warnings = warnings
     return source
+
+
+_SHA1_HINT = "only a SHA-1 repository, git's default, can be sent"
+
+
+def _sha1_only(snap: Snapshot, shown: str, alternative: str = "") -> None:
+    """A repository whose commits are not SHA-1 (40 hex digits) is refused before anything is read: ClearML
+    tasks record SHA-1 commits, and a launcher or agent refuses any other."""
+    if snap.object_format != "sha1":
+        name = snap.object_format.upper().replace("SHA", "SHA-")
+        raise UserError(
+            f"{shown} is a {name} git repository; ClearML tasks record SHA-1 commits",
+            _SHA1_HINT + (f"; or {alternative}" if alternative else ""),
+        )
 
 
 def _work_tree_readers(snap: Snapshot, root: Path) -> tuple[Reader, Reader]:
@@ -420,6 +435,11 @@ def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRe
     heads = {name: tip for name, tip in listing.heads.items() if repository.recordable_ref(name)}
     tags = {name: tip for name, tip in listing.tags.items() if repository.recordable_ref(name)}
     default = listing.default
+    if any(len(tip) == 64 for tip in (*listing.heads.values(), *listing.tags.values())):
+        raise UserError(
+            f"{urls.public_url(url)} is a SHA-256 git repository; ClearML tasks record SHA-1 commits",
+            _SHA1_HINT,
+        )
     if not heads and not tags:
         raise UserError(
             f"the repository {urls.public_url(url)} has no branches", "push something to it first"
