@@ -212,9 +212,10 @@ def capture_local(
         # commit is chosen (each only reads the repository); their failures are raised in the same order
         snap.begin_from_worktree()
         listing = repository.start_untracked(root)
-        conflicts = repository.start_unmerged(root)
+        indexed = repository.start_index(root)
         try:
-            unmerged = repository.unmerged_of(conflicts)
+            index = repository.index_of(indexed, root)
+            unmerged = index.unmerged
             if unmerged:
                 more = f" and {len(unmerged) - 5} more" if len(unmerged) > 5 else ""
                 shown = ", ".join(unmerged[:5]) + more
@@ -236,10 +237,11 @@ def capture_local(
             untracked = repository.untracked_of(listing)
         finally:
             listing.close()
-            conflicts.close()
+            indexed.close()
         script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
         left_out = [] if include_secrets else secret_files.among(untracked, root, requirements)
         snap.wait()
+        snap.retake(index.hidden)
         snap.forget(left_out)
         submodules, moved = snap.keep_gitlinks_of(base.commit)
         try:

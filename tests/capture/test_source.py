@@ -14,7 +14,7 @@ from clearml_task.git import checkout, urls
 from clearml_task.inject import inject_task_init
 from clearml_task.request import Request
 from clearml_task.submit import Prepared, prepare
-from testing.repos import Repo, files, git, make_repo, reproduce, tree_of
+from testing.repos import FIXTURES, Repo, files, git, make_repo, reproduce, tree_of
 
 INJECTED = "from clearml import Task\n"
 
@@ -416,6 +416,41 @@ def test_a_module_entry_point_must_be_importable_where_the_task_runs(tmp_path: P
         "--module nosuchpackage.main: no module nosuchpackage.main in the checkout"
     )
     assert "--packages" in caught.value.hint
+
+
+def test_edits_to_files_marked_assume_unchanged_or_skip_worktree_travel(tmp_path: Path) -> None:
+    # the snapshot's index copies the user's, marks included: `git add -A` passed over these edits, and the
+    # task ran the committed files; the marks are cleared in the copy only
+    repo = make_repo(tmp_path)
+    repo.git("update-index", "--assume-unchanged", "README.md", "run.sh")
+    repo.git("update-index", "--skip-worktree", "src/pkg/model.py")
+    repo.write("README.md", "edited, marked assume-unchanged\n")
+    repo.write("src/pkg/model.py", "def fit(epochs, lr):\n    return 7.0  # skip-worktree\n")
+    (repo.work / "run.sh").unlink()  # a deletion travels too
+    before = _state(repo), repo.git("ls-files", "-v")
+    prepared = capture(repo)
+    assert prepared.source is not None
+    assert {"README.md", "src/pkg/model.py", "run.sh"} <= _patched(prepared.source.patch)
+    assert_reproduces(tmp_path, repo, prepared)
+    assert (_state(repo), repo.git("ls-files", "-v")) == before  # the user's marks stay
+
+
+def test_files_a_sparse_checkout_leaves_out_keep_travelling_as_committed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    repo.git("sparse-checkout", "set", "--no-cone", "/*", "!/data/", "!/src/pkg/")
+    assert not (repo.work / "data").exists() and not (repo.work / "src" / "pkg").exists()
+    repo.write("data/table.csv", "edited,outside the patterns\n")  # put there by the user
+    prepared = capture(repo)
+    assert prepared.source is not None
+    assert _patched(prepared.source.patch) == {"train.py", "data/table.csv"}  # no deletion
+    checkout = reproduce(tmp_path, prepared.source.repository, prepared.source.commit, prepared.source.patch)
+    assert (checkout / "data" / "table.csv").read_text() == "edited,outside the patterns\n"
+    committed = (FIXTURES / "basic" / "src" / "pkg" / "model.py").read_bytes()
+    assert (checkout / "src" / "pkg" / "model.py").read_bytes() == committed
+
+
+def _patched(patch: str) -> set[str]:
+    return {line.split(" b/", 1)[1] for line in patch.splitlines() if line.startswith("diff --git ")}
 
 
 def test_submodule_commits_are_recorded(tmp_path: Path) -> None:
