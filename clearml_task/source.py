@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from clearml_task import secret_files
 from clearml_task.errors import UserError
 from clearml_task.git import repository, run, urls
-from clearml_task.git.snapshot import GITLINK, NotInIndex, Snapshot, snapshot
+from clearml_task.git.snapshot import GITLINK, Snapshot, snapshot
 from clearml_task.records import field, record
 
 if TYPE_CHECKING:
@@ -155,7 +155,9 @@ def locate(
         top = run.toplevel(folder or here) if cwd and not given.is_absolute() else None
         if top is not None and cwd:
             candidates.append(top / cwd / given)
-        script_path = next((c.resolve() for c in candidates if c.is_file()), None)
+        # the path as given, its directories resolved but not its own name: a symlinked script runs as the
+        # symlink (its __file__), as `python link.py` runs it
+        script_path = next((c.parent.resolve() / c.name for c in candidates if c.is_file()), None)
         if script_path is None:
             where = " or ".join(str(c) for c in candidates)
             raise UserError(
@@ -163,8 +165,12 @@ def locate(
             )
     start = folder or (script_path.parent if script_path else here)
     root = run.toplevel(start)
-    if root is not None and script_path is not None and not script_path.is_relative_to(root):
-        raise UserError(f"--script {script_path} is outside the repository {root}")
+    if root is not None and script_path is not None:
+        if not script_path.is_relative_to(root):
+            raise UserError(f"--script {script_path} is outside the repository {root}")
+        target = script_path.resolve()
+        if not target.is_relative_to(root):
+            raise UserError(f"--script {script_path} is a symlink to {target}, outside the repository {root}")
     return root, EntryPoint(script_path, module, cwd)
 
 
@@ -239,25 +245,30 @@ def capture_local(
             listing.close()
             indexed.close()
         script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
+        # the file it runs: itself, or the file a symlinked script points to (its content, its imports)
+        file_rel = entry.script.resolve().relative_to(root).as_posix() if entry.script else None
         left_out = [] if include_secrets else secret_files.among(untracked, root, requirements)
         snap.wait()
         snap.retake(index.hidden)
         snap.forget(left_out)
         submodules, moved = snap.keep_gitlinks_of(base.commit)
-        try:
-            entry_text = _apply_injection(snap, script_rel, inject)
-        except NotInIndex:  # the script is on disk (locate found it), so it is left out of what travels
-            if script_rel in left_out:
+        # the script is on disk (locate found it): one the snapshot does not hold is left out of what travels
+        wanted = dict.fromkeys(path for path in (script_rel, file_rel) if path)
+        missing = next((path for path in wanted if snap.entry(path) is None), None)
+        if missing is not None:
+            shown = script_rel if missing == script_rel else f"{script_rel} (a symlink to {file_rel})"
+            if missing in left_out:
                 raise UserError(
-                    f"--script {script_rel} looks like a secret file, which stays behind",
+                    f"--script {shown} looks like a secret file, which stays behind",
                     "rename it, or pass --include-secrets",
-                ) from None
+                )
             raise UserError(
-                f"--script {script_rel} is ignored by git, so it would not travel with the repository",
+                f"--script {shown} is ignored by git, so it would not travel with the repository",
                 "stop ignoring it (.gitignore) or commit it; or send it alone with --skip-repo-detection",
-            ) from None
-        entry_file = script_rel or _module_file(snap, entry.module, working_dir)
-        entry_text = entry_text if script_rel else _text(snap, entry_file)
+            )
+        entry_text = _apply_injection(snap, file_rel, inject)
+        entry_file = file_rel or _module_file(snap, entry.module, working_dir)
+        entry_text = entry_text if file_rel else _text(snap, entry_file)
         source = _finish(snap, base.commit, max_patch)
         source.read, source.left_behind = _work_tree_readers(snap, root)
     warnings += [

@@ -453,6 +453,40 @@ def _patched(patch: str) -> set[str]:
     return {line.split(" b/", 1)[1] for line in patch.splitlines() if line.startswith("diff --git ")}
 
 
+def test_a_symlinked_script_runs_as_the_symlink(tmp_path: Path) -> None:
+    # `python link.py` runs the symlink (its __file__ is link.py); the task ran sub/real.py, its target
+    repo = make_repo(tmp_path)
+    repo.write("sub/real.py", "from pathlib import Path\nprint(Path(__file__))\n")
+    (repo.work / "link.py").symlink_to(Path("sub") / "real.py")
+    repo.commit("a symlinked script")
+    repo.git("push", "-q")
+    prepared = capture(repo, script="link.py")
+    found = prepared.source
+    assert found is not None
+    assert (found.entry_point, found.entry_file) == ("link.py", "sub/real.py")
+    assert found.entry_text == (repo.work / "sub" / "real.py").read_text()
+    checkout = reproduce(tmp_path, found.repository, found.commit, found.patch)
+    assert os.readlink(checkout / "link.py") == os.path.join("sub", "real.py")  # still the symlink
+    assert INJECTED in (checkout / "sub" / "real.py").read_text()  # Task.init() in the file it runs
+    assert tree_of(checkout) == found.tree
+    (repo.work / "sub" / "link.py").symlink_to(Path("..") / "train.py")  # through a symlinked dir too
+    (repo.work / "linked").symlink_to("sub")
+    inner = capture(repo, script="linked/link.py").source
+    assert inner is not None and (inner.entry_point, inner.entry_file) == ("sub/link.py", "train.py")
+
+
+def test_a_script_symlinked_out_of_the_repository_is_refused(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    outside = tmp_path / "outside.py"
+    outside.write_text("print('not in the repository')\n")
+    (repo.work / "out.py").symlink_to(outside)
+    with pytest.raises(UserError) as caught:
+        capture(repo, script="out.py")
+    assert caught.value.message == (
+        f"--script {repo.work / 'out.py'} is a symlink to {outside}, outside the repository {repo.work}"
+    )
+
+
 def test_submodule_commits_are_recorded(tmp_path: Path) -> None:
     inner = make_repo(tmp_path / "inner", remote=False)
     inner.write("helper.py", "import attr\n")
