@@ -271,8 +271,14 @@ def capture_local(
         entry_text = entry_text if file_rel else _text(snap, entry_file)
         source = _finish(snap, base.commit, max_patch)
         source.read, source.left_behind = _work_tree_readers(snap, root)
+    # a git repository in a directory of the work tree that no .gitmodules declares is not a submodule:
+    # `git add` takes it for one, but nothing of it can travel
+    declared = repository.declared_submodules(root) if set(moved) - set(submodules) else set()
     warnings += [
         f"submodule {path} differs from the commit; only committed submodule pointers travel"
+        if path in submodules or path in declared
+        else f"{path}/ is a git repository of its own inside the checkout (not a submodule): its files do "
+        "not travel; add it as a submodule, or commit its files in this repository"
         for path in moved
     ]
     if submodules:

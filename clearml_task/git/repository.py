@@ -89,6 +89,16 @@ def dirty_submodules(root: Path) -> list[str]:
     return dirty
 
 
+def declared_submodules(root: Path) -> set[str]:
+    """The paths the work tree's .gitmodules names as submodules' (none without one)."""
+    if not (root / ".gitmodules").is_file():
+        return set()
+    listed = run.out(
+        root, "config", "-f", ".gitmodules", "-z", "--get-regexp", r"^submodule\..*\.path$", check=False
+    )
+    return {entry.partition("\n")[2] for entry in listed.split("\0") if entry}
+
+
 def start_untracked(root: Path) -> run.Pending:
     """The untracked files that are not ignored, listed in the background: `untracked_of` the result."""
     return run.start(root, "ls-files", "--others", "--exclude-standard", "-z")

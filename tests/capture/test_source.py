@@ -521,6 +521,30 @@ def test_submodule_commits_are_recorded(tmp_path: Path) -> None:
     assert not any("git ignores" in note for note in uses.notes)
 
 
+def test_a_git_repository_inside_the_checkout_is_named_as_such(tmp_path: Path) -> None:
+    # not a submodule (no .gitmodules names it): `git add` takes it for one, so it was called "submodule
+    # vendor differs from the commit", and nothing said its files stay behind
+    repo = make_repo(tmp_path / "outer")
+    (repo.work / "vendor").mkdir()
+    git(repo.work / "vendor", "init", "-q")
+    repo.write("vendor/lib.py", "VALUE = 1\n")
+    git(repo.work / "vendor", "add", "-A")
+    git(repo.work / "vendor", "commit", "-q", "-m", "its own")
+    prepared = capture(repo)
+    assert prepared.source is not None and "vendor" not in prepared.source.patch
+    assert (
+        "vendor/ is a git repository of its own inside the checkout (not a submodule): its files do not "
+        "travel; add it as a submodule, or commit its files in this repository"
+    ) in prepared.notes
+    assert not any(note.startswith("submodule vendor") for note in prepared.notes)
+    # a submodule added and not committed yet keeps its note
+    inner = make_repo(tmp_path / "inner", remote=False)
+    git(repo.work, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(inner.work), "sub")
+    added = capture(repo)
+    assert "submodule sub differs from the commit; only committed submodule pointers travel" in added.notes
+    assert not any(note.startswith("sub/ is a git repository") for note in added.notes)
+
+
 # ---- the user's repository is only read -----------------------------------------------------------
 
 
