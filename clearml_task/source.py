@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from clearml_task import secret_files
 from clearml_task.errors import UserError
 from clearml_task.git import repository, run, urls
-from clearml_task.git.snapshot import GITLINK, NotInIndex, Snapshot, snapshot
+from clearml_task.git.snapshot import GITLINK, Snapshot, snapshot
 from clearml_task.records import field, record
 
 if TYPE_CHECKING:
@@ -155,7 +155,9 @@ def locate(
         top = run.toplevel(folder or here) if cwd and not given.is_absolute() else None
         if top is not None and cwd:
             candidates.append(top / cwd / given)
-        script_path = next((c.resolve() for c in candidates if c.is_file()), None)
+        # the path as given, its directories resolved but not its own name: a symlinked script runs as the
+        # symlink (its __file__), as `python link.py` runs it
+        script_path = next((c.parent.resolve() / c.name for c in candidates if c.is_file()), None)
         if script_path is None:
             where = " or ".join(str(c) for c in candidates)
             raise UserError(
@@ -163,8 +165,12 @@ def locate(
             )
     start = folder or (script_path.parent if script_path else here)
     root = run.toplevel(start)
-    if root is not None and script_path is not None and not script_path.is_relative_to(root):
-        raise UserError(f"--script {script_path} is outside the repository {root}")
+    if root is not None and script_path is not None:
+        if not script_path.is_relative_to(root):
+            raise UserError(f"--script {script_path} is outside the repository {root}")
+        target = script_path.resolve()
+        if not target.is_relative_to(root):
+            raise UserError(f"--script {script_path} is a symlink to {target}, outside the repository {root}")
     return root, EntryPoint(script_path, module, cwd)
 
 
@@ -207,13 +213,15 @@ def capture_local(
     untracked files that look like secrets are left out unless `include_secrets` (`requirements`: the
     requirements files given, relative to `root`, left out too when a URL in them carries credentials)."""
     with snapshot(root) as snap:
+        _sha1_only(snap, str(root), "send the script alone with --skip-repo-detection")
         # `git add` of the work tree into the snapshot and the listing of untracked files run while the
         # commit is chosen (each only reads the repository); their failures are raised in the same order
         snap.begin_from_worktree()
         listing = repository.start_untracked(root)
-        conflicts = repository.start_unmerged(root)
+        indexed = repository.start_index(root)
         try:
-            unmerged = repository.unmerged_of(conflicts)
+            index = repository.index_of(indexed, root)
+            unmerged = index.unmerged
             if unmerged:
                 more = f" and {len(unmerged) - 5} more" if len(unmerged) > 5 else ""
                 shown = ", ".join(unmerged[:5]) + more
@@ -235,30 +243,42 @@ def capture_local(
             untracked = repository.untracked_of(listing)
         finally:
             listing.close()
-            conflicts.close()
+            indexed.close()
         script_rel = entry.script.relative_to(root).as_posix() if entry.script else None
+        # the file it runs: itself, or the file a symlinked script points to (its content, its imports)
+        file_rel = entry.script.resolve().relative_to(root).as_posix() if entry.script else None
         left_out = [] if include_secrets else secret_files.among(untracked, root, requirements)
         snap.wait()
+        snap.retake(index.hidden)
         snap.forget(left_out)
         submodules, moved = snap.keep_gitlinks_of(base.commit)
-        try:
-            entry_text = _apply_injection(snap, script_rel, inject)
-        except NotInIndex:  # the script is on disk (locate found it), so it is left out of what travels
-            if script_rel in left_out:
+        # the script is on disk (locate found it): one the snapshot does not hold is left out of what travels
+        wanted = dict.fromkeys(path for path in (script_rel, file_rel) if path)
+        missing = next((path for path in wanted if snap.entry(path) is None), None)
+        if missing is not None:
+            shown = script_rel if missing == script_rel else f"{script_rel} (a symlink to {file_rel})"
+            if missing in left_out:
                 raise UserError(
-                    f"--script {script_rel} looks like a secret file, which stays behind",
+                    f"--script {shown} looks like a secret file, which stays behind",
                     "rename it, or pass --include-secrets",
-                ) from None
+                )
             raise UserError(
-                f"--script {script_rel} is ignored by git, so it would not travel with the repository",
+                f"--script {shown} is ignored by git, so it would not travel with the repository",
                 "stop ignoring it (.gitignore) or commit it; or send it alone with --skip-repo-detection",
-            ) from None
-        entry_file = script_rel or _module_file(snap, entry.module, working_dir)
-        entry_text = entry_text if script_rel else _text(snap, entry_file)
+            )
+        entry_text = _apply_injection(snap, file_rel, inject)
+        entry_file = file_rel or _module_file(snap, entry.module, working_dir)
+        entry_text = entry_text if file_rel else _text(snap, entry_file)
         source = _finish(snap, base.commit, max_patch)
         source.read, source.left_behind = _work_tree_readers(snap, root)
+    # a git repository in a directory of the work tree that no .gitmodules declares is not a submodule:
+    # `git add` takes it for one, but nothing of it can travel
+    declared = repository.declared_submodules(root) if set(moved) - set(submodules) else set()
     warnings += [
         f"submodule {path} differs from the commit; only committed submodule pointers travel"
+        if path in submodules or path in declared
+        else f"{path}/ is a git repository of its own inside the checkout (not a submodule): its files do "
+        "not travel; add it as a submodule, or commit its files in this repository"
         for path in moved
     ]
     if submodules:
@@ -283,6 +303,20 @@ def capture_local(
     source.entry_text, source.entry_file = entry_text, entry_file
     source.warnings = warnings
     return source
+
+
+_SHA1_HINT = "only a SHA-1 repository, git's default, can be sent"
+
+
+def _sha1_only(snap: Snapshot, shown: str, alternative: str = "") -> None:
+    """A repository whose commits are not SHA-1 (40 hex digits) is refused before anything is read: ClearML
+    tasks record SHA-1 commits, and a launcher or agent refuses any other."""
+    if snap.object_format != "sha1":
+        name = snap.object_format.upper().replace("SHA", "SHA-")
+        raise UserError(
+            f"{shown} is a {name} git repository; ClearML tasks record SHA-1 commits",
+            _SHA1_HINT + (f"; or {alternative}" if alternative else ""),
+        )
 
 
 def _work_tree_readers(snap: Snapshot, root: Path) -> tuple[Reader, Reader]:
@@ -420,6 +454,11 @@ def resolve_remote(url: str, branch: str | None, commit: str | None) -> RemoteRe
     heads = {name: tip for name, tip in listing.heads.items() if repository.recordable_ref(name)}
     tags = {name: tip for name, tip in listing.tags.items() if repository.recordable_ref(name)}
     default = listing.default
+    if any(len(tip) == 64 for tip in (*listing.heads.values(), *listing.tags.values())):
+        raise UserError(
+            f"{urls.public_url(url)} is a SHA-256 git repository; ClearML tasks record SHA-1 commits",
+            _SHA1_HINT,
+        )
     if not heads and not tags:
         raise UserError(
             f"the repository {urls.public_url(url)} has no branches", "push something to it first"

@@ -3,12 +3,15 @@ HEAD is past them, a remote's URL, untracked files."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from clearml_task.git import run, urls
 from clearml_task.records import record
+
+GITLINK = "160000"  # the mode of a submodule's entry
 
 # What git check-ref-format refuses, plus a leading "-" (an option) and whitespace: a branch or tag name
 # with any of these is never recorded in a task (the launcher refuses it, and another agent may pass it on).
@@ -86,20 +89,59 @@ def dirty_submodules(root: Path) -> list[str]:
     return dirty
 
 
+def declared_submodules(root: Path) -> set[str]:
+    """The paths the work tree's .gitmodules names as submodules' (none without one)."""
+    if not (root / ".gitmodules").is_file():
+        return set()
+    listed = run.out(
+        root, "config", "-f", ".gitmodules", "-z", "--get-regexp", r"^submodule\..*\.path$", check=False
+    )
+    return {entry.partition("\n")[2] for entry in listed.split("\0") if entry}
+
+
 def start_untracked(root: Path) -> run.Pending:
     """The untracked files that are not ignored, listed in the background: `untracked_of` the result."""
     return run.start(root, "ls-files", "--others", "--exclude-standard", "-z")
 
 
-def start_unmerged(root: Path) -> run.Pending:
-    """The paths with unresolved merge conflicts in the index, listed in the background: `unmerged_of`."""
-    return run.start(root, "ls-files", "--unmerged", "-z")
+def start_index(root: Path) -> run.Pending:
+    """The index's entries with their tags (`git ls-files -s -v`), listed in the background: `index_of`."""
+    return run.start(root, "ls-files", "--stage", "-v", "-z")
 
 
-def unmerged_of(listing: run.Pending) -> list[str]:
-    """The paths `start_unmerged` listed, each once, in order."""
-    found = listing.result().decode(errors="surrogateescape").split("\0")
-    return list(dict.fromkeys(entry.partition("\t")[2] for entry in found if entry))
+@record(frozen=True)
+class Index:
+    """What of the user's index the capture must know (`index_of`)."""
+
+    unmerged: list[str]  # the paths with unresolved merge conflicts, each once, in order
+    # the paths whose edits `git add` passes over in a copy of this index: marked assume-unchanged, or
+    # skip-worktree with a file in the work tree (one a sparse checkout left out keeps its committed
+    # content); never a submodule
+    hidden: list[str]
+
+
+def index_of(listing: run.Pending, root: Path) -> Index:
+    """What `start_index` listed (`root`: where the work tree's files are looked for)."""
+    output = listing.result()
+    if output.count(b"\0") == output.count(b"\0H ") + output.startswith(b"H "):
+        return Index([], [])  # every entry a plain one ("H", stage 0): the common case, told without a loop
+    unmerged: dict[str, None] = {}
+    hidden = []
+    for entry in output.decode(errors="surrogateescape").split("\0"):
+        info, _, path = entry.partition("\t")
+        if not info or info[0] == "H":
+            continue
+        tag, mode, _blob, stage = info.split()
+        if stage != "0":
+            unmerged[path] = None
+        elif mode == GITLINK:
+            continue
+        elif tag in "Ss":  # skip-worktree ("s": assume-unchanged too)
+            if os.path.lexists(root / path):
+                hidden.append(path)
+        elif tag.islower():  # assume-unchanged
+            hidden.append(path)
+    return Index(list(unmerged), hidden)
 
 
 def untracked_of(listing: run.Pending) -> list[str]:

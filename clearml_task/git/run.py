@@ -7,6 +7,7 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from clearml_task.errors import UserError
 from clearml_task.git.urls import GIT_ALLOW_PROTOCOL, scrub
@@ -30,7 +31,16 @@ class GitError(UserError):
     def __init__(self, args: Sequence[str], stderr: str) -> None:
         self.stderr = scrub(stderr)
         self.reason = reason(self.stderr)
-        super().__init__(f"git {' '.join(args[:2])} failed: {self.reason or 'failed'}")
+        super().__init__(f"git {' '.join(command(args)[:2])} failed: {self.reason or 'failed'}")
+
+
+def command(args: Sequence[str]) -> Sequence[str]:
+    """`args` from the git subcommand on: the `-c name=value` settings before it left out (they say how
+    git ran, not what it was asked)."""
+    at = 0
+    while at + 1 < len(args) and args[at] == "-c":
+        at += 2
+    return args[at:]
 
 
 class GitUnavailable(UserError):
@@ -174,11 +184,20 @@ def commit_of(repo: Path | str, rev: str) -> str:
     return answer(repo, "rev-parse", "-q", "--verify", f"{rev}^{{commit}}")
 
 
-# What `toplevel` learnt of a work tree with the same git call, by its root: the object dir, the index and
-# the object format (sha1, sha256); the capture's snapshot needs them next, and takes them (once: a later
-# snapshot of the same path asks git again).
-_GIT_PATHS: dict[str, tuple[Path, Path, str]] = {}
-_PATH_ARGS = ("--git-path", "objects", "--git-path", "index", "--show-object-format")
+# What `toplevel` learnt of a work tree with the same git call, by its root: its `GitPaths`; the capture's
+# snapshot needs them next, and takes them (once: a later snapshot of the same path asks git again).
+_GIT_PATHS: dict[str, GitPaths] = {}
+_PATH_ARGS = (
+    "--git-path", "objects", "--git-path", "index", "--git-path", "info/sparse-checkout",
+    "--show-object-format",
+)  # fmt: skip
+
+
+class GitPaths(NamedTuple):
+    objects: Path  # the object dir (absolute)
+    index_file: Path  # the index (absolute)
+    sparse_checkout: Path  # the sparse checkout's patterns (absolute), whether or not there are any
+    object_format: str  # sha1, sha256
 
 
 def toplevel(path: Path) -> Path | None:
@@ -186,16 +205,20 @@ def toplevel(path: Path) -> Path | None:
     where = path if path.is_dir() else path.parent
     lines = out(where, "rev-parse", "--path-format=absolute", "--show-toplevel", *_PATH_ARGS, check=False)
     found = lines.splitlines()
-    if len(found) != 4:
+    if len(found) != 5:
         return None
-    _GIT_PATHS[found[0]] = (Path(found[1]), Path(found[2]), found[3])
+    _GIT_PATHS[found[0]] = _git_paths(found[1:])
     return Path(found[0])
 
 
-def git_paths(repo: Path) -> tuple[Path, Path, str]:
-    """The object dir and the index of `repo` (absolute), and its object format."""
+def git_paths(repo: Path) -> GitPaths:
+    """Where `repo`'s git keeps what a snapshot of it needs, and its object format."""
     known = _GIT_PATHS.pop(str(repo), None)
     if known is not None:
         return known
-    objects, index, object_format = out(repo, "rev-parse", "--path-format=absolute", *_PATH_ARGS).splitlines()
-    return Path(objects), Path(index), object_format
+    return _git_paths(out(repo, "rev-parse", "--path-format=absolute", *_PATH_ARGS).splitlines())
+
+
+def _git_paths(lines: list[str]) -> GitPaths:
+    objects, index, sparse_checkout, object_format = lines
+    return GitPaths(Path(objects), Path(index), Path(sparse_checkout), object_format)

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from clearml_task.errors import UserError
 from clearml_task.git import repository, run
-
-GITLINK = "160000"  # the mode of a submodule's entry
+from clearml_task.git.repository import GITLINK
 
 
 class NotInIndex(UserError):
@@ -24,12 +23,15 @@ class Snapshot:
 
     def __init__(self, repo: Path, tmp: Path) -> None:
         self.repo, self.tmp = repo, tmp
-        objects, self.user_index, self.object_format = run.git_paths(repo)
+        paths = run.git_paths(repo)
+        self.user_index, self.object_format = paths.index_file, paths.object_format
+        # a sparse checkout's: `git add` takes the files the user put outside its patterns too (git >= 2.34)
+        self.sparse = ("--sparse",) if paths.sparse_checkout.is_file() else ()
         (tmp / "objects").mkdir()
         self.env = {
             "GIT_INDEX_FILE": str(tmp / "index"),
             "GIT_OBJECT_DIRECTORY": str(tmp / "objects"),
-            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects),
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(paths.objects),
         }
         self._listed: dict[str, tuple[str, str]] | None = None  # path -> (mode, blob), kept up to date
         self._adding: run.Pending | None = None  # `git add -A` under way (start_from_worktree)
@@ -65,7 +67,7 @@ class Snapshot:
         if self.user_index.is_file():
             shutil.copy2(self.user_index, self.env["GIT_INDEX_FILE"])  # its stat cache spares re-hashing;
             # its mtime is kept, or git would trust the stat of a file changed in the second of its last add
-        self._adding = run.start(self.repo, "add", "-A", "--", ".", env=self.env)
+        self._adding = run.start(self.repo, "add", "-A", *self.sparse, "--", ".", env=self.env)
         self._listed = None
         self.worktree = True
 
@@ -91,6 +93,23 @@ class Snapshot:
                 "--stdin",
                 input="".join(f"{path}\0" for path in paths).encode(errors="surrogateescape"),
             )
+
+    def retake(self, paths: list[str]) -> None:
+        """Take these paths afresh from the work tree, as `git add -A` takes a file whose index entry says
+        nothing of it (the user's index, which this one copies, may mark a file assume-unchanged or
+        skip-worktree, and `git add` then passes over its edits): out of the index, then added back where
+        a file (or symlink) is there; a path with none is then a deletion."""
+        if not paths:
+            return
+        self.forget(paths)
+        there = [path for path in paths if _a_file(self.repo / path)]
+        if there:
+            # `-f`: they were tracked, so .gitignore does not apply to them
+            run.run(
+                self.repo, "add", "-f", *self.sparse, "--pathspec-from-file=-", "--pathspec-file-nul",
+                env={**self.env, "GIT_LITERAL_PATHSPECS": "1"},
+                input="".join(f"{path}\0" for path in there).encode(errors="surrogateescape"),
+            )  # fmt: skip
 
     def start_from_commit(self, commit: str) -> None:
         self._git("read-tree", commit)
@@ -273,6 +292,11 @@ def _raw_changes(output: bytes) -> tuple[list[tuple[list[bytes], list[str]]], in
 # How patches are made: binary files in full (base85), whole ids, renames found, nothing of the user's diff
 # config (run.NEUTRAL_CONFIG and run.DIFF_OPTIONS).
 DIFF = ("diff", "--binary", "--full-index", "-M", *run.DIFF_OPTIONS)
+
+
+def _a_file(path: Path) -> bool:
+    """Whether `path` is there as a file or a symlink (not a directory, not missing)."""
+    return path.is_symlink() or path.is_file()
 
 
 def _is_utf8(data: bytes) -> bool:

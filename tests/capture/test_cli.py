@@ -16,7 +16,7 @@ import pytest
 
 from clearml_task.api import Client
 from testing.commands import assert_one_line_error, run
-from testing.repos import make_repo
+from testing.repos import git, make_repo
 from testing.servers import ROOT, start_server, stop_server
 
 FIXTURE = ROOT / "fixtures" / "repos" / "quickstart" / "train.py"
@@ -736,6 +736,26 @@ def test_follow_streams_the_log_until_the_task_ends(quickstart: Path) -> None:
         "clearml-task", "--project", "demo", "--name", "followed", "--script", str(quickstart), "--follow"
     )
     assert_one_line_error(refused, 2, "--follow needs --queue")
+
+
+def test_a_sha256_repository_is_refused_before_anything_is_created(tmp_path: Path) -> None:
+    """ClearML tasks record SHA-1 commits (a launcher refuses a 64-hex one): a SHA-256 repository is one
+    line, before any git work (a file that is not UTF-8 made it a git failure naming no command)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    git(tmp_path, "init", "-q", "--object-format=sha256", "-b", "main", str(work))
+    (work / "train.py").write_text("print('hi')\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "initial")
+    (work / "data.bin").write_bytes(b"\xff\xfe not UTF-8\n")
+    said = f"{work} is a SHA-256 git repository; ClearML tasks record SHA-1 commits"
+    local = run("clearml-task", "--project", "sha256", "--name", "local", "--script", str(work / "train.py"))
+    assert_one_line_error(local, 1, said)
+    assert "--skip-repo-detection" in local.stderr
+    remote = run("clearml-task", "--project", "sha256", "--name", "remote", "--repo", str(work), "--script",
+                 "train.py")  # fmt: skip
+    assert_one_line_error(remote, 1, said)
+    assert Client().call("projects.get_all", {"name": "^sha256$"})["projects"] == []
 
 
 def test_short_names_are_refused_before_anything_is_created(quickstart: Path) -> None:

@@ -14,7 +14,7 @@ from clearml_task.git import checkout, urls
 from clearml_task.inject import inject_task_init
 from clearml_task.request import Request
 from clearml_task.submit import Prepared, prepare
-from testing.repos import Repo, files, git, make_repo, reproduce, tree_of
+from testing.repos import FIXTURES, Repo, files, git, make_repo, reproduce, tree_of
 
 INJECTED = "from clearml import Task\n"
 
@@ -418,6 +418,75 @@ def test_a_module_entry_point_must_be_importable_where_the_task_runs(tmp_path: P
     assert "--packages" in caught.value.hint
 
 
+def test_edits_to_files_marked_assume_unchanged_or_skip_worktree_travel(tmp_path: Path) -> None:
+    # the snapshot's index copies the user's, marks included: `git add -A` passed over these edits, and the
+    # task ran the committed files; the marks are cleared in the copy only
+    repo = make_repo(tmp_path)
+    repo.git("update-index", "--assume-unchanged", "README.md", "run.sh")
+    repo.git("update-index", "--skip-worktree", "src/pkg/model.py")
+    repo.write("README.md", "edited, marked assume-unchanged\n")
+    repo.write("src/pkg/model.py", "def fit(epochs, lr):\n    return 7.0  # skip-worktree\n")
+    (repo.work / "run.sh").unlink()  # a deletion travels too
+    before = _state(repo), repo.git("ls-files", "-v")
+    prepared = capture(repo)
+    assert prepared.source is not None
+    assert {"README.md", "src/pkg/model.py", "run.sh"} <= _patched(prepared.source.patch)
+    assert_reproduces(tmp_path, repo, prepared)
+    assert (_state(repo), repo.git("ls-files", "-v")) == before  # the user's marks stay
+
+
+def test_files_a_sparse_checkout_leaves_out_keep_travelling_as_committed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    repo.git("sparse-checkout", "set", "--no-cone", "/*", "!/data/", "!/src/pkg/")
+    assert not (repo.work / "data").exists() and not (repo.work / "src" / "pkg").exists()
+    repo.write("data/table.csv", "edited,outside the patterns\n")  # put there by the user
+    prepared = capture(repo)
+    assert prepared.source is not None
+    assert _patched(prepared.source.patch) == {"train.py", "data/table.csv"}  # no deletion
+    checkout = reproduce(tmp_path, prepared.source.repository, prepared.source.commit, prepared.source.patch)
+    assert (checkout / "data" / "table.csv").read_text() == "edited,outside the patterns\n"
+    committed = (FIXTURES / "basic" / "src" / "pkg" / "model.py").read_bytes()
+    assert (checkout / "src" / "pkg" / "model.py").read_bytes() == committed
+
+
+def _patched(patch: str) -> set[str]:
+    return {line.split(" b/", 1)[1] for line in patch.splitlines() if line.startswith("diff --git ")}
+
+
+def test_a_symlinked_script_runs_as_the_symlink(tmp_path: Path) -> None:
+    # `python link.py` runs the symlink (its __file__ is link.py); the task ran sub/real.py, its target
+    repo = make_repo(tmp_path)
+    repo.write("sub/real.py", "from pathlib import Path\nprint(Path(__file__))\n")
+    (repo.work / "link.py").symlink_to(Path("sub") / "real.py")
+    repo.commit("a symlinked script")
+    repo.git("push", "-q")
+    prepared = capture(repo, script="link.py")
+    found = prepared.source
+    assert found is not None
+    assert (found.entry_point, found.entry_file) == ("link.py", "sub/real.py")
+    assert found.entry_text == (repo.work / "sub" / "real.py").read_text()
+    checkout = reproduce(tmp_path, found.repository, found.commit, found.patch)
+    assert os.readlink(checkout / "link.py") == os.path.join("sub", "real.py")  # still the symlink
+    assert INJECTED in (checkout / "sub" / "real.py").read_text()  # Task.init() in the file it runs
+    assert tree_of(checkout) == found.tree
+    (repo.work / "sub" / "link.py").symlink_to(Path("..") / "train.py")  # through a symlinked dir too
+    (repo.work / "linked").symlink_to("sub")
+    inner = capture(repo, script="linked/link.py").source
+    assert inner is not None and (inner.entry_point, inner.entry_file) == ("sub/link.py", "train.py")
+
+
+def test_a_script_symlinked_out_of_the_repository_is_refused(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    outside = tmp_path / "outside.py"
+    outside.write_text("print('not in the repository')\n")
+    (repo.work / "out.py").symlink_to(outside)
+    with pytest.raises(UserError) as caught:
+        capture(repo, script="out.py")
+    assert caught.value.message == (
+        f"--script {repo.work / 'out.py'} is a symlink to {outside}, outside the repository {repo.work}"
+    )
+
+
 def test_submodule_commits_are_recorded(tmp_path: Path) -> None:
     inner = make_repo(tmp_path / "inner", remote=False)
     inner.write("helper.py", "import attr\n")
@@ -450,6 +519,30 @@ def test_submodule_commits_are_recorded(tmp_path: Path) -> None:
     assert uses.requirements is not None and uses.requirements.source == "detected"
     assert any(line.startswith("attrs") for line in uses.requirements.lines)
     assert not any("git ignores" in note for note in uses.notes)
+
+
+def test_a_git_repository_inside_the_checkout_is_named_as_such(tmp_path: Path) -> None:
+    # not a submodule (no .gitmodules names it): `git add` takes it for one, so it was called "submodule
+    # vendor differs from the commit", and nothing said its files stay behind
+    repo = make_repo(tmp_path / "outer")
+    (repo.work / "vendor").mkdir()
+    git(repo.work / "vendor", "init", "-q")
+    repo.write("vendor/lib.py", "VALUE = 1\n")
+    git(repo.work / "vendor", "add", "-A")
+    git(repo.work / "vendor", "commit", "-q", "-m", "its own")
+    prepared = capture(repo)
+    assert prepared.source is not None and "vendor" not in prepared.source.patch
+    assert (
+        "vendor/ is a git repository of its own inside the checkout (not a submodule): its files do not "
+        "travel; add it as a submodule, or commit its files in this repository"
+    ) in prepared.notes
+    assert not any(note.startswith("submodule vendor") for note in prepared.notes)
+    # a submodule added and not committed yet keeps its note
+    inner = make_repo(tmp_path / "inner", remote=False)
+    git(repo.work, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(inner.work), "sub")
+    added = capture(repo)
+    assert "submodule sub differs from the commit; only committed submodule pointers travel" in added.notes
+    assert not any(note.startswith("sub/ is a git repository") for note in added.notes)
 
 
 # ---- the user's repository is only read -----------------------------------------------------------

@@ -81,6 +81,12 @@ def test_a_git_failure_says_gits_reason(tmp_path: Path) -> None:
     assert str(e.value) == f"git rev-parse --verify failed: {e.value.reason}"
 
 
+def test_a_git_failure_names_the_subcommand_not_its_settings(tmp_path: Path) -> None:
+    with pytest.raises(run.GitError) as e:
+        run.run(tmp_path, "-c", "core.quotepath=true", "-c", "color.ui=0", "rev-parse", "--verify", "HEAD")
+    assert str(e.value) == f"git rev-parse --verify failed: {e.value.reason}"
+
+
 def test_git_that_cannot_start_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(run.GitUnavailable) as e:
         run.run(tmp_path / "missing", "status")

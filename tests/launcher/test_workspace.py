@@ -110,6 +110,24 @@ def test_working_dir_and_a_clean_tree(tmp_path: Path) -> None:
     assert_same_files(repo.work, ws.root, injected_into=None)
 
 
+def test_a_symlinked_entry_point_runs_as_the_symlink(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    repo.write("sub/real.py", "print('real')\n")
+    (repo.work / "link.py").symlink_to(Path("sub") / "real.py")
+    (repo.work / "out.py").symlink_to(tmp_path / "outside.py")
+    (tmp_path / "outside.py").write_text("print('outside')\n")
+    repo.commit("symlinks in and out")
+    repo.git("push", "-q")
+    task = capture(repo.work, script="link.py")
+    assert task["script"]["entry_point"] == "link.py"
+    ws, _ = reproduce(tmp_path, task)
+    assert (ws.workdir, ws.entry_point) == (ws.root, "link.py")
+    assert (ws.root / "link.py").is_symlink() and INJECTED in (ws.root / "link.py").read_text()
+    task["script"]["entry_point"] = "out.py"  # a symlink out of the checkout stays refused
+    error = failure(tmp_path, task, "dest-out")
+    assert "it leaves the checkout (through '..' or a symlink)" in error.reason
+
+
 def test_module_entry_point(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     task = capture(repo.work, script=None, module="src.pkg.model")
