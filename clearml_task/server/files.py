@@ -111,6 +111,16 @@ def task_folder(task_id: str) -> str:
     return f"**/*.{glob.escape(task_id)}"
 
 
+def in_task_folder(path: str, task_id: str) -> bool:
+    """Whether a store path lies in the task's own folder (`<project>/<task name>.<task id>/...`, the first
+    task folder on its way): a file a task may remove with it; another task's file is never one, whatever
+    the task's artifacts name."""
+    for part in path.split("/")[:-1]:
+        if TASK_FOLDER.fullmatch(part):
+            return part.endswith(f".{task_id}")
+    return False
+
+
 def model_files(tx: Any) -> set[str]:
     """The store paths of the weights the models in the store name (files to keep while they exist)."""
     found = (relative(model.get("uri")) for model in tx.find_fields("models", ["uri"]))

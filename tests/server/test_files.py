@@ -379,3 +379,28 @@ def test_a_compressed_file_downloads_as_stored_without_content_encoding(
     assert got == stored
     assert "Content-Encoding" not in answer_headers
     assert answer_headers["Content-Type"].split(";")[0] == content_type
+
+
+@pytest.mark.parametrize("then", ["reset", "delete"])
+def test_a_clone_reset_or_deleted_leaves_its_sources_files(files: Files, then: str) -> None:
+    """As ClearML's clone: the clone takes the source's input artifacts, not its output; and a task's reset
+    or deletion removes files of its own folder only, never the source's, even when an artifact of the
+    clone names them."""
+    source = files.api("tasks.create", {"name": "source", "type": "training"})["id"]
+    base = f"p/source.{source}/artifacts"
+    for name in ("made.bin", "taken.bin"):
+        files.upload("/files", f"{base}/{name}")
+    url = f"http://host:1/files/{base}"
+    artifacts = [{"key": "made", "type": "custom", "mode": "output", "uri": f"{url}/made.bin"},
+                 {"key": "taken", "type": "custom", "mode": "input", "uri": f"{url}/taken.bin"},
+                 {"key": "nomode", "type": "custom", "uri": f"{url}/made.bin"}]  # fmt: skip
+    files.api("tasks.add_or_update_artifacts", {"task": source, "artifacts": artifacts, "force": True})
+    clone = files.api("tasks.clone", {"task": source})["id"]
+    cloned = files.api("tasks.get_by_id", {"task": clone})["task"]
+    assert [a["key"] for a in cloned["execution"]["artifacts"]] == ["taken"]
+    # an output artifact of the clone naming the source's file (as an older clone carried it over)
+    made = [{"key": "made", "type": "custom", "mode": "output", "uri": f"{url}/made.bin"}]
+    files.api("tasks.add_or_update_artifacts", {"task": clone, "artifacts": made, "force": True})
+    files.api(f"tasks.{then}", {"task": clone, "force": True})
+    assert files.send("GET", f"/files/{base}/made.bin") == (200, PAYLOAD)
+    assert files.send("GET", f"/files/{base}/taken.bin") == (200, PAYLOAD)

@@ -257,6 +257,11 @@ def _top_keys(specs: list[Any]) -> list[str]:
     return [str(spec).lstrip("-").split(".")[0] for spec in specs]
 
 
+def _is_input(artifact: Any) -> bool:
+    """An artifact a task takes in, not one it made (mode output, ClearML's default)."""
+    return isinstance(artifact, dict) and (artifact.get("mode") or "output") != "output"
+
+
 @endpoint("tasks.clone", fields=CLONE_FIELDS)
 def clone(call: Call) -> dict[str, Any]:
     source = get(call.tx, call.id("task"))
@@ -285,6 +290,9 @@ def clone(call: Call) -> dict[str, Any]:
     execution_overrides = call.mapping("execution_overrides")
     if execution_overrides:
         fields["execution"] = {**(fields["execution"] or {}), **execution_overrides}
+    execution = fields["execution"] or {}
+    if isinstance(execution.get("artifacts"), list):  # as ClearML: what the source takes in, not what it made
+        fields["execution"] = {**execution, "artifacts": [a for a in execution["artifacts"] if _is_input(a)]}
     result: dict[str, Any] = {}
     project_name = call.text("new_project_name")
     if project_name and not data.get("new_task_project"):
@@ -448,19 +456,21 @@ def dequeue(call: Call) -> dict[str, Any]:
 )
 def reset(call: Call) -> dict[str, Any]:
     """Back to created, as ClearML's server does it: out of its queues, its run's figures, output models,
-    events and output artifacts gone (their files too, unless `delete_external_artifacts` is false, and
-    never a file a model names); its input artifacts, input models and code kept (not with `clear_all`)."""
+    events and output artifacts gone (their files too, unless `delete_external_artifacts` is false: only
+    those in the task's own folder, never a file a model names); its input artifacts, input models and
+    code kept (not with `clear_all`)."""
     task = get(call.tx, call.id("task"))
     was_queued = task["status"] == QUEUED
     dequeued = queue_entries.remove_from_all(call.tx, task["id"])
     execution = {k: v for k, v in (task.get("execution") or {}).items() if k != "queue"}
     artifacts = execution.get("artifacts")
     if isinstance(artifacts, list):
-        inputs = [a for a in artifacts if isinstance(a, dict) and a.get("mode") == "input"]
+        inputs = [a for a in artifacts if _is_input(a)]
         execution["artifacts"] = inputs
         if call.flag("delete_external_artifacts", True):
             outputs = [a.get("uri") for a in artifacts if isinstance(a, dict) and a not in inputs]
-            call.stale.files += files.unnamed_files(call.tx, outputs)
+            stale = files.unnamed_files(call.tx, outputs)
+            call.stale.files += [path for path in stale if files.in_task_folder(path, task["id"])]
     cleared: dict[str, Any] = {
         "started": None,
         "completed": None,
