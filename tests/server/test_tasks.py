@@ -492,3 +492,18 @@ def test_edit_output_dest_sets_the_output_destination(client: Client) -> None:
     task_id = new_task(client)
     client.call("tasks.edit", {"task": task_id, "output_dest": "s3://bucket/models"})
     assert client.get_task(task_id)["output"]["destination"] == "s3://bucket/models"
+
+
+@pytest.mark.parametrize("page_size", [None, 10])
+def test_get_all_only_fields_dotted_under_an_empty_object_gives_the_object(
+    client: Client, page_size: int | None
+) -> None:
+    """As MongoDB's projection: `runtime.version` of a task whose runtime is `{}` gives `runtime: {}` (the
+    SDK's Dataset.create reads `task.runtime.get(...)`); a missing leaf under an object gives the object
+    so far; under a missing or non-object parent, nothing."""
+    task_id = new_task(client, script={"repository": "r", "diff": None})
+    only = ["id", "runtime.version", "script.repository", "script.diff.x", "script.nested.deep",
+            "container.image.tag", "nothing.at_all"]  # fmt: skip
+    body = {"id": [task_id], "only_fields": only, **({"page_size": page_size} if page_size else {})}
+    found = client.call("tasks.get_all", body)["tasks"]
+    assert found == [{"id": task_id, "runtime": {}, "script": {"repository": "r"}, "container": {}}]
