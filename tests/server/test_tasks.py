@@ -507,3 +507,9 @@ def test_get_all_only_fields_dotted_under_an_empty_object_gives_the_object(
     body = {"id": [task_id], "only_fields": only, **({"page_size": page_size} if page_size else {})}
     found = client.call("tasks.get_all", body)["tasks"]
     assert found == [{"id": task_id, "runtime": {}, "script": {"repository": "r"}, "container": {}}]
+
+
+def test_delete_answers_deleted_as_a_boolean(client: Client) -> None:
+    """ClearML's schema has `deleted` a boolean: the SDK logs "Expected deleted of type bool, got int"."""
+    answer = client.call("tasks.delete", {"task": new_task(client)})
+    assert answer["deleted"] is True

@@ -508,7 +508,7 @@ def delete(call: Call) -> dict[str, Any]:
     if call.flag("delete_external_artifacts", True):
         call.stale.folders.append(files.task_folder(task["id"]))
         call.stale.kept |= files.model_files(call.tx)
-    return {"deleted": call.tx.delete("tasks", task["id"])}
+    return {"deleted": call.tx.delete("tasks", task["id"]) > 0}  # a boolean, as ClearML's schema has it
 
 
 @endpoint("tasks.ping", fields={"task": ID})
