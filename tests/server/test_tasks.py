@@ -513,3 +513,41 @@ def test_delete_answers_deleted_as_a_boolean(client: Client) -> None:
     """ClearML's schema has `deleted` a boolean: the SDK logs "Expected deleted of type bool, got int"."""
     answer = client.call("tasks.delete", {"task": new_task(client)})
     assert answer["deleted"] is True
+
+
+def test_delete_hyper_params_a_parameter_a_section_and_user_properties(client: Client) -> None:
+    """Task.delete_parameter and Task.delete_user_properties: {section, name} items; no name is the whole
+    section; a task past created only with force, but for its user properties (section `properties`)."""
+    hyperparams = {
+        "Args": {"lr": {"value": "0.1"}, "epochs": {"value": "3"}},
+        "General": {"x": {"value": "1"}},
+        "properties": {"owner": {"value": "me"}, "team": {"value": "a"}},
+    }
+    task_id = new_task(client, hyperparams=hyperparams)
+    answer = client.call(
+        "tasks.delete_hyper_params", {"task": task_id, "hyperparams": [{"section": "Args", "name": "lr"}]}
+    )
+    assert answer == {"deleted": 1}
+    client.call("tasks.delete_hyper_params", {"task": task_id, "hyperparams": [{"section": "General"}]})
+    params = client.get_task(task_id)["hyperparams"]
+    assert set(params) == {"Args", "properties"} and set(params["Args"]) == {"epochs"}
+    missing = {"task": task_id, "hyperparams": [{"section": "Args", "name": "nope"}]}
+    assert client.call("tasks.delete_hyper_params", missing) == {"deleted": 0}
+    client.call("tasks.started", {"task": task_id})
+    refused = {"task": task_id, "hyperparams": [{"section": "Args", "name": "epochs"}]}
+    with pytest.raises(APICallError) as e:
+        client.call("tasks.delete_hyper_params", refused)
+    assert api_error(e) == (400, 110)
+    both = [{"section": "Args"}, {"section": "Args", "name": "epochs"}]
+    with pytest.raises(APICallError) as e:
+        client.call("tasks.delete_hyper_params", {"task": task_id, "hyperparams": both, "force": True})
+    assert api_error(e)[0] == 400
+    props = {"task": task_id, "hyperparams": [{"section": "properties", "name": "team"}]}
+    assert client.call("tasks.delete_hyper_params", props) == {"deleted": 1}
+    assert client.call("tasks.delete_hyper_params", {**refused, "force": True}) == {"deleted": 1}
+    params = client.get_task(task_id)["hyperparams"]
+    assert params["Args"] == {} and set(params["properties"]) == {"owner"}
+    for body in ({"task": task_id}, {"task": task_id, "hyperparams": [{"name": "x"}]}):
+        with pytest.raises(APICallError) as e:
+            client.call("tasks.delete_hyper_params", body)
+        assert api_error(e)[0] == 400

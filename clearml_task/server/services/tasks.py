@@ -583,3 +583,48 @@ def edit_hyper_params(call: Call) -> dict[str, Any]:
     task["last_update"] = task["last_change"] = now()
     call.tx.put("tasks", task)
     return {"updated": 1}
+
+
+@endpoint(
+    "tasks.delete_hyper_params",
+    fields={
+        "task": ID,
+        "force": FLAG,
+        "hyperparams": Objects({"section": TEXT, "name": TEXT}, required=("section",)),
+    },
+)
+def delete_hyper_params(call: Call) -> dict[str, Any]:
+    """As ClearML: each {section, name} parameter goes; a {section} without a name takes the whole section
+    (then a parameter of that section is refused). Only a created task's, unless force, but for the
+    `properties` section (user properties), which any task's are (Task.delete_user_properties)."""
+    task = get(call.tx, call.id("task"))
+    given = call.items("hyperparams")
+    if not given:
+        raise errors.missing_field(field="hyperparams")
+    only_properties = all(str(p["section"]).lower() == "properties" for p in given)
+    if task["status"] != CREATED and not call.flag("force") and not only_properties:
+        raise errors.invalid_task_status(
+            "only tasks in status created can be edited (pass force to override)",
+            current_status=task["status"],
+        )
+    whole = {p["section"] for p in given if not p.get("name")}
+    if any(p.get("name") and p["section"] in whole for p in given):
+        raise errors.bad_request("cannot delete a parameter of a section deleted whole")
+    current = copy.deepcopy(task.get("hyperparams") or {})
+    deleted = 0
+    for param in given:
+        section = current.get(param["section"])
+        if not isinstance(section, dict):
+            continue
+        if not param.get("name"):
+            current.pop(param["section"])
+            deleted = 1
+        elif section.pop(param["name"], None) is not None:
+            deleted = 1
+    if deleted:
+        task["hyperparams"] = current
+        task["last_update"] = now()
+        if not only_properties:
+            task["last_change"] = task["last_update"]
+        call.tx.put("tasks", task)
+    return {"deleted": deleted}
