@@ -98,7 +98,7 @@ def test_edit_merges_script_execution_output_models_and_replaces_the_rest(client
     assert result["updated"] == 1
     task = client.get_task(task_id)
     assert task["script"] == {"repository": "r", "entry_point": "b.py", "branch": "main"}
-    assert task["execution"] == {"queue": None, "framework": "torch", "docker_cmd": "img"}
+    assert task["execution"] == {"queue": None, "framework": "torch", "docker_cmd": "img", "artifacts": []}
     assert set(task["hyperparams"]) == {"Args"} and set(task["hyperparams"]["Args"]) == {"b"}
     assert set(task["configuration"]) == {"two"}
     assert task["runtime"] == {"z": 3}
@@ -178,7 +178,7 @@ def test_clone_copies_the_recipe_not_the_run(client: Client) -> None:
     assert task["script"] == {"entry_point": "t.py", "diff": "d"}
     assert task["container"] == {"image": "img"}
     assert task["hyperparams"]["Args"]["a"]["value"] == "2"
-    assert task["execution"] == {"framework": "y"}  # the queue is not copied
+    assert task["execution"] == {"framework": "y", "artifacts": []}  # the queue is not copied
     assert task["system_tags"] == ["keep"]
     assert client.task_log(clone) == []
 
@@ -551,3 +551,16 @@ def test_delete_hyper_params_a_parameter_a_section_and_user_properties(client: C
         with pytest.raises(APICallError) as e:
             client.call("tasks.delete_hyper_params", body)
         assert api_error(e)[0] == 400
+
+
+def test_a_task_always_has_an_artifacts_list(client: Client) -> None:
+    """As ClearML's task: `execution.artifacts` is there, empty at first (the SDK's Task.delete reads it
+    unguarded), after a clone of a task without one and after a reset, clear_all too."""
+    task_id = new_task(client)
+    assert client.get_task(task_id)["execution"] == {"artifacts": []}
+    given = new_task(client, execution={"framework": "x"})
+    assert client.get_task(given)["execution"] == {"framework": "x", "artifacts": []}
+    clone = client.call("tasks.clone", {"task": given})["id"]
+    assert client.get_task(clone)["execution"]["artifacts"] == []
+    client.call("tasks.reset", {"task": given, "force": True, "clear_all": True})
+    assert client.get_task(given)["execution"] == {"artifacts": []}

@@ -123,6 +123,12 @@ def _normalised_hyperparams(hyperparams: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _with_artifacts(execution: dict[str, Any]) -> dict[str, Any]:
+    """The execution with its artifacts list, empty when it has none: ClearML's task always has one, and
+    the SDK's Task.delete reads `execution["artifacts"]` unguarded ("Task deletion failed: 'artifacts'")."""
+    return execution if "artifacts" in execution else {**execution, "artifacts": []}
+
+
 def _new_task(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
     stamp = now()
     output = dict(fields.get("output") or {})
@@ -150,7 +156,7 @@ def _new_task(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
         "output": output,
         "models": fields.get("models") or {"input": [], "output": []},
         "script": fields.get("script") or {},
-        "execution": fields.get("execution") or {},
+        "execution": _with_artifacts(fields.get("execution") or {}),
         "hyperparams": fields.get("hyperparams") or {},
         "configuration": fields.get("configuration") or {},
         "container": fields.get("container") or {},
@@ -480,11 +486,11 @@ def reset(call: Call) -> dict[str, Any]:
         "enqueue_status": None,
         "runtime": {},
         "output": {"destination": (task.get("output") or {}).get("destination")},
-        "execution": execution,
+        "execution": _with_artifacts(execution),
     }
     cleared["models"] = {"input": (task.get("models") or {}).get("input", []), "output": []}
     if call.flag("clear_all"):
-        cleared["execution"] = {}
+        cleared["execution"] = {"artifacts": []}
         cleared["script"] = {}
     fields = set_status(
         call.tx, task, CREATED, force=call.flag("force"), reason="reset", message="reset", extra=cleared
