@@ -2,7 +2,8 @@
 
 - Upload: a multipart POST to `/files/<folder>/`; each file part is stored at `<folder>/<part name>`
   (the SDK names the part after the rest of the object's path).
-- Download: GET (or HEAD) `/files/<path>`. Delete: DELETE `/files/<path>`.
+- Download: GET (or HEAD) `/files/<path>`: the bytes as stored, never with a Content-Encoding (a `.gz` is
+  `application/octet-stream`, as ClearML's file server sends it). Delete: DELETE `/files/<path>`.
 - Every request needs a valid Bearer token, downloads too (the SDK sends it to its files_server; ClearML's
   own fileserver does the same when its auth is on). A logged-in browser's session cookie stands for it on
   GET and HEAD only (web/session.py: the web UI's images and download links); an upload or a deletion with
@@ -108,6 +109,16 @@ def task_folder(task_id: str) -> str:
     import glob
 
     return f"**/*.{glob.escape(task_id)}"
+
+
+def in_task_folder(path: str, task_id: str) -> bool:
+    """Whether a store path lies in the task's own folder (`<project>/<task name>.<task id>/...`, the first
+    task folder on its way): a file a task may remove with it; another task's file is never one, whatever
+    the task's artifacts name."""
+    for part in path.split("/")[:-1]:
+        if TASK_FOLDER.fullmatch(part):
+            return part.endswith(f".{task_id}")
+    return False
 
 
 def model_files(tx: Any) -> set[str]:
@@ -319,9 +330,21 @@ def _download(request: Request, path: Path) -> Response:
         parsed = parse_range_header(asked)
         if parsed is None or len(parsed.ranges) != 1:
             environ = {key: value for key, value in environ.items() if key != "HTTP_RANGE"}
-    response = send_file(path, environ, as_attachment=False, conditional=True)
+    response = send_file(path, environ, mimetype=mimetype(path.name), as_attachment=False, conditional=True)
     response.headers.update(DOWNLOAD_HEADERS)
     return response
+
+
+def mimetype(name: str) -> str:
+    """A stored file's Content-Type, as ClearML's file server gives it: what its name's extension says, but
+    `application/octet-stream` for a compressed name (`df.csv.gz`, `model.tar.gz`). The bytes go as stored,
+    never with a Content-Encoding (which HTTP clients undo on the way: a `.gz` would arrive decompressed)."""
+    import mimetypes
+
+    guessed, encoding = mimetypes.guess_type(name, strict=False)
+    if guessed is None or encoding is not None:
+        return "application/octet-stream"
+    return guessed
 
 
 def _json(code: int, body: dict[str, Any]) -> Response:

@@ -207,7 +207,9 @@ def page(docs: list[dict[str, Any]], page_no: int | None, page_size: int | None)
 
 def project(doc: dict[str, Any], only_fields: list[str] | None) -> dict[str, Any]:
     """Keep only the (dotted) fields asked for, nested as in the document (as ClearML does, `id` too
-    is left out unless asked for)."""
+    is left out unless asked for). As MongoDB's projection: a dotted field that is missing under an
+    object the document has still gives that object (`runtime.version` of `runtime: {}` is
+    `runtime: {}`, which the SDK reads); under a missing or non-object parent, nothing."""
     if not only_fields:
         return doc
     out: dict[str, Any] = {}
@@ -215,23 +217,25 @@ def project(doc: dict[str, Any], only_fields: list[str] | None) -> dict[str, Any
         if not isinstance(spec, str):
             raise errors.validation_error("only_fields entries must be strings")
         path = spec.split(".")
-        value = _get(doc, path, missing=_MISSING)
-        if value is _MISSING:
-            continue
+        source: Any = doc
         target = out
-        for key in path[:-1]:
-            target = target.setdefault(key, {})
-        target[path[-1]] = value
+        for depth, key in enumerate(path):
+            if not isinstance(source, dict) or key not in source:
+                break
+            if depth == len(path) - 1:
+                target[key] = source[key]
+            elif isinstance(source[key], dict):
+                target = target.setdefault(key, {})
+            else:
+                break
+            source = source[key]
     return out
 
 
-_MISSING = object()
-
-
-def _get(doc: Any, path: list[str], missing: Any = None) -> Any:
+def _get(doc: Any, path: list[str]) -> Any:
     for key in path:
         if not isinstance(doc, dict) or key not in doc:
-            return missing
+            return None
         doc = doc[key]
     return doc
 

@@ -92,3 +92,64 @@ def test_everyday_sdk_calls_as_a_task_under_our_launcher(
     assert found["task_id"] == task_id  # the script's Task.init attached to the launched task
     assert_everything_read_back(found, log)
     assert Client().get_task(task_id)["models"]["output"]
+
+
+FIXES_SCRIPT = r"""
+import json, os, tempfile
+from clearml import Dataset, Model, OutputModel, Task
+
+task = Task.create(project_name="sdk-fixes", task_name="fixes")
+task.set_parameters({"Args/lr": 0.1, "Args/epochs": 3})
+task.set_user_properties(owner="me", team="a")
+deleted = task.delete_parameter("Args/lr")
+task.delete_user_properties([("properties", "team")])
+task.reload()
+weights = os.path.join(tempfile.mkdtemp(), "w.bin")
+open(weights, "wb").write(b"weights")
+output = OutputModel(task=task, name="fixes model")
+output.update_weights(weights_filename=weights)
+Model(output.id).archive()
+queued = Task.create(project_name="sdk-fixes", task_name="queued")
+Task.enqueue(queued, queue_name="sdk-fixes-queue")
+dataset = Dataset.create(dataset_name="fixes data", dataset_project="sdk-fixes")
+found = {
+    "deleted": deleted,
+    "params": sorted(task.get_parameters()),
+    "properties": sorted(task.get_user_properties()),
+    "model": output.id,
+    "enqueued": Task.get_num_enqueued_tasks(queue_name="sdk-fixes-queue"),
+    "dataset": bool(dataset.id),
+}
+Task.dequeue(queued)
+queued.delete()
+print("FIXES " + json.dumps(found), flush=True)
+"""
+
+
+def test_sdk_deletes_parameters_archives_a_model_counts_a_queue_and_creates_a_dataset(
+    tools: Tools, server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Task.delete_parameter / delete_user_properties (tasks.delete_hyper_params), Model.archive
+    (models.archive_many), Task.get_num_enqueued_tasks (queues.get_num_entries), Dataset.create (dotted
+    only_fields under an empty `runtime`) and Task.delete (`deleted` a boolean), with no error logged."""
+    for key, value in server_env(server).items():
+        monkeypatch.setenv(key, value)
+    Client().call("queues.create", {"name": "sdk-fixes-queue"})
+    config = tmp_path / "sdk.clearml.conf"
+    config.write_text(SDK_CONFIG)
+    script = tmp_path / "fixes.py"
+    script.write_text(FIXES_SCRIPT)
+    env = {**tool_env(tools, server, Path(os.environ["HOME"])), "CLEARML_CONFIG_FILE": str(config)}
+    result = subprocess.run(
+        [tools.bin("python"), str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    line = re.search(r"^FIXES (.*)$", output, re.MULTILINE)
+    assert line, output[-4000:]
+    found = json.loads(line[1])
+    assert found["deleted"] is True and found["params"] == ["Args/epochs", "properties/owner"], found
+    assert found["properties"] == ["owner"] and found["enqueued"] == 1 and found["dataset"] is True, found
+    assert not ERROR_LINE.search(output) and "Failed parsing response" not in output, output[-4000:]
+    model = Client().call("models.get_by_id", {"model": found["model"]})["model"]
+    assert "archived" in model["system_tags"]

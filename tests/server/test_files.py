@@ -358,3 +358,65 @@ def test_an_upload_of_several_files_stores_all_or_none(files: Files, bad: str) -
     assert not [p.name for p in root(files.data_dir).rglob(".upload-*")]
     status, body = files.upload_many(f"/files/{folder}", "ok1.txt", "sub/ok2.txt")
     assert status == 200 and json.loads(body) == {"uploaded": [f"{folder}/ok1.txt", f"{folder}/sub/ok2.txt"]}
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("df.csv.gz", "application/octet-stream"),
+        ("model.tar.gz", "application/octet-stream"),
+        ("a.txt.bz2", "application/octet-stream"),
+        ("table.csv", "text/csv"),
+    ],
+)
+def test_a_compressed_file_downloads_as_stored_without_content_encoding(
+    files: Files, name: str, content_type: str
+) -> None:
+    """HTTP clients undo a Content-Encoding: a `df.csv.gz` artifact would reach pandas decompressed, a
+    `.tar.gz` model with another md5. As ClearML's file server: octet-stream, no encoding, as stored."""
+    import gzip
+    import urllib.request
+
+    stored = gzip.compress(b"a,b\n1,2\n" * 100) if name.endswith(".gz") else b"a,b\n1,2\n"
+    path = f"z{uuid.uuid4().hex}/{name}"
+    assert files.upload("/files", path, stored)[0] == 200
+    headers = {"Authorization": f"Bearer {files.token()}"}
+    if files.app is not None:
+        from werkzeug.test import Client
+
+        response = Client(files.app).get(f"/files/{path}", headers=headers)
+        got, answer_headers = response.get_data(), response.headers
+    else:
+        answer = requests.get(f"{files.url}/files/{path}", headers=headers, timeout=30)
+        got, answer_headers = answer.content, answer.headers  # requests decodes a Content-Encoding
+        request = urllib.request.Request(f"{files.url}/files/{path}", headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as opened:
+            assert opened.read() == stored
+    assert got == stored
+    assert "Content-Encoding" not in answer_headers
+    assert answer_headers["Content-Type"].split(";")[0] == content_type
+
+
+@pytest.mark.parametrize("then", ["reset", "delete"])
+def test_a_clone_reset_or_deleted_leaves_its_sources_files(files: Files, then: str) -> None:
+    """As ClearML's clone: the clone takes the source's input artifacts, not its output; and a task's reset
+    or deletion removes files of its own folder only, never the source's, even when an artifact of the
+    clone names them."""
+    source = files.api("tasks.create", {"name": "source", "type": "training"})["id"]
+    base = f"p/source.{source}/artifacts"
+    for name in ("made.bin", "taken.bin"):
+        files.upload("/files", f"{base}/{name}")
+    url = f"http://host:1/files/{base}"
+    artifacts = [{"key": "made", "type": "custom", "mode": "output", "uri": f"{url}/made.bin"},
+                 {"key": "taken", "type": "custom", "mode": "input", "uri": f"{url}/taken.bin"},
+                 {"key": "nomode", "type": "custom", "uri": f"{url}/made.bin"}]  # fmt: skip
+    files.api("tasks.add_or_update_artifacts", {"task": source, "artifacts": artifacts, "force": True})
+    clone = files.api("tasks.clone", {"task": source})["id"]
+    cloned = files.api("tasks.get_by_id", {"task": clone})["task"]
+    assert [a["key"] for a in cloned["execution"]["artifacts"]] == ["taken"]
+    # an output artifact of the clone naming the source's file (as an older clone carried it over)
+    made = [{"key": "made", "type": "custom", "mode": "output", "uri": f"{url}/made.bin"}]
+    files.api("tasks.add_or_update_artifacts", {"task": clone, "artifacts": made, "force": True})
+    files.api(f"tasks.{then}", {"task": clone, "force": True})
+    assert files.send("GET", f"/files/{base}/made.bin") == (200, PAYLOAD)
+    assert files.send("GET", f"/files/{base}/taken.bin") == (200, PAYLOAD)

@@ -108,3 +108,29 @@ def test_add_or_update_model_links_input_and_output(client: Client) -> None:
             "tasks.add_or_update_model", {"task": task_id, "name": "x", "model": model_id, "type": "side"}
         )
     assert api_error(e) == (400, 12)
+
+
+def test_archive_many_and_unarchive_many(client: Client) -> None:
+    """Model.archive() / unarchive(): the `archived` system tag, ClearML's batch answer; an unknown id is
+    one of `failed`, not the call's error."""
+    model_id = client.call("models.create", {"name": "arch", "uri": "s3://b/w.bin", "system_tags": ["keep"]})[
+        "id"
+    ]
+    answer = client.call("models.archive_many", {"ids": [model_id, "nope"]})
+    assert answer["succeeded"] == [{"id": model_id, "archived": True}]
+    assert [(f["id"], f["error"]["codes"]) for f in answer["failed"]] == [("nope", [400, 201])]
+    assert client.call("models.get_by_id", {"model": model_id})["model"]["system_tags"] == [
+        "keep",
+        "archived",
+    ]
+    client.call("models.archive_many", {"ids": [model_id]})  # archived once
+    assert client.call("models.get_by_id", {"model": model_id})["model"]["system_tags"] == [
+        "keep",
+        "archived",
+    ]
+    answer = client.call("models.unarchive_many", {"ids": [model_id]})
+    assert answer == {"succeeded": [{"id": model_id, "unarchived": True}], "failed": []}
+    assert client.call("models.get_by_id", {"model": model_id})["model"]["system_tags"] == ["keep"]
+    with pytest.raises(APICallError) as e:
+        client.call("models.archive_many", {"ids": []})
+    assert api_error(e)[0] == 400

@@ -129,3 +129,14 @@ def test_update_refuses_a_taken_name(client: Client) -> None:
     with pytest.raises(APICallError) as e:
         client.call("queues.update", {"queue": second, "name": taken})
     assert api_error(e) == (400, 801)
+
+
+def test_get_num_entries_counts_a_queues_entries(client: Client) -> None:
+    """Task.get_num_enqueued_tasks: queues.get_num_entries answers {num}; an unknown queue is 400/701."""
+    queue, _ = filled(client, 3)
+    assert client.call("queues.get_num_entries", {"queue": queue}) == {"num": 3}
+    client.call("queues.get_next_task", {"queue": queue})
+    assert client.call("queues.get_num_entries", {"queue": queue}) == {"num": 2}
+    with pytest.raises(APICallError) as e:
+        client.call("queues.get_num_entries", {"queue": uuid.uuid4().hex})
+    assert api_error(e) == (400, 701)

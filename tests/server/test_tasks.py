@@ -98,7 +98,7 @@ def test_edit_merges_script_execution_output_models_and_replaces_the_rest(client
     assert result["updated"] == 1
     task = client.get_task(task_id)
     assert task["script"] == {"repository": "r", "entry_point": "b.py", "branch": "main"}
-    assert task["execution"] == {"queue": None, "framework": "torch", "docker_cmd": "img"}
+    assert task["execution"] == {"queue": None, "framework": "torch", "docker_cmd": "img", "artifacts": []}
     assert set(task["hyperparams"]) == {"Args"} and set(task["hyperparams"]["Args"]) == {"b"}
     assert set(task["configuration"]) == {"two"}
     assert task["runtime"] == {"z": 3}
@@ -178,7 +178,7 @@ def test_clone_copies_the_recipe_not_the_run(client: Client) -> None:
     assert task["script"] == {"entry_point": "t.py", "diff": "d"}
     assert task["container"] == {"image": "img"}
     assert task["hyperparams"]["Args"]["a"]["value"] == "2"
-    assert task["execution"] == {"framework": "y"}  # the queue is not copied
+    assert task["execution"] == {"framework": "y", "artifacts": []}  # the queue is not copied
     assert task["system_tags"] == ["keep"]
     assert client.task_log(clone) == []
 
@@ -492,3 +492,75 @@ def test_edit_output_dest_sets_the_output_destination(client: Client) -> None:
     task_id = new_task(client)
     client.call("tasks.edit", {"task": task_id, "output_dest": "s3://bucket/models"})
     assert client.get_task(task_id)["output"]["destination"] == "s3://bucket/models"
+
+
+@pytest.mark.parametrize("page_size", [None, 10])
+def test_get_all_only_fields_dotted_under_an_empty_object_gives_the_object(
+    client: Client, page_size: int | None
+) -> None:
+    """As MongoDB's projection: `runtime.version` of a task whose runtime is `{}` gives `runtime: {}` (the
+    SDK's Dataset.create reads `task.runtime.get(...)`); a missing leaf under an object gives the object
+    so far; under a missing or non-object parent, nothing."""
+    task_id = new_task(client, script={"repository": "r", "diff": None})
+    only = ["id", "runtime.version", "script.repository", "script.diff.x", "script.nested.deep",
+            "container.image.tag", "nothing.at_all"]  # fmt: skip
+    body = {"id": [task_id], "only_fields": only, **({"page_size": page_size} if page_size else {})}
+    found = client.call("tasks.get_all", body)["tasks"]
+    assert found == [{"id": task_id, "runtime": {}, "script": {"repository": "r"}, "container": {}}]
+
+
+def test_delete_answers_deleted_as_a_boolean(client: Client) -> None:
+    """ClearML's schema has `deleted` a boolean: the SDK logs "Expected deleted of type bool, got int"."""
+    answer = client.call("tasks.delete", {"task": new_task(client)})
+    assert answer["deleted"] is True
+
+
+def test_delete_hyper_params_a_parameter_a_section_and_user_properties(client: Client) -> None:
+    """Task.delete_parameter and Task.delete_user_properties: {section, name} items; no name is the whole
+    section; a task past created only with force, but for its user properties (section `properties`)."""
+    hyperparams = {
+        "Args": {"lr": {"value": "0.1"}, "epochs": {"value": "3"}},
+        "General": {"x": {"value": "1"}},
+        "properties": {"owner": {"value": "me"}, "team": {"value": "a"}},
+    }
+    task_id = new_task(client, hyperparams=hyperparams)
+    answer = client.call(
+        "tasks.delete_hyper_params", {"task": task_id, "hyperparams": [{"section": "Args", "name": "lr"}]}
+    )
+    assert answer == {"deleted": 1}
+    client.call("tasks.delete_hyper_params", {"task": task_id, "hyperparams": [{"section": "General"}]})
+    params = client.get_task(task_id)["hyperparams"]
+    assert set(params) == {"Args", "properties"} and set(params["Args"]) == {"epochs"}
+    missing = {"task": task_id, "hyperparams": [{"section": "Args", "name": "nope"}]}
+    assert client.call("tasks.delete_hyper_params", missing) == {"deleted": 0}
+    client.call("tasks.started", {"task": task_id})
+    refused = {"task": task_id, "hyperparams": [{"section": "Args", "name": "epochs"}]}
+    with pytest.raises(APICallError) as e:
+        client.call("tasks.delete_hyper_params", refused)
+    assert api_error(e) == (400, 110)
+    both = [{"section": "Args"}, {"section": "Args", "name": "epochs"}]
+    with pytest.raises(APICallError) as e:
+        client.call("tasks.delete_hyper_params", {"task": task_id, "hyperparams": both, "force": True})
+    assert api_error(e)[0] == 400
+    props = {"task": task_id, "hyperparams": [{"section": "properties", "name": "team"}]}
+    assert client.call("tasks.delete_hyper_params", props) == {"deleted": 1}
+    assert client.call("tasks.delete_hyper_params", {**refused, "force": True}) == {"deleted": 1}
+    params = client.get_task(task_id)["hyperparams"]
+    assert params["Args"] == {} and set(params["properties"]) == {"owner"}
+    for body in ({"task": task_id}, {"task": task_id, "hyperparams": [{"name": "x"}]}):
+        with pytest.raises(APICallError) as e:
+            client.call("tasks.delete_hyper_params", body)
+        assert api_error(e)[0] == 400
+
+
+def test_a_task_always_has_an_artifacts_list(client: Client) -> None:
+    """As ClearML's task: `execution.artifacts` is there, empty at first (the SDK's Task.delete reads it
+    unguarded), after a clone of a task without one and after a reset, clear_all too."""
+    task_id = new_task(client)
+    assert client.get_task(task_id)["execution"] == {"artifacts": []}
+    given = new_task(client, execution={"framework": "x"})
+    assert client.get_task(given)["execution"] == {"framework": "x", "artifacts": []}
+    clone = client.call("tasks.clone", {"task": given})["id"]
+    assert client.get_task(clone)["execution"]["artifacts"] == []
+    client.call("tasks.reset", {"task": given, "force": True, "clear_all": True})
+    assert client.get_task(given)["execution"] == {"artifacts": []}

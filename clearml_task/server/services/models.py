@@ -230,6 +230,43 @@ def publish_many(call: Call) -> dict[str, Any]:
     return {"succeeded": succeeded, "failed": []}
 
 
+def _set_archived(call: Call, archived: bool) -> dict[str, Any]:
+    """models.archive_many / unarchive_many: the "archived" system tag added or taken away, per model; an
+    unknown id is one of the `failed` (as ClearML's batch calls answer), not the call's error."""
+    ids = list(dict.fromkeys(call.items("ids") or []))
+    if not ids:
+        raise errors.empty_batch(field="ids")
+    key = "archived" if archived else "unarchived"
+    succeeded, failed = [], []
+    for model_id in ids:
+        model = call.tx.get("models", model_id)
+        if model is None:
+            error = errors.invalid_model_id(id=model_id)
+            failed.append(
+                {
+                    "id": model_id,
+                    "error": {"codes": [error.code, error.subcode], "msg": error.msg, "data": {}},
+                }
+            )
+            continue
+        tags = [t for t in model.get("system_tags") or [] if t != "archived"]
+        model["system_tags"] = [*tags, "archived"] if archived else tags
+        model["last_update"] = now()
+        call.tx.put("models", model)
+        succeeded.append({"id": model_id, key: True})
+    return {"succeeded": succeeded, "failed": failed}
+
+
+@endpoint("models.archive_many", fields={"ids": MATCHING})
+def archive_many(call: Call) -> dict[str, Any]:
+    return _set_archived(call, True)
+
+
+@endpoint("models.unarchive_many", fields={"ids": MATCHING})
+def unarchive_many(call: Call) -> dict[str, Any]:
+    return _set_archived(call, False)
+
+
 @endpoint("models.delete", fields={"model": ID, "force": FLAG, "delete_external_artifacts": FLAG})
 def delete(call: Call) -> dict[str, Any]:
     """The model document, and its weights when they are a file of this server's store that no other model

@@ -62,6 +62,11 @@ def get_all(call: Call) -> dict[str, Any]:
     return {"queues": query.select(call, (_limited(doc, limit) for doc in call.tx.find("queues")), keep)}
 
 
+@endpoint("queues.get_num_entries", write=False, fields={"queue": ID})
+def get_num_entries(call: Call) -> dict[str, Any]:
+    return {"num": len(get(call.tx, call.id("queue"))["entries"])}
+
+
 @endpoint("queues.get_default", write=False, fields={})
 def get_default(call: Call) -> dict[str, Any]:
     queue = default(call.tx)

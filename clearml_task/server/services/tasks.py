@@ -123,6 +123,12 @@ def _normalised_hyperparams(hyperparams: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _with_artifacts(execution: dict[str, Any]) -> dict[str, Any]:
+    """The execution with its artifacts list, empty when it has none: ClearML's task always has one, and
+    the SDK's Task.delete reads `execution["artifacts"]` unguarded ("Task deletion failed: 'artifacts'")."""
+    return execution if "artifacts" in execution else {**execution, "artifacts": []}
+
+
 def _new_task(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
     stamp = now()
     output = dict(fields.get("output") or {})
@@ -151,7 +157,7 @@ def _new_task(call: Call, fields: dict[str, Any]) -> dict[str, Any]:
         "output": output,
         "models": fields.get("models") or {"input": [], "output": []},
         "script": fields.get("script") or {},
-        "execution": fields.get("execution") or {},
+        "execution": _with_artifacts(fields.get("execution") or {}),
         "hyperparams": fields.get("hyperparams") or {},
         "configuration": fields.get("configuration") or {},
         "container": fields.get("container") or {},
@@ -278,6 +284,11 @@ def _top_keys(specs: list[Any]) -> list[str]:
     return [str(spec).lstrip("-").split(".")[0] for spec in specs]
 
 
+def _is_input(artifact: Any) -> bool:
+    """An artifact a task takes in, not one it made (mode output, ClearML's default)."""
+    return isinstance(artifact, dict) and (artifact.get("mode") or "output") != "output"
+
+
 @endpoint("tasks.clone", fields=CLONE_FIELDS)
 def clone(call: Call) -> dict[str, Any]:
     source = get(call.tx, call.id("task"))
@@ -306,6 +317,9 @@ def clone(call: Call) -> dict[str, Any]:
     execution_overrides = call.mapping("execution_overrides")
     if execution_overrides:
         fields["execution"] = {**(fields["execution"] or {}), **execution_overrides}
+    execution = fields["execution"] or {}
+    if isinstance(execution.get("artifacts"), list):  # as ClearML: what the source takes in, not what it made
+        fields["execution"] = {**execution, "artifacts": [a for a in execution["artifacts"] if _is_input(a)]}
     result: dict[str, Any] = {}
     project_name = call.text("new_project_name")
     if project_name and not data.get("new_task_project"):
@@ -469,19 +483,21 @@ def dequeue(call: Call) -> dict[str, Any]:
 )
 def reset(call: Call) -> dict[str, Any]:
     """Back to created, as ClearML's server does it: out of its queues, its run's figures, output models,
-    events and output artifacts gone (their files too, unless `delete_external_artifacts` is false, and
-    never a file a model names); its input artifacts, input models and code kept (not with `clear_all`)."""
+    events and output artifacts gone (their files too, unless `delete_external_artifacts` is false: only
+    those in the task's own folder, never a file a model names); its input artifacts, input models and
+    code kept (not with `clear_all`)."""
     task = get(call.tx, call.id("task"))
     was_queued = task["status"] == QUEUED
     dequeued = queue_entries.remove_from_all(call.tx, task["id"])
     execution = {k: v for k, v in (task.get("execution") or {}).items() if k != "queue"}
     artifacts = execution.get("artifacts")
     if isinstance(artifacts, list):
-        inputs = [a for a in artifacts if isinstance(a, dict) and a.get("mode") == "input"]
+        inputs = [a for a in artifacts if _is_input(a)]
         execution["artifacts"] = inputs
         if call.flag("delete_external_artifacts", True):
             outputs = [a.get("uri") for a in artifacts if isinstance(a, dict) and a not in inputs]
-            call.stale.files += files.unnamed_files(call.tx, outputs)
+            stale = files.unnamed_files(call.tx, outputs)
+            call.stale.files += [path for path in stale if files.in_task_folder(path, task["id"])]
     cleared: dict[str, Any] = {
         "started": None,
         "completed": None,
@@ -492,11 +508,11 @@ def reset(call: Call) -> dict[str, Any]:
         "enqueue_status": None,
         "runtime": {},
         "output": {"destination": (task.get("output") or {}).get("destination")},
-        "execution": execution,
+        "execution": _with_artifacts(execution),
     }
     cleared["models"] = {"input": (task.get("models") or {}).get("input", []), "output": []}
     if call.flag("clear_all"):
-        cleared["execution"] = {}
+        cleared["execution"] = {"artifacts": []}
         cleared["script"] = {}
     fields = set_status(
         call.tx, task, CREATED, force=call.flag("force"), reason="reset", message="reset", extra=cleared
@@ -520,7 +536,7 @@ def delete(call: Call) -> dict[str, Any]:
     if call.flag("delete_external_artifacts", True):
         call.stale.folders.append(files.task_folder(task["id"]))
         call.stale.kept |= files.model_files(call.tx)
-    return {"deleted": call.tx.delete("tasks", task["id"])}
+    return {"deleted": call.tx.delete("tasks", task["id"]) > 0}  # a boolean, as ClearML's schema has it
 
 
 @endpoint("tasks.ping", fields={"task": ID})
@@ -595,3 +611,48 @@ def edit_hyper_params(call: Call) -> dict[str, Any]:
     task["last_update"] = task["last_change"] = now()
     call.tx.put("tasks", task)
     return {"updated": 1}
+
+
+@endpoint(
+    "tasks.delete_hyper_params",
+    fields={
+        "task": ID,
+        "force": FLAG,
+        "hyperparams": Objects({"section": TEXT, "name": TEXT}, required=("section",)),
+    },
+)
+def delete_hyper_params(call: Call) -> dict[str, Any]:
+    """As ClearML: each {section, name} parameter goes; a {section} without a name takes the whole section
+    (then a parameter of that section is refused). Only a created task's, unless force, but for the
+    `properties` section (user properties), which any task's are (Task.delete_user_properties)."""
+    task = get(call.tx, call.id("task"))
+    given = call.items("hyperparams")
+    if not given:
+        raise errors.missing_field(field="hyperparams")
+    only_properties = all(str(p["section"]).lower() == "properties" for p in given)
+    if task["status"] != CREATED and not call.flag("force") and not only_properties:
+        raise errors.invalid_task_status(
+            "only tasks in status created can be edited (pass force to override)",
+            current_status=task["status"],
+        )
+    whole = {p["section"] for p in given if not p.get("name")}
+    if any(p.get("name") and p["section"] in whole for p in given):
+        raise errors.bad_request("cannot delete a parameter of a section deleted whole")
+    current = copy.deepcopy(task.get("hyperparams") or {})
+    deleted = 0
+    for param in given:
+        section = current.get(param["section"])
+        if not isinstance(section, dict):
+            continue
+        if not param.get("name"):
+            current.pop(param["section"])
+            deleted = 1
+        elif section.pop(param["name"], None) is not None:
+            deleted = 1
+    if deleted:
+        task["hyperparams"] = current
+        task["last_update"] = now()
+        if not only_properties:
+            task["last_change"] = task["last_update"]
+        call.tx.put("tasks", task)
+    return {"deleted": deleted}
