@@ -28,6 +28,10 @@ def run(prog: str, command: Callable[[], int | None], *, debug: bool = False) ->
     except KeyboardInterrupt:
         error(prog, "interrupted")
         return 130
+    except BrokenPipeError:  # `clearml-launcher tasks | head`: the reader has what it wanted
+        if not stdout_closed():
+            raise
+        return 0
     except Exception as e:
         if not debug and _during_ctrl_c(e):
             error(prog, "interrupted")
@@ -40,6 +44,27 @@ def run(prog: str, command: Callable[[], int | None], *, debug: bool = False) ->
             traceback.print_exc()
         error(prog, e.message, e.hint)
         return e.exit_code
+
+
+def stdout_closed() -> bool:
+    """Whether stdout is a pipe its reader closed (poll says so of the pipe: a BrokenPipeError may come
+    from a socket too); if so it is pointed at /dev/null, so that the interpreter's last flush does not
+    fail on it as well."""
+    import os
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        closed = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll here, or no file behind stdout
+        return False
+    if closed:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    return closed
 
 
 def _during_ctrl_c(error: BaseException) -> bool:

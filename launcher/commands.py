@@ -143,18 +143,10 @@ def logs(args: argparse.Namespace) -> int:
             return 0
         status = client.follow_log(args.task_id, lambda line: print(console.visible(line), flush=True))
     except BrokenPipeError:  # `logs ID | head`: the reader has what it wanted
-        _quiet_stdout()
+        if not console.stdout_closed():
+            raise
         return 0
     return 0 if status == vocabulary.COMPLETED else 1
-
-
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null, so that the interpreter's last flush does not fail on a closed pipe."""
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -807,3 +807,23 @@ def test_an_error_raised_as_a_ctrl_c_unwinds_is_still_the_ctrl_c(capsys: pytest.
 
     with pytest.raises(KeyError):
         console.run("clearml-task", broken)
+
+
+@pytest.mark.parametrize("listing", ["tasks", "logs"])
+def test_a_listing_piped_into_head_ends_quietly(listing: str, tmp_path: Path) -> None:
+    """`clearml-launcher tasks | head -1` (and `logs ID | head -1`): the reader closes the pipe early; the
+    command ends with 0 and says nothing (the task table's printer raised a BrokenPipeError traceback)."""
+    client = Client()
+    task_id = ""
+    for number in range(400):
+        task_id = client.create_task({"name": f"piped listing {number:03}", "type": "training"})
+    client.send_log(task_id, [("info", f"line {number} " + "x" * 200) for number in range(2000)])
+    argv = ["tasks"] if listing == "tasks" else ["logs", task_id]
+    errors = tmp_path / "stderr.txt"
+    pipeline = subprocess.run(
+        ["bash", "-c", f'"$0" -m launcher {" ".join(argv)} 2>"$1" | head -1; exit "${{PIPESTATUS[0]}}"',
+         sys.executable, str(errors)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert len(pipeline.stdout.splitlines()) == 1
+    assert errors.read_text() == "" and pipeline.returncode == 0, (pipeline.returncode, errors.read_text())
