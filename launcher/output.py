@@ -47,8 +47,9 @@ class Lines:
         if b"\r" in self.partial:
             self._progress()
         if len(self.partial) >= MAX_PARTIAL:
-            self._line(self.partial)
-            self.partial = b""
+            cut = _char_boundary(self.partial, len(self.partial))
+            self._line(self.partial[:cut])
+            self.partial = self.partial[cut:]
 
     def end(self) -> None:
         if self.partial or self.latest:
@@ -126,3 +127,18 @@ class Output:
         selector.close()
         for lines in self.streams.values():
             lines.end()
+
+
+def _char_boundary(data: bytes, at: int) -> int:
+    """`at`, or up to 3 bytes before it, so that a UTF-8 character is not cut in two: a long line logged in
+    pieces keeps its text (bytes that are no UTF-8 are cut where they are)."""
+    for back in range(1, 4):
+        if at - back < 0:
+            break
+        byte = data[at - back]
+        if byte < 0x80:  # ASCII: nothing is open
+            return at
+        if byte >= 0xC0:  # a lead byte: does its character end before `at`?
+            size = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return at if back >= size else at - back
+    return at

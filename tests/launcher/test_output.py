@@ -45,6 +45,16 @@ def test_bytes_that_are_not_utf8_stay_visible() -> None:
     assert lines_of(b"caf\xe9 \xff\n") == [("caf\\xe9 \\xff", "info")]
 
 
+def test_a_line_past_the_partial_limit_is_cut_between_characters() -> None:
+    """A line of 1 MiB and more without a newline is logged as it comes, in pieces that never cut a UTF-8
+    character in two (a cut at the byte limit logged `\\xc3` and `\\xa9` for one "é")."""
+    data = "é€😀".encode() * (output.MAX_PARTIAL // 9 + 200) + b"\n"
+    for tail in range(1000, 1009):  # the pipe's read ends at each byte of the characters in turn
+        got = lines_of(data[:-tail], data[-tail:])
+        assert "".join(line for line, _ in got) == data[:-1].decode()
+        assert all("\\x" not in line for line, _ in got) and len(got) == 2
+
+
 def test_long_lines_go_in_ordered_pieces_nothing_cut() -> None:
     line = "".join(chr(ord("a") + i % 26) for i in range(MAX_LINE * 2 + 5))
     pieces = chunks(line)
