@@ -233,14 +233,21 @@ class Daemon:
 
     def _close_in_background(self, task_id: str, log: LogShipper, final: list[Callable[[], None]]) -> None:
         """The run's end told while the next task starts (its process is gone by now): the log's lines, then
-        the final status, then the run leaves the record. Until the server has the final status the run
-        stays in the record (a daemon killed meanwhile leaves the task to the next one to fail; so does a run
-        that ended without one, on an error of the launcher's own); the daemon waits for every run it closes
-        before it exits (nothing is lost, unless it is stopped while the server is away: the record then
-        keeps the run, with the final status it could not tell, for the next daemon of this id to tell)."""
+        the final status, then the run leaves the record. The final status goes into the record first, and
+        the run stays there until the server has it: a daemon killed meanwhile (the server away) leaves it
+        for the next daemon of this id to tell (a run that ended without one, on an error of the launcher's
+        own, that daemon fails). The daemon waits for every run it closes before it exits (nothing is lost,
+        unless it is stopped while the server is away: the log lines not yet sent are then lost)."""
 
         def close() -> None:
+            from launcher.execute import Ending
+
             told = bool(final)
+            for action in final:  # first in the record: a daemon killed while it is told (the server away)
+                if isinstance(action, Ending):  # leaves it to the next daemon of this id to tell
+                    self.claim.run_changed(
+                        task_id, {"outcome": {"status": action.status, "message": action.message}}
+                    )
             try:
                 for action in final:
                     action()
@@ -248,12 +255,6 @@ class Daemon:
                 told = False
                 print(f"clearml-launcher: task {task_id}: its final status could not be reported: {e}",
                       flush=True)  # fmt: skip
-                from launcher.execute import Ending
-
-                for action in final:  # the next daemon of this id tells it, rather than failing the task
-                    if isinstance(action, Ending):
-                        outcome = {"status": action.status, "message": action.message}
-                        self.claim.run_changed(task_id, {"outcome": outcome})
             log.close()
             if told:
                 self.claim.run_ended(task_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -219,12 +220,13 @@ def test_a_daemon_stopped_while_the_server_is_away_leaves_and_its_run_is_ended_l
     assert status(task.task_id) == "stopped"  # as the stop ended it, told by the next daemon
 
 
+@pytest.mark.parametrize("end", ["terminate", "kill"])
 def test_a_run_that_ended_while_the_server_was_away_is_told_as_it_ended_by_the_next_daemon(
-    rig: Rig, jobs: Repo, tmp_path: Path, daemons: Daemons
+    rig: Rig, jobs: Repo, tmp_path: Path, daemons: Daemons, end: str
 ) -> None:
-    """A task completes while the server is away; its daemon, stopped before the server is back, cannot tell
-    it: the record keeps the run with its final status, and the next daemon of that id tells that
-    (completed), not a failure."""
+    """A task completes while the server is away; its daemon, stopped (or killed: kill -9) before the server
+    is back, cannot tell it: the record keeps the run with its final status, and the next daemon of that id
+    tells that (completed), not a failure (a killed daemon's run was failed as 'restarted')."""
     q = queue()
     busy = daemon(daemons, q)
     go, done = tmp_path / "go", tmp_path / "done"
@@ -234,8 +236,8 @@ def test_a_run_that_ended_while_the_server_was_away_is_told_as_it_ended_by_the_n
     go.touch()
     wait_for(done.exists)
     time.sleep(2)  # the process is gone, and its end is being retried
-    busy.terminate()
-    assert busy.wait(45) == 0
+    getattr(busy, end)()
+    assert busy.wait(45) == (0 if end == "terminate" else -signal.SIGKILL)
     assert recorded_tasks() == [task_id]
     rig.start_again()
     assert status(task_id) == "in_progress"
