@@ -608,10 +608,10 @@ class Uv:
         command = [self.binary, *arguments]
         if arguments[0] not in ("--version", "tool"):  # a tool's arguments end the command line
             command.append("--no-python-downloads")
+        from clearml_task import stoppable
+
         try:
-            done = subprocess.run(
-                command, cwd=cwd, env=self.environ(extra or {}), capture_output=True, text=True
-            )
+            done = stoppable.run(command, cwd=cwd, env=self.environ(extra or {}), text=True)
         except OSError as error:
             raise ReproductionError(
                 f"uv does not run: {error}", hint="reinstall uv: pip install uv"

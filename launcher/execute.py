@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clearml_task import stoppable
 from clearml_task.errors import UserError
 from clearml_task.git.urls import scrub
 from clearml_task.server.files import files_url
@@ -147,16 +148,23 @@ def run(
     started = time.monotonic()
     ended_cleanly = False  # the process ran and left nothing running: its work tree may be kept
     status, message = "", ""
+    preparing = _Preparing(client, task_id, stop, ready)
     try:
-        with locks.exclusive(registry.run_lock(dest)), _server_for_the_run(client, settings) as server_env:
+        with locks.exclusive(registry.run_lock(dest)), _server_for_the_run(client, settings) as server_env, \
+                stoppable.watching(preparing.cancel):  # fmt: skip
             ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write, settings.spares)
             sdk_env = _sdk_config(dest, settings, log)
-            job = _job(client, task, settings, log, ws, server_env | sdk_env, stop)
+            job = _job(client, task, settings, log, ws, server_env | sdk_env, stop, preparing.over)
             log.write(f"launcher: the task runs {settings.runner.describe()}")
             ready()  # the task is in_progress on the server before its code runs
             outcome = settings.runner.run(job)
             ended_cleanly = outcome.exit_code is not None and not outcome.aborted and outcome.left == 0
             status, message = _outcome(outcome, log)
+    except stoppable.Stopped:  # an abort or a stop while the task was being prepared (git, uv)
+        from launcher.process import Outcome as Ended
+
+        here = stop is not None and stop.is_set()
+        status, message = _outcome(Ended(None, aborted=True, stopped_here=here), log)
     except ReproductionError as e:
         log.write(f"launcher: {e.reason}", "error")
         for line in e.detail.strip().splitlines()[-40:]:
@@ -169,6 +177,7 @@ def run(
     except Exception as e:  # the launcher's own failure (a full disk, a bug): the task fails, not stranded
         status, message = FAILED, _own_failure(e, log)
     finally:
+        preparing.over()
         try:
             _clean_up(dest, settings, log, started, ended_cleanly)
         except Exception as e:  # said, not raised: the run's end is told, and a daemon goes on
@@ -242,7 +251,7 @@ def _remove_in_background(dest: Path, lock: Path) -> None:
 
 def _job(
     client: Client, task: dict[str, Any], settings: Settings, log: LogShipper, ws: Any,
-    launcher_env: dict[str, str], stop: threading.Event | None,
+    launcher_env: dict[str, str], stop: threading.Event | None, prepared: Callable[[], None],
 ) -> Job:  # fmt: skip
     """The run the runner starts: the entry point as it runs (a notebook as its code cells), its parser,
     and what the launcher adds."""
@@ -267,7 +276,7 @@ def _job(
     return Job(client=client, task=task, root=ws.root, workdir=ws.workdir, entry_point=entry_point,
                parser=parser, extra_env=extra, cache_dir=settings.cache_dir, log=log,
                grace=settings.grace, gpus=settings.gpus, stop=stop, files=files,
-               on_start=_on_start(settings), record=settings.on_run)  # fmt: skip
+               on_start=_on_start(settings, prepared), record=settings.on_run)  # fmt: skip
 
 
 def _module_words_left(entry_point: str, parser: Any, task: dict[str, Any]) -> str:
@@ -291,17 +300,51 @@ def _module_words_left(entry_point: str, parser: Any, task: dict[str, Any]) -> s
     return entry_point if left == words else shlex.join(["-m", module, *left])
 
 
-def _on_start(settings: Settings) -> Callable[[int, str], None] | None:
+def _on_start(settings: Settings, prepared: Callable[[], None]) -> Callable[[int, str], None]:
     """What the runner calls once the task's process has started (its pid, and the marker its processes
-    inherit): the daemon's record of the run, for cleaning up after a crash."""
+    inherit): the preparation is over (the process's own watch takes over), and the daemon's record of the
+    run, for cleaning up after a crash."""
     on_run = settings.on_run
-    if on_run is None:
-        return None
 
     def started(pid: int, marker: str) -> None:
-        on_run({"pid": pid, "pgid": pid, "marker": marker})
+        prepared()
+        if on_run is not None:
+            on_run({"pid": pid, "pgid": pid, "marker": marker})
 
     return started
+
+
+class _Preparing:
+    """While a task is prepared (its checkout, its environment: git and uv, which can hang on a remote), a
+    watch in a thread: an abort from the server or the launcher's stop sets `cancel`, which ends the command
+    running (clearml_task.stoppable). `over()` once the task's process runs (its own watch takes over) or
+    the run has ended. The first look comes after the task's `started` call (`ready`): before it, the task
+    is still queued, which would read as an abort."""
+
+    def __init__(
+        self, client: Client, task_id: str, stop: threading.Event | None, ready: Callable[[], None]
+    ) -> None:
+        from launcher.process import WATCH_INTERVAL, abort_requested
+
+        self.cancel, self._over = threading.Event(), threading.Event()
+
+        def watch() -> None:
+            try:
+                ready()
+            except BaseException:  # the run says why; there is nothing to watch
+                return
+            while not self._over.wait(WATCH_INTERVAL):
+                try:
+                    if (stop is not None and stop.is_set()) or abort_requested(client, task_id):
+                        self.cancel.set()
+                        return
+                except Exception:  # a server hiccup: the next look tries again
+                    continue
+
+        self._watch = threads.start(watch, name="preparation-watch")
+
+    def over(self) -> None:
+        self._over.set()
 
 
 def _outcome(outcome: Outcome, log: LogShipper) -> tuple[str, str]:

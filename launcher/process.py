@@ -223,7 +223,7 @@ def _watch(
     while not done.wait(WATCH_INTERVAL):
         try:
             here = stop is not None and stop.is_set()
-            if here or _abort_requested(client, task_id):
+            if here or abort_requested(client, task_id):
                 if here:
                     by_launcher.set()
                 aborted.set()
@@ -236,7 +236,7 @@ def _watch(
             continue
 
 
-def _abort_requested(client: Client, task_id: str) -> bool:
+def abort_requested(client: Client, task_id: str) -> bool:
     found = client.tasks(id=[task_id], only_fields=["status", "status_message"])
     if not found:
         return True  # deleted under us

@@ -15,11 +15,17 @@ from clearml_task.git.urls import GIT_ALLOW_PROTOCOL, scrub
 # Never prompt (no terminal, no credential helper dialogs); ssh in batch mode; no pager, no colour; only
 # the transports git may use (never `ext::`, which runs a command, even for a submodule's URL); no optional
 # locks, so no git (nor the `git status` that `git add` runs in each submodule) refreshes a user's index.
+# A remote that stalls (under 1 KB/s for 5 minutes over http(s); no answer to ssh's keep-alives for a minute)
+# is given up, unless the environment says otherwise: an unattended daemon does not wait on it for ever.
 QUIET_ENV = {
     "GIT_OPTIONAL_LOCKS": "0",
     "GIT_ALLOW_PROTOCOL": GIT_ALLOW_PROTOCOL,
     "GIT_TERMINAL_PROMPT": "0",
-    "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -oBatchMode=yes"),
+    "GIT_SSH_COMMAND": os.environ.get(
+        "GIT_SSH_COMMAND", "ssh -oBatchMode=yes -oServerAliveInterval=15 -oServerAliveCountMax=4"
+    ),
+    "GIT_HTTP_LOW_SPEED_LIMIT": os.environ.get("GIT_HTTP_LOW_SPEED_LIMIT", "1000"),
+    "GIT_HTTP_LOW_SPEED_TIME": os.environ.get("GIT_HTTP_LOW_SPEED_TIME", "300"),
     "GIT_PAGER": "cat",
     "LC_ALL": "C",
 }
@@ -117,9 +123,11 @@ def run(
     check: bool = True,
 ) -> bytes:
     """`git <args>` in `cwd`; its stdout as bytes. A failure raises GitError (unless `check` is off); git
-    that cannot start, GitUnavailable."""
+    that cannot start, GitUnavailable; a stop while it runs (a launcher's preparation), stoppable.Stopped."""
+    from clearml_task import stoppable
+
     try:
-        result = subprocess.run(_argv(args), cwd=cwd, env=_env(env), input=input, capture_output=True)
+        result = stoppable.run(_argv(args), cwd=cwd, env=_env(env), input=input)
     except OSError as e:
         raise GitUnavailable(e) from None
     if check and result.returncode != 0:

@@ -365,3 +365,54 @@ def processes_of(task_id: str) -> list[int]:
         if marked and alive(int(entry.name)):
             found.append(int(entry.name))
     return found
+
+
+@pytest.mark.parametrize("how", ["abort", "sigterm"])
+def test_a_task_stuck_in_its_checkout_is_stopped_by_an_abort_or_the_launchers_stop(
+    jobs: Repo, how: str
+) -> None:
+    """A repository whose server takes the connection and never answers: `git fetch` would wait forever.
+    An abort from the server (or SIGTERM to the launcher) ends the fetch and the task ends stopped (they
+    were ignored until the fetch ended: a stuck remote held the task `in_progress` and the launcher for
+    good)."""
+    import signal
+
+    from testing.servers import SilentServer
+
+    task_id = create_task(jobs.work, "train.py", skip_task_init=True)
+    silent = SilentServer()
+    try:
+        Client().edit_task(task_id, script={"repository": f"{silent.url}/stuck.git"})
+        running = spawn("execute", "--id", task_id)
+        try:
+            wait_for(lambda: silent.connections > 0, timeout=60)  # git is fetching now
+            if how == "abort":
+                assert launcher("abort", task_id).returncode == 0
+            else:
+                running.send_signal(signal.SIGTERM)
+            code = running.wait(60)  # TimeoutExpired: the fetch still holds the launcher
+        finally:
+            if running.poll() is None:
+                running.kill()
+    finally:
+        silent.stop()
+    assert status(task_id) == "stopped"
+    expected = "aborted" if how == "abort" else "stopped: the launcher running it was stopped"
+    assert Client().get_task(task_id)["status_message"] == expected
+    assert code == (1 if how == "abort" else 143)
+
+
+def test_a_remote_that_stalls_is_given_up(jobs: Repo) -> None:
+    """A fetch that gets nothing for the stall limit (GIT_HTTP_LOW_SPEED_TIME; by default 5 minutes under 1
+    KB/s) fails the task saying the fetch failed, rather than holding an unattended launcher for ever."""
+    from testing.servers import SilentServer
+
+    task_id = create_task(jobs.work, "train.py", skip_task_init=True)
+    silent = SilentServer()
+    try:
+        Client().edit_task(task_id, script={"repository": f"{silent.url}/stuck.git"})
+        result = launcher("execute", "--id", task_id, env={"GIT_HTTP_LOW_SPEED_TIME": "2"}, timeout=120)
+    finally:
+        silent.stop()
+    assert result.returncode == 1 and status(task_id) == "failed"
+    assert "could not fetch" in Client().get_task(task_id)["status_message"]
