@@ -12,6 +12,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+_PROGRAM = ["clearml-task"]  # the command running (`run` sets it): it leads the lines printed on its behalf
+
+
+def program() -> str:
+    """The name of the command running (clearml-task, clearml-launcher)."""
+    return _PROGRAM[0]
+
+
 def error(prog: str, message: str, hint: str = "") -> None:
     line = f"{prog}: error: {message}"
     if hint:
@@ -23,6 +31,7 @@ def run(prog: str, command: Callable[[], int | None], *, debug: bool = False) ->
     """Run a command; a UserError becomes one line on stderr and its exit code, never a traceback. Ctrl-C is
     `interrupted` and 130, also when something raised another error as the Ctrl-C unwound it (a library's
     clean-up that fails half-way: libcst's position bookkeeping raises KeyError there)."""
+    _PROGRAM[0] = prog
     try:
         return command() or 0
     except KeyboardInterrupt:

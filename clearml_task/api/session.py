@@ -32,7 +32,9 @@ STOPPING_TIMEOUT = 5.0  # seconds a try waits for an answer once the session's `
 
 
 def _warn(message: str) -> None:
-    print(f"clearml-task: {message}", file=sys.stderr)
+    from clearml_task.console import program
+
+    print(f"{program()}: {message}", file=sys.stderr)
 
 
 class Session:

@@ -364,6 +364,9 @@ def test_daemons_ride_out_a_server_outage(rig: Rig, jobs: Repo, daemons: Daemons
     assert len(numbered(printing)) == lines  # every line exactly once, in order
     wait_for(lambda: status(later) == "completed", timeout=120)
     assert busy.poll() is None and idle.poll() is None
+    said = [(home().parent / f"daemon-{number}.log").read_text(errors="replace") for number in (0, 1)]
+    retries = [line for text in said for line in text.splitlines() if "retrying" in line]
+    assert retries and all(line.startswith("clearml-launcher: ") for line in retries), retries[:3]
 
 
 def test_a_flood_of_output_arrives_exactly_once_in_order(rig: Rig, jobs: Repo, daemons: Daemons) -> None:
