@@ -313,7 +313,27 @@ def sweep(work_dir: Path, say: Callable[[str], None]) -> int:
             handle.close()
     if swept:
         say(f"removed {swept} work tree(s) of runs that ended without cleaning up")
+    _sweep_locks(work_dir)
     return swept
+
+
+def _sweep_locks(work_dir: Path) -> None:
+    """The lock files of runs whose work tree is gone (a restarted daemon removed a dead run's tree, not its
+    lock) and that no process holds: they piled up, one per killed run."""
+    for lock in work_dir.glob(f"*{LOCK_SUFFIX}"):
+        tree = lock.with_name(lock.name.removesuffix(LOCK_SUFFIX))
+        try:
+            if tree.exists() or time.time() - lock.stat().st_mtime < SWEEP_AGE:
+                continue
+        except OSError:
+            continue  # gone meanwhile
+        handle = locks.hold(lock)
+        if handle is None:
+            continue  # a run holds it
+        try:
+            lock.unlink(missing_ok=True)
+        finally:
+            handle.close()
 
 
 def _remove(path: Path) -> None:

@@ -143,3 +143,24 @@ def test_work_trees_of_dead_runs_are_swept_kept_ones_stay(tmp_path: Path) -> Non
     assert registry.sweep(work, lambda line: None) == 1
     assert not dead.exists() and not (work / "dead-1.clearml.conf").exists()
     assert kept.exists() and young.exists()
+
+
+def test_lock_files_of_runs_whose_tree_is_gone_are_swept_unless_held(tmp_path: Path) -> None:
+    """A killed run's lock, its work tree removed by the daemon that took its id, used to stay for ever."""
+    from clearml_task import locks
+
+    work = tmp_path / "work"
+    work.mkdir()
+    stale, held, young = (registry.run_lock(work / name) for name in ("gone-1", "held-1", "young-1"))
+    for lock in (stale, held, young):
+        lock.touch()
+    old = time.time() - 2 * registry.SWEEP_AGE
+    for lock in (stale, held):
+        os.utime(lock, (old, old))
+    holding = locks.hold(held)
+    assert holding is not None
+    try:
+        registry.sweep(work, lambda line: None)
+    finally:
+        holding.close()
+    assert not stale.exists() and held.exists() and young.exists()
