@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--data-dir", type=Path, help="database and keys (default: $CLEARML_TASK_HOME/server)")
 
     execute = sub.add_parser("execute", help="run one task now, in the foreground")
-    execute.add_argument("--id", required=True, dest="task_id", help="the task's id")
+    execute.add_argument("--id", required=True, dest="task_id", type=task_id, help="the task's id")
     execute.add_argument(
         "--clone", action="store_true", help="run a clone of the task (the task stays as it is)"
     )
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     k8s.add_argument("--namespace", default="default", help="where the Jobs go (default: default)")
 
     abort = sub.add_parser("abort", help="stop a task (a running one is stopped by its worker)")
-    abort.add_argument("task_id", help="the task's id")
+    abort.add_argument("task_id", type=task_id, help="the task's id")
 
     sub.add_parser("queues", help="list the queues and what waits in them")
 
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument("--queue", help="only the tasks waiting in this queue (name or id)")
 
     logs = sub.add_parser("logs", help="print a task's log")
-    logs.add_argument("task_id", help="the task's id")
+    logs.add_argument("task_id", type=task_id, help="the task's id")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the task ends")
     return parser
 
@@ -179,6 +179,15 @@ def port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text} is not a port (0 to 65535; 0: any free port)")
     return value
+
+
+def task_id(text: str) -> str:
+    """A task id as a server gives them: letters and digits (ClearML's are 32 hex digits)."""
+    if not text or len(text) > 128 or not text.isascii() or not text.isalnum():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a task id (letters and digits, as `tasks` lists them)"
+        )
+    return text
 
 
 def count(text: str) -> int:

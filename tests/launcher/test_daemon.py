@@ -185,6 +185,20 @@ def test_a_flag_out_of_its_range_is_a_usage_error(argv: tuple[str, ...]) -> None
         assert "at least 0.1" in refused.stderr and "0 or more" not in refused.stderr, refused.stderr
 
 
+@pytest.mark.parametrize(
+    "argv", [("abort", ""), ("logs", "a b"), ("execute", "--id", ""), ("abort", "--", "-x")]
+)
+def test_a_task_id_that_cannot_be_one_is_a_usage_error(argv: tuple[str, ...]) -> None:
+    """`abort ''` answered with the server's raw 'Missing required fields: field=task (HTTP 400/11)'."""
+    refused = launcher(*argv, timeout=60)
+    assert refused.returncode == 2 and "is not a task id" in refused.stderr, refused.stdout + refused.stderr
+    assert (
+        refused.stderr.strip()
+        .splitlines()[-1]
+        .endswith("is not a task id (letters and digits, as `tasks` lists them)")
+    )
+
+
 @pytest.mark.parametrize("command", ["execute", "daemon"])
 def test_a_home_the_launcher_cannot_write_is_one_line_and_the_task_is_left_as_it_was(
     jobs: Repo, served: ServerProcess, tmp_path: Path, command: str
