@@ -4,7 +4,9 @@ Inside `watching(event)` (the launcher, while it prepares a task), `run` starts 
 its own and looks at the event while it waits: once the event is set (an abort from the server, the
 launcher's own stop), the command's whole process group is ended (SIGTERM, then SIGKILL) and `Stopped`
 is raised. A remote that never answers or a download that hangs no longer holds a run past its abort.
-Elsewhere `run` is subprocess.run, unchanged (clearml-task's own git calls)."""
+With a `Tether` (the launcher's warden), each command is told to it as a run is, so that it dies with
+the launcher however the launcher dies (kill -9 included). Elsewhere `run` is subprocess.run, unchanged
+(clearml-task's own git calls)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +32,27 @@ class Stopped(BaseException):
     turns it into an ordinary failure)."""
 
 
+@dataclass(frozen=True)
+class Tether:
+    """Whom to tell of each command (the launcher's warden): before it starts, the marker its processes
+    inherit (in the environment variable `variable`); once it runs, its process group; its end."""
+
+    variable: str
+    watch: Callable[[str], None]
+    started: Callable[[str, int], None]
+    ended: Callable[[str], None]
+
+
 @contextlib.contextmanager
-def watching(event: threading.Event) -> Iterator[None]:
-    """In this block (this thread), the commands `run` starts end as soon as `event` is set."""
-    before = getattr(_scope, "event", None)
-    _scope.event = event
+def watching(event: threading.Event, tether: Tether | None = None) -> Iterator[None]:
+    """In this block (this thread), the commands `run` starts end as soon as `event` is set (and are told
+    to `tether`)."""
+    before = getattr(_scope, "event", None), getattr(_scope, "tether", None)
+    _scope.event, _scope.tether = event, tether
     try:
         yield
     finally:
-        _scope.event = before
+        _scope.event, _scope.tether = before
 
 
 def run(
@@ -49,11 +65,29 @@ def run(
         return subprocess.run(argv, cwd=cwd, env=env, input=input, capture_output=True, text=text)
     if event.is_set():
         raise Stopped
+    tether: Tether | None = getattr(_scope, "tether", None)
+    marker = uuid.uuid4().hex
+    if tether is not None:
+        env = {**(os.environ if env is None else env), tether.variable: marker}
+        tether.watch(marker)
+    try:
+        return _wait(argv, cwd, env, input, text, event, tether, marker)
+    finally:
+        if tether is not None:
+            tether.ended(marker)
+
+
+def _wait(
+    argv: Sequence[str], cwd: Path | str | None, env: Mapping[str, str] | None, input: bytes | str | None,
+    text: bool, event: threading.Event, tether: Tether | None, marker: str,
+) -> subprocess.CompletedProcess[Any]:  # fmt: skip
     stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
     process = subprocess.Popen(
         argv, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=text,
         start_new_session=True,
     )  # fmt: skip
+    if tether is not None:
+        tether.started(marker, process.pid)
     try:
         sending = input
         while True:

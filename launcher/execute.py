@@ -20,7 +20,7 @@ from clearml_task.errors import UserError
 from clearml_task.git.urls import scrub
 from clearml_task.server.files import files_url
 from clearml_task.vocabulary import COMPLETED, FAILED, IN_PROGRESS, QUEUED, RUNNABLE_STATUSES, STOPPED
-from launcher import threads
+from launcher import reaper, tether, threads
 from launcher.backends import Job, Runner, runner_name, write_private
 from launcher.backends.local import Local
 from launcher.errors import ReproductionError
@@ -151,7 +151,7 @@ def run(
     preparing = _Preparing(client, task_id, stop, ready)
     try:
         with locks.exclusive(registry.run_lock(dest)), _server_for_the_run(client, settings) as server_env, \
-                stoppable.watching(preparing.cancel):  # fmt: skip
+                stoppable.watching(preparing.cancel, _WARDEN):  # fmt: skip
             ws = workspace.prepare(task, dest, settings.cache_dir / "repos", log.write, settings.spares)
             sdk_env = _sdk_config(dest, settings, log)
             job = _job(client, task, settings, log, ws, server_env | sdk_env, stop, preparing.over)
@@ -312,6 +312,10 @@ def _on_start(settings: Settings, prepared: Callable[[], None]) -> Callable[[int
             on_run({"pid": pid, "pgid": pid, "marker": marker})
 
     return started
+
+
+# The preparation's commands (git, uv) die with the launcher, as its runs do (launcher.tether).
+_WARDEN = stoppable.Tether(reaper.MARKER, tether.watch, tether.started, tether.ended)
 
 
 class _Preparing:

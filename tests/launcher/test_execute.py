@@ -416,3 +416,40 @@ def test_a_remote_that_stalls_is_given_up(jobs: Repo) -> None:
         silent.stop()
     assert result.returncode == 1 and status(task_id) == "failed"
     assert "could not fetch" in Client().get_task(task_id)["status_message"]
+
+
+def test_the_checkouts_git_dies_with_a_killed_launcher(jobs: Repo) -> None:
+    """kill -9 of the launcher while its git fetch waits on a remote: the fetch ends too (it went on as an
+    orphan, for as long as the remote held it), as a run's processes do (the warden ends them)."""
+    import signal
+
+    from testing.servers import SilentServer
+
+    task_id = create_task(jobs.work, "train.py", skip_task_init=True)
+    silent = SilentServer()
+    name = f"stuck-{task_id}.git"
+    try:
+        Client().edit_task(task_id, script={"repository": f"{silent.url}/{name}"})
+        running = spawn("execute", "--id", task_id)
+        wait_for(lambda: silent.connections > 0, timeout=60)
+        running.send_signal(signal.SIGKILL)
+        running.wait(30)
+        wait_for(lambda: not _processes_naming(name), timeout=30)  # the warden ends them within seconds
+    finally:
+        silent.stop()
+
+
+def _processes_naming(text: str) -> list[int]:
+    """The processes whose command line holds `text`."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    if text.encode() in cmdline.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
