@@ -271,3 +271,34 @@ def test_get_task_plots_iters_are_per_plot(client: Client) -> None:
         ("table", 0),
         ("confusion", 5),
     ]
+
+
+def test_a_models_events_are_stored_read_with_model_events_and_deleted_with_it(client: Client) -> None:
+    """OutputModel.report_scalar sends `model_event: true` with the model's id as `task`: it was refused
+    ("Invalid task id", the values lost). Stored under the model and read with `model_events`; a task's
+    events in the same batch are as before, and an unknown model is refused by name."""
+    task_id = client.create_task({"name": "model events", "type": "training"})
+    model_id = client.call("models.create", {"name": "reported model", "uri": "file:///tmp/w.bin"})["id"]
+    scalar = {"type": "training_stats_scalar", "metric": "loss", "variant": "val", "iter": 3, "value": 0.25}
+    result = client.call("events.add_batch", [
+        {**scalar, "task": model_id, "model_event": True},
+        {**scalar, "task": task_id, "model_event": False, "value": 0.5},
+        {**scalar, "task": uuid.uuid4().hex, "model_event": True},
+    ])  # fmt: skip
+    assert (result["added"], result["errors"]) == (2, 1)
+    assert any("Invalid model id" in reason for reason in result["errors_info"])
+    read = client.call("events.scalar_metrics_iter_histogram", {"task": model_id, "model_events": True})
+    assert read["loss"]["val"]["y"] == [0.25]
+    mine = client.call("events.scalar_metrics_iter_histogram", {"task": task_id})
+    assert mine["loss"]["val"]["y"] == [0.5]
+    with pytest.raises(APICallError) as e:  # a model's id is no task's
+        client.call("events.scalar_metrics_iter_histogram", {"task": model_id})
+    assert api_error(e) == (400, 101)
+    stored = client.call("events.get_task_events", {"task": model_id, "model_events": True})
+    assert [event["value"] for event in stored["events"]] == [0.25] and "model_event" not in stored["events"][
+        0
+    ]
+    client.call("models.delete", {"model": model_id})
+    with pytest.raises(APICallError) as e:
+        client.call("events.scalar_metrics_iter_histogram", {"task": model_id, "model_events": True})
+    assert api_error(e) == (400, 201)

@@ -62,7 +62,11 @@ def _iteration(value: Any) -> int:
         return 0
 
 
-def _checked(event: Any, tasks: dict[str, dict[str, Any] | None], tx: Tx) -> dict[str, Any]:
+def _checked(
+    event: Any, tasks: dict[str, dict[str, Any] | None], models: dict[str, bool], tx: Tx
+) -> dict[str, Any]:
+    """The event as stored; `tasks` and `models`: the owners looked up so far (a model's events, sent with
+    `model_event`, are stored under the model's id, which no task shares)."""
     if not isinstance(event, dict):
         raise _Rejected("Event must be a JSON object")
     task_id, kind = event.get("task"), event.get("type")
@@ -75,11 +79,21 @@ def _checked(event: Any, tasks: dict[str, dict[str, Any] | None], tx: Tx) -> dic
     wrong = problem(event, EVENT_FIELDS)
     if wrong is not None:
         raise _Rejected(f"Invalid event: {wrong}")
-    if task_id not in tasks:
-        tasks[task_id] = tx.get("tasks", task_id)
-    if tasks[task_id] is None:
-        raise _Rejected(f"Invalid task id {task_id}")
+    model_event = event.get("model_event")
+    if model_event not in (None, True, False):
+        raise _Rejected("Invalid event: model_event must be a boolean")
+    if model_event:  # an OutputModel's report_scalar: the event's `task` is a model's id
+        if task_id not in models:
+            models[task_id] = tx.get("models", task_id) is not None
+        if not models[task_id]:
+            raise _Rejected(f"Invalid model id {task_id}")
+    else:
+        if task_id not in tasks:
+            tasks[task_id] = tx.get("tasks", task_id)
+        if tasks[task_id] is None:
+            raise _Rejected(f"Invalid task id {task_id}")
     out = dict(event)
+    out.pop("model_event", None)
     # Numbers may come as their decimal text (their kinds take it, as query strings carry it): stored as
     # numbers, so that reads sort and compare them with the others.
     if isinstance(out.get("iter"), str):
@@ -109,9 +123,10 @@ def add_batch(call: Call) -> dict[str, Any]:
     accepted: list[dict[str, Any]] = []
     problems: dict[str, int] = {}
     tasks: dict[str, dict[str, Any] | None] = {}
+    models: dict[str, bool] = {}
     for event in given:
         try:
-            accepted.append(_checked(event, tasks, call.tx))
+            accepted.append(_checked(event, tasks, models, call.tx))
         except _Rejected as e:
             problems[str(e)] = problems.get(str(e), 0) + 1
     if not accepted:
@@ -128,6 +143,8 @@ def _touch_tasks(tx: Tx, events: list[dict[str, Any]], tasks: dict[str, dict[str
     iterations: dict[str, int] = {}
     scalars: dict[str, list[dict[str, Any]]] = {}
     for event in events:
+        if event["task"] not in tasks:  # a model's event: no task to touch
+            continue
         iterations.setdefault(event["task"], 0)
         if event["type"] != "log" and isinstance(event.get("iter"), int):
             iterations[event["task"]] = max(iterations[event["task"]], event["iter"])
@@ -213,8 +230,7 @@ def get_task_log(call: Call) -> dict[str, Any]:
     or from from_timestamp; otherwise oldest first, going forward. Events sharing the last returned
     timestamp are all included, so paging by from_timestamp never skips a line."""
     task_id = call.id("task")
-    if call.tx.get("tasks", task_id) is None:
-        raise errors.invalid_task_id(id=task_id)
+    _check_owner(call, task_id)
     batch = call.integer("batch_size", DEFAULT_LOG_BATCH) or DEFAULT_LOG_BATCH
     earlier = call.flag("navigate_earlier", True)
     start = call.integer("from_timestamp")
@@ -229,8 +245,7 @@ def _scalars(call: Call) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """The task's scalar events as {metric: {variant: [events by iteration]}} (the last report of an
     iteration wins, as ClearML keeps one value per metric, variant and iteration)."""
     task_id = call.id("task")
-    if call.tx.get("tasks", task_id) is None:
-        raise errors.invalid_task_id(id=task_id)
+    _check_owner(call, task_id)
     series: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
     for event in call.tx.all_events(task_id, "training_stats_scalar"):
         by_iter = series.setdefault(str(event.get("metric", "")), {}).setdefault(
@@ -292,8 +307,7 @@ def get_task_events(call: Call) -> dict[str, Any]:
     given back, reads the next batch of the same query (its type and order); a batch with fewer events
     than asked for is the last one."""
     task_id = call.id("task")
-    if call.tx.get("tasks", task_id) is None:
-        raise errors.invalid_task_id(id=task_id)
+    _check_owner(call, task_id)
     scroll = call.text("scroll_id")
     after: tuple[int, int] | None = None
     if scroll:
@@ -327,9 +341,17 @@ METRIC_REQUEST = Objects(
 
 
 def _task_events(call: Call, task_id: str, kind: str) -> list[dict[str, Any]]:
-    if call.tx.get("tasks", task_id) is None:
-        raise errors.invalid_task_id(id=task_id)
+    _check_owner(call, task_id)
     return call.tx.all_events(task_id, kind)
+
+
+def _check_owner(call: Call, task_id: str) -> None:
+    """The task whose events are read exists; with `model_events`, the model."""
+    if call.flag("model_events", False):
+        if call.tx.get("models", task_id) is None:
+            raise errors.invalid_model_id(id=task_id)
+    elif call.tx.get("tasks", task_id) is None:
+        raise errors.invalid_task_id(id=task_id)
 
 
 @endpoint(

@@ -269,10 +269,11 @@ def unarchive_many(call: Call) -> dict[str, Any]:
 
 @endpoint("models.delete", fields={"model": ID, "force": FLAG, "delete_external_artifacts": FLAG})
 def delete(call: Call) -> dict[str, Any]:
-    """The model document, and its weights when they are a file of this server's store that no other model
-    names (unless `delete_external_artifacts` is false)."""
+    """The model document and its events (`model_event` reports), and its weights when they are a file of
+    this server's store that no other model names (unless `delete_external_artifacts` is false)."""
     model = get(call.tx, call.id("model"))
     call.tx.delete("models", model["id"])
+    call.tx.delete_events(model["id"])
     if call.flag("delete_external_artifacts", True):
         call.stale.files += files.unnamed_files(call.tx, [model.get("uri")])
     return {"deleted": True, "url": model.get("uri")}
