@@ -76,11 +76,12 @@ class Daemon:
         self.wait = min(LONG_POLL, advertised) if advertised >= MIN_LONG_POLL else 0.0
 
     def run(self) -> int:
-        from launcher import execute, registry
+        from launcher import environment, execute, registry
 
         worker = self.settings.worker
         registry.reconcile(self.client, self.claim.previous, _say, ended=self.claim.run_ended)
         registry.sweep(self.settings.work_dir, _say)
+        environment.sweep_leftovers(self.settings.cache_dir / "envs")
         with execute.server_for_tasks(self.client) as server_env:  # ephemeral mode: served once, not per task
             self.settings = dataclasses.replace(self.settings, server_env=server_env)
             return self._serve(worker)

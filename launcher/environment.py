@@ -424,15 +424,37 @@ def step(log: Log, label: str) -> Iterator[None]:
     log(f"environment: {label} in {time.monotonic() - started:.2f}s")
 
 
-def clear_leftovers(target: Path) -> None:
-    """Scratch dirs of builds of this key that died, and a target without its marker (never published by us,
-    so nothing uses it); safe because the key's lock is held."""
+def clear_leftovers(target: Path, keep_target: bool = False) -> None:
+    """Scratch dirs of builds of this key that died, and (unless `keep_target`) a target without its marker
+    (never published by us, so nothing uses it); safe because the key's lock is held."""
     for leftover in target.parent.glob(f".{target.name}.building-*"):
         shutil.rmtree(leftover, ignore_errors=True)
-    if target.exists():
+    if target.exists() and not keep_target:
         stale = target.with_name(f".{target.name}.building-stale-{secrets.token_hex(4)}")
         target.rename(stale)
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def sweep_leftovers(envs: Path) -> int:
+    """The scratch dirs of builds that died with their launcher (`kill -9` during an install), for every
+    key no build holds now (its lock taken without waiting); they stayed until that key was built again.
+    Returns how many keys had some."""
+    from clearml_task import locks
+
+    if not envs.is_dir():
+        return 0
+    keys = {entry.name[1:].split(".building-", 1)[0] for entry in envs.glob(".*.building-*")}
+    swept = 0
+    for key in sorted(keys):
+        held = locks.hold(envs / f"{key}.lock")
+        if held is None:
+            continue  # a build of this key is going on
+        try:
+            clear_leftovers(envs / key, keep_target=True)
+            swept += 1
+        finally:
+            held.close()
+    return swept
 
 
 def publish(scratch: Path, target: Path) -> dict[str, Any] | None:

@@ -397,3 +397,25 @@ def test_the_checkout_is_read_as_clearml_task_reads_it(tmp_path: Path) -> None:
     for source in ("detected", "given", "none"):
         assert environment.plan_requirements({"source": source}, root, root / "app").installer == "none"
     assert environment.plan_requirements({"source": "pyproject.toml"}, root, root / "app").project == root
+
+
+def test_scratch_dirs_of_builds_that_died_are_swept_unless_their_key_is_being_built(tmp_path: Path) -> None:
+    """A launcher killed during `uv pip install` left `.<key>.building-<pid>-<hex>` (a half-made venv) until
+    that key was built again; a daemon now sweeps them at start, except for a key whose build goes on (its
+    lock held), and never a built environment."""
+    from clearml_task import locks
+    from launcher import environment
+
+    envs = tmp_path / "envs"
+    dead, going = "a" * 24, "b" * 24
+    for key in (dead, going):
+        (envs / f".{key}.building-4242-0badc0de" / "lib").mkdir(parents=True)
+    (envs / dead / "bin").mkdir(parents=True)  # a built environment of the same key stays
+    held = locks.hold(envs / f"{going}.lock")
+    assert held is not None
+    try:
+        assert environment.sweep_leftovers(envs) == 1
+    finally:
+        held.close()
+    assert not (envs / f".{dead}.building-4242-0badc0de").exists() and (envs / dead / "bin").is_dir()
+    assert (envs / f".{going}.building-4242-0badc0de").is_dir()
