@@ -288,6 +288,14 @@ def capture_local(
             "commit the new submodule pointer here)"
             for path in repository.dirty_submodules(root)
         ]
+    if snap.normalized:
+        shown = ", ".join(snap.normalized[:5]) + (
+            f" and {len(snap.normalized) - 5} more" if len(snap.normalized) > 5 else ""
+        )
+        warnings.append(
+            f"{shown}: CRLF line endings, which the repository's line-ending rules (.gitattributes text/eol, "
+            "core.autocrlf) store as LF: the task gets them with LF"
+        )
     source.stats.untracked = len(untracked) - len(left_out)
     source.secrets_left_out = left_out
     source.stats.unpushed_commits = (

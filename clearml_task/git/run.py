@@ -143,12 +143,14 @@ class Pending:
     def __init__(self, args: Sequence[str], process: subprocess.Popen[bytes] | OSError, check: bool) -> None:
         self.args, self.process, self.check = args, process, check
         self.done: bytes | None = None
+        self.said = ""  # what git said on stderr (its warnings, when it succeeded)
 
     def result(self) -> bytes:
         if isinstance(self.process, OSError):
             raise GitUnavailable(self.process)
         if self.done is None:
             stdout, stderr = self.process.communicate()
+            self.said = stderr.decode(errors="surrogateescape")
             if self.check and self.process.returncode != 0:
                 raise GitError(self.args, stderr.decode(errors="replace"))
             self.done = stdout

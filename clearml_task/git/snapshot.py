@@ -3,6 +3,7 @@ user's .git — new objects go to a temporary object directory, the repository's
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -35,6 +36,8 @@ class Snapshot:
         }
         self._listed: dict[str, tuple[str, str]] | None = None  # path -> (mode, blob), kept up to date
         self._adding: run.Pending | None = None  # `git add -A` under way (start_from_worktree)
+        # files whose CRLF line endings git stores as LF (the repository's line-ending rules): not byte-exact
+        self.normalized: list[str] = []
         self.worktree = False  # the index was made from the work tree (its files are the blobs' contents)
 
     def _listing(self) -> dict[str, tuple[str, str]]:
@@ -76,6 +79,7 @@ class Snapshot:
         adding, self._adding = self._adding, None
         if adding is not None:
             adding.result()
+            self.normalized = sorted(set(NORMALIZED.findall(adding.said)))
 
     def close(self) -> None:
         """Wait for anything still running in the temporary directory, without asking how it went."""
@@ -292,6 +296,8 @@ def _raw_changes(output: bytes) -> tuple[list[tuple[list[bytes], list[str]]], in
 # How patches are made: binary files in full (base85), whole ids, renames found, nothing of the user's diff
 # config (run.NEUTRAL_CONFIG and run.DIFF_OPTIONS).
 DIFF = ("diff", "--binary", "--full-index", "-M", *run.DIFF_OPTIONS)
+# What `git add` says of a file its line-ending rules (.gitattributes text/eol, core.autocrlf) store with LF.
+NORMALIZED = re.compile(r"^warning: in the working copy of '(.+)', CRLF will be replaced by LF", re.MULTILINE)
 
 
 def _a_file(path: Path) -> bool:

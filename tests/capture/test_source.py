@@ -802,3 +802,17 @@ def test_a_remote_with_only_tags_is_a_clear_error(tmp_path: Path) -> None:
         Request(project="proj", name="tag", repo=str(repo.origin), script="train.py", branch="v1")
     )
     assert tagged.source is not None and (tagged.source.branch, tagged.source.tag) == ("", "v1")
+
+
+def test_files_git_stores_with_other_line_endings_are_named(tmp_path: Path) -> None:
+    """`* text=auto` and a file written with CRLF: git stores it with LF, so the task gets LF, not the
+    user's bytes. Said in a note naming the file (it was silent); a file with LF is not named."""
+    repo = make_repo(tmp_path)
+    repo.write(".gitattributes", "* text=auto\n")
+    repo.git("add", ".gitattributes")
+    repo.commit("line endings")
+    repo.write("data.csv", b"x,y\r\n1,2\r\n")
+    repo.write("plain.csv", b"x,y\n1,2\n")
+    prepared = capture(repo)
+    [note] = [note for note in prepared.notes if "CRLF" in note]
+    assert note.startswith("data.csv: CRLF line endings") and "plain.csv" not in note
