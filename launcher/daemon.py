@@ -70,6 +70,7 @@ class Daemon:
         self.slots = Slots(options.services) if options.services is not None else None
         self.spares = _spares(settings)
         self._closing: dict[str, threads.Work] = {}  # runs whose end is being told, by task id
+        self._last_reports: threads.Work | None = None  # the status reports of the run that ended last
         self._closing_lock = threading.Lock()
         self.failure: UserError | None = None  # why it takes no more tasks (its record cannot be written)
         advertised, self.with_task = client.long_poll()  # 0: the server cannot wait (ClearML's): poll it
@@ -216,7 +217,8 @@ class Daemon:
             self.claim.run_ended(task_id)
             return
         done = threading.Event()
-        reporter = threads.start(self._report_while, task_id, queue_id, done, name="status-reports")
+        reporter = threads.start(self._report_while, task_id, queue_id, done, self._last_reports,
+                                 name="status-reports")  # fmt: skip
         log = LogShipper(self.client, task_id, self.settings.worker, echo=self.settings.echo,
                          spill_dir=self.settings.work_dir)  # fmt: skip
         # what the run tells as it goes (work tree, SDK config, process) goes into its entry of the record
@@ -227,12 +229,14 @@ class Daemon:
             status = execute.run(self.client, task, settings, log, stop=self.stopping, report=final.append,
                                  where=where, ready=ready)  # fmt: skip
         finally:
-            done.set()
-            reporter.join()
-            self._close_in_background(task_id, log, final)
+            done.set()  # its reports end; the final status waits for them (a short task need not)
+            self._last_reports = reporter
+            self._close_in_background(task_id, log, final, reporter)
         print(f"clearml-launcher: task {task_id} {status}", flush=True)
 
-    def _close_in_background(self, task_id: str, log: LogShipper, final: list[Callable[[], None]]) -> None:
+    def _close_in_background(
+        self, task_id: str, log: LogShipper, final: list[Callable[[], None]], reports: threads.Work
+    ) -> None:
         """The run's end told while the next task starts (its process is gone by now): the log's lines, then
         the final status, then the run leaves the record. The final status goes into the record first, and
         the run stays there until the server has it: a daemon killed meanwhile (the server away) leaves it
@@ -249,6 +253,7 @@ class Daemon:
                     self.claim.run_changed(
                         task_id, {"outcome": {"status": action.status, "message": action.message}}
                     )
+            reports.join()  # a report of the task still on its way lands before its final status
             try:
                 for action in final:
                     action()
@@ -270,9 +275,15 @@ class Daemon:
         for work in closing.values():
             work.join()
 
-    def _report_while(self, task_id: str, queue_id: str, done: threading.Event) -> None:
+    def _report_while(
+        self, task_id: str, queue_id: str, done: threading.Event, after: threads.Work | None
+    ) -> None:
         """Status reports, the first at once, then every REPORT_INTERVAL while the task runs (they keep it
-        "held" by this worker). In a thread: the task does not wait for them."""
+        "held" by this worker). In a thread: the task does not wait for them, nor does the next task's
+        start; the first waits for `after` (the last run's reports, ending), so that none of them lands
+        after it and shows the worker on the task before."""
+        if after is not None:
+            after.join()
         first = True
         while first or not done.wait(REPORT_INTERVAL):
             first = False
