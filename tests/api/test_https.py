@@ -218,16 +218,36 @@ def test_an_untrusted_certificate_behind_an_https_proxy_is_said_at_once_and_ssl_
     assert retried == [] and proxy.tunnels == [f"localhost:{front.port}"] * 3
 
 
-def test_an_https_address_of_an_http_server_says_it_may_speak_http(
+def test_an_https_address_of_a_server_that_never_answers_says_it_may_speak_http(
     http_server: ServerProcess, tmp_path: Path
 ) -> None:
-    """The server speaks http:// and the address says https://: the TLS hello gets no answer; the error
-    says it may be that, not only that the server is down or overloaded."""
+    """The address says https:// and the TLS hello gets no answer (a plain-HTTP server that waits for a
+    request line, as waitress alone does): the error says it may speak http://, not only that the server is
+    down or overloaded."""
+    from testing.servers import SilentServer
+
+    silent = SilentServer()
+    try:
+        url = silent.url.replace("http://", "https://")
+        session = Session(config(url, http_server, tmp_path), retries=3)
+        session.transport.timeout = 1.0  # type: ignore[attr-defined]  # a person's 30 s, scaled down
+        with pytest.raises(NoAnswer) as caught:
+            session.call("queues.get_all")
+    finally:
+        silent.stop()
+    assert caught.value.hint.startswith("it may speak http://, not https://"), caught.value.hint
+
+
+def test_an_https_address_of_our_http_server_fails_at_once_saying_it_may_speak_http(
+    http_server: ServerProcess, tmp_path: Path
+) -> None:
+    """Ours answers a TLS hello with a plain 400 at once: the handshake fails on the spot, and the error
+    says the server may speak http://."""
     url = http_server.url.replace("http://", "https://")
     session = Session(config(url, http_server, tmp_path), retries=3)
-    session.transport.timeout = 1.0  # type: ignore[attr-defined]  # a person's 30 s, scaled down
-    with pytest.raises(NoAnswer) as caught:
+    with pytest.raises(UserError) as caught:
         session.call("queues.get_all")
+    assert not isinstance(caught.value, NoAnswer) and "WRONG_VERSION_NUMBER" in caught.value.message
     assert caught.value.hint.startswith("it may speak http://, not https://"), caught.value.hint
 
 
