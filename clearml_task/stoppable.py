@@ -15,11 +15,11 @@ import os
 import signal
 import subprocess
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from clearml_task.records import record
 
 LOOK = 0.2  # seconds between looks at the event while a command runs
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL
@@ -32,7 +32,7 @@ class Stopped(BaseException):
     turns it into an ordinary failure)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Tether:
     """Whom to tell of each command (the launcher's warden): before it starts, the marker its processes
     inherit (in the environment variable `variable`); once it runs, its process group; its end."""
@@ -66,7 +66,7 @@ def run(
     if event.is_set():
         raise Stopped
     tether: Tether | None = getattr(_scope, "tether", None)
-    marker = uuid.uuid4().hex
+    marker = os.urandom(16).hex()
     if tether is not None:
         env = {**(os.environ if env is None else env), tether.variable: marker}
         tether.watch(marker)

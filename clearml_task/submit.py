@@ -188,11 +188,11 @@ def _module_words(request: Request, parser: Parser, notes: list[str]) -> dict[st
     """--args, with the arguments written after a --module's name (`pkg.main --epochs 4`) in front: read
     against the module's parser, so that Args holds what runs; words it cannot read are passed as written
     (said in a note), and words it refuses are an error, as --args would be."""
-    from clearml_task.arguments.inline import read_words
-
     words = _module_argv(request.module)
     if not words:
         return dict(request.overrides)
+    from clearml_task.arguments.inline import read_words
+
     reading = read_words(parser, words)
     if reading.wrong:
         raise usage(

@@ -11,15 +11,15 @@ Only plain forms are read: an option by its full string (`--epochs 4`, `--epochs
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from clearml_task.arguments.model import READABLE, UNKNOWN, Option, Parser
 from clearml_task.arguments.values import format_value
+from clearml_task.records import record
 
 SWITCHES = ("store_true", "store_false", "store_const", "boolean_optional")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Given:
     """One argument among the words: its Args key, its value as Args records it, and the words it took."""
 
@@ -29,7 +29,7 @@ class Given:
     stop: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Reading:
     """What the words give, or why they cannot be read: `wrong` when the parser, read whole, refuses them
     (an unknown option, a missing value, one positional too many, a value given twice); otherwise they
