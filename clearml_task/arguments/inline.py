@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from clearml_task.arguments.model import READABLE, UNKNOWN, Option, Parser
+from clearml_task.arguments.tokens import is_number
 from clearml_task.arguments.values import format_value
 from clearml_task.records import record
 
@@ -59,7 +60,7 @@ def _read(parser: Parser, words: Sequence[str]) -> list[Given] | tuple[str, bool
     i = 0
     while i < len(words):
         word = words[i]
-        if word.startswith("-") and not _is_number(word):
+        if word.startswith("-") and not is_number(word):
             name, eq, attached = word.partition("=") if word.startswith("--") else (word, "", "")
             option = by_string.get(name)
             if option is None:
@@ -78,7 +79,7 @@ def _read(parser: Parser, words: Sequence[str]) -> list[Given] | tuple[str, bool
                 found.append(Given(option.dest, attached, i, i + 1))
                 i += 1
                 continue
-            if i + 1 >= len(words) or (words[i + 1].startswith("-") and not _is_number(words[i + 1])):
+            if i + 1 >= len(words) or (words[i + 1].startswith("-") and not is_number(words[i + 1])):
                 return f"{word!r} needs a value", True
             found.append(Given(option.dest, words[i + 1], i, i + 2))
             i += 2
@@ -126,11 +127,3 @@ def _maybe_shortened(strings: Iterable[str], word: str) -> bool:
         for s in strings
         if s.startswith("--") == word.startswith("--")
     )
-
-
-def _is_number(word: str) -> bool:
-    try:
-        float(word)
-    except ValueError:
-        return False
-    return True

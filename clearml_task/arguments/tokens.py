@@ -104,11 +104,12 @@ def _option_tokens(option: Option, value: Any, text: str) -> list[str]:
 def _refuse_option_like(option: Option, tokens: Sequence[str]) -> None:
     """Values that argparse would read as options (`-x`; a negative number is fine) cannot be passed."""
     for token in tokens:
-        if token.startswith("-") and not _is_number(token):
+        if token.startswith("-") and not is_number(token):
             raise Inexpressible(f"{option.display}: the value {token!r} would be read as an option")
 
 
-def _is_number(token: str) -> bool:
+def is_number(token: str) -> bool:
+    """Whether the token reads as a number (`-0.5`), which argparse takes as a value, not an option."""
     try:
         float(token)
     except ValueError:
