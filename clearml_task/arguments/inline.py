@@ -60,7 +60,7 @@ def _read(parser: Parser, words: Sequence[str]) -> list[Given] | tuple[str, bool
     i = 0
     while i < len(words):
         word = words[i]
-        if word.startswith("-") and not is_number(word):
+        if word.startswith("-") and word != "-" and not is_number(word):  # `-` alone is a value (stdin)
             name, eq, attached = word.partition("=") if word.startswith("--") else (word, "", "")
             option = by_string.get(name)
             if option is None:

@@ -147,6 +147,8 @@ def _dest_tokens(options: Sequence[Option], text: str, key: str, script: str) ->
     first = options[0]
     if not text.strip() and first.action == "store" and first.type not in ("str", "unknown"):
         return []  # a value cleared in a UI: the default
+    if first.default is not UNKNOWN and text == format_value(first.default):
+        return []  # the default as recorded (`[]` of a nargs="+" option, which no value can give)
     try:
         value = interpret(first, text)
     except ValueError:
@@ -154,6 +156,11 @@ def _dest_tokens(options: Sequence[Option], text: str, key: str, script: str) ->
             return [text] if first.positional else with_value(first, text)
         if first.action in ("store", *LIST_ACTIONS) and first.many:
             raw = [token_text(v) for v in list_items(text)]
+            if not raw and not first.positional:  # `--items` alone: the script's parser refuses it
+                raise UserError(
+                    f"Args {key}={text!r} cannot be passed to {script}",
+                    f"{first.display} takes at least one value: give one, or its default",
+                ) from None
             return raw if first.positional else [first.option_strings[0], *raw]
         raise UserError(
             f"Args {key}={text!r} cannot be passed to {script}", f"{first.display}: check the value"

@@ -654,3 +654,32 @@ def test_words_after_a_modules_name_are_read_in_plain_forms_only(
         ]
     else:
         assert words_left(parser, words.split(), list(given)) == words.split()
+
+
+def test_a_one_or_more_option_left_at_its_empty_default_is_not_passed() -> None:
+    """`nargs="+", default=[]` recorded as `[]`: nothing goes on the command line (a bare `--items` went,
+    and the script's parser refused it); an edit to `[]` of an option whose default is not empty cannot be
+    given on a command line and is said so."""
+    parser = read_parser(
+        "import argparse\np = argparse.ArgumentParser()\np.add_argument('--items', nargs='+', default=[])\n"
+        "p.add_argument('--two', nargs='+', default=['a'])\np.parse_args()\n",
+        "main.py",
+    )
+    args = check_and_record(parser, {})
+    assert (args["items"]["value"], command_line(args, parser).argv) == ("[]", [])
+    args["two"]["value"] = "[]"
+    with pytest.raises(UserError, match="--two takes at least one value"):
+        command_line(args, parser)
+
+
+def test_a_lone_dash_after_a_modules_name_is_a_value() -> None:
+    """`-` is argparse's stdin convention, a positional value, never an option (it was refused)."""
+    from clearml_task.arguments.inline import read_words
+
+    parser = read_parser(
+        "import argparse\np = argparse.ArgumentParser()\np.add_argument('--epochs', type=int)\n"
+        "p.add_argument('data')\np.parse_args()\n",
+        "main.py",
+    )
+    reading = read_words(parser, ["-", "--epochs", "3"])
+    assert reading.problem == "" and {g.dest: g.text for g in reading.given} == {"data": "-", "epochs": "3"}
