@@ -205,13 +205,13 @@ def _module_words(request: Request, parser: Parser, notes: list[str]) -> dict[st
             f"({reading.problem})"
         )
         return dict(request.overrides)
+    from clearml_task.arguments.record import resolve_key
+
     inline = {given.dest: given.text for given in reading.given}
-    options = {o.dest: o for o in parser.options}
     for key in request.overrides:
-        bare = key.lstrip("-")
-        for dest in inline:
-            if bare == dest or bare in {s.lstrip("-") for s in options[dest].option_strings}:
-                raise usage(f"{dest} is given both after --module's name and in --args", "give it once")
+        dest = resolve_key(parser, key)
+        if dest in inline:
+            raise usage(f"{dest} is given both after --module's name and in --args", "give it once")
     return {**inline, **request.overrides}
 
 

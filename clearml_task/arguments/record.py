@@ -145,6 +145,11 @@ def _levels(parser: Parser, chain: Mapping[str, str]) -> Iterator[tuple[str, Par
         level, prefix = level.subcommands[name], f"{prefix}{name}."
 
 
+def resolve_key(parser: Parser, key: str) -> str | None:
+    """The Args key an override names on this parser (None: none), as `check_and_record` resolves it."""
+    return _resolve_key(parser, slots_of(parser), key)
+
+
 def _resolve_key(parser: Parser, slots: Mapping[str, Slot], key: str) -> str | None:
     """The Args key an override means: its dest, one of its option strings without the dashes
     (`learning-rate`), or a subcommand's option without the prefix when only one subcommand has it."""
