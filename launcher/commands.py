@@ -135,17 +135,13 @@ def logs(args: argparse.Namespace) -> int:
 
     client = Client()
     client.get_task(args.task_id)
-    try:
-        if not args.follow:
-            for event in client.task_log(args.task_id):
-                sys.stdout.write(console.visible(str(event.get("msg", "")).rstrip("\n")) + "\n")
-            sys.stdout.flush()
-            return 0
-        status = client.follow_log(args.task_id, lambda line: print(console.visible(line), flush=True))
-    except BrokenPipeError:  # `logs ID | head`: the reader has what it wanted
-        if not console.stdout_closed():
-            raise
+    # `logs ID | head`: a reader that stops early ends the command quietly (console.run)
+    if not args.follow:
+        for event in client.task_log(args.task_id):
+            sys.stdout.write(console.visible(str(event.get("msg", "")).rstrip("\n")) + "\n")
+        sys.stdout.flush()
         return 0
+    status = client.follow_log(args.task_id, lambda line: print(console.visible(line), flush=True))
     return 0 if status == vocabulary.COMPLETED else 1
 
 

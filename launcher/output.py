@@ -47,7 +47,7 @@ class Lines:
         if b"\r" in self.partial:
             self._progress()
         if len(self.partial) >= MAX_PARTIAL:
-            cut = _char_boundary(self.partial, len(self.partial))
+            cut = _char_boundary(self.partial)
             self._line(self.partial[:cut])
             self.partial = self.partial[cut:]
 
@@ -129,16 +129,15 @@ class Output:
             lines.end()
 
 
-def _char_boundary(data: bytes, at: int) -> int:
-    """`at`, or up to 3 bytes before it, so that a UTF-8 character is not cut in two: a long line logged in
-    pieces keeps its text (bytes that are no UTF-8 are cut where they are)."""
-    for back in range(1, 4):
-        if at - back < 0:
-            break
-        byte = data[at - back]
+def _char_boundary(data: bytes) -> int:
+    """The length of `data`, or up to 3 bytes less, so that a UTF-8 character at its end is not cut in two:
+    a long line logged in pieces keeps its text (bytes that are no UTF-8 are cut where they are)."""
+    end = len(data)
+    for back in range(1, min(4, end + 1)):
+        byte = data[end - back]
         if byte < 0x80:  # ASCII: nothing is open
-            return at
-        if byte >= 0xC0:  # a lead byte: does its character end before `at`?
+            return end
+        if byte >= 0xC0:  # a lead byte: does its character end before the end?
             size = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return at if back >= size else at - back
-    return at
+            return end if back >= size else end - back
+    return end

@@ -197,13 +197,11 @@ def get_all(call: Call) -> dict[str, Any]:
     shared, _ = query.filters(call, "models")
 
     def keep(doc: dict[str, Any]) -> bool:
-        return (
-            all(query.one_of(doc.get(key), values) for key, values in wanted.items())
-            and (ready is None or bool(doc.get("ready")) == ready)
-            and (shared is None or shared(doc))
+        return all(query.one_of(doc.get(key), values) for key, values in wanted.items()) and (
+            ready is None or bool(doc.get("ready")) == ready
         )
 
-    return {"models": query.select(call, call.tx.find("models"), keep)}
+    return {"models": query.select(call, call.tx.find("models"), query.both(keep, shared))}
 
 
 @endpoint(

@@ -93,13 +93,11 @@ def get_all(call: Call) -> dict[str, Any]:
     top_only = call.flag("shallow_search")
 
     def keep(doc: dict[str, Any]) -> bool:
-        return (
-            all(p is None or p.search(str(doc.get(key) or "")) for key, p in patterns)
-            and not (top_only and doc.get("parent"))
-            and (shared is None or shared(doc))
+        return all(p is None or p.search(str(doc.get(key) or "")) for key, p in patterns) and not (
+            top_only and doc.get("parent")
         )
 
-    return {"projects": query.select(call, call.tx.find("projects"), keep)}
+    return {"projects": query.select(call, call.tx.find("projects"), query.both(keep, shared))}
 
 
 @endpoint("projects.update", fields={"project": ID, **PROJECT_FIELDS})
