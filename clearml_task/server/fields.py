@@ -124,6 +124,22 @@ class Name(Kind):
 
 
 @dataclass(frozen=True)
+class Bounds(Kind):
+    """A condition's text (one, or a list of at most 8) or, with `pair`, a list of two; the items of a
+    list are texts, numbers or null (what they say is read, and refused, by server.ranges)."""
+
+    pair: bool = False
+    what: str = "a condition"
+
+    def accepts(self, value: Any) -> bool:
+        if not self.pair and isinstance(value, str):
+            return True
+        if not isinstance(value, list) or not (len(value) == 2 if self.pair else 1 <= len(value) <= 8):
+            return False
+        return all(v is None or (isinstance(v, str | int | float) and not isinstance(v, bool)) for v in value)
+
+
+@dataclass(frozen=True)
 class Anything(Kind):
     def accepts(self, value: Any) -> bool:
         return True
@@ -209,10 +225,16 @@ TASKS = Texts(single=True, most=MAX_TASKS, what=f"an id or a list of at most {MA
 COUNT = Int(0, 2**31)
 TIMESTAMP = Number(0, 2**53)
 
-# `_any_` / `_all_` of a get_all: a regex and the (dotted) fields it is looked for in.
+# A date field's condition in a get_all (server.ranges reads it): `>t`, `>=t`, `<t`, `<=t` or `t`, or a
+# list of them, or [low, high] with either null.
+DATES = Bounds(what="a time condition or a list of at most 8 (a [low, high] pair may hold null)")
+# A range field's [low, high] (either null).
+RANGE = Bounds(pair=True, what="a range [low, high] (either may be null)")
+# `_any_` / `_all_` (`_or_` / `_and_`) of a get_all: a regex, or a time condition, and the (dotted) fields.
 FIELD_PATTERN = Shape(
-    {"pattern": TEXT, "fields": LISTED},
-    what=f"an object {{pattern: a regex, fields: a list of at most {MAX_LISTED} field names}}",
+    {"pattern": TEXT, "datetime": DATES, "fields": LISTED},
+    what=f"an object {{pattern: a regex (or datetime: a time condition), fields: a list of at most "
+    f"{MAX_LISTED} field names}}",
 )
 # What every *.get_all reads (query.select, query.filters). Its endpoints refuse any other field (but
 # dotted field paths where they take them): a filter the server ignored would answer with everything.
@@ -229,6 +251,8 @@ GET_ALL: dict[str, Kind] = {
     "search_text": TEXT,
     "_any_": FIELD_PATTERN,
     "_all_": FIELD_PATTERN,
+    "_or_": FIELD_PATTERN,
+    "_and_": FIELD_PATTERN,
     # Accepted and ignored: ClearML's scroll paging (the whole answer comes in one page, or by page and
     # page_size) and the SDK's marker for fields its request class does not declare.
     "scroll_id": TEXT,

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import re2
 
-from clearml_task.server import errors
+from clearml_task.server import errors, ranges
 from clearml_task.server.fields import MAX_LISTED
+from clearml_task.server.ranges import leaves
 
 if TYPE_CHECKING:
     from clearml_task.server.endpoints import Call
@@ -262,8 +263,9 @@ MAX_PATH_DEPTH = 16  # segments of a dotted field path a filter names
 
 def filters(call: Call, kind: str) -> tuple[Callable[[dict[str, Any]], bool] | None, set[str]]:
     """The get_all filters beyond `chosen`'s that the endpoint declares: `search_text` (SEARCHED),
-    `_any_` / `_all_` ({pattern, fields}: the regex, as `name`'s on RE2 within its time budget, found in
-    any / all of the dotted fields; a list field matches when an element does), `user` (any of the ids)
+    `_any_` / `_all_` (or `_or_` / `_and_`) ({pattern, fields}: the regex, as `name`'s on RE2 within its
+    time budget, found in any / all of the dotted fields; a list field matches when an element does; with
+    `datetime` instead, see ranges), `user` (any of the ids), the date and range fields (ranges.tests)
     and, where the endpoint takes them, dotted field paths (`metadata.<key>.value`: equal to the value, or
     to one of a list). The test of a document (None when none is given) and the top-level fields it reads."""
     tests: list[Callable[[dict[str, Any]], bool]] = []
@@ -276,9 +278,15 @@ def filters(call: Call, kind: str) -> tuple[Callable[[dict[str, Any]], bool] | N
         searched = [field.split(".") for field in SEARCHED[kind]]
         tests.append(lambda doc: any(needle in v.casefold() for p in searched for v in strings(doc, p)))
         reads.update(p[0] for p in searched)
-    for key in ("_any_", "_all_"):
+    for key in ("_any_", "_all_", "_or_", "_and_"):
         spec = call.mapping(key)
         if not spec:
+            continue
+        if spec.get("datetime") is not None:
+            if spec.get("pattern") is not None:
+                raise errors.validation_error(f"{key} takes a pattern or a datetime, not both")
+            tests.append(ranges.multi_field(key, spec, kind))
+            reads.update(str(name) for name in spec.get("fields") or [])
             continue
         pattern = name_filter(spec.get("pattern"), f"{key}.pattern")
         paths = [_path(field, f"{key}.fields") for field in spec.get("fields") or []]
@@ -286,7 +294,7 @@ def filters(call: Call, kind: str) -> tuple[Callable[[dict[str, Any]], bool] | N
             continue
         if not paths:
             raise errors.validation_error(f"{key}.fields must name at least one field")
-        test = all if key == "_all_" else any
+        test = all if key in ("_all_", "_and_") else any
         tests.append(
             lambda doc, r=pattern, ps=paths, t=test: t(any(r.search(v) for v in strings(doc, p)) for p in ps)  # type: ignore[misc]
         )
@@ -295,7 +303,14 @@ def filters(call: Call, kind: str) -> tuple[Callable[[dict[str, Any]], bool] | N
     if users is not None:
         tests.append(lambda doc: one_of(doc.get("user"), users))
         reads.add("user")
-    dotted = [(key, value) for key, value in call.data.items() if "." in key and value is not None]
+    conditions, read = ranges.tests(call.data, kind)
+    tests += conditions
+    reads |= read
+    dotted = [
+        (key, value)
+        for key, value in call.data.items()
+        if "." in key and value is not None and not ranges.is_metric_path(key)
+    ]
     if len(dotted) > MAX_LISTED:
         raise errors.validation_error(f"at most {MAX_LISTED} dotted field filters")
     for key, value in dotted:
@@ -303,7 +318,7 @@ def filters(call: Call, kind: str) -> tuple[Callable[[dict[str, Any]], bool] | N
         accepted = value if isinstance(value, list) else [value]
         if len(accepted) > MAX_LISTED or not all(isinstance(v, str | int | float | bool) for v in accepted):
             raise errors.validation_error(f"{key} must be a value or a list of at most {MAX_LISTED} values")
-        tests.append(lambda doc, p=path, a=accepted: any(v in a for v in _leaves(doc, p)))  # type: ignore[misc]
+        tests.append(lambda doc, p=path, a=accepted: any(v in a for v in leaves(doc, p)))  # type: ignore[misc]
         reads.add(path[0])
     if not tests:
         return None, reads
@@ -325,17 +340,6 @@ def _path(field: Any, what: str) -> list[str]:
     return field.split(".")
 
 
-def _leaves(doc: Any, path: list[str]) -> Iterable[Any]:
-    """The values at a dotted path; a list on the way (or at the end) gives each of its elements."""
-    if isinstance(doc, list):
-        for item in doc:
-            yield from _leaves(item, path)
-    elif not path:
-        yield doc
-    elif isinstance(doc, dict) and path[0] in doc:
-        yield from _leaves(doc[path[0]], path[1:])
-
-
 def strings(doc: dict[str, Any], path: list[str]) -> Iterable[str]:
     """The texts at a dotted path (what a pattern or a search is matched against)."""
-    return (value for value in _leaves(doc, path) if isinstance(value, str))
+    return (value for value in leaves(doc, path) if isinstance(value, str))

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from clearml_task.server import errors, files, query
+from clearml_task.server import errors, files, query, ranges
 from clearml_task.server.endpoints import Call, endpoint, new_id, now
 from clearml_task.server.fields import (
+    DATES,
     FLAG,
     GET_ALL,
     ID,
     MATCHING,
     NAME,
     OBJECT,
+    RANGE,
     TAGS,
     TEXT,
     Int,
@@ -185,6 +187,8 @@ def get_by_id(call: Call) -> dict[str, Any]:
         "uri": MATCHING,
         "user": MATCHING,
         "include_subprojects": FLAG,
+        **{name: DATES for name in ranges.DATE_FIELDS["models"]},
+        **{name: RANGE for name in ranges.TIME_RANGES["models"] + ranges.NUMBER_RANGES["models"]},
     },
     closed=True,
     paths=True,
@@ -211,7 +215,7 @@ def get_all(call: Call) -> dict[str, Any]:
 def set_ready(call: Call) -> dict[str, Any]:
     model = get(call.tx, call.id("model"))
     model["ready"] = True
-    model["last_update"] = now()
+    model["last_update"] = model["last_change"] = now()
     call.tx.put("models", model)
     return {"updated": 1, "published_task": None}
 
@@ -222,7 +226,7 @@ def publish_many(call: Call) -> dict[str, Any]:
     for model_id in call.items("ids") or []:
         model = get(call.tx, model_id)
         model["ready"] = True
-        model["last_update"] = now()
+        model["last_update"] = model["last_change"] = now()
         call.tx.put("models", model)
         succeeded.append({"id": model_id, "updated": 1, "published_task": None})
     return {"succeeded": succeeded, "failed": []}
@@ -249,7 +253,7 @@ def _set_archived(call: Call, archived: bool) -> dict[str, Any]:
             continue
         tags = [t for t in model.get("system_tags") or [] if t != "archived"]
         model["system_tags"] = [*tags, "archived"] if archived else tags
-        model["last_update"] = now()
+        model["last_update"] = model["last_change"] = now()
         call.tx.put("models", model)
         succeeded.append({"id": model_id, key: True})
     return {"succeeded": succeeded, "failed": failed}
@@ -288,7 +292,7 @@ def add_or_update_metadata(call: Call) -> dict[str, Any]:
         name: {"key": name, "type": item.get("type"), "value": item.get("value")}
         for name, item in merged.items()
     }
-    model["last_update"] = now()
+    model["last_update"] = model["last_change"] = now()
     call.tx.put("models", model)
     return {"updated": 1}
 

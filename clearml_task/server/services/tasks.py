@@ -8,15 +8,18 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from clearml_task.server import errors, files, query, queue_entries, store
+from clearml_task.server import errors, files, query, queue_entries, ranges, store
 from clearml_task.server.endpoints import Call, Handler, endpoint, new_id, now
 from clearml_task.server.fields import (
+    DATES,
     FLAG,
     GET_ALL,
     ID,
+    LISTED,
     MATCHING,
     NAME,
     OBJECT,
+    RANGE,
     STATUS_CHANGE,
     TAGS,
     TASKS,
@@ -217,6 +220,11 @@ def get_by_id(call: Call) -> dict[str, Any]:
         "parent": MATCHING,
         "user": MATCHING,
         "include_subprojects": FLAG,
+        **{name: DATES for name in ranges.DATE_FIELDS["tasks"]},
+        **{name: RANGE for name in ranges.TIME_RANGES["tasks"] + ranges.NUMBER_RANGES["tasks"]},
+        # Accepted and ignored, as ClearML's server does: its TriggerScheduler sends it for datasets,
+        # which it also selects by their system tag.
+        "task_types": LISTED,
     },
     closed=True,
     paths=True,
