@@ -41,6 +41,8 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda a, b: a < b,
 }
 MAX_CONDITIONS = 8
+MAX_METRIC_PATHS = 64  # last_metrics conditions in one call (each is a test of every document)
+MAX_METRIC_DEPTH = 16
 
 
 def fields(kind: str) -> tuple[str, ...]:
@@ -66,10 +68,15 @@ def tests(data: dict[str, Any], kind: str) -> tuple[list[Test], set[str]]:
         else:
             found.append(range_test(path, value, name, numbers=name in NUMBER_RANGES[kind]))
         reads.add(name)
-    for key, value in data.items():
-        if is_metric_path(key) and value is not None:
-            found.append(range_test(key.split("."), value, key, numbers=True))
-            reads.add(METRICS)
+    metrics = [(key, value) for key, value in data.items() if is_metric_path(key) and value is not None]
+    if len(metrics) > MAX_METRIC_PATHS:
+        raise errors.validation_error(f"at most {MAX_METRIC_PATHS} {METRICS} conditions")
+    for key, value in metrics:
+        path = key.split(".")
+        if not all(path) or len(path) > MAX_METRIC_DEPTH:
+            raise errors.validation_error(f"{key[:100]!r} is not a field path")
+        found.append(range_test(path, value, key, numbers=True))
+        reads.add(METRICS)
     return found, reads
 
 
