@@ -262,3 +262,52 @@ def test_logging_out_revokes_the_session_for_every_process_and_after_a_restart(a
     )
     # Logging out again (a stale form, the copy) changes nothing and is no error.
     assert client.post("/logout", data={"csrf": csrf}).status_code == 303
+
+
+def login_token(client: WsgiClient) -> str:
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token
+    return token[1]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://localhost"},  # another port of this host
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "http://localhost:1"},  # a browser that names only the origin
+        {"Origin": "null"},
+    ],
+)
+def test_a_login_posted_from_another_origin_is_refused(app: App, headers: dict[str, str]) -> None:
+    """Cookies are shared by every port of a host: a page served on another port could plant the login
+    form's cookie and post its pair with its own keys. Where the browser says the post came from decides."""
+    client = WsgiClient(app)
+    keys = {"access_key": app.keys.access_key, "secret_key": app.keys.secret_key}
+    refused = client.post("/login", data={**keys, "csrf": login_token(client)}, headers=headers)
+    assert refused.status_code == 400 and "own login page" in refused.get_data(as_text=True)
+    assert client.get_cookie(session.COOKIE) is None
+    # From this server's own page (and from a client that is no browser) the same login works.
+    for own in (
+        {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
+        {"Origin": "http://localhost"},
+        {},
+    ):
+        fresh = WsgiClient(app)
+        ok = fresh.post("/login", data={**keys, "csrf": login_token(fresh)}, headers=own)
+        assert ok.status_code == 303 and fresh.get_cookie(session.COOKIE) is not None, own
+
+
+@pytest.mark.parametrize("target", ["/projects/%0Ax", "/\r\nSet-Cookie: x=1", "/a\x7fb", "/\tx"])
+def test_a_next_with_control_characters_goes_to_the_default_page(app: App, target: str) -> None:
+    """A newline in `next` made the Location header fail: a 500, and no login."""
+    from urllib.parse import unquote
+
+    client = WsgiClient(app)
+    keys = {"access_key": app.keys.access_key, "secret_key": app.keys.secret_key}
+    done = client.post("/login", data={**keys, "csrf": login_token(client), "next": unquote(target)})
+    assert done.status_code == 303 and done.headers["Location"] == "/projects/*/tasks"
+    assert client.get_cookie(session.COOKIE) is not None
+    form = client.get(f"/login?next={target}")
+    assert form.status_code == 200

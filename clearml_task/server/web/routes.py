@@ -92,8 +92,15 @@ def redirect(location: str, *, status: int = 303) -> Response:
 
 
 def _local(target: str | None) -> str:
-    """Where to go after logging in: only a path on this server (never another site)."""
-    if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
+    """Where to go after logging in: only a path on this server (never another site), and one a Location
+    header can carry (no control characters: urlsplit drops a newline before it looks)."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or any(ord(c) < 32 or ord(c) == 127 for c in target)
+        or urlsplit(target).netloc
+    ):
         return "/projects/*/tasks"
     return target
 

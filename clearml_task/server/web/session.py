@@ -3,7 +3,9 @@
 The cookie is HttpOnly and SameSite=Strict; logging out revokes its token in the store (`revoked`), so a
 copy of the cookie is refused too. Every state-changing request carries a CSRF token bound to the
 session (a form field, or the `X-CSRF-Token` header of the pages' API calls); the login form carries one
-bound to a cookie of its own (double submit), so no other site can log a browser in either. The cookie
+bound to a cookie of its own (double submit) and must be posted from this server's own page (what the
+browser says: another port of the same host shares its cookies), so no other site or local program's
+page can log a browser in either. The cookie
 alone reads the file server (GET/HEAD of `/files/...`: the pages' images and downloads), nothing else.
 """
 
@@ -80,7 +82,10 @@ def file_authorization(app: App, request: Request) -> str | None:
 
 
 def log_in(app: App, request: Request) -> str:
-    """Check the login form (its CSRF pair, then the key pair); returns a new session token."""
+    """Check the login form (where it was posted from, its CSRF pair, then the key pair); returns a new
+    session token."""
+    if not _from_this_origin(request):
+        raise errors.bad_request("log in from this server's own login page")
     form_token = request.form.get("csrf", "")
     cookie_token = request.cookies.get(LOGIN_COOKIE, "")
     if not form_token or not _same(cookie_token, form_token):
@@ -89,6 +94,23 @@ def log_in(app: App, request: Request) -> str:
         request.form.get("access_key", ""), request.form.get("secret_key", "")
     )
     return app.tokens.issue(user, SESSION_SEC)
+
+
+def _from_this_origin(request: Request) -> bool:
+    """Whether the browser says the form was posted from one of this server's pages. Cookies are shared by
+    every port of a host, so a page another program serves on this machine could plant the login form's
+    cookie and post its pair with someone else's keys (a login CSRF); the browser names where the post
+    came from: `Sec-Fetch-Site` (same-site, not same-origin, for another port), else `Origin`. A client
+    that sends neither is no browser, and no page of another site can make it post."""
+    fetched_from = request.headers.get("Sec-Fetch-Site")
+    if fetched_from is not None:
+        return fetched_from in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    from urllib.parse import urlsplit
+
+    return urlsplit(origin).netloc == request.host
 
 
 def log_out(app: App, session_token: str) -> None:
