@@ -70,3 +70,14 @@ def test_plots_draw_only_what_uplot_draws_as_plotly_would(site: Site, page: Page
     expect(curve.locator(".u-legend")).to_contain_text("recall")
     expect(page.locator("#plots .u-legend", has_text="iteration")).to_have_count(0)
     shot(page, "plot-shapes")
+
+
+def test_plots_show_the_newest_plot_of_each_metric_and_variant(site: Site, page: Page, shot: Any) -> None:
+    line = {"data": [{"x": [0, 1], "y": [0, 1]}]}
+    reports = [("loss", "curve", i, line) for i in range(300)] + [("roc", "val", i, line) for i in (0, 5)]
+    page.goto(task_with_plots(site, "many plots", reports))
+    charts = page.locator("#plots figure.chart")
+    expect(charts).to_have_count(2)
+    expect(charts.nth(0)).to_contain_text("loss / curve (iteration 299, the newest of 300 iterations)")
+    expect(charts.nth(1)).to_contain_text("roc / val (iteration 5, the newest of 2 iterations)")
+    shot(page, "plots-newest")

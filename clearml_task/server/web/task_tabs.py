@@ -117,9 +117,23 @@ def newest_events(ui: Ui, task: dict[str, Any], kind: str) -> list[dict[str, Any
 
 
 def plots(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
-    """The task's newest plots, shown oldest first."""
-    found = reversed(newest_events(ui, task, "plot"))
-    return {"plots": [_fields(e, "metric", "variant", "iter", "timestamp", "plot_str") for e in found]}
+    """The newest plot of each metric and variant (as ClearML shows, and as the Debug samples tab does),
+    with how many iterations of it were reported: a task reporting a plot every iteration has thousands,
+    which as charts would make a page of megabytes that blocks the browser for seconds."""
+    events = newest_events(ui, task, "plot")
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    iterations: dict[tuple[str, str], set[Any]] = {}
+    for event in events:
+        key = (str(event.get("metric", "")), str(event.get("variant", "")))
+        latest.setdefault(key, event)
+        iterations.setdefault(key, set()).add(event.get("iter"))
+    cut = len(events) >= LOG_BATCH  # the oldest reports were not read: their counts are lower bounds
+    shown = [
+        {**_fields(e, "metric", "variant", "iter", "timestamp", "plot_str"),
+         "iterations": len(iterations[key]), "more": cut}
+        for key, e in sorted(latest.items())
+    ]  # fmt: skip
+    return {"plots": shown}
 
 
 def debug_samples(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
