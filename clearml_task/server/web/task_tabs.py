@@ -100,7 +100,7 @@ def console(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
         "log_chunks": [log_text(events[i : i + LOG_CHUNK]) for i in range(0, len(events), LOG_CHUNK)],
         "log_total": found["total"],
         "log_shown": len(events),
-        **log_cursor(events),
+        "log_stored": int(found.get("stored_last") or 0),  # where the live console polls on from
     }
 
 
@@ -179,14 +179,6 @@ def tab_of(rest: str | None) -> str:
 
 def log_text(events: list[dict[str, Any]]) -> str:
     return "".join(str(e.get("msg", "")).rstrip("\n") + "\n" for e in events)
-
-
-def log_cursor(events: list[dict[str, Any]]) -> dict[str, int]:
-    """Where the page's live console goes on from: the newest timestamp shown and how many lines share it."""
-    if not events:
-        return {"log_last": 0, "log_at_last": 0}
-    last = int(events[-1].get("timestamp") or 0)
-    return {"log_last": last, "log_at_last": sum(1 for e in events if int(e.get("timestamp") or 0) == last)}
 
 
 def full_log(ui: Ui, task_id: str) -> str:
