@@ -90,8 +90,15 @@ def page(ui: Ui, project: str) -> Response:
         project_name="All projects" if project == "*" else projects.get(project, project),
         statuses=STATUSES, state=state, sort=sort, sort_link=sort_link, columns=SORTABLE,
         previous=link(page=page_no - 1) if page_no > 0 else "",
-        next=link(page=page_no + 1) if len(tasks) == PAGE_SIZE else "",
+        next=link(page=page_no + 1) if len(tasks) == PAGE_SIZE and _more(ui, query) else "",
     )  # fmt: skip
+
+
+def _more(ui: Ui, query: dict[str, Any]) -> bool:
+    """Whether a task follows the page `query` reads (a full page may be the last one): the one task at
+    the next page's offset, by page_size 1, its id alone."""
+    after = {**query, "only_fields": ["id"], "page": (query["page"] + 1) * PAGE_SIZE, "page_size": 1}
+    return bool(ui.api("tasks.get_all", **after)["tasks"])
 
 
 def _int(value: str | None) -> int:
