@@ -227,6 +227,22 @@ class Tx:
         rows = self.conn.execute(f"{sql} ORDER BY timestamp {order}, seq {order} LIMIT ?", [*params, limit])
         return [(int(ts), int(seq), json.loads(doc)) for ts, seq, doc in rows]
 
+    def events_stored_after(
+        self, task: str, type_: str, *, after: int, limit: int
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Up to `limit` events of one task and type stored after the position `after` (their `seq`, which
+        only grows), as (position, event) in the order they were stored, whatever their timestamps."""
+        rows = self.conn.execute(
+            "SELECT seq, doc FROM events WHERE task = ? AND type = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (task, type_, after, limit),
+        )
+        return [(int(seq), json.loads(doc)) for seq, doc in rows]
+
+    def last_stored(self, task: str, type_: str) -> int:
+        """The position (`seq`) of the task's event of this type stored last; 0 for none."""
+        row = self.conn.execute("SELECT MAX(seq) FROM events WHERE task = ? AND type = ?", (task, type_))
+        return int(row.fetchone()[0] or 0)
+
     def all_events(self, task: str, type_: str) -> list[dict[str, Any]]:
         """Every event of one task and type, oldest first."""
         rows = self.conn.execute(

@@ -3,6 +3,7 @@ confirmation dialog, and the server's state is checked through the API afterward
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -188,3 +189,32 @@ def test_a_refused_action_is_shown(site: Site, page: Page) -> None:
     client.call("tasks.delete", {"task": site.tasks[name]})
     page.click(".actions >> text=Archive")
     expect(page.locator("#flash")).to_contain_text("Invalid task id")
+
+
+def test_the_live_console_shows_new_lines_stamped_before_the_newest_shown(site: Site, page: Page) -> None:
+    """Lines arrive live in the order they were stored, whatever their timestamps: a worker whose clock is
+    behind, or lines sent late, are shown without a reload (polling by timestamp never asked for them)."""
+    client = site.client()
+    project = client.project_id(PROJECT, create=False)
+    task = client.call("tasks.create", {"name": "late lines", "type": "training", "project": project})["id"]
+    now = int(time.time() * 1000)
+
+    def lines(words: list[str], start: int) -> None:
+        events = [{"task": task, "type": "log", "timestamp": start + i * 1000, "msg": word}
+                  for i, word in enumerate(words)]  # fmt: skip
+        client.call("events.add_batch", {"requests": events})
+
+    lines([f"ahead {i}" for i in range(3)], now + 60_000)
+    client.call("tasks.started", {"task": task})
+    try:
+        page.goto(f"{site.url}/projects/{project}/tasks/{task}/console")
+        log = page.locator("#log")
+        expect(log).to_contain_text("ahead 2")
+        lines([f"behind {i}" for i in range(5)], now)
+        for i in range(5):
+            expect(log).to_contain_text(f"behind {i}", timeout=10_000)
+        assert (log.text_content() or "").splitlines() == [f"ahead {i}" for i in range(3)] + [
+            f"behind {i}" for i in range(5)
+        ]
+    finally:
+        client.call("tasks.stopped", {"task": task, "force": True})

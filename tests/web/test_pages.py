@@ -117,7 +117,7 @@ def test_configuration_info_artifacts_models_tabs(site: Site, page: Page, shot: 
     expect(info).to_contain_text(site.tasks["train lr 0.1"])
     task = site.client().get_task(site.tasks["train lr 0.1"])
     started = info.locator("dt:text-is('Started') + dd")
-    expect(started).to_have_text(task["started"][:19].replace("T", " "))
+    expect(started).to_have_text(task["started"][:19].replace("T", " ") + " UTC")
     shot(page, "info")
     page.click("nav.tabs >> text=ARTIFACTS")
     expect(page.locator("section.tab")).to_contain_text("No artifacts")

@@ -29,6 +29,7 @@ from clearml_task.server.store import Tx
 
 MAX_LOG_MSG = 64 * 1024
 DEFAULT_LOG_BATCH = 5000
+STORED = Int(0, 2**62)  # a position in the order events were stored (get_task_log's stored_after)
 TYPES = ("log", "training_stats_scalar", "training_stats_vector", "training_debug_image", "plot")
 # What the server reads of an event (other fields are stored as sent).
 EVENT_FIELDS = {
@@ -223,22 +224,36 @@ def _update_last_metrics(task: dict[str, Any], events: list[dict[str, Any]]) -> 
         "navigate_earlier": FLAG,
         "from_timestamp": TIMESTAMP,
         "order": TEXT,
+        "stored_after": STORED,
     },
 )
 def get_task_log(call: Call) -> dict[str, Any]:
     """A batch of log events: with navigate_earlier (the default) newest first, going back from the end
     or from from_timestamp; otherwise oldest first, going forward. Events sharing the last returned
-    timestamp are all included, so paging by from_timestamp never skips a line."""
+    timestamp are all included, so paging by from_timestamp never skips a line.
+
+    Ours (ClearML's server has neither): every answer's `stored_last` is the position of the task's log
+    line stored last, and `stored_after` (such a position) reads the lines stored after it, in the order
+    they were stored, whatever their timestamps: what a live console polls with (by timestamp, a line
+    stamped earlier than the newest shown would never be asked for)."""
     task_id = call.id("task")
     _check_owner(call, task_id)
     batch = call.integer("batch_size", DEFAULT_LOG_BATCH) or DEFAULT_LOG_BATCH
+    total = call.tx.count_events(task_id, "log")
+    after = call.integer("stored_after")
+    if after is not None:
+        stored = call.tx.events_stored_after(task_id, "log", after=after, limit=batch)
+        last = stored[-1][0] if stored else max(after, 0)
+        events = [event for _, event in stored]
+        return {"events": events, "returned": len(events), "total": total, "stored_last": last}
     earlier = call.flag("navigate_earlier", True)
     start = call.integer("from_timestamp")
     events = call.tx.events(task_id, "log", from_timestamp=start, limit=batch, newest_first=earlier)
     order = call.text("order")
     if (order == "asc" and earlier) or (order == "desc" and not earlier):
         events.reverse()
-    return {"events": events, "returned": len(events), "total": call.tx.count_events(task_id, "log")}
+    last = call.tx.last_stored(task_id, "log")
+    return {"events": events, "returned": len(events), "total": total, "stored_last": last}
 
 
 def _scalars(call: Call) -> dict[str, dict[str, list[dict[str, Any]]]]:

@@ -34,6 +34,7 @@ class Ui:
     token: str
     csrf: str
     identity: dict[str, Any] = field(default_factory=dict)
+    _user_names: dict[str, str] | None = field(default=None, init=False, repr=False)
 
     def api(self, endpoint: str, **data: Any) -> dict[str, Any]:
         code, envelope = self.app.handle(
@@ -55,9 +56,11 @@ class Ui:
         return list(self.api("queues.get_all", order_by=["name"])["queues"])
 
     def user_name(self, user: str | None) -> str:
-        """A task's user as a name: the server has one user (its key pair); another id is shown short."""
+        """A task's user (an id) as the name users.get_all gives it, read once a page; an id no user has
+        any longer (removed from users.json) is shown short."""
         if not user:
             return ""
-        if user == self.identity.get("user"):
-            return str(self.identity.get("user_name") or user)
-        return user[:8]
+        if self._user_names is None:
+            found = self.api("users.get_all")["users"]
+            self._user_names = {str(u["id"]): str(u.get("name") or u["id"]) for u in found}
+        return self._user_names.get(user) or user[:8]

@@ -98,9 +98,10 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def when(value: Any) -> str:
-    """An ISO time as `YYYY-MM-DD HH:MM:SS` (UTC); '' for none."""
+    """An ISO time as `YYYY-MM-DD HH:MM:SS UTC` (labelled: the page cannot know the reader's zone); ''
+    for none."""
     stamp = parse_time(value)
-    return stamp.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if stamp else ""
+    return stamp.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if stamp else ""
 
 
 def duration(task: dict[str, Any]) -> str:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from clearml_task import vocabulary
+from clearml_task.server import errors
+from clearml_task.server import query as server_query
 from clearml_task.server.web import render
 
 if TYPE_CHECKING:
@@ -53,11 +55,7 @@ def page(ui: Ui, project: str) -> Response:
         query["project"] = [project]
     if statuses:
         query["status"] = statuses
-    if _ID.match(search):
-        query["id"] = [search]
-    elif search:
-        query["name"] = "(?i)" + re.escape(search)
-    tasks = ui.api("tasks.get_all", **query)["tasks"]
+    tasks, more, problem = _tasks(ui, query, search, by_user_name=sort.lstrip("-") == "user")
     projects = ui.projects()
     queue_names = {q["id"]: q["name"] for q in ui.queues()}
     rows = [
@@ -90,8 +88,72 @@ def page(ui: Ui, project: str) -> Response:
         project_name="All projects" if project == "*" else projects.get(project, project),
         statuses=STATUSES, state=state, sort=sort, sort_link=sort_link, columns=SORTABLE,
         previous=link(page=page_no - 1) if page_no > 0 else "",
-        next=link(page=page_no + 1) if len(tasks) == PAGE_SIZE else "",
+        next=link(page=page_no + 1) if more else "", problem=problem,
     )  # fmt: skip
+
+
+def _tasks(
+    ui: Ui, query: dict[str, Any], search: str, *, by_user_name: bool
+) -> tuple[list[dict[str, Any]], bool, str]:
+    """The page's tasks, whether a task follows them, and why none can be found ('' but for a search no
+    task name can match). tasks.get_all pages them, unless the page must choose them itself (a search too
+    long for a name pattern, the User column sorted by the names)."""
+    if _ID.match(search):
+        query["id"] = [search]
+    elif search:
+        pattern = "(?i)" + re.escape(search)
+        if len(search) > vocabulary.MAX_NAME:
+            return [], False, (f"No task can be found by {len(search)} characters: a task's name has at "
+                               f"most {vocabulary.MAX_NAME}. Search for a part of it.")  # fmt: skip
+        if _fits(pattern):
+            query["name"] = pattern
+        else:
+            return (*_chosen(ui, query, by_user_name=by_user_name, name_has=search.casefold()), "")
+    if by_user_name:
+        return (*_chosen(ui, query, by_user_name=True, name_has=""), "")
+    tasks = ui.api("tasks.get_all", **query)["tasks"]
+    return tasks, len(tasks) == PAGE_SIZE and _more(ui, query), ""
+
+
+def _fits(pattern: str) -> bool:
+    """Whether the server takes `pattern` as a name filter (its length and RE2 program are bounded)."""
+    try:
+        server_query.name_filter(pattern)
+    except errors.APIError:
+        return False
+    return True
+
+
+def _chosen(ui: Ui, query: dict[str, Any], *, by_user_name: bool, name_has: str) -> tuple[list[Any], bool]:
+    """The page chosen here from every task `query` filters (their ids, names and users, in its order):
+    those whose name has `name_has` (case-insensitive; narrowed first by the server's search_text with as
+    much of it as that takes), sorted by their users' names when asked (ties keep the query's order);
+    then the page's own fields for those ids alone."""
+    paging = ("page", "page_size")
+    every = {**{k: v for k, v in query.items() if k not in paging}, "only_fields": ["id", "name", "user"]}
+    if name_has:
+        every["search_text"] = name_has[: server_query.MAX_PATTERN]
+    found = [
+        t for t in ui.api("tasks.get_all", **every)["tasks"] if name_has in str(t.get("name", "")).casefold()
+    ]
+    if by_user_name:
+        found.sort(
+            key=lambda t: ui.user_name(t.get("user")).casefold(), reverse=query["order_by"][0].startswith("-")
+        )
+    start = query["page"] * PAGE_SIZE
+    ids = [t["id"] for t in found[start : start + PAGE_SIZE]]
+    if not ids:
+        return [], False
+    fields = {k: v for k, v in query.items() if k not in paging}
+    by_id = {t["id"]: t for t in ui.api("tasks.get_all", **{**fields, "id": ids})["tasks"]}
+    return [by_id[i] for i in ids if i in by_id], len(found) > start + PAGE_SIZE
+
+
+def _more(ui: Ui, query: dict[str, Any]) -> bool:
+    """Whether a task follows the page `query` reads (a full page may be the last one): the one task at
+    the next page's offset, by page_size 1, its id alone."""
+    after = {**query, "only_fields": ["id"], "page": (query["page"] + 1) * PAGE_SIZE, "page_size": 1}
+    return bool(ui.api("tasks.get_all", **after)["tasks"])
 
 
 def _int(value: str | None) -> int:

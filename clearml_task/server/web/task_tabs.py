@@ -100,7 +100,7 @@ def console(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
         "log_chunks": [log_text(events[i : i + LOG_CHUNK]) for i in range(0, len(events), LOG_CHUNK)],
         "log_total": found["total"],
         "log_shown": len(events),
-        **log_cursor(events),
+        "log_stored": int(found.get("stored_last") or 0),  # where the live console polls on from
     }
 
 
@@ -117,9 +117,23 @@ def newest_events(ui: Ui, task: dict[str, Any], kind: str) -> list[dict[str, Any
 
 
 def plots(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
-    """The task's newest plots, shown oldest first."""
-    found = reversed(newest_events(ui, task, "plot"))
-    return {"plots": [_fields(e, "metric", "variant", "iter", "timestamp", "plot_str") for e in found]}
+    """The newest plot of each metric and variant (as ClearML shows, and as the Debug samples tab does),
+    with how many iterations of it were reported: a task reporting a plot every iteration has thousands,
+    which as charts would make a page of megabytes that blocks the browser for seconds."""
+    events = newest_events(ui, task, "plot")
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    iterations: dict[tuple[str, str], set[Any]] = {}
+    for event in events:
+        key = (str(event.get("metric", "")), str(event.get("variant", "")))
+        latest.setdefault(key, event)
+        iterations.setdefault(key, set()).add(event.get("iter"))
+    cut = len(events) >= LOG_BATCH  # the oldest reports were not read: their counts are lower bounds
+    shown = [
+        {**_fields(e, "metric", "variant", "iter", "timestamp", "plot_str"),
+         "iterations": len(iterations[key]), "more": cut}
+        for key, e in sorted(latest.items())
+    ]  # fmt: skip
+    return {"plots": shown}
 
 
 def debug_samples(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
@@ -165,14 +179,6 @@ def tab_of(rest: str | None) -> str:
 
 def log_text(events: list[dict[str, Any]]) -> str:
     return "".join(str(e.get("msg", "")).rstrip("\n") + "\n" for e in events)
-
-
-def log_cursor(events: list[dict[str, Any]]) -> dict[str, int]:
-    """Where the page's live console goes on from: the newest timestamp shown and how many lines share it."""
-    if not events:
-        return {"log_last": 0, "log_at_last": 0}
-    last = int(events[-1].get("timestamp") or 0)
-    return {"log_last": last, "log_at_last": sum(1 for e in events if int(e.get("timestamp") or 0) == last)}
 
 
 def full_log(ui: Ui, task_id: str) -> str:

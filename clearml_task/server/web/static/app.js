@@ -102,37 +102,28 @@
     });
   }
 
-  // The console: while the task is queued or running, new lines are appended as they arrive.
+  // The console: while the task is queued or running, new lines are appended as they arrive, read in the
+  // order the server stored them (a line stamped earlier than the newest shown is new all the same).
   const log = document.getElementById("log");
   if (log && log.dataset.live === "1") {
-    let last = Number(log.dataset.last);
-    let atLast = Number(log.dataset.atLast);
+    let stored = Number(log.dataset.stored);
     let live = true;
     const status = document.getElementById("task-status");
     async function poll() {
       try {
-        const query = { task: log.dataset.task, navigate_earlier: false, batch_size: 5000 };
-        if (last) query.from_timestamp = last - 1;
-        const found = await api("events.get_task_log", query);
-        let seen = 0;
-        const fresh = [];
-        for (const event of found.events) {
-          if (event.timestamp === last && seen < atLast) { seen += 1; continue; }
-          fresh.push(event);
-        }
-        if (fresh.length) {
+        const found = await api("events.get_task_log", { task: log.dataset.task, stored_after: stored, batch_size: 5000 });
+        if (found.events.length) {
           const follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-          log.append(document.createTextNode(fresh.map((e) => String(e.msg).replace(/\n$/, "") + "\n").join("")));
-          const newest = fresh[fresh.length - 1].timestamp;
-          atLast = (newest === last ? atLast : 0) + fresh.filter((e) => e.timestamp === newest).length;
-          last = newest;
+          log.append(document.createTextNode(found.events.map((e) => String(e.msg).replace(/\n$/, "") + "\n").join("")));
           if (follow) log.scrollTop = log.scrollHeight;
         }
+        stored = found.stored_last;
         const task = (await api("tasks.get_all", { id: [log.dataset.task], only_fields: ["status"] })).tasks[0];
         if (task && status) {
           status.textContent = task.status;
           status.className = "status s-" + task.status;
         }
+        if (found.events.length === 5000) { window.setTimeout(poll, 0); return; }  // more stored already
         if (!live) return;
         if (task && task.status !== "queued" && task.status !== "in_progress") live = false;  // one more read, then stop
         window.setTimeout(poll, 1000);
