@@ -349,13 +349,17 @@ def _home() -> Path:
 
 
 def _writable_home() -> Path:
-    """The launcher's home, made if need be, once it is known that files can be made in it: otherwise one
-    line now, before a task is taken (not a traceback, nor a task failed for the machine's fault)."""
+    """The launcher's home, made if need be (mode 0700), once it is known that files can be made in it:
+    otherwise one line now, before a task is taken (not a traceback, nor a task failed for the machine's
+    fault)."""
     import tempfile
 
     home = _home()
     try:
         home.mkdir(parents=True, exist_ok=True)
+        # Its own user's alone: a task in a rootful container writes the work tree and the caches as root
+        # (a setuid copy of a shell, say), and no other user of the machine may reach what it leaves.
+        home.chmod(0o700)
         with tempfile.TemporaryFile(dir=home):
             pass
     except OSError as e:

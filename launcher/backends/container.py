@@ -28,6 +28,7 @@ import re
 import secrets
 import shlex
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ OUT = "/opt/clearml-launcher-out"  # what the entry script hands back to the hos
 STAGED = ("entry.sh", "setup.sh", "task-requirements.txt", "extra-requirements.txt")
 # in OUT, as ENTRY names them: the install step that failed ("declared" or "extra"), and uv's stderr of it
 FAILED_STEP, INSTALL_ERROR = "install-failed.txt", "install-error.txt"
+MAX_HANDED_BACK = 4 * 1024 * 1024  # bytes of such a file the host reads (uv's freeze, or its error)
 ENTRY = """\
 set -e
 if [ -s "$CLEARML_LAUNCHER_SETUP" ]; then
@@ -236,10 +238,12 @@ class Container:
                 written = environment.locks_to_remove(job.root, plan.project)
             name = f"clearml-{job.task['id'][:32]}-{secrets.token_hex(4)}"
             env_file = _env_file(staging, values)
+            # The engine keeps the last of an option given twice: the task's options come first, then the
+            # launcher's, then the operator's (--docker IMAGE ARGS...), so no task undoes a limit it set.
             create = [
-                self.engine, "create", "--name", name, "--init", "--network", "host",
+                self.engine, "create", "--name", name, *task_arguments, "--init", "--network", "host",
                 "--workdir", str(job.workdir), *self._mounts(job, staging), "--env-file", str(env_file),
-                *gpu_options(self.engine, job.gpus), *self.arguments, *task_arguments,
+                *gpu_options(self.engine, job.gpus), *self.arguments,
                 image, "/bin/sh", f"{MOUNT}/entry.sh",
                 *process.command(Path(VENV) / "bin" / "python", job.entry_point, job.arguments()),
             ]  # fmt: skip
@@ -269,9 +273,9 @@ class Container:
                     path.unlink(missing_ok=True)
             if not outcome.aborted:
                 _raise_install_failure(staging / "out", plan)
-            frozen = staging / "out" / "frozen.txt"
-            if frozen.is_file() and frozen.stat().st_size:
-                record_requirements(job, frozen.read_text())
+            frozen = handed_back(staging / "out", "frozen.txt")
+            if frozen:
+                record_requirements(job, frozen)
             return outcome
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -447,13 +451,27 @@ def _raise_install_failure(out: Path, plan: Plan) -> None:
     """The task fails as on the host when uv could not install its environment in the container."""
     from launcher import environment
 
-    failed_step = out / FAILED_STEP
-    if not failed_step.is_file():
+    failed_step = handed_back(out, FAILED_STEP)
+    if not failed_step:
         return
-    error = (out / INSTALL_ERROR).read_text(errors="replace") if (out / INSTALL_ERROR).is_file() else ""
-    if failed_step.read_text().strip() == "extra":
+    error = handed_back(out, INSTALL_ERROR)
+    if failed_step.strip() == "extra":
         raise environment.failed(error, "", environment.INSTALL_HINTS["extra"])
     raise environment.declared_failure(error, plan)
+
+
+def handed_back(out: Path, name: str, limit: int = MAX_HANDED_BACK) -> str:
+    """A file the container wrote into `out` for the host, read as the container left it only when it is a
+    regular file there (never through a symlink: the task could point one at any file of the host, which
+    the host would read as its own user and publish), at most `limit` bytes; "" when there is none."""
+    try:
+        fd = os.open(out / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # missing, or a symlink (ELOOP)
+        return ""
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):  # a FIFO, a device
+            return ""
+        return file.read(limit).decode("utf-8", errors="replace")
 
 
 def _ca_bundle() -> Path | None:

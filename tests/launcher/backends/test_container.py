@@ -425,3 +425,84 @@ def test_a_uv_cache_that_cannot_be_made_fails_the_task_with_the_reason(
         "set UV_CACHE_DIR to a directory the launcher can write" in line for line in log_lines(task_id)
     )
     assert leftovers(env, task_id) == []
+
+
+HAND_BACK_LINKS = """import argparse
+import os
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--target", default="")
+parser.add_argument("--install_failed", action="store_true")
+args = parser.parse_args()
+out = "/opt/clearml-launcher-out"
+names = ["install-error.txt"] if args.install_failed else ["frozen.txt"]
+for name in names:
+    path = os.path.join(out, name)
+    if os.path.lexists(path):
+        os.remove(path)
+    os.symlink(args.target, path)  # a host file, not even visible in here
+if args.install_failed:
+    with open(os.path.join(out, "install-failed.txt"), "w") as failed:
+        failed.write("declared")
+print("links planted", os.path.exists(args.target))
+"""
+
+
+@pytest.mark.parametrize("install_failed", [False, True])
+def test_the_host_never_reads_a_file_the_task_links_from_what_it_hands_back(
+    engine: tuple[dict[str, str], str], jobs: Repo, tmp_path: Path, install_failed: bool
+) -> None:
+    """The host reads uv's freeze (the task's recorded requirements) and an install error (the task's status
+    message) from a folder the container writes: a symlink there to a host file was read, as the
+    launcher's user, and published in the task."""
+    env, image = engine
+    secret = tmp_path / "host-only-secret.txt"
+    secret.write_text("HOST-ONLY-SECRET-4242\n")
+    secret.chmod(0o600)
+    jobs.write("plant.py", HAND_BACK_LINKS)
+    args = [f"target={secret}", *(["install_failed=true"] if install_failed else [])]
+    task_id = create_task(jobs.work, "plant.py", args=args, docker=image)
+    result = launcher("execute", "--id", task_id, "--docker", "--container-engine", "podman", env=env)
+    assert "links planted False" in log_lines(task_id), result.stdout + result.stderr
+    task = Client().get_task(task_id)
+    everything = str(task) + "\n".join(log_lines(task_id)) + result.stdout + result.stderr
+    assert "HOST-ONLY-SECRET-4242" not in everything
+    if install_failed:
+        assert task["status"] == "failed" and "cannot install" in task["status_message"], task[
+            "status_message"
+        ]
+    else:
+        assert task["status"] == "completed", result.stdout + result.stderr
+    assert leftovers(env, task_id) == []
+
+
+SHOW_HOSTNAME = "import socket\n\nprint('hostname', socket.gethostname())\n"
+
+
+def test_the_operators_container_options_win_over_the_tasks(
+    engine: tuple[dict[str, str], str], jobs: Repo, tmp_path: Path
+) -> None:
+    """The engine keeps the last of an option given twice: a task's container.arguments came after the
+    daemon's own (--docker IMAGE ARGS...) and undid its limits (--memory, --cpus, ...)."""
+    env, image = engine
+    jobs.write("hostname.py", SHOW_HOSTNAME)
+    queue = f"operator-{secrets.token_hex(4)}"
+    Client().queue_id(queue, create=True)
+    task_id = create_task(jobs.work, "hostname.py", docker=image, docker_args="--hostname=chosen-by-task",
+                          queue=queue)  # fmt: skip
+    operator = f"{image} --hostname=chosen-by-operator"
+    daemon = ["daemon", "--queue", queue, "--once", "--container-engine", "podman"]
+    result = launcher(*daemon, "--docker", operator, env=env)
+    assert status(task_id) == "completed", result.stdout + result.stderr
+    assert "hostname chosen-by-operator" in log_lines(task_id)
+    # Where the operator sets nothing, the task's option holds.
+    again = create_task(jobs.work, "hostname.py", docker=image, docker_args="--hostname=chosen-by-task")
+    assert (
+        launcher("execute", "--id", again, "--docker", "--container-engine", "podman", env=env).returncode
+        == 0
+    )
+    assert "hostname chosen-by-task" in log_lines(again)
+    # The launcher's home is its user's alone: what a rootful container leaves there (as root) is out of
+    # other users' reach.
+    home = Path(os.environ["CLEARML_TASK_HOME"]) / "launcher"
+    assert home.stat().st_mode & 0o777 == 0o700
