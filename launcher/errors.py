@@ -12,3 +12,8 @@ class ReproductionError(Exception):
         self.reason = reason
         self.detail = detail
         self.hint = hint
+
+
+class SchedulerAway(ReproductionError):
+    """The scheduler (Slurm's controller, the Kubernetes API) could not be reached, or said it is busy: the
+    job was not refused, so the task goes back to its queue, to be submitted again once it answers."""

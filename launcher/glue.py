@@ -38,7 +38,7 @@ from clearml_task.errors import APICallError
 from clearml_task.vocabulary import CLOSED, CREATED, FAILED, IN_PROGRESS, QUEUED, STOPPED
 from launcher import templates
 from launcher.backends import JobState, write_private
-from launcher.errors import ReproductionError
+from launcher.errors import ReproductionError, SchedulerAway
 
 if TYPE_CHECKING:
     from clearml_task.api import Client
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 _WORD = r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}"
 RECORDED_ID = re.compile(rf"{_WORD}(?:/{_WORD})?")  # a Slurm job id, a task id, a Kubernetes namespace/name
 ENDED_GRACE = 5.0  # seconds a task may take to report its end after its job ended
+AWAY_PAUSE = 30.0  # seconds without pulling once the scheduler could not be reached
 UNREADABLE_LIMIT = 900.0  # seconds a job may stay unreadable (or undeletable) before the glue gives it up
 
 
@@ -137,6 +138,8 @@ class Glue:
     stopping: threading.Event = field(default_factory=threading.Event)
     jobs: dict[str, Tracked] = field(default_factory=dict)  # task id -> its job
     book: Book | None = None
+    requeued: int = 0  # tasks put back in their queue because the scheduler was away
+    away_until: float = 0.0  # no pulling before this time.monotonic(): the scheduler was away
 
     def run(self) -> int:
         """Pull, submit and track until stopped (or, with `once`, until what was queued has ended)."""
@@ -156,7 +159,7 @@ class Glue:
             self.client.unregister_worker(self.options.worker)
             if self.book is not None:
                 self.book.close()
-        return 0
+        return 1 if self.options.once and self.requeued else 0
 
     def _resume(self) -> None:
         """Track again the jobs the glue before this one submitted (what became of them, track() decides)."""
@@ -198,10 +201,11 @@ class Glue:
         pulling = True
         while not self.stopping.is_set():
             self.track()
-            if pulling and (not self.options.max_jobs or len(self.jobs) < self.options.max_jobs):
+            room = not self.options.max_jobs or len(self.jobs) < self.options.max_jobs
+            if pulling and room and time.monotonic() >= self.away_until:
                 pulled = self._pull(queue_ids, names)
-                pulling = pulled or not self.options.once
-                if pulled:
+                pulling = (pulled or not self.options.once) and not (self.options.once and self.requeued)
+                if pulled and time.monotonic() >= self.away_until:  # submitted: the next one at once
                     continue
             if self.options.once and not pulling and not self.jobs:
                 break
@@ -228,6 +232,10 @@ class Glue:
             self.jobs[task_id] = Tracked(task_id, "", queue_name)
             self._save()  # a glue killed while submitting leaves a trace: the next one fails the task
             job_id = self.scheduler.submit(rendered)
+        except SchedulerAway as e:
+            self._forget(task_id)
+            self._put_back(task_id, queue_id, queue_name, e.reason)
+            return
         except Exception as e:
             if task_id in self.jobs:
                 self._forget(task_id)
@@ -239,6 +247,19 @@ class Glue:
                            f"by {self.options.worker}")  # fmt: skip
         self.client.edit_task(task_id, force=True, runtime={f"{self.scheduler.name}_job_id": job_id})
         print(f"clearml-launcher: task {task_id} from {queue_name}: {self.scheduler.name} job {job_id}",
+              flush=True)  # fmt: skip
+
+    def _put_back(self, task_id: str, queue_id: str, queue_name: str, reason: str) -> None:
+        """The task back at the front of its queue, and no pulling for AWAY_PAUSE: the scheduler did not
+        refuse its job, it was not there (or busy), so the task is submitted again once it answers."""
+        self.client.call("queues.add_task", {"queue": queue_id, "task": task_id})
+        self.client.call("queues.move_task_to_front", {"queue": queue_id, "task": task_id})
+        self.requeued += 1
+        self.away_until = time.monotonic() + AWAY_PAUSE
+        again = "" if self.options.once else f"; trying again in {AWAY_PAUSE:.0f} s"
+        self._log(task_id, f"launcher: {reason}: the task is back at the front of {queue_name}{again}",
+                  level="warning")  # fmt: skip
+        print(f"clearml-launcher: {reason}: task {task_id} is back at the front of {queue_name}{again}",
               flush=True)  # fmt: skip
 
     def track(self) -> None:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from clearml_task.server.serve import free_port
 
 INSTALL = "apt-get install -y slurm-wlm"
 DAEMONS = ("slurmd", "slurmctld")
@@ -51,13 +52,6 @@ def missing() -> str | None:
     if os.geteuid() != 0:
         return "the single-node Slurm of the tests runs as root"
     return None
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now (so two test runs on one machine do not meet)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _tool(name: str) -> str:

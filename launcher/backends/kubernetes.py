@@ -29,7 +29,7 @@ from clearml_task.errors import UserError
 from launcher import templates
 from launcher.backends import JobState
 from launcher.backends.container import check_image
-from launcher.errors import ReproductionError
+from launcher.errors import ReproductionError, SchedulerAway
 
 NAME = "kubernetes"
 INSTALL = "pip install 'clearml-task[kubernetes]' (the official kubernetes client)"
@@ -202,6 +202,9 @@ class Kubernetes:
         try:
             batch.create_namespaced_job(namespace, body)
         except Exception as e:
+            if _away(e):
+                raise SchedulerAway(f"the Kubernetes API could not take the Job: {_reason(e)}",
+                                    detail=str(e)) from None  # fmt: skip
             raise ReproductionError(f"the Job was refused: {_reason(e)}", detail=str(e)) from None
         return f"{namespace}/{body['metadata']['name']}"
 
@@ -281,6 +284,17 @@ def connect() -> None:
     except Exception as e:
         hint = "run inside the cluster (a service account) or point KUBECONFIG at a kubeconfig"
         raise UserError(f"no Kubernetes cluster configured: {e}", hint) from None
+
+
+def _away(error: Exception) -> bool:
+    """Whether an error of the API is its absence or its being busy (a connection that failed, a 429, a 5xx:
+    try again later), not a refusal of the Job."""
+    status = getattr(error, "status", None)
+    if status is not None:  # the client's ApiException: the server answered
+        return status in (0, 429, 500, 502, 503, 504)
+    import urllib3
+
+    return isinstance(error, urllib3.exceptions.HTTPError | OSError)
 
 
 @functools.lru_cache(maxsize=1)

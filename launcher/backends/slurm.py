@@ -22,9 +22,16 @@ from typing import Any
 from launcher import templates
 from launcher.backends import JobState
 from launcher.backends.container import IMAGE
-from launcher.errors import ReproductionError
+from launcher.errors import ReproductionError, SchedulerAway
 
 NAME = "slurm"
+# What sbatch says when the controller is away or busy, not when it refuses the job: the task is submitted
+# again later (Slurm's own words, from its errno table and its client's connection errors).
+AWAY = re.compile(
+    r"Unable to contact slurm controller|Socket timed out|temporarily unable|Slurm backup controller in "
+    r"standby|Transport endpoint is not connected|Connection refused|Zero Bytes were transmitted",
+    re.IGNORECASE,
+)
 INSTALL = "apt-get install slurm-wlm (sbatch, squeue, scontrol and scancel on the PATH, a cluster to talk to)"
 ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
          "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT")  # fmt: skip
@@ -81,8 +88,11 @@ class Slurm:
         done = subprocess.run(["sbatch", "--parsable"], input=script, capture_output=True, text=True)
         if done.returncode != 0:
             lines = [line for line in done.stderr.splitlines() if line.strip()]
-            raise ReproductionError(f"sbatch refused the job: {lines[-1] if lines else 'no reason given'}",
+            last = lines[-1] if lines else "no reason given"
+            if AWAY.search(done.stderr):
+                raise SchedulerAway(f"sbatch could not reach the Slurm controller: {last}",
                                     detail=done.stderr)  # fmt: skip
+            raise ReproductionError(f"sbatch refused the job: {last}", detail=done.stderr)
         job_id = done.stdout.strip().split(";")[0]
         if not re.fullmatch(r"[0-9]+(?:_[0-9]+)?", job_id):  # `--test-only` submits nothing, for one
             raise ReproductionError(f"sbatch gave no job id (it said {job_id[:200]!r})", detail=done.stderr)

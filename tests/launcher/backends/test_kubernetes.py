@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from clearml_task.api import Client
+from clearml_task.server.serve import free_port
 from testing.kubernetes_api import KubernetesApi
 from testing.launching import create_task, launcher, log_lines, spawn, status, wait_for
 from testing.repos import Repo, make_repo
@@ -411,3 +412,33 @@ def test_a_template_that_cannot_make_a_job_is_refused_at_start(
     assert str(path) in line and said in line, line
     waiting = Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})["queue"]["entries"]
     assert status(task_id) == "queued" and task_id in [entry["task"] for entry in waiting]
+
+
+@pytest.mark.parametrize("away", ["busy", "gone"])
+def test_an_api_server_away_or_busy_puts_the_task_back_in_its_queue(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path, away: str
+) -> None:
+    """A 503, or no API server at all, is no refusal of the Job: the task was failed as "refused", and a
+    queue drained during a control plane's restart lost every task in it."""
+    server, env = api
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    glue = ["k8s", "--queue", q, "--template", template(tmp_path), "--once", "--polling-interval", "0.3"]
+    if away == "busy":
+        server.refused = {("POST", "jobs"): 503}
+        result = launcher(*glue, env=env)
+    else:
+        closed = {
+            "KUBECONFIG": str(server.kubeconfig(tmp_path / "closed", f"http://127.0.0.1:{free_port()}"))
+        }
+        result = launcher(*glue, env=closed)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the Kubernetes API could not take the Job" in result.stdout
+    assert status(task_id) == "queued" and not server.jobs
+    entries = Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})["queue"]["entries"]
+    assert [entry["task"] for entry in entries] == [task_id]
+    server.refused = {}
+    server.job_status = {"succeeded": 1}
+    again = launcher(*glue, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(server.jobs) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import NamedTuple
 import pytest
 
 from clearml_task.api import Client
+from clearml_task.server.serve import free_port
 from launcher import glue
 from testing import slurm
 from testing.engines import require
@@ -117,6 +119,35 @@ def test_a_variable_inside_quotes_on_an_sbatch_line_is_refused_at_start(line: st
         templates.check(f"#!/bin/bash\n{line}\n", "job.sh")
     templates.check(TEMPLATE, "job.sh")  # `echo "queue ${CLEARML_QUEUE_NAME} ..."` in the body
     templates.check("#SBATCH --comment=\\'${CLEARML_TASK.id}\n# a note: '${CLEARML_TASK.id}'\n", "job.sh")
+
+
+def controller_away(cluster: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The cluster's environment with a slurm.conf whose controller port nothing listens on."""
+    conf = Path(cluster["SLURM_CONF"]).read_text()
+    away = tmp_path / "slurm-away.conf"
+    away.write_text(re.sub(r"(?m)^SlurmctldPort=\d+", f"SlurmctldPort={free_port()}", conf))
+    return {**cluster, "SLURM_CONF": str(away)}
+
+
+def test_a_controller_away_puts_the_task_back_in_its_queue(
+    cluster: dict[str, str], jobs: Repo, tmp_path: Path
+) -> None:
+    """sbatch that cannot reach the controller did not refuse the job: the task was failed, and a queue
+    drained while the controller restarted lost every task in it."""
+    q = queue()
+    first, second = (create_task(jobs.work, "train.py", queue=q) for _ in range(2))
+    result = launcher("slurm", "--queue", q, "--template", str(template(tmp_path)), "--once",
+                      env=controller_away(cluster, tmp_path))  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "could not reach the Slurm controller" in result.stdout
+    assert (status(first), status(second)) == ("queued", "queued")
+    entries = Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})["queue"]["entries"]
+    assert [entry["task"] for entry in entries] == [first, second]  # the first back at the front
+    assert any("back at the front of" in line for line in log_lines(first))
+    # Once the controller answers, the same queue runs.
+    done = launcher("slurm", "--queue", q, "--template", str(template(tmp_path)), "--once", env=cluster)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (status(first), status(second)) == ("completed", "completed")
 
 
 def test_sbatch_refusing_fails_the_task(cluster: dict[str, str], jobs: Repo, tmp_path: Path) -> None:
