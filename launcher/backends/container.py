@@ -217,6 +217,7 @@ class Container:
 
     def run(self, job: Job) -> Outcome:
         """Create, start attached, wait, remove: the task's process in a container (see the module's doc)."""
+        from clearml_task import stoppable
         from launcher import environment, process
 
         container = job.task.get("container") or {}
@@ -251,7 +252,12 @@ class Container:
             if job.record is not None:  # before it exists: a crash in between leaves nothing unrecorded
                 job.record({"container": {"engine": self.engine, "name": name}})
             try:  # the engine runs with the launcher's own environment: the task's variables are the
-                made = subprocess.run(create, capture_output=True, text=True)  # container's alone
+                # container's alone. The preparation's watch ends it on an abort or a stop (a pull from a
+                # registry that never answers), and the launcher's warden when the launcher dies.
+                made = stoppable.run(create, text=True)
+            except stoppable.Stopped:
+                self._remove(name, job.grace)  # made just before the stop, or not at all
+                raise
             finally:
                 env_file.unlink(missing_ok=True)  # read at create: the keys in it stay on disk no longer
             if made.returncode != 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -506,3 +507,55 @@ def test_the_operators_container_options_win_over_the_tasks(
     # other users' reach.
     home = Path(os.environ["CLEARML_TASK_HOME"]) / "launcher"
     assert home.stat().st_mode & 0o777 == 0o700
+
+
+class SilentRegistry:
+    """A registry on a loopback port that takes connections and never answers (a pull hangs there)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._accept, name="silent-registry", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self._held.append(self._socket.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._socket.close()
+        for held in self._held:
+            held.close()
+
+
+def test_an_abort_while_the_engine_pulls_the_image_stops_the_task(
+    engine: tuple[dict[str, str], str], jobs: Repo
+) -> None:
+    """`podman create` pulling from a registry that never answers held the task "stopping" for the pull's
+    own timeout, then failed it; the abort now ends the engine's command and the task ends stopped."""
+    env, _ = engine
+    registry = SilentRegistry()
+    try:
+        task_id = create_task(jobs.work, "train.py", docker=f"127.0.0.1:{registry.port}/never/answers:1")
+        running = spawn("execute", "--id", task_id, "--docker", "--container-engine", "podman", env=env)
+        try:
+            made = "launcher: container clearml-"
+            wait_for(lambda: any(line.startswith(made) for line in log_lines(task_id)))
+            time.sleep(1)  # the engine is pulling now
+            began = time.monotonic()
+            assert launcher("abort", task_id).returncode == 0
+            assert running.wait(timeout=60) == 1
+            assert time.monotonic() - began < 30
+        finally:
+            if running.poll() is None:
+                running.kill()
+        assert status(task_id) == "stopped"
+        assert leftovers(env, task_id) == []
+    finally:
+        registry.close()
