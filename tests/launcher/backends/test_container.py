@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -314,6 +315,40 @@ def test_a_container_recorded_before_runs_named_their_backend_is_removed(
         assert client.get_task(task_id)["status_message"] == registry.RESTARTED
     finally:
         subprocess.run(["podman", "rm", "--force", name], capture_output=True)
+
+
+def test_a_daemon_killed_while_the_engine_fetches_the_image_leaves_no_keys_and_no_staging(
+    engine: tuple[dict[str, str], str], jobs: Repo
+) -> None:
+    """kill -9 while the engine waits on a registry that never answers: the run's staging folder (whose env
+    file, mode 0600, holds the server's secret key) stayed for ever, for the next daemon removed the dead
+    run's work tree and lock, never that folder. The env file is written only once the image is here, and
+    the next daemon's start removes what the run left beside its work tree."""
+    env, _ = engine
+    with socket.socket() as silent:  # a registry that takes the connection and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(120)
+        image = f"127.0.0.1:{silent.getsockname()[1]}/never/answers:1"
+        Client().queue_id("stalled", create=True)
+        task_id = create_task(jobs.work, "train.py", docker=image, queue="stalled", skip_task_init=True)
+        argv = ("daemon", "--queue", "stalled", "--docker", "--container-engine", "podman",
+                "--polling-interval", "0.2")  # fmt: skip
+        work = Path(os.environ["CLEARML_TASK_HOME"]) / "launcher" / "work"
+        first = spawn(*argv, env=env)
+        try:
+            connection, _ = silent.accept()  # the engine is after the image
+            connection.close()
+            assert list(work.glob("*.container")), "the run's staging folder is there while the engine waits"
+            assert not list(work.glob("*.container/env")), "no file holds the keys before the image is here"
+        finally:
+            first.kill()
+            first.wait()
+        result = launcher(*argv, "--once", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert status(task_id) == "failed"
+    left = [path.name for path in work.iterdir()]
+    assert all(name.endswith(registry.LOCK_SUFFIX) for name in left), left  # (its lock goes once it is old)
 
 
 def set_environment(task_id: str, **variables: str) -> None:
