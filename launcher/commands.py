@@ -152,6 +152,7 @@ def execute(args: argparse.Namespace) -> int:
     from launcher.logship import LogShipper
 
     _writable_home()
+    settings = _settings(args, worker=run.default_worker())  # every flag and the engine checked: nothing made
     client = Client(Session(patient=True))  # a slow answer is waited for: the run's end must get through
     task_id = args.task_id
     if args.require_queue and client.get_task(task_id)["status"] != vocabulary.QUEUED:
@@ -159,7 +160,6 @@ def execute(args: argparse.Namespace) -> int:
     if args.clone:
         task_id = client.clone_task(task_id)
         print(f"clearml-launcher: running clone {task_id} of {args.task_id}", flush=True)
-    settings = _settings(args, worker=run.default_worker())
     tether.start()  # before the subreaper: the warden is not this process's child
     reaper.become_subreaper()  # whatever the task leaves running is handed back here, and ended
     task = run.take(client, task_id)

@@ -259,6 +259,28 @@ def test_an_engine_without_docker_is_a_usage_error(jobs: Repo) -> None:
     assert status(task_id) == "created"
 
 
+def test_a_bad_docker_flag_is_refused_before_a_clone_is_made(jobs: Repo) -> None:
+    """`execute --clone` made the clone, then refused `--docker` (exit 2), leaving a stray clone `created`."""
+    task_id = create_task(jobs.work, "train.py", skip_task_init=True)
+    result = launcher("execute", "--id", task_id, "--clone", "--docker", "-v /:/host")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error: --docker: '-v' is not an image reference" in result.stderr
+    assert [task["id"] for task in Client().tasks()] == [task_id], "no clone was made"
+
+
+def test_an_engine_that_does_not_answer_is_refused_before_a_clone_is_made(
+    engine: tuple[dict[str, str], str], jobs: Repo, tmp_path: Path
+) -> None:
+    _, image = engine
+    broken = tmp_path / "broken.conf"
+    broken.write_text("not toml [[[\n")
+    task_id = create_task(jobs.work, "train.py", skip_task_init=True)
+    flags = ["--clone", "--docker", image, "--container-engine", "podman"]
+    result = launcher("execute", "--id", task_id, *flags, env={"CONTAINERS_CONF": str(broken)})
+    assert result.returncode == 1 and "`podman info` fails here" in result.stderr, result.stderr
+    assert [task["id"] for task in Client().tasks()] == [task_id], "no clone was made"
+
+
 def test_a_restarted_daemon_removes_the_container_its_predecessor_left(
     engine: tuple[dict[str, str], str], jobs: Repo, tmp_path: Path
 ) -> None:
