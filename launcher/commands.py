@@ -232,6 +232,7 @@ def daemon(args: argparse.Namespace) -> int:
 def slurm(args: argparse.Namespace) -> int:
     from launcher.backends import slurm as backend
 
+    _dry_run_dir(args.dry_run)
     if args.dry_run is None and (why := backend.missing()):
         raise UserError(f"Slurm is not available here: {why}")
     texts = _templates(args.template_files, args.queue)
@@ -243,6 +244,7 @@ def slurm(args: argparse.Namespace) -> int:
 def k8s(args: argparse.Namespace) -> int:
     from launcher.backends import kubernetes as backend
 
+    _dry_run_dir(args.dry_run)
     if why := backend.missing():
         raise UserError(f"Kubernetes is not available here: {why}")
     text = _templates([args.template], args.queue)[args.queue[0]]
@@ -250,6 +252,25 @@ def k8s(args: argparse.Namespace) -> int:
     if args.dry_run is None:
         backend.connect()
     return _glue(args, scheduler, suffix=".yaml")
+
+
+def _dry_run_dir(path: Path | None) -> None:
+    """--dry-run DIR made (if need be) and shown writable now: a path that cannot be is one line, a usage
+    error, before the server is asked for anything."""
+    import tempfile
+
+    if path is None:
+        return
+    hint = "name a directory this user can write; it is made if need be"
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--dry-run {path}: it is not a directory", hint, exit_code=2)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise UserError(f"--dry-run {path}: cannot write there: {why}", hint, exit_code=2) from None
 
 
 def _templates(files: list[Path], queues: list[str]) -> dict[str, str]:
