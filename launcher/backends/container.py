@@ -268,7 +268,7 @@ class Container:
                                       log=job.log, grace=job.grace, stop=job.stop,
                                       started=job.on_start, linger=MONITOR_LINGER)  # fmt: skip
                 if not outcome.aborted:
-                    outcome = self._ended(name, outcome.exit_code)
+                    outcome = self._ended(name, outcome)
             finally:
                 self._remove(name, job.grace)
                 for path in written:
@@ -378,18 +378,19 @@ class Container:
                 )
         return [option for host, inside, mode in binds for option in ("-v", f"{host}:{inside}:{mode}")]
 
-    def _ended(self, name: str, started: int | None) -> Outcome:
+    def _ended(self, name: str, start: Outcome) -> Outcome:
         """How the container's process ended: its exit code from the engine's `wait`; a container that never
-        ran (the engine could not start it: `wait` then says 0) fails with the engine's reason and the
-        exit code of its `start` (`started`)."""
+        ran (the engine could not start it: `wait` then says 0) fails with the engine's reason (the
+        container's state, else what its `start` said last on stderr) and the exit code of that `start`."""
         from launcher import process
 
+        started = start.exit_code
         done = subprocess.run([self.engine, "wait", name], capture_output=True, text=True)
         state = [self.engine, "inspect", "--format", "{{.State.StartedAt}}|{{.State.Error}}", name]
         seen = subprocess.run(state, capture_output=True, text=True)
         began, _, error = seen.stdout.strip().partition("|")
         if seen.returncode == 0 and (error.strip() or began.startswith("0001-01-01")):
-            reason = _last_line(error) if error.strip() else "the engine did not start it"
+            reason = _last_line(error) if error.strip() else _refusal(start.error_tail)
             reason = f"the container did not run: {reason}"
             return process.Outcome(started or process.EXEC_FAILED, reason=reason)
         try:
@@ -511,6 +512,13 @@ def _ca_bundle() -> Path | None:
     """The host's CA bundle (SSL_CERT_FILE), for uv in images that have none or not the host's own CAs."""
     given = os.environ.get("SSL_CERT_FILE")
     return Path(given) if given and Path(given).is_file() else None
+
+
+def _refusal(said: tuple[str, ...]) -> str:
+    """Why the engine did not start a container, from what its `start` said last on stderr: its last error
+    line (`Error: ...`, docker's `Error response from daemon: ...`), else its last line."""
+    errors = [line for line in said if line.strip().lower().startswith("error")]
+    return _last_line("\n".join(errors or said)) if said else "the engine did not start it"
 
 
 def _last_line(text: str) -> str:

@@ -441,6 +441,27 @@ def test_a_container_the_engine_cannot_start_fails_the_task(
     assert leftovers(env, task_id) == []
 
 
+@pytest.mark.parametrize(
+    ("flags", "docker_args", "reason"),
+    [
+        (["--gpus", "99"], "", "unresolvable CDI devices nvidia.com/gpu=99"),  # no such GPU here
+        ([], "--memory=1b", "memory limit"),  # below what any process needs
+    ],
+)
+def test_the_engines_reason_for_not_starting_a_container_is_the_tasks_status_message(
+    engine: tuple[dict[str, str], str], jobs: Repo, flags: list[str], docker_args: str, reason: str
+) -> None:
+    """It said only `exit code 125 (the container did not run: the engine did not start it)`: the reason
+    was in the log alone."""
+    env, image = engine
+    task_id = create_task(jobs.work, "train.py", docker=image, skip_task_init=True, docker_args=docker_args)
+    result = launcher("execute", "--id", task_id, "--docker", "--container-engine", "podman", *flags, env=env)
+    message = Client().get_task(task_id)["status_message"]
+    assert result.returncode == 1 and status(task_id) == "failed", message
+    assert "exit code 125 (the container did not run: " in message and reason in message, message
+    assert leftovers(env, task_id) == []
+
+
 def test_an_engine_that_does_not_answer_is_one_line_before_any_task_is_taken(
     engine: tuple[dict[str, str], str], jobs: Repo, tmp_path: Path
 ) -> None:
