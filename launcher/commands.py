@@ -152,6 +152,7 @@ def execute(args: argparse.Namespace) -> int:
     from launcher.logship import LogShipper
 
     _writable_home()
+    settings = _settings(args, worker=run.default_worker())  # every flag and the engine checked: nothing made
     client = Client(Session(patient=True))  # a slow answer is waited for: the run's end must get through
     task_id = args.task_id
     if args.require_queue and client.get_task(task_id)["status"] != vocabulary.QUEUED:
@@ -159,7 +160,6 @@ def execute(args: argparse.Namespace) -> int:
     if args.clone:
         task_id = client.clone_task(task_id)
         print(f"clearml-launcher: running clone {task_id} of {args.task_id}", flush=True)
-    settings = _settings(args, worker=run.default_worker())
     tether.start()  # before the subreaper: the warden is not this process's child
     reaper.become_subreaper()  # whatever the task leaves running is handed back here, and ended
     task = run.take(client, task_id)
@@ -232,6 +232,7 @@ def daemon(args: argparse.Namespace) -> int:
 def slurm(args: argparse.Namespace) -> int:
     from launcher.backends import slurm as backend
 
+    _dry_run_dir(args.dry_run)
     if args.dry_run is None and (why := backend.missing()):
         raise UserError(f"Slurm is not available here: {why}")
     texts = _templates(args.template_files, args.queue)
@@ -243,6 +244,7 @@ def slurm(args: argparse.Namespace) -> int:
 def k8s(args: argparse.Namespace) -> int:
     from launcher.backends import kubernetes as backend
 
+    _dry_run_dir(args.dry_run)
     if why := backend.missing():
         raise UserError(f"Kubernetes is not available here: {why}")
     text = _templates([args.template], args.queue)[args.queue[0]]
@@ -250,6 +252,25 @@ def k8s(args: argparse.Namespace) -> int:
     if args.dry_run is None:
         backend.connect()
     return _glue(args, scheduler, suffix=".yaml")
+
+
+def _dry_run_dir(path: Path | None) -> None:
+    """--dry-run DIR made (if need be) and shown writable now: a path that cannot be is one line, a usage
+    error, before the server is asked for anything."""
+    import tempfile
+
+    if path is None:
+        return
+    hint = "name a directory this user can write; it is made if need be"
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--dry-run {path}: it is not a directory", hint, exit_code=2)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise UserError(f"--dry-run {path}: cannot write there: {why}", hint, exit_code=2) from None
 
 
 def _templates(files: list[Path], queues: list[str]) -> dict[str, str]:

@@ -13,6 +13,7 @@ import os
 import selectors
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import IO
 
@@ -21,6 +22,7 @@ from launcher import threads
 CR_PERIOD = 10.0  # seconds between two logged states of one `\r` progress line
 MAX_PARTIAL = 1024 * 1024  # bytes without a newline logged as they are (the log ships them in pieces)
 READ_SIZE = 64 * 1024
+ERROR_TAIL = 20  # stderr lines kept: why a process that never ran did not (a container engine's refusal)
 
 Write = Callable[[str, str], None]  # (line, level)
 
@@ -82,7 +84,14 @@ class Output:
     """Reads the task's stdout and stderr in one thread, in the order their bytes arrive."""
 
     def __init__(self, stdout: IO[bytes], stderr: IO[bytes], write: Write) -> None:
-        self.streams = {stdout.fileno(): Lines(write, "info"), stderr.fileno(): Lines(write, "error")}
+        self.error_tail: deque[str] = deque(maxlen=ERROR_TAIL)  # the last stderr lines that are not blank
+
+        def error(line: str, level: str) -> None:
+            if line.strip():
+                self.error_tail.append(line)
+            write(line, level)
+
+        self.streams = {stdout.fileno(): Lines(write, "info"), stderr.fileno(): Lines(error, "error")}
         self._stop = threading.Event()
         self._work: threads.Work | None = None
 

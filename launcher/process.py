@@ -42,6 +42,7 @@ class Outcome:
     left: int = 0  # processes it left running, which were ended
     reason: str = ""  # why it never started (the system's words)
     stopped_here: bool = False  # aborted because the launcher itself was stopped (Ctrl-C, SIGTERM, --stop)
+    error_tail: tuple[str, ...] = ()  # its last stderr lines, as the log has them
 
     @property
     def message(self) -> str:
@@ -210,7 +211,8 @@ def _follow(
     child.stderr.close()
     done.set()
     watcher.join()
-    return Outcome(code, aborted.is_set(), left, stopped_here=by_launcher.is_set())
+    return Outcome(code, aborted.is_set(), left, stopped_here=by_launcher.is_set(),
+                   error_tail=tuple(reader.error_tail))  # fmt: skip
 
 
 def _watch(

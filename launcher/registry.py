@@ -9,7 +9,8 @@
 - A daemon that claims the id of a dead one reconciles what it left, run by run: the run's processes are
   ended, what its backend left goes (its runner module's `cleanup`: a container), its task fails ("the worker
   was restarted while it ran"), its work tree and SDK config go.
-- Work trees of runs nobody runs any more (each run holds a lock beside its tree) are swept."""
+- Work trees of runs nobody runs any more (each run holds a lock beside its tree) are swept, and what a run
+  left beside a tree already gone (its lock, a container run's staging folder)."""
 
 from __future__ import annotations
 
@@ -313,17 +314,24 @@ def sweep(work_dir: Path, say: Callable[[str], None]) -> int:
             handle.close()
     if swept:
         say(f"removed {swept} work tree(s) of runs that ended without cleaning up")
-    _sweep_locks(work_dir)
+    if left := _sweep_beside(work_dir):
+        say(f"removed what {left} run(s) left beside a work tree already gone (a container's staging folder)")
     return swept
 
 
-def _sweep_locks(work_dir: Path) -> None:
-    """The lock files of runs whose work tree is gone (a restarted daemon removed a dead run's tree, not its
-    lock) and that no process holds: they piled up, one per killed run."""
-    for lock in work_dir.glob(f"*{LOCK_SUFFIX}"):
-        tree = lock.with_name(lock.name.removesuffix(LOCK_SUFFIX))
+def _sweep_beside(work_dir: Path) -> int:
+    """What runs whose work tree is gone left beside it (`<tree>.*`), when no process holds their lock: the
+    lock itself (a restarted daemon removed a dead run's tree, not its lock: they piled up, one per killed
+    run), a container run's staging folder (its env file holds the server's keys), an SDK config. Returns
+    how many runs left more than their lock."""
+    import glob
+
+    removed = 0
+    for run in sorted({entry.name.partition(".")[0] for entry in work_dir.iterdir()} - {""}):
+        tree, lock = work_dir / run, run_lock(work_dir / run)
+        beside = list(work_dir.glob(f"{glob.escape(run)}.*"))
         try:
-            if tree.exists() or time.time() - lock.stat().st_mtime < SWEEP_AGE:
+            if not beside or tree.exists() or tree.is_symlink() or any(_young(path) for path in beside):
                 continue
         except OSError:
             continue  # gone meanwhile
@@ -331,9 +339,19 @@ def _sweep_locks(work_dir: Path) -> None:
         if handle is None:
             continue  # a run holds it
         try:
+            for path in beside:
+                if path != lock:
+                    _remove(path)
             lock.unlink(missing_ok=True)
+            removed += any(path != lock for path in beside)
         finally:
             handle.close()
+    return removed
+
+
+def _young(path: Path) -> bool:
+    """Made or changed less than SWEEP_AGE ago: it may belong to a run that is only starting."""
+    return time.time() - path.lstat().st_mtime < SWEEP_AGE
 
 
 def _remove(path: Path) -> None:

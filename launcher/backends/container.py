@@ -227,7 +227,7 @@ class Container:
                                     hint="give one: --docker IMAGE")  # fmt: skip
         image = check_image(given, "container.image") if given else self.image
         task_arguments = check_arguments(container.get("arguments") or "")
-        staging = job.root.parent / f"{job.root.name}.container"
+        staging = staging_dir(job.root)
         staging.mkdir(parents=True, exist_ok=True)
         try:
             plan = environment.plan_requirements((job.task.get("script") or {}).get("requirements") or {},
@@ -238,7 +238,7 @@ class Container:
             if plan.installer == "sync" and plan.project is not None and plan.lock is None:
                 written = environment.locks_to_remove(job.root, plan.project)
             name = f"clearml-{job.task['id'][:32]}-{secrets.token_hex(4)}"
-            env_file = _env_file(staging, values)
+            env_file = _env_file(staging, values)  # checked now, written once the image is here
             # The engine keeps the last of an option given twice: the task's options come first, then the
             # launcher's, then the operator's (--docker IMAGE ARGS...), so no task undoes a limit it set.
             create = [
@@ -251,6 +251,8 @@ class Container:
             job.log.write(f"launcher: container {name} from {image} ({Path(self.engine).name})")
             if job.record is not None:  # before it exists: a crash in between leaves nothing unrecorded
                 job.record({"container": {"engine": self.engine, "name": name}})
+            self._pull(image, job)  # as long as it takes (a registry may never answer), with no keys on disk
+            _write_env(env_file, values)
             try:  # the engine runs with the launcher's own environment: the task's variables are the
                 # container's alone. The preparation's watch ends it on an abort or a stop (a pull from a
                 # registry that never answers), and the launcher's warden when the launcher dies.
@@ -272,7 +274,7 @@ class Container:
                                       log=job.log, grace=job.grace, stop=job.stop,
                                       started=job.on_start, linger=MONITOR_LINGER)  # fmt: skip
                 if not outcome.aborted:
-                    outcome = self._ended(name, outcome.exit_code)
+                    outcome = self._ended(name, outcome)
             finally:
                 self._remove(name, job.grace)
                 for path in written:
@@ -285,6 +287,21 @@ class Container:
             return outcome
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _pull(self, image: str, job: Job) -> None:
+        """The image on this machine, pulled if need be (as `create` would pull it), before the env file that
+        holds the server's keys is written: the file is on disk only while the engine creates the container,
+        not while it waits on a registry."""
+        if subprocess.run([self.engine, "image", "inspect", image], capture_output=True).returncode == 0:
+            return
+        job.log.write(f"launcher: pulling {image}")
+        pulled = subprocess.run([self.engine, "pull", image], capture_output=True, text=True)
+        if pulled.returncode != 0:
+            raise ReproductionError(
+                f"the image {image} cannot be pulled: {_last_line(pulled.stderr)}",
+                detail=pulled.stderr,
+                hint="check the image's name, its registry and this machine's login to it",
+            )
 
     def _values(self, job: Job, staging: Path, plan: Plan) -> dict[str, str]:
         """The container's environment: the task's Environment hyperparams, then what the launcher sets. The
@@ -367,18 +384,19 @@ class Container:
                 )
         return [option for host, inside, mode in binds for option in ("-v", f"{host}:{inside}:{mode}")]
 
-    def _ended(self, name: str, started: int | None) -> Outcome:
+    def _ended(self, name: str, start: Outcome) -> Outcome:
         """How the container's process ended: its exit code from the engine's `wait`; a container that never
-        ran (the engine could not start it: `wait` then says 0) fails with the engine's reason and the
-        exit code of its `start` (`started`)."""
+        ran (the engine could not start it: `wait` then says 0) fails with the engine's reason (the
+        container's state, else what its `start` said last on stderr) and the exit code of that `start`."""
         from launcher import process
 
+        started = start.exit_code
         done = subprocess.run([self.engine, "wait", name], capture_output=True, text=True)
         state = [self.engine, "inspect", "--format", "{{.State.StartedAt}}|{{.State.Error}}", name]
         seen = subprocess.run(state, capture_output=True, text=True)
         began, _, error = seen.stdout.strip().partition("|")
         if seen.returncode == 0 and (error.strip() or began.startswith("0001-01-01")):
-            reason = _last_line(error) if error.strip() else "the engine did not start it"
+            reason = _last_line(error) if error.strip() else _refusal(start.error_tail)
             reason = f"the container did not run: {reason}"
             return process.Outcome(started or process.EXEC_FAILED, reason=reason)
         try:
@@ -398,9 +416,16 @@ MONITOR_LINGER = 5.0
 MAX_ENV_LINE = 60_000  # the engines read an env file's lines with a 64 KiB buffer
 
 
+def staging_dir(root: Path) -> Path:
+    """What a container run of the work tree `root` stages beside it (entry script, requirements, env file,
+    what the container hands back); a run removes it as it ends, the daemon after a crash (`cleanup`)."""
+    return root.with_name(f"{root.name}.container")
+
+
 def _env_file(staging: Path, values: dict[str, str]) -> Path:
-    """The container's variables as the engine's --env-file (`NAME=value` lines; mode 0600, for it holds the
-    server's keys). A value with a line break, which such a file cannot hold, fails the task naming it."""
+    """Where the container's variables go as the engine's --env-file (`NAME=value` lines), once each value is
+    checked: one with a line break, which such a file cannot hold, fails the task naming it. The file is
+    written by `_write_env`, as late as it can be."""
     for name, value in values.items():
         if "\n" in value or "\r" in value:
             raise ReproductionError(
@@ -414,14 +439,23 @@ def _env_file(staging: Path, values: dict[str, str]) -> Path:
                 f"file (at most {MAX_ENV_LINE:,} bytes a variable)",
                 hint="pass a long value in a file of the repository instead",
             )
-    path = staging / "env"
+    return staging / "env"
+
+
+def _write_env(path: Path, values: dict[str, str]) -> None:
+    """The env file (mode 0600, for it holds the server's keys), removed once `create` has read it."""
     write_private(path, "".join(f"{name}={value}\n" for name, value in sorted(values.items())), "utf-8")
-    return path
 
 
 def cleanup(record: dict[str, Any]) -> str | None:
-    """A container outlives the engine's client that the dead run's process group held: it goes."""
+    """A container outlives the engine's client that the dead run's process group held: it goes; so does
+    the run's staging folder beside its work tree (an env file in it holds the server's keys)."""
     removed = remove_left(record.get("container"))
+    work_tree = record.get("work_tree")
+    if isinstance(work_tree, str) and work_tree:
+        staging = staging_dir(Path(work_tree))
+        if staging.is_dir() and not staging.is_symlink():
+            shutil.rmtree(staging, ignore_errors=True)
     return f"removed the container {removed} a dead run left" if removed else None
 
 
@@ -484,6 +518,13 @@ def _ca_bundle() -> Path | None:
     """The host's CA bundle (SSL_CERT_FILE), for uv in images that have none or not the host's own CAs."""
     given = os.environ.get("SSL_CERT_FILE")
     return Path(given) if given and Path(given).is_file() else None
+
+
+def _refusal(said: tuple[str, ...]) -> str:
+    """Why the engine did not start a container, from what its `start` said last on stderr: its last error
+    line (`Error: ...`, docker's `Error response from daemon: ...`), else its last line."""
+    errors = [line for line in said if line.strip().lower().startswith("error")]
+    return _last_line("\n".join(errors or said)) if said else "the engine did not start it"
 
 
 def _last_line(text: str) -> str:

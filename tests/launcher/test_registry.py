@@ -164,3 +164,40 @@ def test_lock_files_of_runs_whose_tree_is_gone_are_swept_unless_held(tmp_path: P
     finally:
         holding.close()
     assert not stale.exists() and held.exists() and young.exists()
+
+
+def test_what_a_dead_run_left_beside_its_removed_work_tree_is_swept_unless_its_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A container run's staging folder (its env file holds the server's keys) stayed for ever once a
+    restarted daemon had removed the dead run's work tree, and then its lock."""
+    from clearml_task import locks
+
+    work = tmp_path / "work"
+    orphan, with_lock, held, young = (
+        work / f"{name}-1.container" for name in ("orphan", "locked", "held", "young")
+    )
+    for staging in (orphan, with_lock, held, young):
+        staging.mkdir(parents=True)
+        (staging / "env").write_text("CLEARML_API_SECRET_KEY=secret\n")
+    registry.run_lock(work / "locked-1").touch()
+    (work / "orphan-1.clearml.conf").touch()
+    old = time.time() - 2 * registry.SWEEP_AGE
+    for path in [*work.iterdir(), *work.glob("*/env")]:
+        if not path.name.startswith("young"):
+            os.utime(path, (old, old))
+    holding = locks.hold(registry.run_lock(work / "held-1"))
+    assert holding is not None
+    said: list[str] = []
+    try:
+        registry.sweep(work, said.append)
+    finally:
+        holding.close()
+    assert sorted(path.name for path in work.iterdir()) == [
+        "held-1.container",
+        "held-1.lock",
+        "young-1.container",
+    ]
+    assert said == [
+        "removed what 2 run(s) left beside a work tree already gone (a container's staging folder)"
+    ]

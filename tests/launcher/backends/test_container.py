@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -259,6 +260,28 @@ def test_an_engine_without_docker_is_a_usage_error(jobs: Repo) -> None:
     assert status(task_id) == "created"
 
 
+def test_a_bad_docker_flag_is_refused_before_a_clone_is_made(jobs: Repo) -> None:
+    """`execute --clone` made the clone, then refused `--docker` (exit 2), leaving a stray clone `created`."""
+    task_id = create_task(jobs.work, "train.py", skip_task_init=True)
+    result = launcher("execute", "--id", task_id, "--clone", "--docker", "-v /:/host")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error: --docker: '-v' is not an image reference" in result.stderr
+    assert [task["id"] for task in Client().tasks()] == [task_id], "no clone was made"
+
+
+def test_an_engine_that_does_not_answer_is_refused_before_a_clone_is_made(
+    engine: tuple[dict[str, str], str], jobs: Repo, tmp_path: Path
+) -> None:
+    _, image = engine
+    broken = tmp_path / "broken.conf"
+    broken.write_text("not toml [[[\n")
+    task_id = create_task(jobs.work, "train.py", skip_task_init=True)
+    flags = ["--clone", "--docker", image, "--container-engine", "podman"]
+    result = launcher("execute", "--id", task_id, *flags, env={"CONTAINERS_CONF": str(broken)})
+    assert result.returncode == 1 and "`podman info` fails here" in result.stderr, result.stderr
+    assert [task["id"] for task in Client().tasks()] == [task_id], "no clone was made"
+
+
 def test_a_restarted_daemon_removes_the_container_its_predecessor_left(
     engine: tuple[dict[str, str], str], jobs: Repo, tmp_path: Path
 ) -> None:
@@ -315,6 +338,40 @@ def test_a_container_recorded_before_runs_named_their_backend_is_removed(
         assert client.get_task(task_id)["status_message"] == registry.RESTARTED
     finally:
         subprocess.run(["podman", "rm", "--force", name], capture_output=True)
+
+
+def test_a_daemon_killed_while_the_engine_fetches_the_image_leaves_no_keys_and_no_staging(
+    engine: tuple[dict[str, str], str], jobs: Repo
+) -> None:
+    """kill -9 while the engine waits on a registry that never answers: the run's staging folder (whose env
+    file, mode 0600, holds the server's secret key) stayed for ever, for the next daemon removed the dead
+    run's work tree and lock, never that folder. The env file is written only once the image is here, and
+    the next daemon's start removes what the run left beside its work tree."""
+    env, _ = engine
+    with socket.socket() as silent:  # a registry that takes the connection and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(120)
+        image = f"127.0.0.1:{silent.getsockname()[1]}/never/answers:1"
+        Client().queue_id("stalled", create=True)
+        task_id = create_task(jobs.work, "train.py", docker=image, queue="stalled", skip_task_init=True)
+        argv = ("daemon", "--queue", "stalled", "--docker", "--container-engine", "podman",
+                "--polling-interval", "0.2")  # fmt: skip
+        work = Path(os.environ["CLEARML_TASK_HOME"]) / "launcher" / "work"
+        first = spawn(*argv, env=env)
+        try:
+            connection, _ = silent.accept()  # the engine is after the image
+            connection.close()
+            assert list(work.glob("*.container")), "the run's staging folder is there while the engine waits"
+            assert not list(work.glob("*.container/env")), "no file holds the keys before the image is here"
+        finally:
+            first.kill()
+            first.wait()
+        result = launcher(*argv, "--once", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert status(task_id) == "failed"
+    left = [path.name for path in work.iterdir()]
+    assert all(name.endswith(registry.LOCK_SUFFIX) for name in left), left  # (its lock goes once it is old)
 
 
 def set_environment(task_id: str, **variables: str) -> None:
@@ -382,6 +439,27 @@ def test_a_container_the_engine_cannot_start_fails_the_task(
     assert result.returncode == 1 and task["status"] == "failed", task["status_message"]
     assert "the container did not run" in task["status_message"]
     assert "epochs=1 lr=0.1 fast=False" not in log_lines(task_id)
+    assert leftovers(env, task_id) == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "docker_args", "reason"),
+    [
+        (["--gpus", "99"], "", "unresolvable CDI devices nvidia.com/gpu=99"),  # no such GPU here
+        ([], "--memory=1b", "memory limit"),  # below what any process needs
+    ],
+)
+def test_the_engines_reason_for_not_starting_a_container_is_the_tasks_status_message(
+    engine: tuple[dict[str, str], str], jobs: Repo, flags: list[str], docker_args: str, reason: str
+) -> None:
+    """It said only `exit code 125 (the container did not run: the engine did not start it)`: the reason
+    was in the log alone."""
+    env, image = engine
+    task_id = create_task(jobs.work, "train.py", docker=image, skip_task_init=True, docker_args=docker_args)
+    result = launcher("execute", "--id", task_id, "--docker", "--container-engine", "podman", *flags, env=env)
+    message = Client().get_task(task_id)["status_message"]
+    assert result.returncode == 1 and status(task_id) == "failed", message
+    assert "exit code 125 (the container did not run: " in message and reason in message, message
     assert leftovers(env, task_id) == []
 
 

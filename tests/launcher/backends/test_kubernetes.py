@@ -78,6 +78,16 @@ def validate(manifest: dict[str, object], tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+def test_a_dry_run_directory_that_cannot_be_made_is_one_line(jobs: Repo, tmp_path: Path) -> None:
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q, docker="python:3.11")
+    result = launcher("k8s", "--queue", q, "--template", template(tmp_path), "--dry-run", "/proc/x", "--once")
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("clearml-launcher: error: --dry-run /proc/x: cannot write there: "), result.stderr
+    assert status(task_id) == "queued"
+
+
 def test_dry_run_writes_valid_manifests_and_submits_nothing(jobs: Repo, tmp_path: Path) -> None:
     q = queue()
     hostile = 'x: {y: z}\n- "$(rm -rf /)"'

@@ -359,3 +359,19 @@ def test_a_template_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     (line,) = (result.stdout + result.stderr).strip().splitlines()
     assert f"cannot read the template {path}: it is not UTF-8 text (byte 0xe9 at offset 34)" in line, line
+
+
+@pytest.mark.parametrize("where", ["a-file", "/proc/no-such-dir"])
+def test_a_dry_run_directory_that_cannot_be_made_is_one_line(jobs: Repo, tmp_path: Path, where: str) -> None:
+    """A file, or a place where no directory can be made: a traceback (FileExistsError, FileNotFoundError)."""
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    out = tmp_path / where
+    if where == "a-file":
+        out.touch()
+    result = launcher("slurm", "--queue", q, "--template-files", str(template(tmp_path)), "--dry-run",
+                      str(out), "--once")  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"clearml-launcher: error: --dry-run {out}: "), result.stderr
+    assert status(task_id) == "queued"
