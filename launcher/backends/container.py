@@ -254,8 +254,8 @@ class Container:
             self._pull(image, job)  # as long as it takes (a registry may never answer), with no keys on disk
             _write_env(env_file, values)
             try:  # the engine runs with the launcher's own environment: the task's variables are the
-                # container's alone. The preparation's watch ends it on an abort or a stop (a pull from a
-                # registry that never answers), and the launcher's warden when the launcher dies.
+                # container's alone. The preparation's watch ends it (and the pull) on an abort or a stop,
+                # and the launcher's warden when the launcher dies.
                 made = stoppable.run(create, text=True)
             except stoppable.Stopped:
                 self._remove(name, job.grace)  # made just before the stop, or not at all
@@ -292,10 +292,12 @@ class Container:
         """The image on this machine, pulled if need be (as `create` would pull it), before the env file that
         holds the server's keys is written: the file is on disk only while the engine creates the container,
         not while it waits on a registry."""
-        if subprocess.run([self.engine, "image", "inspect", image], capture_output=True).returncode == 0:
+        from clearml_task import stoppable  # an abort or a stop ends the pull (see run)
+
+        if stoppable.run([self.engine, "image", "inspect", image]).returncode == 0:
             return
         job.log.write(f"launcher: pulling {image}")
-        pulled = subprocess.run([self.engine, "pull", image], capture_output=True, text=True)
+        pulled = stoppable.run([self.engine, "pull", image], text=True)
         if pulled.returncode != 0:
             raise ReproductionError(
                 f"the image {image} cannot be pulled: {_last_line(pulled.stderr)}",
