@@ -97,7 +97,6 @@ class Book:
 
         state_dir.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(json.dumps(sorted(queues)).encode()).hexdigest()[:16]
-        self.scheduler = scheduler
         self.path = state_dir / f"{scheduler}-{digest}.json"
         handle = locks.hold(self.path.with_suffix(".lock"))
         if handle is None:
@@ -106,26 +105,19 @@ class Book:
         self.handle: IO[bytes] = handle
 
     def read(self) -> list[Tracked]:
-        """The jobs recorded by the glue before this one (a job id "" when it stopped while submitting), and
-        those of any glue of the same scheduler that pulled from other queues and is gone (its lock free): a
-        glue started again with another --queue list follows them to their end too. They are written into
-        this glue's record before the other record is removed."""
-        from clearml_task import locks
-
-        found = {t.task_id: t for t in _recorded(self.path)}
-        adopted: list[tuple[Path, IO[bytes]]] = []
-        for other in sorted(self.path.parent.glob(f"{self.scheduler}-*.json")):
-            held = locks.hold(other.with_suffix(".lock")) if other != self.path else None
-            if held is None:  # ours, or a live glue's own
-                continue
-            adopted.append((other, held))
-            found.update({t.task_id: t for t in _recorded(other) if t.task_id not in found})
-        if adopted:
-            self.write(found)
-        for other, held in adopted:
-            other.unlink(missing_ok=True)
-            held.close()
-        return list(found.values())
+        """The jobs recorded by the glue before this one (a job id "" when it stopped while submitting)."""
+        try:
+            found = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return []
+        jobs = found.get("jobs") if isinstance(found, dict) else None
+        found = [
+            Tracked(str(task_id), str(job.get("job") or ""), str(job.get("queue") or ""))
+            for task_id, job in (jobs.items() if isinstance(jobs, dict) else [])
+            if isinstance(job, dict)
+        ]
+        return [t for t in found if RECORDED_ID.fullmatch(t.task_id) and
+                (not t.job_id or RECORDED_ID.fullmatch(t.job_id))]  # fmt: skip
 
     def write(self, jobs: dict[str, Tracked]) -> None:
         """All tracked jobs, written whole and renamed over the old record: a reader never sees half."""
@@ -136,22 +128,6 @@ class Book:
 
     def close(self) -> None:
         self.handle.close()
-
-
-def _recorded(path: Path) -> list[Tracked]:
-    """The jobs a glue's record names (an entry of another shape is dropped)."""
-    try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []
-    jobs = found.get("jobs") if isinstance(found, dict) else None
-    tracked = [
-        Tracked(str(task_id), str(job.get("job") or ""), str(job.get("queue") or ""))
-        for task_id, job in (jobs.items() if isinstance(jobs, dict) else [])
-        if isinstance(job, dict)
-    ]
-    return [t for t in tracked if RECORDED_ID.fullmatch(t.task_id) and
-            (not t.job_id or RECORDED_ID.fullmatch(t.job_id))]  # fmt: skip
 
 
 @dataclass

@@ -247,39 +247,6 @@ def test_a_restarted_glue_tracks_its_jobs_to_the_end(
     assert any("tracked again" in line for line in log_lines(task_id))
 
 
-def test_a_glue_started_again_with_other_queues_tracks_the_jobs_of_the_one_that_died(
-    cluster: dict[str, str], jobs: Repo, tmp_path: Path
-) -> None:
-    """The record of a glue's jobs is kept per --queue list: one started again with another list (a queue
-    added) never read it, and the task of a job that then failed stayed queued, in no queue, for good."""
-    left = orphaned(cluster, jobs, tmp_path, "sleep 4; exit 7")
-    other = queue()
-    result = launcher("slurm", "--queue", left.queue, other, "--template", str(left.script), "--once",
-                      "--polling-interval", "0.3", env=cluster)  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "tracking 1 slurm job(s)" in result.stdout
-    task = Client().get_task(left.task_id)
-    assert task["status"] == "failed"
-    assert f"slurm job {left.job_id} ended (FAILED)" in task["status_message"]
-    # The dead glue's record went into the new one's: no glue tracks the job twice.
-    records = list((Path(os.environ["CLEARML_TASK_HOME"]) / "launcher" / "glue").glob("slurm-*.json"))
-    assert len(records) == 1, records
-
-
-def test_a_live_glue_keeps_its_jobs_from_another_on_other_queues(tmp_path: Path) -> None:
-    """Only a dead glue's record is taken over: one whose glue runs (its lock held) is left to it."""
-    state = tmp_path / "glue"
-    live = glue.Book(state, "slurm", ["a"])
-    try:
-        live.write({"t1": glue.Tracked("t1", "41", "a")})
-        other = glue.Book(state, "slurm", ["b"])
-        assert other.read() == []
-        other.close()
-        assert [t.job_id for t in live.read()] == ["41"]
-    finally:
-        live.close()
-
-
 def test_a_job_cancelled_while_its_glue_was_down_fails_the_task(
     cluster: dict[str, str], jobs: Repo, tmp_path: Path
 ) -> None:
