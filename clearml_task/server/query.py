@@ -285,8 +285,9 @@ def filters(call: Call, kind: str) -> tuple[Callable[[dict[str, Any]], bool] | N
         if spec.get("datetime") is not None:
             if spec.get("pattern") is not None:
                 raise errors.validation_error(f"{key} takes a pattern or a datetime, not both")
-            tests.append(ranges.multi_field(key, spec, kind))
-            reads.update(str(name) for name in spec.get("fields") or [])
+            test, names = ranges.multi_field(key, spec, kind)
+            tests.append(test)
+            reads.update(names)
             continue
         pattern = name_filter(spec.get("pattern"), f"{key}.pattern")
         paths = [_path(field, f"{key}.fields") for field in spec.get("fields") or []]

@@ -123,9 +123,9 @@ def range_test(path: list[str], value: Any, shown: str, *, numbers: bool) -> Tes
     return test
 
 
-def multi_field(key: str, spec: dict[str, Any], kind: str) -> Test:
+def multi_field(key: str, spec: dict[str, Any], kind: str) -> tuple[Test, list[str]]:
     """`_or_` / `_and_` (or `_any_` / `_all_`) {fields, datetime}: the condition on any / all of the fields,
-    each of which must be a date field of `kind`."""
+    each of which must be a date field of `kind` (one field may come as a string); and those fields."""
     names = spec.get("fields") or []
     names = [names] if isinstance(names, str) else names
     dates = DATE_FIELDS.get(kind, ())
@@ -139,7 +139,7 @@ def multi_field(key: str, spec: dict[str, Any], kind: str) -> Test:
         )
     each = [date_test([name], spec["datetime"], f"{key}.datetime") for name in names]
     combine = all if key in ("_all_", "_and_") else any
-    return lambda doc: combine(test(doc) for test in each)
+    return (lambda doc: combine(test(doc) for test in each)), names
 
 
 def _time(text: Any, shown: str) -> datetime:

@@ -287,14 +287,16 @@ def connect() -> None:
 
 
 def _away(error: Exception) -> bool:
-    """Whether an error of the API is its absence or its being busy (a connection that failed, a 429, a 5xx:
-    try again later), not a refusal of the Job."""
+    """Whether the API certainly did not take the Job, and may later: no connection could be made, or it
+    answered 429 / 503 (busy, nothing done). Not a 500, 502 or 504, nor a connection lost mid-call: the Job
+    may exist then, and a second one (Job names are unique) would run the task twice."""
     status = getattr(error, "status", None)
     if status is not None:  # the client's ApiException: the server answered
-        return status in (0, 429, 500, 502, 503, 504)
-    import urllib3
+        return status in (429, 503)
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
-    return isinstance(error, urllib3.exceptions.HTTPError | OSError)
+    reason = error.reason if isinstance(error, MaxRetryError) else error
+    return isinstance(reason, ConnectTimeoutError | ConnectionRefusedError)  # NewConnectionError is one
 
 
 @functools.lru_cache(maxsize=1)

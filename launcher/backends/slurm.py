@@ -25,11 +25,12 @@ from launcher.backends.container import IMAGE
 from launcher.errors import ReproductionError, SchedulerAway
 
 NAME = "slurm"
-# What sbatch says when the controller is away or busy, not when it refuses the job: the task is submitted
-# again later (Slurm's own words, from its errno table and its client's connection errors).
+# What sbatch says when the controller certainly did not take the job (it could not be reached, or it said
+# it is busy), not when it refused it: the task is submitted again later. Not a timeout after sending
+# ("Socket timed out", "Zero Bytes were transmitted"): the job may exist then, and a second one would run
+# the task twice. Slurm's own words, from its errno table.
 AWAY = re.compile(
-    r"Unable to contact slurm controller|Socket timed out|temporarily unable|Slurm backup controller in "
-    r"standby|Transport endpoint is not connected|Connection refused|Zero Bytes were transmitted",
+    r"Unable to contact slurm controller|temporarily unable to accept|Slurm backup controller in standby",
     re.IGNORECASE,
 )
 INSTALL = "apt-get install slurm-wlm (sbatch, squeue, scontrol and scancel on the PATH, a cluster to talk to)"

@@ -83,6 +83,12 @@ def test_or_and_and_over_date_fields(client: Client) -> None:
     later = {"fields": status_too, "datetime": f">{since}"}
     assert listed(client, "tasks.get_all", {**base, "_and_": later}) == {new}
     assert listed(client, "tasks.get_all", {**base, "_or_": later}) == {edited, new}
+    # One field may come as a string: the paths that read only some fields read that one whole.
+    one = {"fields": "last_update", "datetime": f">{since}"}
+    for only in (["id"], ["id", "name"]):
+        assert listed(client, "tasks.get_all", {**base, "only_fields": only, "_or_": one}) == {edited, new}
+        paged = {**base, "only_fields": only, "_or_": one, "page": 0, "page_size": 10}
+        assert listed(client, "tasks.get_all", paged) == {edited, new}
 
 
 def test_ranges_on_created_iterations_and_last_metrics(client: Client) -> None:

@@ -452,3 +452,20 @@ def test_an_api_server_away_or_busy_puts_the_task_back_in_its_queue(
     again = launcher(*glue, env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(server.jobs) == 1
+
+
+@pytest.mark.parametrize("code", [500, 502, 504])
+def test_an_answer_that_leaves_the_job_in_doubt_is_not_submitted_again(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path, code: int
+) -> None:
+    """After a 500, 502 or 504 the Job may exist (a gateway gave up on an API server that made it): a task
+    put back in its queue would get a second Job and run twice. It fails, as before, and nothing is sent
+    again."""
+    server, env = api
+    server.refused = {("POST", "jobs"): code}
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    result = launcher("k8s", "--queue", q, "--template", template(tmp_path), "--once", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert status(task_id) == "failed"
+    assert len([r for r in server.requests if r.method == "POST"]) == 1
