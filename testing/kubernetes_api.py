@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from testing.servers import LoopbackServer
 
 REASONS = {403: "Forbidden", 404: "NotFound", 409: "AlreadyExists", 500: "InternalError",
-           503: "ServiceUnavailable"}  # fmt: skip
+           503: "ServiceUnavailable", 504: "Timeout"}  # fmt: skip
 JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+)(/status)?)?$")
 PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
 
@@ -37,6 +37,9 @@ class KubernetesApi:
     # (method, "jobs" | "job" | "pods") -> the HTTP code the call gets ("jobs": creating a Job; "job": reading
     # or deleting one; "pods": listing pods)
     refused: dict[tuple[str, str], int] = field(default_factory=dict)
+    # the HTTP code a Job's creation gets after the Job is made (a gateway that gave up on an API server
+    # that made it); None: 201
+    made_then: int | None = None
 
     def start(self) -> str:
         api = self
@@ -90,6 +93,9 @@ class KubernetesApi:
             if name in self.jobs:
                 return self._status(409, f'jobs.batch "{name}" already exists')
             self.jobs[name] = body
+            if self.made_then is not None:
+                return self._status(self.made_then, f"jobs: {REASONS.get(self.made_then, self.made_then)} "
+                                    "(after making it, by the test)")  # fmt: skip
             return 201, body
         if jobs and jobs.group(2):
             name = jobs.group(2)

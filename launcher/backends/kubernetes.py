@@ -199,14 +199,16 @@ class Kubernetes:
         batch, _ = _apis()
         body = yaml.safe_load(rendered)
         namespace = body["metadata"].get("namespace") or self.namespace
+        name = body["metadata"]["name"]
         try:
             batch.create_namespaced_job(namespace, body)
         except Exception as e:
             if _away(e):
                 raise SchedulerAway(f"the Kubernetes API could not take the Job: {_reason(e)}",
                                     detail=str(e)) from None  # fmt: skip
-            raise ReproductionError(f"the Job was refused: {_reason(e)}", detail=str(e)) from None
-        return f"{namespace}/{body['metadata']['name']}"
+            if not (_in_doubt(e) and _made(batch, namespace, name)):
+                raise ReproductionError(f"the Job was refused: {_reason(e)}", detail=str(e)) from None
+        return f"{namespace}/{name}"
 
     def state(self, job_id: str) -> JobState:
         """Active, succeeded, failed (the condition's reason) — or ended when its pod cannot start. An API
@@ -297,6 +299,28 @@ def _away(error: Exception) -> bool:
 
     reason = error.reason if isinstance(error, MaxRetryError) else error
     return isinstance(reason, ConnectTimeoutError | ConnectionRefusedError)  # NewConnectionError is one
+
+
+def _in_doubt(error: Exception) -> bool:
+    """Whether the Job may have been made despite the error: a 500, 502 or 504 (a gateway that gave up on
+    an API server that went on), or a connection lost after the request was sent."""
+    status = getattr(error, "status", None)
+    if status is not None:
+        return status in (500, 502, 504)
+    from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
+
+    reason = error.reason if isinstance(error, MaxRetryError) else error
+    return isinstance(reason, ProtocolError | ReadTimeoutError)
+
+
+def _made(batch: Any, namespace: str, name: str) -> bool:
+    """Whether the Job of this name exists (its name is this submission's own: only it made it). Not known
+    (the API errs again) counts as no: the task fails rather than risk a second Job."""
+    try:
+        batch.read_namespaced_job(name, namespace)
+    except Exception:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=1)

@@ -469,3 +469,23 @@ def test_an_answer_that_leaves_the_job_in_doubt_is_not_submitted_again(
     assert result.returncode == 0, result.stdout + result.stderr
     assert status(task_id) == "failed"
     assert len([r for r in server.requests if r.method == "POST"]) == 1
+
+
+def test_a_job_made_despite_an_error_answer_is_tracked_not_made_again(
+    api: tuple[KubernetesApi, dict[str, str]], jobs: Repo, tmp_path: Path
+) -> None:
+    """A 504 after the API server made the Job: the Job of this submission's name exists, so it is the
+    task's job, tracked to its end (a task failed or put back would leave it running untracked)."""
+    server, env = api
+    server.made_then = 504
+    server.job_status = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimit"}]}
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    glue = ["k8s", "--queue", q, "--template", template(tmp_path), "--once", "--polling-interval", "0.3"]
+    result = launcher(*glue, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (name,) = server.jobs
+    task = Client().get_task(task_id)
+    assert task["runtime"]["kubernetes_job_id"] == f"default/{name}"
+    assert "ended (FAILED: BackoffLimit)" in task["status_message"]  # followed to its end
+    assert len([r for r in server.requests if r.method == "POST"]) == 1
