@@ -204,7 +204,8 @@ class Glue:
             room = not self.options.max_jobs or len(self.jobs) < self.options.max_jobs
             if pulling and room and time.monotonic() >= self.away_until:
                 pulled = self._pull(queue_ids, names)
-                pulling = (pulled or not self.options.once) and not (self.options.once and self.requeued)
+                # with --once, the scheduler away ends the pulling (the glue exits, 1 if a task went back)
+                pulling = (pulled or not self.options.once) and not (self.options.once and self.away_until)
                 if pulled and time.monotonic() >= self.away_until:  # submitted: the next one at once
                     continue
             if self.options.once and not pulling and not self.jobs:
@@ -252,10 +253,13 @@ class Glue:
     def _put_back(self, task_id: str, queue_id: str, queue_name: str, reason: str) -> None:
         """The task back at the front of its queue, and no pulling for AWAY_PAUSE: the scheduler did not
         refuse its job, it was not there (or busy), so the task is submitted again once it answers."""
+        self.away_until = time.monotonic() + AWAY_PAUSE
+        if self.client.get_task(task_id).get("status") != QUEUED:  # stopped meanwhile: nothing to put back
+            self._log(task_id, f"launcher: {reason}; the task is no longer queued", level="warning")
+            return
         self.client.call("queues.add_task", {"queue": queue_id, "task": task_id})
         self.client.call("queues.move_task_to_front", {"queue": queue_id, "task": task_id})
         self.requeued += 1
-        self.away_until = time.monotonic() + AWAY_PAUSE
         again = "" if self.options.once else f"; trying again in {AWAY_PAUSE:.0f} s"
         self._log(task_id, f"launcher: {reason}: the task is back at the front of {queue_name}{again}",
                   level="warning")  # fmt: skip

@@ -25,12 +25,14 @@ from launcher.backends.container import IMAGE
 from launcher.errors import ReproductionError, SchedulerAway
 
 NAME = "slurm"
-# What sbatch says when the controller certainly did not take the job (it could not be reached, or it said
-# it is busy), not when it refused it: the task is submitted again later. Not a timeout after sending
-# ("Socket timed out", "Zero Bytes were transmitted"): the job may exist then, and a second one would run
-# the task twice. Slurm's own words, from its errno table.
+# What sbatch's last error says when the controller certainly did not take the job (no connection could be
+# made, or it said it is busy), not when it refused it: the task is submitted again later. Not a failure
+# after sending ("(send failure)", "(receive failure)", "Socket timed out", "Zero Bytes were transmitted"):
+# the job may exist then, and a second one would run the task twice. Slurm's own words, from its errno
+# table; only the last error line counts (sbatch says it is retrying before it fails otherwise).
 AWAY = re.compile(
-    r"Unable to contact slurm controller|temporarily unable to accept|Slurm backup controller in standby",
+    r"Unable to contact slurm controller \(connect failure\)|temporarily unable to accept job"
+    r"|Slurm backup controller in standby",
     re.IGNORECASE,
 )
 INSTALL = "apt-get install slurm-wlm (sbatch, squeue, scontrol and scancel on the PATH, a cluster to talk to)"
@@ -90,7 +92,7 @@ class Slurm:
         if done.returncode != 0:
             lines = [line for line in done.stderr.splitlines() if line.strip()]
             last = lines[-1] if lines else "no reason given"
-            if AWAY.search(done.stderr):
+            if AWAY.search(last):
                 raise SchedulerAway(f"sbatch could not reach the Slurm controller: {last}",
                                     detail=done.stderr)  # fmt: skip
             raise ReproductionError(f"sbatch refused the job: {last}", detail=done.stderr)

@@ -81,3 +81,31 @@ def test_plots_show_the_newest_plot_of_each_metric_and_variant(site: Site, page:
     expect(charts.nth(0)).to_contain_text("loss / curve (iteration 299, the newest of 300 iterations)")
     expect(charts.nth(1)).to_contain_text("roc / val (iteration 5, the newest of 2 iterations)")
     shot(page, "plots-newest")
+
+
+def test_a_plot_that_is_no_figure_is_shown_as_it_is_and_the_others_still_drawn(
+    site: Site, page: Page, shot: Any
+) -> None:
+    """A plot_str of `null` made the script fail, and the tab showed nothing at all; text that is not JSON
+    was shown as {}; a reversed y axis was drawn the normal way up."""
+    client = site.client()
+    project = client.project_id(PROJECT, create=False)
+    task = client.call("tasks.create", {"name": "odd plots", "type": "training", "project": project})["id"]
+    good = {"data": [{"type": "scatter", "mode": "lines", "x": [0, 1, 2], "y": [1, 4, 9]}]}
+    reversed_y = {**good, "layout": {"yaxis": {"autorange": "reversed"}}}
+    texts = [("a", "null", "null"), ("b", "good", json.dumps(good)), ("c", "not json", "not json{"),
+             ("d", "list", "[1, 2]"), ("e", "reversed", json.dumps(reversed_y))]  # fmt: skip
+    events = [
+        {"task": task, "type": "plot", "metric": metric, "variant": variant, "iter": 1,
+         "timestamp": 1_700_000_000_000 + i, "plot_str": text}
+        for i, (metric, variant, text) in enumerate(texts)
+    ]  # fmt: skip
+    client.call("events.add_batch", {"requests": events})
+    page.goto(f"{site.url}/projects/{project}/tasks/{task}/plots")
+    expect(page.locator("#plots figure.chart")).to_have_count(5)
+    expect(figure(page, "b / good").locator("canvas")).to_have_count(1)
+    for title, shown in (("a / null", "null"), ("c / not json", "not json{"), ("d / list", "2"),
+                         ("e / reversed", "reversed")):  # fmt: skip
+        expect(figure(page, title).locator("pre")).to_contain_text(shown)
+        expect(figure(page, title).locator("canvas")).to_have_count(0)
+    shot(page, "plots-odd")

@@ -342,3 +342,65 @@ def test_a_dry_run_directory_that_cannot_be_made_is_one_line(jobs: Repo, tmp_pat
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"clearml-launcher: error: --dry-run {out}: "), result.stderr
     assert status(task_id) == "queued"
+
+
+@pytest.mark.parametrize(
+    ("said", "away"),
+    [
+        ("Batch job submission failed: Unable to contact slurm controller (connect failure)", True),
+        ("Batch job submission failed: Slurm temporarily unable to accept job, sleeping and retrying", True),
+        ("Batch job submission failed: Unable to contact slurm controller (receive failure)", False),
+        ("Batch job submission failed: Unable to contact slurm controller (send failure)", False),
+        ("Slurm temporarily unable to accept job, sleeping and retrying\n"
+         "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", False),
+        ("Batch job submission failed: Invalid partition name specified", False),
+    ],
+)  # fmt: skip
+def test_only_sbatch_errors_that_leave_no_job_put_the_task_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, said: str, away: bool
+) -> None:
+    """Slurm's own wordings (from libslurm's errno table), said by an sbatch stand-in on PATH: a send or
+    receive failure, or a timeout after sbatch said it retries, may leave a job the controller took, so
+    the task must fail (a second job would run it twice); only a failed connection or a busy controller as
+    sbatch's last word puts it back."""
+    from launcher.backends.slurm import Slurm
+    from launcher.errors import ReproductionError, SchedulerAway
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    lines = "\n".join(f"sbatch: error: {line}" if not line.startswith("sbatch:") else line
+                      for line in said.splitlines())  # fmt: skip
+    (fake / "sbatch").write_text(f"#!/bin/sh\ncat > /dev/null\ncat >&2 <<'EOF'\n{lines}\nEOF\nexit 1\n")
+    (fake / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(ReproductionError) as raised:
+        Slurm({}).submit("#!/bin/bash\ntrue\n")
+    assert isinstance(raised.value, SchedulerAway) is away, raised.value.reason
+
+
+def test_a_task_stopped_while_sbatch_ran_is_not_put_back(jobs: Repo, tmp_path: Path) -> None:
+    """The controller away, but the task stopped meanwhile: it was put back in its queue, stopped."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    started = tmp_path / "sbatch-started"
+    (fake / "sbatch").write_text(
+        f"#!/bin/sh\ncat > /dev/null\ntouch {started}\nsleep 3\n"
+        "echo 'sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+        "(connect failure)' >&2\n"
+        "exit 1\n"
+    )
+    (fake / "sbatch").chmod(0o755)
+    q = queue()
+    task_id = create_task(jobs.work, "train.py", queue=q)
+    glue = spawn("slurm", "--queue", q, "--template", str(template(tmp_path)), "--once",
+                 env={"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"})  # fmt: skip
+    try:
+        wait_for(started.exists)
+        Client().call("tasks.stop", {"task": task_id, "force": True})
+        assert glue.wait(timeout=60) == 0  # nothing was put back
+    finally:
+        if glue.poll() is None:
+            glue.kill()
+    assert status(task_id) == "stopped"
+    entries = Client().call("queues.get_by_id", {"queue": Client().queue_id(q)})["queue"]["entries"]
+    assert entries == []

@@ -123,13 +123,15 @@
   const plots = document.getElementById("plots");
   if (plots) afterPaint(() => {
     for (const event of read("plots-data") || []) {
-      let figure = {};
-      try { figure = JSON.parse(event.plot_str || "{}"); } catch (error) { figure = {}; }
+      const raw = typeof event.plot_str === "string" ? event.plot_str : JSON.stringify(event.plot_str);
+      let figure;  // undefined: not JSON, shown as the text it is
+      try { figure = JSON.parse(raw || "{}"); } catch (error) { figure = undefined; }
       const count = event.iterations > 1 ? `, the newest of ${event.iterations}${event.more ? "+" : ""} iterations` : "";
       const title = `${event.metric} / ${event.variant} (iteration ${event.iter}${count})`;
-      const series = drawable(figure);
+      const isFigure = figure !== null && typeof figure === "object" && !Array.isArray(figure);
+      const series = isFigure ? drawable(figure) : null;  // null, a number, a list: no figure to draw
       if (series) chart(plots, title, series, 0, axisTitles(figure.layout));
-      else asJson(plots, title, figure);
+      else asJson(plots, title, figure === undefined ? String(raw) : figure);
     }
   });
 
@@ -140,7 +142,7 @@
     const caption = document.createElement("figcaption");
     caption.textContent = title;
     const pre = document.createElement("pre");
-    pre.textContent = JSON.stringify(figure, null, 2);
+    pre.textContent = typeof figure === "string" ? figure : JSON.stringify(figure, null, 2);
     box.append(caption, pre);
     parent.append(box);
   }
@@ -165,6 +167,7 @@
   }
 
   function linear(axis) {
+    if (axis && axis.autorange === "reversed") return false;  // uPlot would draw it the other way up
     return !axis || axis.type === undefined || axis.type === "-" || axis.type === "linear";
   }
 
