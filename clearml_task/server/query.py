@@ -307,15 +307,17 @@ def filters(call: Call, kind: str) -> tuple[Callable[[dict[str, Any]], bool] | N
     conditions, read = ranges.tests(call.data, kind)
     tests += conditions
     reads |= read
-    dotted = [
-        (key, value)
-        for key, value in call.data.items()
-        if "." in key and value is not None and not ranges.is_metric_path(key)
-    ]
+    dotted = [(key, value) for key, value in call.data.items() if "." in key and value is not None]
     if len(dotted) > MAX_LISTED:
         raise errors.validation_error(f"at most {MAX_LISTED} dotted field filters")
+    if sum(ranges.is_metric_path(key) for key, _ in dotted) > ranges.MAX_METRIC_PATHS:
+        raise errors.validation_error(f"at most {ranges.MAX_METRIC_PATHS} {ranges.METRICS} conditions")
     for key, value in dotted:
         path = _path(key, key)
+        if ranges.is_metric_path(key):  # a number range, as ClearML's server reads every last_metrics path
+            tests.append(ranges.range_test(path, value, key, numbers=True))
+            reads.add(path[0])
+            continue
         accepted = value if isinstance(value, list) else [value]
         if len(accepted) > MAX_LISTED or not all(isinstance(v, str | int | float | bool) for v in accepted):
             raise errors.validation_error(f"{key} must be a value or a list of at most {MAX_LISTED} values")

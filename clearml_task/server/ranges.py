@@ -42,7 +42,6 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 }
 MAX_CONDITIONS = 8
 MAX_METRIC_PATHS = 64  # last_metrics conditions in one call (each is a test of every document)
-MAX_METRIC_DEPTH = 16
 
 
 def fields(kind: str) -> tuple[str, ...]:
@@ -55,7 +54,8 @@ def is_metric_path(key: str) -> bool:
 
 
 def tests(data: dict[str, Any], kind: str) -> tuple[list[Test], set[str]]:
-    """The tests of the date and range fields given in a get_all body, and the top-level fields they read."""
+    """The tests of the top-level date and range fields given in a get_all body, and the fields they read
+    (a `last_metrics` path is a dotted field: query.filters gives it `range_test`)."""
     found: list[Test] = []
     reads: set[str] = set()
     for name in fields(kind):
@@ -68,15 +68,6 @@ def tests(data: dict[str, Any], kind: str) -> tuple[list[Test], set[str]]:
         else:
             found.append(range_test(path, value, name, numbers=name in NUMBER_RANGES[kind]))
         reads.add(name)
-    metrics = [(key, value) for key, value in data.items() if is_metric_path(key) and value is not None]
-    if len(metrics) > MAX_METRIC_PATHS:
-        raise errors.validation_error(f"at most {MAX_METRIC_PATHS} {METRICS} conditions")
-    for key, value in metrics:
-        path = key.split(".")
-        if not all(path) or len(path) > MAX_METRIC_DEPTH:
-            raise errors.validation_error(f"{key[:100]!r} is not a field path")
-        found.append(range_test(path, value, key, numbers=True))
-        reads.add(METRICS)
     return found, reads
 
 
@@ -150,7 +141,7 @@ def _time(text: Any, shown: str) -> datetime:
         found = datetime.fromisoformat(text.strip())
     except ValueError:
         raise errors.validation_error(f"{shown}: {str(text)[:64]!r} is not an ISO time") from None
-    return found if found.tzinfo else found.replace(tzinfo=timezone.utc)
+    return _utc(found)
 
 
 def _number(value: Any, shown: str) -> float:
@@ -171,10 +162,14 @@ def _times(values: Iterable[Any]) -> Iterable[datetime]:
     for value in values:
         if isinstance(value, str):
             try:
-                found = datetime.fromisoformat(value)
+                yield _utc(datetime.fromisoformat(value))
             except ValueError:
                 continue
-            yield found if found.tzinfo else found.replace(tzinfo=timezone.utc)
+
+
+def _utc(found: datetime) -> datetime:
+    """A time that names no zone is UTC (as ClearML's server stores and reads them)."""
+    return found if found.tzinfo else found.replace(tzinfo=timezone.utc)
 
 
 def _numbers(values: Iterable[Any]) -> Iterable[float]:
