@@ -238,10 +238,13 @@ class Tx:
         )
         return [(int(seq), json.loads(doc)) for seq, doc in rows]
 
-    def last_stored(self, task: str, type_: str) -> int:
-        """The position (`seq`) of the task's event of this type stored last; 0 for none."""
-        row = self.conn.execute("SELECT MAX(seq) FROM events WHERE task = ? AND type = ?", (task, type_))
-        return int(row.fetchone()[0] or 0)
+    def count_and_last(self, task: str, type_: str) -> tuple[int, int]:
+        """How many events of one task and type there are, and the position (`seq`) of the one stored last
+        (0 for none): one pass over them."""
+        row = self.conn.execute(
+            "SELECT COUNT(*), MAX(seq) FROM events WHERE task = ? AND type = ?", (task, type_)
+        ).fetchone()
+        return int(row[0]), int(row[1] or 0)
 
     def all_events(self, task: str, type_: str) -> list[dict[str, Any]]:
         """Every event of one task and type, oldest first."""

@@ -239,20 +239,19 @@ def get_task_log(call: Call) -> dict[str, Any]:
     task_id = call.id("task")
     _check_owner(call, task_id)
     batch = call.integer("batch_size", DEFAULT_LOG_BATCH) or DEFAULT_LOG_BATCH
-    total = call.tx.count_events(task_id, "log")
+    total, last = call.tx.count_and_last(task_id, "log")
     after = call.integer("stored_after")
     if after is not None:
         stored = call.tx.events_stored_after(task_id, "log", after=after, limit=batch)
-        last = stored[-1][0] if stored else max(after, 0)
+        reached = stored[-1][0] if stored else max(after, 0)  # where the next poll goes on from
         events = [event for _, event in stored]
-        return {"events": events, "returned": len(events), "total": total, "stored_last": last}
+        return {"events": events, "returned": len(events), "total": total, "stored_last": reached}
     earlier = call.flag("navigate_earlier", True)
     start = call.integer("from_timestamp")
     events = call.tx.events(task_id, "log", from_timestamp=start, limit=batch, newest_first=earlier)
     order = call.text("order")
     if (order == "asc" and earlier) or (order == "desc" and not earlier):
         events.reverse()
-    last = call.tx.last_stored(task_id, "log")
     return {"events": events, "returned": len(events), "total": total, "stored_last": last}
 
 
