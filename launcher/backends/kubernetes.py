@@ -203,10 +203,11 @@ class Kubernetes:
         try:
             batch.create_namespaced_job(namespace, body)
         except Exception as e:
-            if _away(e):
+            answer = _answer(e)
+            if answer == "away":
                 raise SchedulerAway(f"the Kubernetes API could not take the Job: {_reason(e)}",
                                     detail=str(e)) from None  # fmt: skip
-            if not (_in_doubt(e) and _made(batch, namespace, name)):
+            if not (answer == "in doubt" and _made(batch, namespace, name)):
                 raise ReproductionError(f"the Job was refused: {_reason(e)}", detail=str(e)) from None
         return f"{namespace}/{name}"
 
@@ -288,29 +289,23 @@ def connect() -> None:
         raise UserError(f"no Kubernetes cluster configured: {e}", hint) from None
 
 
-def _away(error: Exception) -> bool:
-    """Whether the API certainly did not take the Job, and may later: no connection could be made, or it
-    answered 429 / 503 (busy, nothing done). Not a 500, 502 or 504, nor a connection lost mid-call: the Job
-    may exist then, and a second one (Job names are unique) would run the task twice."""
+def _answer(error: Exception) -> str:
+    """What an error of creating a Job says of it:
+    - "away": the API certainly did not take it, and may later (no connection could be made; a 429 or
+      503: busy, nothing done);
+    - "in doubt": it may have been made (a 500, 502 or 504: a gateway that gave up on an API server that
+      went on; a connection lost after the request was sent): a second Job (names are unique) would run
+      the task twice;
+    - "refused": anything else."""
     status = getattr(error, "status", None)
     if status is not None:  # the client's ApiException: the server answered
-        return status in (429, 503)
-    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+        return "away" if status in (429, 503) else "in doubt" if status in (500, 502, 504) else "refused"
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProtocolError, ReadTimeoutError
 
     reason = error.reason if isinstance(error, MaxRetryError) else error
-    return isinstance(reason, ConnectTimeoutError | ConnectionRefusedError)  # NewConnectionError is one
-
-
-def _in_doubt(error: Exception) -> bool:
-    """Whether the Job may have been made despite the error: a 500, 502 or 504 (a gateway that gave up on
-    an API server that went on), or a connection lost after the request was sent."""
-    status = getattr(error, "status", None)
-    if status is not None:
-        return status in (500, 502, 504)
-    from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
-
-    reason = error.reason if isinstance(error, MaxRetryError) else error
-    return isinstance(reason, ProtocolError | ReadTimeoutError)
+    if isinstance(reason, ConnectTimeoutError | ConnectionRefusedError):  # NewConnectionError is one
+        return "away"
+    return "in doubt" if isinstance(reason, ProtocolError | ReadTimeoutError) else "refused"
 
 
 def _made(batch: Any, namespace: str, name: str) -> bool:
