@@ -324,14 +324,16 @@ def _sweep_beside(work_dir: Path) -> int:
     lock itself (a restarted daemon removed a dead run's tree, not its lock: they piled up, one per killed
     run), a container run's staging folder (its env file holds the server's keys), an SDK config. Returns
     how many runs left more than their lock."""
-    import glob
-
+    by_run: dict[str, list[Path]] = {}  # `<tree>.*` entries by their tree's name, from one listing
+    for entry in work_dir.iterdir():
+        run, dot, _ = entry.name.partition(".")
+        if run and dot:
+            by_run.setdefault(run, []).append(entry)
     removed = 0
-    for run in sorted({entry.name.partition(".")[0] for entry in work_dir.iterdir()} - {""}):
+    for run, beside in sorted(by_run.items()):
         tree, lock = work_dir / run, run_lock(work_dir / run)
-        beside = list(work_dir.glob(f"{glob.escape(run)}.*"))
         try:
-            if not beside or tree.exists() or tree.is_symlink() or any(_young(path) for path in beside):
+            if tree.exists() or tree.is_symlink() or any(_young(path) for path in beside):
                 continue
         except OSError:
             continue  # gone meanwhile
