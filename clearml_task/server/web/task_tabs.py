@@ -121,31 +121,37 @@ def plots(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
     with how many iterations of it were reported: a task reporting a plot every iteration has thousands,
     which as charts would make a page of megabytes that blocks the browser for seconds."""
     events = newest_events(ui, task, "plot")
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
     iterations: dict[tuple[str, str], set[Any]] = {}
     for event in events:
-        key = (str(event.get("metric", "")), str(event.get("variant", "")))
-        latest.setdefault(key, event)
-        iterations.setdefault(key, set()).add(event.get("iter"))
+        iterations.setdefault(_series(event), set()).add(event.get("iter"))
     cut = len(events) >= LOG_BATCH  # the oldest reports were not read: their counts are lower bounds
     shown = [
         {**_fields(e, "metric", "variant", "iter", "timestamp", "plot_str"),
-         "iterations": len(iterations[key]), "more": cut}
-        for key, e in sorted(latest.items())
+         "iterations": len(iterations[_series(e)]), "more": cut}
+        for e in newest_of_each(events)
     ]  # fmt: skip
     return {"plots": shown}
 
 
 def debug_samples(ui: Ui, task: dict[str, Any]) -> dict[str, Any]:
     """The newest image of each metric and variant (ClearML's debug samples show the last iteration)."""
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for event in newest_events(ui, task, "training_debug_image"):
-        latest.setdefault((str(event.get("metric", "")), str(event.get("variant", ""))), event)
     samples = [
         {**_fields(e, "metric", "variant", "iter", "url"), "src": download_href(e.get("url"))}
-        for _, e in sorted(latest.items())
+        for e in newest_of_each(newest_events(ui, task, "training_debug_image"))
     ]
     return {"samples": samples}
+
+
+def newest_of_each(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest of `events` (given newest first) of each metric and variant, ordered by those."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for event in events:
+        latest.setdefault(_series(event), event)
+    return [event for _, event in sorted(latest.items())]
+
+
+def _series(event: dict[str, Any]) -> tuple[str, str]:
+    return str(event.get("metric", "")), str(event.get("variant", ""))
 
 
 TABS = {
